@@ -1,0 +1,167 @@
+# SPDX-License-Identifier: Apache-2.0
+#
+# zmesh build: everything generated goes under build/ (vmlinux.h, BPF objects and skeletons,
+# objects, binaries, test programs). Files are picked up by convention, so adding a source
+# file never needs an edit here:
+#   bpf/*.bpf.c                -> build/bpf/<x>.bpf.o and build/bpf/<x>.skel.h
+#   userspace/lib/<dir>/*.c    -> build/libzmesh.a
+#   userspace/<bin>/*.c        -> build/bin/<bin>   (ztunnel, waypoint, zmeshctl)
+#   tests/unit/test_*.c        -> build/tests/unit/test_*
+#   tests/bpf/test_*.c         -> build/tests/bpf/test_*
+#   tests/tools/*.c            -> build/tests/tools/*
+#   tests/fuzz/fuzz_*.c        -> build/fuzz/fuzz_*   (make fuzz, clang + libFuzzer)
+#
+# make [all] | test | bench | demo | lint | fuzz | clean     V=1 for full commands
+# make SANITIZE=1 ...  builds into build-san/ with ASan+UBSan (tests run the same way)
+
+.DEFAULT_GOAL := all
+.DELETE_ON_ERROR:
+.SECONDARY:
+.SUFFIXES:
+
+ifeq ($(SANITIZE),1)
+BUILD ?= build-san
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+else
+BUILD ?= build
+SANFLAGS :=
+endif
+
+ifeq ($(V),1)
+Q :=
+msg := @true
+else
+Q := @
+msg = @printf '  %-8s %s\n'
+endif
+
+CC ?= gcc
+CLANG ?= clang
+BPFTOOL ?= bpftool
+ARCH := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
+
+CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE $(SANFLAGS) $(EXTRA_CFLAGS)
+CPPFLAGS := -Iinclude -Iuserspace/lib -I$(BUILD)/bpf -I$(BUILD) -Itests/lib
+LDFLAGS := $(SANFLAGS)
+LDLIBS := -lbpf -lelf -lz -lssl -lcrypto -lnghttp2 -lyaml -ljson-c -lmnl -lpthread
+BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
+	-I$(BUILD) -Iinclude -Ibpf
+
+BPF_SRCS := $(wildcard bpf/*.bpf.c)
+BPF_NAMES := $(patsubst bpf/%.bpf.c,%,$(BPF_SRCS))
+BPF_OBJS := $(BPF_NAMES:%=$(BUILD)/bpf/%.bpf.o)
+SKELS := $(BPF_NAMES:%=$(BUILD)/bpf/%.skel.h)
+
+LIB_SRCS := $(wildcard userspace/lib/*/*.c)
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
+LIB := $(BUILD)/libzmesh.a
+
+BINS := ztunnel waypoint zmeshctl
+BIN_PATHS := $(BINS:%=$(BUILD)/bin/%)
+
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+BPFT_SRCS := $(wildcard tests/bpf/test_*.c)
+TOOL_SRCS := $(wildcard tests/tools/*.c)
+UNIT_BINS := $(UNIT_SRCS:tests/%.c=$(BUILD)/tests/%)
+BPFT_BINS := $(BPFT_SRCS:tests/%.c=$(BUILD)/tests/%)
+TOOL_BINS := $(TOOL_SRCS:tests/%.c=$(BUILD)/tests/%)
+FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/fuzz/%)
+
+ALL_OBJS := $(LIB_OBJS) $(foreach b,$(BINS),$(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard userspace/$(b)/*.c))) \
+	$(UNIT_SRCS:%.c=$(BUILD)/obj/%.o) $(BPFT_SRCS:%.c=$(BUILD)/obj/%.o) $(TOOL_SRCS:%.c=$(BUILD)/obj/%.o)
+
+.PHONY: all prereqs test test-unit test-bpf test-integration bench demo lint fuzz clean help
+all: prereqs $(SKELS) $(BIN_PATHS) $(UNIT_BINS) $(BPFT_BINS) $(TOOL_BINS)
+
+# Missing build prerequisites stop here with what to install, not deep inside a recipe.
+prereqs:
+	$(Q)scripts/check-prereqs.sh build
+
+# vmlinux.h comes from the running kernel's BTF and is replaced only when it changes, so a
+# rebuild on the same kernel recompiles nothing.
+$(BUILD)/vmlinux.h: FORCE | $(BUILD)/.dir
+	$(msg) GEN $@
+	$(Q)$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > $@.tmp
+	$(Q)if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; fi
+FORCE:
+
+$(BUILD)/bpf/%.tmp.o: bpf/%.bpf.c $(BUILD)/vmlinux.h
+	$(msg) BPF $<
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/bpf/%.bpf.o: $(BUILD)/bpf/%.tmp.o
+	$(msg) LINK $@
+	$(Q)$(BPFTOOL) gen object $@ $<
+
+$(BUILD)/bpf/%.skel.h: $(BUILD)/bpf/%.bpf.o
+	$(msg) SKEL $@
+	$(Q)$(BPFTOOL) gen skeleton $< > $@
+
+$(BUILD)/obj/%.o: %.c | $(SKELS)
+	$(msg) CC $<
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(LIB): $(LIB_OBJS)
+	$(msg) AR $@
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+define bin_rule
+$(BUILD)/bin/$(1): $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard userspace/$(1)/*.c)) $(LIB)
+	$$(msg) LD $$@
+	$$(Q)mkdir -p $$(@D)
+	$$(Q)$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(LDLIBS)
+endef
+$(foreach b,$(BINS),$(eval $(call bin_rule,$(b))))
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(LIB)
+	$(msg) LD $@
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/.dir:
+	$(Q)mkdir -p $(BUILD)/bpf $(BUILD)/bin && touch $@
+
+# Fuzz targets: clang + libFuzzer + ASan/UBSan over the library sources.
+FUZZ_CFLAGS := -std=gnu11 -g -O1 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
+	-Iinclude -Iuserspace/lib -I$(BUILD)/bpf -I$(BUILD)
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_SRCS) | $(SKELS)
+	$(msg) FUZZ $@
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) -o $@ $< $(LIB_SRCS) $(LDLIBS)
+fuzz: $(FUZZ_BINS)
+	$(Q)scripts/fuzz.sh $(FUZZ_BINS)
+
+test: all
+	$(Q)BUILD=$(BUILD) tests/run.sh
+test-unit: all
+	$(Q)BUILD=$(BUILD) tests/run.sh unit
+test-bpf: all
+	$(Q)BUILD=$(BUILD) tests/run.sh bpf
+test-integration: all
+	$(Q)BUILD=$(BUILD) tests/run.sh integration
+
+bench: all
+	$(Q)BUILD=$(BUILD) scripts/bench.sh
+
+demo: all
+	$(Q)BUILD=$(BUILD) scripts/demo.sh
+
+lint:
+	$(Q)scripts/lint.sh
+
+clean:
+	$(msg) CLEAN build
+	$(Q)rm -rf build build-san
+
+help:
+	@sed -n '3,17p' Makefile | sed 's/^# \{0,1\}//'
+
+# Unknown targets get a list of the real ones instead of make's terse message.
+.DEFAULT:
+	@echo "make: unknown target '$@'. Targets: all test test-unit test-bpf test-integration bench demo lint fuzz clean help (SANITIZE=1, V=1)" >&2
+	@exit 2
+
+-include $(wildcard $(ALL_OBJS:.o=.d) $(BPF_NAMES:%=$(BUILD)/bpf/%.tmp.d))

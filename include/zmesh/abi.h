@@ -1,0 +1,131 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The pinned ABI between the BPF datapath and userspace: map names, pin layout, map keys and
+ * values, sizes and the ABI version. Compiled by clang -target bpf (after vmlinux.h) and by
+ * the userspace compiler (after <linux/types.h>); nothing here may depend on either side.
+ *
+ * Rules: byte order lives in the type (__be32 addresses, __be16 ports), padding is explicit,
+ * no bit-fields, every struct has its size and key offsets asserted below. Any change to a
+ * layout, a map type or a map size bumps ZM_ABI_VERSION: a datapath pinned with another
+ * version is refused by `zmeshctl datapath load` rather than silently misread.
+ */
+#ifndef ZMESH_ABI_H
+#define ZMESH_ABI_H
+
+#include "zmesh/ports.h"
+#include "zmesh/reasons.h"
+
+#define ZM_ABI_VERSION 1
+
+#define ZM_STR_(x) #x
+#define ZM_STR(x) ZM_STR_(x)
+
+/* Map names: at most 15 characters so `bpftool map show` prints them whole. */
+#define ZM_MAP_META zm_meta	      /* array[1] of struct zm_meta */
+#define ZM_MAP_WORKLOADS zm_workloads /* hash zm_addr -> zm_workload (read by tc) */
+#define ZM_MAP_WL_INFO zm_wl_info     /* hash zm_addr -> zm_workload_info (userspace only) */
+#define ZM_MAP_BYPASS zm_bypass	      /* hash zm_addr -> zm_bypass_kind: never captured */
+#define ZM_MAP_STATS zm_stats	      /* percpu array[ZM_REASON_MAX] of __u64 packets */
+#define ZM_MAP_CONNS zm_conns	      /* lru hash zm_flow -> zm_conn_stats (sockops) */
+
+#define ZM_MAX_WORKLOADS 8192
+#define ZM_MAX_BYPASS 1024
+#define ZM_MAX_CONNS 65536
+
+/* Pin layout under the pin directory (default ZM_PIN_DIR_DEFAULT, overridable). */
+#define ZM_PIN_DIR_DEFAULT "/sys/fs/bpf/zmesh"
+#define ZM_PIN_PROG_CAPTURE "prog_capture"
+#define ZM_PIN_PROG_SOCKOPS "prog_sockops"
+#define ZM_PIN_LINK_SOCKOPS_FMT "link_sockops_%llu" /* cgroup id */
+
+/*
+ * Our tc filter: clsact ingress, this priority and handle. Only a filter with exactly this
+ * priority and handle is ever replaced or deleted by us; other filters on the same hook are
+ * left alone and see every packet we do not claim (we return TC_ACT_UNSPEC for those).
+ */
+#define ZM_TC_PRIORITY 1
+#define ZM_TC_HANDLE 0x7a6d
+
+/* Address families as the kernel numbers them (AF_INET, AF_INET6) without socket headers. */
+#define ZM_AF_INET 2
+#define ZM_AF_INET6 10
+
+/* An IPv4 or IPv6 address. IPv4 sits in addr[0]; the other words are zero. */
+struct zm_addr {
+	__u8 family; /* ZM_AF_INET or ZM_AF_INET6 */
+	__u8 pad[3];
+	__be32 addr[4];
+};
+
+enum zm_workload_flags {
+	ZM_WL_F_CAPTURE = 1u << 0, /* redirect this pod's traffic through ztunnel */
+	ZM_WL_F_HBONE = 1u << 1,   /* the workload speaks HBONE (protocol: HBONE) */
+};
+
+/* What the tc program knows of a local pod address. */
+struct zm_workload {
+	__u32 ifindex; /* host-side veth in the node namespace; SYNs from the address on any
+			* other interface are spoofed */
+	__u32 flags;   /* enum zm_workload_flags */
+	__u64 cgroup_id; /* pod cgroup v2 id, 0 when unknown */
+};
+
+#define ZM_NAME_LEN 64
+#define ZM_PATH_LEN 128
+#define ZM_IFNAME_LEN 16
+
+/* Userspace-only description of an enrolled address: what `zmeshctl workload list` prints. */
+struct zm_workload_info {
+	char name[ZM_NAME_LEN];
+	char namespace[ZM_NAME_LEN];
+	char service_account[ZM_NAME_LEN];
+	char trust_domain[ZM_NAME_LEN];
+	char node[ZM_NAME_LEN];
+	char netns[ZM_PATH_LEN]; /* path of the pod's network namespace */
+	char veth[ZM_IFNAME_LEN]; /* host-side interface name */
+	__u64 enrolled_at;	  /* CLOCK_REALTIME seconds */
+};
+
+enum zm_bypass_kind {
+	ZM_BYPASS_NODE_ADDR = 1, /* an address of the node itself (kubelet, host network) */
+	ZM_BYPASS_USER = 2,	 /* excluded by the operator */
+};
+
+struct zm_meta {
+	__u32 abi_version; /* ZM_ABI_VERSION of whoever created the pins */
+	__u32 pad;
+	__u64 loaded_at; /* CLOCK_REALTIME seconds of the first load */
+};
+
+/* A TCP connection as the pod's socket sees it: local = the pod. */
+struct zm_flow {
+	struct zm_addr local;
+	struct zm_addr remote;
+	__be16 local_port;
+	__be16 remote_port;
+	__u32 pad;
+};
+
+/* Telemetry sockops keeps per connection of an enrolled pod. */
+struct zm_conn_stats {
+	__u64 first_seen_ns; /* bpf_ktime_get_ns() at first callback */
+	__u64 last_seen_ns;
+	__u64 bytes_acked;    /* tcp_sock bytes_acked at the last callback */
+	__u64 bytes_received; /* tcp_sock bytes_received at the last callback */
+	__u32 srtt_us;	      /* smoothed RTT in microseconds */
+	__u32 total_retrans;  /* retransmitted segments */
+	__u32 state;	      /* kernel TCP state (TCP_ESTABLISHED = 1, ...) */
+	__u32 snd_cwnd;
+};
+
+_Static_assert(sizeof(struct zm_addr) == 20, "zm_addr layout");
+_Static_assert(__builtin_offsetof(struct zm_addr, addr) == 4, "zm_addr layout");
+_Static_assert(sizeof(struct zm_workload) == 16, "zm_workload layout");
+_Static_assert(__builtin_offsetof(struct zm_workload, cgroup_id) == 8, "zm_workload layout");
+_Static_assert(sizeof(struct zm_workload_info) == 5 * 64 + 128 + 16 + 8, "zm_workload_info");
+_Static_assert(sizeof(struct zm_meta) == 16, "zm_meta layout");
+_Static_assert(sizeof(struct zm_flow) == 48, "zm_flow layout");
+_Static_assert(__builtin_offsetof(struct zm_flow, local_port) == 40, "zm_flow layout");
+_Static_assert(sizeof(struct zm_conn_stats) == 48, "zm_conn_stats layout");
+
+#endif

@@ -1,0 +1,164 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * zm_capture: the tc program that captures enrolled pods' TCP for the node's ztunnel without
+ * iptables. Attached at clsact ingress (priority ZM_TC_PRIORITY, handle ZM_TC_HANDLE) of every
+ * enrolled pod's host-side veth (traffic leaving pods) and of the node's Ethernet uplinks
+ * (traffic from other nodes), in the node's network namespace, where ztunnel listens.
+ *
+ * Per TCP packet: an enrolled source address seen on the wrong interface is dropped; a packet
+ * of an existing connection in this netns is assigned to its socket (replies to ztunnel's
+ * sockets that use pod addresses); a bare SYN is steered with bpf_sk_assign() to ztunnel's
+ * transparent listener: 15001 from an enrolled pod, 15008 or 15006 to one. Claimed packets
+ * get the ZM_MARK bit so the node's policy route (fwmark -> local table) delivers them
+ * locally. Everything we do not claim returns TC_ACT_UNSPEC, so a CNI filter behind ours
+ * still sees it; we never return TC_ACT_OK for a packet we did not assign.
+ *
+ * Assumes: Ethernet framing (see lib/parse.h), maps filled by zmeshctl (lib/maps.h).
+ */
+#include "lib/common.h"
+#include "lib/maps.h"
+#include "lib/parse.h"
+#include "lib/sk.h"
+
+/*
+ * Settings, fixed at load time by the loader through the skeleton's rodata.
+ *
+ * zm_cfg_fail_open: what to do with a SYN we must capture when ztunnel has no listener
+ * (restart, crash). false (default): drop it (fail closed: a refused connection is better
+ * than plaintext escaping the mesh). true: let it continue uncaptured; still counted as
+ * drop_no_listener so the operator sees it.
+ */
+const volatile bool zm_cfg_fail_open = false;
+
+/*
+ * zm_cfg_mark / zm_cfg_mark_mask: the mark set on claimed packets (bits of mask cleared, then
+ * mark set; other bits of skb->mark kept for the CNI). Must equal the node's
+ * `ip rule fwmark MARK/MASK`; change both when ZM_MARK collides with a CNI's marks.
+ */
+const volatile __u32 zm_cfg_mark = ZM_MARK;
+const volatile __u32 zm_cfg_mark_mask = ZM_MARK_MASK;
+
+/* ztunnel's own ports: a connection to them is already mesh traffic or control plane. */
+static __always_inline bool zm_is_ztunnel_port(__u16 port)
+{
+	return port == ZM_PORT_OUTBOUND || port == ZM_PORT_INBOUND_PLAIN || port == ZM_PORT_HBONE ||
+	       port == ZM_PORT_ADMIN || port == ZM_PORT_METRICS || port == ZM_PORT_READY;
+}
+
+/* A bare SYN opens a connection: SYN without ACK (SYN-ACK is a reply) and without RST. */
+static __always_inline bool zm_is_bare_syn(const struct zm_pkt *pkt)
+{
+	return (pkt->tcp_flags & (ZM_TCP_SYN | ZM_TCP_ACK | ZM_TCP_RST)) == ZM_TCP_SYN;
+}
+
+/*
+ * Decide where a bare SYN goes. @src_wl is the enrolled source workload (already checked
+ * to have arrived on its own veth) or NULL. Returns -ZM_REASON_*.
+ */
+static __always_inline int zm_capture_syn(struct __sk_buff *skb, const struct zm_pkt *pkt,
+					  const struct zm_workload *src_wl)
+{
+	/*
+	 * Pass (fail open by design): node addresses and operator exclusions. Capturing
+	 * kubelet or host-network traffic would break the node, and these peers have no
+	 * workload identity to tunnel with anyway.
+	 */
+	if (bpf_map_lookup_elem(&ZM_MAP_BYPASS, &pkt->dst))
+		return -ZM_REASON_PASS_BYPASS;
+
+	if (src_wl) {
+		/*
+		 * Pass: an enrolled pod dialing a ztunnel port speaks HBONE or talks to the
+		 * control plane itself; redirecting it to 15001 would tunnel a tunnel.
+		 */
+		if (zm_is_ztunnel_port(pkt->dport))
+			return -ZM_REASON_PASS_ZTUNNEL_PORT;
+		return zm_sk_assign_listener(skb, pkt, ZM_PORT_OUTBOUND,
+					     ZM_REASON_CAPTURED_OUTBOUND);
+	}
+
+	if (zm_workload_get(&pkt->dst)) {
+		if (pkt->dport == ZM_PORT_HBONE)
+			return zm_sk_assign_listener(skb, pkt, ZM_PORT_HBONE,
+						     ZM_REASON_CAPTURED_HBONE);
+		/* Pass: ztunnel's other ports are never captured, as the issue specifies. */
+		if (zm_is_ztunnel_port(pkt->dport))
+			return -ZM_REASON_PASS_ZTUNNEL_PORT;
+		return zm_sk_assign_listener(skb, pkt, ZM_PORT_INBOUND_PLAIN,
+					     ZM_REASON_CAPTURED_PLAIN);
+	}
+
+	/* Pass (fail open by design): neither end is ours, e.g. a non-enrolled pod's traffic. */
+	return -ZM_REASON_PASS_NOT_ENROLLED;
+}
+
+/* The worker: every TCP packet. Returns -ZM_REASON_* (never 0 for a parsed packet). */
+static __always_inline int zm_capture_run(struct __sk_buff *skb, struct zm_pkt *pkt)
+{
+	struct zm_workload *src_wl;
+	int ret;
+
+	src_wl = zm_workload_get(&pkt->src);
+	/*
+	 * Drop (fail closed): an enrolled pod's address arriving on another pod's veth or on
+	 * an uplink is someone impersonating that pod, for any packet, not only SYNs: it must
+	 * neither open connections in its name nor inject into ztunnel's connections for it.
+	 * ifindex 0 means userspace does not know the veth yet, so nothing to compare.
+	 */
+	if (src_wl && src_wl->ifindex && src_wl->ifindex != skb->ifindex)
+		return -ZM_REASON_DROP_SPOOFED;
+
+	ret = zm_sk_assign_established(skb, pkt);
+	if (ret)
+		return ret;
+
+	/*
+	 * Pass (fail open by design): a mid-flow packet of a connection no local socket owns
+	 * is a flow we never captured (it predates enrollment, or is plain forwarding).
+	 */
+	if (!zm_is_bare_syn(pkt))
+		return -ZM_REASON_PASS_NOT_SYN;
+
+	return zm_capture_syn(skb, pkt, src_wl);
+}
+
+/*
+ * The one place a reason becomes a verdict and a counter. Captured and established packets
+ * are claimed (TC_ACT_OK, marked); drops are TC_ACT_SHOT except a missing listener under
+ * zm_cfg_fail_open; everything else continues to the next filter (TC_ACT_UNSPEC).
+ */
+static __always_inline int zm_capture_verdict(struct __sk_buff *skb, int ret)
+{
+	__u32 reason = ret < 0 ? (__u32)-ret : ZM_REASON_NONE;
+
+	zm_stats_inc(reason);
+	switch (reason) {
+	case ZM_REASON_CAPTURED_OUTBOUND:
+	case ZM_REASON_CAPTURED_HBONE:
+	case ZM_REASON_CAPTURED_PLAIN:
+	case ZM_REASON_ESTABLISHED:
+		skb->mark = (skb->mark & ~zm_cfg_mark_mask) | zm_cfg_mark;
+		return TC_ACT_OK;
+	case ZM_REASON_DROP_NO_LISTENER:
+		return zm_cfg_fail_open ? TC_ACT_UNSPEC : TC_ACT_SHOT;
+	case ZM_REASON_DROP_ASSIGN_FAILED:
+	case ZM_REASON_DROP_SPOOFED:
+		return TC_ACT_SHOT;
+	default:
+		return TC_ACT_UNSPEC;
+	}
+}
+
+SEC("tc")
+int zm_capture(struct __sk_buff *skb)
+{
+	struct zm_pkt pkt = {};
+	int ret;
+
+	ret = zm_parse(skb, &pkt);
+	if (!ret)
+		ret = zm_capture_run(skb, &pkt);
+	return zm_capture_verdict(skb, ret);
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -1,0 +1,162 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The datapath library: the only userspace code that opens BPF skeletons or calls libbpf. It
+ * loads the capture (tc) and sockops programs, pins maps, programs and cgroup links under one
+ * bpffs directory so the datapath outlives whoever loaded it, attaches and detaches only our
+ * own tc filter (ZM_TC_PRIORITY/ZM_TC_HANDLE at clsact ingress), installs the policy route of
+ * DESIGN.md section 2a through rtnetlink, and enrolls pod addresses. Every call runs in the
+ * network namespace of the calling thread (enter the node namespace first, zm_netns_enter()).
+ *
+ * Every function returns 0 or -errno and, on failure, leaves one human-readable sentence in
+ * dp->err naming the object and the consequence. Nothing here exits or prints.
+ */
+#ifndef ZMESH_DATAPATH_H
+#define ZMESH_DATAPATH_H
+
+#include <linux/types.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "zmesh/abi.h"
+
+#define ZM_DP_PATH_MAX	 256
+#define ZM_DP_ERR_LEN	 512
+#define ZM_DP_MAX_ADDRS	 16  /* addresses per enroll call */
+#define ZM_DP_MAX_PINS	 64  /* entries zm_dp_status() reports */
+#define ZM_DP_MAX_IFACES 256 /* interfaces zm_dp_status() reports */
+
+/* A handle on one pin directory. Plain struct: init it, use it, zm_dp_close() it. */
+struct zm_dp {
+	char pin_dir[ZM_DP_PATH_MAX];
+	int lock_fd;		 /* the pin directory while we hold its flock, else -1 */
+	char err[ZM_DP_ERR_LEN]; /* last error, "" when none */
+};
+
+/* pin_dir NULL or "" selects ZM_PIN_DIR_DEFAULT. Never fails; a too-long path fails later. */
+void zm_dp_init(struct zm_dp *dp, const char *pin_dir);
+void zm_dp_close(struct zm_dp *dp);
+
+struct zm_dp_load_opts {
+	const char *const *uplinks; /* interfaces of the node to capture at ingress too */
+	size_t n_uplinks;
+	bool fail_open; /* capture program passes instead of dropping when ztunnel is absent */
+};
+
+struct zm_dp_load_result {
+	bool reused;		   /* pins of the same ABI existed: maps (and flows) kept */
+	unsigned int n_attached;   /* interfaces whose tc filter was installed or replaced */
+	unsigned int n_links;	   /* sockops cgroup links moved to the new program */
+	unsigned int n_node_addrs; /* node addresses written to zm_bypass */
+};
+
+/*
+ * Load or reload the datapath. Takes the pin directory lock. Pins absent: fresh install.
+ * zm_meta with our ZM_ABI_VERSION: reuse every pinned map, load new programs, replace the tc
+ * filter on every interface that has ours (BPF_TC_F_REPLACE, same prio/handle) and move the
+ * sockops links to the new program. Another ABI version: -EPROTO, nothing touched.
+ */
+int zm_dp_load(struct zm_dp *dp, const struct zm_dp_load_opts *opts, struct zm_dp_load_result *res);
+
+/*
+ * Remove everything zm_dp_load() and zm_dp_enroll() created: our tc filters, sockops links,
+ * the policy route, every pin. -ENOENT with a message when nothing is loaded.
+ */
+int zm_dp_unload(struct zm_dp *dp);
+
+/* One entry of the pin directory. */
+struct zm_dp_pin {
+	char name[64];
+	char kind[8];	   /* "map", "prog", "link" or "other" */
+	__u32 id;	   /* kernel object id, 0 when it could not be opened */
+	char type[24];	   /* map or program type name as libbpf spells it */
+	__u32 key_size;	   /* maps only */
+	__u32 value_size;  /* maps only */
+	__u32 max_entries; /* maps only */
+};
+
+/* An interface of the node namespace that carries our tc filter. */
+struct zm_dp_iface {
+	char ifname[ZM_IFNAME_LEN];
+	int ifindex;
+	__u32 prog_id;
+};
+
+struct zm_dp_route_state {
+	bool rule4, route4, rule6, route6;
+};
+
+struct zm_dp_status {
+	bool loaded;	   /* zm_meta is pinned */
+	__u32 abi_version; /* from zm_meta, 0 when not loaded */
+	__u64 loaded_at;
+	struct zm_dp_pin pins[ZM_DP_MAX_PINS];
+	size_t n_pins;
+	struct zm_dp_iface ifaces[ZM_DP_MAX_IFACES];
+	size_t n_ifaces;
+	struct zm_dp_route_state route;
+};
+
+/* Read-only view; takes no lock. Succeeds (loaded = false) when nothing is pinned. */
+int zm_dp_status(struct zm_dp *dp, struct zm_dp_status *st);
+
+struct zm_dp_enroll {
+	struct zm_addr addrs[ZM_DP_MAX_ADDRS];
+	size_t n_addrs;
+	const char *veth;	      /* host-side interface in the node namespace */
+	const char *cgroup_path;      /* pod cgroup v2 directory for sockops, NULL for none */
+	bool hbone;		      /* the pod speaks HBONE (ZM_WL_F_HBONE) */
+	struct zm_workload_info info; /* identity fields; veth, enrolled_at set by the library */
+};
+
+/*
+ * Enroll a pod's addresses. Refuses (nothing changed): datapath not loaded, unknown veth, an
+ * address already enrolled on another veth (-EEXIST), a cgroup path that is not a cgroup v2
+ * directory. Enrolling an address again on the same veth updates it.
+ */
+int zm_dp_enroll(struct zm_dp *dp, const struct zm_dp_enroll *e);
+
+/*
+ * Unenroll one address (addr != NULL) or every address of a veth (veth != NULL). Detaches the
+ * veth's tc filter when none of its addresses remain and a sockops link when no enrolled
+ * address uses its cgroup any more. *n_removed counts addresses removed; -ENOENT when none.
+ */
+int zm_dp_unenroll(struct zm_dp *dp, const struct zm_addr *addr, const char *veth,
+		   unsigned int *n_removed);
+
+/* Properties of a pinned map, for generic dumps. */
+struct zm_dp_map_info {
+	__u32 type; /* enum bpf_map_type */
+	__u32 key_size;
+	__u32 value_size; /* per CPU for per-CPU maps */
+	__u32 max_entries;
+	__u32 id;
+	unsigned int n_values; /* values per key the walk hands over: nr of CPUs or 1 */
+};
+
+/*
+ * Walk the map pinned as name: cb(key, values, ctx) for every key; values holds n_values
+ * values, each rounded up to 8 bytes for per-CPU maps. A negative return from cb stops the
+ * walk and is returned. -ENOENT when the map is not pinned.
+ */
+typedef int (*zm_dp_map_cb)(const void *key, const void *values, const struct zm_dp_map_info *mi,
+			    void *ctx);
+int zm_dp_map_walk(struct zm_dp *dp, const char *name, zm_dp_map_cb cb, void *ctx,
+		   struct zm_dp_map_info *mi);
+
+/* Per-reason packet counters of zm_stats, summed over CPUs. */
+int zm_dp_stats_read(struct zm_dp *dp, __u64 counters[ZM_REASON_MAX]);
+
+/* Printable reason name / one-line help for a ZM_REASON_* number ("?" when unknown). */
+const char *zm_dp_reason_name(unsigned int reason);
+const char *zm_dp_reason_help(unsigned int reason);
+
+/*
+ * libbpf's own messages (verifier logs, netlink errors) go to stderr when on, nowhere when
+ * off. Off by default would hide verifier logs from daemons, so callers choose: zmeshctl -d.
+ */
+void zm_dp_set_debug(bool on);
+
+/* Map type name ("hash", "percpu_array", ...) for printing, never NULL. */
+const char *zm_dp_map_type_name(__u32 type);
+
+#endif

@@ -59,6 +59,10 @@ LIB := $(BUILD)/libzmesh.a
 BINS := ztunnel waypoint zmeshctl
 BIN_PATHS := $(BINS:%=$(BUILD)/bin/%)
 
+# BPF objects used only by tests (stand-ins for other parties' programs).
+TEST_BPF_SRCS := $(wildcard tests/bpf/*.bpf.c)
+TEST_BPF_OBJS := $(TEST_BPF_SRCS:tests/bpf/%.bpf.c=$(BUILD)/tests/bpf/%.bpf.o)
+
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 BPFT_SRCS := $(wildcard tests/bpf/test_*.c)
 TOOL_SRCS := $(wildcard tests/tools/*.c)
@@ -72,7 +76,7 @@ ALL_OBJS := $(LIB_OBJS) $(foreach b,$(BINS),$(patsubst %.c,$(BUILD)/obj/%.o,$(wi
 	$(UNIT_SRCS:%.c=$(BUILD)/obj/%.o) $(BPFT_SRCS:%.c=$(BUILD)/obj/%.o) $(TOOL_SRCS:%.c=$(BUILD)/obj/%.o)
 
 .PHONY: all prereqs test test-unit test-bpf test-integration bench demo lint fuzz clean help
-all: prereqs $(SKELS) $(BIN_PATHS) $(UNIT_BINS) $(BPFT_BINS) $(TOOL_BINS)
+all: prereqs $(SKELS) $(BIN_PATHS) $(UNIT_BINS) $(BPFT_BINS) $(TOOL_BINS) $(TEST_BPF_OBJS)
 
 # Missing build prerequisites stop here with what to install, not deep inside a recipe.
 prereqs:
@@ -90,6 +94,11 @@ $(BUILD)/bpf/%.tmp.o: bpf/%.bpf.c $(BUILD)/vmlinux.h
 	$(msg) BPF $<
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CLANG) $(BPF_CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/tests/bpf/%.bpf.o: tests/bpf/%.bpf.c $(BUILD)/vmlinux.h
+	$(msg) BPF $<
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 
 $(BUILD)/bpf/%.bpf.o: $(BUILD)/bpf/%.tmp.o
 	$(msg) LINK $@

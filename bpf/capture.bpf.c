@@ -2,11 +2,11 @@
 /*
  * zm_capture: the tc program that captures enrolled pods' TCP for the node's ztunnel without
  * iptables. Attached at clsact ingress (priority ZM_TC_PRIORITY, handle ZM_TC_HANDLE) of every
- * enrolled pod's host-side veth (traffic leaving pods) and of the node's Ethernet uplinks
+ * pod's host-side veth, enrolled or not (traffic leaving pods) and of the node's Ethernet uplinks
  * (traffic from other nodes), in the node's network namespace, where ztunnel listens.
  *
- * Per TCP packet: an enrolled source address seen on the wrong interface is dropped; a packet
- * of an existing connection in this netns is assigned to its socket (replies to ztunnel's
+ * Per TCP packet: an enrolled source address seen on the wrong interface is dropped; packets
+ * to node addresses pass; a packet of an existing connection in this netns is assigned to its socket (replies to ztunnel's
  * sockets that use pod addresses); a bare SYN is steered with bpf_sk_assign() to ztunnel's
  * transparent listener: 15001 from an enrolled pod, 15008 or 15006 to one. Claimed packets
  * get the ZM_MARK bit so the node's policy route (fwmark -> local table) delivers them
@@ -58,14 +58,6 @@ static __always_inline bool zm_is_bare_syn(const struct zm_pkt *pkt)
 static __always_inline int zm_capture_syn(struct __sk_buff *skb, const struct zm_pkt *pkt,
 					  const struct zm_workload *src_wl)
 {
-	/*
-	 * Pass (fail open by design): node addresses and operator exclusions. Capturing
-	 * kubelet or host-network traffic would break the node, and these peers have no
-	 * workload identity to tunnel with anyway.
-	 */
-	if (bpf_map_lookup_elem(&ZM_MAP_BYPASS, &pkt->dst))
-		return -ZM_REASON_PASS_BYPASS;
-
 	if (src_wl) {
 		/*
 		 * Pass: an enrolled pod dialing a ztunnel port speaks HBONE or talks to the
@@ -107,6 +99,16 @@ static __always_inline int zm_capture_run(struct __sk_buff *skb, struct zm_pkt *
 	 */
 	if (src_wl && src_wl->ifindex && src_wl->ifindex != skb->ifindex)
 		return -ZM_REASON_DROP_SPOOFED;
+
+	/*
+	 * Pass (fail open by design): node addresses and operator exclusions. Capturing
+	 * kubelet or host-network traffic would break the node, and these peers have no
+	 * workload identity to tunnel with anyway. Checked before the established lookup:
+	 * the node's own sockets get their packets by plain routing, and a CNI filter behind
+	 * ours must keep seeing the node's traffic; ztunnel's sockets use pod addresses.
+	 */
+	if (bpf_map_lookup_elem(&ZM_MAP_BYPASS, &pkt->dst))
+		return -ZM_REASON_PASS_BYPASS;
 
 	ret = zm_sk_assign_established(skb, pkt);
 	if (ret)

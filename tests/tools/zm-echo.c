@@ -5,9 +5,11 @@
  *   zm-echo serve [--port P] [--banner]   dual-stack echo server, one child per connection;
  *                                         --banner first writes "peer=IP:PORT local=IP:PORT\n"
  *                                         so a client learns what address the server saw
- *   zm-echo send HOST PORT [--data STR | --bytes N] [--timeout S]
+ *   zm-echo send HOST PORT [--data STR | --bytes N] [--line] [--timeout S]
  *                                         connects, sends, half-closes, prints what came back
- *                                         (with --bytes: checks the echo, prints "echo ok N")
+ *                                         (with --bytes: checks the echo, prints "echo ok N");
+ *                                         --line first reads and prints one line the server
+ *                                         sends before echoing (a banner or report)
  * Exit status: 0 ok, 1 network or check failure (with a message), 2 usage.
  */
 #include <arpa/inet.h>
@@ -29,7 +31,7 @@
 static int usage(void)
 {
 	fprintf(stderr, "usage: zm-echo serve [--port P] [--banner]\n"
-			"       zm-echo send HOST PORT [--data STR | --bytes N] [--timeout S]\n");
+			"       zm-echo send HOST PORT [--data STR | --bytes N] [--line] [--timeout S]\n");
 	return 2;
 }
 
@@ -206,11 +208,29 @@ static long long exchange(int fd, const char *data, long long len, int print, in
 	}
 }
 
+/* Read one line byte by byte (so nothing of the echo is consumed) and print it. */
+static int read_line(int fd, int timeout_s)
+{
+	char c;
+
+	for (;;) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+
+		if (poll(&p, 1, timeout_s * 1000) != 1 || read(fd, &c, 1) != 1) {
+			fprintf(stderr, "zm-echo: no line from the server\n");
+			return -1;
+		}
+		putchar(c);
+		if (c == '\n')
+			return 0;
+	}
+}
+
 static int send_cmd(int argc, char **argv)
 {
 	const char *data = "hello\n";
 	long long bytes = -1, got;
-	int timeout_s = 5, i, fd, mismatch;
+	int timeout_s = 5, i, fd, mismatch, line = 0;
 
 	if (argc < 2)
 		return usage();
@@ -219,6 +239,8 @@ static int send_cmd(int argc, char **argv)
 			data = argv[++i];
 		else if (!strcmp(argv[i], "--bytes") && i + 1 < argc)
 			bytes = atoll(argv[++i]);
+		else if (!strcmp(argv[i], "--line"))
+			line = 1;
 		else if (!strcmp(argv[i], "--timeout") && i + 1 < argc)
 			timeout_s = atoi(argv[++i]);
 		else
@@ -227,6 +249,10 @@ static int send_cmd(int argc, char **argv)
 	fd = dial(argv[0], argv[1], timeout_s);
 	if (fd < 0)
 		return 1;
+	if (line && read_line(fd, timeout_s)) {
+		close(fd);
+		return 1;
+	}
 	got = exchange(fd, bytes >= 0 ? NULL : data, bytes >= 0 ? bytes : (long long)strlen(data),
 		       bytes < 0, &mismatch);
 	close(fd);

@@ -7,7 +7,9 @@
  * getsockname() of a connection handed over by bpf_sk_assign is the original destination and
  * getpeername() the pod's real address. The line goes to the client and to stdout, then the
  * connection is held open until the client closes it (so tests can keep flows established).
- * Usage: zm-testlistener [--ports P,P,...]     runs until killed
+ * With --echo, whatever the client sends after the report line is echoed back (so a test can
+ * keep a captured flow busy across a datapath reload).
+ * Usage: zm-testlistener [--ports P,P,...] [--echo]     runs until killed
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -21,6 +23,8 @@
 #include "common/addr.h"
 
 #define MAX_FDS 1024
+
+static int echo;
 
 static int listen_on(int family, int port)
 {
@@ -47,6 +51,27 @@ static int listen_on(int family, int port)
 		return -1;
 	}
 	return fd;
+}
+
+/* Blocking-style write on a non-blocking socket: a test tool serving one busy client. */
+static int echo_all(int fd, const char *p, size_t n)
+{
+	while (n) {
+		ssize_t w = write(fd, p, n);
+
+		if (w < 0 && errno == EAGAIN) {
+			struct pollfd pw = { .fd = fd, .events = POLLOUT };
+
+			if (poll(&pw, 1, 10000) != 1)
+				return -1;
+			continue;
+		}
+		if (w <= 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
 }
 
 static void report(int c, int port)
@@ -78,11 +103,15 @@ int main(int argc, char **argv)
 	int lport[MAX_FDS], nl = 0, nfds, i;
 	char ports[256] = "15001,15006,15008", *tok, *save;
 
-	if (argc == 3 && !strcmp(argv[1], "--ports"))
-		snprintf(ports, sizeof(ports), "%s", argv[2]);
-	else if (argc != 1) {
-		fprintf(stderr, "usage: zm-testlistener [--ports P,P,...]\n");
-		return 2;
+	for (i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--ports") && i + 1 < argc) {
+			snprintf(ports, sizeof(ports), "%s", argv[++i]);
+		} else if (!strcmp(argv[i], "--echo")) {
+			echo = 1;
+		} else {
+			fprintf(stderr, "usage: zm-testlistener [--ports P,P,...] [--echo]\n");
+			return 2;
+		}
 	}
 	for (tok = strtok_r(ports, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
 		int port = atoi(tok), fam;
@@ -121,10 +150,12 @@ int main(int argc, char **argv)
 					close(c);
 				continue;
 			}
-			/* A client connection: drain; close on EOF or error. */
-			char buf[4096];
+			/* A client connection: drain (or echo); close on EOF or error. */
+			char buf[65536];
 			ssize_t n = read(fds[i].fd, buf, sizeof(buf));
 
+			if (n > 0 && echo && echo_all(fds[i].fd, buf, (size_t)n))
+				n = -1;
 			if (n == 0 || (n < 0 && errno != EAGAIN)) {
 				close(fds[i].fd);
 				fds[i--] = fds[--nfds];

@@ -190,3 +190,51 @@ int cmd_datapath_status(struct cli *c, int argc, char **argv)
 	json_object_object_add(o, "route", route);
 	return cli_emit(c, o, datapath_status_human);
 }
+
+static void datapath_iface_human(json_object *o)
+{
+	json_object *a;
+
+	json_object_object_get_ex(o, "interfaces", &a);
+	for (size_t i = 0; i < json_object_array_length(a); i++)
+		printf("%s %s\n", json_object_get_string(json_object_array_get_idx(a, i)),
+		       cli_json_str(o, "action"));
+}
+
+/* datapath attach|detach IFNAME...: our filter on node interfaces (every pod veth needs it). */
+static int datapath_iface(struct cli *c, int argc, char **argv, bool attach)
+{
+	json_object *o, *a;
+	int opt, err;
+
+	while ((opt = cli_getopt(c, argc, argv, NULL)) != -1)
+		return CLI_USAGE;
+	if (optind >= argc)
+		return cli_usage_fail(c, "%s needs at least one interface name",
+				      attach ? "attach" : "detach");
+	if (cli_prepare(c))
+		return CLI_ERR;
+	a = json_object_new_array();
+	for (int i = optind; i < argc; i++) {
+		err = attach ? zm_dp_attach(&c->dp, argv[i]) : zm_dp_detach(&c->dp, argv[i]);
+		if (err) {
+			json_object_put(a);
+			return cli_dp_fail(c, err);
+		}
+		json_object_array_add(a, json_object_new_string(argv[i]));
+	}
+	o = json_object_new_object();
+	json_object_object_add(o, "interfaces", a);
+	json_object_object_add(o, "action", json_object_new_string(attach ? "attached" : "detached"));
+	return cli_emit(c, o, datapath_iface_human);
+}
+
+int cmd_datapath_attach(struct cli *c, int argc, char **argv)
+{
+	return datapath_iface(c, argc, argv, true);
+}
+
+int cmd_datapath_detach(struct cli *c, int argc, char **argv)
+{
+	return datapath_iface(c, argc, argv, false);
+}

@@ -19,6 +19,8 @@ const struct cli_cmd cli_cmds[] = {
     {"datapath", "load", cmd_datapath_load, "[--uplink IFNAME]... [--fail-open]"},
     {"datapath", "unload", cmd_datapath_unload, ""},
     {"datapath", "status", cmd_datapath_status, ""},
+    {"datapath", "attach", cmd_datapath_attach, "IFNAME... (every pod's host-side veth)"},
+    {"datapath", "detach", cmd_datapath_detach, "IFNAME..."},
     {"enroll", NULL, cmd_enroll,
      "--ip ADDR [--ip ADDR]... --veth IFNAME [--name N] [--namespace NS]\n"
      "\t\t[--service-account SA] [--trust-domain TD] [--node NODE]\n"

@@ -68,6 +68,8 @@ const char *cli_json_str(json_object *obj, const char *key);
 int cmd_datapath_load(struct cli *c, int argc, char **argv);
 int cmd_datapath_unload(struct cli *c, int argc, char **argv);
 int cmd_datapath_status(struct cli *c, int argc, char **argv);
+int cmd_datapath_attach(struct cli *c, int argc, char **argv);
+int cmd_datapath_detach(struct cli *c, int argc, char **argv);
 int cmd_enroll(struct cli *c, int argc, char **argv);
 int cmd_unenroll(struct cli *c, int argc, char **argv);
 int cmd_workload_list(struct cli *c, int argc, char **argv);

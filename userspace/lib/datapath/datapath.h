@@ -116,12 +116,21 @@ struct zm_dp_enroll {
 int zm_dp_enroll(struct zm_dp *dp, const struct zm_dp_enroll *e);
 
 /*
- * Unenroll one address (addr != NULL) or every address of a veth (veth != NULL). Detaches the
- * veth's tc filter when none of its addresses remain and a sockops link when no enrolled
- * address uses its cgroup any more. *n_removed counts addresses removed; -ENOENT when none.
+ * Unenroll one address (addr != NULL) or every address of a veth (veth != NULL). Detaches a
+ * sockops link when no enrolled address uses its cgroup any more. The veth keeps its tc
+ * filter (see zm_dp_attach). *n_removed counts addresses removed; -ENOENT when none.
  */
 int zm_dp_unenroll(struct zm_dp *dp, const struct zm_addr *addr, const char *veth,
 		   unsigned int *n_removed);
+
+/*
+ * Attach our capture filter at clsact ingress of a node interface (idempotent: replaces our
+ * own filter in place), or detach it. Every pod's host-side veth needs it, enrolled or not:
+ * a non-enrolled pod's connections to an enrolled pod are captured there (to 15006). A CNI
+ * plugin calls attach when it creates a pod's veth. Refused when the datapath is not loaded.
+ */
+int zm_dp_attach(struct zm_dp *dp, const char *ifname);
+int zm_dp_detach(struct zm_dp *dp, const char *ifname);
 
 /* Properties of a pinned map, for generic dumps. */
 struct zm_dp_map_info {

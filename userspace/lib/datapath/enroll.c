@@ -165,8 +165,6 @@ static int dp_enroll_check(struct zm_dp *dp, struct dp_maps *m, const struct zm_
 	return 0;
 }
 
-static bool dp_wl_in_use(int wl_fd, __u32 ifindex, __u64 cg_id);
-
 static int dp_enroll_write(struct zm_dp *dp, struct dp_maps *m, const struct zm_dp_enroll *e,
 			   int ifindex, __u64 cg_id)
 {
@@ -219,14 +217,11 @@ int zm_dp_enroll(struct zm_dp *dp, const struct zm_dp_enroll *e)
 		err = dp_sockops_link(dp, cg_fd, cg_id);
 	if (!err)
 		err = dp_enroll_write(dp, &m, e, ifindex, cg_id);
-	/* Refused half-way: take our filter back off a veth that had no enrollment before. */
-	if (err && !dp_wl_in_use(m.wl, (__u32)ifindex, 0)) {
-		char saved[ZM_DP_ERR_LEN];
-
-		memcpy(saved, dp->err, sizeof(saved));
-		dp_tc_detach(dp, ifindex);
-		memcpy(dp->err, saved, sizeof(saved));
-	}
+	/*
+	 * Refused half-way: the filter stays on the veth. It belongs on every pod's veth
+	 * whether or not the pod is enrolled (it captures traffic *to* enrolled pods), and
+	 * passes everything else on unchanged.
+	 */
 unlock:
 	dp_maps_close(&m);
 	dp_unlock(dp);
@@ -254,7 +249,10 @@ static bool dp_wl_in_use(int wl_fd, __u32 ifindex, __u64 cg_id)
 	return false;
 }
 
-/* Undo one address; release the veth filter and the cgroup link once nobody uses them. */
+/*
+ * Undo one address; release the cgroup link once nobody uses it. The veth keeps our filter:
+ * the pod may still open connections to enrolled pods, which must be captured (15006).
+ */
 static void dp_unenroll_one(struct zm_dp *dp, struct dp_maps *m, const struct zm_addr *a,
 			    const struct zm_workload *wl)
 {
@@ -262,8 +260,6 @@ static void dp_unenroll_one(struct zm_dp *dp, struct dp_maps *m, const struct zm
 
 	bpf_map_delete_elem(m->wl, a);
 	bpf_map_delete_elem(m->info, a);
-	if (!dp_wl_in_use(m->wl, wl->ifindex, 0))
-		dp_tc_detach(dp, (int)wl->ifindex);
 	if (wl->cgroup_id && !dp_wl_in_use(m->wl, 0, wl->cgroup_id)) {
 		snprintf(name, sizeof(name), ZM_PIN_LINK_SOCKOPS_FMT,
 			 (unsigned long long)wl->cgroup_id);
@@ -332,4 +328,35 @@ int zm_dp_unenroll(struct zm_dp *dp, const struct zm_addr *addr, const char *vet
 	dp_maps_close(&m);
 	dp_unlock(dp);
 	return err;
+}
+
+/* Attach or detach our filter on one interface of the node, under the lock. */
+static int dp_iface_op(struct zm_dp *dp, const char *ifname, bool attach)
+{
+	struct dp_maps m = {-1, -1};
+	int ifindex = ifname ? (int)if_nametoindex(ifname) : 0, err;
+
+	if (!ifindex)
+		return dp_errf(dp, -ENODEV, "interface %s does not exist in the node namespace",
+			       ifname ? ifname : "(none)");
+	err = dp_lock(dp);
+	if (err)
+		return err;
+	dp->err[0] = '\0';
+	err = dp_maps_open(dp, &m); /* refuses when nothing (or another ABI) is loaded */
+	if (!err)
+		err = attach ? dp_tc_attach_pinned(dp, ifindex) : dp_tc_detach(dp, ifindex);
+	dp_maps_close(&m);
+	dp_unlock(dp);
+	return err;
+}
+
+int zm_dp_attach(struct zm_dp *dp, const char *ifname)
+{
+	return dp_iface_op(dp, ifname, true);
+}
+
+int zm_dp_detach(struct zm_dp *dp, const char *ifname)
+{
+	return dp_iface_op(dp, ifname, false);
 }

@@ -1,0 +1,166 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+#
+# In-kernel capture end to end, with zm-testlistener standing in for ztunnel in each node
+# namespace: it reports the original destination and source it learned from each socket.
+#
+#   n1a 198.18.1.11 (enrolled) --+                      +-- n2a 198.18.2.11 (enrolled)
+#   n1b 198.18.1.12 ------------+ n1 ==== wire0 ==== n2 +-- n2b 198.18.2.12
+#   (and 2001:2:0:<node>::<11|12>)   zmesh datapath loaded in n1 and n2 (uplink wire0)
+#   every pod: zm-echo --banner on 7777; node n1: zm-echo on 7779
+#   veth-n1a also carries a foreign tc filter (prio 50, a counting BPF program) like a CNI's
+set -u
+cd "$(dirname "$0")/../.."
+. tests/lib/tap.sh
+. tests/lib/harness.sh
+BUILD=${BUILD:-build}
+ECHO=$BUILD/tests/tools/zm-echo
+LISTENER=$BUILD/tests/tools/zm-testlistener
+ZMESHCTL=$BUILD/bin/zmeshctl
+for b in "$ECHO" "$LISTENER" "$ZMESHCTL"; do [ -x "$b" ] || t_fatal "$b not built (run make)"; done
+
+h_init
+h_topology 2 2
+
+zm() { # zm NODE ARGS...: zmeshctl operating in that node's namespace and pin directory
+	local node=$1
+	shift
+	"$ZMESHCTL" --netns "/var/run/netns/$(h_ns "$node")" --pin-dir "$H_BPFFS/$node" "$@"
+}
+send() { # send FROM DST PORT: one exchange, output on one line
+	h_exec "$1" "$ECHO" send "$2" "$3" --data "x" --timeout 3 2>&1 | head -1
+}
+foreign_pkts() { # what the foreign filter's own counter (its .bss "seen") says
+	local prog map
+	prog=$(h_exec n1 tc -j filter show dev veth-n1a ingress |
+		jq '.[] | select(.pref == 50 and .options.prog != null) | .options.prog.id')
+	map=$(bpftool prog show id "$prog" -j | jq '.map_ids[0]')
+	bpftool map dump id "$map" -j | jq '.[0].formatted.value[".bss"][0].seen'
+}
+
+for p in n1a n1b n2a n2b; do h_bg "$p" "$ECHO" serve --port 7777 --banner; done
+h_bg n1 "$ECHO" serve --port 7779 --banner
+for p in n1a n1b n2a n2b; do h_wait_port "$p" 7777 || t_fatal "echo server in $p did not start"; done
+
+# A CNI-like foreign filter that must survive us and keep seeing what we do not claim.
+h_exec n1 tc qdisc add dev veth-n1a clsact
+h_exec n1 tc filter add dev veth-n1a ingress pref 50 bpf da obj \
+	"$BUILD/tests/bpf/foreign_filter.bpf.o" sec tc ||
+	t_fatal "cannot add the foreign filter"
+
+for n in n1 n2; do
+	mkdir -p "$H_BPFFS/$n"
+	out=$(zm "$n" -j datapath load --uplink wire0 2>&1)
+	t_is "$(echo "$out" | jq -r '.reused')" "false" "datapath load on $n: fresh install" || t_diag "$out"
+	# As a CNI plugin would: our filter on every pod veth, enrolled or not.
+	t_run "datapath attach on $n's pod veths" -- zm "$n" datapath attach veth-${n}a veth-${n}b
+done
+t_run "enroll n1a (IPv4+IPv6, cgroup)" -- zm n1 enroll --ip "$(h_ip4 n1a)" --ip "$(h_ip6 n1a)" \
+	--veth veth-n1a --name n1a --namespace demo --service-account a \
+	--pod-netns "$(h_ns n1a)" --cgroup "$(h_cgroup n1a)"
+t_run "enroll n2a" -- zm n2 enroll --ip "$(h_ip4 n2a)" --ip "$(h_ip6 n2a)" --veth veth-n2a \
+	--name n2a --namespace demo --service-account b --cgroup "$(h_cgroup n2a)"
+t_is "$(zm n1 -j workload list | jq -r '[.[].address] | sort | join(",")')" \
+	"$(h_ip4 n1a),$(h_ip6 n1a)" "workload list shows n1a's two addresses"
+t_is "$(zm n1 -j workload list | jq -r '.[0].identity')" "spiffe://cluster.local/ns/demo/sa/a" \
+	"workload list shows n1a's identity"
+
+# Without a listener, enrolled pods fail closed: no plaintext escapes the mesh.
+out=$(send n1a "$(h_ip4 n2b)" 7777)
+t_like "$out" "timed out|refused|failed" "no ztunnel: enrolled pod's connection does not leave in plaintext"
+t_like "$(zm n1 -j stats | jq '.[] | select(.reason == "drop_no_listener") | .packets')" '^[1-9]' \
+	"drop_no_listener counted"
+
+h_bg n1 "$LISTENER" --echo
+h_bg n2 "$LISTENER" --echo
+h_wait_port n1 15001 && h_wait_port n2 15008 || t_fatal "test listeners did not start"
+
+for fam in 4 6; do
+	a=$(h_ip$fam n1a) b=$(h_ip$fam n1b) c=$(h_ip$fam n2a) d=$(h_ip$fam n2b)
+	br() { [ "$fam" = 6 ] && echo "\\[$1\\]" || echo "$1"; }
+	t_like "$(send n1a "$c" 7777)" "^port=15001 orig_dst=$(br "$c"):7777 src=$(br "$a"):[0-9]+$" \
+		"IPv$fam enrolled n1a -> n2a (cross node): captured to 15001, original dst and src intact"
+	t_like "$(send n1a "$b" 7777)" "^port=15001 orig_dst=$(br "$b"):7777 src=$(br "$a"):" \
+		"IPv$fam enrolled n1a -> n1b (same node): captured to 15001"
+	t_like "$(send n1b "$a" 7777)" "^port=15006 orig_dst=$(br "$a"):7777 src=$(br "$b"):" \
+		"IPv$fam plain n1b -> enrolled n1a: captured to 15006"
+	t_like "$(send n2b "$a" 15008)" "^port=15008 orig_dst=$(br "$a"):15008 src=$(br "$d"):" \
+		"IPv$fam n2b -> enrolled n1a:15008 over the wire: captured to 15008"
+	t_like "$(send n2b "$a" 7777)" "^port=15006 orig_dst=$(br "$a"):7777 src=$(br "$d"):" \
+		"IPv$fam n2b -> enrolled n1a:7777 over the wire: captured to 15006"
+	t_like "$(send n1b "$d" 7777)" "^peer=$(br "$b"):[0-9]+ local=$(br "$d"):7777" \
+		"IPv$fam non-enrolled n1b -> n2b: untouched"
+done
+t_like "$(send n1a 198.18.0.1 7779)" "^peer=198.18.1.11:[0-9]+ local=198.18.0.1:7779" \
+	"enrolled n1a -> node address: never captured"
+t_like "$(h_exec n1 "$ECHO" send "$(h_ip4 n1a)" 7777 --data x 2>&1 | head -1)" \
+	"^peer=198.18.1.1:[0-9]+ local=198.18.1.11:7777" "node -> enrolled pod: untouched"
+
+stats=$(zm n1 -j stats)
+for r in captured_outbound captured_inbound_plain captured_inbound_hbone established pass_bypass; do
+	t_like "$(echo "$stats" | jq ".[] | select(.reason == \"$r\") | .packets")" '^[1-9]' \
+		"stats on n1: $r counted"
+done
+t_like "$(zm n1 stats)" "captured_outbound +[0-9]+" "stats human output names reasons"
+t_like "$(zm n1 -j conn list | jq -r '.[] | .local' | sort -u | tr '\n' ' ')" "198.18.1.11" \
+	"conn list shows sockops telemetry of n1a's connections"
+
+# The foreign filter sees what we do not claim (a flow to the node, which we never capture)
+# and survives unload.
+before=$(foreign_pkts)
+send n1a 198.18.0.1 7779 >/dev/null
+after=$(foreign_pkts)
+t_ok "$([ "$after" -ge $((before + 4)) ]; echo $?)" "foreign filter counted the packets we passed on ($before -> $after)"
+
+# No iptables, no nftables anywhere in the harness.
+rules=0
+for ns in n1 n2 n1a n1b n2a n2b; do
+	r=$(h_exec "$ns" iptables-save 2>/dev/null | grep -c '^-A')
+	r=$((r + $(h_exec "$ns" nft list ruleset 2>/dev/null | grep -c 'rule\|chain')))
+	rules=$((rules + r))
+done
+t_is "$rules" "0" "no iptables or nftables rules in any harness namespace"
+
+# Reload while a captured flow is busy: pinned maps reused, flow uninterrupted.
+h_exec n1a "$ECHO" send "$(h_ip4 n2a)" 7777 --line --bytes 400000000 --timeout 10 \
+	>"$H_STATE/bulk.out" 2>&1 &
+bulk=$!
+sleep 0.3
+out=$(zm n1 -j datapath load --uplink wire0 2>&1)
+t_is "$(echo "$out" | jq -r '.reused')" "true" "reload reuses the pinned datapath"
+wait "$bulk"
+t_like "$(tr '\n' ' ' <"$H_STATE/bulk.out")" "^port=15001 .* echo ok 400000000 $" \
+	"400 MB captured flow crossed the reload intact"
+t_is "$(zm n1 -j workload list | jq length)" "2" "enrollment survived the reload"
+
+# Bad input: clear message, non-zero exit, state intact.
+out=$(zm n1 enroll --ip "$(h_ip4 n1a)" --veth veth-n1b 2>&1); st=$?
+t_like "$st:$out" "^1:.*already enrolled" "enrolling an address already enrolled elsewhere is refused"
+out=$(zm n1 enroll --ip 198.18.1.99 --veth nosuchveth 2>&1); st=$?
+t_like "$st:$out" "^1:.*nosuchveth" "enrolling on an unknown interface is refused"
+out=$(zm n1 enroll --ip 198.18.1.98 --veth veth-n1b --pod-netns zmt-nosuch 2>&1); st=$?
+t_like "$st:$out" "^1:.*zmt-nosuch" "enrolling an unknown pod netns is refused"
+out=$("$ZMESHCTL" --netns /var/run/netns/zmt-nosuch-node workload list 2>&1); st=$?
+t_like "$st:$out" "^1:.*zmt-nosuch-node" "an unknown node netns is refused"
+out=$(zm n1 enroll --ip 300.1.1.1 --veth veth-n1b 2>&1); st=$?
+t_like "$st:$out" "^2:.*300.1.1.1" "a malformed address is a usage error"
+t_is "$(zm n1 -j workload list | jq length)" "2" "failed enrolls left the workloads as they were"
+bpftool map update pinned "$H_BPFFS/n1/zm_meta" key 0 0 0 0 value 99 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 ||
+	t_diag "bpftool could not edit zm_meta"
+out=$(zm n1 datapath load 2>&1); st=$?
+t_like "$st:$out" "^1:.*99.*1|^1:.*1.*99" "a datapath pinned by another ABI version is refused, both named"
+bpftool map update pinned "$H_BPFFS/n1/zm_meta" key 0 0 0 0 value 1 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0
+
+# Unload removes only ours.
+t_run "unenroll n1a" -- zm n1 unenroll --veth veth-n1a
+t_run "datapath unload on n1" -- zm n1 datapath unload
+filters=$(h_exec n1 tc filter show dev veth-n1a ingress; h_exec n1 tc filter show dev wire0 ingress)
+t_like "$filters" "pref 50 bpf .*foreign_filter" "the foreign filter is still there"
+t_ok "$(echo "$filters" | grep -q 'pref 1 '; [ $? = 1 ]; echo $?)" "our filters are gone"
+t_is "$(h_exec n1 ip rule | grep -c 'lookup 100')" "0" "the policy rule is gone"
+t_is "$(h_exec n1 ip route show table 100 | wc -l)" "0" "the local route table is empty"
+t_is "$(ls "$H_BPFFS/n1" | wc -l)" "0" "no pins left"
+out=$(zm n1 datapath unload 2>&1); st=$?
+t_like "$st:$out" "^1:.*(not loaded|nothing)" "unload when nothing is loaded is an error"
+t_like "$(send n1a "$(h_ip4 n2b)" 7777)" "^peer=198.18.1.11:" "after unload n1a talks directly again"
+t_done

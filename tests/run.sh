@@ -29,7 +29,8 @@ tests/lib/cleanup-stale.sh
 
 list_tests() {
 	case "$1" in
-	unit | bpf) ls "$BUILD"/tests/"$1"/test_* 2>/dev/null | grep -v '\.d$' ;;
+	unit) ls "$BUILD"/tests/unit/test_* tests/unit/test_*.sh 2>/dev/null | grep -v '\.d$' ;;
+	bpf) ls "$BUILD"/tests/bpf/test_* 2>/dev/null | grep -v '\.d$' ;;
 	integration) ls tests/integration/*.sh 2>/dev/null ;;
 	*) echo "tests/run.sh: unknown tier '$1' (want unit, bpf or integration)" >&2; return 1 ;;
 	esac

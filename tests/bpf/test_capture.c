@@ -155,6 +155,11 @@ static const struct fixture fixtures[] = {
      TC_ACT_UNSPEC, ZM_REASON_PASS_NOT_ENROLLED},
     {"v4 SYN from non-enrolled pod to node: bypass", 0, SH_TCP, POD_C4, NODE4, 40000, 22, SYN,
      L_ALL, TC_ACT_UNSPEC, ZM_REASON_PASS_BYPASS},
+    /* node traffic passes before the socket lookup, so a CNI filter behind us sees it */
+    {"v4 ACK to node address: bypass, never assigned", 0, SH_TCP, POD_A4, NODE4, 40000, 22, ACK,
+     L_ALL, TC_ACT_UNSPEC, ZM_REASON_PASS_BYPASS},
+    {"v6 ACK to node address: bypass, never assigned", 1, SH_TCP, POD_A6, NODE6, 40000, 22, ACK,
+     L_ALL, TC_ACT_UNSPEC, ZM_REASON_PASS_BYPASS},
     {"v4 ACK of unknown flow from enrolled pod", 0, SH_TCP, POD_A4, POD_C4, 40000, 80, ACK, L_ALL,
      TC_ACT_UNSPEC, ZM_REASON_PASS_NOT_SYN},
     {"v4 SYN-ACK of unknown flow to enrolled pod", 0, SH_TCP, POD_C4, POD_B4, 80, 40000, SYNACK,

@@ -18,24 +18,24 @@
 #define ZM_ABI_VERSION 1
 
 #define ZM_STR_(x) #x
-#define ZM_STR(x) ZM_STR_(x)
+#define ZM_STR(x)  ZM_STR_(x)
 
 /* Map names: at most 15 characters so `bpftool map show` prints them whole. */
-#define ZM_MAP_META zm_meta	      /* array[1] of struct zm_meta */
+#define ZM_MAP_META	 zm_meta      /* array[1] of struct zm_meta */
 #define ZM_MAP_WORKLOADS zm_workloads /* hash zm_addr -> zm_workload (read by tc) */
-#define ZM_MAP_WL_INFO zm_wl_info     /* hash zm_addr -> zm_workload_info (userspace only) */
-#define ZM_MAP_BYPASS zm_bypass	      /* hash zm_addr -> zm_bypass_kind: never captured */
-#define ZM_MAP_STATS zm_stats	      /* percpu array[ZM_REASON_MAX] of __u64 packets */
-#define ZM_MAP_CONNS zm_conns	      /* lru hash zm_flow -> zm_conn_stats (sockops) */
+#define ZM_MAP_WL_INFO	 zm_wl_info   /* hash zm_addr -> zm_workload_info (userspace only) */
+#define ZM_MAP_BYPASS	 zm_bypass    /* hash zm_addr -> zm_bypass_kind: never captured */
+#define ZM_MAP_STATS	 zm_stats     /* percpu array[ZM_REASON_MAX] of __u64 packets */
+#define ZM_MAP_CONNS	 zm_conns     /* lru hash zm_flow -> zm_conn_stats (sockops) */
 
 #define ZM_MAX_WORKLOADS 8192
-#define ZM_MAX_BYPASS 1024
-#define ZM_MAX_CONNS 65536
+#define ZM_MAX_BYPASS	 1024
+#define ZM_MAX_CONNS	 65536
 
 /* Pin layout under the pin directory (default ZM_PIN_DIR_DEFAULT, overridable). */
-#define ZM_PIN_DIR_DEFAULT "/sys/fs/bpf/zmesh"
-#define ZM_PIN_PROG_CAPTURE "prog_capture"
-#define ZM_PIN_PROG_SOCKOPS "prog_sockops"
+#define ZM_PIN_DIR_DEFAULT	"/sys/fs/bpf/zmesh"
+#define ZM_PIN_PROG_CAPTURE	"prog_capture"
+#define ZM_PIN_PROG_SOCKOPS	"prog_sockops"
 #define ZM_PIN_LINK_SOCKOPS_FMT "link_sockops_%llu" /* cgroup id */
 
 /*
@@ -44,10 +44,10 @@
  * left alone and see every packet we do not claim (we return TC_ACT_UNSPEC for those).
  */
 #define ZM_TC_PRIORITY 1
-#define ZM_TC_HANDLE 0x7a6d
+#define ZM_TC_HANDLE   0x7a6d
 
 /* Address families as the kernel numbers them (AF_INET, AF_INET6) without socket headers. */
-#define ZM_AF_INET 2
+#define ZM_AF_INET  2
 #define ZM_AF_INET6 10
 
 /* An IPv4 or IPv6 address. IPv4 sits in addr[0]; the other words are zero. */
@@ -64,14 +64,14 @@ enum zm_workload_flags {
 
 /* What the tc program knows of a local pod address. */
 struct zm_workload {
-	__u32 ifindex; /* host-side veth in the node namespace; SYNs from the address on any
-			* other interface are spoofed */
-	__u32 flags;   /* enum zm_workload_flags */
+	__u32 ifindex;	 /* host-side veth in the node namespace; SYNs from the address on any
+			  * other interface are spoofed */
+	__u32 flags;	 /* enum zm_workload_flags */
 	__u64 cgroup_id; /* pod cgroup v2 id, 0 when unknown */
 };
 
-#define ZM_NAME_LEN 64
-#define ZM_PATH_LEN 128
+#define ZM_NAME_LEN   64
+#define ZM_PATH_LEN   128
 #define ZM_IFNAME_LEN 16
 
 /* Userspace-only description of an enrolled address: what `zmeshctl workload list` prints. */
@@ -81,7 +81,7 @@ struct zm_workload_info {
 	char service_account[ZM_NAME_LEN];
 	char trust_domain[ZM_NAME_LEN];
 	char node[ZM_NAME_LEN];
-	char netns[ZM_PATH_LEN]; /* path of the pod's network namespace */
+	char netns[ZM_PATH_LEN];  /* path of the pod's network namespace */
 	char veth[ZM_IFNAME_LEN]; /* host-side interface name */
 	__u64 enrolled_at;	  /* CLOCK_REALTIME seconds */
 };

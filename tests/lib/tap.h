@@ -15,8 +15,8 @@
 
 static int tap_n, tap_failed;
 
-static inline int tap_check(int cond, const char *file, int line, const char *expr,
-			    const char *fmt, ...)
+static inline int tap_check(int cond, const char *file, int line, const char *expr, const char *fmt,
+			    ...)
 {
 	va_list ap;
 
@@ -38,31 +38,31 @@ static inline int tap_check(int cond, const char *file, int line, const char *ex
 #define ok(cond, ...) tap_check(!!(cond), __FILE__, __LINE__, #cond, __VA_ARGS__)
 
 /* is_int / is_str: equality checks that print both values on failure. */
-#define is_int(got, want, ...)                                                             \
-	({                                                                                 \
-		long long g_ = (long long)(got), w_ = (long long)(want);                   \
-		int r_ = ok(g_ == w_, __VA_ARGS__);                                        \
-		if (!r_)                                                                   \
-			printf("#   got %lld, want %lld\n", g_, w_);                           \
-		r_;                                                                        \
+#define is_int(got, want, ...)                                                                     \
+	({                                                                                         \
+		long long g_ = (long long)(got), w_ = (long long)(want);                           \
+		int r_ = ok(g_ == w_, __VA_ARGS__);                                                \
+		if (!r_)                                                                           \
+			printf("#   got %lld, want %lld\n", g_, w_);                               \
+		r_;                                                                                \
 	})
-#define is_str(got, want, ...)                                                             \
-	({                                                                                 \
-		const char *g_ = (got), *w_ = (want);                                      \
-		int r_ = ok(g_ && w_ && strcmp(g_, w_) == 0, __VA_ARGS__);                 \
-		if (!r_)                                                                   \
-			printf("#   got \"%s\", want \"%s\"\n", g_ ? g_ : "(null)",            \
-			       w_ ? w_ : "(null)");                                        \
-		r_;                                                                        \
+#define is_str(got, want, ...)                                                                     \
+	({                                                                                         \
+		const char *g_ = (got), *w_ = (want);                                              \
+		int r_ = ok(g_ && w_ && strcmp(g_, w_) == 0, __VA_ARGS__);                         \
+		if (!r_)                                                                           \
+			printf("#   got \"%s\", want \"%s\"\n", g_ ? g_ : "(null)",                \
+			       w_ ? w_ : "(null)");                                                \
+		r_;                                                                                \
 	})
 
 /* A test that cannot run fails: it never passes by being skipped. */
-#define tap_bail(...)                                                                      \
-	do {                                                                               \
-		printf("Bail out! ");                                                      \
-		printf(__VA_ARGS__);                                                       \
-		printf("\n");                                                              \
-		exit(1);                                                                   \
+#define tap_bail(...)                                                                              \
+	do {                                                                                       \
+		printf("Bail out! ");                                                              \
+		printf(__VA_ARGS__);                                                               \
+		printf("\n");                                                                      \
+		exit(1);                                                                           \
 	} while (0)
 
 /* Call at the end of main: prints the plan and returns the exit status. */

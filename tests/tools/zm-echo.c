@@ -30,8 +30,9 @@
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: zm-echo serve [--port P] [--banner]\n"
-			"       zm-echo send HOST PORT [--data STR | --bytes N] [--line] [--timeout S]\n");
+	fprintf(stderr,
+		"usage: zm-echo serve [--port P] [--banner]\n"
+		"       zm-echo send HOST PORT [--data STR | --bytes N] [--line] [--timeout S]\n");
 	return 2;
 }
 
@@ -89,7 +90,7 @@ static void serve_one(int c, int banner)
 static int serve(int argc, char **argv)
 {
 	int port = 7777, banner = 0, one = 1, zero = 0, fd, i;
-	struct sockaddr_in6 sa = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_ANY_INIT };
+	struct sockaddr_in6 sa = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_ANY_INIT};
 
 	for (i = 0; i < argc; i++) {
 		if (!strcmp(argv[i], "--port") && i + 1 < argc)
@@ -127,7 +128,7 @@ static int serve(int argc, char **argv)
 
 static int dial(const char *host, const char *port, int timeout_s)
 {
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICHOST };
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICHOST};
 	struct addrinfo *ai;
 	struct pollfd p;
 	int fd, err = 0, r;
@@ -145,7 +146,7 @@ static int dial(const char *host, const char *port, int timeout_s)
 		return -1;
 	}
 	freeaddrinfo(ai);
-	p = (struct pollfd){ .fd = fd, .events = POLLOUT };
+	p = (struct pollfd){.fd = fd, .events = POLLOUT};
 	if (poll(&p, 1, timeout_s * 1000) != 1) {
 		fprintf(stderr, "zm-echo: connect %s port %s: timed out after %ds\n", host, port,
 			timeout_s);
@@ -171,14 +172,14 @@ static long long exchange(int fd, const char *data, long long len, int print, in
 
 	*mismatch = 0;
 	for (;;) {
-		struct pollfd p = { .fd = fd, .events = POLLIN | (wr_done ? 0 : POLLOUT) };
+		struct pollfd p = {.fd = fd, .events = POLLIN | (wr_done ? 0 : POLLOUT)};
 		ssize_t n;
 
 		if (poll(&p, 1, 10000) <= 0)
 			return -1;
 		if (!wr_done && (p.revents & POLLOUT)) {
-			size_t chunk = (size_t)(len - sent) < sizeof(out) ? (size_t)(len - sent)
-									  : sizeof(out);
+			size_t chunk =
+			    (size_t)(len - sent) < sizeof(out) ? (size_t)(len - sent) : sizeof(out);
 			long long i;
 
 			for (i = 0; !data && i < (long long)chunk; i++)
@@ -214,7 +215,7 @@ static int read_line(int fd, int timeout_s)
 	char c;
 
 	for (;;) {
-		struct pollfd p = { .fd = fd, .events = POLLIN };
+		struct pollfd p = {.fd = fd, .events = POLLIN};
 
 		if (poll(&p, 1, timeout_s * 1000) != 1 || read(fd, &c, 1) != 1) {
 			fprintf(stderr, "zm-echo: no line from the server\n");

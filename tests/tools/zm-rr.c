@@ -24,7 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define REQ "GET / HTTP/1.1\r\nHost: bench\r\n\r\n"
+#define REQ	  "GET / HTTP/1.1\r\nHost: bench\r\n\r\n"
 #define MAX_CONNS 256
 
 static int usage(void)
@@ -77,7 +77,7 @@ out:
 static int server(int argc, char **argv)
 {
 	int port = 8080, size = 1024, one = 1, zero = 0, fd;
-	struct sockaddr_in6 sa = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_ANY_INIT };
+	struct sockaddr_in6 sa = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_ANY_INIT};
 
 	for (int i = 0; i < argc; i++) {
 		if (!strcmp(argv[i], "--port") && i + 1 < argc)
@@ -115,7 +115,7 @@ static int server(int argc, char **argv)
 
 static int dial(const char *host, const char *port)
 {
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICHOST }, *ai;
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICHOST}, *ai;
 	int fd, one = 1;
 
 	if (getaddrinfo(host, port, &hints, &ai))
@@ -201,7 +201,8 @@ static int client(int argc, char **argv)
 	for (int c = 0; c < conns; c++) {
 		fds[c] = dial(argv[0], argv[1]);
 		if (fds[c] < 0) {
-			fprintf(stderr, "zm-rr: connect %s:%s: %s\n", argv[0], argv[1], strerror(errno));
+			fprintf(stderr, "zm-rr: connect %s:%s: %s\n", argv[0], argv[1],
+				strerror(errno));
 			return 1;
 		}
 	}

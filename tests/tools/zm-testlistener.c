@@ -29,7 +29,7 @@ static int echo;
 static int listen_on(int family, int port)
 {
 	struct sockaddr_storage ss;
-	struct zm_addr any = { .family = family == AF_INET ? ZM_AF_INET : ZM_AF_INET6 };
+	struct zm_addr any = {.family = family == AF_INET ? ZM_AF_INET : ZM_AF_INET6};
 	socklen_t sl = zm_addr_to_sockaddr(&any, (unsigned int)port, &ss);
 	int one = 1, fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK, 0);
 
@@ -60,7 +60,7 @@ static int echo_all(int fd, const char *p, size_t n)
 		ssize_t w = write(fd, p, n);
 
 		if (w < 0 && errno == EAGAIN) {
-			struct pollfd pw = { .fd = fd, .events = POLLOUT };
+			struct pollfd pw = {.fd = fd, .events = POLLOUT};
 
 			if (poll(&pw, 1, 10000) != 1)
 				return -1;
@@ -125,7 +125,7 @@ int main(int argc, char **argv)
 
 			if (fd < 0)
 				return 1;
-			fds[nl] = (struct pollfd){ .fd = fd, .events = POLLIN };
+			fds[nl] = (struct pollfd){.fd = fd, .events = POLLIN};
 			lport[nl++] = port;
 		}
 	}
@@ -145,7 +145,7 @@ int main(int argc, char **argv)
 					continue;
 				report(c, lport[i]);
 				if (nfds < MAX_FDS)
-					fds[nfds++] = (struct pollfd){ .fd = c, .events = POLLIN };
+					fds[nfds++] = (struct pollfd){.fd = c, .events = POLLIN};
 				else
 					close(c);
 				continue;

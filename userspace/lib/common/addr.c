@@ -87,8 +87,7 @@ const char *zm_addr_format(const struct zm_addr *a, char *buf, size_t len)
 	return buf;
 }
 
-const char *zm_addr_port_format(const struct zm_addr *a, unsigned int port, char *buf,
-				size_t len)
+const char *zm_addr_port_format(const struct zm_addr *a, unsigned int port, char *buf, size_t len)
 {
 	char ip[INET6_ADDRSTRLEN];
 

@@ -32,8 +32,7 @@ int zm_cidr_parse(const char *text, bool strict, struct zm_addr *out, unsigned i
 const char *zm_addr_format(const struct zm_addr *a, char *buf, size_t len);
 
 /* Write "ip:port" or "[ip6]:port"; port in host byte order. Returns buf. */
-const char *zm_addr_port_format(const struct zm_addr *a, unsigned int port, char *buf,
-				size_t len);
+const char *zm_addr_port_format(const struct zm_addr *a, unsigned int port, char *buf, size_t len);
 
 /* Fill a zm_addr and host-order port from a sockaddr_in/in6 (v4-mapped v6 becomes v4). */
 int zm_addr_from_sockaddr(const struct sockaddr *sa, struct zm_addr *out, unsigned int *port);

@@ -65,6 +65,16 @@ t_is "$(zm n1 -j workload list | jq -r '[.[].address] | sort | join(",")')" \
 t_is "$(zm n1 -j workload list | jq -r '.[0].identity')" "spiffe://cluster.local/ns/demo/sa/a" \
 	"workload list shows n1a's identity"
 
+st=$(zm n1 -j datapath status)
+t_is "$(echo "$st" | jq -r '[.loaded, .abi_version, .route.present] | join(" ")')" "true 1 true" \
+	"datapath status: loaded, ABI 1, policy route present"
+t_is "$(echo "$st" | jq -r '[.interfaces[].ifname] | sort | join(",")')" "veth-n1a,veth-n1b,wire0" \
+	"datapath status lists the attached interfaces"
+t_is "$(zm n1 -j map list | jq -r '[.[].name] | sort | join(",")')" \
+	"zm_bypass,zm_conns,zm_meta,zm_stats,zm_wl_info,zm_workloads" "map list shows every zmesh map"
+t_like "$(zm n1 map dump zm_workloads)" "198.18.1.11.*veth-n1a|198.18.1.11.*ifindex" \
+	"map dump decodes zm_workloads for humans"
+
 # Without a listener, enrolled pods fail closed: no plaintext escapes the mesh.
 out=$(send n1a "$(h_ip4 n2b)" 7777)
 t_like "$out" "timed out|refused|failed" "no ztunnel: enrolled pod's connection does not leave in plaintext"
@@ -163,4 +173,14 @@ t_is "$(ls "$H_BPFFS/n1" | wc -l)" "0" "no pins left"
 out=$(zm n1 datapath unload 2>&1); st=$?
 t_like "$st:$out" "^1:.*(not loaded|nothing)" "unload when nothing is loaded is an error"
 t_like "$(send n1a "$(h_ip4 n2b)" 7777)" "^peer=198.18.1.11:" "after unload n1a talks directly again"
+
+# Loads are serialised by the pin directory's lock: two at once, one installs, one reuses.
+t_run "datapath unload on n2" -- zm n2 datapath unload
+zm n2 -j datapath load --uplink wire0 >"$H_STATE/load1" 2>&1 &
+l1=$!
+zm n2 -j datapath load --uplink wire0 >"$H_STATE/load2" 2>&1
+wait "$l1"
+t_is "$(cat "$H_STATE/load1" "$H_STATE/load2" | jq -r .reused | sort | tr '\n' ' ')" "false true " \
+	"concurrent loads: one fresh install, one reuse"
+t_run "datapath unload on n2 again" -- zm n2 datapath unload
 t_done

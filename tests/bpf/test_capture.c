@@ -277,7 +277,8 @@ static size_t build_v4(uint8_t *p, const struct fixture *f, const char *src, con
 	    f->shape == SH_UDP ? put_udp(p + ihl, sport, dport) : put_tcp(p + ihl, f, sport, dport);
 	if (f->shape == SH_SHORT_TCP)
 		l4 = 10;
-	((struct iphdr *)p)->tot_len = htons(ihl + l4);
+	ip.tot_len = htons(ihl + l4);
+	memcpy(p, &ip, sizeof(ip)); /* p is not 4-byte aligned behind Ethernet */
 	return ihl + l4;
 }
 
@@ -310,7 +311,8 @@ static size_t build_v6(uint8_t *p, const struct fixture *f, const char *src, con
 				  : put_tcp(p + off, f, sport, dport);
 	if (f->shape == SH_SHORT_TCP)
 		l4 = 10;
-	((struct ip6_hdr *)p)->ip6_plen = htons(off - sizeof(ip6) + l4);
+	ip6.ip6_plen = htons(off - sizeof(ip6) + l4);
+	memcpy(p, &ip6, sizeof(ip6)); /* p is not 4-byte aligned behind Ethernet */
 	return off + l4;
 }
 

@@ -31,6 +31,7 @@ const struct cli_cmd cli_cmds[] = {
     {"map", "dump", cmd_map_dump, "NAME"},
     {"stats", NULL, cmd_stats, ""},
     {"conn", "list", cmd_conn_list, ""},
+    {"ca", "init", cmd_ca_init, "--dir DIR [--trust-domain TD]"},
     {NULL, NULL, NULL, NULL},
 };
 

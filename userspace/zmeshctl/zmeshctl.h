@@ -77,6 +77,7 @@ int cmd_map_list(struct cli *c, int argc, char **argv);
 int cmd_map_dump(struct cli *c, int argc, char **argv);
 int cmd_stats(struct cli *c, int argc, char **argv);
 int cmd_conn_list(struct cli *c, int argc, char **argv);
+int cmd_ca_init(struct cli *c, int argc, char **argv);
 
 /* Decoders shared by map dump, workload list and conn list. */
 json_object *dec_addr(const struct zm_addr *a);

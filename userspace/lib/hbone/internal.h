@@ -1,0 +1,107 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Private state of lib/hbone shared by conn.c (TLS I/O, nghttp2 session and callbacks,
+ * timers) and stream.c (tunnel buffers, stream calls). Nothing here is part of the API.
+ */
+#ifndef ZMESH_HBONE_INTERNAL_H
+#define ZMESH_HBONE_INTERNAL_H
+
+#include <nghttp2/nghttp2.h>
+
+#include "hbone.h"
+
+/* A byte queue: data[off, off + len) is live; compacted or freed as it drains. */
+struct hb_buf {
+	uint8_t *data;
+	size_t off;
+	size_t len;
+	size_t cap;
+};
+
+int hb_buf_append(struct hb_buf *b, const void *p, size_t n);
+void hb_buf_drop(struct hb_buf *b, size_t n);
+void hb_buf_free(struct hb_buf *b);
+
+/* Request header values collected for a server stream until its HEADERS frame ends. */
+struct hb_req_hdrs {
+	char *method;
+	char *authority;
+	char *forwarded;
+	char *baggage;
+	char *traceparent;
+};
+
+struct hb_stream {
+	struct hb_conn *conn;
+	struct hb_stream *prev, *next; /* conn->streams */
+	int32_t id;
+	void *ud;
+	struct hb_req_hdrs *req; /* server: until the request is complete */
+	struct hb_buf tx;	 /* queued by hb_stream_write, read by the data provider */
+	struct hb_buf rx;	 /* received, not yet taken by on_data (paused) */
+	int status;		 /* response status sent (server) or received (client) */
+	bool announced;		 /* the user knows this stream (on_request / hb_stream_open) */
+	bool provider;		 /* a data provider is attached (request or 200 response) */
+	bool deferred;		 /* the data provider returned NGHTTP2_ERR_DEFERRED */
+	bool tx_eof;		 /* hb_stream_shutdown: END_STREAM after tx drains */
+	bool tx_done;		 /* END_STREAM handed to nghttp2 */
+	bool reset;		 /* RST_STREAM submitted by us */
+	bool paused;		 /* on_data took less than offered */
+	bool rx_eof;		 /* END_STREAM received */
+	bool eof_told;		 /* on_eof delivered */
+	bool want_writable;	 /* hb_stream_write came up short: tell on_writable */
+	bool tell_writable;	 /* space freed: on_writable pending */
+	bool h2_closed;		 /* nghttp2 closed the stream; we linger for held rx data */
+	bool hdrs_sent;		 /* our HEADERS (request or response) went out */
+	bool rst_deferred;	 /* reset asked before our response HEADERS went out */
+	bool finish_pending;	 /* reset while lingering: on_stream_close on the next io */
+	uint32_t close_code;
+};
+
+enum hb_conn_state {
+	HB_CONN_HANDSHAKE,
+	HB_CONN_H2,
+	HB_CONN_CLOSED,
+};
+
+struct hb_conn {
+	enum hb_role role;
+	enum hb_conn_state state;
+	int fd;
+	SSL *ssl;
+	nghttp2_session *h2;
+	struct hb_callbacks cbs;
+	void *ud;
+	struct hb_stream *streams;
+	unsigned int nstreams;	/* live, announced or not */
+	int in_h2;		/* depth of nghttp2 calls on the stack: no mem_send inside */
+	struct hb_buf out;	/* serialized frames not yet taken by SSL_write */
+	int ssl_want;		/* EPOLLIN/EPOLLOUT the last SSL call asked for */
+	bool ready;		/* handshake done, peer SETTINGS received */
+	bool settings_rx;
+	bool goaway;		/* sent or received: no new streams */
+	bool notify;		/* some stream has tell_writable or a lingering close */
+	int pending_err;	/* a failure seen where callbacks could not run */
+	char pending_reason[160];
+	uint64_t start_ms, now_ms;
+	uint64_t ping_ref_ms;	/* last PING ack (or ready time) */
+	uint64_t ping_sent_ms;
+	bool ping_out;
+	uint64_t bytes_sent, bytes_recv;
+	char peer_id[256];
+};
+
+/* stream.c */
+struct hb_stream *hb_stream_alloc(struct hb_conn *conn, int32_t id);
+void hb_stream_free(struct hb_stream *s);
+void hb_stream_deliver(struct hb_stream *s);
+void hb_stream_finish(struct hb_stream *s, uint32_t code);
+ssize_t hb_data_read_cb(nghttp2_session *h2, int32_t id, uint8_t *buf, size_t length,
+			uint32_t *flags, nghttp2_data_source *src, void *ud);
+
+/* conn.c */
+void hb_conn_soft_flush(struct hb_conn *conn);
+void hb_conn_fail_later(struct hb_conn *conn, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+#endif

@@ -1,0 +1,413 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * HBONE streams: one CONNECT tunnel each. Owns the per-stream byte queues (tx: what
+ * hb_stream_write() accepted and the nghttp2 data provider has not taken yet, bounded by
+ * HB_SEND_BUFFER; rx: what arrived while the consumer was paused, bounded by our stream
+ * window because held bytes are never credited back) and the calls a proxy makes on a
+ * stream: open, respond, write, shutdown, reset, resume.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define HB_BUF_MIN	  (16u << 10)
+#define HB_BUF_KEEP_MAX (64u << 10) /* a drained buffer bigger than this is released */
+
+int hb_buf_append(struct hb_buf *b, const void *p, size_t n)
+{
+	size_t need, cap;
+	uint8_t *d;
+
+	if (n == 0)
+		return 0;
+	if (b->off && b->off + b->len + n > b->cap) {
+		memmove(b->data, b->data + b->off, b->len);
+		b->off = 0;
+	}
+	need = b->off + b->len + n;
+	if (need > b->cap) {
+		cap = b->cap ? b->cap : HB_BUF_MIN;
+		while (cap < need)
+			cap *= 2;
+		d = realloc(b->data, cap);
+		if (!d)
+			return -ENOMEM;
+		b->data = d;
+		b->cap = cap;
+	}
+	memcpy(b->data + b->off + b->len, p, n);
+	b->len += n;
+	return 0;
+}
+
+void hb_buf_drop(struct hb_buf *b, size_t n)
+{
+	if (n >= b->len) {
+		b->off = 0;
+		b->len = 0;
+		if (b->cap > HB_BUF_KEEP_MAX)
+			hb_buf_free(b);
+		return;
+	}
+	b->off += n;
+	b->len -= n;
+}
+
+void hb_buf_free(struct hb_buf *b)
+{
+	free(b->data);
+	memset(b, 0, sizeof(*b));
+}
+
+struct hb_stream *hb_stream_alloc(struct hb_conn *conn, int32_t id)
+{
+	struct hb_stream *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return NULL;
+	s->conn = conn;
+	s->id = id;
+	s->next = conn->streams;
+	if (conn->streams)
+		conn->streams->prev = s;
+	conn->streams = s;
+	conn->nstreams++;
+	return s;
+}
+
+static void hb_req_hdrs_free(struct hb_req_hdrs *r)
+{
+	if (!r)
+		return;
+	free(r->method);
+	free(r->authority);
+	free(r->forwarded);
+	free(r->baggage);
+	free(r->traceparent);
+	free(r);
+}
+
+void hb_stream_free(struct hb_stream *s)
+{
+	struct hb_conn *conn = s->conn;
+
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		conn->streams = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	conn->nstreams--;
+	if (conn->state != HB_CONN_CLOSED && s->id > 0 && !s->h2_closed)
+		nghttp2_session_set_stream_user_data(conn->h2, s->id, NULL);
+	hb_req_hdrs_free(s->req);
+	hb_buf_free(&s->tx);
+	hb_buf_free(&s->rx);
+	free(s);
+}
+
+/*
+ * The stream is over: tell the user (when it knows the stream) and free it. Held bytes are
+ * credited to the connection window so one abandoned stream cannot starve the others.
+ */
+void hb_stream_finish(struct hb_stream *s, uint32_t code)
+{
+	struct hb_conn *conn = s->conn;
+
+	if (s->rx.len && conn->state != HB_CONN_CLOSED)
+		nghttp2_session_consume_connection(conn->h2, s->rx.len);
+	hb_buf_free(&s->rx);
+	if (s->announced && conn->cbs.on_stream_close)
+		conn->cbs.on_stream_close(s, code);
+	hb_stream_free(s);
+}
+
+/* Credit the peer for n bytes the consumer took (stream level only while nghttp2 has it). */
+static void hb_stream_credit(struct hb_stream *s, size_t n)
+{
+	struct hb_conn *conn = s->conn;
+
+	if (!n || conn->state == HB_CONN_CLOSED)
+		return;
+	if (s->h2_closed)
+		nghttp2_session_consume_connection(conn->h2, n);
+	else
+		nghttp2_session_consume(conn->h2, s->id, n);
+}
+
+/*
+ * Hand held bytes to on_data until it takes less than offered, then END_STREAM as on_eof,
+ * then a lingering close. Callbacks may reset the stream; nothing of s is touched after
+ * a reset freed its buffers except flags.
+ */
+void hb_stream_deliver(struct hb_stream *s)
+{
+	struct hb_conn *conn = s->conn;
+	size_t len, taken;
+
+	while (s->rx.len && !s->paused && !s->reset) {
+		len = s->rx.len;
+		taken = conn->cbs.on_data ? conn->cbs.on_data(s, s->rx.data + s->rx.off, len) : len;
+		if (s->reset)
+			return;
+		if (taken > len)
+			taken = len;
+		hb_stream_credit(s, taken);
+		hb_buf_drop(&s->rx, taken);
+		if (taken < len)
+			s->paused = true;
+	}
+	if (s->reset || s->paused || s->rx.len)
+		return;
+	if (s->rx_eof && !s->eof_told) {
+		s->eof_told = true;
+		if (conn->cbs.on_eof)
+			conn->cbs.on_eof(s);
+	}
+	if (s->h2_closed && !s->reset)
+		hb_stream_finish(s, s->close_code);
+}
+
+ssize_t hb_data_read_cb(nghttp2_session *h2, int32_t id, uint8_t *buf, size_t length,
+			uint32_t *flags, nghttp2_data_source *src, void *ud)
+{
+	struct hb_stream *s = src->ptr;
+	size_t n = s->tx.len < length ? s->tx.len : length;
+
+	(void)h2;
+	(void)id;
+	(void)ud;
+	if (n) {
+		memcpy(buf, s->tx.data + s->tx.off, n);
+		hb_buf_drop(&s->tx, n);
+		s->conn->bytes_sent += n;
+	}
+	if (!s->tx.len && s->tx_eof) {
+		*flags |= NGHTTP2_DATA_FLAG_EOF;
+		s->tx_done = true;
+	} else if (!n) {
+		s->deferred = true;
+		return NGHTTP2_ERR_DEFERRED;
+	}
+	/* Wake the writer once half the buffer is free, not per frame. */
+	if (s->want_writable && s->tx.len <= HB_SEND_BUFFER / 2) {
+		s->want_writable = false;
+		s->tell_writable = true;
+		s->conn->notify = true;
+	}
+	return (ssize_t)n;
+}
+
+static void hb_stream_kick(struct hb_stream *s)
+{
+	if (s->deferred && s->provider && !s->h2_closed) {
+		s->deferred = false;
+		nghttp2_session_resume_data(s->conn->h2, s->id);
+	}
+}
+
+struct hb_stream *hb_stream_open(struct hb_conn *conn, const struct hb_request *req, void *ud)
+{
+	nghttp2_nv nva[5];
+	nghttp2_data_provider prd;
+	struct zm_addr dst;
+	unsigned int port, n = 0;
+	struct hb_stream *s;
+	int32_t id;
+
+#define HB_NV(nm, val)                                                                           \
+	(nghttp2_nv)                                                                             \
+	{                                                                                        \
+		(uint8_t *)(nm), (uint8_t *)(val), sizeof(nm) - 1, strlen(val), NGHTTP2_NV_FLAG_NONE \
+	}
+	if (!conn || !req || conn->role != HB_ROLE_CLIENT ||
+	    hb_authority_parse(req->authority, &dst, &port)) {
+		errno = EINVAL;
+		return NULL;
+	}
+	if (conn->state == HB_CONN_CLOSED || conn->goaway || conn->pending_err) {
+		errno = EPIPE;
+		return NULL;
+	}
+	if (conn->ready ? !hb_conn_streams_available(conn) : conn->nstreams >= HB_MAX_STREAMS) {
+		errno = EAGAIN;
+		return NULL;
+	}
+	nva[n++] = HB_NV(":method", "CONNECT");
+	nva[n++] = HB_NV(":authority", req->authority);
+	if (req->forwarded && *req->forwarded)
+		nva[n++] = HB_NV("forwarded", req->forwarded);
+	if (req->baggage && *req->baggage)
+		nva[n++] = HB_NV("baggage", req->baggage);
+	if (req->traceparent && *req->traceparent)
+		nva[n++] = HB_NV("traceparent", req->traceparent);
+#undef HB_NV
+	s = hb_stream_alloc(conn, 0);
+	if (!s) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	prd.source.ptr = s;
+	prd.read_callback = hb_data_read_cb;
+	id = nghttp2_submit_request(conn->h2, NULL, nva, n, &prd, s);
+	if (id < 0) {
+		hb_stream_free(s);
+		errno = id == NGHTTP2_ERR_STREAM_ID_NOT_AVAILABLE ? EAGAIN : EIO;
+		return NULL;
+	}
+	s->id = id;
+	s->ud = ud;
+	s->announced = true;
+	s->provider = true;
+	hb_conn_soft_flush(conn);
+	return s;
+}
+
+int hb_stream_respond(struct hb_stream *s, int status)
+{
+	struct hb_conn *conn = s->conn;
+	nghttp2_data_provider prd = { .source.ptr = s, .read_callback = hb_data_read_cb };
+	char code[8];
+	nghttp2_nv nv;
+	int err;
+
+	if (conn->role != HB_ROLE_SERVER || status < 200 || status > 599)
+		return -EINVAL;
+	if (s->status)
+		return -EALREADY;
+	if (conn->state == HB_CONN_CLOSED || s->reset || s->h2_closed)
+		return -EPIPE;
+	snprintf(code, sizeof(code), "%d", status);
+	nv = (nghttp2_nv){ (uint8_t *)":status", (uint8_t *)code, 7, strlen(code),
+			   NGHTTP2_NV_FLAG_NONE };
+	err = nghttp2_submit_response(conn->h2, s->id, &nv, 1, status == 200 ? &prd : NULL);
+	if (err)
+		return -EIO;
+	s->status = status;
+	s->provider = status == 200;
+	if (status != 200) {
+		/* Whatever the client sent or sends is dropped: credit it, hold nothing. */
+		hb_stream_credit(s, s->rx.len);
+		hb_buf_free(&s->rx);
+	}
+	hb_conn_soft_flush(conn);
+	if (status == 200 && (s->rx.len || s->rx_eof))
+		hb_stream_deliver(s);
+	return 0;
+}
+
+ssize_t hb_stream_write(struct hb_stream *s, const void *buf, size_t len)
+{
+	size_t room, n;
+
+	if (s->conn->role == HB_ROLE_SERVER && s->status && s->status != 200)
+		return -EINVAL;
+	if (s->reset || s->h2_closed || s->tx_eof || s->conn->state == HB_CONN_CLOSED ||
+	    (s->conn->role == HB_ROLE_CLIENT && s->status && s->status != 200))
+		return -EPIPE;
+	room = HB_SEND_BUFFER > s->tx.len ? HB_SEND_BUFFER - s->tx.len : 0;
+	n = len < room ? len : room;
+	if (n < len)
+		s->want_writable = true;
+	if (!n)
+		return 0;
+	if (hb_buf_append(&s->tx, buf, n))
+		return s->want_writable = false, -ENOMEM;
+	hb_stream_kick(s);
+	hb_conn_soft_flush(s->conn);
+	return (ssize_t)n;
+}
+
+size_t hb_stream_unsent(const struct hb_stream *s)
+{
+	return s->tx.len;
+}
+
+int hb_stream_shutdown(struct hb_stream *s)
+{
+	if (s->reset || s->h2_closed || s->conn->state == HB_CONN_CLOSED)
+		return -EPIPE;
+	if (s->tx_eof)
+		return 0;
+	s->tx_eof = true;
+	hb_stream_kick(s);
+	hb_conn_soft_flush(s->conn);
+	return 0;
+}
+
+int hb_stream_reset(struct hb_stream *s, uint32_t code)
+{
+	struct hb_conn *conn = s->conn;
+
+	if (s->reset)
+		return 0;
+	if (conn->state == HB_CONN_CLOSED)
+		return -EPIPE;
+	s->reset = true;
+	s->close_code = code;
+	s->want_writable = false;
+	s->tell_writable = false;
+	hb_buf_free(&s->tx);
+	if (s->rx.len)
+		nghttp2_session_consume_connection(conn->h2, s->rx.len);
+	hb_buf_free(&s->rx);
+	if (s->h2_closed) {
+		/* nghttp2 is done with it already: nothing to send; end it on the next io. */
+		s->finish_pending = true;
+		conn->notify = true;
+		return 0;
+	}
+	if (s->status && !s->hdrs_sent && conn->role == HB_ROLE_SERVER) {
+		/* nghttp2 drops a queued response when RST_STREAM is queued behind it; the
+		 * client must see the 200 before the reset, so send it from on_frame_send. */
+		s->rst_deferred = true;
+		return 0;
+	}
+	if (nghttp2_submit_rst_stream(conn->h2, NGHTTP2_FLAG_NONE, s->id, code))
+		return -EIO;
+	hb_conn_soft_flush(conn);
+	return 0;
+}
+
+int hb_stream_resume(struct hb_stream *s)
+{
+	struct hb_conn *conn = s->conn;
+
+	if (s->reset || conn->state == HB_CONN_CLOSED)
+		return -EPIPE;
+	if (conn->role == HB_ROLE_SERVER && !s->status)
+		return 0; /* delivery starts with hb_stream_respond(200) */
+	s->paused = false;
+	hb_stream_deliver(s);
+	/* s may be gone here (lingering close); the connection is not. */
+	hb_conn_soft_flush(conn);
+	return 0;
+}
+
+size_t hb_stream_held(const struct hb_stream *s)
+{
+	return s->rx.len;
+}
+
+void *hb_stream_ud(const struct hb_stream *s)
+{
+	return s->ud;
+}
+
+void hb_stream_set_ud(struct hb_stream *s, void *ud)
+{
+	s->ud = ud;
+}
+
+struct hb_conn *hb_stream_conn(const struct hb_stream *s)
+{
+	return s->conn;
+}
+
+int32_t hb_stream_id(const struct hb_stream *s)
+{
+	return s->id;
+}

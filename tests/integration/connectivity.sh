@@ -12,6 +12,7 @@
 set -u
 cd "$(dirname "$0")/../.."
 . tests/lib/tap.sh
+. tests/lib/cleanup.sh # h__starttime
 BUILD=${BUILD:-build}
 ECHO=$BUILD/tests/tools/zm-echo
 [ -x "$ECHO" ] || t_fatal "$ECHO not built (run make)"
@@ -26,7 +27,9 @@ state_file=$(mktemp)
 	echo "$H_STATE $H_PFX $H_CGROUP $H_BPFFS" >"$state_file"
 	for p in n1a n1b n2a n2b; do
 		h_bg "$p" "$ECHO" serve --port 7777 --banner
+		echo "$H_LAST_PID $(h__starttime "$H_LAST_PID")" >>"$state_file.pids"
 		h_bg "$p" "$ECHO" serve --port 7778
+		echo "$H_LAST_PID $(h__starttime "$H_LAST_PID")" >>"$state_file.pids"
 	done
 	mkdir -p "$(h_pin_dir n1)/probe" # something on the private bpffs for the cleanup check
 	for p in n1a n1b n2a n2b; do h_wait_port "$p" 7777 || t_fatal "echo server in $p did not start"; done
@@ -54,12 +57,15 @@ state_file=$(mktemp)
 )
 read -r T_N T_FAILED <"$state_file.counts" 2>/dev/null || t_fatal "topology part did not finish"
 read -r state pfx cg bpffs <"$state_file"
-rm -f "$state_file" "$state_file.counts"
+left=0
+while read -r pid st; do
+	[ "$(h__starttime "$pid")" = "$st" ] && left=$((left + 1))
+done <"$state_file.pids"
+rm -f "$state_file" "$state_file.counts" "$state_file.pids"
 
 t_is "$(ip netns list | grep -c "^$pfx-")" "0" "no namespace of the run is left"
 t_ok "$([ ! -e "$cg" ]; echo $?)" "the run's cgroup $cg is removed"
 t_ok "$(! grep -q " $bpffs " /proc/mounts; echo $?)" "the private bpffs is unmounted"
 t_ok "$([ ! -e "$state" ]; echo $?)" "the state directory is removed"
-t_is "$(pgrep -fc "$ECHO serve --port 7777 --banner" || true)" "0" "no zm-echo server is left running"
-t_is "$(pgrep -fc "$ECHO serve --port 7778" || true)" "0" "no plain zm-echo server is left running"
+t_is "$left" "0" "none of the 8 servers the run started is left running (checked by PID)"
 t_done

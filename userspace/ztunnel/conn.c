@@ -1,0 +1,432 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * Proxied connections: creation, description (access log, metric series), the upstream dial
+ * that keeps the client's address (IP_TRANSPARENT + IP_BIND_ADDRESS_NO_PORT + bind(ip:0)),
+ * the outbound (15001) and inbound plaintext (15006) accept paths, dial timeouts and the one
+ * place a connection ends (zt_conn_finish: close line, counters, release).
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "config/config.h"
+#include "hbone/hbone.h"
+#include "zt.h"
+
+static void zt_leg_event(struct zt_worker *w, struct zt_ev *ev, uint32_t events);
+
+struct zt_conn *zt_conn_new(struct zt_worker *w, int fd_a, bool a_is_client)
+{
+	struct zt_conn *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return NULL;
+	c->w = w;
+	c->a_is_client = a_is_client;
+	c->a = (struct zt_leg){{zt_leg_event, fd_a, 0}, c, 0};
+	c->b = (struct zt_leg){{zt_leg_event, -1, 0}, c, 1};
+	c->ab.pipe[0] = c->ab.pipe[1] = c->ba.pipe[0] = c->ba.pipe[1] = -1;
+	c->info.start_ms = w->now_ms;
+	c->info.via = "-";
+	c->next = w->conns;
+	if (w->conns)
+		w->conns->prev = c;
+	w->conns = c;
+	return c;
+}
+
+static void zt_conn_free(void *p)
+{
+	struct zt_conn *c = p;
+
+	free(c->buf);
+	free(c);
+}
+
+/* Close with RST: the peer learns the connection failed instead of seeing a clean EOF. */
+void zt_conn_reset_fd(int fd)
+{
+	struct linger lg = {1, 0};
+
+	if (fd < 0)
+		return;
+	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	close(fd);
+}
+
+static void zt_close_pipe(struct zt_dir *d)
+{
+	if (d->pipe[0] >= 0)
+		close(d->pipe[0]);
+	if (d->pipe[1] >= 0)
+		close(d->pipe[1]);
+	d->pipe[0] = d->pipe[1] = -1;
+}
+
+void zt_conn_finish(struct zt_conn *c, enum zt_outcome o, const char *fmt, ...)
+{
+	struct zt_worker *w = c->w;
+	char line[ZT_LOG_LEN];
+	bool rst = o != ZT_OUT_OK;
+	va_list ap;
+
+	if (c->state == ZT_CS_DONE)
+		return;
+	c->state = ZT_CS_DONE;
+	c->outcome = o;
+	if (fmt) {
+		va_start(ap, fmt);
+		vsnprintf(c->detail, sizeof(c->detail), fmt, ap);
+		va_end(ap);
+	}
+	if (zt_log_format_close(&c->info, o, c->detail, w->now_ms - c->info.start_ms, line,
+				sizeof(line)) > 0)
+		zt_log_emit(line);
+	if (c->m)
+		atomic_fetch_add_explicit(&c->m->closed, 1, memory_order_relaxed);
+	if (c->st) {
+		/* Detach first: the library reports this stream's close later, to nobody. */
+		hb_stream_set_ud(c->st, NULL);
+		if (rst)
+			hb_stream_reset(c->st, HB_ERR_CONNECT_ERROR);
+		c->st = NULL;
+	}
+	zt_ev_del(w, &c->a.ev);
+	zt_ev_del(w, &c->b.ev);
+	if (rst) {
+		zt_conn_reset_fd(c->a.ev.fd);
+		zt_conn_reset_fd(c->b.ev.fd);
+	} else {
+		if (c->a.ev.fd >= 0)
+			close(c->a.ev.fd);
+		if (c->b.ev.fd >= 0)
+			close(c->b.ev.fd);
+	}
+	c->a.ev.fd = c->b.ev.fd = -1;
+	zt_close_pipe(&c->ab);
+	zt_close_pipe(&c->ba);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		w->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	zt_defer_free(w, zt_conn_free, c);
+}
+
+void zt_conn_count(struct zt_conn *c, bool from_a, size_t n)
+{
+	if (from_a == c->a_is_client) {
+		c->info.bytes_recv += n;
+		if (c->m)
+			atomic_fetch_add_explicit(&c->m->received, n, memory_order_relaxed);
+	} else {
+		c->info.bytes_sent += n;
+		if (c->m)
+			atomic_fetch_add_explicit(&c->m->sent, n, memory_order_relaxed);
+	}
+}
+
+int zt_dial(const struct zm_addr *src, const struct zm_addr *dst, __u16 port, int *out)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = zm_addr_to_sockaddr(dst, port, &ss);
+	int fam = dst->family == ZM_AF_INET ? AF_INET : AF_INET6, one = 1, fd, r;
+
+	fd = socket(fam, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	setsockopt(fd, IPPROTO_TCP, 1 /* TCP_NODELAY */, &one, sizeof(one));
+	if (src && src->family == dst->family) {
+		struct sockaddr_storage bs;
+		socklen_t bl = zm_addr_to_sockaddr(src, 0, &bs);
+
+		/*
+		 * Keep the client's address: the server sees the real peer, and the capture
+		 * program routes the replies back to this socket. NO_PORT defers the port choice
+		 * to connect(), where the full 4-tuple is known, so ports do not run out per IP.
+		 */
+		if (setsockopt(fd, fam == AF_INET ? SOL_IP : SOL_IPV6,
+			       fam == AF_INET ? IP_TRANSPARENT : IPV6_TRANSPARENT, &one,
+			       sizeof(one)) ||
+		    setsockopt(fd, SOL_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one)) ||
+		    bind(fd, (struct sockaddr *)&bs, bl))
+			goto err;
+	}
+	if (connect(fd, (struct sockaddr *)&ss, sl) && errno != EINPROGRESS)
+		goto err;
+	*out = fd;
+	return 0;
+err:
+	r = -errno;
+	close(fd);
+	return r;
+}
+
+static void zt_wl_text(const struct zm_cfg_workload *wl, char *buf, size_t len)
+{
+	if (wl)
+		snprintf(buf, len, "%s/%s", wl->namespace, wl->name);
+	else
+		buf[0] = '\0';
+}
+
+static const char *zt_wl_label(const struct zm_cfg_workload *wl)
+{
+	if (!wl)
+		return NULL;
+	return wl->workload_name[0] ? wl->workload_name : wl->name;
+}
+
+/* Fill the descriptive fields of c->info and pick its metric series; counts the open. */
+void zt_conn_describe(struct zt_conn *c, const struct zm_cfg_workload *src,
+		      const struct zm_cfg_workload *dst, const struct zm_cfg_service *svc,
+		      const char *reporter, bool mtls, const char *peer_id)
+{
+	struct zt_conn_info *i = &c->info;
+	struct zt_labels l;
+
+	zt_wl_text(src, i->src_workload, sizeof(i->src_workload));
+	zt_wl_text(dst, i->dst_workload, sizeof(i->dst_workload));
+	i->src_id[0] = i->dst_id[0] = '\0';
+	if (peer_id && *peer_id)
+		snprintf(i->src_id, sizeof(i->src_id), "%s", peer_id);
+	else if (src)
+		zm_cfg_workload_identity(src, i->src_id, sizeof(i->src_id));
+	if (dst)
+		zm_cfg_workload_identity(dst, i->dst_id, sizeof(i->dst_id));
+	snprintf(i->dst_service, sizeof(i->dst_service), "%s", svc ? svc->hostname : "");
+	l = (struct zt_labels){
+		.reporter = reporter,
+		.source_workload = zt_wl_label(src),
+		.source_workload_namespace = src ? src->namespace : NULL,
+		.source_principal = i->src_id,
+		.destination_workload = zt_wl_label(dst),
+		.destination_workload_namespace = dst ? dst->namespace : NULL,
+		.destination_principal = i->dst_id,
+		.destination_service = i->dst_service,
+		.connection_security_policy = mtls ? "mutual_tls" : "unknown",
+	};
+	c->m = zt_metrics_series(&l);
+	if (c->m)
+		atomic_fetch_add_explicit(&c->m->opened, 1, memory_order_relaxed);
+}
+
+void zt_conn_log_open(struct zt_conn *c)
+{
+	char line[ZT_LOG_LEN];
+
+	if (zt_log_format_open(&c->info, line, sizeof(line)) > 0)
+		zt_log_emit(line);
+}
+
+/* Start a plain upstream connection on leg b (a is the client). */
+static int zt_conn_dial_b(struct zt_conn *c, const struct zm_addr *src, const struct zm_addr *dst,
+			  __u16 port)
+{
+	int r = zt_dial(src, dst, port, &c->b.ev.fd);
+
+	c->info.up = *dst;
+	c->info.up_port = port;
+	if (r)
+		return r;
+	c->state = ZT_CS_CONNECTING;
+	c->deadline_ms = c->w->now_ms + ZT_CONNECT_TIMEOUT_MS;
+	return zt_ev_set(c->w, &c->b.ev, EPOLLOUT);
+}
+
+static bool zt_sock_ends(int fd, struct zm_addr *local, unsigned int *lport, struct zm_addr *peer,
+			 unsigned int *pport)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl) ||
+	    zm_addr_from_sockaddr((struct sockaddr *)&ss, local, lport))
+		return false;
+	sl = sizeof(ss);
+	return !getpeername(fd, (struct sockaddr *)&ss, &sl) &&
+	       !zm_addr_from_sockaddr((struct sockaddr *)&ss, peer, pport);
+}
+
+static const char *const zt_via_names[] = {
+	[ZT_ROUTE_REFUSE] = "-",   [ZT_ROUTE_PASSTHROUGH] = "passthrough", [ZT_ROUTE_TCP] = "tcp",
+	[ZT_ROUTE_LOCAL] = "local", [ZT_ROUTE_HBONE] = "hbone",
+};
+
+/* Route and start an outbound connection; returns with c finished on any failure. */
+static void zt_outbound_start(struct zt_conn *c, struct zt_snap *s)
+{
+	struct zt_route r;
+	__u32 rnd;
+	int err;
+
+	if (getrandom(&rnd, sizeof(rnd), GRND_NONBLOCK) != sizeof(rnd))
+		rnd = (__u32)random();
+	zt_route_outbound(s, &c->info.src, &c->info.dst, c->info.dport, rnd, &r);
+	c->info.via = zt_via_names[r.kind];
+	zt_conn_describe(c, r.src, r.waypoint ? r.waypoint : r.dst, r.svc, "source",
+			 r.kind == ZT_ROUTE_HBONE, NULL);
+	if (r.kind == ZT_ROUTE_REFUSE) {
+		zt_conn_log_open(c);
+		zt_conn_finish(c, r.refuse, NULL);
+		return;
+	}
+	if (r.kind == ZT_ROUTE_HBONE) {
+		c->info.up = r.dial_addr;
+		c->info.up_port = r.dial_port;
+		zt_conn_log_open(c);
+		zt_hbone_connect(c, &r);
+		return;
+	}
+	err = zt_conn_dial_b(c, &c->info.src, &r.dial_addr, r.dial_port);
+	zt_conn_log_open(c);
+	if (err)
+		zt_conn_finish(c, ZT_OUT_DIAL_FAILED, "%s", strerror(-err));
+}
+
+void zt_outbound_accept(struct zt_worker *w, int fd)
+{
+	struct zt_conn *c = zt_conn_new(w, fd, true);
+	unsigned int sport, dport;
+	struct zt_snap *s;
+
+	if (!c) {
+		zt_conn_reset_fd(fd);
+		return;
+	}
+	c->info.dir = "outbound";
+	if (!zt_sock_ends(fd, &c->info.dst, &dport, &c->info.src, &sport)) {
+		zt_conn_finish(c, ZT_OUT_INTERNAL, "getsockname/getpeername: %s", strerror(errno));
+		return;
+	}
+	c->info.sport = (__u16)sport;
+	c->info.dport = (__u16)dport;
+	s = zt_state_get();
+	zt_outbound_start(c, s);
+	zt_state_put(s);
+}
+
+void zt_inbound_plain_accept(struct zt_worker *w, int fd)
+{
+	struct zt_conn *c = zt_conn_new(w, fd, true);
+	const struct zm_cfg_workload *dst, *src;
+	unsigned int sport, dport;
+	struct zt_snap *s;
+	int err;
+
+	if (!c) {
+		zt_conn_reset_fd(fd);
+		return;
+	}
+	c->info.dir = "inbound_plain";
+	c->info.via = "tcp";
+	if (!zt_sock_ends(fd, &c->info.dst, &dport, &c->info.src, &sport)) {
+		zt_conn_finish(c, ZT_OUT_INTERNAL, "getsockname/getpeername: %s", strerror(errno));
+		return;
+	}
+	c->info.sport = (__u16)sport;
+	c->info.dport = (__u16)dport;
+	s = zt_state_get();
+	dst = zt_route_local_workload(s, &c->info.dst);
+	src = zm_config_workload_by_ip(s->cfg, NULL, &c->info.src);
+	zt_conn_describe(c, src, dst, NULL, "destination", false, NULL);
+	zt_state_put(s);
+	if (!dst) {
+		zt_conn_log_open(c);
+		zt_conn_finish(c, ZT_OUT_NO_WORKLOAD, NULL);
+		return;
+	}
+	err = zt_conn_dial_b(c, &c->info.src, &c->info.dst, c->info.dport);
+	zt_conn_log_open(c);
+	if (err)
+		zt_conn_finish(c, ZT_OUT_DIAL_FAILED, "%s", strerror(-err));
+}
+
+/*
+ * Inbound HBONE: answer the CONNECT with an error status. The stream is detached first: the
+ * library ends it right away and its close must not be mistaken for the client leaving.
+ */
+static void zt_conn_answer(struct zt_conn *c, int status)
+{
+	struct hb_stream *st = c->st;
+
+	if (!st)
+		return;
+	hb_stream_set_ud(st, NULL);
+	c->st = NULL;
+	hb_stream_respond(st, status);
+}
+
+/* The dialed socket finished connecting (or failed). */
+static void zt_conn_connected(struct zt_conn *c, struct zt_leg *leg)
+{
+	int err = 0;
+	socklen_t sl = sizeof(err);
+	char up[ZM_ADDR_STRLEN];
+
+	if (getsockopt(leg->ev.fd, SOL_SOCKET, SO_ERROR, &err, &sl))
+		err = errno;
+	if (err) {
+		zm_addr_port_format(&c->info.up, c->info.up_port, up, sizeof(up));
+		zt_conn_answer(c, HB_STATUS_UNAVAILABLE);
+		zt_conn_finish(c, err == ETIMEDOUT ? ZT_OUT_DIAL_TIMEOUT : ZT_OUT_DIAL_FAILED,
+			       "%s: %s", up, strerror(err));
+		return;
+	}
+	c->state = ZT_CS_RELAY;
+	if (c->tunnel) {
+		/* Section 3: 200 only once the upstream connection is up. */
+		if (hb_stream_respond(c->st, HB_STATUS_OK)) {
+			zt_conn_finish(c, ZT_OUT_TLS_FAILED, "responding 200 failed");
+			return;
+		}
+		zt_relay_tunnel_start(c);
+	} else {
+		zt_relay_plain_start(c);
+	}
+}
+
+static void zt_leg_event(struct zt_worker *w, struct zt_ev *ev, uint32_t events)
+{
+	struct zt_leg *leg = (struct zt_leg *)ev;
+	struct zt_conn *c = leg->c;
+
+	(void)w;
+	if (c->state == ZT_CS_DONE)
+		return;
+	if (c->state == ZT_CS_CONNECTING) {
+		if (leg == (c->connect_on_a ? &c->a : &c->b))
+			zt_conn_connected(c, leg);
+		return;
+	}
+	if (c->state != ZT_CS_RELAY)
+		return;
+	if (c->tunnel)
+		zt_relay_tunnel_event(c, events);
+	else
+		zt_relay_plain_event(c, leg->side, events);
+}
+
+void zt_conn_tick(struct zt_worker *w)
+{
+	struct zt_conn *c, *next;
+
+	for (c = w->conns; c; c = next) {
+		next = c->next;
+		if ((c->state == ZT_CS_CONNECTING || c->state == ZT_CS_WAIT_RESPONSE) &&
+		    w->now_ms >= c->deadline_ms) {
+			if (c->connect_on_a)
+				zt_conn_answer(c, HB_STATUS_UNAVAILABLE);
+			zt_conn_finish(c, ZT_OUT_DIAL_TIMEOUT, "no answer after %d ms",
+				       ZT_CONNECT_TIMEOUT_MS);
+		}
+	}
+}

@@ -1,0 +1,220 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * Auto-enrollment: every workload of this node with protocol HBONE is enrolled in the BPF
+ * datapath (zm_dp_enroll), on the host-side veth that the node's routing table uses for its
+ * address (RTM_GETROUTE), and unenrolled when it leaves the config. TCP-protocol workloads are
+ * not captured: the mesh reaches them in plain TCP and they reach mesh pods through 15006.
+ *
+ * The datapath itself is loaded by `zmeshctl datapath load` (it owns the uplink choice and
+ * the policy route); when it is not loaded yet the ztunnel says so and retries every second,
+ * so start order does not matter. Entries of this node left in the maps by an earlier ztunnel
+ * and absent from the config are removed on the first sync. Runs on the control thread only.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <libmnl/libmnl.h>
+#include <linux/rtnetlink.h>
+#include <net/if.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "config/config.h"
+#include "datapath/datapath.h"
+#include "zt.h"
+
+#define ZT_MAX_ENROLLED 4096
+
+static struct zm_addr zt_enrolled[ZT_MAX_ENROLLED];
+static size_t zt_n_enrolled;
+static bool zt_enroll_reconciled;
+static pthread_mutex_t zt_enroll_lock = PTHREAD_MUTEX_INITIALIZER; /* for zt_enroll_dump */
+
+static int zt_route_cb_attr(const struct nlattr *attr, void *data)
+{
+	unsigned int *oif = data;
+
+	if (mnl_attr_get_type(attr) == RTA_OIF && !mnl_attr_validate(attr, MNL_TYPE_U32))
+		*oif = mnl_attr_get_u32(attr);
+	return MNL_CB_OK;
+}
+
+static int zt_route_cb(const struct nlmsghdr *nlh, void *data)
+{
+	return mnl_attr_parse(nlh, sizeof(struct rtmsg), zt_route_cb_attr, data);
+}
+
+/* The interface the node routes a to (the pod's host-side veth). 0 or -errno. */
+static int zt_route_oif(const struct zm_addr *a, char ifname[IF_NAMESIZE])
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct mnl_socket *nl = mnl_socket_open(NETLINK_ROUTE);
+	unsigned int seq = (unsigned int)time(NULL), portid, oif = 0;
+	struct nlmsghdr *nlh;
+	struct rtmsg *rtm;
+	ssize_t n;
+	int r = -EIO;
+
+	if (!nl)
+		return -errno;
+	if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0)
+		goto out;
+	portid = mnl_socket_get_portid(nl);
+	nlh = mnl_nlmsg_put_header(buf);
+	nlh->nlmsg_type = RTM_GETROUTE;
+	nlh->nlmsg_flags = NLM_F_REQUEST;
+	nlh->nlmsg_seq = seq;
+	rtm = mnl_nlmsg_put_extra_header(nlh, sizeof(*rtm));
+	rtm->rtm_family = a->family == ZM_AF_INET ? AF_INET : AF_INET6;
+	rtm->rtm_dst_len = a->family == ZM_AF_INET ? 32 : 128;
+	mnl_attr_put(nlh, RTA_DST, a->family == ZM_AF_INET ? 4 : 16, a->addr);
+	if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0) {
+		r = -errno;
+		goto out;
+	}
+	n = mnl_socket_recvfrom(nl, buf, sizeof(buf));
+	if (n < 0 || mnl_cb_run(buf, (size_t)n, seq, portid, zt_route_cb, &oif) < 0) {
+		r = -errno;
+		goto out;
+	}
+	r = oif && if_indextoname(oif, ifname) ? 0 : -ENODEV;
+out:
+	mnl_socket_close(nl);
+	return r;
+}
+
+static void zt_copy(char *dst, size_t len, const char *src)
+{
+	snprintf(dst, len, "%s", src ? src : "");
+}
+
+/* Enroll one workload's addresses (grouped by veth). Returns addresses that failed. */
+static int zt_enroll_wl(struct zm_dp *dp, const struct zm_cfg_workload *wl, struct zm_addr *ok,
+			size_t *n_ok)
+{
+	char ifname[IF_NAMESIZE], a[ZM_ADDR_STRLEN];
+	struct zm_dp_enroll e;
+	int failed = 0, r;
+	size_t i;
+
+	for (i = 0; i < wl->n_ips; i++) {
+		memset(&e, 0, sizeof(e));
+		r = zt_route_oif(&wl->ips[i].addr, ifname);
+		if (r) {
+			fprintf(stderr, "ztunnel: enroll %s/%s: no route to %s: %s\n",
+				wl->namespace, wl->name, zm_addr_format(&wl->ips[i].addr, a,
+									sizeof(a)),
+				strerror(-r));
+			failed++;
+			continue;
+		}
+		e.addrs[0] = wl->ips[i].addr;
+		e.n_addrs = 1;
+		e.veth = ifname;
+		e.hbone = true;
+		zt_copy(e.info.name, sizeof(e.info.name), wl->name);
+		zt_copy(e.info.namespace, sizeof(e.info.namespace), wl->namespace);
+		zt_copy(e.info.service_account, sizeof(e.info.service_account),
+			wl->service_account);
+		zt_copy(e.info.trust_domain, sizeof(e.info.trust_domain), wl->trust_domain);
+		zt_copy(e.info.node, sizeof(e.info.node), wl->node);
+		r = zm_dp_enroll(dp, &e);
+		if (r) {
+			fprintf(stderr, "ztunnel: enroll %s on %s: %s\n",
+				zm_addr_format(&e.addrs[0], a, sizeof(a)), ifname, dp->err);
+			failed++;
+			continue;
+		}
+		if (*n_ok < ZT_MAX_ENROLLED)
+			ok[(*n_ok)++] = e.addrs[0];
+	}
+	return failed;
+}
+
+static bool zt_addr_in(const struct zm_addr *a, const struct zm_addr *v, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (zm_addr_equal(a, &v[i]))
+			return true;
+	return false;
+}
+
+struct zt_stale {
+	const char *node;
+	const struct zm_addr *keep;
+	size_t n_keep;
+	struct zm_addr out[256];
+	size_t n_out;
+};
+
+static int zt_stale_cb(const void *key, const void *values, const struct zm_dp_map_info *mi,
+		       void *ctx)
+{
+	const struct zm_workload_info *info = values;
+	struct zt_stale *st = ctx;
+
+	(void)mi;
+	if (!strcmp(info->node, st->node) && !zt_addr_in(key, st->keep, st->n_keep) &&
+	    st->n_out < 256)
+		memcpy(&st->out[st->n_out++], key, sizeof(struct zm_addr));
+	return 0;
+}
+
+int zt_enroll_sync(struct zt *zt, const struct zt_snap *s)
+{
+	static struct zm_addr want[ZT_MAX_ENROLLED];
+	size_t n_want = 0, i;
+	struct zm_dp dp;
+	unsigned int nr;
+	int failed = 0;
+
+	if (zt->opts.no_enroll)
+		return 0;
+	zm_dp_init(&dp, zt->opts.pin_dir);
+	for (i = 0; i < s->cfg->n_workloads; i++) {
+		const struct zm_cfg_workload *wl = &s->cfg->workloads[i];
+
+		if (wl->protocol == ZM_CFG_PROTO_HBONE && !strcmp(wl->node, zt->opts.node) &&
+		    wl->network_mode == ZM_CFG_NETMODE_STANDARD)
+			failed += zt_enroll_wl(&dp, wl, want, &n_want);
+	}
+	for (i = 0; i < zt_n_enrolled; i++)
+		if (!zt_addr_in(&zt_enrolled[i], want, n_want))
+			zm_dp_unenroll(&dp, &zt_enrolled[i], NULL, &nr);
+	if (!zt_enroll_reconciled && !failed) {
+		struct zt_stale st = {.node = zt->opts.node, .keep = want, .n_keep = n_want};
+
+		if (!zm_dp_map_walk(&dp, ZM_STR(ZM_MAP_WL_INFO), zt_stale_cb, &st, NULL)) {
+			for (i = 0; i < st.n_out; i++)
+				zm_dp_unenroll(&dp, &st.out[i], NULL, &nr);
+			zt_enroll_reconciled = true;
+		}
+	}
+	pthread_mutex_lock(&zt_enroll_lock);
+	memcpy(zt_enrolled, want, n_want * sizeof(want[0]));
+	zt_n_enrolled = n_want;
+	pthread_mutex_unlock(&zt_enroll_lock);
+	zm_dp_close(&dp);
+	return failed;
+}
+
+char *zt_enroll_dump(void)
+{
+	char *buf = NULL, a[ZM_ADDR_STRLEN];
+	size_t len, i;
+	FILE *f = open_memstream(&buf, &len);
+
+	if (!f)
+		return NULL;
+	fputc('[', f);
+	pthread_mutex_lock(&zt_enroll_lock);
+	for (i = 0; i < zt_n_enrolled; i++)
+		fprintf(f, "%s\"%s\"", i ? "," : "", zm_addr_format(&zt_enrolled[i], a, sizeof(a)));
+	pthread_mutex_unlock(&zt_enroll_lock);
+	fputc(']', f);
+	fclose(f);
+	return buf;
+}

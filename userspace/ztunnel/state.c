@@ -1,0 +1,124 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * The current config snapshot. Workers take a reference per decision (zt_state_get/put) and
+ * never see a snapshot change under them; a reload builds a complete new snapshot and swaps
+ * the pointer under a short lock, so connections already established keep running untouched.
+ * A reload that fails to parse keeps the old snapshot and logs every error. Reloads come from
+ * SIGHUP and from polling the file's mtime/size (control thread only).
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "config/config.h"
+#include "zt.h"
+
+static pthread_mutex_t zt_state_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct zt_snap *zt_state_cur;
+static __u64 zt_state_gen;
+static struct stat zt_state_st; /* of the file behind the current snapshot */
+
+struct zt_snap *zt_state_get(void)
+{
+	struct zt_snap *s;
+
+	pthread_mutex_lock(&zt_state_lock);
+	s = zt_state_cur;
+	if (s)
+		s->refs++;
+	pthread_mutex_unlock(&zt_state_lock);
+	return s;
+}
+
+void zt_state_put(struct zt_snap *s)
+{
+	bool last;
+
+	if (!s)
+		return;
+	pthread_mutex_lock(&zt_state_lock);
+	last = --s->refs == 0;
+	pthread_mutex_unlock(&zt_state_lock);
+	if (last)
+		zt_snap_destroy(s);
+}
+
+__u64 zt_state_generation(void)
+{
+	__u64 g;
+
+	pthread_mutex_lock(&zt_state_lock);
+	g = zt_state_gen;
+	pthread_mutex_unlock(&zt_state_lock);
+	return g;
+}
+
+int zt_state_load(struct zt *zt, char *err, size_t len)
+{
+	struct zm_config *cfg;
+	struct zt_snap *s, *old;
+	struct stat st;
+	int r;
+
+	if (stat(zt->opts.config, &st)) {
+		r = -errno;
+		snprintf(err, len, "%s: %s", zt->opts.config, strerror(errno));
+		return r;
+	}
+	r = zm_config_load_file(zt->opts.config, &cfg, err, len);
+	if (r)
+		return r;
+	s = zt_snap_build(cfg, zt->opts.node);
+	if (!s) {
+		zm_config_free(cfg);
+		snprintf(err, len, "building indexes of %s: out of memory", zt->opts.config);
+		return -ENOMEM;
+	}
+	s->refs = 1; /* the state's own reference */
+	pthread_mutex_lock(&zt_state_lock);
+	old = zt_state_cur;
+	zt_state_cur = s;
+	s->generation = ++zt_state_gen;
+	zt_state_st = st;
+	pthread_mutex_unlock(&zt_state_lock);
+	zt_state_put(old);
+	return 0;
+}
+
+/*
+ * Reload when forced (SIGHUP) or when the file's mtime, size or inode changed (an editor or a
+ * ConfigMap update replaces the file by rename). Returns 1 when a new snapshot is in, 0 when
+ * nothing changed, -errno when the new file was refused (the old snapshot stays).
+ */
+int zt_state_reload_if_changed(struct zt *zt, bool force)
+{
+	char err[4096];
+	struct stat st;
+	bool changed;
+	int r;
+
+	if (stat(zt->opts.config, &st))
+		return force ? -errno : 0;
+	pthread_mutex_lock(&zt_state_lock);
+	changed = st.st_mtim.tv_sec != zt_state_st.st_mtim.tv_sec ||
+		  st.st_mtim.tv_nsec != zt_state_st.st_mtim.tv_nsec ||
+		  st.st_size != zt_state_st.st_size || st.st_ino != zt_state_st.st_ino;
+	pthread_mutex_unlock(&zt_state_lock);
+	if (!force && !changed)
+		return 0;
+	r = zt_state_load(zt, err, sizeof(err));
+	if (r) {
+		/* Keep serving the last good config: a typo must not take the node down. */
+		fprintf(stderr, "ztunnel: reloading %s failed, keeping the previous config:\n%s\n",
+			zt->opts.config, err);
+		pthread_mutex_lock(&zt_state_lock);
+		zt_state_st = st; /* do not retry the same broken file every poll */
+		pthread_mutex_unlock(&zt_state_lock);
+		return r;
+	}
+	fprintf(stderr, "ztunnel: config %s reloaded (generation %llu)\n", zt->opts.config,
+		(unsigned long long)zt_state_generation());
+	return 1;
+}

@@ -41,6 +41,7 @@ if [ "$mode" = run ]; then
 	need_cmd iperf3 iperf3
 	need_cmd tcpdump tcpdump
 	need_cmd jq jq
+	need_cmd curl curl
 	[ -x /usr/bin/python3 ] || missing+=("/usr/bin/python3 (Debian package python3)")
 fi
 

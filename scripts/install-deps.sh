@@ -22,7 +22,7 @@ packages=(
 	make gcc clang llvm pkg-config bpftool libbpf-dev libelf-dev zlib1g-dev
 	libssl-dev libnghttp2-dev libyaml-dev libjson-c-dev libmnl-dev libclang-rt-14-dev
 	# tests and harness
-	iproute2 iptables nftables perl procps psmisc tcpdump jq python3 python3-h2 openssl
+	iproute2 iptables nftables perl procps psmisc tcpdump jq curl python3 python3-h2 openssl
 	# benchmarks
 	iperf3 stunnel4 haproxy wrk
 	# lint

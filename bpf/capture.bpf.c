@@ -13,11 +13,15 @@
  * locally. Everything we do not claim returns TC_ACT_UNSPEC, so a CNI filter behind ours
  * still sees it; we never return TC_ACT_OK for a packet we did not assign.
  *
+ * A plaintext SYN bound for 15006 that an L4 policy rule denies (lib/policy.h) is dropped
+ * here instead, and counted under its policy.
+ *
  * Assumes: Ethernet framing (see lib/parse.h), maps filled by zmeshctl (lib/maps.h).
  */
 #include "lib/common.h"
 #include "lib/maps.h"
 #include "lib/parse.h"
+#include "lib/policy.h"
 #include "lib/sk.h"
 
 /*
@@ -38,26 +42,16 @@ const volatile bool zm_cfg_fail_open = false;
 const volatile __u32 zm_cfg_mark = ZM_MARK;
 const volatile __u32 zm_cfg_mark_mask = ZM_MARK_MASK;
 
-/* ztunnel's own ports: a connection to them is already mesh traffic or control plane. */
-static __always_inline bool zm_is_ztunnel_port(__u16 port)
-{
-	return port == ZM_PORT_OUTBOUND || port == ZM_PORT_INBOUND_PLAIN || port == ZM_PORT_HBONE ||
-	       port == ZM_PORT_ADMIN || port == ZM_PORT_METRICS || port == ZM_PORT_READY;
-}
-
-/* A bare SYN opens a connection: SYN without ACK (SYN-ACK is a reply) and without RST. */
-static __always_inline bool zm_is_bare_syn(const struct zm_pkt *pkt)
-{
-	return (pkt->tcp_flags & (ZM_TCP_SYN | ZM_TCP_ACK | ZM_TCP_RST)) == ZM_TCP_SYN;
-}
-
 /*
  * Decide where a bare SYN goes. @src_wl is the enrolled source workload (already checked
- * to have arrived on its own veth) or NULL. Returns -ZM_REASON_*.
+ * to have arrived on its own veth) or NULL. Returns -ZM_REASON_*; *policy is set for
+ * DROP_POLICY.
  */
 static __always_inline int zm_capture_syn(struct __sk_buff *skb, const struct zm_pkt *pkt,
-					  const struct zm_workload *src_wl)
+					  const struct zm_workload *src_wl, __u32 *policy)
 {
+	int ret;
+
 	if (src_wl) {
 		/*
 		 * Pass: an enrolled pod dialing a ztunnel port speaks HBONE or talks to the
@@ -76,6 +70,13 @@ static __always_inline int zm_capture_syn(struct __sk_buff *skb, const struct zm
 		/* Pass: ztunnel's other ports are never captured, as the issue specifies. */
 		if (zm_is_ztunnel_port(pkt->dport))
 			return -ZM_REASON_PASS_ZTUNNEL_PORT;
+		/*
+		 * Drop (fail closed, by policy): plaintext has no identity, so a rule that
+		 * denies it by address and port is final; ztunnel would refuse it at 15006.
+		 */
+		ret = zm_policy_check(&pkt->src, &pkt->dst, pkt->dport, policy);
+		if (ret)
+			return ret;
 		return zm_sk_assign_listener(skb, pkt, ZM_PORT_INBOUND_PLAIN,
 					     ZM_REASON_CAPTURED_PLAIN);
 	}
@@ -85,7 +86,8 @@ static __always_inline int zm_capture_syn(struct __sk_buff *skb, const struct zm
 }
 
 /* The worker: every TCP packet. Returns -ZM_REASON_* (never 0 for a parsed packet). */
-static __always_inline int zm_capture_run(struct __sk_buff *skb, struct zm_pkt *pkt)
+static __always_inline int zm_capture_run(struct __sk_buff *skb, struct zm_pkt *pkt,
+					  __u32 *policy)
 {
 	struct zm_workload *src_wl;
 	int ret;
@@ -121,7 +123,7 @@ static __always_inline int zm_capture_run(struct __sk_buff *skb, struct zm_pkt *
 	if (!zm_is_bare_syn(pkt))
 		return -ZM_REASON_PASS_NOT_SYN;
 
-	return zm_capture_syn(skb, pkt, src_wl);
+	return zm_capture_syn(skb, pkt, src_wl, policy);
 }
 
 /*
@@ -129,7 +131,7 @@ static __always_inline int zm_capture_run(struct __sk_buff *skb, struct zm_pkt *
  * are claimed (TC_ACT_OK, marked); drops are TC_ACT_SHOT except a missing listener under
  * zm_cfg_fail_open; everything else continues to the next filter (TC_ACT_UNSPEC).
  */
-static __always_inline int zm_capture_verdict(struct __sk_buff *skb, int ret)
+static __always_inline int zm_capture_verdict(struct __sk_buff *skb, int ret, __u32 policy)
 {
 	__u32 reason = ret < 0 ? (__u32)-ret : ZM_REASON_NONE;
 
@@ -143,6 +145,9 @@ static __always_inline int zm_capture_verdict(struct __sk_buff *skb, int ret)
 		return TC_ACT_OK;
 	case ZM_REASON_DROP_NO_LISTENER:
 		return zm_cfg_fail_open ? TC_ACT_UNSPEC : TC_ACT_SHOT;
+	case ZM_REASON_DROP_POLICY:
+		zm_policy_count(policy, false);
+		return TC_ACT_SHOT;
 	case ZM_REASON_DROP_ASSIGN_FAILED:
 	case ZM_REASON_DROP_SPOOFED:
 		return TC_ACT_SHOT;
@@ -155,12 +160,13 @@ SEC("tc")
 int zm_capture(struct __sk_buff *skb)
 {
 	struct zm_pkt pkt = {};
+	__u32 policy = 0;
 	int ret;
 
 	ret = zm_parse(skb, &pkt);
 	if (!ret)
-		ret = zm_capture_run(skb, &pkt);
-	return zm_capture_verdict(skb, ret);
+		ret = zm_capture_run(skb, &pkt, &policy);
+	return zm_capture_verdict(skb, ret, policy);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -74,6 +74,43 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } ZM_MAP_CONNS SEC(".maps");
 
+/* The live generation of the policy rules (written by userspace with one update). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct zm_pol_gen);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} ZM_MAP_POL_GEN SEC(".maps");
+
+/* Policy DROP/DEFER rules of both generations, longest source prefix first. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 2 * ZM_MAX_POL_RULES);
+	__type(key, struct zm_pol_key);
+	__type(value, struct zm_pol_value);
+	__uint(map_flags, BPF_F_NO_PREALLOC); /* required by the LPM trie */
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} ZM_MAP_POL_RULES SEC(".maps");
+
+/* Drops per policy index, per CPU. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, ZM_MAX_POLICIES);
+	__type(key, __u32);
+	__type(value, struct zm_pol_counters);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} ZM_MAP_POL_STATS SEC(".maps");
+
+/* Userspace-only: policy index -> name; defined here so it is created and pinned with the rest. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, ZM_MAX_POLICIES);
+	__type(key, __u32);
+	__type(value, struct zm_pol_name);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} ZM_MAP_POL_NAMES SEC(".maps");
+
 /* Count one packet under @reason. Per-CPU slot, so a plain increment is race free. */
 static __always_inline void zm_stats_inc(__u32 reason)
 {

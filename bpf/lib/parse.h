@@ -25,6 +25,19 @@ struct zm_pkt {
 	__u8 pad;
 };
 
+/* ztunnel's own ports: a connection to them is already mesh traffic or control plane. */
+static __always_inline bool zm_is_ztunnel_port(__u16 port)
+{
+	return port == ZM_PORT_OUTBOUND || port == ZM_PORT_INBOUND_PLAIN || port == ZM_PORT_HBONE ||
+	       port == ZM_PORT_ADMIN || port == ZM_PORT_METRICS || port == ZM_PORT_READY;
+}
+
+/* A bare SYN opens a connection: SYN without ACK (SYN-ACK is a reply) and without RST. */
+static __always_inline bool zm_is_bare_syn(const struct zm_pkt *pkt)
+{
+	return (pkt->tcp_flags & (ZM_TCP_SYN | ZM_TCP_ACK | ZM_TCP_RST)) == ZM_TCP_SYN;
+}
+
 /* IPv6 extension headers we step over before giving up: enough for hop-by-hop + dest opts. */
 #define ZM_IPV6_MAX_EXTHDRS 4
 

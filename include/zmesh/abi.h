@@ -15,7 +15,7 @@
 #include "zmesh/ports.h"
 #include "zmesh/reasons.h"
 
-#define ZM_ABI_VERSION 1
+#define ZM_ABI_VERSION 2 /* 2: L4 policy fast path maps (zm_pol_*) */
 
 #define ZM_STR_(x) #x
 #define ZM_STR(x)  ZM_STR_(x)
@@ -27,15 +27,23 @@
 #define ZM_MAP_BYPASS	 zm_bypass    /* hash zm_addr -> zm_bypass_kind: never captured */
 #define ZM_MAP_STATS	 zm_stats     /* percpu array[ZM_REASON_MAX] of __u64 packets */
 #define ZM_MAP_CONNS	 zm_conns     /* lru hash zm_flow -> zm_conn_stats (sockops) */
+#define ZM_MAP_POL_GEN	 zm_pol_gen   /* array[1] of struct zm_pol_gen: the live rule set */
+#define ZM_MAP_POL_RULES zm_pol_rules /* lpm trie zm_pol_key -> zm_pol_value (tc, xdp) */
+#define ZM_MAP_POL_STATS zm_pol_stats /* percpu array[ZM_MAX_POLICIES] of zm_pol_counters */
+#define ZM_MAP_POL_NAMES zm_pol_names /* array[ZM_MAX_POLICIES] of zm_pol_name (userspace) */
 
 #define ZM_MAX_WORKLOADS 8192
 #define ZM_MAX_BYPASS	 1024
 #define ZM_MAX_CONNS	 65536
+#define ZM_MAX_POLICIES	 1024 /* distinct policy names with fast-path rules */
+#define ZM_MAX_POL_RULES 8192 /* rules per generation; the trie holds two generations */
 
 /* Pin layout under the pin directory (default ZM_PIN_DIR_DEFAULT, overridable). */
 #define ZM_PIN_DIR_DEFAULT	"/sys/fs/bpf/zmesh"
 #define ZM_PIN_PROG_CAPTURE	"prog_capture"
 #define ZM_PIN_PROG_SOCKOPS	"prog_sockops"
+#define ZM_PIN_PROG_POLICY_XDP	"prog_policy_xdp"
+#define ZM_XDP_PROG_NAME	"zm_policy_xdp" /* how unload recognizes our XDP program */
 #define ZM_PIN_LINK_SOCKOPS_FMT "link_sockops_%llu" /* cgroup id */
 
 /*
@@ -118,6 +126,62 @@ struct zm_conn_stats {
 	__u32 snd_cwnd;
 };
 
+/*
+ * L4 policy fast path (DESIGN.md section 5, plaintext only): DROP rules for bare SYNs of
+ * connections without identity whose verdict follows from addresses and ports alone. Looked
+ * up by tc zm_capture (before steering a SYN to 15006) and XDP zm_policy_xdp (node uplink).
+ *
+ * The rules live in one LPM trie holding two generations; zm_pol_gen[0].gen names the live
+ * one. Userspace fills the other generation, flips gen with one array update, then deletes
+ * the old generation, so a packet sees either the whole old set or the whole new one.
+ *
+ * A lookup is (gen, family, dst, dport, src) with prefixlen = ZM_POL_KEY_FIXED_BITS + the
+ * source bits: the fixed part matches exactly, the source by longest prefix. The datapath
+ * looks up dport = the SYN's port first and, only when that finds nothing, dport = 0 (any
+ * port): a port-specific entry shadows every any-port entry for that port.
+ */
+struct zm_pol_key {
+	__u32 prefixlen; /* LPM trie: bits of what follows that must match */
+	__u8 gen;	 /* 0 or 1 */
+	__u8 family;	 /* ZM_AF_INET or ZM_AF_INET6 */
+	__be16 dport;	 /* destination port, 0 = any */
+	__be32 dst[4];	 /* the enrolled destination workload's address (exact) */
+	__be32 src[4];	 /* source prefix, IPv4 in src[0] */
+};
+
+#define ZM_POL_KEY_FIXED_BITS ((1 + 1 + 2 + 16) * 8) /* gen, family, dport, dst */
+
+enum zm_pol_action {
+	ZM_POL_DROP = 1,  /* drop the SYN, count it under .policy */
+	ZM_POL_DEFER = 2, /* an exception inside a wider DROP: leave it to ztunnel (15006) */
+};
+
+struct zm_pol_value {
+	__u32 policy; /* index into zm_pol_stats / zm_pol_names */
+	__u32 action; /* enum zm_pol_action; anything else passes (fail open to ztunnel) */
+};
+
+struct zm_pol_gen {
+	__u32 gen;     /* live generation: 0 or 1 */
+	__u32 n_rules; /* rules in the live generation */
+	__u64 serial;  /* bumped by every replacement */
+};
+
+/* Drops per policy, per CPU. */
+struct zm_pol_counters {
+	__u64 tc_drops;	 /* dropped by zm_capture at tc */
+	__u64 xdp_drops; /* dropped by zm_policy_xdp on an uplink */
+};
+
+#define ZM_POLICY_NAME_LEN 128
+
+/* Userspace-only: what a policy index stands for. name[0] == 0: slot free. */
+struct zm_pol_name {
+	char name[ZM_POLICY_NAME_LEN]; /* "namespace/name" */
+	__u32 n_rules;		       /* rules of this policy in the live generation */
+	__u32 pad;
+};
+
 _Static_assert(sizeof(struct zm_addr) == 20, "zm_addr layout");
 _Static_assert(__builtin_offsetof(struct zm_addr, addr) == 4, "zm_addr layout");
 _Static_assert(sizeof(struct zm_workload) == 16, "zm_workload layout");
@@ -127,5 +191,13 @@ _Static_assert(sizeof(struct zm_meta) == 16, "zm_meta layout");
 _Static_assert(sizeof(struct zm_flow) == 48, "zm_flow layout");
 _Static_assert(__builtin_offsetof(struct zm_flow, local_port) == 40, "zm_flow layout");
 _Static_assert(sizeof(struct zm_conn_stats) == 48, "zm_conn_stats layout");
+_Static_assert(sizeof(struct zm_pol_key) == 40, "zm_pol_key layout");
+_Static_assert(__builtin_offsetof(struct zm_pol_key, dst) == 8, "zm_pol_key layout");
+_Static_assert(__builtin_offsetof(struct zm_pol_key, src) == 24, "zm_pol_key layout");
+_Static_assert(ZM_POL_KEY_FIXED_BITS == (24 - 4) * 8, "zm_pol_key prefix");
+_Static_assert(sizeof(struct zm_pol_value) == 8, "zm_pol_value layout");
+_Static_assert(sizeof(struct zm_pol_gen) == 16, "zm_pol_gen layout");
+_Static_assert(sizeof(struct zm_pol_counters) == 16, "zm_pol_counters layout");
+_Static_assert(sizeof(struct zm_pol_name) == ZM_POLICY_NAME_LEN + 8, "zm_pol_name layout");
 
 #endif

@@ -25,7 +25,9 @@
 	X(DROP_NO_LISTENER, "drop_no_listener", "ztunnel is not listening: fail closed")           \
 	X(DROP_ASSIGN_FAILED, "drop_assign_failed", "bpf_sk_assign refused the socket")            \
 	X(DROP_SPOOFED, "drop_spoofed", "enrolled source address on the wrong veth")               \
-	X(PASS_MALFORMED, "pass_malformed", "truncated or malformed header: left to kernel")
+	X(PASS_MALFORMED, "pass_malformed", "truncated or malformed header: left to kernel")       \
+	X(DROP_POLICY, "drop_policy", "plaintext SYN denied by an L4 policy rule at tc")           \
+	X(DROP_POLICY_XDP, "drop_policy_xdp", "plaintext SYN denied by an L4 policy rule at XDP")
 
 enum zm_reason {
 #define ZM_REASON_ENUM(name, str, help) ZM_REASON_##name,

@@ -66,12 +66,13 @@ t_is "$(zm n1 -j workload list | jq -r '.[0].identity')" "spiffe://cluster.local
 	"workload list shows n1a's identity"
 
 st=$(zm n1 -j datapath status)
-t_is "$(echo "$st" | jq -r '[.loaded, .abi_version, .route.present] | join(" ")')" "true 1 true" \
-	"datapath status: loaded, ABI 1, policy route present"
+t_is "$(echo "$st" | jq -r '[.loaded, .abi_version, .route.present] | join(" ")')" "true 2 true" \
+	"datapath status: loaded, ABI 2, policy route present"
 t_is "$(echo "$st" | jq -r '[.interfaces[].ifname] | sort | join(",")')" "veth-n1a,veth-n1b,wire0" \
 	"datapath status lists the attached interfaces"
 t_is "$(zm n1 -j map list | jq -r '[.[].name] | sort | join(",")')" \
-	"zm_bypass,zm_conns,zm_meta,zm_stats,zm_wl_info,zm_workloads" "map list shows every zmesh map"
+	"zm_bypass,zm_conns,zm_meta,zm_pol_gen,zm_pol_names,zm_pol_rules,zm_pol_stats,zm_stats,zm_wl_info,zm_workloads" \
+	"map list shows every zmesh map"
 t_like "$(zm n1 map dump zm_workloads)" "198.18.1.11.*veth-n1a|198.18.1.11.*ifindex" \
 	"map dump decodes zm_workloads for humans"
 
@@ -159,7 +160,7 @@ bpftool map update pinned "$H_BPFFS/n1/zm_meta" key 0 0 0 0 value 99 0 0 0 0 0 0
 	t_diag "bpftool could not edit zm_meta"
 out=$(zm n1 datapath load 2>&1); st=$?
 t_like "$st:$out" "^1:.*99.*1|^1:.*1.*99" "a datapath pinned by another ABI version is refused, both named"
-bpftool map update pinned "$H_BPFFS/n1/zm_meta" key 0 0 0 0 value 1 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0
+bpftool map update pinned "$H_BPFFS/n1/zm_meta" key 0 0 0 0 value 2 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0
 
 # Unload removes only ours.
 t_run "unenroll n1a" -- zm n1 unenroll --veth veth-n1a

@@ -14,19 +14,21 @@
 static void datapath_load_human(json_object *o)
 {
 	printf("datapath loaded in %s (%s, ABI %s): %s interface(s) attached, %s sockops "
-	       "link(s) updated, %s node address(es) bypassed\n",
+	       "link(s) updated, %s node address(es) bypassed, XDP %s on %s uplink(s)\n",
 	       cli_json_str(o, "pin_dir"),
 	       strcmp(cli_json_str(o, "reused"), "true") ? "fresh install" : "reused pinned maps",
 	       cli_json_str(o, "abi_version"), cli_json_str(o, "attached"),
-	       cli_json_str(o, "links_updated"), cli_json_str(o, "node_addrs"));
+	       cli_json_str(o, "links_updated"), cli_json_str(o, "node_addrs"),
+	       cli_json_str(o, "xdp_mode"), cli_json_str(o, "xdp_attached"));
 }
 
 int cmd_datapath_load(struct cli *c, int argc, char **argv)
 {
-	enum { OPT_UPLINK = CLI_OPT_CMD_FIRST, OPT_FAIL_OPEN };
+	enum { OPT_UPLINK = CLI_OPT_CMD_FIRST, OPT_FAIL_OPEN, OPT_XDP };
 	static const struct option own[] = {
 	    {"uplink", required_argument, NULL, OPT_UPLINK},
 	    {"fail-open", no_argument, NULL, OPT_FAIL_OPEN},
+	    {"xdp", required_argument, NULL, OPT_XDP},
 	    {NULL, 0, NULL, 0},
 	};
 	const char *uplinks[CLI_MAX_UPLINKS];
@@ -40,6 +42,11 @@ int cmd_datapath_load(struct cli *c, int argc, char **argv)
 			return CLI_USAGE;
 		if (opt == OPT_FAIL_OPEN)
 			opts.fail_open = true;
+		else if (opt == OPT_XDP && zm_dp_xdp_mode_parse(optarg, &opts.xdp))
+			return cli_usage_fail(c, "--xdp takes native, generic or off, not %s",
+					      optarg);
+		else if (opt == OPT_XDP)
+			continue;
 		else if (opts.n_uplinks == CLI_MAX_UPLINKS)
 			return cli_usage_fail(c, "at most %d --uplink", CLI_MAX_UPLINKS);
 		else
@@ -60,6 +67,8 @@ int cmd_datapath_load(struct cli *c, int argc, char **argv)
 	json_object_object_add(o, "attached", json_object_new_int((int)res.n_attached));
 	json_object_object_add(o, "links_updated", json_object_new_int((int)res.n_links));
 	json_object_object_add(o, "node_addrs", json_object_new_int((int)res.n_node_addrs));
+	json_object_object_add(o, "xdp_mode", json_object_new_string(zm_dp_xdp_mode_name(opts.xdp)));
+	json_object_object_add(o, "xdp_attached", json_object_new_int((int)res.n_xdp));
 	return cli_emit(c, o, datapath_load_human);
 }
 
@@ -125,8 +134,11 @@ static void datapath_status_human(json_object *o)
 	for (i = 0; i < json_object_array_length(arr); i++) {
 		json_object *e = json_object_array_get_idx(arr, i);
 
-		printf("%s%s(prog %s)", i ? ", " : "", cli_json_str(e, "ifname"),
-		       cli_json_str(e, "prog_id"));
+		printf("%s%s(tc prog %s, xdp %s", i ? ", " : "", cli_json_str(e, "ifname"),
+		       cli_json_str(e, "prog_id"), cli_json_str(e, "xdp_mode"));
+		if (strcmp(cli_json_str(e, "xdp_mode"), "off"))
+			printf(" prog %s", cli_json_str(e, "xdp_prog_id"));
+		printf(")");
 	}
 	printf("%s\npins:\n  ", i ? "" : "none");
 	cli_print_table_row(NULL, pin_keys, pin_w);
@@ -176,6 +188,10 @@ int cmd_datapath_status(struct cli *c, int argc, char **argv)
 		json_object_object_add(e, "ifname", json_object_new_string(st.ifaces[i].ifname));
 		json_object_object_add(e, "ifindex", json_object_new_int(st.ifaces[i].ifindex));
 		json_object_object_add(e, "prog_id", json_object_new_int64(st.ifaces[i].prog_id));
+		json_object_object_add(e, "xdp_mode",
+				       json_object_new_string(zm_dp_xdp_mode_name(st.ifaces[i].xdp)));
+		json_object_object_add(e, "xdp_prog_id",
+				       json_object_new_int64(st.ifaces[i].xdp_prog_id));
 		json_object_array_add(arr, e);
 	}
 	json_object_object_add(o, "interfaces", arr);

@@ -16,7 +16,9 @@
 #include <string.h>
 
 const struct cli_cmd cli_cmds[] = {
-    {"datapath", "load", cmd_datapath_load, "[--uplink IFNAME]... [--fail-open]"},
+    {"datapath", "load", cmd_datapath_load,
+     "[--uplink IFNAME]... [--fail-open] [--xdp native|generic|off]\n"
+     "\t\t(--xdp: policy program on the uplinks; native is for physical NICs)"},
     {"datapath", "unload", cmd_datapath_unload, ""},
     {"datapath", "status", cmd_datapath_status, ""},
     {"datapath", "attach", cmd_datapath_attach, "IFNAME... (every pod's host-side veth)"},
@@ -31,6 +33,10 @@ const struct cli_cmd cli_cmds[] = {
     {"map", "dump", cmd_map_dump, "NAME"},
     {"stats", NULL, cmd_stats, ""},
     {"conn", "list", cmd_conn_list, ""},
+    {"policy", "list", cmd_policy_list, ""},
+    {"policy", "set", cmd_policy_set,
+     "--file RULES.json|- | --rule policy=NS/NAME,dst=ADDR[,port=N][,src=CIDR][,defer]...\n"
+     "\t\t(replaces the whole fast-path rule set; no rules clears it)"},
     {"ca", "init", cmd_ca_init, "--dir DIR [--trust-domain TD]"},
     {NULL, NULL, NULL, NULL},
 };

@@ -77,6 +77,8 @@ int cmd_map_list(struct cli *c, int argc, char **argv);
 int cmd_map_dump(struct cli *c, int argc, char **argv);
 int cmd_stats(struct cli *c, int argc, char **argv);
 int cmd_conn_list(struct cli *c, int argc, char **argv);
+int cmd_policy_list(struct cli *c, int argc, char **argv);
+int cmd_policy_set(struct cli *c, int argc, char **argv);
 int cmd_ca_init(struct cli *c, int argc, char **argv);
 
 /* Decoders shared by map dump, workload list and conn list. */

@@ -36,10 +36,22 @@ struct zm_dp {
 void zm_dp_init(struct zm_dp *dp, const char *pin_dir);
 void zm_dp_close(struct zm_dp *dp);
 
+/*
+ * XDP policy program on the uplinks. NATIVE is for physical NICs (driver mode): on a veth it
+ * works but turns TSO off on the peer (DESIGN.md 2a), so veths want GENERIC or OFF (tc already
+ * enforces the same rules there).
+ */
+enum zm_dp_xdp_mode {
+	ZM_DP_XDP_OFF = 0, /* no XDP program; one of ours left on an uplink is detached */
+	ZM_DP_XDP_GENERIC, /* XDP_FLAGS_SKB_MODE */
+	ZM_DP_XDP_NATIVE,  /* XDP_FLAGS_DRV_MODE */
+};
+
 struct zm_dp_load_opts {
 	const char *const *uplinks; /* interfaces of the node to capture at ingress too */
 	size_t n_uplinks;
 	bool fail_open; /* capture program passes instead of dropping when ztunnel is absent */
+	enum zm_dp_xdp_mode xdp; /* policy XDP program on the uplinks (default OFF) */
 };
 
 struct zm_dp_load_result {
@@ -47,6 +59,7 @@ struct zm_dp_load_result {
 	unsigned int n_attached;   /* interfaces whose tc filter was installed or replaced */
 	unsigned int n_links;	   /* sockops cgroup links moved to the new program */
 	unsigned int n_node_addrs; /* node addresses written to zm_bypass */
+	unsigned int n_xdp;	   /* uplinks whose XDP policy program was attached or replaced */
 };
 
 /*
@@ -78,7 +91,9 @@ struct zm_dp_pin {
 struct zm_dp_iface {
 	char ifname[ZM_IFNAME_LEN];
 	int ifindex;
-	__u32 prog_id;
+	__u32 prog_id;		  /* our tc filter's program, 0 when absent */
+	enum zm_dp_xdp_mode xdp;  /* our XDP program's mode, OFF when absent */
+	__u32 xdp_prog_id;
 };
 
 struct zm_dp_route_state {
@@ -151,6 +166,66 @@ typedef int (*zm_dp_map_cb)(const void *key, const void *values, const struct zm
 			    void *ctx);
 int zm_dp_map_walk(struct zm_dp *dp, const char *name, zm_dp_map_cb cb, void *ctx,
 		   struct zm_dp_map_info *mi);
+
+/*
+ * L4 policy fast path (DESIGN.md 5, plaintext only). The RBAC compiler turns the part of the
+ * policies whose verdict is certain without identity into these rules; the kernel drops a bare
+ * plaintext SYN (to an enrolled pod, any port but ztunnel's; 15008 is never looked at) that
+ * matches a DROP rule and counts it under rule.policy. Anything that matches nothing, or a
+ * DEFER rule, goes on to ztunnel's 15006 as before, where the full evaluation happens.
+ *
+ * Matching: dst equals the SYN's destination (an enrolled workload address, family taken from
+ * it); src/src_prefix contains its source (src_prefix 0 = any source); dst_port equals its
+ * port (0 = any port). Among matches, a rule with the exact port beats every any-port rule;
+ * among those, the longest src_prefix wins. So a DEFER rule carves an exception out of a
+ * wider DROP (e.g. "drop all but 198.18.1.0/24"); a compiler emitting a port-specific DEFER
+ * must also emit, for that port, the DROPs that still apply there. Two rules with the same
+ * (dst, dst_port, src/src_prefix): DROP wins over DEFER, then the first one given.
+ */
+struct zm_dp_policy_rule {
+	char policy[ZM_POLICY_NAME_LEN]; /* "namespace/name"; counters are kept per name */
+	struct zm_addr dst;		 /* enrolled destination workload address (exact) */
+	struct zm_addr src;		 /* source prefix; family ignored when src_prefix is 0 */
+	unsigned int src_prefix;	 /* 0..32 / 0..128; 0 = any source */
+	__u16 dst_port;			 /* host byte order; 0 = any port */
+	bool defer;			 /* false: DROP; true: exception, leave to ztunnel */
+};
+
+/*
+ * Replace the whole rule set (n = 0 clears it). Takes the pin directory lock. Builds the new
+ * generation beside the live one, flips zm_pol_gen, then removes the old generation: packets
+ * see the old set or the new one, never a mix. Policy names present before keep their index
+ * and counters; names that disappear are released (their counters with them). -EINVAL (bad
+ * prefix, family mismatch, empty name), -E2BIG (more than ZM_MAX_POL_RULES rules or
+ * ZM_MAX_POLICIES names), -ENOENT (datapath not loaded): live set unchanged.
+ */
+int zm_dp_policy_replace(struct zm_dp *dp, const struct zm_dp_policy_rule *rules, size_t n);
+
+/* One policy of the live set with its drop counters, summed over CPUs. */
+struct zm_dp_policy_stat {
+	char policy[ZM_POLICY_NAME_LEN];
+	__u32 index; /* slot in zm_pol_stats / zm_pol_names */
+	__u32 n_rules;
+	__u64 tc_drops;
+	__u64 xdp_drops;
+};
+
+/*
+ * Policies with a slot, sorted by name. Up to max into out; *n is the total (may exceed max).
+ * No lock. -ENOENT when the datapath is not loaded.
+ */
+int zm_dp_policy_stats(struct zm_dp *dp, struct zm_dp_policy_stat *out, size_t max, size_t *n);
+
+/*
+ * The live rules in the order of the trie walk (grouped by destination). Same out/max/n
+ * contract as zm_dp_policy_stats. *serial (may be NULL): replacements so far.
+ */
+int zm_dp_policy_list(struct zm_dp *dp, struct zm_dp_policy_rule *out, size_t max, size_t *n,
+		      __u64 *serial);
+
+/* "off", "generic", "native"; parse returns -EINVAL for anything else. */
+const char *zm_dp_xdp_mode_name(enum zm_dp_xdp_mode mode);
+int zm_dp_xdp_mode_parse(const char *s, enum zm_dp_xdp_mode *mode);
 
 /* Per-reason packet counters of zm_stats, summed over CPUs. */
 int zm_dp_stats_read(struct zm_dp *dp, __u64 counters[ZM_REASON_MAX]);

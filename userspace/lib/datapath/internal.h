@@ -40,6 +40,20 @@ int dp_tc_query(int ifindex, __u32 *prog_id);
 /* Every interface of the current namespace that carries our filter; returns the count. */
 int dp_tc_scan(struct zm_dp_iface *out, size_t max);
 
+/* Who holds XDP on an interface: the ids per mode and whether one is our policy program. */
+struct dp_xdp_state {
+	__u32 drv_id, skb_id;	  /* 0 when the mode is free */
+	enum zm_dp_xdp_mode ours; /* mode of our program, OFF when neither is ours */
+	__u32 ours_id;
+};
+
+/* XDP policy program (xdp.c): attach replaces ours only, detach removes ours only. */
+int dp_xdp_query(int ifindex, struct dp_xdp_state *st);
+int dp_xdp_attach(struct zm_dp *dp, int ifindex, int prog_fd, enum zm_dp_xdp_mode mode);
+int dp_xdp_detach(struct zm_dp *dp, int ifindex);
+/* Every interface with our XDP program (xdp, xdp_prog_id set); returns the count. */
+int dp_xdp_scan(struct zm_dp_iface *out, size_t max);
+
 /* The DESIGN.md 2a policy rule and local route, both families; add and del are idempotent. */
 int dp_route_add(struct zm_dp *dp);
 int dp_route_del(struct zm_dp *dp);

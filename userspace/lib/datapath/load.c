@@ -9,6 +9,7 @@
 #include "internal.h"
 
 #include "capture.skel.h"
+#include "policy_xdp.skel.h"
 #include "sockops.skel.h"
 
 #include <bpf/bpf.h>
@@ -129,6 +130,59 @@ static int dp_tc_attach_all(struct zm_dp *dp, int prog_fd, const struct zm_dp_lo
 	return 0;
 }
 
+/*
+ * The XDP policy program: mode OFF detaches ours everywhere and drops its pin; otherwise load
+ * it against the pinned maps, pin it, and attach (or replace) it on every interface that has
+ * it and on the uplinks. Refuses an uplink held by another XDP program.
+ */
+static int dp_xdp_apply(struct zm_dp *dp, const struct zm_dp_load_opts *opts, unsigned int *n)
+{
+	LIBBPF_OPTS(bpf_object_open_opts, oo, .pin_root_path = dp->pin_dir);
+	static struct zm_dp_iface ifs[ZM_DP_MAX_IFACES];
+	char path[ZM_DP_PATH_MAX + 32];
+	struct policy_xdp_bpf *skel;
+	int cnt, err = 0, fd;
+
+	cnt = dp_xdp_scan(ifs, ZM_DP_MAX_IFACES);
+	if (cnt < 0)
+		return dp_errf(dp, cnt, "listing interfaces failed: %s", strerror(-cnt));
+	if (opts->xdp == ZM_DP_XDP_OFF) {
+		for (int i = 0; i < cnt && !err; i++)
+			err = dp_xdp_detach(dp, ifs[i].ifindex);
+		if (!err && !dp_pin_path(dp, ZM_PIN_PROG_POLICY_XDP, path, sizeof(path)))
+			unlink(path);
+		return err;
+	}
+	skel = policy_xdp_bpf__open_opts(&oo);
+	if (!skel)
+		return dp_errf(dp, -errno, "opening the XDP policy program failed: %s",
+			       strerror(errno));
+	err = policy_xdp_bpf__load(skel);
+	if (err) {
+		err = dp_errf(dp, err,
+			      "loading the XDP policy program failed: %s (run with -d for the "
+			      "verifier log)",
+			      strerror(-err));
+		goto out;
+	}
+	fd = bpf_program__fd(skel->progs.zm_policy_xdp);
+	err = dp_pin_replace(dp, fd, ZM_PIN_PROG_POLICY_XDP);
+	for (int i = 0; i < cnt && !err; i++, (*n)++)
+		err = dp_xdp_attach(dp, ifs[i].ifindex, fd, opts->xdp);
+	for (size_t i = 0; i < opts->n_uplinks && !err; i++) {
+		struct dp_xdp_state st;
+		int ifindex = (int)if_nametoindex(opts->uplinks[i]);
+
+		if (!dp_xdp_query(ifindex, &st) && st.ours == opts->xdp)
+			continue; /* done above */
+		err = dp_xdp_attach(dp, ifindex, fd, opts->xdp);
+		(*n) += !err;
+	}
+out:
+	policy_xdp_bpf__destroy(skel);
+	return err;
+}
+
 /* Open both skeletons against the pin directory and load them (maps created or reused). */
 static int dp_skel_load(struct zm_dp *dp, const struct zm_dp_load_opts *opts,
 			struct capture_bpf **cap, struct sockops_bpf **sops)
@@ -205,7 +259,7 @@ static int dp_load_locked(struct zm_dp *dp, const struct zm_dp_load_opts *opts,
 	if (err)
 		goto out;
 	err = dp_route_add(dp) ?: dp_tc_attach_all(dp, cap_fd, opts, &res->n_attached) ?:
-	      dp_links_update(dp, sops_fd, &res->n_links);
+	      dp_links_update(dp, sops_fd, &res->n_links) ?: dp_xdp_apply(dp, opts, &res->n_xdp);
 out:
 	sockops_bpf__destroy(sops);
 	capture_bpf__destroy(cap);

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
  * Unload and status of the datapath. Unload removes, in this order, our tc filters (found by
- * our priority and handle on every interface of the node namespace), the sockops cgroup
+ * our priority and handle on every interface of the node namespace), our XDP policy program
+ * (found by name on every interface), the sockops cgroup
  * links, the policy route and every pin; it works whatever ABI version is pinned, because
  * unloading an old datapath is the way to migrate. The pin directory itself stays: removing
  * it under a loader that waits on its flock would make that loader pin into a dead directory.
@@ -55,6 +56,11 @@ int dp_teardown_locked(struct zm_dp *dp)
 	cnt = dp_tc_scan(ifs, ZM_DP_MAX_IFACES);
 	for (int i = 0; i < cnt; i++) {
 		err = dp_tc_detach(dp, ifs[i].ifindex);
+		first = first ?: err;
+	}
+	cnt = dp_xdp_scan(ifs, ZM_DP_MAX_IFACES);
+	for (int i = 0; i < cnt; i++) {
+		err = dp_xdp_detach(dp, ifs[i].ifindex);
 		first = first ?: err;
 	}
 	err = dp_pins_remove(dp);
@@ -165,6 +171,28 @@ static void dp_pins_list(struct zm_dp *dp, struct zm_dp_status *st)
 	closedir(d);
 }
 
+/* Fill the XDP mode of interfaces with our tc filter; add those with only our XDP program. */
+static void dp_status_add_xdp(struct zm_dp_status *st)
+{
+	static struct zm_dp_iface xs[ZM_DP_MAX_IFACES];
+	int cnt = dp_xdp_scan(xs, ZM_DP_MAX_IFACES);
+	size_t j;
+
+	for (int i = 0; i < cnt; i++) {
+		for (j = 0; j < st->n_ifaces; j++)
+			if (st->ifaces[j].ifindex == xs[i].ifindex)
+				break;
+		if (j == st->n_ifaces) {
+			if (j == ZM_DP_MAX_IFACES)
+				continue;
+			st->ifaces[st->n_ifaces++] = xs[i];
+			continue;
+		}
+		st->ifaces[j].xdp = xs[i].xdp;
+		st->ifaces[j].xdp_prog_id = xs[i].xdp_prog_id;
+	}
+}
+
 int zm_dp_status(struct zm_dp *dp, struct zm_dp_status *st)
 {
 	struct zm_meta meta;
@@ -187,5 +215,6 @@ int zm_dp_status(struct zm_dp *dp, struct zm_dp_status *st)
 	if (cnt < 0)
 		return dp_errf(dp, cnt, "listing interfaces failed: %s", strerror(-cnt));
 	st->n_ifaces = (size_t)cnt;
+	dp_status_add_xdp(st);
 	return dp_route_query(dp, &st->route);
 }

@@ -20,9 +20,11 @@ fi
 packages=(
 	# build
 	make gcc clang llvm pkg-config bpftool libbpf-dev libelf-dev zlib1g-dev
-	libssl-dev libnghttp2-dev libyaml-dev libjson-c-dev libmnl-dev libclang-rt-14-dev
+	libssl-dev libnghttp2-dev libyaml-dev libjson-c-dev libmnl-dev libhttp-parser-dev libpcre2-dev
+	libclang-rt-14-dev
 	# tests and harness
-	iproute2 iptables nftables perl procps psmisc tcpdump jq curl python3 python3-h2 openssl
+	iproute2 iptables nftables perl procps psmisc tcpdump jq curl openssl
+	python3 python3-h2 python3-grpcio python3-protobuf
 	# benchmarks
 	iperf3 stunnel4 haproxy wrk
 	# lint

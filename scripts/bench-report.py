@@ -1,0 +1,345 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
+#
+# The arithmetic half of `make bench`: scripts/bench.sh measures and appends one JSON line per
+# sample to a samples file; this script turns the raw outputs of the load tools into numbers
+# (parse-*) and the samples into build/bench/results.{json,md} (report). Every figure is
+# reported as min/median/max over its repetitions and as the ratio of its median to the
+# baseline's (scenario "direct") median in the same placement of the same run, because the
+# machines are small and noisy and only same-run ratios compare. A cell that has no value is
+# printed as failed with the first reason recorded, so nothing is silently dropped.
+# Python standard library only (runs under Debian's /usr/bin/python3).
+#
+# Sample lines (JSON, one per line):
+#   {"placement": P, "scenario": S, "figure": F, "rep": N, "value": X}
+#   {"placement": P, "scenario": S, "figure": F, "rep": N, "num": A, "den": B}   value = A / B
+#   {"placement": P, "scenario": S, "figure": F, "rep": N, "failed": "why"}
+#   {"placement": P, "scenario": S, "figure": "*", "failed": "why"}   the whole scenario
+# Placement "-" holds machine-wide figures (the crypto ceiling).
+
+import json
+import statistics
+import sys
+
+BASELINE = "direct"
+
+# figure id, label, unit, which way is better; the table's row order.
+FIGURES = [
+    ("tput_1_gbps", "throughput, 1 stream", "Gbit/s", "higher"),
+    ("tput_4_gbps", "throughput, 4 streams", "Gbit/s", "higher"),
+    ("rr1k_p50_us", "latency p50 @1000/s", "us", "lower"),
+    ("rr1k_p90_us", "latency p90 @1000/s", "us", "lower"),
+    ("rr1k_p99_us", "latency p99 @1000/s", "us", "lower"),
+    ("rr5k_p50_us", "latency p50 @5000/s", "us", "lower"),
+    ("rr5k_p90_us", "latency p90 @5000/s", "us", "lower"),
+    ("rr5k_p99_us", "latency p99 @5000/s", "us", "lower"),
+    ("rr5k_rps", "achieved req/s @5000/s", "req/s", "higher"),
+    ("conn_per_s", "new connections/s", "conn/s", "higher"),
+    ("cpu_s_per_gib", "proxy CPU per GiB", "s", "lower"),
+    ("cpu_ms_per_1k_req", "proxy CPU per 1k requests", "ms", "lower"),
+    ("rss_idle_mib", "proxy RSS idle", "MiB", "lower"),
+    ("rss_load_mib", "proxy RSS under load", "MiB", "lower"),
+]
+MACHINE_FIGURES = [
+    ("aes128gcm_16k_Bps", "AES-128-GCM, 16 KiB blocks, 1 core", "bytes/s", "higher"),
+]
+SCENARIOS = ["direct", "direct-same", "relay", "stunnel", "haproxy-mtls", "zmesh-cross",
+             "zmesh-same"]
+PLACEMENTS = ["unpinned", "pinned"]
+# Figures that only exist where there is a proxy process: "n/a" for the baselines.
+PROXY_ONLY = {"cpu_s_per_gib", "cpu_ms_per_1k_req", "rss_idle_mib", "rss_load_mib"}
+NO_PROXY = {"direct", "direct-same"}
+
+
+def die(msg):
+    print("bench-report: " + msg, file=sys.stderr)
+    sys.exit(1)
+
+
+def load_json(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError) as e:
+        die("%s: %s" % (path, e))
+
+
+# parse-iperf FILE: "<Gbit/s received> <bytes received>" from iperf3 -J output.
+def parse_iperf(path):
+    doc = load_json(path)
+    if doc.get("error"):
+        die("iperf3: " + str(doc["error"]))
+    try:
+        s = doc["end"]["sum_received"]
+        bps, nbytes = float(s["bits_per_second"]), int(s["bytes"])
+    except (KeyError, TypeError, ValueError):
+        die("%s: no end.sum_received in iperf3 output" % path)
+    if nbytes <= 0:
+        die("iperf3 moved no bytes")
+    print("%.4f %d" % (bps / 1e9, nbytes))
+
+
+# parse-rr FILE: "<p50> <p90> <p99> <requests> <errors> <achieved rps>" from zm-rr client.
+def parse_rr(path):
+    doc = load_json(path)
+    try:
+        vals = [int(doc["p50_us"]), int(doc["p90_us"]), int(doc["p99_us"]),
+                int(doc["requests"]), int(doc["errors"]), float(doc["achieved_rps"])]
+    except (KeyError, TypeError, ValueError):
+        die("%s: not zm-rr client output" % path)
+    if vals[3] <= 0:
+        die("zm-rr completed no requests (%d errors)" % vals[4])
+    # Latencies of a run that lost more than 1% of its requests describe the survivors only.
+    if vals[4] * 100 > vals[3] + vals[4]:
+        die("zm-rr: %d of %d requests failed" % (vals[4], vals[3] + vals[4]))
+    print("%d %d %d %d %d %.1f" % tuple(vals))
+
+
+# parse-connect FILE: "<conn/s> <connections> <errors>" from zm-rr connect.
+def parse_connect(path):
+    doc = load_json(path)
+    try:
+        vals = (float(doc["conn_per_s"]), int(doc["connections"]), int(doc["errors"]))
+    except (KeyError, TypeError, ValueError):
+        die("%s: not zm-rr connect output" % path)
+    if vals[1] <= 0:
+        die("zm-rr connect completed no connections (%d errors)" % vals[2])
+    print("%.1f %d %d" % vals)
+
+
+# parse-speed FILE: bytes/s of the largest block size in `openssl speed -mr` output
+# (lines "+F:<n>:<alg>:<bytes/s for each block size>...").
+def parse_speed(path):
+    try:
+        with open(path) as f:
+            lines = [ln.strip() for ln in f if ln.startswith("+F:")]
+    except OSError as e:
+        die("%s: %s" % (path, e))
+    if not lines:
+        die("%s: no '+F:' line in openssl speed -mr output" % path)
+    try:
+        print("%.0f" % float(lines[-1].split(":")[-1]))
+    except ValueError:
+        die("%s: unreadable '+F:' line" % path)
+
+
+def read_samples(path):
+    out = []
+    try:
+        f = open(path)
+    except OSError as e:
+        die("%s: %s" % (path, e))
+    with f:
+        for n, line in enumerate(f, 1):
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                s = json.loads(line)
+            except ValueError as e:
+                die("%s:%d: %s" % (path, n, e))
+            for k in ("placement", "scenario", "figure"):
+                if not isinstance(s.get(k), str):
+                    die("%s:%d: missing '%s'" % (path, n, k))
+            out.append(s)
+    return out
+
+
+def sample_value(s):
+    """The sample's number, or None when it failed or cannot be computed."""
+    if "failed" in s:
+        return None
+    if "value" in s:
+        return float(s["value"])
+    if "num" in s and "den" in s and float(s["den"]) > 0:
+        return float(s["num"]) / float(s["den"])
+    return None
+
+
+def summarize(samples):
+    """{(placement, scenario, figure): {"values": [...], "failures": [...]}} plus scenario-wide
+    failures {(placement, scenario): why}."""
+    cells, whole = {}, {}
+    for s in samples:
+        key = (s["placement"], s["scenario"])
+        if s["figure"] == "*":
+            whole.setdefault(key, s.get("failed", "failed"))
+            continue
+        c = cells.setdefault(key + (s["figure"],), {"values": [], "failures": []})
+        v = sample_value(s)
+        if v is None:
+            c["failures"].append(s.get("failed", "no value (zero denominator)"))
+        else:
+            c["values"].append(v)
+    return cells, whole
+
+
+def ordered(seen, known):
+    return [x for x in known if x in seen] + sorted(x for x in seen if x not in known)
+
+
+def build_results(samples, meta):
+    cells, whole = summarize(samples)
+    placements = ordered({k[0] for k in cells} | {k[0] for k in whole}, PLACEMENTS + ["-"])
+    res = {"meta": meta, "baseline": BASELINE, "placements": {}}
+    fig_ids = [f[0] for f in FIGURES]
+    for p in placements:
+        if p == "-":
+            continue
+        scen_seen = {k[1] for k in cells if k[0] == p} | {k[1] for k in whole if k[0] == p}
+        figs_seen = {k[2] for k in cells if k[0] == p}
+        figs = ordered(figs_seen | set(fig_ids), fig_ids)
+        # Scenarios the run meant to measure stay in the table even with no sample at all.
+        scens = ordered(scen_seen | set(meta.get("scenarios", [])), SCENARIOS)
+        table = {}
+        for sc in scens:
+            row = {}
+            for fig in figs:
+                row[fig] = cell_stats(cells, whole, p, sc, fig)
+            table[sc] = row
+        for sc in scens:
+            for fig in figs:
+                row = table[sc][fig]
+                base = table.get(BASELINE, {}).get(fig)
+                if row.get("median") is not None and base and base.get("median"):
+                    row["ratio"] = round(row["median"] / base["median"], 4)
+                else:
+                    row["ratio"] = None
+        res["placements"][p] = {"scenarios": scens, "figures": figs, "table": table}
+    machine = {}
+    for fid, _, _, _ in MACHINE_FIGURES:
+        if ("-", "crypto", fid) in cells or ("-", "crypto") in whole:
+            machine[fid] = cell_stats(cells, whole, "-", "crypto", fid)
+    res["machine"] = machine
+    return res
+
+
+def cell_stats(cells, whole, p, sc, fig):
+    """One cell. A scenario-wide failure wins over any values (they cannot be trusted: e.g. a
+    mesh run whose traffic was never captured), a cell with no value at all is failed."""
+    c = cells.get((p, sc, fig))
+    if fig in PROXY_ONLY and sc in NO_PROXY:
+        return {"n": 0, "median": None, "na": "no proxy process"}
+    if (p, sc) in whole:
+        out = {"n": 0, "median": None, "failed": whole[(p, sc)]}
+        if c and c["values"]:
+            out["discarded"] = c["values"]
+        return out
+    if c and c["values"]:
+        v = sorted(c["values"])
+        out = {"n": len(v), "min": v[0], "median": statistics.median(v), "max": v[-1],
+               "samples": c["values"]}
+        if c["failures"]:
+            out["failed_reps"] = len(c["failures"])
+            out["failure"] = c["failures"][0]
+        return out
+    why = c["failures"][0] if c and c["failures"] else "no sample"
+    return {"n": 0, "median": None, "failed": why}
+
+
+def fmt_num(x):
+    if x is None:
+        return "-"
+    a = abs(x)
+    if a >= 1000:
+        return "%.0f" % x
+    if a >= 100:
+        return "%.0f" % x
+    if a >= 10:
+        return "%.1f" % x
+    if a >= 0.1:
+        return "%.2f" % x
+    return "%.3g" % x
+
+
+def fmt_cell(c, show_ratio, notes):
+    """The cell's text; failure reasons become numbered notes printed under the table."""
+    def note(why):
+        if why not in notes:
+            notes.append(why)
+        return "[%d]" % (notes.index(why) + 1)
+    if c.get("median") is None:
+        if "na" in c:
+            return "n/a"
+        return "failed " + note(c["failed"])
+    s = "%s [%s..%s]" % (fmt_num(c["median"]), fmt_num(c["min"]), fmt_num(c["max"]))
+    if show_ratio and c.get("ratio") is not None:
+        s += " x%.2f" % c["ratio"]
+    if c.get("failed_reps"):
+        s += " (%d failed %s)" % (c["failed_reps"], note(c["failure"]))
+    return s
+
+
+def md_table(header, rows):
+    widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
+
+    def line(r):
+        return "| " + " | ".join(r[i].ljust(widths[i]) for i in range(len(r))) + " |"
+    out = [line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+    return out + [line(r) for r in rows]
+
+
+def render_md(res):
+    labels = {f[0]: (f[1], f[2], f[3]) for f in FIGURES + MACHINE_FIGURES}
+    meta = res.get("meta") or {}
+    out = ["# zmesh benchmark results", ""]
+    if meta:
+        out.append("Run: " + ", ".join("%s=%s" % (k, meta[k]) for k in sorted(meta)))
+        out.append("")
+    out.append("Cells: median [min..max] over the repetitions, then xR = median / median of "
+               "'%s' (same placement, same run). Latency from the scheduled send time "
+               "(open loop), 1 KiB responses. CPU and RSS: all processes of the proxies/mesh "
+               "of the scenario (utime+stime; RSS summed)." % res["baseline"])
+    for p, pr in res["placements"].items():
+        out += ["", "## " + p, ""]
+        header = ["figure"] + pr["scenarios"]
+        rows, notes = [], []
+        for fig in pr["figures"]:
+            lab, unit, better = labels.get(fig, (fig, "", ""))
+            name = "%s (%s, %s)" % (lab, unit, better) if unit else fig
+            rows.append([name] + [fmt_cell(pr["table"][sc][fig], sc != res["baseline"], notes)
+                                  for sc in pr["scenarios"]])
+        out += md_table(header, rows)
+        out += [""] + ["[%d] failed: %s" % (i + 1, w) for i, w in enumerate(notes)]
+    if res.get("machine"):
+        out += ["", "## machine", ""]
+        rows, notes = [], []
+        for fig, c in res["machine"].items():
+            lab, unit, _ = labels[fig]
+            cell = fmt_cell(c, False, notes)
+            if c.get("median") is not None:
+                cell += " (%.1f Gbit/s)" % (c["median"] * 8 / 1e9)
+            rows.append(["%s (%s)" % (lab, unit), cell])
+        out += md_table(["figure", "median [min..max]"], rows)
+        out += [""] + ["[%d] failed: %s" % (i + 1, w) for i, w in enumerate(notes)]
+    return "\n".join(out) + "\n"
+
+
+def report(argv):
+    if len(argv) < 3:
+        die("usage: report SAMPLES OUT.json OUT.md [META.json]")
+    meta = load_json(argv[3]) if len(argv) > 3 else {}
+    res = build_results(read_samples(argv[0]), meta)
+    with open(argv[1], "w") as f:
+        json.dump(res, f, indent=1, sort_keys=True)
+        f.write("\n")
+    md = render_md(res)
+    with open(argv[2], "w") as f:
+        f.write(md)
+    sys.stdout.write(md)
+
+
+def main():
+    cmds = {"parse-iperf": parse_iperf, "parse-rr": parse_rr, "parse-connect": parse_connect,
+            "parse-speed": parse_speed}
+    if len(sys.argv) >= 3 and sys.argv[1] in cmds:
+        cmds[sys.argv[1]](sys.argv[2])
+    elif len(sys.argv) >= 2 and sys.argv[1] == "report":
+        report(sys.argv[2:])
+    else:
+        die("usage: bench-report.py parse-iperf|parse-rr|parse-connect|parse-speed FILE\n"
+            "       bench-report.py report SAMPLES OUT.json OUT.md [META.json]")
+
+
+if __name__ == "__main__":
+    main()

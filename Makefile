@@ -43,7 +43,7 @@ ARCH := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
 CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE $(SANFLAGS) $(EXTRA_CFLAGS)
 CPPFLAGS := -Iinclude -Iuserspace/lib -I$(BUILD)/bpf -I$(BUILD) -Itests/lib
 LDFLAGS := $(SANFLAGS)
-LDLIBS := -lbpf -lelf -lz -lssl -lcrypto -lnghttp2 -lyaml -ljson-c -lmnl -lpthread
+LDLIBS := -lbpf -lelf -lz -lssl -lcrypto -lnghttp2 -lyaml -ljson-c -lmnl -lhttp_parser -lpcre2-8 -lpthread
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
 	-I$(BUILD) -Iinclude -Ibpf
 
@@ -56,7 +56,7 @@ LIB_SRCS := $(wildcard userspace/lib/*/*.c)
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 LIB := $(BUILD)/libzmesh.a
 
-BINS := ztunnel waypoint zmeshctl
+BINS := ztunnel waypoint zmeshctl zmesh-ca
 BIN_PATHS := $(BINS:%=$(BUILD)/bin/%)
 
 # BPF objects used only by tests (stand-ins for other parties' programs).

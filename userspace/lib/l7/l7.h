@@ -1,0 +1,341 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The waypoint's L7 model: Istio VirtualService, DestinationRule and AuthorizationPolicy
+ * resources read from the YAML users write (several documents per file), checked against the
+ * mesh's services (config/model.h), and the pure decisions made from them: which HTTP route a
+ * request takes, which weighted destination, which subset endpoints, whether L7 policy allows
+ * it. No I/O besides reading the files, no clock; randomness is passed in.
+ *
+ * A struct l7_config is an immutable snapshot, like struct zm_config: built whole by
+ * l7_config_load(), shared read-only between threads, freed whole. Errors are one per line,
+ * "FILE:LINE: field.path: problem" (the config library's collector), and a load that reports
+ * any error yields no snapshot, so a broken update keeps the previous one in service.
+ */
+#ifndef ZMESH_L7_L7_H
+#define ZMESH_L7_L7_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config/model.h"
+
+#define L7_DEFAULT_NAMESPACE "default"
+#define L7_DOMAIN_SUFFIX     "svc.cluster.local"
+#define L7_DENY_BODY	     "RBAC: access denied"
+#define L7_MAX_ENDPOINTS     256
+
+enum l7_str_kind {
+	L7_STR_NONE = 0, /* not set: matches anything */
+	L7_STR_EXACT,
+	L7_STR_PREFIX,
+	L7_STR_REGEX, /* PCRE2, anchored at both ends like Envoy's RE2 full match */
+};
+
+struct l7_strm {
+	enum l7_str_kind kind;
+	const char *value;
+	void *re; /* pcre2_code * for L7_STR_REGEX */
+};
+
+/* A header or query parameter condition. */
+struct l7_kv_match {
+	const char *name; /* lower-cased for headers */
+	struct l7_strm m; /* L7_STR_NONE: present with any value */
+};
+
+struct l7_http_match {
+	const char *name;
+	struct l7_strm uri, method, authority, scheme;
+	struct l7_kv_match *headers;
+	size_t n_headers;
+	struct l7_kv_match *without_headers; /* a request matching any of these is excluded */
+	size_t n_without_headers;
+	struct l7_kv_match *query_params;
+	size_t n_query_params;
+	unsigned int port; /* 0: any */
+	bool ignore_uri_case;
+	unsigned int line;
+};
+
+struct l7_kv {
+	const char *name;
+	const char *value;
+};
+
+struct l7_header_ops {
+	struct l7_kv *set, *add;
+	size_t n_set, n_add;
+	const char **remove;
+	size_t n_remove;
+};
+
+struct l7_dest {
+	const char *host; /* fully qualified: name.ns.svc.cluster.local */
+	const char *subset; /* "" when none */
+	unsigned int port;  /* 0: the port the request came in on */
+	unsigned int weight;
+	const struct zm_cfg_service *service; /* resolved at load */
+	unsigned int line;
+};
+
+enum l7_retry_on {
+	L7_RETRY_5XX = 1u << 0,
+	L7_RETRY_GATEWAY_ERROR = 1u << 1, /* 502, 503, 504 */
+	L7_RETRY_CONNECT_FAILURE = 1u << 2,
+	L7_RETRY_RESET = 1u << 3,
+	L7_RETRY_REFUSED_STREAM = 1u << 4,
+	L7_RETRY_RETRIABLE_4XX = 1u << 5, /* 409 */
+	L7_RETRY_UNAVAILABLE = 1u << 6,	  /* 503 */
+};
+
+struct l7_http_route {
+	const char *name;
+	struct l7_http_match *matches; /* none: matches every request */
+	size_t n_matches;
+	struct l7_dest *dests;
+	size_t n_dests;
+	unsigned int total_weight;
+	uint32_t timeout_ms; /* 0: none */
+	struct {
+		bool set;
+		unsigned int attempts;
+		uint32_t per_try_timeout_ms;
+		uint32_t retry_on; /* enum l7_retry_on bits */
+	} retries;
+	struct {
+		uint32_t delay_ms;
+		double delay_pct; /* 0..100 */
+		unsigned int abort_status; /* 0: none */
+		double abort_pct;
+	} fault;
+	struct l7_dest mirror; /* host NULL: none */
+	double mirror_pct;
+	struct l7_header_ops req_ops, resp_ops;
+	struct {
+		const char *uri; /* replaces the matched prefix (or the whole path) */
+		const char *authority;
+	} rewrite;
+	struct {
+		bool set;
+		const char *uri, *authority, *scheme;
+		unsigned int code; /* default 301 */
+	} redirect;
+	struct {
+		unsigned int status; /* 0: none */
+		const char *body;
+	} direct;
+	unsigned int line;
+};
+
+struct l7_vs {
+	const char *name, *namespace;
+	const char **hosts; /* qualified; may start with "*." */
+	size_t n_hosts;
+	struct l7_http_route *http;
+	size_t n_http;
+	struct l7_dest *tcp; /* first tcp route's destinations */
+	size_t n_tcp;
+	unsigned int tcp_weight;
+	const char *file;
+	unsigned int line;
+};
+
+enum l7_lb {
+	L7_LB_DEFAULT = 0, /* LEAST_REQUEST, Istio's default */
+	L7_LB_ROUND_ROBIN,
+	L7_LB_LEAST_REQUEST,
+	L7_LB_RANDOM,
+	L7_LB_PASSTHROUGH,
+};
+
+struct l7_traffic_policy {
+	enum l7_lb lb;
+	struct {
+		unsigned int max_connections;	   /* tcp.maxConnections, 0: unlimited */
+		unsigned int http1_max_pending;	   /* http.http1MaxPendingRequests */
+		unsigned int http2_max_requests;   /* http.http2MaxRequests */
+		unsigned int max_requests_per_conn; /* http.maxRequestsPerConnection */
+		uint32_t connect_timeout_ms;	   /* tcp.connectTimeout */
+		uint32_t idle_timeout_ms;	   /* http.idleTimeout */
+	} pool;
+	struct {
+		bool set;
+		unsigned int consecutive_5xx; /* consecutive5xxErrors (default 5 when set) */
+		uint32_t interval_ms;	      /* default 10 s */
+		uint32_t base_ejection_ms;    /* default 30 s */
+		unsigned int max_ejection_pct;
+	} outlier;
+};
+
+struct l7_subset {
+	const char *name;
+	struct l7_kv *labels;
+	size_t n_labels;
+	bool has_policy;
+	struct l7_traffic_policy policy;
+	unsigned int line;
+};
+
+struct l7_dr {
+	const char *name, *namespace;
+	const char *host; /* qualified */
+	struct l7_traffic_policy policy;
+	struct l7_subset *subsets;
+	size_t n_subsets;
+	const char *file;
+	unsigned int line;
+};
+
+enum l7_authz_action {
+	L7_AUTHZ_ALLOW = 0,
+	L7_AUTHZ_DENY,
+	L7_AUTHZ_AUDIT,
+};
+
+struct l7_str_list {
+	struct l7_strm *v; /* Istio's string forms: exact, "prefix*", "*suffix", "*" */
+	size_t n;
+};
+
+struct l7_authz_source {
+	struct l7_str_list principals, not_principals, namespaces, not_namespaces;
+};
+
+struct l7_authz_op {
+	struct l7_str_list paths, not_paths, methods, not_methods, hosts, not_hosts;
+	struct l7_str_list ports, not_ports;
+};
+
+struct l7_authz_cond {
+	const char *key; /* "request.headers[name]", "source.principal", ... */
+	struct l7_str_list values, not_values;
+};
+
+struct l7_authz_rule {
+	struct l7_authz_source *from;
+	size_t n_from;
+	struct l7_authz_op *to;
+	size_t n_to;
+	struct l7_authz_cond *when;
+	size_t n_when;
+};
+
+struct l7_authz {
+	const char *name, *namespace;
+	enum l7_authz_action action;
+	const char **target_services; /* targetRefs kind Service (qualified); none: namespace */
+	size_t n_target_services;
+	bool targets_gateway; /* a targetRef of kind Gateway: every service through us */
+	bool has_selector; /* spec.selector: a workload policy, enforced by ztunnel, not us */
+	struct l7_authz_rule *rules;
+	size_t n_rules;
+	const char *file;
+	unsigned int line;
+};
+
+struct l7_arena;
+
+struct l7_config {
+	struct l7_vs *vs;
+	size_t n_vs;
+	struct l7_dr *dr;
+	size_t n_dr;
+	struct l7_authz *authz;
+	size_t n_authz;
+	/* private */
+	struct l7_arena *arena;
+};
+
+/*
+ * Load and check every file (each may hold several "---" documents of the kinds above; other
+ * kinds, unknown fields, bad values, regexes PCRE2 refuses, destinations naming services the
+ * mesh does not have or subsets no DestinationRule defines are errors). mesh may be NULL (no
+ * host checks; destinations stay unresolved). Returns 0 with *out, or -EINVAL / -ENOMEM /
+ * -errno of reading with the messages in err.
+ */
+int l7_config_load(const char *const *files, size_t n_files, const struct zm_config *mesh,
+		   struct l7_config **out, char *err, size_t errlen);
+/* Same from memory: one named buffer. */
+int l7_config_load_buf(const char *name, const char *buf, size_t len,
+		       const struct zm_config *mesh, struct l7_config **out, char *err,
+		       size_t errlen);
+void l7_config_free(struct l7_config *cfg);
+
+/* "reviews" in namespace ns -> "reviews.ns.svc.cluster.local"; names with a dot unchanged. */
+int l7_host_qualify(const char *host, const char *ns, char *buf, size_t len);
+
+/* ---- requests ---- */
+
+struct l7_header {
+	const char *name; /* lower case */
+	const char *value;
+};
+
+struct l7_request {
+	const char *method;
+	const char *path; /* request target as sent: /p/a/t/h?query */
+	const char *authority;
+	const char *scheme; /* "http" */
+	unsigned int port;  /* the service port the client addressed */
+	const struct l7_header *headers;
+	size_t n_headers;
+	const char *source_principal; /* without spiffe://, "" when unknown */
+	const char *source_namespace;
+};
+
+/* First value of header name (lower case) or NULL. */
+const char *l7_request_header(const struct l7_request *req, const char *name);
+
+/* The VirtualService whose hosts cover hostname (exact before wildcard); NULL when none. */
+const struct l7_vs *l7_vs_find(const struct l7_config *cfg, const char *hostname);
+/* The DestinationRule of hostname, or NULL. */
+const struct l7_dr *l7_dr_find(const struct l7_config *cfg, const char *hostname);
+const struct l7_subset *l7_dr_subset(const struct l7_dr *dr, const char *name);
+
+bool l7_strm_match(const struct l7_strm *m, const char *s);
+bool l7_match_request(const struct l7_http_match *m, const struct l7_request *req);
+/* The first route of vs matching req, or NULL (the caller answers 404). */
+const struct l7_http_route *l7_route_match(const struct l7_vs *vs, const struct l7_request *req);
+/* Weighted choice among dests (weights 0 => equal share); rnd uniform. NULL when n is 0. */
+const struct l7_dest *l7_dest_pick(const struct l7_dest *dests, size_t n, uint32_t rnd);
+
+/*
+ * Percent decision for faults/mirrors: true for pct% of rnd values (pct in 0..100, with
+ * sub-percent resolution).
+ */
+bool l7_percent_hit(double pct, uint32_t rnd);
+
+/*
+ * The path after rewrite.uri: the matched prefix (when the route matched by uri prefix) or the
+ * whole path (exact/regex) is replaced; the query string is kept. Writes into buf.
+ */
+int l7_rewrite_path(const struct l7_http_route *r, const struct l7_request *req, char *buf,
+		    size_t len);
+
+/*
+ * L7 authorization of req to the service svc_host (qualified) in svc_ns: any matching DENY
+ * refuses; with ALLOW policies in scope one must match; else allowed. Returns true to allow;
+ * *policy names the deciding policy (or NULL).
+ */
+bool l7_authz_allows(const struct l7_config *cfg, const char *svc_host, const char *svc_ns,
+		     const struct l7_request *req, const struct l7_authz **policy);
+
+/* An endpoint candidate of a destination. */
+struct l7_endpoint {
+	const struct zm_cfg_workload *wl;
+	unsigned int target_port;
+};
+
+/*
+ * Endpoints of svc serving service port sport whose labels include every label of subset
+ * (NULL: all), healthy, with an address. Returns the count (at most max).
+ */
+size_t l7_endpoints(const struct zm_config *mesh, const struct zm_cfg_service *svc,
+		    unsigned int sport, const struct l7_subset *subset, struct l7_endpoint *out,
+		    size_t max);
+
+/* The traffic policy for a destination: the subset's when it has one, else the rule's. */
+const struct l7_traffic_policy *l7_policy_for(const struct l7_dr *dr, const struct l7_subset *ss);
+
+#endif

@@ -1,0 +1,486 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * Per-request decisions and the downstream stream callbacks: which service the CONNECT named
+ * (VIP:port, or a pod that has us as its waypoint), L7 authorization, VirtualService route,
+ * faults, redirects and direct responses, the upstream request head (rewrite, header
+ * operations, framing), endpoint choice (DestinationRule subset labels, ROUND_ROBIN / RANDOM /
+ * LEAST_REQUEST, outlier ejection), timeouts and retries.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http.h"
+
+static void wp_req_view(struct wp_ds *ds, struct l7_request *r)
+{
+	const char *host = NULL;
+	size_t i;
+
+	for (i = 0; i < ds->req.n; i++)
+		if (!strcmp(ds->req.h[i].name, "host"))
+			host = ds->req.h[i].value;
+	*r = (struct l7_request){
+		.method = ds->req.start[0],
+		.path = ds->req.start[1],
+		.authority = host ? host : ds->authority,
+		.scheme = "http",
+		.port = ds->port,
+		.headers = ds->req.h,
+		.n_headers = ds->req.n,
+		.source_principal = ds->peer,
+		.source_namespace = ds->src_ns,
+	};
+}
+
+static bool wp_ops_removes(const struct l7_header_ops *ops, const char *name)
+{
+	size_t i;
+
+	for (i = 0; ops && i < ops->n_remove; i++)
+		if (!strcasecmp(ops->remove[i], name))
+			return true;
+	for (i = 0; ops && i < ops->n_set; i++)
+		if (!strcasecmp(ops->set[i].name, name))
+			return true;
+	return false;
+}
+
+/* Headers of h (minus hop-by-hop and those ops remove or set), then ops' set and add. */
+void wp_head_emit(struct wp_q *q, const struct wp_head *h, const struct l7_header_ops *ops)
+{
+	size_t i;
+
+	for (i = 0; i < h->n; i++)
+		if (!wp_hop_header(h->h[i].name) && !wp_ops_removes(ops, h->h[i].name))
+			wp_q_printf(q, "%s: %s\r\n", h->h[i].name, h->h[i].value);
+	for (i = 0; ops && i < ops->n_set; i++)
+		wp_q_printf(q, "%s: %s\r\n", ops->set[i].name, ops->set[i].value);
+	for (i = 0; ops && i < ops->n_add; i++)
+		wp_q_printf(q, "%s: %s\r\n", ops->add[i].name, ops->add[i].value);
+}
+
+static void wp_build_upstream_head(struct wp_ds *ds, const struct l7_request *req)
+{
+	const struct l7_http_route *r = ds->route;
+	const char *cl = NULL;
+	char path[4096];
+	size_t i;
+
+	if (!r || l7_rewrite_path(r, req, path, sizeof(path)))
+		snprintf(path, sizeof(path), "%s", req->path);
+	for (i = 0; i < ds->req.n; i++)
+		if (!strcmp(ds->req.h[i].name, "content-length"))
+			cl = ds->req.h[i].value;
+	ds->copy_ok = true;
+	wp_q_printf(&ds->upq, "%s %s HTTP/1.1\r\nhost: %s\r\n", req->method, path,
+		    r && r->rewrite.authority ? r->rewrite.authority : req->authority);
+	if (ds->chunked)
+		wp_q_printf(&ds->upq, "transfer-encoding: chunked\r\n");
+	else if (cl)
+		wp_q_printf(&ds->upq, "content-length: %s\r\n", cl);
+	wp_head_emit(&ds->upq, &ds->req, r ? &r->req_ops : NULL);
+	wp_q_printf(&ds->upq, "x-forwarded-proto: http\r\n\r\n");
+	wp_q_put(&ds->copy, ds->upq.p + ds->upq.off, wp_q_size(&ds->upq));
+}
+
+/* Local answers a route may give before any upstream: redirect, direct response, abort. */
+static bool wp_route_local(struct wp_ds *ds, const struct l7_request *req)
+{
+	const struct l7_http_route *r = ds->route;
+	char extra[1200];
+
+	if (r->redirect.set) {
+		const char *q = strchr(req->path, '?');
+
+		snprintf(extra, sizeof(extra), "location: %s://%s%s%s\r\n",
+			 r->redirect.scheme ? r->redirect.scheme : "http",
+			 r->redirect.authority ? r->redirect.authority : req->authority,
+			 r->redirect.uri ? r->redirect.uri : req->path,
+			 r->redirect.uri && q ? q : "");
+		wp_ds_reply(ds, r->redirect.code, "-", "", false, extra);
+		return true;
+	}
+	if (r->direct.status) {
+		wp_ds_reply(ds, r->direct.status, "-", r->direct.body ? r->direct.body : "", false,
+			    NULL);
+		return true;
+	}
+	if (r->fault.abort_status && l7_percent_hit(r->fault.abort_pct, wp_rand())) {
+		wp_ds_reply(ds, r->fault.abort_status, "FI", "fault filter abort", false, NULL);
+		return true;
+	}
+	return false;
+}
+
+/* Called from on_headers_complete: everything up to choosing the endpoint. */
+void wp_route_request(struct wp_ds *ds)
+{
+	const struct l7_config *l7 = ds->snap->l7;
+	const struct l7_authz *pol;
+	struct l7_request req;
+	const struct l7_vs *vs;
+
+	wp_req_view(ds, &req);
+	ds->rq = WP_RQ_UPSTREAM;
+	snprintf(ds->flags, sizeof(ds->flags), "-");
+	if (ds->svc && !l7_authz_allows(l7, ds->svc->hostname, ds->svc->namespace, &req, &pol)) {
+		wp_ds_reply(ds, 403, "RBAC", L7_DENY_BODY, false, NULL);
+		return;
+	}
+	vs = ds->svc ? l7_vs_find(l7, ds->svc->hostname) : NULL;
+	if (vs) {
+		ds->route = l7_route_match(vs, &req);
+		if (!ds->route) {
+			wp_ds_reply(ds, 404, "NR", "route not found\n", false, NULL);
+			return;
+		}
+		if (wp_route_local(ds, &req))
+			return;
+		ds->dest = l7_dest_pick(ds->route->dests, ds->route->n_dests, wp_rand());
+		if (ds->route->timeout_ms)
+			ds->deadline_ms = ds->w->now_ms + ds->route->timeout_ms;
+		if (ds->route->fault.delay_ms &&
+		    l7_percent_hit(ds->route->fault.delay_pct, wp_rand())) {
+			ds->rq = WP_RQ_DELAY;
+			ds->delay_until_ms = ds->w->now_ms + ds->route->fault.delay_ms;
+			if (ds->deadline_ms)
+				ds->deadline_ms += ds->route->fault.delay_ms;
+			snprintf(ds->flags, sizeof(ds->flags), "DI");
+		}
+	}
+	wp_build_upstream_head(ds, &req);
+}
+
+struct wp_ep_stat *wp_ep_stat(struct wp_worker *w, const char *key)
+{
+	unsigned int h = 5381, i;
+	const char *c;
+
+	for (c = key; *c; c++)
+		h = h * 33 + (unsigned char)*c;
+	for (i = 0; i < WP_EP_SLOTS; i++) {
+		struct wp_ep_stat *s = &w->eps[(h + i) % WP_EP_SLOTS];
+
+		if (!s->key[0]) {
+			snprintf(s->key, sizeof(s->key), "%s", key);
+			return s;
+		}
+		if (!strcmp(s->key, key))
+			return s;
+	}
+	return &w->eps[h % WP_EP_SLOTS]; /* full: share a slot (stats only, never routing) */
+}
+
+static const char *wp_ep_key(const struct l7_endpoint *ep, char *buf, size_t len)
+{
+	return zm_addr_port_format(&ep->wl->ips[0].addr, ep->target_port, buf, len);
+}
+
+/* Choose among eps by the policy, skipping ejected endpoints while any other is left. */
+static const struct l7_endpoint *wp_ep_choose(struct wp_ds *ds, struct l7_endpoint *eps,
+					      size_t n, const struct l7_traffic_policy *pol)
+{
+	struct wp_worker *w = ds->w;
+	size_t i, live = 0, pick;
+	char key[ZM_ADDR_STRLEN];
+	unsigned int hash = 0;
+	const char *c;
+
+	for (i = 0; i < n; i++) {
+		struct wp_ep_stat *st = wp_ep_stat(w, wp_ep_key(&eps[i], key, sizeof(key)));
+
+		if (st->ejected_until_ms <= w->now_ms)
+			eps[live++] = eps[i];
+	}
+	if (!live)
+		live = n; /* everything ejected: Envoy's panic mode routes to all */
+	if (pol->lb == L7_LB_ROUND_ROBIN) {
+		for (c = ds->dest ? ds->dest->host : ds->svc->hostname; *c; c++)
+			hash = hash * 31 + (unsigned char)*c;
+		return &eps[w->rr[hash % 64]++ % live];
+	}
+	pick = wp_rand() % live;
+	if ((pol->lb == L7_LB_LEAST_REQUEST || pol->lb == L7_LB_DEFAULT) && live > 1) {
+		size_t other = wp_rand() % live;
+		struct wp_ep_stat *a = wp_ep_stat(w, wp_ep_key(&eps[pick], key, sizeof(key)));
+		struct wp_ep_stat *b = wp_ep_stat(w, wp_ep_key(&eps[other], key, sizeof(key)));
+
+		if (b->active < a->active)
+			pick = other;
+	}
+	return &eps[pick];
+}
+
+/* The endpoint for this request (or TCP stream); false with a reply already given. */
+static bool wp_pick_endpoint(struct wp_ds *ds, struct l7_endpoint *out)
+{
+	struct l7_endpoint eps[L7_MAX_ENDPOINTS];
+	const struct zm_cfg_service *svc = ds->svc;
+	const struct l7_dr *dr = NULL;
+	unsigned int port = ds->port;
+	size_t n;
+
+	if (ds->pod) {
+		out->wl = ds->pod;
+		out->target_port = ds->port;
+		return true;
+	}
+	if (ds->dest) {
+		svc = ds->dest->service ? ds->dest->service : svc;
+		port = ds->dest->port ? ds->dest->port : port;
+	}
+	dr = l7_dr_find(ds->snap->l7, svc->hostname);
+	ds->subset = ds->dest ? l7_dr_subset(dr, ds->dest->subset) : NULL;
+	ds->policy = l7_policy_for(dr, ds->subset);
+	n = l7_endpoints(ds->snap->mesh, svc, port, ds->subset, eps, L7_MAX_ENDPOINTS);
+	if (!n) {
+		if (ds->mode == WP_DS_HTTP)
+			wp_ds_reply(ds, 503, "UH", "no healthy upstream", false, NULL);
+		return false;
+	}
+	*out = *wp_ep_choose(ds, eps, n, ds->policy);
+	return true;
+}
+
+void wp_ds_dispatch_upstream(struct wp_ds *ds)
+{
+	struct l7_endpoint ep;
+
+	if (!wp_pick_endpoint(ds, &ep))
+		return;
+	ds->attempts++;
+	ds->ep_name = ep.wl->name;
+	wp_ep_key(&ep, ds->ep_key, sizeof(ds->ep_key));
+	if (ds->route && ds->route->retries.per_try_timeout_ms)
+		ds->try_deadline_ms = ds->w->now_ms + ds->route->retries.per_try_timeout_ms;
+	ds->up = wp_up_get(ds->w, ds, &ep, false);
+	if (!ds->up) {
+		wp_ds_upstream_failed(ds, "cannot open an upstream stream", true);
+		return;
+	}
+	wp_up_send(ds->up);
+}
+
+static unsigned int wp_max_attempts(const struct wp_ds *ds)
+{
+	if (ds->route && ds->route->retries.set)
+		return ds->route->retries.attempts + 1;
+	return 3; /* Istio's default: 2 retries on connect failure */
+}
+
+void wp_ds_upstream_failed(struct wp_ds *ds, const char *why, bool connect_failure)
+{
+	uint32_t on = ds->route && ds->route->retries.set ? ds->route->retries.retry_on :
+							     L7_RETRY_CONNECT_FAILURE;
+
+	if (ds->up)
+		wp_up_detach(ds->up, false);
+	ds->up = NULL;
+	if (ds->resp_started) {
+		/* Part of a response went out: the client can only learn from the close. */
+		ds->close_after = true;
+		ds->keepalive = false;
+		ds->status = ds->status ? ds->status : 502;
+		wp_ds_request_done(ds);
+		return;
+	}
+	if (ds->copy_ok && ds->attempts < wp_max_attempts(ds) &&
+	    (on & (connect_failure ? L7_RETRY_CONNECT_FAILURE : L7_RETRY_RESET))) {
+		wp_q_free(&ds->upq);
+		wp_q_put(&ds->upq, ds->copy.p + ds->copy.off, wp_q_size(&ds->copy));
+		wp_ds_dispatch_upstream(ds);
+		return;
+	}
+	fprintf(stderr, "waypoint: upstream %s for %s: %s\n", ds->ep_key, ds->authority, why);
+	wp_ds_reply(ds, 503, connect_failure ? "UF" : "UC",
+		    "upstream connect error or disconnect/reset before headers", false, NULL);
+	if (ds->msg_done)
+		wp_ds_request_done(ds);
+}
+
+/* ---- timers ---- */
+
+void wp_up_sweep(struct wp_worker *w);
+
+void wp_http_tick(struct wp_worker *w)
+{
+	struct wp_ds *ds, *next;
+
+	wp_up_sweep(w);
+	for (ds = w->dss; ds; ds = next) {
+		next = ds->next;
+		if (!ds->st || ds->mode != WP_DS_HTTP)
+			continue;
+		if (ds->rq == WP_RQ_DELAY && w->now_ms >= ds->delay_until_ms) {
+			ds->rq = WP_RQ_UPSTREAM;
+			wp_ds_dispatch_upstream(ds);
+			wp_ds_process(ds);
+			continue;
+		}
+		if (ds->rq == WP_RQ_UPSTREAM && ds->deadline_ms && w->now_ms >= ds->deadline_ms &&
+		    !ds->resp_started) {
+			if (ds->up)
+				wp_up_detach(ds->up, false);
+			ds->up = NULL;
+			wp_ds_reply(ds, 504, "UT", "upstream request timeout", false, NULL);
+			if (ds->msg_done)
+				wp_ds_request_done(ds);
+			else
+				ds->close_after = true;
+			continue;
+		}
+		if (ds->rq == WP_RQ_UPSTREAM && ds->try_deadline_ms &&
+		    w->now_ms >= ds->try_deadline_ms && !ds->resp_started && ds->up) {
+			ds->try_deadline_ms = 0;
+			wp_ds_upstream_failed(ds, "per-try timeout", false);
+		}
+	}
+}
+
+/* ---- downstream stream callbacks ---- */
+
+static void wp_ds_free(void *p)
+{
+	struct wp_ds *ds = p;
+
+	wp_q_free(&ds->in);
+	wp_q_free(&ds->out);
+	wp_q_free(&ds->upq);
+	wp_q_free(&ds->copy);
+	wp_head_free(&ds->req);
+	wp_snap_put(ds->snap);
+	free(ds);
+}
+
+void wp_ds_on_request(struct hb_stream *s, const struct hb_request *req)
+{
+	struct wp_worker *w = wp_stream_worker(s);
+	struct zm_spiffe_id id;
+	struct wp_ds *ds = calloc(1, sizeof(*ds));
+
+	if (!ds) {
+		hb_stream_respond(s, HB_STATUS_UNAVAILABLE);
+		return;
+	}
+	ds->w = w;
+	ds->st = s;
+	ds->snap = wp_snap_get(w->wp);
+	ds->vip = req->dst;
+	ds->port = req->dst_port;
+	snprintf(ds->authority, sizeof(ds->authority), "%s", req->authority);
+	snprintf(ds->peer, sizeof(ds->peer), "%s", zm_spiffe_principal(req->peer_identity));
+	if (!zm_spiffe_id_parse(req->peer_identity, &id))
+		snprintf(ds->src_ns, sizeof(ds->src_ns), "%s", id.ns);
+	snprintf(ds->forwarded, sizeof(ds->forwarded), "%s", req->forwarded);
+	ds->svc = zm_config_service_by_vip(ds->snap->mesh, NULL, &req->dst);
+	if (!ds->svc)
+		ds->pod = zm_config_workload_by_ip(ds->snap->mesh, NULL, &req->dst);
+	http_parser_init(&ds->p, HTTP_REQUEST);
+	ds->p.data = ds;
+	ds->next = w->dss;
+	if (w->dss)
+		w->dss->prev = ds;
+	w->dss = ds;
+	hb_stream_set_ud(s, ds);
+	if (!ds->svc && !ds->pod) {
+		fprintf(stderr, "waypoint: CONNECT %s from %s: no service or workload there, 503\n",
+			req->authority, ds->peer);
+		hb_stream_respond(s, HB_STATUS_UNAVAILABLE);
+		return;
+	}
+	hb_stream_respond(s, HB_STATUS_OK);
+}
+
+size_t wp_ds_on_data(struct hb_stream *s, const uint8_t *buf, size_t len)
+{
+	struct wp_ds *ds = hb_stream_ud(s);
+
+	if (!ds || !ds->st)
+		return len;
+	if (wp_q_size(&ds->in) >= WP_IN_HIGH) {
+		ds->input_paused = true;
+		return 0;
+	}
+	if (wp_q_put(&ds->in, buf, len)) {
+		hb_stream_reset(s, HB_ERR_INTERNAL);
+		return len;
+	}
+	wp_ds_process(ds);
+	return len;
+}
+
+void wp_ds_on_eof(struct hb_stream *s)
+{
+	struct wp_ds *ds = hb_stream_ud(s);
+
+	if (!ds || !ds->st)
+		return;
+	ds->in_eof = true;
+	if (ds->mode == WP_DS_TCP && ds->up) {
+		wp_up_send(ds->up);
+		return;
+	}
+	if (ds->mode == WP_DS_DETECT && !wp_q_size(&ds->in)) {
+		ds->close_after = true;
+		wp_ds_flush(ds);
+		return;
+	}
+	wp_ds_process(ds);
+}
+
+void wp_ds_on_writable(struct hb_stream *s)
+{
+	struct wp_ds *ds = hb_stream_ud(s);
+
+	if (!ds || !ds->st)
+		return;
+	wp_ds_flush(ds);
+	/* The upstream paused when our output queue grew: let it go on. */
+	if (ds->up && ds->up->st && wp_q_size(&ds->out) < WP_IN_HIGH)
+		hb_stream_resume(ds->up->st);
+}
+
+void wp_ds_on_close(struct hb_stream *s, uint32_t error)
+{
+	struct wp_ds *ds = hb_stream_ud(s);
+	struct wp_worker *w;
+
+	(void)error;
+	if (!ds)
+		return;
+	w = ds->w;
+	ds->st = NULL;
+	if (ds->up) {
+		wp_up_detach(ds->up, false);
+		ds->up = NULL;
+	}
+	if (ds->prev)
+		ds->prev->next = ds->next;
+	else
+		w->dss = ds->next;
+	if (ds->next)
+		ds->next->prev = ds->prev;
+	wp_defer_free(w, wp_ds_free, ds);
+}
+
+/* Plain TCP inside the tunnel: one endpoint (the VirtualService's tcp route, if any). */
+void wp_ds_tcp_start(struct wp_ds *ds)
+{
+	const struct l7_vs *vs = ds->svc ? l7_vs_find(ds->snap->l7, ds->svc->hostname) : NULL;
+	struct l7_endpoint ep;
+
+	if (vs && vs->n_tcp)
+		ds->dest = l7_dest_pick(vs->tcp, vs->n_tcp, wp_rand());
+	if (!wp_pick_endpoint(ds, &ep) || !(ds->up = wp_up_get(ds->w, ds, &ep, true))) {
+		fprintf(stderr, "waypoint: tcp stream to %s: no endpoint reachable, resetting\n",
+			ds->authority);
+		hb_stream_reset(ds->st, HB_ERR_CONNECT_ERROR);
+		return;
+	}
+	wp_ep_key(&ep, ds->ep_key, sizeof(ds->ep_key));
+	fprintf(stderr, "access tcp src.principal=%s authority=%s upstream=%s(%s)\n",
+		ds->peer[0] ? ds->peer : "-", ds->authority, ds->ep_key, ep.wl->name);
+	wp_up_send(ds->up);
+}

@@ -1,0 +1,127 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Private types of the waypoint's stream handling (http.c: downstream, requests, routing;
+ * upstream.c: upstream streams, responses, plain TCP relay). A byte queue (struct wp_q)
+ * holds what a stream did not accept yet; a parsed message head (struct wp_head) owns a copy
+ * of the raw head split into the start line and lower-cased header names.
+ */
+#ifndef WAYPOINT_HTTP_H
+#define WAYPOINT_HTTP_H
+
+#include <http_parser.h>
+
+#include "hbone/hbone.h"
+#include "tls/tls.h"
+#include "wp.h"
+
+struct wp_q {
+	char *p;
+	size_t off, len, cap; /* live bytes are p[off .. len) */
+};
+
+struct wp_head {
+	char *buf;
+	char *start[3]; /* request: method, target, version; response: version, code, reason */
+	struct l7_header h[WP_MAX_HEADERS];
+	size_t n;
+};
+
+enum wp_ds_mode { WP_DS_DETECT, WP_DS_HTTP, WP_DS_TCP };
+
+enum wp_rq {
+	WP_RQ_HEAD,	/* reading a request head */
+	WP_RQ_DELAY,	/* fault delay running */
+	WP_RQ_UPSTREAM, /* forwarded (or waiting for an upstream stream) */
+	WP_RQ_LOCAL,	/* answered locally; the rest of the request body is dropped */
+};
+
+struct wp_up;
+
+struct wp_ds {
+	struct wp_ds *prev, *next; /* worker's list */
+	struct wp_worker *w;
+	struct hb_stream *st; /* NULL once the stream closed */
+	struct wp_snap *snap;
+	const struct zm_cfg_service *svc;
+	const struct zm_cfg_workload *pod; /* authority named a pod behind us, not a VIP */
+	unsigned int port;
+	struct zm_addr vip;
+	char authority[HB_AUTHORITY_MAX];
+	char peer[ZM_SPIFFE_ID_MAX];  /* principal, without spiffe:// */
+	char src_ns[64];
+	char forwarded[HB_FORWARDED_MAX];
+	enum wp_ds_mode mode;
+	struct wp_q in;	 /* client bytes not parsed yet */
+	struct wp_q out; /* bytes for the client the stream did not take yet */
+	bool in_eof, shut, close_after, input_paused;
+	/* the current request */
+	http_parser p;
+	enum wp_rq rq;
+	size_t parsed; /* head bytes fed to the parser, still queued */
+	bool head_done, msg_done, keepalive, bad;
+	struct wp_head req;
+	bool chunked;
+	struct wp_q upq;  /* encoded request bytes for the upstream stream */
+	struct wp_q copy; /* the whole encoded request, for retries */
+	bool copy_ok;
+	const struct l7_http_route *route;
+	const struct l7_dest *dest;
+	const struct l7_traffic_policy *policy;
+	const struct l7_subset *subset;
+	unsigned int attempts;
+	uint64_t start_ms, deadline_ms, delay_until_ms, try_deadline_ms;
+	struct wp_up *up;
+	char ep_key[ZM_ADDR_STRLEN];
+	const char *ep_name;
+	/* the response */
+	unsigned int status;
+	bool resp_started, resp_chunked, resp_body;
+	char flags[8]; /* Envoy-style response flags for metrics: UF, UT, DI, FI, ... */
+};
+
+struct wp_up {
+	struct wp_up *next_idle;
+	struct wp_worker *w;
+	struct hb_stream *st;
+	struct wp_ds *ds;
+	char key[ZM_ADDR_STRLEN];
+	bool tcp, ok200, eof, idle, dead, discard;
+	uint64_t opened_ms, idle_ms;
+	http_parser p;
+	struct wp_q in;
+	struct wp_q out; /* bytes for the upstream the stream did not take yet */
+	bool head_done, msg_done, keepalive;
+	struct wp_ep_stat *stat;
+};
+
+/* queue helpers (http.c) */
+int wp_q_put(struct wp_q *q, const void *buf, size_t len);
+int wp_q_printf(struct wp_q *q, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+size_t wp_q_size(const struct wp_q *q);
+void wp_q_drop(struct wp_q *q, size_t n);
+void wp_q_free(struct wp_q *q);
+/* Write q then buf to s; what s refuses stays queued in q. Returns -errno on a dead stream. */
+int wp_q_flush(struct wp_q *q, struct hb_stream *s);
+int wp_head_parse(struct wp_head *h, const char *raw, size_t len, bool request);
+void wp_head_free(struct wp_head *h);
+bool wp_hop_header(const char *name);
+
+/* http.c, called from upstream.c */
+void wp_ds_flush(struct wp_ds *ds);
+void wp_ds_process(struct wp_ds *ds);
+/* A local answer (and the end of this request). */
+void wp_ds_reply(struct wp_ds *ds, unsigned int code, const char *flags, const char *body,
+		 bool close_conn, const char *extra_headers);
+void wp_ds_request_done(struct wp_ds *ds);
+/* The upstream of ds failed before a response: retry or answer 503. */
+void wp_ds_upstream_failed(struct wp_ds *ds, const char *why, bool connect_failure);
+void wp_ds_dispatch_upstream(struct wp_ds *ds);
+
+/* upstream.c */
+struct wp_up *wp_up_get(struct wp_worker *w, struct wp_ds *ds, const struct l7_endpoint *ep,
+			bool tcp);
+void wp_up_detach(struct wp_up *up, bool reusable);
+void wp_up_send(struct wp_up *up);
+struct wp_ep_stat *wp_ep_stat(struct wp_worker *w, const char *key);
+
+#endif

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "config/config.h"
+#include "authz.h"
 #include "zt.h"
 
 enum zt_port_kind { ZT_ADMIN, ZT_METRICS, ZT_READY };
@@ -81,6 +82,33 @@ static void zt_http_reply(int fd, int code, const char *ctype, const char *body,
 	}
 }
 
+/* The istio_tcp_* series plus this process's own gauges (HBONE connections now open). */
+static char *zt_metrics_with_gauges(struct zt *zt, size_t *len)
+{
+	size_t blen = 0, cap;
+	char *body = zt_metrics_render(&blen), *out;
+	int n;
+
+	if (!body)
+		return NULL;
+	cap = blen + 512;
+	out = realloc(body, cap);
+	if (!out) {
+		*len = blen;
+		return body;
+	}
+	n = snprintf(out + blen, cap - blen,
+		     "# HELP zmesh_hbone_pool_connections Outbound HBONE connections in the pool.\n"
+		     "# TYPE zmesh_hbone_pool_connections gauge\n"
+		     "zmesh_hbone_pool_connections %d\n"
+		     "# HELP zmesh_hbone_inbound_connections Inbound HBONE (15008) connections.\n"
+		     "# TYPE zmesh_hbone_inbound_connections gauge\n"
+		     "zmesh_hbone_inbound_connections %d\n",
+		     atomic_load(&zt->pool_conns), atomic_load(&zt->hbone_inbound));
+	*len = blen + (n > 0 && (size_t)n < cap - blen ? (size_t)n : 0);
+	return out;
+}
+
 static char *zt_config_dump(struct zt *zt)
 {
 	struct zt_snap *s = zt_state_get();
@@ -93,6 +121,11 @@ static char *zt_config_dump(struct zt *zt)
 	json_object_object_add(o, "generation", json_object_new_int64((int64_t)s->generation));
 	json_object_object_add(o, "workers", json_object_new_int(zt->n_workers));
 	json_object_object_add(o, "mtls", json_object_new_boolean(zt->idp != NULL));
+	json_object_object_add(o, "pool_idle_ms", json_object_new_int(zt->opts.pool_idle_ms));
+	json_object_object_add(o, "pool_connections",
+			       json_object_new_int(atomic_load(&zt->pool_conns)));
+	json_object_object_add(o, "hbone_inbound_connections",
+			       json_object_new_int(atomic_load(&zt->hbone_inbound)));
 	for (i = 0; i < s->cfg->n_workloads; i++) {
 		const struct zm_cfg_workload *wl = &s->cfg->workloads[i];
 		json_object *w = json_object_new_object(), *ips = json_object_new_array();
@@ -143,7 +176,7 @@ static void zt_http_serve(struct zt *zt, int lfd, enum zt_port_kind kind)
 		zt_http_reply(fd, 405, "text/plain", "GET only\n", 9);
 	} else if (kind == ZT_METRICS && (!strcmp(path, "/metrics") ||
 					  !strcmp(path, "/stats/prometheus"))) {
-		body = zt_metrics_render(&blen);
+		body = zt_metrics_with_gauges(zt, &blen);
 		zt_http_reply(fd, 200, "text/plain; version=0.0.4", body ? body : "",
 			      body ? blen : 0);
 	} else if (kind == ZT_READY && !strcmp(path, "/healthz/ready")) {
@@ -184,6 +217,8 @@ static int zt_control_reload(struct zt *zt, bool force, bool retry_enroll)
 	struct zt_snap *s;
 	int r = zt_state_reload_if_changed(zt, force), failed = 0;
 
+	/* Policy files reload with the config; either change re-checks live connections. */
+	zt_authz_reload(force, r == 1);
 	if (r == 1 || retry_enroll) {
 		s = zt_state_get();
 		failed = zt_enroll_sync(zt, s);

@@ -18,6 +18,7 @@
 
 #include "config/config.h"
 #include "hbone/hbone.h"
+#include "authz.h"
 #include "zt.h"
 
 static void zt_leg_event(struct zt_worker *w, struct zt_ev *ev, uint32_t events);
@@ -318,6 +319,7 @@ void zt_inbound_plain_accept(struct zt_worker *w, int fd)
 {
 	struct zt_conn *c = zt_conn_new(w, fd, true);
 	const struct zm_cfg_workload *dst, *src;
+	char why[ZM_RBAC_REASON_LEN];
 	unsigned int sport, dport;
 	struct zt_snap *s;
 	int err;
@@ -342,6 +344,12 @@ void zt_inbound_plain_accept(struct zt_worker *w, int fd)
 	if (!dst) {
 		zt_conn_log_open(c);
 		zt_conn_finish(c, ZT_OUT_NO_WORKLOAD, NULL);
+		return;
+	}
+	/* Plaintext has no identity; a deny resets (zt_conn_finish: SO_LINGER 0). */
+	if (zt_authz_inbound(c, NULL, why, sizeof(why))) {
+		zt_conn_log_open(c);
+		zt_conn_finish(c, ZT_OUT_DENIED, "%s", why);
 		return;
 	}
 	err = zt_conn_dial_b(c, &c->info.src, &c->info.dst, c->info.dport);

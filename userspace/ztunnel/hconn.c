@@ -8,8 +8,9 @@
  * key with a free slot (at most HB_MAX_STREAMS; a connection still handshaking counts its
  * queued streams), else a new connection is dialed; since a worker is single-threaded and a
  * new connection accepts streams at once, creation is serialised per key for free. A
- * connection without streams for ZT_POOL_IDLE_MS is closed. The pool is per worker: nghttp2
- * sessions are single-threaded and a connection's work stays on one CPU.
+ * connection without streams for --pool-idle-ms (default 5 min) is closed, its idle time
+ * counted from its last stream. The pool is per worker: nghttp2 sessions are single-threaded
+ * and a connection's work stays on one CPU.
  *
  * Inbound: per CONNECT, the checks of DESIGN.md section 3 (400 when the authority is not the
  * address the connection arrived on, 503 when no local workload owns it or the dial fails),
@@ -26,6 +27,7 @@
 #include "config/config.h"
 #include "hbone/hbone.h"
 #include "tls/tls.h"
+#include "authz.h"
 #include "zt.h"
 
 struct zt_hconn {
@@ -66,6 +68,7 @@ static void zt_hconn_drop(struct zt_hconn *h)
 	if (h->dead)
 		return;
 	h->dead = true;
+	atomic_fetch_sub(h->server ? &h->w->zt->hbone_inbound : &h->w->zt->pool_conns, 1);
 	zt_ev_del(h->w, &h->ev);
 	for (pp = &h->w->pool->head; *pp; pp = &(*pp)->next) {
 		if (*pp == h) {
@@ -167,9 +170,13 @@ void zt_pool_tick(struct zt_worker *w)
 		}
 		if (hb_conn_stream_count(h->hc)) {
 			h->idle_since_ms = w->now_ms;
-		} else if (!h->server && w->now_ms - h->idle_since_ms >= ZT_POOL_IDLE_MS) {
+		} else if (!h->server &&
+			   w->now_ms - h->idle_since_ms >= (uint64_t)w->zt->opts.pool_idle_ms) {
 			/* Idle release: the peer gets a GOAWAY, we free the TLS state. */
+			fprintf(stderr, "ztunnel: HBONE connection %s idle for %d ms: released\n",
+				h->key, w->zt->opts.pool_idle_ms);
 			hb_conn_shutdown(h->hc);
+			hb_conn_io(h->hc, EPOLLOUT); /* best effort: flush the GOAWAY */
 			zt_hconn_drop(h);
 			continue;
 		}
@@ -233,6 +240,17 @@ static void zt_hconn_on_close(struct hb_conn *conn, int err, const char *reason)
 	if (h && err && !h->server)
 		fprintf(stderr, "ztunnel: HBONE connection %s closed: %s\n", h->key,
 			reason ? reason : strerror(-err));
+	if (h && h->server) {
+		char a[ZM_ADDR_STRLEN];
+
+		/*
+		 * One line per inbound connection end, clean or not: a refused handshake, a stall
+		 * or a protocol violation then always says who and why.
+		 */
+		fprintf(stderr, "ztunnel: inbound HBONE connection from %s ended: %s\n",
+			zm_addr_port_format(&h->peer, h->peer_port, a, sizeof(a)),
+			reason && *reason ? reason : err ? strerror(-err) : "closed");
+	}
 }
 
 static const struct hb_callbacks zt_client_cbs = {
@@ -297,6 +315,7 @@ static int zt_pool_dial(struct zt_worker *w, struct zt_conn *c, const struct zt_
 	snprintf(h->key, sizeof(h->key), "%s", key);
 	h->next = w->pool->head;
 	w->pool->head = h;
+	atomic_fetch_add(&zt->pool_conns, 1);
 	zt_hconn_arm(h);
 	*out = h;
 	return 0;
@@ -374,6 +393,7 @@ int zt_hbone_connect(struct zt_conn *c, const struct zt_route *r)
 		return -EIO;
 	}
 	c->pool_conn = h;
+	h->idle_since_ms = w->now_ms; /* idle time counts from the last use */
 	c->state = ZT_CS_WAIT_RESPONSE;
 	c->deadline_ms = w->now_ms + ZT_CONNECT_TIMEOUT_MS;
 	zt_hconn_arm(h);
@@ -397,6 +417,7 @@ static void zt_server_on_request(struct hb_stream *s, const struct hb_request *r
 	struct zt_hconn *h = hb_conn_ud(hb_stream_conn(s));
 	struct zt_conn *c = zt_conn_new(h->w, -1, false);
 	const struct zm_cfg_workload *dst, *src;
+	char why[ZM_RBAC_REASON_LEN];
 	struct zt_snap *st;
 	int err;
 
@@ -426,6 +447,10 @@ static void zt_server_on_request(struct hb_stream *s, const struct hb_request *r
 	}
 	if (!dst) {
 		zt_server_refuse(c, s, HB_STATUS_UNAVAILABLE, ZT_OUT_NO_WORKLOAD, req->authority);
+		return;
+	}
+	if (zt_authz_inbound(c, req->peer_identity, why, sizeof(why))) {
+		zt_server_refuse(c, s, HB_STATUS_DENIED, ZT_OUT_DENIED, why);
 		return;
 	}
 	c->info.up = req->dst;
@@ -492,6 +517,7 @@ void zt_hbone_accept(struct zt_worker *w, int fd)
 	snprintf(h->key, sizeof(h->key), "inbound");
 	h->next = w->pool->head;
 	w->pool->head = h;
+	atomic_fetch_add(&zt->hbone_inbound, 1);
 	zt_hconn_arm(h);
 	return;
 fail:

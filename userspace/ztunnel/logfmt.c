@@ -132,7 +132,8 @@ int zt_labels_format(const struct zt_labels *l, char *buf, size_t len)
 			  false);
 	r |= zt_label_put(buf, len, &off, "destination_service", l->destination_service, false);
 	r |= zt_label_put(buf, len, &off, "request_protocol", "tcp", false);
-	r |= zt_label_put(buf, len, &off, "response_flags", "-", false);
+	r |= zt_label_put(buf, len, &off, "response_flags",
+			  l->response_flags ? l->response_flags : "-", false);
 	r |= zt_label_put(buf, len, &off, "connection_security_policy",
 			  l->connection_security_policy, false);
 	if (r || off + 2 > len)

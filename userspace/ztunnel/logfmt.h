@@ -64,6 +64,7 @@ struct zt_labels {
 	const char *destination_principal;
 	const char *destination_service;
 	const char *connection_security_policy; /* "mutual_tls" or "unknown" */
+	const char *response_flags; /* NULL: "-"; "DENY" when a policy refused the connection */
 };
 
 /* One time series: the label text and its counters (updated without locks). */

@@ -20,6 +20,7 @@
 #include "config/config.h"
 #include "datapath/datapath.h"
 #include "zmesh/ports.h"
+#include "authz.h"
 #include "zt.h"
 
 struct zt *zt_g;
@@ -29,7 +30,8 @@ static void zt_usage(FILE *f)
 	fprintf(f,
 		"usage: ztunnel --config FILE --node NAME [--netns NAME|PATH] [--pin-dir DIR]\n"
 		"               [--ca-dir DIR] [--workers N] [--admin-port P] [--metrics-port P]\n"
-		"               [--ready-port P] [--no-enroll] [--poll-ms MS]\n"
+		"               [--ready-port P] [--no-enroll] [--poll-ms MS] [--pool-idle-ms MS]\n"
+		"               [--policy FILE]...\n"
 		"       ztunnel --check --config FILE\n"
 		"       ztunnel --help | --version\n"
 		"\n"
@@ -38,7 +40,13 @@ static void zt_usage(FILE *f)
 		"15020, readiness 15021. LOCAL_XDS_PATH and NODE_NAME stand in for --config and\n"
 		"--node. The datapath must be loaded (zmeshctl datapath load) in the node namespace\n"
 		"for capture; this node's HBONE workloads are then enrolled automatically.\n"
-		"--ca-dir names a dev CA (zmeshctl ca init); without it HBONE is refused.\n");
+		"--ca-dir names a dev CA (zmeshctl ca init); without it HBONE is refused.\n"
+		"--ca-addr HOST:PORT: workload certificates from zmesh-ca; --ca-dir then holds\n"
+		"only ca-cert.pem, node-cert.pem, node-key.pem (zmesh-ca issue-node).\n"
+		"--pool-idle-ms: close a pooled HBONE connection without streams after this long\n"
+		"(default 300000, the reference's 5 minutes).\n"
+		"--policy FILE (repeatable): Istio AuthorizationPolicy/PeerAuthentication YAML,\n"
+		"enforced with the config's policies and reloaded with it.\n");
 }
 
 static int zt_parse_int(const char *s, int lo, int hi, int *out)
@@ -54,7 +62,9 @@ static int zt_parse_int(const char *s, int lo, int hi, int *out)
 
 static int zt_parse_opts(int argc, char **argv, struct zt_opts *o)
 {
-	enum { O_NETNS = 256, O_PIN, O_CA, O_ADMIN, O_METRICS, O_READY, O_NOENROLL, O_POLL };
+	enum { O_NETNS = 256, O_PIN, O_CA, O_ADMIN, O_METRICS, O_READY, O_NOENROLL, O_POLL,
+	       O_POOL_IDLE, O_CA_ADDR, O_POLICY };
+	extern const char *zt_ca_addr; /* identity.c */
 	static const struct option lo[] = {
 		{"config", required_argument, NULL, 'c'}, {"node", required_argument, NULL, 'n'},
 		{"netns", required_argument, NULL, O_NETNS}, {"pin-dir", required_argument, NULL, O_PIN},
@@ -64,6 +74,9 @@ static int zt_parse_opts(int argc, char **argv, struct zt_opts *o)
 		{"ready-port", required_argument, NULL, O_READY},
 		{"no-enroll", no_argument, NULL, O_NOENROLL},
 		{"poll-ms", required_argument, NULL, O_POLL}, {"check", no_argument, NULL, 'k'},
+		{"pool-idle-ms", required_argument, NULL, O_POOL_IDLE},
+		{"ca-addr", required_argument, NULL, O_CA_ADDR},
+		{"policy", required_argument, NULL, O_POLICY},
 		{"help", no_argument, NULL, 'h'}, {"version", no_argument, NULL, 'V'}, {0}};
 	int c, bad = 0;
 
@@ -79,7 +92,10 @@ static int zt_parse_opts(int argc, char **argv, struct zt_opts *o)
 		case O_METRICS: bad |= zt_parse_int(optarg, 1, 65535, &o->metrics_port); break;
 		case O_READY: bad |= zt_parse_int(optarg, 1, 65535, &o->ready_port); break;
 		case O_POLL: bad |= zt_parse_int(optarg, 50, 3600000, &o->poll_ms); break;
+		case O_POOL_IDLE: bad |= zt_parse_int(optarg, 100, 86400000, &o->pool_idle_ms); break;
 		case O_NOENROLL: o->no_enroll = true; break;
+		case O_CA_ADDR: zt_ca_addr = optarg; break;
+		case O_POLICY: bad |= zt_authz_add_file(optarg) ? 1 : 0; break;
 		case 'k': o->check = true; break;
 		case 'h': zt_usage(stdout); exit(0);
 		case 'V': printf("ztunnel (zmesh) 0.1.0\n"); exit(0);
@@ -149,7 +165,8 @@ int main(int argc, char **argv)
 	int r;
 
 	zt.opts = (struct zt_opts){.admin_port = ZM_PORT_ADMIN, .metrics_port = ZM_PORT_METRICS,
-				   .ready_port = ZM_PORT_READY, .poll_ms = 1000};
+				   .ready_port = ZM_PORT_READY, .poll_ms = 1000,
+				   .pool_idle_ms = ZT_POOL_IDLE_MS};
 	if (zt_parse_opts(argc, argv, &zt.opts)) {
 		zt_usage(stderr);
 		return 2;
@@ -167,6 +184,10 @@ int main(int argc, char **argv)
 	zt_signals_block();
 	zt_raise_nofile();
 	if (zt_state_load(&zt, err, sizeof(err))) {
+		fprintf(stderr, "%s\n", err);
+		return 1;
+	}
+	if (zt_authz_init(err, sizeof(err))) {
 		fprintf(stderr, "%s\n", err);
 		return 1;
 	}

@@ -63,7 +63,8 @@ enum zt_route_kind {
 	X(BAD_REQUEST, "bad_request", "malformed HBONE request (400)")                       \
 	X(NO_WORKLOAD, "no_local_workload", "no such workload on this node (503)")           \
 	X(NO_IDENTITY, "no_identity", "no certificate for the workload identity")            \
-	X(INTERNAL, "internal_error", "ztunnel ran out of a resource")
+	X(INTERNAL, "internal_error", "ztunnel ran out of a resource")                    \
+	X(DENIED, "denied", "denied by an authorization policy")
 
 enum zt_outcome {
 #define ZT_OUTCOME_ENUM(n, s, h) ZT_OUT_##n,

@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "authz.h"
 #include "zt.h"
 #include "zmesh/ports.h"
 
@@ -173,6 +174,7 @@ static void zt_worker_tick(struct zt_worker *w)
 	zt_conn_tick(w);
 	zt_pool_tick(w);
 	zt_hsrv_tick(w);
+	zt_authz_recheck(w);
 }
 
 static void *zt_worker_main(void *arg)

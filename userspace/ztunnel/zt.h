@@ -27,7 +27,7 @@
 
 #define ZT_MAX_WORKERS	    64
 #define ZT_CONNECT_TIMEOUT_MS 10000 /* upstream dial */
-#define ZT_POOL_IDLE_MS	    (5 * 60 * 1000) /* pooled HBONE connection with no stream */
+#define ZT_POOL_IDLE_MS	    (5 * 60 * 1000) /* default --pool-idle-ms (section 3) */
 #define ZT_BUF_MIN	    1024
 #define ZT_BUF_MID	    (16 * 1024)
 #define ZT_BUF_MAX	    (256 * 1024)
@@ -52,6 +52,7 @@ struct zt_opts {
 	bool check;
 	bool no_enroll;
 	int poll_ms; /* config mtime poll interval */
+	int pool_idle_ms; /* release a pooled HBONE connection idle this long */
 };
 
 /* An fd in a worker's epoll set; fn runs for its events. */
@@ -100,6 +101,8 @@ struct zt {
 	struct zm_tls_ctx *tls_client;
 	struct zm_tls_ctx *tls_server;
 	char trust_domain[128];
+	atomic_int pool_conns; /* outbound HBONE connections over all workers (admin, metrics) */
+	atomic_int hbone_inbound; /* inbound 15008 connections over all workers */
 };
 
 /* One end of a plain leg. */

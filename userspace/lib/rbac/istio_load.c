@@ -1,0 +1,603 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * Istio security YAML as users write it -> struct zm_rbac_set: any number of `---` separated
+ * documents, each an AuthorizationPolicy or a PeerAuthentication (security.istio.io/v1 or
+ * v1beta1). Metadata gives name and namespace ("default" when left out, as kubectl does) and
+ * the istio.io/dry-run annotation; a selector in the root namespace "istio-system" selects in
+ * every namespace, no selector there is mesh-wide (Global), no selector elsewhere is the
+ * namespace (Namespace).
+ *
+ * PeerAuthentication becomes a Deny policy: STRICT denies any connection without a principal
+ * (one group {notPrincipals: [Presence]}), with portLevelMtls as port lists on that group.
+ * PERMISSIVE yields a policy without rules, which matters only because the most specific
+ * PeerAuthentication (workload > namespace > mesh) is the one in force. UNSET inherits and
+ * DISABLE is ignored (ztunnel has no plaintext mode between mesh workloads), so both yield
+ * nothing unless ports are listed; a port-level entry under an UNSET mode counts against a
+ * non-STRICT default (we do not resolve the parent for single ports).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <yaml.h>
+
+#include "config/config.h"
+#include "rbac/istio_internal.h"
+
+struct zm_is_doc {
+	struct zm_is_meta meta;
+	yaml_node_t *kind, *spec;
+};
+
+static int zm_is_api_version(struct zm_yl *yl, yaml_node_t *n, void *obj)
+{
+	char q[ZM_YL_QUOTE_BUF];
+	const char *s;
+	int r = zm_yl_str(yl, n, &s);
+
+	(void)obj;
+	if (r)
+		return r;
+	if (strcmp(s, "security.istio.io/v1") && strcmp(s, "security.istio.io/v1beta1")) {
+		zm_yl_error(yl, n,
+			    "unsupported apiVersion %s (want security.istio.io/v1 or "
+			    "security.istio.io/v1beta1)",
+			    zm_yl_quote(n, q, sizeof(q)));
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int zm_is_node(struct zm_yl *yl, yaml_node_t *n, void *member)
+{
+	(void)yl;
+	*(yaml_node_t **)member = n;
+	return 0;
+}
+
+static int zm_is_ignore(struct zm_yl *yl, yaml_node_t *n, void *obj)
+{
+	(void)yl, (void)n, (void)obj;
+	return 0;
+}
+
+/* A {string: string} map; calls fn for each pair (fn may be NULL: validate only). */
+static int zm_is_str_map(struct zm_yl *yl, yaml_node_t *n,
+			 int (*fn)(struct zm_yl *yl, const char *k, const char *v, void *ctx),
+			 void *ctx)
+{
+	size_t count, i, old;
+	const char *k, *v;
+	int ret, r;
+
+	ret = zm_yl_user_map(yl, n, &count);
+	if (ret)
+		return ret;
+	for (i = 0; i < count && !yl->fatal; i++) {
+		yaml_node_t *kn = zm_yl_node(yl, n->data.mapping.pairs.start[i].key);
+		yaml_node_t *vn = zm_yl_node(yl, n->data.mapping.pairs.start[i].value);
+
+		if (!kn || !vn)
+			continue;
+		old = zm_yl_push_key(yl, kn);
+		r = zm_yl_str(yl, kn, &k) ?: zm_yl_str(yl, vn, &v);
+		if (!r && fn)
+			r = fn(yl, k, v, ctx);
+		zm_yl_pop(yl, old);
+		ret = ret ?: r;
+	}
+	zm_yl_leave(yl);
+	return ret;
+}
+
+static int zm_is_dry_run(struct zm_yl *yl, const char *k, const char *v, void *ctx)
+{
+	struct zm_is_meta *m = ctx;
+
+	(void)yl;
+	if (!strcmp(k, "istio.io/dry-run"))
+		m->dry_run = !strcmp(v, "true");
+	return 0;
+}
+
+static int zm_is_annotations(struct zm_yl *yl, yaml_node_t *n, void *obj)
+{
+	return zm_is_str_map(yl, n, zm_is_dry_run, obj);
+}
+
+static int zm_is_labels(struct zm_yl *yl, yaml_node_t *n, void *obj)
+{
+	(void)obj;
+	return zm_is_str_map(yl, n, NULL, NULL);
+}
+
+static const struct zm_yl_field zm_is_meta_fields[] = {
+    ZM_YL_F("name", ZM_YL_STR, struct zm_is_meta, name, ZM_YL_REQUIRED | ZM_YL_NONEMPTY),
+    ZM_YL_F("namespace", ZM_YL_STR, struct zm_is_meta, namespace, ZM_YL_NONEMPTY),
+    ZM_YL_FUNC("labels", 0, zm_is_labels),
+    ZM_YL_FUNC("annotations", 0, zm_is_annotations),
+};
+
+static int zm_is_metadata(struct zm_yl *yl, yaml_node_t *n, void *obj)
+{
+	struct zm_is_doc *d = obj;
+
+	return zm_yl_mapping(yl, n, zm_is_meta_fields, ZM_IS_N(zm_is_meta_fields), &d->meta);
+}
+
+static const struct zm_yl_field zm_is_doc_fields[] = {
+    ZM_YL_FUNC("apiVersion", ZM_YL_REQUIRED, zm_is_api_version),
+    ZM_YL_FUNC_AT("kind", struct zm_is_doc, kind, ZM_YL_REQUIRED, zm_is_node),
+    ZM_YL_FUNC("metadata", ZM_YL_REQUIRED, zm_is_metadata),
+    ZM_YL_FUNC_AT("spec", struct zm_is_doc, spec, 0, zm_is_node),
+    ZM_YL_FUNC("status", 0, zm_is_ignore),
+};
+
+static int zm_is_label_add(struct zm_yl *yl, const char *k, const char *v, void *ctx)
+{
+	struct zm_is_meta *m = ctx;
+
+	(void)yl;
+	m->selector[m->n_selector++] = (struct zm_cfg_label){k, v};
+	return 0;
+}
+
+static int zm_is_match_labels(struct zm_yl *yl, yaml_node_t *n, void *obj)
+{
+	struct zm_is_meta *m = obj;
+	size_t count = n->type == YAML_MAPPING_NODE
+			   ? (size_t)(n->data.mapping.pairs.top - n->data.mapping.pairs.start)
+			   : 0;
+
+	m->selector = zm_config_calloc(yl->cfg, count ? count : 1, sizeof(*m->selector));
+	if (!m->selector)
+		return zm_yl_oom(yl);
+	return zm_is_str_map(yl, n, zm_is_label_add, m);
+}
+
+static const struct zm_yl_field zm_is_selector_fields[] = {
+    ZM_YL_FUNC("matchLabels", 0, zm_is_match_labels),
+};
+
+int zm_is_selector(struct zm_yl *yl, yaml_node_t *n, void *member)
+{
+	struct zm_is_meta *m = member;
+	int r = zm_yl_mapping(yl, n, zm_is_selector_fields, ZM_IS_N(zm_is_selector_fields), m);
+
+	if (r)
+		return r;
+	if (!m->n_selector) {
+		zm_yl_error(yl, n,
+			    "empty selector selects nothing here: leave selector out to apply to "
+			    "the whole namespace");
+		return -EINVAL;
+	}
+	m->has_selector = true;
+	return 0;
+}
+
+void zm_is_scope(const struct zm_is_meta *m, struct zm_rbac_policy *p)
+{
+	bool root = !strcmp(m->namespace, ZM_RBAC_ROOT_NAMESPACE);
+
+	p->selector = m->selector;
+	p->n_selector = m->n_selector;
+	if (m->has_selector)
+		p->scope = ZM_CFG_SCOPE_WORKLOAD_SELECTOR;
+	else
+		p->scope = root ? ZM_CFG_SCOPE_GLOBAL : ZM_CFG_SCOPE_NAMESPACE;
+	if (p->peer_auth)
+		p->peer_auth = m->has_selector ? ZM_RBAC_PA_WORKLOAD
+				: root	       ? ZM_RBAC_PA_MESH
+					       : ZM_RBAC_PA_NAMESPACE;
+}
+
+/* ---- PeerAuthentication ---- */
+
+enum { ZM_IS_PA_UNSET, ZM_IS_PA_DISABLE, ZM_IS_PA_PERMISSIVE, ZM_IS_PA_STRICT };
+static const char *const zm_is_pa_modes[] = {"UNSET", "DISABLE", "PERMISSIVE", "STRICT", NULL};
+
+struct zm_is_mtls {
+	int mode;
+};
+
+static const struct zm_yl_field zm_is_mtls_fields[] = {
+    ZM_YL_E("mode", struct zm_is_mtls, mode, 0, zm_is_pa_modes),
+};
+
+struct zm_is_pa {
+	struct zm_is_meta *meta;
+	struct zm_is_mtls mtls;
+	struct zm_cfg_port_list strict, loose; /* port-level STRICT / PERMISSIVE|DISABLE */
+	yaml_node_t *ports_node;
+};
+
+static int zm_is_pa_mtls(struct zm_yl *yl, yaml_node_t *n, void *obj)
+{
+	struct zm_is_pa *pa = obj;
+
+	return zm_yl_mapping(yl, n, zm_is_mtls_fields, ZM_IS_N(zm_is_mtls_fields), &pa->mtls);
+}
+
+static int zm_is_pa_ports(struct zm_yl *yl, yaml_node_t *n, void *obj)
+{
+	struct zm_is_pa *pa = obj;
+	size_t count, i, old;
+	int ret, r;
+
+	ret = zm_yl_user_map(yl, n, &count);
+	if (ret)
+		return ret;
+	pa->ports_node = n;
+	pa->strict.v = zm_config_calloc(yl->cfg, count + 1, sizeof(__u16));
+	pa->loose.v = zm_config_calloc(yl->cfg, count + 1, sizeof(__u16));
+	if (!pa->strict.v || !pa->loose.v) {
+		zm_yl_leave(yl);
+		return zm_yl_oom(yl);
+	}
+	for (i = 0; i < count && !yl->fatal; i++) {
+		yaml_node_t *k = zm_yl_node(yl, n->data.mapping.pairs.start[i].key);
+		yaml_node_t *v = zm_yl_node(yl, n->data.mapping.pairs.start[i].value);
+		struct zm_is_mtls m = {0};
+		__u16 port = 0;
+
+		if (!k || !v)
+			continue;
+		old = zm_yl_push_key(yl, k);
+		r = zm_yl_port(yl, k, true, &port);
+		r = zm_yl_mapping(yl, v, zm_is_mtls_fields, ZM_IS_N(zm_is_mtls_fields), &m) ?: r;
+		if (!r && m.mode == ZM_IS_PA_STRICT)
+			pa->strict.v[pa->strict.n++] = port;
+		else if (!r && m.mode != ZM_IS_PA_UNSET)
+			pa->loose.v[pa->loose.n++] = port;
+		zm_yl_pop(yl, old);
+		ret = ret ?: r;
+	}
+	zm_yl_leave(yl);
+	return ret;
+}
+
+static int zm_is_pa_selector(struct zm_yl *yl, yaml_node_t *n, void *obj)
+{
+	struct zm_is_pa *pa = obj;
+
+	return zm_is_selector(yl, n, pa->meta);
+}
+
+static const struct zm_yl_field zm_is_pa_fields[] = {
+    ZM_YL_FUNC("selector", 0, zm_is_pa_selector),
+    ZM_YL_FUNC("mtls", 0, zm_is_pa_mtls),
+    ZM_YL_FUNC("portLevelMtls", 0, zm_is_pa_ports),
+};
+
+/* Returns 1 when the document yields a policy, 0 when it changes nothing, or -errno. */
+static int zm_is_pa_spec(struct zm_yl *yl, yaml_node_t *spec, struct zm_is_meta *m,
+			 struct zm_rbac_policy *p)
+{
+	struct zm_is_pa pa = {.meta = m};
+	struct zm_cfg_str_match *presence;
+	struct zm_cfg_rule *rule;
+	struct zm_cfg_match *g;
+	int r;
+
+	if (spec && !zm_yl_is_null(spec)) {
+		r = zm_yl_mapping(yl, spec, zm_is_pa_fields, ZM_IS_N(zm_is_pa_fields), &pa);
+		if (r)
+			return r;
+	}
+	if (pa.ports_node && !m->has_selector) {
+		zm_yl_error_at(yl, pa.ports_node, "portLevelMtls", "requires a selector");
+		return -EINVAL;
+	}
+	if (pa.mtls.mode <= ZM_IS_PA_DISABLE && !pa.strict.n && !pa.loose.n)
+		return 0;
+	p->action = ZM_CFG_ACTION_DENY;
+	p->peer_auth = ZM_RBAC_PA_NAMESPACE; /* refined by zm_is_scope */
+	if (pa.mtls.mode != ZM_IS_PA_STRICT && !pa.strict.n)
+		return 1; /* in force, requires nothing */
+	rule = zm_config_calloc(yl->cfg, 1, sizeof(*rule));
+	presence = zm_config_calloc(yl->cfg, 1, sizeof(*presence));
+	g = zm_config_calloc(yl->cfg, 1, sizeof(*g));
+	if (!rule || !presence || !g)
+		return zm_yl_oom(yl);
+	rule->clauses = zm_config_calloc(yl->cfg, 1, sizeof(*rule->clauses));
+	if (!rule->clauses)
+		return zm_yl_oom(yl);
+	*presence = (struct zm_cfg_str_match){ZM_CFG_STR_PRESENCE, ""};
+	g->not_principals = (struct zm_cfg_str_list){presence, 1};
+	if (pa.mtls.mode == ZM_IS_PA_STRICT)
+		g->not_destination_ports = pa.loose;
+	else
+		g->destination_ports = pa.strict;
+	rule->clauses[0] = (struct zm_cfg_clause){g, 1};
+	rule->n_clauses = 1;
+	p->rules = rule;
+	p->n_rules = 1;
+	return 1;
+}
+
+/* ---- documents ---- */
+
+struct zm_is_build {
+	struct zm_rbac_policy *v;
+	size_t n, cap;
+};
+
+static int zm_is_push(struct zm_is_build *b, const struct zm_rbac_policy *p)
+{
+	struct zm_rbac_policy *nv;
+
+	if (b->n == b->cap) {
+		b->cap = b->cap ? b->cap * 2 : 8;
+		nv = realloc(b->v, b->cap * sizeof(*nv));
+		if (!nv)
+			return -ENOMEM;
+		b->v = nv;
+	}
+	b->v[b->n++] = *p;
+	return 0;
+}
+
+static int zm_is_key(struct zm_yl *yl, struct zm_rbac_policy *p, const struct zm_is_meta *m)
+{
+	size_t len = strlen(m->namespace) + strlen(m->name) + 2;
+	char *key = zm_config_alloc(yl->cfg, len);
+
+	if (!key)
+		return zm_yl_oom(yl);
+	snprintf(key, len, "%s/%s", m->namespace, m->name);
+	p->key = key;
+	p->name = m->name;
+	p->namespace = m->namespace;
+	return 0;
+}
+
+/* One document; appends at most one policy to b. */
+static int zm_is_document(struct zm_yl *yl, yaml_node_t *root, struct zm_is_build *b)
+{
+	struct zm_is_doc d = {.meta = {.namespace = "default"}};
+	struct zm_rbac_policy p = {.l7 = "", .source = yl->cfg->source};
+	char q[ZM_YL_QUOTE_BUF];
+	size_t old, i;
+	int r;
+
+	if (root->type != YAML_MAPPING_NODE) {
+		zm_yl_error(yl, root, "expected an Istio resource (a mapping), got %s",
+			    zm_yl_kind_name(root));
+		return -EINVAL;
+	}
+	r = zm_yl_mapping(yl, root, zm_is_doc_fields, ZM_IS_N(zm_is_doc_fields), &d);
+	if (r)
+		return r;
+	p.line = zm_yl_line(root);
+	old = zm_yl_push_field(yl, "spec");
+	if (d.kind->type == YAML_SCALAR_NODE &&
+	    !strcmp((const char *)d.kind->data.scalar.value, "AuthorizationPolicy")) {
+		p.kind = "AuthorizationPolicy";
+		r = zm_is_authz_spec(yl, d.spec, &d.meta, &p);
+		r = r ?: 1;
+	} else if (d.kind->type == YAML_SCALAR_NODE &&
+		   !strcmp((const char *)d.kind->data.scalar.value, "PeerAuthentication")) {
+		p.kind = "PeerAuthentication";
+		r = zm_is_pa_spec(yl, d.spec, &d.meta, &p);
+	} else {
+		zm_yl_pop(yl, old);
+		zm_yl_error_at(yl, d.kind, "kind",
+			       "unknown kind %s (want AuthorizationPolicy or PeerAuthentication)",
+			       zm_yl_quote(d.kind, q, sizeof(q)));
+		return -EINVAL;
+	}
+	zm_yl_pop(yl, old);
+	if (r <= 0)
+		return r;
+	p.dry_run = d.meta.dry_run;
+	zm_is_scope(&d.meta, &p);
+	r = zm_is_key(yl, &p, &d.meta);
+	for (i = 0; !r && i < b->n; i++) {
+		if (strcmp(b->v[i].key, p.key) || strcmp(b->v[i].kind, p.kind))
+			continue;
+		zm_yl_error_at(yl, root, "metadata.name", "%s %s given twice (first at line %u)",
+			       p.kind, p.key, b->v[i].line);
+		r = -EINVAL;
+	}
+	return r ?: zm_is_push(b, &p);
+}
+
+/* libyaml's own error (reader, scanner, parser) as "(yaml)" at its line. */
+static int zm_is_syntax_error(yaml_parser_t *p, struct zm_cfg_errors *errs)
+{
+	if (p->error == YAML_MEMORY_ERROR) {
+		zm_cfg_error(errs, 0, "(yaml)", "out of memory");
+		return -ENOMEM;
+	}
+	if (p->context)
+		zm_cfg_error(errs, (unsigned int)p->problem_mark.line + 1, "(yaml)", "%s (%s at line %u)",
+			     p->problem ? p->problem : "invalid YAML", p->context,
+			     (unsigned int)p->context_mark.line + 1);
+	else
+		zm_cfg_error(errs, (unsigned int)p->problem_mark.line + 1, "(yaml)", "%s",
+			     p->problem ? p->problem : "invalid YAML");
+	return -EINVAL;
+}
+
+/* Event pass before libyaml builds documents (its loader has no limits of its own). */
+static int zm_is_prescan(const unsigned char *buf, size_t len, struct zm_cfg_errors *errs)
+{
+	unsigned long nodes = 0;
+	yaml_parser_t parser;
+	int depth = 0, ret = 0;
+	bool done = false;
+	yaml_event_t ev;
+
+	if (!yaml_parser_initialize(&parser))
+		return -ENOMEM;
+	yaml_parser_set_input_string(&parser, buf, len);
+	while (!done && !ret) {
+		if (!yaml_parser_parse(&parser, &ev)) {
+			ret = zm_is_syntax_error(&parser, errs);
+			break;
+		}
+		if (ev.type == YAML_STREAM_END_EVENT)
+			done = true;
+		if (ev.type == YAML_SEQUENCE_START_EVENT || ev.type == YAML_MAPPING_START_EVENT)
+			depth++;
+		if (ev.type == YAML_SEQUENCE_END_EVENT || ev.type == YAML_MAPPING_END_EVENT)
+			depth--;
+		nodes += ev.type == YAML_SCALAR_EVENT || ev.type == YAML_ALIAS_EVENT ||
+			 ev.type == YAML_SEQUENCE_START_EVENT || ev.type == YAML_MAPPING_START_EVENT;
+		if (depth > ZM_CFG_MAX_DEPTH || nodes > ZM_CFG_MAX_NODES) {
+			zm_cfg_error(errs, (unsigned int)ev.start_mark.line + 1, "(yaml)",
+				     depth > ZM_CFG_MAX_DEPTH ? "nested deeper than %u levels"
+							      : "more than %u YAML nodes",
+				     depth > ZM_CFG_MAX_DEPTH ? ZM_CFG_MAX_DEPTH : ZM_CFG_MAX_NODES);
+			ret = -EINVAL;
+		}
+		yaml_event_delete(&ev);
+	}
+	yaml_parser_delete(&parser);
+	return ret;
+}
+
+/* Every document of the stream into b; errors collected in errs. */
+static int zm_is_documents(struct zm_config *arena, const unsigned char *in, size_t len,
+			   struct zm_is_build *b, struct zm_cfg_errors *errs)
+{
+	yaml_parser_t parser;
+	yaml_document_t doc;
+	yaml_node_t *root;
+	int ret = 0, r;
+
+	if (!yaml_parser_initialize(&parser))
+		return -ENOMEM;
+	yaml_parser_set_input_string(&parser, in, len);
+	for (;;) {
+		struct zm_yl yl = {.cfg = arena, .doc = &doc, .errs = errs};
+
+		if (!yaml_parser_load(&parser, &doc)) {
+			ret = zm_is_syntax_error(&parser, errs);
+			break;
+		}
+		root = yaml_document_get_root_node(&doc);
+		if (!root) {
+			yaml_document_delete(&doc);
+			break; /* end of stream */
+		}
+		r = zm_yl_is_null(root) ? 0 : zm_is_document(&yl, root, b);
+		yaml_document_delete(&doc);
+		ret = ret ?: r;
+		if (r == -ENOMEM || yl.fatal)
+			break;
+	}
+	yaml_parser_delete(&parser);
+	return ret;
+}
+
+int zm_rbac_load_buf(const char *name, const char *buf, size_t len, struct zm_rbac_set **out,
+		     char *err, size_t errlen)
+{
+	const unsigned char *in = (const unsigned char *)(buf ? buf : "");
+	struct zm_is_build b = {0};
+	struct zm_cfg_errors errs;
+	struct zm_rbac_set *set;
+	int ret;
+
+	*out = NULL;
+	name = name ? name : "(policies)";
+	zm_cfg_errors_init(&errs, name, err, errlen);
+	len = buf ? len : 0;
+	if (len > ZM_CFG_MAX_INPUT) {
+		zm_cfg_error(&errs, 0, "(file)", "%zu bytes is more than the %u byte limit", len,
+			     ZM_CFG_MAX_INPUT);
+		zm_cfg_errors_finish(&errs);
+		return -EFBIG;
+	}
+	set = calloc(1, sizeof(*set));
+	if (!set || !(set->arena = zm_config_new(name))) {
+		free(set);
+		return -ENOMEM;
+	}
+	ret = zm_is_prescan(in, len, &errs) ?: zm_is_documents(set->arena, in, len, &b, &errs);
+	if (!ret && errs.count)
+		ret = -EINVAL;
+	if (!ret && b.n) {
+		set->policies = zm_config_calloc(set->arena, b.n, sizeof(*set->policies));
+		if (!set->policies)
+			ret = -ENOMEM;
+		else
+			memcpy(set->policies, b.v, b.n * sizeof(*b.v));
+		set->n_policies = b.n;
+	}
+	free(b.v);
+	if (ret) {
+		if (ret == -ENOMEM && !errs.count)
+			zm_cfg_error(&errs, 0, "(root)", "out of memory");
+		zm_cfg_errors_finish(&errs);
+		zm_rbac_set_free(set);
+		return ret;
+	}
+	*out = set;
+	return 0;
+}
+
+int zm_rbac_load_file(const char *path, struct zm_rbac_set **out, char *err, size_t errlen)
+{
+	struct zm_cfg_errors errs;
+	char *data = NULL;
+	size_t len = 0, cap = 0;
+	ssize_t n;
+	int fd, ret = 0;
+
+	*out = NULL;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		ret = -errno;
+		goto fail;
+	}
+	for (;;) {
+		if (len == cap) {
+			char *nd;
+
+			cap = cap ? cap * 2 : 64 * 1024;
+			if (cap > ZM_CFG_MAX_INPUT + 1)
+				cap = ZM_CFG_MAX_INPUT + 1;
+			if (len == cap)
+				break; /* over the limit: load_buf refuses it */
+			nd = realloc(data, cap);
+			if (!nd) {
+				ret = -ENOMEM;
+				break;
+			}
+			data = nd;
+		}
+		n = read(fd, data + len, cap - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			ret = n < 0 ? -errno : 0;
+			break;
+		}
+		len += (size_t)n;
+	}
+	close(fd);
+	if (!ret) {
+		ret = zm_rbac_load_buf(path, data, len, out, err, errlen);
+		free(data);
+		return ret;
+	}
+	free(data);
+fail:
+	zm_cfg_errors_init(&errs, path, err, errlen);
+	zm_cfg_error(&errs, 0, "(file)", "cannot read: %s", strerror(-ret));
+	zm_cfg_errors_finish(&errs);
+	return ret;
+}
+
+void zm_rbac_set_free(struct zm_rbac_set *set)
+{
+	if (!set)
+		return;
+	zm_config_free(set->arena);
+	free(set);
+}

@@ -1,0 +1,278 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * L4 authorization of the ztunnel's inbound paths (authz.h). The Istio policy files form one
+ * refcounted set swapped whole under a short lock, like the config snapshot (state.c): a file
+ * that fails to load keeps the previous set and says why, since a typo must not open (or
+ * close) the node. Every change bumps a generation; each worker compares it at its one-second
+ * tick and re-evaluates its live inbound connections, closing those now denied the same way a
+ * new connection would be refused (RST on 15006, RST_STREAM on 15008).
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "authz.h"
+#include "config/config.h"
+#include "rbac/rbac.h"
+#include "zt.h"
+
+struct zt_authz_sets {
+	struct zm_rbac_set *v[ZT_AUTHZ_MAX_FILES];
+	size_t n;
+	int refs; /* guarded by zt_authz_lock */
+};
+
+static const char *zt_authz_files[ZT_AUTHZ_MAX_FILES];
+static struct stat zt_authz_st[ZT_AUTHZ_MAX_FILES];
+static size_t zt_authz_n_files;
+static pthread_mutex_t zt_authz_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct zt_authz_sets *zt_authz_cur;
+static atomic_uint_fast64_t zt_authz_gen = 1;
+static uint_fast64_t zt_authz_seen[ZT_MAX_WORKERS]; /* per worker, touched by that worker only */
+
+int zt_authz_add_file(const char *path)
+{
+	if (zt_authz_n_files == ZT_AUTHZ_MAX_FILES)
+		return -E2BIG;
+	zt_authz_files[zt_authz_n_files++] = path;
+	return 0;
+}
+
+static void zt_authz_sets_free(struct zt_authz_sets *s)
+{
+	size_t i;
+
+	for (i = 0; s && i < s->n; i++)
+		zm_rbac_set_free(s->v[i]);
+	free(s);
+}
+
+static struct zt_authz_sets *zt_authz_get(void)
+{
+	struct zt_authz_sets *s;
+
+	pthread_mutex_lock(&zt_authz_lock);
+	s = zt_authz_cur;
+	if (s)
+		s->refs++;
+	pthread_mutex_unlock(&zt_authz_lock);
+	return s;
+}
+
+static void zt_authz_put(struct zt_authz_sets *s)
+{
+	bool last;
+
+	if (!s)
+		return;
+	pthread_mutex_lock(&zt_authz_lock);
+	last = --s->refs == 0;
+	pthread_mutex_unlock(&zt_authz_lock);
+	if (last)
+		zt_authz_sets_free(s);
+}
+
+/* Load every file into a new set; NULL with the messages in err on any failure. */
+static struct zt_authz_sets *zt_authz_load(struct stat *st, char *err, size_t len)
+{
+	struct zt_authz_sets *s = calloc(1, sizeof(*s));
+	size_t i;
+
+	if (!s) {
+		snprintf(err, len, "policy files: out of memory");
+		return NULL;
+	}
+	for (i = 0; i < zt_authz_n_files; i++) {
+		if (stat(zt_authz_files[i], &st[i]))
+			memset(&st[i], 0, sizeof(st[i]));
+		if (zm_rbac_load_file(zt_authz_files[i], &s->v[i], err, len)) {
+			zt_authz_sets_free(s);
+			return NULL;
+		}
+		s->n++;
+	}
+	s->refs = 1;
+	return s;
+}
+
+static void zt_authz_swap(struct zt_authz_sets *s)
+{
+	struct zt_authz_sets *old;
+
+	pthread_mutex_lock(&zt_authz_lock);
+	old = zt_authz_cur;
+	zt_authz_cur = s;
+	pthread_mutex_unlock(&zt_authz_lock);
+	zt_authz_put(old);
+	atomic_fetch_add(&zt_authz_gen, 1);
+}
+
+int zt_authz_init(char *err, size_t len)
+{
+	struct zt_authz_sets *s = zt_authz_load(zt_authz_st, err, len);
+	size_t i, n = 0;
+
+	if (!s)
+		return -EINVAL;
+	for (i = 0; i < s->n; i++)
+		n += s->v[i]->n_policies;
+	if (zt_authz_n_files)
+		fprintf(stderr, "ztunnel: %zu policies from %zu --policy files\n", n, s->n);
+	zt_authz_swap(s);
+	return 0;
+}
+
+static bool zt_authz_files_changed(void)
+{
+	struct stat st;
+	size_t i;
+
+	for (i = 0; i < zt_authz_n_files; i++) {
+		if (stat(zt_authz_files[i], &st))
+			memset(&st, 0, sizeof(st));
+		if (st.st_mtim.tv_sec != zt_authz_st[i].st_mtim.tv_sec ||
+		    st.st_mtim.tv_nsec != zt_authz_st[i].st_mtim.tv_nsec ||
+		    st.st_size != zt_authz_st[i].st_size || st.st_ino != zt_authz_st[i].st_ino)
+			return true;
+	}
+	return false;
+}
+
+void zt_authz_reload(bool force, bool config_changed)
+{
+	struct stat st[ZT_AUTHZ_MAX_FILES];
+	struct zt_authz_sets *s;
+	char err[4096];
+
+	if (zt_authz_n_files && (force || zt_authz_files_changed())) {
+		s = zt_authz_load(st, err, sizeof(err));
+		/* Do not retry the same broken file every poll: remember what we saw. */
+		memcpy(zt_authz_st, st, sizeof(st));
+		if (!s) {
+			fprintf(stderr,
+				"ztunnel: reloading policy files failed, keeping the previous "
+				"policies:\n%s\n",
+				err);
+		} else {
+			fprintf(stderr, "ztunnel: policy files reloaded\n");
+			zt_authz_swap(s);
+			return;
+		}
+	}
+	if (config_changed)
+		atomic_fetch_add(&zt_authz_gen, 1);
+}
+
+/* The workload label Istio's metrics use. */
+static const char *zt_authz_wl_label(const struct zm_cfg_workload *wl)
+{
+	if (!wl)
+		return NULL;
+	return wl->workload_name[0] ? wl->workload_name : wl->name;
+}
+
+/* Point c at its series with response_flags="DENY": the close is counted there. */
+static void zt_authz_deny_series(struct zt_conn *c, const struct zt_snap *s,
+				 const struct zm_cfg_workload *dst)
+{
+	const struct zm_cfg_workload *src = zm_config_workload_by_ip(s->cfg, NULL, &c->info.src);
+	bool mtls = !strcmp(c->info.dir, "inbound");
+	struct zt_labels l = {
+		.reporter = "destination",
+		.source_workload = zt_authz_wl_label(src),
+		.source_workload_namespace = src ? src->namespace : NULL,
+		.source_principal = mtls ? c->info.src_id : NULL,
+		.destination_workload = zt_authz_wl_label(dst),
+		.destination_workload_namespace = dst ? dst->namespace : NULL,
+		.destination_principal = c->info.dst_id,
+		.destination_service = c->info.dst_service,
+		.connection_security_policy = mtls ? "mutual_tls" : "unknown",
+		.response_flags = "DENY",
+	};
+	struct zt_series *m = zt_metrics_series(&l);
+
+	if (m)
+		c->m = m;
+}
+
+/* Evaluate against snapshot s; 0 allow, -EACCES deny (why filled), -ENOENT no workload. */
+static int zt_authz_eval(struct zt_conn *c, const struct zt_snap *s, const char *peer_id,
+			 char *why, size_t len)
+{
+	const struct zm_cfg_workload *dst = zt_route_local_workload(s, &c->info.dst);
+	struct zt_authz_sets *sets = zt_authz_get();
+	struct zm_rbac_sources src = {s->cfg, NULL, 0};
+	const struct zm_rbac_set *v[ZT_AUTHZ_MAX_FILES];
+	struct zm_rbac_conn rc = {c->info.src, c->info.dst, c->info.dport, peer_id, dst};
+	struct zm_rbac_result r;
+	char line[ZT_LOG_LEN], a[ZM_ADDR_STRLEN], b[ZM_ADDR_STRLEN];
+	size_t i;
+
+	for (i = 0; sets && i < sets->n; i++)
+		v[i] = sets->v[i];
+	src.sets = v;
+	src.n_sets = sets ? sets->n : 0;
+	if (!dst) {
+		zt_authz_put(sets);
+		return -ENOENT;
+	}
+	zm_rbac_evaluate(&src, &rc, &r);
+	zt_authz_put(sets);
+	if (r.dry_run_differs) {
+		snprintf(line, sizeof(line),
+			 "authz dry-run src.addr=%s src.identity=%s dst.addr=%s dst.workload=%s/%s "
+			 "enforced=%s: %s; %s",
+			 zm_addr_port_format(&c->info.src, c->info.sport, a, sizeof(a)),
+			 peer_id && *peer_id ? peer_id : "-",
+			 zm_addr_port_format(&c->info.dst, c->info.dport, b, sizeof(b)),
+			 dst->namespace, dst->name, r.allow ? "allow" : "deny", r.reason, r.dry_run);
+		zt_log_emit(line);
+	}
+	if (r.allow)
+		return 0;
+	snprintf(why, len, "%s", r.reason);
+	zt_authz_deny_series(c, s, dst);
+	return -EACCES;
+}
+
+int zt_authz_inbound(struct zt_conn *c, const char *peer_id, char *why, size_t len)
+{
+	struct zt_snap *s = zt_state_get();
+	int r = s ? zt_authz_eval(c, s, peer_id, why, len) : 0;
+
+	zt_state_put(s);
+	/* No local workload is the caller's 503/refusal, not a policy verdict. */
+	return r == -EACCES ? r : 0;
+}
+
+void zt_authz_recheck(struct zt_worker *w)
+{
+	uint_fast64_t gen = atomic_load(&zt_authz_gen) + zt_state_generation();
+	struct zt_conn *c, *next;
+	struct zt_snap *s;
+	char why[ZM_RBAC_REASON_LEN];
+
+	if (w->id < 0 || w->id >= ZT_MAX_WORKERS || zt_authz_seen[w->id] == gen)
+		return;
+	zt_authz_seen[w->id] = gen;
+	s = zt_state_get();
+	if (!s)
+		return;
+	for (c = w->conns; c; c = next) {
+		bool mtls;
+
+		next = c->next;
+		if (c->state == ZT_CS_DONE || !c->info.dir ||
+		    (strcmp(c->info.dir, "inbound") && strcmp(c->info.dir, "inbound_plain")))
+			continue;
+		mtls = !strcmp(c->info.dir, "inbound");
+		if (zt_authz_eval(c, s, mtls ? c->info.src_id : NULL, why, sizeof(why)) != -EACCES)
+			continue;
+		zt_conn_finish(c, ZT_OUT_DENIED, "policy changed: %s", why);
+	}
+	zt_state_put(s);
+}

@@ -2,8 +2,10 @@
 # SPDX-License-Identifier: Apache-2.0
 #
 # make fuzz: runs every libFuzzer target given on the command line for FUZZ_SECONDS (default
-# 60) each, seeded from tests/data/<subject>/ (fuzz_config -> tests/data/config) and with
-# tests/fuzz/<target>.dict when present. Findings land in build/fuzz/findings/<target>/.
+# 60) each, seeded from tests/data/<subject>/ (fuzz_config -> tests/data/config), from every
+# directory listed in tests/fuzz/<target>.seeds (one per line, to reuse fixtures kept
+# elsewhere), and with tests/fuzz/<target>.dict when present. Findings land in
+# build/fuzz/findings/<target>/.
 set -u
 cd "$(dirname "$0")/.."
 secs=${FUZZ_SECONDS:-60}
@@ -15,6 +17,11 @@ for bin in "$@"; do
 	findings=build/fuzz/findings/$name
 	mkdir -p "$corpus" "$findings"
 	[ -d "tests/data/$subject" ] && cp -n tests/data/"$subject"/* "$corpus"/ 2>/dev/null
+	if [ -f "tests/fuzz/$name.seeds" ]; then
+		while IFS= read -r dir; do
+			[ -n "$dir" ] && [ -d "$dir" ] && cp -n "$dir"/* "$corpus"/ 2>/dev/null
+		done <"tests/fuzz/$name.seeds"
+	fi
 	dict=()
 	[ -f "tests/fuzz/$name.dict" ] && dict=(-dict="tests/fuzz/$name.dict")
 	echo "fuzz: $name for ${secs}s (corpus $corpus)"

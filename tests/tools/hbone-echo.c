@@ -273,6 +273,7 @@ static __attribute__((noreturn)) void run_server(void)
 	}
 }
 
+/* Frees everything it made (the sanitizer build checks for leaks on exit). */
 static int run_client(void)
 {
 	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(opt.port) };
@@ -281,13 +282,14 @@ static int run_client(void)
 	uint64_t deadline = now_ms() + 10000;
 	struct epoll_event evs[4];
 	struct zm_tls_ctx *ctx;
-	struct ent *e;
+	struct ent *e = NULL;
 	char err[256];
 	SSL *ssl;
-	int fd;
+	int fd, rc = 1;
 
 	if (zm_tls_client_ctx_new(roots, &ctx, err, sizeof(err)))
 		die("client ctx", err);
+	zm_tls_roots_put(roots); /* the context holds its own reference */
 	inet_pton(AF_INET, "127.0.0.1", &sin.sin_addr);
 	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)))
@@ -296,22 +298,40 @@ static int run_client(void)
 	if (zm_tls_client_ssl_new(ctx, fd, my_cert, expect, 1, &ssl, err, sizeof(err)))
 		die("client ssl", err);
 	e = ent_new(fd, ssl, HB_ROLE_CLIENT);
-	if (!ent_io(e, 0))
-		return 1;
+	if (!ent_io(e, 0)) {
+		e = NULL;
+		goto out;
+	}
 	while (now_ms() < deadline) {
 		int n = epoll_wait(epfd, evs, 4, 200);
 
-		if (n > 0 && !ent_io(e, evs[0].events))
+		if (n > 0 && !ent_io(e, evs[0].events)) {
+			e = NULL;
 			break;
-		if (n == 0 && hb_conn_tick(e->conn, now_ms()) < 0 && !ent_io(e, 0))
+		}
+		if (n == 0 && hb_conn_tick(e->conn, now_ms()) < 0 && !ent_io(e, 0)) {
+			e = NULL;
 			break;
+		}
 	}
 	fflush(stdout);
 	if (got_status != opt.want_status)
-		return 1;
+		goto out;
 	if (got_status == 200 && opt.send && strcmp(got_echo, opt.send))
-		return 1;
-	return 0;
+		goto out;
+	rc = 0;
+out:
+	if (e) { /* timed out with the connection still up */
+		epoll_ctl(epfd, EPOLL_CTL_DEL, e->fd, NULL);
+		hb_conn_free(e->conn);
+		close(e->fd);
+		free(e);
+	}
+	zm_tls_ctx_put(ctx);
+	zm_cert_put(my_cert);
+	my_cert = NULL;
+	close(epfd);
+	return rc;
 }
 
 int main(int argc, char **argv)
@@ -355,6 +375,7 @@ int main(int argc, char **argv)
 		if (!opt.cert_out || !opt.key_out ||
 		    zm_cert_write_pem(my_cert, opt.cert_out, opt.key_out, err, sizeof(err)))
 			die("cert", opt.cert_out ? err : "--cert and --key are required");
+		zm_cert_put(my_cert);
 		return 0;
 	}
 	epfd = epoll_create1(EPOLL_CLOEXEC);

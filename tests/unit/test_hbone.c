@@ -4,8 +4,11 @@
  * baggage, traceparent), then a real client <-> server HBONE session over a socketpair with
  * TLS 1.3 from lib/tls's dev CA: CONNECT + 200, data both ways, END_STREAM half-close each
  * way, RST_STREAM(CONNECT_ERROR) both ways, the server's own 400s (a GET sent with raw nghttp2,
- * an unparsable authority), a 503, 100 concurrent streams and the stream limit, receive-side
- * flow control against a stalled consumer, PING keepalive and its timeout, and GOAWAY.
+ * an unparsable authority) and the reason on_bad_request gives for each, a 503, 100 concurrent
+ * streams and the stream limit, receive-side flow control against a stalled consumer, PING
+ * keepalive and its timeout, GOAWAY, a peer that closes TCP without close_notify after GOAWAY
+ * (a clean end), and nghttp2's own words in the close reason for a protocol violation, an
+ * oversized header block and a PING flood (raw frames written under the client's TLS).
  */
 #include "test_hbone_harness.h"
 
@@ -235,12 +238,19 @@ static void test_bad_requests(void)
 	r = th_raw(&p, get, 4);
 	ok(th_pump_until(&p, r->closed), "GET stream ends");
 	is_int(r->status, 400, "  GET answered 400");
+	is_int(p.s.nbad, 1, "  on_bad_request told the server");
+	is_str(p.s.bad_method, "GET", "  with the method");
+	is_str(p.s.bad_authority, "127.0.0.1:8080", "  the authority");
+	is_str(p.s.bad_why, "method is not CONNECT", "  and why");
 	r = th_raw(&p, host, 2);
 	ok(th_pump_until(&p, r->closed), "hostname authority ends");
 	is_int(r->status, 400, "  hostname authority answered 400");
+	is_int(p.s.nbad, 2, "  on_bad_request again");
+	is_str(p.s.bad_why, "authority is not ip:port or [ipv6]:port", "  why: authority");
 	r = th_raw(&p, v6, 2);
 	ok(th_pump_until(&p, r->closed), "unbracketed IPv6 authority ends");
 	is_int(r->status, 400, "  unbracketed IPv6 answered 400");
+	is_str(p.s.bad_authority, "2001:2::1:80", "  on_bad_request has the authority");
 	is_int(p.s.nrecs, 0, "server application never saw them");
 	ok(!p.c.conn_closed && !p.s.conn_closed, "connection survives");
 	{
@@ -390,6 +400,108 @@ static void test_ping_and_goaway(void)
 	th_pair_close(&p);
 }
 
+/* Frames the client's nghttp2 would never send, written straight into its TLS stream. */
+static void th_raw_bytes(struct th_pair *p, const uint8_t *buf, size_t len)
+{
+	size_t off = 0;
+	int n;
+
+	while (off < len) {
+		n = SSL_write(p->c.conn->ssl, buf + off, (int)(len - off));
+		if (n <= 0)
+			tap_bail("raw SSL_write: %d", SSL_get_error(p->c.conn->ssl, n));
+		off += (size_t)n;
+	}
+}
+
+static void th_frame_hdr(uint8_t *b, size_t len, uint8_t type, uint8_t flags, uint32_t id)
+{
+	b[0] = (uint8_t)(len >> 16);
+	b[1] = (uint8_t)(len >> 8);
+	b[2] = (uint8_t)len;
+	b[3] = type;
+	b[4] = flags;
+	b[5] = (uint8_t)(id >> 24);
+	b[6] = (uint8_t)(id >> 16);
+	b[7] = (uint8_t)(id >> 8);
+	b[8] = (uint8_t)id;
+}
+
+static void test_protocol_errors(void)
+{
+	/* HPACK literal, new name, whose length (a 7-bit prefix + varint) claims 70000 bytes. */
+	static const uint8_t big[] = { 0x00, 0x7f, 0xf1, 0xa1, 0x04 };
+	static uint8_t pings[2000 * 17];
+	uint8_t f[64];
+	struct th_pair p;
+	size_t i;
+
+	th_pair_open(&p, TH_SERVER_ACCEPT);
+	ok(th_pump_until(&p, p.c.ready && p.s.ready), "ready");
+	th_frame_hdr(f, 0, 0 /* DATA */, 0, 0);
+	th_raw_bytes(&p, f, 9);
+	ok(th_pump_until(&p, p.s.conn_closed), "DATA on stream 0 ends the server's connection");
+	is_int(p.s.close_err, -EPROTO, "  with -EPROTO");
+	ok(strstr(p.s.close_reason, "PROTOCOL_ERROR") && strstr(p.s.close_reason, "DATA"),
+	   "  reason names the GOAWAY code and nghttp2's text");
+	th_pair_close(&p);
+
+	th_pair_open(&p, TH_SERVER_ACCEPT);
+	ok(th_pump_until(&p, p.c.ready && p.s.ready), "ready");
+	th_frame_hdr(f, sizeof(big), 1 /* HEADERS */, 0x4 /* END_HEADERS */, 1);
+	memcpy(f + 9, big, sizeof(big));
+	th_raw_bytes(&p, f, 9 + sizeof(big));
+	ok(th_pump_until(&p, p.s.conn_closed), "oversized header field ends the connection");
+	is_int(p.s.close_err, -EPROTO, "  with -EPROTO");
+	ok(strstr(p.s.close_reason, "COMPRESSION_ERROR") != NULL, "  reason: COMPRESSION_ERROR");
+	th_pair_close(&p);
+
+	th_pair_open(&p, TH_SERVER_ACCEPT);
+	ok(th_pump_until(&p, p.c.ready && p.s.ready), "ready");
+	for (i = 0; i < 2000; i++) {
+		th_frame_hdr(pings + i * 17, 8, 6 /* PING */, 0, 0);
+		memset(pings + i * 17 + 9, (int)i, 8);
+	}
+	th_raw_bytes(&p, pings, sizeof(pings));
+	/* Only the server runs: its acks pile up unsent, which is what a flood looks like. */
+	for (i = 0; i < 50 && !p.s.conn_closed; i++)
+		hb_conn_io(p.s.conn, EPOLLIN);
+	ok(p.s.conn_closed, "2000 unacknowledged PINGs end the connection");
+	is_int(p.s.close_err, -EPROTO, "  with -EPROTO");
+	ok(strstr(p.s.close_reason, "Flood") || strstr(p.s.close_reason, "flood"),
+	   "  reason says flood");
+	th_pair_close(&p);
+}
+
+/* GOAWAY, then TCP FIN without close_notify (Python, Go): a normal end, not a TLS error. */
+static void test_eof_after_goaway(void)
+{
+	struct th_pair p;
+	struct th_rec *cr;
+	struct hb_request req = { .authority = "127.0.0.1:7" };
+
+	th_pair_open(&p, TH_SERVER_ACCEPT);
+	ok(th_pump_until(&p, p.c.ready && p.s.ready), "ready");
+	ok(!hb_conn_shutdown(p.s.conn), "server GOAWAY");
+	hb_conn_io(p.s.conn, EPOLLOUT);
+	shutdown(p.s.fd, SHUT_WR);
+	ok(th_pump_until(&p, p.c.conn_closed), "client sees the end");
+	is_int(p.c.close_err, 0, "  err 0");
+	ok(!strstr(p.c.close_reason, "TLS"), "  not a TLS error");
+	printf("# reason: %s\n", p.c.close_reason);
+	th_pair_close(&p);
+
+	th_pair_open(&p, TH_SERVER_ACCEPT);
+	ok(th_pump_until(&p, p.c.ready && p.s.ready), "ready");
+	cr = th_rec_new(&p.c, hb_stream_open(p.c.conn, &req, NULL));
+	ok(th_pump_until(&p, cr->status == 200), "stream up");
+	shutdown(p.s.fd, SHUT_WR);
+	ok(th_pump_until(&p, p.c.conn_closed), "FIN without close_notify, stream open");
+	is_int(p.c.close_err, -ECONNRESET, "  is a reset (-ECONNRESET)");
+	ok(cr->closed && cr->close_code == HB_ERR_CANCEL, "  stream cancelled");
+	th_pair_close(&p);
+}
+
 int main(void)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -401,6 +513,8 @@ int main(void)
 	test_many_streams();
 	test_flow_control();
 	test_ping_and_goaway();
+	test_protocol_errors();
+	test_eof_after_goaway();
 	zm_cert_put(th_server_cert);
 	zm_cert_put(th_client_cert);
 	zm_tls_ctx_put(th_sctx);

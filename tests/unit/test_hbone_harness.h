@@ -50,6 +50,9 @@ struct th_side {
 	int fd;
 	bool ready, conn_closed;
 	int close_err;
+	char close_reason[256];
+	int nbad; /* on_bad_request calls, the last one's values below */
+	char bad_method[32], bad_authority[64], bad_why[128];
 	enum th_server_mode mode;
 	int respond_status; /* 0: 200; else answer every request with this */
 	bool take_all;	    /* hold mode: flip to true to consume */
@@ -169,8 +172,20 @@ static void th_on_conn_close(struct hb_conn *conn, int err, const char *reason)
 
 	side->conn_closed = true;
 	side->close_err = err;
+	snprintf(side->close_reason, sizeof(side->close_reason), "%s", reason);
 	printf("# %s connection closed: %d %s\n",
 	       hb_conn_role(conn) == HB_ROLE_CLIENT ? "client" : "server", err, reason);
+}
+
+static void th_on_bad_request(struct hb_conn *conn, const char *method, const char *authority,
+			      const char *why)
+{
+	struct th_side *side = hb_conn_ud(conn);
+
+	side->nbad++;
+	snprintf(side->bad_method, sizeof(side->bad_method), "%s", method);
+	snprintf(side->bad_authority, sizeof(side->bad_authority), "%s", authority);
+	snprintf(side->bad_why, sizeof(side->bad_why), "%s", why);
 }
 
 static const struct hb_callbacks th_cbs = {
@@ -182,6 +197,7 @@ static const struct hb_callbacks th_cbs = {
 	.on_writable = th_on_writable,
 	.on_stream_close = th_on_stream_close,
 	.on_conn_close = th_on_conn_close,
+	.on_bad_request = th_on_bad_request,
 };
 
 static int th_select(void *ud, const struct zm_addr *local, struct zm_cert **out)

@@ -467,8 +467,24 @@ static void zt_server_on_request(struct hb_stream *s, const struct hb_request *r
 	zt_conn_log_open(c);
 }
 
+/* lib/hbone answered 400 itself (not a CONNECT to ip:port): one line per refusal. */
+static void zt_server_on_bad_request(struct hb_conn *conn, const char *method,
+				     const char *authority, const char *why)
+{
+	struct zt_hconn *h = hb_conn_ud(conn);
+	char a[ZM_ADDR_STRLEN];
+
+	fprintf(stderr,
+		"ztunnel: inbound HBONE request from %s (%s) refused with 400: %s "
+		"(method \"%.16s\", authority \"%.64s\")\n",
+		zm_addr_port_format(&h->peer, h->peer_port, a, sizeof(a)),
+		*hb_conn_peer_identity(conn) ? hb_conn_peer_identity(conn) : "no identity", why,
+		method, authority);
+}
+
 static const struct hb_callbacks zt_server_cbs = {
 	.on_request = zt_server_on_request,
+	.on_bad_request = zt_server_on_bad_request,
 	.on_data = zt_tunnel_on_data,
 	.on_eof = zt_tunnel_on_eof,
 	.on_writable = zt_tunnel_on_writable,

@@ -11,7 +11,9 @@
  * Threading: an hb_conn and its streams belong to one thread. Callbacks run from inside
  * hb_conn_io(), hb_conn_tick(), hb_stream_resume() and hb_conn_free(); from a callback the
  * caller may call any hb_stream_* function (also on other streams of the connection) and
- * hb_stream_open(), but never hb_conn_free().
+ * hb_stream_open(), but never hb_conn_free(). The hb_stream_* calls themselves never run
+ * on_stream_close (a stream they end is finished from the next hb_conn_io(), which
+ * hb_conn_want() asks for at once), so a stream stays valid across any call on it.
  */
 #ifndef ZMESH_HBONE_HBONE_H
 #define ZMESH_HBONE_HBONE_H
@@ -111,10 +113,23 @@ struct hb_callbacks {
 	/*
 	 * The connection is finished (err: -ETIMEDOUT handshake/ping, -ECONNRESET, -EPROTO,
 	 * -ECONNREFUSED TLS peer check, 0 clean GOAWAY/EOF, ...); reason is a one-line text.
+	 * -EPROTO reasons carry nghttp2's own words for protocol violations, oversized header
+	 * blocks and floods, or the error code and debug text of the peer's GOAWAY. A peer that
+	 * closes TCP without a TLS close_notify while no stream is open (or after GOAWAY) is a
+	 * clean end (err 0), not a TLS error.
 	 * Called once, after every stream's on_stream_close. Call hb_conn_free() after the
 	 * hb_conn_io()/hb_conn_tick() that reported it returns.
 	 */
 	void (*on_conn_close)(struct hb_conn *conn, int err, const char *reason);
+	/*
+	 * Server: the library answered a request 400 itself, without on_request (no or non-
+	 * CONNECT :method, missing or unparsable :authority). method and authority are the
+	 * request's values ("" when absent; nghttp2 has checked their characters, but they are
+	 * still the peer's text), why a short static sentence. Valid only during the callback;
+	 * for logs and metrics: the stream is already answered and is never seen again.
+	 */
+	void (*on_bad_request)(struct hb_conn *conn, const char *method, const char *authority,
+			       const char *why);
 };
 
 /*
@@ -214,8 +229,9 @@ int hb_stream_reset(struct hb_stream *s, uint32_t code);
 /*
  * Un-pause a stream whose on_data took less than offered: delivers held bytes through
  * on_data right away (and on_eof when END_STREAM was held behind them), and credits the
- * peer for what was taken. When the peer had already finished the stream, this may end in
- * on_stream_close (s is then invalid on return). Returns 0 or -errno.
+ * peer for what was taken. When the peer had already finished the stream and everything is
+ * delivered, on_stream_close follows from the next hb_conn_io() (s stays valid until then).
+ * Returns 0 or -errno.
  */
 int hb_stream_resume(struct hb_stream *s);
 

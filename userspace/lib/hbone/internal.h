@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Private state of lib/hbone shared by conn.c (TLS I/O, nghttp2 session and callbacks,
- * timers) and stream.c (tunnel buffers, stream calls). Nothing here is part of the API.
+ * Private state of lib/hbone shared by its files: conn.c (the public connection calls,
+ * timers), tlsio.c (handshake, TLS reads and writes, closing), session.c (the nghttp2 session
+ * and its callbacks, the server's own 400s) and stream.c (tunnel buffers, stream calls).
+ * Nothing here is part of the API; the unit tests and fuzz targets include it to reach what
+ * the public API hides.
  */
 #ifndef ZMESH_HBONE_INTERNAL_H
 #define ZMESH_HBONE_INTERNAL_H
@@ -75,12 +78,16 @@ struct hb_conn {
 	struct hb_stream *streams;
 	unsigned int nstreams;	/* live, announced or not */
 	int in_h2;		/* depth of nghttp2 calls on the stack: no mem_send inside */
+	bool soft_flushing;	/* sending from a stream call: stream closes wait for io */
 	struct hb_buf out;	/* serialized frames not yet taken by SSL_write */
 	int ssl_want;		/* EPOLLIN/EPOLLOUT the last SSL call asked for */
 	bool ready;		/* handshake done, peer SETTINGS received */
 	bool settings_rx;
 	bool goaway;		/* sent or received: no new streams */
 	bool notify;		/* some stream has tell_writable or a lingering close */
+	uint32_t goaway_tx_code; /* error code of a GOAWAY we sent (nghttp2 found a violation) */
+	uint32_t goaway_rx_code; /* error code of a GOAWAY the peer sent */
+	char h2_err[160];	/* nghttp2's last error text (error_callback2 or GOAWAY debug) */
 	int pending_err;	/* a failure seen where callbacks could not run */
 	char pending_reason[160];
 	uint64_t start_ms, now_ms;
@@ -99,9 +106,23 @@ void hb_stream_finish(struct hb_stream *s, uint32_t code);
 ssize_t hb_data_read_cb(nghttp2_session *h2, int32_t id, uint8_t *buf, size_t length,
 			uint32_t *flags, nghttp2_data_source *src, void *ud);
 
-/* conn.c */
-void hb_conn_soft_flush(struct hb_conn *conn);
+/* tlsio.c */
+int hb_conn_finish(struct hb_conn *conn, int err, const char *reason);
+int hb_conn_fail(struct hb_conn *conn, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 void hb_conn_fail_later(struct hb_conn *conn, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+int hb_conn_handshake(struct hb_conn *conn);
+int hb_conn_read(struct hb_conn *conn);
+int hb_conn_write(struct hb_conn *conn);
+void hb_conn_soft_flush(struct hb_conn *conn);
+int hb_conn_feed(struct hb_conn *conn, const uint8_t *buf, size_t len);
+
+/* session.c */
+nghttp2_session *hb_h2_new(struct hb_conn *conn);
+int hb_h2_settings(struct hb_conn *conn);
+int hb_request_check(const char *method, const char *authority, struct zm_addr *dst,
+		     unsigned int *port, const char **why);
+void hb_h2_close_reason(struct hb_conn *conn, char *buf, size_t len);
 
 #endif

@@ -167,8 +167,11 @@ void hb_stream_deliver(struct hb_stream *s)
 		if (conn->cbs.on_eof)
 			conn->cbs.on_eof(s);
 	}
-	if (s->h2_closed && !s->reset)
-		hb_stream_finish(s, s->close_code);
+	/* A lingering stream is drained: end it on the next io, never under the caller. */
+	if (s->h2_closed && !s->reset && !s->finish_pending) {
+		s->finish_pending = true;
+		conn->notify = true;
+	}
 }
 
 ssize_t hb_data_read_cb(nghttp2_session *h2, int32_t id, uint8_t *buf, size_t length,
@@ -293,9 +296,9 @@ int hb_stream_respond(struct hb_stream *s, int status)
 		hb_stream_credit(s, s->rx.len);
 		hb_buf_free(&s->rx);
 	}
-	hb_conn_soft_flush(conn);
 	if (status == 200 && (s->rx.len || s->rx_eof))
 		hb_stream_deliver(s);
+	hb_conn_soft_flush(conn);
 	return 0;
 }
 
@@ -382,7 +385,6 @@ int hb_stream_resume(struct hb_stream *s)
 		return 0; /* delivery starts with hb_stream_respond(200) */
 	s->paused = false;
 	hb_stream_deliver(s);
-	/* s may be gone here (lingering close); the connection is not. */
 	hb_conn_soft_flush(conn);
 	return 0;
 }

@@ -118,6 +118,10 @@ for fam in 4 6; do
 	t_like "$out" "^peer=\[?$(h_ip$fam n2b)\]?:[0-9]+ .*hello-n2b" "IPv$fam inbound plaintext n2b -> n1a via 15006 keeps $(h_ip$fam n2b)"
 	out=$(h_exec n2b "$ECHO" send "$(h_ip$fam n1b)" 7778 --bytes 4000000 2>&1)
 	t_is "$out" "echo ok 4000000" "IPv$fam inbound plaintext 4 MB echoed intact"
+	# Same node: n2b's veth got the capture filter from ztunnel n2 (no enrollment), so its
+	# connection to enrolled n2a goes through n2's 15006 too.
+	out=$(banner n2b "$(h_ip$fam n2a)" 7777)
+	t_like "$out" "^peer=\[?$(h_ip$fam n2b)\]?:[0-9]+ .*hello-n2b" "IPv$fam same-node plaintext n2b -> n2a keeps $(h_ip$fam n2b)"
 done
 vip4=198.18.100.1
 vip6=2001:2:0:100::1
@@ -143,6 +147,8 @@ t_like "$log1" "access close dir=outbound via=tcp .*dst.addr=\[2001:2:0:2::12\]:
 t_like "$log1" "access open dir=outbound via=local .*dst.addr=198\.18\.100\.1:80 dst.service=echo.ns.svc.cluster.local" "access log: VIP connection names the service"
 t_like "$log1" "access close dir=outbound via=passthrough .*dst.addr=198\.18\.0\.2:7777" "access log: passthrough"
 t_like "$log1" "access close dir=inbound_plain via=tcp src.addr=198\.18\.2\.12:[0-9]+ .*outcome=ok" "access log: inbound plaintext on n1"
+t_like "$(cat "$H_STATE/zt-n2.log")" "access close dir=inbound_plain via=tcp src.addr=198\.18\.2\.12:[0-9]+ .*dst.addr=198\.18\.2\.11:7777.*outcome=ok" \
+	"access log: same-node plaintext n2b -> n2a went through n2's 15006"
 opened1=$(metric n1 istio_tcp_connections_opened_total)
 t_ok "$([ "$opened1" -ge $((opened0 + 20)) ]; echo $?)" "istio_tcp_connections_opened_total rose ($opened0 -> $opened1)"
 recv=$(metric n1 istio_tcp_received_bytes_total)

@@ -4,7 +4,17 @@
  * name (--name, or $POD_NAME), the request line and the headers it saw, one per line; keeps
  * connections alive; reads Content-Length and chunked bodies and reports their size. The
  * path /status/NNN answers with status NNN. One thread per connection.
- *   zm-httpecho --port 9080 [--port 9081] --name reviews-v1
+ *
+ * Per-request behaviour for timeout, retry and outlier tests, chosen by request headers:
+ *   x-echo-delay: MS     wait MS milliseconds before answering
+ *   x-echo-status: NNN   answer with status NNN
+ *   x-echo-fail: N       the first N requests carrying the same x-echo-key (default: the
+ *                        request target) are answered 503; later ones normally
+ * --status NNN makes every request fail with NNN (a broken endpoint); --label k=v (repeated)
+ * adds "label=k=v" lines; with --log every request is also logged to stdout as "seen POD
+ * REQUEST-LINE host=HOST", so a mirror target can be checked. x-echo-slow: N limits
+ * x-echo-delay to the first N requests of the key (a per-try timeout then a fast retry).
+ *   zm-httpecho --port 9080 [--port 9081] --name reviews-v1 [--label app=reviews] [--status 503]
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -19,6 +29,46 @@
 #include <unistd.h>
 
 static const char *pod_name = "unknown";
+static const char *labels[16];
+static int n_labels, fixed_status, log_requests;
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Failure counters by x-echo-key: how many requests of that key were failed so far. */
+static struct {
+	char key[128];
+	long n;
+} fails[256];
+
+/* True while the request of key should still fail (the first limit requests). */
+static int fail_next(const char *key, long limit)
+{
+	int i, hit = 0;
+
+	pthread_mutex_lock(&lock);
+	for (i = 0; i < 256; i++) {
+		if (!fails[i].key[0])
+			snprintf(fails[i].key, sizeof(fails[i].key), "%s", key);
+		if (!strcmp(fails[i].key, key)) {
+			hit = fails[i].n < limit;
+			fails[i].n += hit;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&lock);
+	return hit;
+}
+
+/* The value of "name:" in a header line, or NULL. */
+static const char *hval(const char *line, const char *name)
+{
+	size_t n = strlen(name);
+
+	if (strncasecmp(line, name, n) || line[n] != ':')
+		return NULL;
+	for (line += n + 1; *line == ' ' || *line == '\t'; line++)
+		;
+	return line;
+}
 
 static int read_more(int fd, char *buf, size_t *len, size_t cap)
 {
@@ -78,8 +128,10 @@ static void *serve(void *arg)
 	for (;;) {
 		char *end, *line, *save, out[16384], *p, reqline[1024];
 		size_t hlen, off, o = 0;
-		long clen = 0, body = 0;
-		int status = 200, close_after = 0, chunked = 0;
+		long clen = 0, body = 0, delay_ms = 0, fail_n = 0, slow_n = 0;
+		int status = fixed_status ? fixed_status : 200, close_after = 0, chunked = 0, i;
+		char key[128] = "", host[128] = "";
+		const char *v;
 
 		while (!(end = memmem(buf, len, "\r\n\r\n", 4)))
 			if (len == sizeof(buf) || read_more(fd, buf, &len, sizeof(buf)))
@@ -90,8 +142,12 @@ static void *serve(void *arg)
 		line = strtok_r(buf, "\r\n", &save);
 		snprintf(reqline, sizeof(reqline), "%s", line ? line : "");
 		o += (size_t)snprintf(out + o, sizeof(out) - o, "request=%s\n", reqline);
+		for (i = 0; i < n_labels; i++)
+			o += (size_t)snprintf(out + o, sizeof(out) - o, "label=%s\n", labels[i]);
 		if ((p = strstr(reqline, " /status/")))
 			status = atoi(p + 9);
+		if ((p = strchr(reqline, ' ')))
+			snprintf(key, sizeof(key), "%.*s", (int)strcspn(p + 1, " "), p + 1);
 		if (strstr(reqline, "HTTP/1.0"))
 			close_after = 1;
 		while ((line = strtok_r(NULL, "\r\n", &save))) {
@@ -103,7 +159,36 @@ static void *serve(void *arg)
 				chunked = 1;
 			if (!strncasecmp(line, "connection:", 11) && strcasestr(line, "close"))
 				close_after = 1;
+			if ((v = hval(line, "x-echo-delay")))
+				delay_ms = atol(v);
+			if ((v = hval(line, "x-echo-status")))
+				status = atoi(v);
+			if ((v = hval(line, "x-echo-fail")))
+				fail_n = atol(v);
+			if ((v = hval(line, "x-echo-slow")))
+				slow_n = atol(v);
+			if ((v = hval(line, "x-echo-key")))
+				snprintf(key, sizeof(key), "%s", v);
+			if ((v = hval(line, "host")))
+				snprintf(host, sizeof(host), "%s", v);
 		}
+		if (log_requests) {
+			pthread_mutex_lock(&lock);
+			printf("seen %s %s host=%s\n", pod_name, reqline, host);
+			fflush(stdout);
+			pthread_mutex_unlock(&lock);
+		}
+		if (fail_n && fail_next(key, fail_n))
+			status = 503;
+		if (slow_n && delay_ms > 0) {
+			char skey[160];
+
+			snprintf(skey, sizeof(skey), "slow:%s", key);
+			if (!fail_next(skey, slow_n))
+				delay_ms = 0;
+		}
+		if (delay_ms > 0)
+			usleep((useconds_t)delay_ms * 1000);
 		off = hlen;
 		if (chunked) {
 			body = read_chunked(fd, buf, &len, sizeof(buf), &off);
@@ -183,8 +268,15 @@ int main(int argc, char **argv)
 			ports[n++] = atoi(argv[++i]);
 		else if (!strcmp(argv[i], "--name") && i + 1 < argc)
 			pod_name = argv[++i];
+		else if (!strcmp(argv[i], "--label") && i + 1 < argc && n_labels < 16)
+			labels[n_labels++] = argv[++i];
+		else if (!strcmp(argv[i], "--log"))
+			log_requests = 1;
+		else if (!strcmp(argv[i], "--status") && i + 1 < argc)
+			fixed_status = atoi(argv[++i]);
 		else {
-			fprintf(stderr, "usage: zm-httpecho --port N [--port N] [--name POD]\n");
+			fprintf(stderr, "usage: zm-httpecho --port N [--port N] [--name POD] "
+					"[--label K=V]... [--status NNN] [--log]\n");
 			return 2;
 		}
 	}

@@ -40,7 +40,12 @@ $R parse-rr "$D/rr-none.json" >/dev/null 2>&1
 t_is $? 1 "parse-rr: no completed request fails"
 
 echo '{"connections": 12000, "errors": 3, "conn_per_s": 5999.5}' >"$D/conn.json"
-t_is "$($R parse-connect "$D/conn.json")" "5999.5 12000 3" "parse-connect"
+t_is "$($R parse-connect "$D/conn.json")" "5999.5 12000 3 -1 -1 -1" "parse-connect: older output without times"
+echo '{"connections": 12000, "errors": 3, "conn_per_s": 5999.5, "conn_p50_us": 150, "conn_p90_us": 300, "conn_p99_us": 2000}' >"$D/conn2.json"
+t_is "$($R parse-connect "$D/conn2.json")" "5999.5 12000 3 150 300 2000" "parse-connect: rate, count, errors, connection-time percentiles"
+echo '{"connections": 10, "errors": 3347, "conn_per_s": 5.0, "conn_p50_us": 1, "conn_p90_us": 1, "conn_p99_us": 1}' >"$D/conn3.json"
+out=$($R parse-connect "$D/conn3.json" 2>&1)
+t_is "$?:$out" "1:bench-report: zm-rr connect: 3347 of 3357 connections failed" "parse-connect: more than 1% failed connections fails"
 
 printf '+DT:AES-128-GCM:2:16384\n+R:60000:AES-128-GCM:2.000000\n+H:16384\n+F:25:AES-128-GCM:5972738048.00\n' >"$D/speed.txt"
 t_is "$($R parse-speed "$D/speed.txt")" "5972738048" "parse-speed: bytes/s of the 16 KiB column"
@@ -69,6 +74,9 @@ s() { printf '{"placement": "%s", "scenario": "%s", "figure": "%s", "rep": %s, "
 	echo '{"placement": "unpinned", "scenario": "zmesh-cross", "figure": "*", "failed": "ztunnel not available (exit 2)"}'
 	echo '{"placement": "unpinned", "scenario": "zmesh-same", "figure": "tput_1_gbps", "rep": 1, "value": 9}'
 	echo '{"placement": "unpinned", "scenario": "zmesh-same", "figure": "*", "failed": "traffic was not captured"}'
+	s unpinned zmesh-idle10k idle_conns 1 10000
+	echo '{"placement": "unpinned", "scenario": "zmesh-idle10k", "figure": "rss_per_conn_n1_b", "rep": 1, "num": 106569728, "den": 10000}'
+	s unpinned zmesh-pol10 conn_per_s 1 900
 	s - crypto aes128gcm_16k_Bps 1 5000000000
 	s - crypto aes128gcm_16k_Bps 2 6000000000
 } >"$D/samples.jsonl"
@@ -103,7 +111,14 @@ t_is "$(q "$U[\"zmesh-cross\"][\"tput_1_gbps\"][\"failed\"], $U[\"zmesh-cross\"]
 t_is "$(q "$U[\"zmesh-same\"][\"tput_1_gbps\"][\"median\"], $U[\"zmesh-same\"][\"tput_1_gbps\"][\"failed\"]")" \
 	"(None, 'traffic was not captured')" "a scenario-wide failure wins over its values"
 t_is "$(q "r[\"placements\"][\"unpinned\"][\"scenarios\"]")" \
-	"['direct', 'stunnel', 'zmesh-cross', 'zmesh-same']" "scenarios in the fixed order, failed ones kept"
+	"['direct', 'stunnel', 'zmesh-cross', 'zmesh-same', 'zmesh-pol10', 'zmesh-idle10k']" "scenarios in the fixed order, failed ones kept"
+t_is "$(q "$U[\"zmesh-idle10k\"][\"rss_per_conn_n1_b\"][\"median\"], $U[\"zmesh-idle10k\"][\"idle_conns\"][\"median\"]")" \
+	"(10656.9728, 10000.0)" "idle scenario: RSS bytes per connection (num/den) and connections held"
+t_is "$(q "$U[\"zmesh-idle10k\"][\"tput_1_gbps\"][\"na\"], $U[\"zmesh-pol10\"][\"rr1k_p50_us\"][\"na\"], $U[\"zmesh-pol10\"][\"conn_p50_us\"][\"failed\"]")" \
+	"('not measured in this scenario', 'not measured in this scenario', 'no sample')" \
+	"figures a scenario does not measure are not measured, not failed; its own missing ones fail"
+t_is "$(q "$U[\"direct\"][\"idle_conns\"][\"na\"], $U[\"stunnel\"][\"rss_per_conn_n2_b\"][\"na\"]")" \
+	"('not measured in this scenario', 'not measured in this scenario')" "idle figures belong to the idle scenario only"
 t_is "$(q "r[\"machine\"][\"aes128gcm_16k_Bps\"][\"median\"], r[\"meta\"][\"repetitions\"]")" \
 	"(5500000000.0, 3)" "machine figures and run metadata"
 
@@ -112,6 +127,10 @@ t_like "$md" '\| throughput, 1 stream \(Gbit/s, higher\) +\| 15\.0 \[14\.0\.\.16
 t_like "$md" 'failed \[[0-9]+\]' "markdown: failed cells point to a note"
 t_like "$md" '\[[0-9]+\] failed: ztunnel not available \(exit 2\)' "markdown: the note gives the reason"
 t_like "$md" '\| 300 \[300\.\.300\] x2\.00 \(1 failed \[[0-9]+\]\)' "markdown: partial failures are shown"
+t_like "$md" '\| ztunnel RSS per idle connection, node n1 \(bytes, lower\) +\| - +\| .*\| 10657 \[10657\.\.10657\] +\|' \
+	"markdown: not-measured cells are '-', the idle figure in its own column"
+t_is "$(grep -c 'ztunnel RSS per idle connection, node n1' <<<"$md")" 1 \
+	"markdown: a row no scenario of a placement measures is left out of that placement's table"
 t_like "$md" 'AES-128-GCM.*5500000000 .*\(44\.0 Gbit/s\)' "markdown: crypto ceiling in bytes/s and Gbit/s"
 
 printf '{"placement": "x"}\n' >"$D/bad.jsonl"

@@ -148,7 +148,7 @@ int main(void)
 	/* Wait for the rotation to fail while the certificate is still valid. */
 	for (int i = 0; i < 60; i++) {
 		dump = zm_caclient_provider_dump(p);
-		if (dump && strstr(dump, "rotation_failing"))
+		if (dump && strstr(dump, "fetch-failed"))
 			break;
 		free(dump);
 		dump = NULL;

@@ -42,6 +42,39 @@ static void test_request_roundtrip(void)
 	free(buf);
 }
 
+/*
+ * Found by fuzz_capb: a second metadata field used to drop the impersonated pointer but keep
+ * its length. Two metadata messages merge (proto3), so the identity stays; named twice, refused.
+ */
+static void test_request_two_metadata(void)
+{
+	uint8_t *a = NULL, *b = NULL, buf[512];
+	struct zm_capb_request rq;
+	size_t al, bl, n;
+	char err[128];
+
+	if (zm_capb_request_encode("C", 0, "spiffe://td/ns/a/sa/b", &a, &al) ||
+	    zm_capb_request_encode("C", 0, NULL, &b, &bl) || al + bl > sizeof(buf)) {
+		ok(0, "encoding the two-metadata request");
+		goto out;
+	}
+	/* a's body carries csr + metadata; append a second, empty metadata field (tag 4). */
+	n = al - ZM_GRPC_HDR;
+	memcpy(buf, a + ZM_GRPC_HDR, n);
+	buf[n++] = 0x22;
+	buf[n++] = 0x00;
+	is_int(zm_capb_request_decode(buf, n, &rq, err, sizeof(err)), 0, "two metadata fields");
+	ok(rq.impersonated && rq.impersonated_len == strlen("spiffe://td/ns/a/sa/b"),
+	   "the identity survives an empty second metadata (pointer and length agree)");
+	memcpy(buf + n - 2, a + ZM_GRPC_HDR, al - ZM_GRPC_HDR);
+	n = n - 2 + al - ZM_GRPC_HDR;
+	is_int(zm_capb_request_decode(buf, n, &rq, err, sizeof(err)), -EINVAL,
+	       "the identity named in two metadata fields is refused (%s)", err);
+out:
+	free(a);
+	free(b);
+}
+
 static void test_request_bad(void)
 {
 	static const struct {
@@ -74,6 +107,7 @@ static void test_request_bad(void)
 	is_int(zm_capb_request_decode(unk, sizeof(unk), &rq, err, sizeof(err)), 0,
 	       "skips unknown fields");
 	ok(rq.csr_len == 1 && rq.csr[0] == 'C', "and still finds the csr");
+	test_request_two_metadata();
 }
 
 static void test_response(void)

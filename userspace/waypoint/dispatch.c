@@ -76,6 +76,17 @@ static void wp_build_upstream_head(struct wp_ds *ds, const struct l7_request *re
 	ds->copy_ok = true;
 	wp_q_printf(&ds->upq, "%s %s HTTP/1.1\r\nhost: %s\r\n", req->method, path,
 		    r && r->rewrite.authority ? r->rewrite.authority : req->authority);
+	/* Envoy's request id: kept when the client sent one, else a random UUID v4. */
+	for (i = 0; i < ds->req.n; i++)
+		if (!strcmp(ds->req.h[i].name, "x-request-id"))
+			snprintf(ds->request_id, sizeof(ds->request_id), "%s", ds->req.h[i].value);
+	if (!ds->request_id[0]) {
+		uint32_t a = wp_rand(), b = wp_rand(), c = wp_rand(), d = wp_rand();
+
+		snprintf(ds->request_id, sizeof(ds->request_id), "%08x-%04x-4%03x-%04x-%04x%08x", a,
+			 b >> 16, b & 0xfff, (c >> 16 & 0x3fff) | 0x8000, c & 0xffff, d);
+		wp_q_printf(&ds->upq, "x-request-id: %s\r\n", ds->request_id);
+	}
 	if (ds->chunked)
 		wp_q_printf(&ds->upq, "transfer-encoding: chunked\r\n");
 	else if (cl)
@@ -252,6 +263,7 @@ void wp_ds_dispatch_upstream(struct wp_ds *ds)
 		return;
 	ds->attempts++;
 	ds->ep_name = ep.wl->name;
+	ds->ep_wl = ep.wl;
 	wp_ep_key(&ep, ds->ep_key, sizeof(ds->ep_key));
 	if (ds->route && ds->route->retries.per_try_timeout_ms)
 		ds->try_deadline_ms = ds->w->now_ms + ds->route->retries.per_try_timeout_ms;
@@ -286,6 +298,12 @@ void wp_ds_upstream_failed(struct wp_ds *ds, const char *why, bool connect_failu
 		wp_ds_request_done(ds);
 		return;
 	}
+	/*
+	 * Envoy's retryOn: "5xx" also covers no answer at all (connect failure, reset, per-try
+	 * timeout), "gateway-error" the same failures as 502/503/504.
+	 */
+	if (on & (L7_RETRY_5XX | L7_RETRY_GATEWAY_ERROR))
+		on |= L7_RETRY_CONNECT_FAILURE | L7_RETRY_RESET;
 	if (ds->copy_ok && ds->attempts < wp_max_attempts(ds) &&
 	    (on & (connect_failure ? L7_RETRY_CONNECT_FAILURE : L7_RETRY_RESET))) {
 		wp_q_free(&ds->upq);
@@ -339,7 +357,63 @@ void wp_http_tick(struct wp_worker *w)
 	}
 }
 
+/* ---- mirroring ---- */
+
+void wp_ds_mirror(struct wp_ds *ds)
+{
+	const struct l7_http_route *r = ds->route;
+	struct l7_endpoint eps[L7_MAX_ENDPOINTS];
+	const struct l7_subset *ss = NULL;
+	const char *p = ds->copy.p + ds->copy.off, *h, *e;
+	size_t len = wp_q_size(&ds->copy), n;
+	struct wp_q q = {0};
+
+	ds->mirrored = true;
+	if (!r || !r->mirror.host || !r->mirror.service || !ds->copy_ok || !ds->msg_done ||
+	    !ds->attempts || !l7_percent_hit(r->mirror_pct, wp_rand()))
+		return;
+	if (r->mirror.subset[0])
+		ss = l7_dr_subset(l7_dr_find(ds->snap->l7, r->mirror.host), r->mirror.subset);
+	n = l7_endpoints(ds->snap->mesh, r->mirror.service,
+			 r->mirror.port ? r->mirror.port : ds->port, ss, eps, L7_MAX_ENDPOINTS);
+	/* Envoy marks the copy by the Host header suffix "-shadow". */
+	h = memmem(p, len, "\r\nhost: ", 8);
+	e = h ? memmem(h + 2, len - (size_t)(h + 2 - p), "\r\n", 2) : NULL;
+	if (!n || !e)
+		return;
+	wp_q_put(&q, p, (size_t)(e - p));
+	wp_q_put(&q, "-shadow", 7);
+	wp_q_put(&q, e, len - (size_t)(e - p));
+	if (wp_up_shadow(ds->w, &eps[wp_rand() % n], ds->forwarded, q.p + q.off, wp_q_size(&q)))
+		fprintf(stderr, "waypoint: mirror to %s: cannot open a stream\n", r->mirror.host);
+	wp_q_free(&q);
+}
+
 /* ---- downstream stream callbacks ---- */
+
+/* The source workload from the HBONE forwarded header: for="ip:port" or for="[ip]:port". */
+static const struct zm_cfg_workload *wp_forwarded_workload(const struct zm_config *mesh,
+							   const char *fwd)
+{
+	const char *p = fwd ? strstr(fwd, "for=") : NULL;
+	char ip[64];
+	size_t n;
+	struct zm_addr a;
+	char *c;
+
+	if (!p)
+		return NULL;
+	p += 4 + (p[4] == '"');
+	p += *p == '[';
+	n = strcspn(p, "]\";,");
+	snprintf(ip, sizeof(ip), "%.*s", (int)n, p);
+	/* IPv4 "ip:port": cut the port; IPv6 was bracketed, so the cut above ended it. */
+	if ((c = strchr(ip, ':')) && !strchr(c + 1, ':'))
+		*c = '\0';
+	if (zm_addr_parse(ip, &a))
+		return NULL;
+	return zm_config_workload_by_ip(mesh, NULL, &a);
+}
 
 static void wp_ds_free(void *p)
 {
@@ -374,6 +448,7 @@ void wp_ds_on_request(struct hb_stream *s, const struct hb_request *req)
 	if (!zm_spiffe_id_parse(req->peer_identity, &id))
 		snprintf(ds->src_ns, sizeof(ds->src_ns), "%s", id.ns);
 	snprintf(ds->forwarded, sizeof(ds->forwarded), "%s", req->forwarded);
+	ds->src_wl = wp_forwarded_workload(ds->snap->mesh, req->forwarded);
 	ds->svc = zm_config_service_by_vip(ds->snap->mesh, NULL, &req->dst);
 	if (!ds->svc)
 		ds->pod = zm_config_workload_by_ip(ds->snap->mesh, NULL, &req->dst);
@@ -480,6 +555,7 @@ void wp_ds_tcp_start(struct wp_ds *ds)
 		return;
 	}
 	wp_ep_key(&ep, ds->ep_key, sizeof(ds->ep_key));
+	ds->ep_wl = ep.wl;
 	fprintf(stderr, "access tcp src.principal=%s authority=%s upstream=%s(%s)\n",
 		ds->peer[0] ? ds->peer : "-", ds->authority, ds->ep_key, ep.wl->name);
 	wp_up_send(ds->up);

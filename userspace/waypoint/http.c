@@ -53,6 +53,7 @@ int wp_q_put(struct wp_q *q, const void *buf, size_t len)
 	}
 	memcpy(q->p + q->len, buf, len);
 	q->len += len;
+	q->total += len;
 	return 0;
 }
 
@@ -353,15 +354,42 @@ void wp_ds_request_done(struct wp_ds *ds)
 	struct wp *wp = ds->w->wp;
 	uint64_t dur = ds->w->now_ms - ds->start_ms;
 
-	fprintf(stderr, "access http src.principal=%s method=%s path=%s authority=%s "
-			"dst.service=%s route=%s upstream=%s(%s) status=%u flags=%s duration_ms=%llu\n",
-		ds->peer[0] ? ds->peer : "-", ds->req.start[0] ?: "-", ds->req.start[1] ?: "-",
-		ds->authority, ds->svc ? ds->svc->hostname : "-",
+	char dst_id[ZM_SPIFFE_ID_MAX] = "";
+	const char *wl_name = NULL;
+	struct wp_mreq mr;
+
+	if (ds->ep_wl)
+		wl_name = ds->ep_wl->workload_name && ds->ep_wl->workload_name[0] ?
+				  ds->ep_wl->workload_name : ds->ep_wl->name;
+	if (ds->ep_wl)
+		zm_cfg_workload_identity(ds->ep_wl, dst_id, sizeof(dst_id));
+	mr = (struct wp_mreq){
+		.src_principal = ds->peer,
+		.dst_principal = zm_spiffe_principal(dst_id),
+		.src = ds->src_wl,
+		.dst = ds->ep_wl,
+		.dst_workload = wl_name,
+		.svc = ds->svc,
+		.code = ds->status,
+		.flags = ds->flags,
+		.duration_ms = dur,
+		.request_bytes = ds->req_bytes,
+		.response_bytes = ds->out.total - ds->resp_mark,
+	};
+	/* One access log line per request, Envoy's fields in key=value form. */
+	fprintf(stderr, "access http src.principal=%s src.workload=%s method=%s path=%s "
+			"authority=%s dst.service=%s route=%s upstream=%s(%s) status=%u flags=%s "
+			"request_id=%s bytes_received=%llu bytes_sent=%llu duration_ms=%llu\n",
+		ds->peer[0] ? ds->peer : "-", ds->src_wl ? ds->src_wl->name : "-",
+		ds->req.start[0] ?: "-", ds->req.start[1] ?: "-", ds->authority,
+		ds->svc ? ds->svc->hostname : "-",
 		ds->route && ds->route->name ? ds->route->name : "-",
 		ds->ep_key[0] ? ds->ep_key : "-", ds->ep_name ?: "-", ds->status, ds->flags,
-		(unsigned long long)dur);
-	wp_metric_request(wp, ds->peer, ds->svc ? ds->svc->hostname : "unknown",
-			  ds->ep_name ?: "unknown", ds->status, ds->flags, dur);
+		ds->request_id[0] ? ds->request_id : "-", (unsigned long long)mr.request_bytes,
+		(unsigned long long)mr.response_bytes, (unsigned long long)dur);
+	wp_metric_request(wp, &mr);
+	if (!ds->mirrored)
+		wp_ds_mirror(ds);
 	if (ds->up)
 		wp_up_detach(ds->up, ds->keepalive && !ds->close_after);
 	if (!ds->keepalive)
@@ -376,6 +404,11 @@ void wp_ds_request_done(struct wp_ds *ds)
 	ds->status = 0;
 	ds->ep_key[0] = '\0';
 	ds->ep_name = NULL;
+	ds->ep_wl = NULL;
+	ds->request_id[0] = '\0';
+	ds->req_bytes = 0;
+	ds->resp_mark = ds->out.total;
+	ds->mirrored = false;
 	ds->attempts = 0;
 	ds->deadline_ms = ds->delay_until_ms = ds->try_deadline_ms = 0;
 	ds->parsed = 0;
@@ -399,6 +432,7 @@ static bool wp_ds_parse(struct wp_ds *ds)
 		ds->start_ms = ds->w->now_ms;
 	n = http_parser_execute(&ds->p, &wp_rq_settings, ds->in.p + ds->in.off + ds->parsed,
 				avail);
+	ds->req_bytes += n;
 	if (HTTP_PARSER_ERRNO(&ds->p) != HPE_OK && HTTP_PARSER_ERRNO(&ds->p) != HPE_PAUSED)
 		ds->bad = true;
 	else if (ds->p.upgrade)
@@ -432,6 +466,22 @@ static void wp_ds_detect(struct wp_ds *ds)
 	const char *s = ds->in.p + ds->in.off;
 	size_t n = wp_q_size(&ds->in), i;
 
+	/*
+	 * The HTTP/2 connection preface (h2c with prior knowledge, as gRPC clients send) also
+	 * starts like a request line, "PRI * HTTP/2.0": until HTTP/2 is parsed here it is
+	 * relayed unchanged, as TCP, rather than refused as a bad HTTP/1 request.
+	 */
+	static const char h2_preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+	if (!memcmp(s, h2_preface, n < sizeof(h2_preface) - 1 ? n : sizeof(h2_preface) - 1)) {
+		if (n < sizeof(h2_preface) - 1 && !ds->in_eof)
+			return; /* too little yet */
+		if (n >= sizeof(h2_preface) - 1) {
+			ds->mode = WP_DS_TCP;
+			atomic_fetch_add(&ds->w->wp->tcp_streams, 1);
+			return;
+		}
+	}
 	/* A request line starts with an upper-case method token and a space. */
 	for (i = 0; i < n && i < 20; i++) {
 		if (s[i] == ' ' && i > 0) {

@@ -17,6 +17,7 @@
 struct wp_q {
 	char *p;
 	size_t off, len, cap; /* live bytes are p[off .. len) */
+	uint64_t total;	      /* bytes ever put: response sizes for metrics */
 };
 
 struct wp_head {
@@ -73,6 +74,10 @@ struct wp_ds {
 	struct wp_up *up;
 	char ep_key[ZM_ADDR_STRLEN];
 	const char *ep_name;
+	const struct zm_cfg_workload *ep_wl, *src_wl;
+	char request_id[40];
+	uint64_t req_bytes, resp_mark; /* request bytes parsed; ds->out.total at its start */
+	bool mirrored;
 	/* the response */
 	unsigned int status;
 	bool resp_started, resp_chunked, resp_body;
@@ -91,6 +96,7 @@ struct wp_up {
 	struct wp_q in;
 	struct wp_q out; /* bytes for the upstream the stream did not take yet */
 	bool head_done, msg_done, keepalive;
+	bool shadow, shut; /* a mirror copy: out holds the request, no downstream */
 	struct wp_ep_stat *stat;
 };
 
@@ -116,6 +122,8 @@ void wp_ds_request_done(struct wp_ds *ds);
 /* The upstream of ds failed before a response: retry or answer 503. */
 void wp_ds_upstream_failed(struct wp_ds *ds, const char *why, bool connect_failure);
 void wp_ds_dispatch_upstream(struct wp_ds *ds);
+/* The route's mirror: a copy of the finished request to the mirror host, answer dropped. */
+void wp_ds_mirror(struct wp_ds *ds);
 
 /* upstream.c */
 struct wp_up *wp_up_get(struct wp_worker *w, struct wp_ds *ds, const struct l7_endpoint *ep,
@@ -123,5 +131,8 @@ struct wp_up *wp_up_get(struct wp_worker *w, struct wp_ds *ds, const struct l7_e
 void wp_up_detach(struct wp_up *up, bool reusable);
 void wp_up_send(struct wp_up *up);
 struct wp_ep_stat *wp_ep_stat(struct wp_worker *w, const char *key);
+/* A fire-and-forget request (bytes) to ep; its response is discarded. */
+int wp_up_shadow(struct wp_worker *w, const struct l7_endpoint *ep, const char *forwarded,
+		 const void *bytes, size_t len);
 
 #endif

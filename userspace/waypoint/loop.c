@@ -9,6 +9,7 @@
  * Objects dropped inside a batch are freed after it.
  */
 #include <errno.h>
+#include <netinet/tcp.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -191,6 +192,8 @@ static void wp_accept(struct wp_worker *w, struct wp_ev *ev, uint32_t events)
 
 		if (fd < 0)
 			return;
+		/* No Nagle: small HTTP/2 frames must not wait for delayed ACKs. */
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){1}, sizeof(int));
 		h = calloc(1, sizeof(*h));
 		if (!h) {
 			close(fd);
@@ -230,11 +233,12 @@ static struct wp_hconn *wp_pool_dial(struct wp_worker *w, const struct zm_addr *
 	char err[256];
 	SSL *ssl;
 	socklen_t sl = zm_addr_to_sockaddr(ip, 15008, &ss);
-	int fd;
+	int fd, one = 1;
 
 	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return NULL;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (connect(fd, (struct sockaddr *)&ss, sl) && errno != EINPROGRESS)
 		goto err_fd;
 	if (zm_identity_get(wp->idp, wp->opts.identity, &cert, err, sizeof(err))) {

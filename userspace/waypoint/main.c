@@ -31,12 +31,6 @@
 struct wp *wp_g;
 static volatile sig_atomic_t wp_hup, wp_term;
 
-struct wp_metric {
-	struct wp_metric *next;
-	char labels[1024];
-	unsigned long count;
-	unsigned long long dur_ms;
-};
 
 uint64_t wp_now_ms(void)
 {
@@ -100,48 +94,6 @@ err:
 	return NULL;
 }
 
-static void wp_metric_label(char *buf, size_t len, const char *s)
-{
-	size_t i = 0;
-
-	for (; *s && i + 2 < len; s++) {
-		if (*s == '"' || *s == '\\' || *s == '\n')
-			continue; /* label values never need them here; drop rather than escape */
-		buf[i++] = *s;
-	}
-	buf[i] = '\0';
-}
-
-void wp_metric_request(struct wp *wp, const char *src_principal, const char *dst_service,
-		       const char *dst_workload, unsigned int code, const char *flags,
-		       uint64_t duration_ms)
-{
-	char a[256], b[256], c[128], labels[1024];
-	struct wp_metric *m;
-
-	wp_metric_label(a, sizeof(a), src_principal[0] ? src_principal : "unknown");
-	wp_metric_label(b, sizeof(b), dst_service);
-	wp_metric_label(c, sizeof(c), dst_workload);
-	snprintf(labels, sizeof(labels),
-		 "reporter=\"waypoint\",source_principal=\"spiffe://%s\",destination_service=\"%s\","
-		 "destination_workload=\"%s\",request_protocol=\"http\",response_code=\"%u\","
-		 "response_flags=\"%s\"",
-		 a, b, c, code, flags);
-	pthread_mutex_lock(&wp->m_lock);
-	for (m = wp->metrics; m && strcmp(m->labels, labels); m = m->next)
-		;
-	if (!m && (m = calloc(1, sizeof(*m)))) {
-		snprintf(m->labels, sizeof(m->labels), "%s", labels);
-		m->next = wp->metrics;
-		wp->metrics = m;
-	}
-	if (m) {
-		m->count++;
-		m->dur_ms += duration_ms;
-	}
-	pthread_mutex_unlock(&wp->m_lock);
-}
-
 static int wp_ctl_listen(int port)
 {
 	struct sockaddr_in6 a = {.sin6_family = AF_INET6, .sin6_addr = in6addr_any};
@@ -177,17 +129,7 @@ static void wp_ctl_answer(struct wp *wp, int fd, bool metrics)
 	if (!f)
 		return;
 	if (metrics && (strstr(req, "GET /metrics") || strstr(req, "GET /stats/prometheus"))) {
-		struct wp_metric *m;
-
-		fprintf(f, "# TYPE istio_requests_total counter\n");
-		pthread_mutex_lock(&wp->m_lock);
-		for (m = wp->metrics; m; m = m->next)
-			fprintf(f, "istio_requests_total{%s} %lu\n", m->labels, m->count);
-		fprintf(f, "# TYPE istio_request_duration_milliseconds_sum counter\n");
-		for (m = wp->metrics; m; m = m->next)
-			fprintf(f, "istio_request_duration_milliseconds_sum{%s} %llu\n", m->labels,
-				m->dur_ms);
-		pthread_mutex_unlock(&wp->m_lock);
+		wp_metrics_print(wp, f);
 		fprintf(f, "# TYPE zmesh_waypoint_streams_total counter\n"
 			   "zmesh_waypoint_streams_total{protocol=\"http\"} %lu\n"
 			   "zmesh_waypoint_streams_total{protocol=\"tcp\"} %lu\n",

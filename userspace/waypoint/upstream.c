@@ -17,6 +17,17 @@
 
 void wp_head_emit(struct wp_q *q, const struct wp_head *h, const struct l7_header_ops *ops);
 
+/* A mirror copy: write what the stream takes; the answer is read and dropped. */
+static void wp_up_shadow_flush(struct wp_up *up)
+{
+	if (!up->st || up->dead || up->shut)
+		return;
+	if (wp_q_flush(&up->out, up->st) < 0 || wp_q_size(&up->out))
+		return;
+	up->shut = true; /* all sent: the request ends with our half-close */
+	hb_stream_shutdown(up->st);
+}
+
 static void wp_up_free(void *p)
 {
 	struct wp_up *up = p;
@@ -82,6 +93,32 @@ struct wp_up *wp_up_get(struct wp_worker *w, struct wp_ds *ds, const struct l7_e
 	up->stat = wp_ep_stat(w, key);
 	up->stat->active++;
 	return up;
+}
+
+int wp_up_shadow(struct wp_worker *w, const struct l7_endpoint *ep, const char *forwarded,
+		 const void *bytes, size_t len)
+{
+	char id[ZM_SPIFFE_ID_MAX];
+	struct wp_up *up = calloc(1, sizeof(*up));
+
+	if (!up)
+		return -ENOMEM;
+	up->w = w;
+	up->shadow = true;
+	up->opened_ms = w->now_ms;
+	zm_addr_port_format(&ep->wl->ips[0].addr, ep->target_port, up->key, sizeof(up->key));
+	zm_cfg_workload_identity(ep->wl, id, sizeof(id));
+	if (wp_q_put(&up->out, bytes, len))
+		goto err;
+	up->st = wp_pool_open(w, &ep->wl->ips[0].addr, ep->target_port, id, forwarded, up);
+	if (!up->st)
+		goto err;
+	wp_up_shadow_flush(up);
+	return 0;
+err:
+	wp_q_free(&up->out);
+	free(up);
+	return -ENOMEM;
 }
 
 void wp_up_detach(struct wp_up *up, bool reusable)
@@ -361,6 +398,8 @@ size_t wp_up_on_data(struct hb_stream *s, const uint8_t *buf, size_t len)
 	struct wp_up *up = hb_stream_ud(s);
 	struct wp_ds *ds = up ? up->ds : NULL;
 
+	if (up && up->shadow)
+		return len; /* the mirror's answer: dropped */
 	if (!ds) {
 		/* Bytes on an idle stream: the server broke keep-alive framing; drop it. */
 		if (up && !up->dead) {
@@ -405,6 +444,8 @@ void wp_up_on_writable(struct hb_stream *s)
 {
 	struct wp_up *up = hb_stream_ud(s);
 
+	if (up && up->shadow)
+		wp_up_shadow_flush(up);
 	if (!up || !up->ds)
 		return;
 	wp_up_send(up);

@@ -19,6 +19,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "common/addr.h"
 #include "config/config.h"
@@ -118,10 +119,19 @@ struct wp_snap *wp_snap_get(struct wp *wp);
 void wp_snap_put(struct wp_snap *s);
 uint64_t wp_now_ms(void);
 uint32_t wp_rand(void);
-/* Request metrics, istio_requests_total with Istio's label names. */
-void wp_metric_request(struct wp *wp, const char *src_principal, const char *dst_service,
-		       const char *dst_workload, unsigned int code, const char *flags,
-		       uint64_t duration_ms);
+/* metrics.c: one finished request, in Istio's metric names and labels. */
+struct wp_mreq {
+	const char *src_principal, *dst_principal; /* without spiffe:// ("" unknown) */
+	const struct zm_cfg_workload *src, *dst;   /* NULL when unknown */
+	const char *dst_workload;
+	const struct zm_cfg_service *svc;
+	const char *protocol; /* "http", "grpc" */
+	unsigned int code;
+	const char *flags;
+	uint64_t duration_ms, request_bytes, response_bytes;
+};
+void wp_metric_request(struct wp *wp, const struct wp_mreq *r);
+void wp_metrics_print(struct wp *wp, FILE *f);
 int wp_ctl_run(struct wp *wp);
 
 /* loop.c */

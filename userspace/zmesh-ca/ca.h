@@ -3,7 +3,7 @@
  * zmesh-ca: the mesh's certificate service. Shared types of its three files: main.c (options,
  * the listener, one thread per connection, `issue-node`), rpc.c (TLS + HTTP/2 + gRPC framing
  * of one connection) and sign.c (CSR checks, node authorization against the local config,
- * certificate issuance). The CA key lives only in struct zca and is never logged.
+ * certificate issuance). The CA key stays inside lib/tls's struct zm_ca and is never logged.
  */
 #ifndef ZMESH_CA_CA_H
 #define ZMESH_CA_CA_H
@@ -36,7 +36,6 @@
 
 struct zca {
 	struct zm_ca *ca;  /* validated CA directory (root, trust domain) */
-	EVP_PKEY *ca_key;  /* signing key, read from the same directory */
 	X509 *ca_cert;	   /* borrowed from ca */
 	char td[128];
 	char node_account[ZM_SPIFFE_ID_MAX]; /* callers allowed to impersonate */

@@ -41,23 +41,11 @@ static int errf(char *err, size_t len, int ret, const char *fmt, ...)
 
 int zca_load(struct zca *z, const char *dir, const char *config, char *err, size_t len)
 {
-	char kpath[4096];
-	BIO *bio;
 	int r;
 
 	r = zm_ca_load(dir, &z->ca, err, len);
 	if (r)
 		return r;
-	/* zm_ca_load() checked the key's mode and that it matches the root; the key itself is
-	 * private to lib/tls, so read the same file again for CSR signing. */
-	snprintf(kpath, sizeof(kpath), "%s/%s", dir, ZM_CA_KEY_FILE);
-	bio = BIO_new_file(kpath, "r");
-	if (bio)
-		z->ca_key = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
-	BIO_free(bio);
-	ERR_clear_error();
-	if (!z->ca_key)
-		return errf(err, len, -EINVAL, "cannot read the CA key %s", kpath);
 	z->ca_cert = zm_ca_x509(z->ca);
 	snprintf(z->td, sizeof(z->td), "%s", zm_ca_trust_domain(z->ca));
 	if (!z->node_account[0])
@@ -71,7 +59,6 @@ int zca_load(struct zca *z, const char *dir, const char *config, char *err, size
 void zca_fini(struct zca *z)
 {
 	SSL_CTX_free(z->ssl_ctx);
-	EVP_PKEY_free(z->ca_key);
 	zm_ca_free(z->ca);
 	if (z->cfg)
 		zm_config_free(z->cfg);
@@ -79,110 +66,30 @@ void zca_fini(struct zca *z)
 
 /* ---- building certificates ---- */
 
-static int x509_ext(X509 *x, X509 *issuer, int nid, const char *value)
-{
-	X509V3_CTX v3;
-	X509_EXTENSION *ext;
-	int ok;
-
-	X509V3_set_ctx(&v3, issuer, x, NULL, NULL, 0);
-	ext = X509V3_EXT_conf_nid(NULL, &v3, nid, value);
-	if (!ext)
-		return 0;
-	ok = X509_add_ext(x, ext, -1);
-	X509_EXTENSION_free(ext);
-	return ok;
-}
-
-static int x509_serial(X509 *x)
-{
-	unsigned char raw[16];
-	BIGNUM *bn;
-	int ok;
-
-	if (RAND_bytes(raw, sizeof(raw)) != 1)
-		return 0;
-	raw[0] = (raw[0] & 0x7f) | 0x40; /* positive, never short */
-	bn = BN_bin2bn(raw, sizeof(raw), NULL);
-	ok = bn && BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x));
-	BN_free(bn);
-	return ok;
-}
-
-/* The URI SAN as a GENERAL_NAME: the id never passes through a config-string parser. */
-static int x509_uri_san(X509 *x, const char *uri, bool critical)
-{
-	GENERAL_NAMES *names = GENERAL_NAMES_new();
-	GENERAL_NAME *gn = GENERAL_NAME_new();
-	ASN1_IA5STRING *s = ASN1_IA5STRING_new();
-	int ok = 0;
-
-	if (!names || !gn || !s || !ASN1_STRING_set(s, uri, (int)strlen(uri)))
-		goto out;
-	GENERAL_NAME_set0_value(gn, GEN_URI, s);
-	s = NULL;
-	if (!sk_GENERAL_NAME_push(names, gn))
-		goto out;
-	gn = NULL;
-	ok = X509_add1_ext_i2d(x, NID_subject_alt_name, names, critical, X509V3_ADD_DEFAULT) == 1;
-out:
-	ASN1_IA5STRING_free(s);
-	GENERAL_NAME_free(gn);
-	GENERAL_NAMES_free(names);
-	return ok;
-}
-
-/*
- * A leaf for pubkey signed by the CA: lifetime_s from now (backdated by up to 5 min, a tenth
- * of the lifetime at most, so short test lifetimes still rotate after they start), never past
- * the root's own notAfter. cn NULL means an empty subject (then the SAN is critical).
- */
+/* A leaf signed by the CA (lib/tls does the X.509 work); NULL on failure. */
 static X509 *zca_leaf(struct zca *z, EVP_PKEY *pubkey, const char *uri, const char *cn,
-		      long lifetime_s, const char *extra_san)
+		      long lifetime_s, const char *extra_sans)
 {
-	long back = lifetime_s > 0 && lifetime_s / 10 < ZCA_BACKDATE_S ? lifetime_s / 10
-								     : ZCA_BACKDATE_S;
-	X509 *x = X509_new();
-	int ok;
+	struct zm_ca_leaf_opts o = {.spiffe_id = uri, .lifetime_s = lifetime_s, .cn = cn,
+				    .extra_sans = extra_sans};
+	char err[256];
+	X509 *x = NULL;
 
-	if (!x)
-		return NULL;
-	ok = X509_set_version(x, X509_VERSION_3) && x509_serial(x) &&
-	     X509_set_issuer_name(x, X509_get_subject_name(z->ca_cert)) &&
-	     X509_gmtime_adj(X509_getm_notBefore(x), -back) &&
-	     X509_gmtime_adj(X509_getm_notAfter(x), lifetime_s) && X509_set_pubkey(x, pubkey);
-	if (ok && ASN1_TIME_compare(X509_get0_notAfter(z->ca_cert), X509_get0_notAfter(x)) < 0)
-		ok = X509_set1_notAfter(x, X509_get0_notAfter(z->ca_cert));
-	if (ok && cn)
-		ok = X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_UTF8,
-						(const unsigned char *)cn, -1, -1, 0);
-	if (ok && extra_san)
-		ok = x509_ext(x, z->ca_cert, NID_subject_alt_name, extra_san);
-	else if (ok)
-		ok = x509_uri_san(x, uri, !cn);
-	ok = ok && x509_ext(x, z->ca_cert, NID_basic_constraints, "critical,CA:FALSE") &&
-	     x509_ext(x, z->ca_cert, NID_key_usage, "critical,digitalSignature,keyEncipherment") &&
-	     x509_ext(x, z->ca_cert, NID_ext_key_usage, "serverAuth,clientAuth") &&
-	     x509_ext(x, z->ca_cert, NID_authority_key_identifier, "keyid:always") &&
-	     X509_sign(x, z->ca_key, EVP_sha256()) > 0;
-	if (!ok) {
-		X509_free(x);
-		return NULL;
-	}
+	if (zm_ca_sign_pubkey(z->ca, pubkey, &o, &x, err, sizeof(err)))
+		fprintf(stderr, "zmesh-ca: %s\n", err);
 	return x;
 }
 
 int zca_server_cert(struct zca *z, X509 **cert, EVP_PKEY **key, char *err, size_t len)
 {
-	char id[ZM_SPIFFE_ID_MAX], san[ZM_SPIFFE_ID_MAX + 160];
+	char id[ZM_SPIFFE_ID_MAX];
 
 	zm_spiffe_id_format(id, sizeof(id), z->td, ZCA_SERVER_NS, ZCA_SERVER_SA);
-	/* td passed zm_ca_load()'s charset check, so it cannot inject config syntax here. */
-	snprintf(san, sizeof(san),
-		 "URI:%s,DNS:istiod.istio-system.svc,DNS:zmesh-ca,DNS:localhost,"
-		 "IP:127.0.0.1,IP:::1", id);
 	*key = EVP_EC_gen("P-256");
-	*cert = *key ? zca_leaf(z, *key, id, "zmesh-ca", 10L * 365 * 86400, san) : NULL;
+	*cert = *key ? zca_leaf(z, *key, id, "zmesh-ca", 10L * 365 * 86400,
+				"DNS:istiod.istio-system.svc,DNS:zmesh-ca,DNS:localhost,"
+				"IP:127.0.0.1,IP:::1")
+		     : NULL;
 	if (!*cert) {
 		EVP_PKEY_free(*key);
 		ERR_clear_error();
@@ -484,13 +391,13 @@ static int zca_authorize(struct zca *z, const struct zca_caller *c, const char *
 static int zca_sign(struct zca *z, X509_REQ *req, const char *id, long ttl, char *chain[2],
 		    char *why, size_t wlen)
 {
-	X509 *x = zca_leaf(z, X509_REQ_get0_pubkey(req), id, NULL, ttl, NULL);
+	X509 *x = NULL;
 	BIGNUM *bn;
 	char *hex;
 
-	if (!x) {
+	if (zm_ca_sign_csr(z->ca, req, id, ttl, &x, why, wlen)) {
 		ERR_clear_error();
-		return errf(why, wlen, ZM_GRPC_INTERNAL, "signing failed");
+		return ZM_GRPC_INTERNAL;
 	}
 	chain[0] = pem_of(x);
 	chain[1] = pem_of(z->ca_cert);

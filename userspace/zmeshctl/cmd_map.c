@@ -2,8 +2,9 @@
 /*
  * zmeshctl map list | map dump NAME | stats | conn list, and the decoders that turn the
  * pinned maps' keys and values (include/zmesh/abi.h) into JSON with addresses, flags, reason
- * names and identities spelled out. A map whose key or value size does not match this build's
- * struct is shown as hex rather than misread.
+ * names and identities spelled out (the zm_pol_* maps with policy names and the live
+ * generation; their free slots left out). A map whose key or value size does not match this
+ * build's struct is shown as hex rather than misread.
  */
 #include "zmeshctl.h"
 
@@ -13,6 +14,7 @@
 #include <errno.h>
 #include <net/if.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 json_object *dec_addr(const struct zm_addr *a)
@@ -151,6 +153,140 @@ static bool dec_sizes(const struct zm_dp_map_info *mi, size_t k, size_t v)
 	return mi->key_size == k && mi->value_size == v;
 }
 
+/*
+ * The policy maps refer to each other by slot and generation: map dump loads zm_pol_names
+ * and zm_pol_gen first (dec_pol_load) so rules and counters show policy names and whether
+ * they are live. NULL names: not loaded, show indexes only.
+ */
+static struct zm_pol_name *dec_pol_names;
+static int dec_pol_live_gen = -1; /* -1: unknown */
+
+static int dec_pol_names_cb(const void *key, const void *values, const struct zm_dp_map_info *mi,
+			    void *ctx)
+{
+	__u32 i = *(const __u32 *)key;
+
+	(void)ctx;
+	if (dec_sizes(mi, 4, sizeof(struct zm_pol_name)) && i < ZM_MAX_POLICIES) {
+		memcpy(&dec_pol_names[i], values, sizeof(struct zm_pol_name));
+		dec_pol_names[i].name[ZM_POLICY_NAME_LEN - 1] = '\0';
+	}
+	return 0;
+}
+
+static int dec_pol_gen_cb(const void *key, const void *values, const struct zm_dp_map_info *mi,
+			  void *ctx)
+{
+	(void)key;
+	(void)ctx;
+	if (dec_sizes(mi, 4, sizeof(struct zm_pol_gen)))
+		dec_pol_live_gen = (int)(((const struct zm_pol_gen *)values)->gen & 1);
+	return 0;
+}
+
+/* Best effort: without these maps the dump still decodes, just without names. */
+static void dec_pol_load(struct zm_dp *dp)
+{
+	dec_pol_names = calloc(ZM_MAX_POLICIES, sizeof(*dec_pol_names));
+	if (dec_pol_names)
+		zm_dp_map_walk(dp, ZM_STR(ZM_MAP_POL_NAMES), dec_pol_names_cb, NULL, NULL);
+	zm_dp_map_walk(dp, ZM_STR(ZM_MAP_POL_GEN), dec_pol_gen_cb, NULL, NULL);
+}
+
+static void dec_pol_unload(void)
+{
+	free(dec_pol_names);
+	dec_pol_names = NULL;
+	dec_pol_live_gen = -1;
+}
+
+static json_object *dec_pol_name(__u32 slot)
+{
+	if (!dec_pol_names || slot >= ZM_MAX_POLICIES || !dec_pol_names[slot].name[0])
+		return NULL;
+	return json_object_new_string(dec_pol_names[slot].name);
+}
+
+/* A trie key: which generation, destination, port and source prefix. */
+static json_object *dec_pol_key(const struct zm_pol_key *k)
+{
+	json_object *o = json_object_new_object();
+	unsigned int bits = k->prefixlen - ZM_POL_KEY_FIXED_BITS;
+	char buf[ZM_ADDR_STRLEN + 8];
+	struct zm_addr a = {.family = k->family};
+
+	json_object_object_add(o, "gen", json_object_new_int(k->gen));
+	if (dec_pol_live_gen >= 0)
+		json_object_object_add(o, "live",
+				       json_object_new_boolean(k->gen == dec_pol_live_gen));
+	memcpy(a.addr, k->dst, sizeof(a.addr));
+	json_object_object_add(o, "dst", dec_addr(&a));
+	json_object_object_add(o, "dst_port", json_object_new_int(ntohs(k->dport)));
+	if (k->prefixlen < ZM_POL_KEY_FIXED_BITS || !bits) {
+		json_object_object_add(o, "src", json_object_new_string("any"));
+		return o;
+	}
+	memcpy(a.addr, k->src, sizeof(a.addr));
+	zm_addr_format(&a, buf, sizeof(buf));
+	snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf), "/%u", bits);
+	json_object_object_add(o, "src", json_object_new_string(buf));
+	return o;
+}
+
+static json_object *dec_pol_value(const struct zm_pol_value *v)
+{
+	json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "action",
+			       json_object_new_string(v->action == ZM_POL_DROP    ? "drop"
+						      : v->action == ZM_POL_DEFER ? "defer"
+										  : "unknown"));
+	json_object_object_add(o, "policy", dec_pol_name(v->policy));
+	json_object_object_add(o, "index", json_object_new_int64(v->policy));
+	return o;
+}
+
+/* Per-CPU counters of one slot, each value padded to 8 bytes (already 16 here). */
+static json_object *dec_pol_counters(__u32 slot, const struct zm_pol_counters *c, unsigned int n)
+{
+	json_object *o = json_object_new_object(), *arr = json_object_new_array();
+	__u64 tc = 0, xdp = 0;
+
+	for (unsigned int i = 0; i < n; i++) {
+		json_object *e = json_object_new_object();
+
+		tc += c[i].tc_drops;
+		xdp += c[i].xdp_drops;
+		json_object_object_add(e, "tc_drops",
+				       json_object_new_int64((int64_t)c[i].tc_drops));
+		json_object_object_add(e, "xdp_drops",
+				       json_object_new_int64((int64_t)c[i].xdp_drops));
+		json_object_array_add(arr, e);
+	}
+	json_object_object_add(o, "policy", dec_pol_name(slot));
+	json_object_object_add(o, "tc_drops", json_object_new_int64((int64_t)tc));
+	json_object_object_add(o, "xdp_drops", json_object_new_int64((int64_t)xdp));
+	json_object_object_add(o, "per_cpu", arr);
+	return o;
+}
+
+/* Free slots of the fixed-size policy arrays: left out of dumps (1024 lines of nothing). */
+static bool dec_pol_unused(const char *map, const void *values, const struct zm_dp_map_info *mi)
+{
+	if (!strcmp(map, ZM_STR(ZM_MAP_POL_NAMES)) && dec_sizes(mi, 4, sizeof(struct zm_pol_name)))
+		return !((const struct zm_pol_name *)values)->name[0];
+	if (!strcmp(map, ZM_STR(ZM_MAP_POL_STATS)) &&
+	    dec_sizes(mi, 4, sizeof(struct zm_pol_counters))) {
+		const struct zm_pol_counters *c = values;
+
+		for (unsigned int i = 0; i < mi->n_values; i++)
+			if (c[i].tc_drops || c[i].xdp_drops)
+				return false;
+		return true;
+	}
+	return false;
+}
+
 /* {"key": ..., "value": ...} for one entry of a map we know, hex for anything else. */
 json_object *dec_entry(const char *map, const void *key, const void *values,
 		       const struct zm_dp_map_info *mi)
@@ -188,6 +324,31 @@ json_object *dec_entry(const char *map, const void *key, const void *values,
 		   dec_sizes(mi, sizeof(struct zm_flow), sizeof(struct zm_conn_stats))) {
 		k = dec_flow(key);
 		v = dec_conn_value(values);
+	} else if (!strcmp(map, ZM_STR(ZM_MAP_POL_RULES)) &&
+		   dec_sizes(mi, sizeof(struct zm_pol_key), sizeof(struct zm_pol_value))) {
+		k = dec_pol_key(key);
+		v = dec_pol_value(values);
+	} else if (!strcmp(map, ZM_STR(ZM_MAP_POL_STATS)) &&
+		   dec_sizes(mi, 4, sizeof(struct zm_pol_counters))) {
+		k = json_object_new_int64(*(const __u32 *)key);
+		v = dec_pol_counters(*(const __u32 *)key, values, mi->n_values);
+	} else if (!strcmp(map, ZM_STR(ZM_MAP_POL_NAMES)) &&
+		   dec_sizes(mi, 4, sizeof(struct zm_pol_name))) {
+		const struct zm_pol_name *pn = values;
+
+		k = json_object_new_int64(*(const __u32 *)key);
+		v = json_object_new_object();
+		dec_add_str(v, "policy", pn->name, sizeof(pn->name));
+		json_object_object_add(v, "n_rules", json_object_new_int64(pn->n_rules));
+	} else if (!strcmp(map, ZM_STR(ZM_MAP_POL_GEN)) &&
+		   dec_sizes(mi, 4, sizeof(struct zm_pol_gen))) {
+		const struct zm_pol_gen *g = values;
+
+		k = json_object_new_int64(*(const __u32 *)key);
+		v = json_object_new_object();
+		json_object_object_add(v, "live_gen", json_object_new_int64(g->gen));
+		json_object_object_add(v, "n_rules", json_object_new_int64(g->n_rules));
+		json_object_object_add(v, "serial", json_object_new_int64((int64_t)g->serial));
 	} else {
 		size_t vsz = mi->n_values > 1 ? ((mi->value_size + 7u) & ~7u) * mi->n_values
 					      : mi->value_size;
@@ -205,10 +366,16 @@ struct dump_ctx {
 	json_object *arr;
 };
 
+static size_t dump_skipped; /* unused policy slots left out, for the human footer */
+
 static int dump_cb(const void *key, const void *values, const struct zm_dp_map_info *mi, void *ctx)
 {
 	struct dump_ctx *d = ctx;
 
+	if (dec_pol_unused(d->map, values, mi)) {
+		dump_skipped++;
+		return 0;
+	}
 	json_object_array_add(d->arr, dec_entry(d->map, key, values, mi));
 	return 0;
 }
@@ -245,8 +412,12 @@ static void map_dump_human(json_object *arr)
 		human_flat(v);
 		printf("\n");
 	}
-	printf("%zu entr%s\n", json_object_array_length(arr),
+	printf("%zu entr%s", json_object_array_length(arr),
 	       json_object_array_length(arr) == 1 ? "y" : "ies");
+	if (dump_skipped)
+		printf(" (%zu unused slot%s not shown)", dump_skipped,
+		       dump_skipped == 1 ? "" : "s");
+	printf("\n");
 }
 
 int cmd_map_dump(struct cli *c, int argc, char **argv)
@@ -262,7 +433,10 @@ int cmd_map_dump(struct cli *c, int argc, char **argv)
 	if (cli_prepare(c))
 		return CLI_ERR;
 	d.arr = json_object_new_array();
+	if (!strncmp(d.map, "zm_pol_", 7))
+		dec_pol_load(&c->dp);
 	r = zm_dp_map_walk(&c->dp, d.map, dump_cb, &d, NULL);
+	dec_pol_unload();
 	if (r) {
 		json_object_put(d.arr);
 		return cli_dp_fail(c, r);

@@ -38,6 +38,7 @@ const struct cli_cmd cli_cmds[] = {
      "--file RULES.json|- | --rule policy=NS/NAME,dst=ADDR[,port=N][,src=CIDR][,defer]...\n"
      "\t\t(replaces the whole fast-path rule set; no rules clears it)"},
     {"ca", "init", cmd_ca_init, "--dir DIR [--trust-domain TD]"},
+    {"cert", "list", cmd_cert_list, "[--admin HOST:PORT] (default 127.0.0.1:15000)"},
     {NULL, NULL, NULL, NULL},
 };
 

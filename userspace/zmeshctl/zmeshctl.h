@@ -80,6 +80,7 @@ int cmd_conn_list(struct cli *c, int argc, char **argv);
 int cmd_policy_list(struct cli *c, int argc, char **argv);
 int cmd_policy_set(struct cli *c, int argc, char **argv);
 int cmd_ca_init(struct cli *c, int argc, char **argv);
+int cmd_cert_list(struct cli *c, int argc, char **argv);
 
 /* Decoders shared by map dump, workload list and conn list. */
 json_object *dec_addr(const struct zm_addr *a);

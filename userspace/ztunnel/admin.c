@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
  * The control thread (the process's main thread once the workers run): a tiny HTTP/1.0
- * responder for admin (15000, 127.0.0.1 only: /config_dump, /logging, /quitquitquit),
+ * responder for admin (15000, 127.0.0.1 only: /config_dump, /certs, /logging, /quitquitquit),
  * Prometheus metrics (15020: /metrics, /stats/prometheus) and readiness (15021:
  * /healthz/ready); config reload on SIGHUP and when the file's mtime changes (polled); the
  * auto-enrollment that follows every new snapshot; SIGTERM/SIGINT stop the process. Requests
@@ -188,6 +188,10 @@ static void zt_http_serve(struct zt *zt, int lfd, enum zt_port_kind kind)
 		body = zt_config_dump(zt);
 		zt_http_reply(fd, 200, "application/json", body ? body : "{}",
 			      body ? strlen(body) : 2);
+	} else if (kind == ZT_ADMIN && !strcmp(path, "/certs")) {
+		body = zt_identity_certs_json(zt);
+		zt_http_reply(fd, body ? 200 : 503, "application/json", body ? body : "[]\n",
+			      body ? strlen(body) : 3);
 	} else if (kind == ZT_ADMIN && !strcmp(path, "/logging")) {
 		zt_http_reply(fd, 200, "text/plain", "level=info\n", 11);
 	} else if (kind == ZT_ADMIN && !strcmp(path, "/quitquitquit")) {
@@ -217,6 +221,8 @@ static int zt_control_reload(struct zt *zt, bool force, bool retry_enroll)
 	struct zt_snap *s;
 	int r = zt_state_reload_if_changed(zt, force), failed = 0;
 
+	/* Trust bundle and node certificate: reloaded on SIGHUP or when they change. */
+	zt_identity_reload(zt, force);
 	/* Policy files reload with the config; either change re-checks live connections. */
 	zt_authz_reload(force, r == 1);
 	if (r == 1 || retry_enroll) {

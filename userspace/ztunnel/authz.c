@@ -6,6 +6,11 @@
  * close) the node. Every change bumps a generation; each worker compares it at its one-second
  * tick and re-evaluates its live inbound connections, closing those now denied the same way a
  * new connection would be refused (RST on 15006, RST_STREAM on 15008).
+ *
+ * The same changes recompile the kernel fast path (zm_rbac_compile_fastpath: DROP rules for
+ * the plaintext SYNs the evaluator certainly denies) into the datapath's rule set. The kernel
+ * set is only ever a subset of what userspace denies, so every failure degrades towards
+ * userspace enforcement, never towards wrong drops.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -17,6 +22,7 @@
 
 #include "authz.h"
 #include "config/config.h"
+#include "datapath/datapath.h"
 #include "rbac/rbac.h"
 #include "zt.h"
 
@@ -111,6 +117,167 @@ static void zt_authz_swap(struct zt_authz_sets *s)
 	atomic_fetch_add(&zt_authz_gen, 1);
 }
 
+/* ---- the kernel fast path (control thread only) ---- */
+
+static bool zt_fp_off;		/* --no-fastpath */
+static bool zt_fp_dirty = true; /* policies or config changed since the last sync */
+static bool zt_fp_waiting;	/* "datapath not loaded" was said */
+static __u64 zt_fp_serial;	/* zm_pol_gen serial after our last replace, 0: none */
+static struct zm_dp_policy_rule *zt_fp_live; /* the set we put in, sorted */
+static size_t zt_fp_n_live;
+
+void zt_authz_fastpath_off(void)
+{
+	zt_fp_off = true;
+}
+
+static int zt_fp_rule_cmp(const void *a, const void *b)
+{
+	/* The compiler zeroes each rule before filling it: padding compares equal. */
+	return memcmp(a, b, sizeof(struct zm_dp_policy_rule));
+}
+
+static int zt_fp_gen_cb(const void *key, const void *values, const struct zm_dp_map_info *mi,
+			void *ctx)
+{
+	(void)key;
+	if (mi->value_size == sizeof(struct zm_pol_gen))
+		*(__u64 *)ctx = ((const struct zm_pol_gen *)values)->serial;
+	return 0;
+}
+
+/* Compile this node's rules from the current snapshot and policy files; rbac.h's returns. */
+static int zt_fp_compile(struct zm_dp_policy_rule **rules, size_t *n)
+{
+	struct zt_snap *s = zt_state_get();
+	struct zt_authz_sets *sets = zt_authz_get();
+	const struct zm_rbac_set *v[ZT_AUTHZ_MAX_FILES];
+	struct zm_rbac_sources src = {s ? s->cfg : NULL, v, sets ? sets->n : 0};
+	size_t i;
+	int err;
+
+	for (i = 0; sets && i < sets->n; i++)
+		v[i] = sets->v[i];
+	err = zm_rbac_compile_fastpath(&src, zt_g->opts.node, rules, n);
+	zt_authz_put(sets);
+	zt_state_put(s);
+	if (*n)
+		qsort(*rules, *n, sizeof(**rules), zt_fp_rule_cmp);
+	return err;
+}
+
+/* Keep the rules of v that are also in the live set: both policy versions deny those. */
+static size_t zt_fp_intersect(struct zm_dp_policy_rule *v, size_t n)
+{
+	size_t i, k = 0;
+
+	for (i = 0; i < n && zt_fp_n_live; i++)
+		if (bsearch(&v[i], zt_fp_live, zt_fp_n_live, sizeof(*v), zt_fp_rule_cmp))
+			v[k++] = v[i];
+	return k;
+}
+
+/*
+ * Put v in force. When the kernel refuses it, the old set may drop what the new policies
+ * allow, so fall back to the rules both versions deny, then to none. 0 when some set went in.
+ */
+static int zt_fp_replace(struct zm_dp *dp, struct zm_dp_policy_rule *v, size_t *n)
+{
+	int err = zm_dp_policy_replace(dp, v, *n);
+
+	if (!err)
+		return 0;
+	fprintf(stderr,
+		"ztunnel: kernel fast path: replacing the rule set (%zu rules) failed: %s\n", *n,
+		dp->err);
+	*n = zt_fp_intersect(v, *n);
+	err = zm_dp_policy_replace(dp, v, *n);
+	if (err) {
+		*n = 0;
+		err = zm_dp_policy_replace(dp, NULL, 0);
+	}
+	if (err)
+		fprintf(stderr,
+			"ztunnel: kernel fast path: clearing the rule set failed too: %s; "
+			"retrying\n",
+			dp->err);
+	else
+		fprintf(stderr,
+			"ztunnel: kernel fast path: kept only the %zu rules the old and the new "
+			"policies both deny\n",
+			*n);
+	return err;
+}
+
+static size_t zt_fp_count_policies(const struct zm_dp_policy_rule *v, size_t n)
+{
+	size_t i, k = 0;
+
+	for (i = 0; i < n; i++)
+		k += !i || strcmp(v[i].policy, v[i - 1].policy);
+	return k;
+}
+
+/*
+ * Bring the kernel rule set in line with the policies: after a change, when the datapath
+ * appears, and when someone else replaced the set (a fresh datapath load, a manual `zmeshctl
+ * policy set`): ztunnel owns it, and only its own compilation is known to be sound.
+ */
+static void zt_fp_sync(void)
+{
+	struct zm_dp_policy_rule *v = NULL;
+	__u64 serial = 0;
+	struct zm_dp dp;
+	size_t n = 0;
+	int err;
+
+	if (zt_fp_off)
+		return;
+	zm_dp_init(&dp, zt_g->opts.pin_dir);
+	if (zm_dp_map_walk(&dp, ZM_STR(ZM_MAP_POL_GEN), zt_fp_gen_cb, &serial, NULL)) {
+		if (!zt_fp_waiting)
+			fprintf(stderr,
+				"ztunnel: kernel fast path: %s; userspace enforces every policy "
+				"until the datapath is loaded\n",
+				dp.err);
+		zt_fp_waiting = true;
+		zt_fp_serial = 0;
+		goto out;
+	}
+	if (!zt_fp_dirty && serial == zt_fp_serial)
+		goto out;
+	if (!zt_fp_dirty && zt_fp_serial)
+		fprintf(stderr,
+			"ztunnel: kernel fast path: the rule set was replaced outside ztunnel "
+			"(serial %llu, ours %llu): restoring it\n",
+			(unsigned long long)serial, (unsigned long long)zt_fp_serial);
+	zt_fp_waiting = false;
+	zt_fp_dirty = false;
+	err = zt_fp_compile(&v, &n);
+	if (err == -E2BIG)
+		fprintf(stderr,
+			"ztunnel: kernel fast path: the policies need more than %u rules; the "
+			"first %zu go to the kernel, userspace enforces the rest\n",
+			ZM_MAX_POL_RULES, n);
+	else if (err)
+		fprintf(stderr, "ztunnel: kernel fast path: compiling failed: %s; clearing it\n",
+			strerror(-err));
+	if (zt_fp_replace(&dp, v, &n)) {
+		zt_fp_dirty = true;
+		goto out;
+	}
+	free(zt_fp_live);
+	zt_fp_live = v;
+	zt_fp_n_live = n;
+	v = NULL;
+	zm_dp_map_walk(&dp, ZM_STR(ZM_MAP_POL_GEN), zt_fp_gen_cb, &zt_fp_serial, NULL);
+	fprintf(stderr, "ztunnel: kernel fast path: %zu drop rules from %zu policies for node %s\n",
+		zt_fp_n_live, zt_fp_count_policies(zt_fp_live, zt_fp_n_live), zt_g->opts.node);
+out:
+	free(v);
+	zm_dp_close(&dp);
+}
+
 int zt_authz_init(char *err, size_t len)
 {
 	struct zt_authz_sets *s = zt_authz_load(zt_authz_st, err, len);
@@ -123,7 +290,43 @@ int zt_authz_init(char *err, size_t len)
 	if (zt_authz_n_files)
 		fprintf(stderr, "ztunnel: %zu policies from %zu --policy files\n", n, s->n);
 	zt_authz_swap(s);
+	zt_fp_sync();
 	return 0;
+}
+
+int zt_authz_check(const struct zm_config *cfg, const char *node)
+{
+	const struct zm_rbac_set *v[ZT_AUTHZ_MAX_FILES];
+	struct zm_rbac_set *sets[ZT_AUTHZ_MAX_FILES] = {0};
+	struct zm_rbac_sources src = {cfg, v, 0};
+	struct zm_dp_policy_rule *rules;
+	char err[8192];
+	size_t i, n;
+	int bad = 0, r;
+
+	for (i = 0; i < zt_authz_n_files; i++) {
+		if (zm_rbac_load_file(zt_authz_files[i], &sets[i], err, sizeof(err))) {
+			fprintf(stderr, "%s\n", err);
+			bad = 1;
+			continue;
+		}
+		v[src.n_sets++] = sets[i];
+		printf("%s: ok (%zu policies)\n", zt_authz_files[i], sets[i]->n_policies);
+	}
+	if (!bad && node && *node) {
+		r = zm_rbac_compile_fastpath(&src, node, &rules, &n);
+		if (r && r != -E2BIG) {
+			fprintf(stderr, "fast path for node %s: %s\n", node, strerror(-r));
+			bad = 1;
+		} else {
+			printf("fast path: %zu kernel drop rules for node %s%s\n", n, node,
+			       r ? " (truncated: more than the kernel holds)" : "");
+			free(rules);
+		}
+	}
+	for (i = 0; i < zt_authz_n_files; i++)
+		zm_rbac_set_free(sets[i]);
+	return bad;
 }
 
 static bool zt_authz_files_changed(void)
@@ -160,11 +363,14 @@ void zt_authz_reload(bool force, bool config_changed)
 		} else {
 			fprintf(stderr, "ztunnel: policy files reloaded\n");
 			zt_authz_swap(s);
-			return;
+			zt_fp_dirty = true;
+			config_changed = false; /* the swap bumped the generation already */
 		}
 	}
 	if (config_changed)
 		atomic_fetch_add(&zt_authz_gen, 1);
+	zt_fp_dirty |= config_changed;
+	zt_fp_sync();
 }
 
 /* The workload label Istio's metrics use. */

@@ -21,14 +21,30 @@ struct zt_worker;
 #define ZT_AUTHZ_MAX_FILES 16
 int zt_authz_add_file(const char *path);
 
-/* Load every policy file once at startup. -errno with the messages in err. */
+/* --no-fastpath: never touch the kernel rule set (every decision stays in userspace). */
+void zt_authz_fastpath_off(void);
+
+/*
+ * Load every policy file once at startup (-errno with the messages in err), then compile the
+ * kernel fast path for this node into the datapath, when it is loaded.
+ */
 int zt_authz_init(char *err, size_t len);
+
+/*
+ * `ztunnel --check`: load every --policy file, printing "FILE:LINE: field: problem" lines on
+ * stderr for each broken one; with node, also report how many kernel fast-path rules the
+ * policies give that node under cfg. Returns the exit status: 0 all good, 1 otherwise.
+ */
+struct zm_config;
+int zt_authz_check(const struct zm_config *cfg, const char *node);
 
 /*
  * Control thread, after every config reload attempt: reload the policy files when forced or
  * when one changed (a broken file keeps the previous set in force and is logged);
  * config_changed says a new config snapshot went in. Either change makes every worker re-check
- * its live inbound connections at its next tick.
+ * its live inbound connections at its next tick and recompiles the kernel fast path (a
+ * refused replacement is logged and retried; the kernel then keeps only rules that both the
+ * old and new policies deny, or none). A rule set replaced by anyone else is restored.
  */
 void zt_authz_reload(bool force, bool config_changed);
 

@@ -3,7 +3,9 @@
  * Auto-enrollment: every workload of this node with protocol HBONE is enrolled in the BPF
  * datapath (zm_dp_enroll), on the host-side veth that the node's routing table uses for its
  * address (RTM_GETROUTE), and unenrolled when it leaves the config. TCP-protocol workloads are
- * not captured: the mesh reaches them in plain TCP and they reach mesh pods through 15006.
+ * not captured: the mesh reaches them in plain TCP and they reach mesh pods through 15006,
+ * which needs the capture filter on their veths too, so those veths get it (zm_dp_attach:
+ * what a CNI plugin would do for every pod), without enrollment.
  *
  * The datapath itself is loaded by `zmeshctl datapath load` (it owns the uplink choice and
  * the policy route); when it is not loaded yet the ztunnel says so and retries every second,
@@ -132,6 +134,28 @@ static int zt_enroll_wl(struct zm_dp *dp, const struct zm_cfg_workload *wl, stru
 	return failed;
 }
 
+/*
+ * Attach the capture filter to a non-enrolled local workload's veth, so its connections to
+ * enrolled pods (same node: no uplink on the way) are captured to 15006/15008. Idempotent.
+ */
+static void zt_attach_wl(struct zm_dp *dp, const struct zm_cfg_workload *wl)
+{
+	char ifname[IF_NAMESIZE], prev[IF_NAMESIZE] = "";
+	size_t i;
+	int r;
+
+	for (i = 0; i < wl->n_ips; i++) {
+		if (zt_route_oif(&wl->ips[i].addr, ifname) || !strcmp(ifname, prev))
+			continue; /* no local route: not on a veth of this node */
+		r = zm_dp_attach(dp, ifname);
+		/* -ENOENT: datapath not loaded yet, which the enrollment path reports. */
+		if (r && r != -ENOENT)
+			fprintf(stderr, "ztunnel: attaching capture to %s of %s/%s: %s\n", ifname,
+				wl->namespace, wl->name, dp->err);
+		memcpy(prev, ifname, sizeof(prev));
+	}
+}
+
 static bool zt_addr_in(const struct zm_addr *a, const struct zm_addr *v, size_t n)
 {
 	size_t i;
@@ -177,9 +201,12 @@ int zt_enroll_sync(struct zt *zt, const struct zt_snap *s)
 	for (i = 0; i < s->cfg->n_workloads; i++) {
 		const struct zm_cfg_workload *wl = &s->cfg->workloads[i];
 
-		if (wl->protocol == ZM_CFG_PROTO_HBONE && !strcmp(wl->node, zt->opts.node) &&
-		    wl->network_mode == ZM_CFG_NETMODE_STANDARD)
+		if (strcmp(wl->node, zt->opts.node) || wl->network_mode != ZM_CFG_NETMODE_STANDARD)
+			continue;
+		if (wl->protocol == ZM_CFG_PROTO_HBONE)
 			failed += zt_enroll_wl(&dp, wl, want, &n_want);
+		else
+			zt_attach_wl(&dp, wl);
 	}
 	for (i = 0; i < zt_n_enrolled; i++)
 		if (!zt_addr_in(&zt_enrolled[i], want, n_want))

@@ -9,10 +9,15 @@
  *     node-key.pem (0600; the node's client certificate, from `zmesh-ca issue-node`). The
  *     identities of this node's workloads (config `node` == --node) are prefetched.
  * Without --ca-dir the ztunnel still relays plain legs, and refuses HBONE destinations with a
- * clear reason.
+ * clear reason. ca-cert.pem may hold several roots (a root rotation: old and new together,
+ * then the old removed); it and the node certificate are re-read on SIGHUP and when their
+ * mtime changes, and only connections made afterwards see the new roots.
  */
 #include <errno.h>
+#include <json-c/json.h>
+#include <openssl/x509.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -21,8 +26,13 @@
 #include "tls/tls.h"
 #include "zt.h"
 
-/* --ca-addr (set by main.c; belongs in struct zt_opts once zt.h is free to change). */
-const char *zt_ca_addr;
+/* What the trust files looked like at the last (re)load: reload when any of it changes. */
+struct zt_trust_files {
+	struct timespec mtime[3];
+	off_t size[3];
+};
+
+static struct zt_trust_files zt_trust_seen;
 
 /* Server certificate: the local workload owning the address the connection arrived on. */
 static int zt_cert_select(void *ud, const struct zm_addr *local, struct zm_cert **out)
@@ -71,7 +81,7 @@ static int zt_identity_wanted(void *ud, void (*add)(void *ctx, const char *id), 
 static int zt_identity_from_ca(struct zt *zt, char *err, size_t len)
 {
 	char cpath[4096], kpath[4096], rpath[4096];
-	struct zm_caclient_opts o = {.addr = zt_ca_addr, .wanted = zt_identity_wanted,
+	struct zm_caclient_opts o = {.addr = zt->opts.ca_addr, .wanted = zt_identity_wanted,
 				     .wanted_ud = zt};
 	struct zm_spiffe_id sid;
 	struct stat st;
@@ -97,16 +107,123 @@ static int zt_identity_from_ca(struct zt *zt, char *err, size_t len)
 	}
 	if (!r)
 		fprintf(stderr, "ztunnel: certificates from the CA at %s (node identity %s)\n",
-			zt_ca_addr, zm_cert_identity(o.node));
+			zt->opts.ca_addr, zm_cert_identity(o.node));
 	zm_cert_put(o.node);
 	zm_tls_roots_put(o.roots);
 	return r;
 }
 
-/* JSON array of the CA client's certificates (admin /certs); NULL without --ca-addr. */
+/* One dev-provider entry in the shape of zm_caclient_provider_dump(). */
+static void zt_dev_cert_json(void *ud, const char *id, const struct zm_cert *cert)
+{
+	json_object *o = json_object_new_object();
+	time_t now = time(NULL), rot = zm_cert_rotate_at(cert);
+	char buf[256], serial[128];
+
+	X509_NAME_oneline(X509_get_issuer_name(zm_cert_x509(cert)), buf, sizeof(buf));
+	json_object_object_add(o, "identity", json_object_new_string(id));
+	json_object_object_add(o, "state", json_object_new_string(
+		now >= zm_cert_not_after(cert) ? "expired" : now >= rot ? "rotating" : "valid"));
+	json_object_object_add(o, "wanted", json_object_new_boolean(true));
+	json_object_object_add(o, "serial", json_object_new_string(
+		zm_cert_serial(cert, serial, sizeof(serial))));
+	json_object_object_add(o, "issuer", json_object_new_string(buf));
+	json_object_object_add(o, "not_before", json_object_new_int64(zm_cert_not_before(cert)));
+	json_object_object_add(o, "not_after", json_object_new_int64(zm_cert_not_after(cert)));
+	json_object_object_add(o, "rotate_in_s", json_object_new_int64(rot > now ? rot - now : 0));
+	json_object_array_add(ud, o);
+}
+
+/*
+ * JSON array of this node's certificates (admin /certs): the CA client's entries, or the dev
+ * provider's cache; "[]" without --ca-dir. NULL only when out of memory.
+ */
 char *zt_identity_certs_json(struct zt *zt)
 {
-	return zm_caclient_provider_is(zt->idp) ? zm_caclient_provider_dump(zt->idp) : NULL;
+	json_object *arr;
+	char *out;
+
+	if (zm_caclient_provider_is(zt->idp))
+		return zm_caclient_provider_dump(zt->idp);
+	arr = json_object_new_array();
+	if (!arr)
+		return NULL;
+	if (zt->idp)
+		zm_dev_provider_each(zt->idp, zt_dev_cert_json, arr);
+	out = strdup(json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PLAIN));
+	json_object_put(arr);
+	return out;
+}
+
+/* Snapshot of ca-cert.pem, node-cert.pem and node-key.pem (missing files count as zero). */
+static void zt_trust_files_stat(struct zt *zt, struct zt_trust_files *t)
+{
+	static const char *const names[3] = {ZM_CA_CERT_FILE, ZM_NODE_CERT_FILE,
+					     ZM_NODE_KEY_FILE};
+	char path[4096];
+	struct stat st;
+
+	memset(t, 0, sizeof(*t));
+	for (int i = 0; i < 3; i++) {
+		snprintf(path, sizeof(path), "%s/%s", zt->opts.ca_dir, names[i]);
+		if (!stat(path, &st)) {
+			t->mtime[i] = st.st_mtim;
+			t->size[i] = st.st_size;
+		}
+	}
+}
+
+/* The node certificate of --ca-addr mode, when both files are there (NULL: keep the old). */
+static struct zm_cert *zt_node_cert_reload(struct zt *zt)
+{
+	char cpath[4096], kpath[4096], err[256];
+	struct zm_cert *node = NULL;
+	struct stat st;
+
+	snprintf(cpath, sizeof(cpath), "%s/%s", zt->opts.ca_dir, ZM_NODE_CERT_FILE);
+	snprintf(kpath, sizeof(kpath), "%s/%s", zt->opts.ca_dir, ZM_NODE_KEY_FILE);
+	if (stat(kpath, &st) || (st.st_mode & 077)) {
+		fprintf(stderr, "ztunnel: %s missing or not mode 0600: node certificate kept\n",
+			kpath);
+		return NULL;
+	}
+	if (zm_cert_load_pem(cpath, kpath, &node, err, sizeof(err))) {
+		fprintf(stderr, "ztunnel: node certificate kept: %s\n", err);
+		return NULL;
+	}
+	return node;
+}
+
+void zt_identity_reload(struct zt *zt, bool force)
+{
+	struct zm_tls_roots *roots = NULL;
+	struct zm_cert *node = NULL;
+	struct zt_trust_files now;
+	char path[4096], err[256];
+
+	if (!zt->idp || !zt->opts.ca_dir)
+		return;
+	zt_trust_files_stat(zt, &now);
+	if (!force && !memcmp(&now, &zt_trust_seen, sizeof(now)))
+		return;
+	zt_trust_seen = now;
+	snprintf(path, sizeof(path), "%s/%s", zt->opts.ca_dir, ZM_CA_CERT_FILE);
+	if (zm_tls_roots_load(path, &roots, err, sizeof(err))) {
+		/* A half-written or emptied bundle must not take trust away: keep the old. */
+		fprintf(stderr, "ztunnel: trust bundle kept: %s\n", err);
+		return;
+	}
+	zm_tls_ctx_set_roots(zt->tls_client, roots);
+	zm_tls_ctx_set_roots(zt->tls_server, roots);
+	if (zm_caclient_provider_is(zt->idp)) {
+		node = zt_node_cert_reload(zt);
+		zm_caclient_provider_update(zt->idp, roots, node);
+	}
+	fprintf(stderr, "ztunnel: trust bundle %s reloaded: %d root%s%s\n", path,
+		zm_tls_roots_count(roots), zm_tls_roots_count(roots) == 1 ? "" : "s",
+		node ? ", node certificate reloaded, workload certificates re-fetched" : "");
+	zm_cert_put(node);
+	zm_tls_roots_put(roots);
 }
 
 int zt_identity_init(struct zt *zt, char *err, size_t len)
@@ -115,14 +232,15 @@ int zt_identity_init(struct zt *zt, char *err, size_t len)
 	struct zm_ca *ca;
 	int r;
 
-	if (zt_ca_addr && !zt->opts.ca_dir) {
+	if (zt->opts.ca_addr && !zt->opts.ca_dir) {
 		snprintf(err, len, "--ca-addr needs --ca-dir DIR with ca-cert.pem, %s and %s",
 			 ZM_NODE_CERT_FILE, ZM_NODE_KEY_FILE);
 		return -EINVAL;
 	}
 	if (!zt->opts.ca_dir)
 		return 0;
-	if (zt_ca_addr) {
+	zt_trust_files_stat(zt, &zt_trust_seen);
+	if (zt->opts.ca_addr) {
 		r = zt_identity_from_ca(zt, err, len);
 		if (r)
 			return r;

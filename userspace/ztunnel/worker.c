@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,7 +83,7 @@ static void zt_reap(struct zt_worker *w)
 static void zt_listener_event(struct zt_worker *w, struct zt_ev *ev, uint32_t events)
 {
 	struct zt_listener *l = (struct zt_listener *)ev;
-	int i, fd;
+	int i, fd, one = 1;
 
 	(void)events;
 	/* Bounded so one busy listener cannot starve the relays of this worker. */
@@ -96,6 +97,12 @@ static void zt_listener_event(struct zt_worker *w, struct zt_ev *ev, uint32_t ev
 					strerror(errno));
 			return;
 		}
+		/*
+		 * No Nagle on any leg: HBONE writes small HTTP/2 frames (HEADERS, SETTINGS,
+		 * WINDOW_UPDATE) that would otherwise wait for the peer's delayed ACK (~40 ms
+		 * per connection set-up, measured by make bench).
+		 */
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		switch (l->kind) {
 		case ZT_LIS_OUTBOUND:
 			zt_outbound_accept(w, fd);

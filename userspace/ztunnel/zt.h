@@ -47,6 +47,7 @@ struct zt_opts {
 	const char *netns;
 	const char *pin_dir;
 	const char *ca_dir;
+	const char *ca_addr; /* --ca-addr: certificates from zmesh-ca */
 	int admin_port, metrics_port, ready_port;
 	int workers;
 	bool check;
@@ -196,6 +197,10 @@ void zt_hsrv_free_all(struct zt_worker *w);
 /* identity.c */
 int zt_identity_init(struct zt *zt, char *err, size_t len);
 void zt_identity_fini(struct zt *zt);
+/* Reload the trust bundle (and node certificate) when forced or changed on disk. */
+void zt_identity_reload(struct zt *zt, bool force);
+/* JSON array text of this node's workload certificates (malloc'd; admin /certs). */
+char *zt_identity_certs_json(struct zt *zt);
 
 /* state.c: the current snapshot, refcounted */
 int zt_state_load(struct zt *zt, char *err, size_t len);

@@ -88,7 +88,18 @@ struct zm_caclient_opts {
 int zm_caclient_provider_new(const struct zm_caclient_opts *o, struct zm_identity_provider **out,
 			     char *err, size_t len);
 
-/* Cached certificates as a JSON array (malloc'd): id, state, serial, times, issuer, error. */
+/*
+ * A trust bundle or node certificate reload: use roots and/or node (either may be NULL: kept)
+ * for CA calls from now on, and re-fetch every cached certificate (each stays in use until its
+ * successor arrives), so none keeps chaining to a root that is about to be removed.
+ */
+int zm_caclient_provider_update(struct zm_identity_provider *p, struct zm_tls_roots *roots,
+				struct zm_cert *node);
+
+/*
+ * Cached certificates as a JSON array (malloc'd): identity, state (pending, valid, rotating,
+ * fetch-failed, expired), wanted, serial, issuer, not_before, not_after, rotate_in_s, error.
+ */
 char *zm_caclient_provider_dump(struct zm_identity_provider *p);
 
 /* True when p was made by zm_caclient_provider_new(). */

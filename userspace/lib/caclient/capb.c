@@ -110,17 +110,25 @@ static int pb_value_string(const uint8_t *p, size_t n, const char **s, size_t *s
 	int type;
 
 	*s = NULL;
+	*slen = 0;
 	while (r.p < r.end) {
 		if (pb_field(&r, &num, &type, &d, &dl))
-			return -EINVAL;
+			break;
 		if (num == 3 && type == PB_LEN) {
 			*s = (const char *)d;
 			*slen = dl;
 		} else if (num >= 1 && num <= 6) {
 			*s = NULL; /* oneof: a later member replaces the string */
+			*slen = 0;
 		}
 	}
-	return *s ? 0 : -EINVAL;
+	if (r.p < r.end || !*s) {
+		/* Never leave a length without its pointer behind. */
+		*s = NULL;
+		*slen = 0;
+		return -EINVAL;
+	}
+	return 0;
 }
 
 /* One Struct.fields map entry (key = 1, value = 2). */
@@ -202,7 +210,8 @@ int zm_capb_request_decode(const uint8_t *buf, size_t len, struct zm_capb_reques
 		} else if (num == 4) {
 			if (type != PB_LEN)
 				return pb_errf(err, errlen, "metadata has wire type %d", type);
-			out->impersonated = NULL;
+			/* A repeated singular message merges (proto3): a second metadata
+			 * naming the identity again is refused as "given twice". */
 			ret = pb_metadata(d, dl, out, err, errlen);
 			if (ret)
 				return ret;

@@ -130,20 +130,6 @@ int zm_caclient_csr_new(const char *spiffe_id, EVP_PKEY **key_out, char **csr_ou
 }
 
 /* An anonymous in-memory file holding text; its /proc/self/fd path feeds lib/tls's loader. */
-static int memfd_with(const char *name, const char *a, size_t alen, char *path, size_t plen)
-{
-	int fd = memfd_create(name, MFD_CLOEXEC);
-
-	if (fd < 0)
-		return -errno;
-	if (write(fd, a, alen) != (ssize_t)alen) {
-		close(fd);
-		return -EIO;
-	}
-	snprintf(path, plen, "/proc/self/fd/%d", fd);
-	return fd;
-}
-
 static X509 *pem_x509(const char *pem)
 {
 	BIO *bio = BIO_new_mem_buf(pem, -1);
@@ -156,12 +142,10 @@ static X509 *pem_x509(const char *pem)
 int zm_caclient_cert_build(EVP_PKEY *key, char *const *chain, size_t n, struct zm_tls_roots *roots,
 			   struct zm_cert **out, char *err, size_t len)
 {
-	char cpath[64], kpath[64], *certs = NULL, *kpem = NULL;
 	X509 *leaf = NULL, *issuer = NULL;
-	int cfd = -1, kfd = -1, r;
+	char *certs = NULL;
 	size_t clen = 0;
-	BIO *bio;
-	long kl;
+	int r;
 
 	(void)roots; /* peers verify against the roots; here the leaf's signature is checked */
 	if (!n)
@@ -188,24 +172,8 @@ int zm_caclient_cert_build(EVP_PKEY *key, char *const *chain, size_t n, struct z
 		clen += l;
 		certs[clen++] = '\n';
 	}
-	bio = BIO_new(BIO_s_mem());
-	if (bio && PEM_write_bio_PrivateKey(bio, key, NULL, NULL, 0, NULL, NULL) &&
-	    (kl = BIO_get_mem_data(bio, &kpem)) > 0)
-		kfd = memfd_with("zm-key", kpem, (size_t)kl, kpath, sizeof(kpath));
-	if (bio)
-		BIO_reset(bio); /* wipes the key text from the memory BIO */
-	BIO_free(bio);
-	cfd = memfd_with("zm-cert", certs, clen, cpath, sizeof(cpath));
-	if (kfd < 0 || cfd < 0) {
-		r = cac_errf(err, len, -ENOMEM, "cannot stage the certificate in memory");
-		goto out;
-	}
-	r = zm_cert_load_pem(cpath, kpath, out, err, len);
+	r = zm_cert_from_pem_key(certs, clen, key, out, err, len);
 out:
-	if (kfd >= 0)
-		close(kfd);
-	if (cfd >= 0)
-		close(cfd);
 	free(certs);
 	X509_free(leaf);
 	X509_free(issuer);

@@ -44,6 +44,7 @@ struct cac_provider {
 	pthread_cond_t wake; /* refresh thread: work to do */
 	pthread_cond_t done; /* waiters: a fetch finished */
 	struct cac_entry *entries;
+	unsigned int generation; /* bumped by every zm_caclient_provider_update() */
 	bool stop;
 	/* wanted-set collection (refresh thread only) */
 	char (*want)[ZM_SPIFFE_ID_MAX];
@@ -137,8 +138,8 @@ static int cac_get(struct zm_identity_provider *ip, const char *id, struct zm_ce
 
 /* ---- the refresh thread ---- */
 
-static int cac_fetch(struct cac_provider *p, const char *id, struct zm_cert **out, char *err,
-		     size_t len)
+static int cac_fetch(struct cac_provider *p, const char *id, struct zm_tls_roots *roots,
+		     struct zm_cert *node, struct zm_cert **out, char *err, size_t len)
 {
 	char *chain[ZM_CA_MAX_CHAIN], *csr = NULL, got[ZM_SPIFFE_ID_MAX];
 	EVP_PKEY *key = NULL;
@@ -148,10 +149,10 @@ static int cac_fetch(struct cac_provider *p, const char *id, struct zm_cert **ou
 	r = zm_caclient_csr_new(id, &key, &csr, err, len);
 	if (r)
 		return r;
-	r = zm_caclient_call(p->addr, p->o.roots, p->o.node, p->server_id, csr, id,
-			     p->o.validity_s, p->o.timeout_ms, chain, ZM_CA_MAX_CHAIN, &n, err, len);
+	r = zm_caclient_call(p->addr, roots, node, p->server_id, csr, id, p->o.validity_s,
+			     p->o.timeout_ms, chain, ZM_CA_MAX_CHAIN, &n, err, len);
 	if (!r)
-		r = zm_caclient_cert_build(key, chain, n, p->o.roots, out, err, len);
+		r = zm_caclient_cert_build(key, chain, n, roots, out, err, len);
 	if (!r && strcmp(zm_cert_identity(*out), id)) {
 		snprintf(got, sizeof(got), "%s", zm_cert_identity(*out));
 		snprintf(err, len, "CA issued %.80s instead of %.80s", got, id);
@@ -216,14 +217,19 @@ static bool cac_due(const struct cac_entry *e, time_t now, uint64_t now_ms)
 /* Fetch one due entry (lock held on entry and exit, dropped around the CA call). */
 static void cac_refresh_one(struct cac_provider *p, struct cac_entry *e)
 {
-	struct zm_cert *cert = NULL, *old = NULL;
+	struct zm_cert *cert = NULL, *old = NULL, *node = zm_cert_ref(p->o.node);
+	struct zm_tls_roots *roots = zm_tls_roots_ref(p->o.roots);
 	char id[ZM_SPIFFE_ID_MAX], err[200];
+	unsigned int gen = p->generation;
 	time_t now;
 	int r;
 
+	/* roots and node are swapped by zm_caclient_provider_update() under the lock. */
 	snprintf(id, sizeof(id), "%s", e->id);
 	pthread_mutex_unlock(&p->lock);
-	r = cac_fetch(p, id, &cert, err, sizeof(err));
+	r = cac_fetch(p, id, roots, node, &cert, err, sizeof(err));
+	zm_cert_put(node);
+	zm_tls_roots_put(roots);
 	pthread_mutex_lock(&p->lock);
 	now = time(NULL);
 	if (!r) {
@@ -231,7 +237,9 @@ static void cac_refresh_one(struct cac_provider *p, struct cac_entry *e)
 
 		old = e->cert;
 		e->cert = cert;
-		e->rotate_at = now + (zm_cert_not_after(cert) - now) / 2;
+		/* Fetched with roots an update has replaced meanwhile: fetch again at once. */
+		e->rotate_at = gen != p->generation ? now
+						     : now + (zm_cert_not_after(cert) - now) / 2;
 		e->backoff_ms = ZM_CACLIENT_BACKOFF_MIN_MS;
 		e->next_try_ms = 0;
 		e->error[0] = '\0';
@@ -293,7 +301,13 @@ static void *cac_thread(void *arg)
 
 static struct zm_tls_roots *cac_roots(struct zm_identity_provider *ip)
 {
-	return zm_tls_roots_ref(((struct cac_provider *)ip)->o.roots);
+	struct cac_provider *p = (struct cac_provider *)ip;
+	struct zm_tls_roots *r;
+
+	pthread_mutex_lock(&p->lock);
+	r = zm_tls_roots_ref(p->o.roots);
+	pthread_mutex_unlock(&p->lock);
+	return r;
 }
 
 static void cac_destroy(struct zm_identity_provider *ip)
@@ -318,6 +332,39 @@ static void cac_destroy(struct zm_identity_provider *ip)
 	pthread_mutex_destroy(&p->lock);
 	free(p->want);
 	free(p);
+}
+
+int zm_caclient_provider_update(struct zm_identity_provider *ip, struct zm_tls_roots *roots,
+				struct zm_cert *node)
+{
+	struct cac_provider *p = (struct cac_provider *)ip;
+	struct zm_tls_roots *old_roots = NULL;
+	struct zm_cert *old_node = NULL;
+
+	if (!zm_caclient_provider_is(ip))
+		return -EINVAL;
+	pthread_mutex_lock(&p->lock);
+	if (roots) {
+		old_roots = p->o.roots;
+		p->o.roots = zm_tls_roots_ref(roots);
+	}
+	if (node) {
+		old_node = p->o.node;
+		p->o.node = zm_cert_ref(node);
+	}
+	p->generation++;
+	/* Re-fetch everything: no certificate may keep chaining to a root just removed. The
+	 * current ones stay in use until their successors arrive. */
+	for (struct cac_entry *e = p->entries; e; e = e->next) {
+		e->rotate_at = 0;
+		e->next_try_ms = 0;
+		e->backoff_ms = ZM_CACLIENT_BACKOFF_MIN_MS;
+	}
+	pthread_cond_signal(&p->wake);
+	pthread_mutex_unlock(&p->lock);
+	zm_tls_roots_put(old_roots);
+	zm_cert_put(old_node);
+	return 0;
 }
 
 bool zm_caclient_provider_is(const struct zm_identity_provider *p)
@@ -398,11 +445,13 @@ static json_object *cac_entry_json(const struct cac_entry *e, time_t now)
 
 	json_object_object_add(o, "identity", json_object_new_string(e->id));
 	if (!e->cert)
-		state = e->error[0] ? "failed" : "pending";
+		state = e->error[0] ? "fetch-failed" : "pending";
 	else if (now >= zm_cert_not_after(e->cert))
 		state = "expired";
+	else if (e->error[0])
+		state = "fetch-failed"; /* still served: valid until not_after */
 	else if (now >= e->rotate_at)
-		state = e->error[0] ? "rotation_failing" : "rotating";
+		state = "rotating";
 	else
 		state = "valid";
 	json_object_object_add(o, "state", json_object_new_string(state));

@@ -99,7 +99,7 @@ static bool zm_rbac_cidr_has(const struct zm_cfg_cidr *c, const struct zm_addr *
 		((pos).n == 0 || any_) && none_;                                                   \
 	})
 
-static bool zm_rbac_group_empty(const struct zm_cfg_match *m)
+bool zm_rbac_match_empty(const struct zm_cfg_match *m)
 {
 	return !m->namespaces.n && !m->not_namespaces.n && !m->service_accounts.n &&
 	       !m->not_service_accounts.n && !m->principals.n && !m->not_principals.n &&
@@ -140,7 +140,7 @@ static bool zm_rbac_matches(const struct zm_rbac_policy *p, const struct zm_rbac
 			bool clause_ok = cl->n_matches == 0;
 
 			for (g = 0; g < cl->n_matches && !clause_ok; g++)
-				clause_ok = !zm_rbac_group_empty(&cl->matches[g]) &&
+				clause_ok = !zm_rbac_match_empty(&cl->matches[g]) &&
 					    zm_rbac_group_matches(&cl->matches[g], c, id);
 			rule_ok = clause_ok;
 		}

@@ -123,9 +123,9 @@ static int zm_fp_policy(const struct zm_rbac_policy *p, const struct zm_fp_regio
 			clause = c->n_matches ? F : T;
 			for (g = 0; g < c->n_matches; g++) {
 				const struct zm_cfg_match *m = &c->matches[g];
-				bool empty = !memcmp(m, &(struct zm_cfg_match){0}, sizeof(*m));
 
-				clause = zm_fp_or(clause, empty ? F : zm_fp_group(m, r));
+				clause = zm_fp_or(clause,
+						  zm_rbac_match_empty(m) ? F : zm_fp_group(m, r));
 			}
 			rule = zm_fp_and(rule, clause);
 		}
@@ -162,13 +162,20 @@ static void zm_fp_collect(const struct zm_rbac_sources *src, const struct zm_cfg
 		for (j = 0; src->sets[i] && j < src->sets[i]->n_policies; j++) {
 			const struct zm_rbac_policy *p = &src->sets[i]->policies[j];
 
-			if (p->dry_run || !zm_rbac_policy_applies(p, wl))
+			if (!zm_rbac_policy_applies(p, wl))
 				continue;
+			/*
+			 * The most specific PeerAuthentication is in force even when it is a
+			 * dry-run one (which then enforces nothing): pick it before skipping
+			 * dry runs, exactly as the evaluator does.
+			 */
 			if (p->peer_auth) {
 				if (!pa || p->peer_auth > pa->peer_auth)
 					pa = p;
 				continue;
 			}
+			if (p->dry_run)
+				continue;
 			if (l->n == 256) {
 				l->overflow = true;
 				return;
@@ -176,9 +183,9 @@ static void zm_fp_collect(const struct zm_rbac_sources *src, const struct zm_cfg
 			l->v[l->n++] = p;
 		}
 	}
-	if (pa && l->n < 256)
+	if (pa && !pa->dry_run && l->n < 256)
 		l->v[l->n++] = pa;
-	else if (pa)
+	else if (pa && !pa->dry_run)
 		l->overflow = true;
 }
 
@@ -329,15 +336,19 @@ int zm_rbac_compile_fastpath(const struct zm_rbac_sources *src, const char *node
 		for (i = 0; i < wl->n_ips && !err; i++) {
 			struct zm_fp_region r = {.wl = wl, .dst = wl->ips[i].addr};
 
+			/* ztunnel judges an address as the first workload holding it. */
+			if (zm_config_workload_by_ip(src->cfg, NULL, &r.dst) != wl)
+				continue;
 			err = zm_fp_address(l, &r, &o);
 		}
 	}
 	free(l);
-	if (err) {
+	if (err && err != -E2BIG) {
 		free(o.v);
 		return err;
 	}
+	/* Too many: each rule is sound on its own, so the first ones are still worth having. */
 	*out = o.v;
 	*n_out = o.n;
-	return 0;
+	return err;
 }

@@ -107,6 +107,12 @@ int zm_rbac_evaluate(const struct zm_rbac_sources *src, const struct zm_rbac_con
 /* Does one policy match conn (any rule)? Exposed for tests and the fast-path compiler. */
 bool zm_rbac_policy_matches(const struct zm_rbac_policy *p, const struct zm_rbac_conn *conn);
 
+/*
+ * Is a match group empty (no attribute listed)? An empty group never matches: the evaluator
+ * and the fast-path compiler must agree on this, so both use this one definition.
+ */
+bool zm_rbac_match_empty(const struct zm_cfg_match *m);
+
 /* Does p apply to the destination workload wl (scope, naming, selector labels)? */
 bool zm_rbac_policy_applies(const struct zm_rbac_policy *p, const struct zm_cfg_workload *wl);
 
@@ -130,8 +136,10 @@ void zm_rbac_set_free(struct zm_rbac_set *set);
  * workload on node (NULL: all workloads), DROP rules for the plaintext connections (no
  * identity) the evaluator certainly denies by destination, port and source prefix alone:
  * never a drop zm_rbac_evaluate would not also make. Rules are named by the deciding policy
- * (for "no allow matched", the first applicable Allow). *out is malloc'd (free it); returns
- * 0, -E2BIG beyond ZM_MAX_POL_RULES rules, or -ENOMEM.
+ * (for "no allow matched", the first applicable Allow). Addresses are judged as the first
+ * workload holding them (zm_config_workload_by_ip), as ztunnel does. *out is malloc'd (free
+ * it); returns 0, -ENOMEM (nothing in *out), or -E2BIG when more than ZM_MAX_POL_RULES rules
+ * would be needed: *out then holds the first ZM_MAX_POL_RULES (each sound on its own).
  */
 struct zm_dp_policy_rule;
 int zm_rbac_compile_fastpath(const struct zm_rbac_sources *src, const char *node,

@@ -359,3 +359,85 @@ err:
 	EVP_PKEY_free(key);
 	return ret;
 }
+
+/* ---- signing for a CA service ---- */
+
+/* notBefore/notAfter of a service-signed leaf: see struct zm_ca_leaf_opts. */
+static int ca_leaf_times(struct zm_ca *ca, X509 *x, long lifetime_s)
+{
+	long back = lifetime_s > 0 && lifetime_s / 10 < CA_BACKDATE_S ? lifetime_s / 10
+								    : CA_BACKDATE_S;
+
+	if (!X509_gmtime_adj(X509_getm_notBefore(x), -back) ||
+	    !X509_gmtime_adj(X509_getm_notAfter(x), lifetime_s))
+		return 0;
+	if (ASN1_TIME_compare(X509_get0_notAfter(ca->x509), X509_get0_notAfter(x)) < 0)
+		return X509_set1_notAfter(x, X509_get0_notAfter(ca->x509));
+	return 1;
+}
+
+/* Subject and SANs: empty subject + critical URI SAN, or CN + URI (+ extra) SANs. */
+static int ca_leaf_names(struct zm_ca *ca, X509 *x, const struct zm_ca_leaf_opts *o)
+{
+	char san[ZM_SPIFFE_ID_MAX + 512];
+
+	if (!o->cn)
+		return x509_add_uri_san(x, o->spiffe_id);
+	if (!X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_UTF8,
+					(const unsigned char *)o->cn, -1, -1, 0))
+		return 0;
+	if (!o->extra_sans || !*o->extra_sans)
+		return x509_add_uri_san(x, o->spiffe_id); /* critical: harmless with a subject */
+	/* spiffe_id passed zm_spiffe_id_parse(): no ',' or ':' tricks beyond the scheme. */
+	if ((size_t)snprintf(san, sizeof(san), "URI:%s,%s", o->spiffe_id, o->extra_sans) >=
+	    sizeof(san))
+		return 0;
+	return x509_add_ext(x, ca->x509, NID_subject_alt_name, san);
+}
+
+int zm_ca_sign_pubkey(struct zm_ca *ca, EVP_PKEY *pub, const struct zm_ca_leaf_opts *o,
+		      X509 **out, char *err, size_t len)
+{
+	X509 *x;
+	int ok;
+
+	if (!ca || !pub || !o || zm_spiffe_id_parse(o->spiffe_id, NULL))
+		return tls_errf(err, len, -EINVAL, "signing needs a CA, a key and a SPIFFE id");
+	if (!o->lifetime_s || o->lifetime_s <= -CA_BACKDATE_S)
+		return tls_errf(err, len, -EINVAL, "certificate lifetime %ld s", o->lifetime_s);
+	x = X509_new();
+	ok = x && X509_set_version(x, X509_VERSION_3) && x509_set_random_serial(x) &&
+	     X509_set_issuer_name(x, X509_get_subject_name(ca->x509)) &&
+	     ca_leaf_times(ca, x, o->lifetime_s) && X509_set_pubkey(x, pub) &&
+	     ca_leaf_names(ca, x, o) &&
+	     x509_add_ext(x, ca->x509, NID_basic_constraints, "critical,CA:FALSE") &&
+	     x509_add_ext(x, ca->x509, NID_key_usage,
+			  "critical,digitalSignature,keyEncipherment") &&
+	     x509_add_ext(x, ca->x509, NID_ext_key_usage, "serverAuth,clientAuth") &&
+	     x509_add_ext(x, ca->x509, NID_authority_key_identifier, "keyid:always");
+	if (ok) {
+		pthread_mutex_lock(&ca->lock);
+		ok = X509_sign(x, ca->pkey, EVP_sha256()) > 0;
+		pthread_mutex_unlock(&ca->lock);
+	}
+	if (!ok) {
+		X509_free(x);
+		return tls_errf_ssl(err, len, -EINVAL, "signing a certificate for %s",
+				    o->spiffe_id);
+	}
+	*out = x;
+	return 0;
+}
+
+int zm_ca_sign_csr(struct zm_ca *ca, X509_REQ *req, const char *spiffe_id, long lifetime_s,
+		   X509 **out, char *err, size_t len)
+{
+	struct zm_ca_leaf_opts o = {.spiffe_id = spiffe_id, .lifetime_s = lifetime_s};
+	EVP_PKEY *pub = req ? X509_REQ_get0_pubkey(req) : NULL;
+
+	if (lifetime_s <= 0)
+		return tls_errf(err, len, -EINVAL, "certificate lifetime %ld s", lifetime_s);
+	if (!pub || X509_REQ_verify(req, pub) != 1)
+		return tls_errf_ssl(err, len, -EINVAL, "the CSR's signature does not verify");
+	return zm_ca_sign_pubkey(ca, pub, &o, out, err, len);
+}

@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
@@ -279,6 +280,11 @@ time_t zm_cert_not_after(const struct zm_cert *cert)
 	return cert->not_after;
 }
 
+time_t zm_cert_rotate_at(const struct zm_cert *cert)
+{
+	return cert->rotate_at;
+}
+
 bool zm_cert_needs_rotation(const struct zm_cert *cert, time_t now)
 {
 	return now >= cert->rotate_at;
@@ -392,16 +398,13 @@ int zm_cert_write_pem(const struct zm_cert *cert, const char *cert_path, const c
 }
 
 /* Read every certificate of a PEM file (at least one) into a new stack. */
-static int pem_read_certs(const char *path, STACK_OF(X509) * *out, char *err, size_t len)
+/* Every PEM certificate of bio, in order. what names the source in err. */
+static int pem_read_certs_bio(BIO *bio, const char *what, STACK_OF(X509) * *out, char *err,
+			      size_t len)
 {
 	STACK_OF(X509) * sk;
-	BIO *bio;
 	X509 *x;
 
-	bio = BIO_new_file(path, "r");
-	if (!bio)
-		return tls_errf(err, len, errno ? -errno : -EIO, "cannot open %s: %s", path,
-				strerror(errno ?: EIO));
 	sk = sk_X509_new_null();
 	while (sk && (x = PEM_read_bio_X509(bio, NULL, NULL, NULL)))
 		if (!sk_X509_push(sk, x)) {
@@ -409,13 +412,47 @@ static int pem_read_certs(const char *path, STACK_OF(X509) * *out, char *err, si
 			break;
 		}
 	ERR_clear_error(); /* the read loop always ends on a "no start line" error */
-	BIO_free(bio);
 	if (!sk || sk_X509_num(sk) == 0) {
 		sk_X509_free(sk);
-		return tls_errf(err, len, -ENOENT, "no PEM certificate in %s", path);
+		return tls_errf(err, len, -ENOENT, "no PEM certificate in %s", what);
 	}
 	*out = sk;
 	return 0;
+}
+
+static int pem_read_certs(const char *path, STACK_OF(X509) * *out, char *err, size_t len)
+{
+	BIO *bio;
+	int ret;
+
+	bio = BIO_new_file(path, "r");
+	if (!bio)
+		return tls_errf(err, len, errno ? -errno : -EIO, "cannot open %s: %s", path,
+				strerror(errno ?: EIO));
+	ret = pem_read_certs_bio(bio, path, out, err, len);
+	BIO_free(bio);
+	return ret;
+}
+
+/* Leaf = first of sk; takes sk and pkey on success (and frees both on failure). */
+static int cert_assemble(STACK_OF(X509) * sk, EVP_PKEY *pkey, const char *what,
+			 struct zm_cert **out, char *err, size_t len)
+{
+	X509 *leaf = sk_X509_shift(sk);
+	int ret;
+
+	if (!X509_check_private_key(leaf, pkey)) {
+		ret = tls_errf_ssl(err, len, -EINVAL, "%s does not match its private key", what);
+		goto err;
+	}
+	ret = tls_cert_wrap(leaf, pkey, sk, 0, out, err, len);
+	if (!ret)
+		return 0;
+err:
+	X509_free(leaf);
+	EVP_PKEY_free(pkey);
+	sk_X509_pop_free(sk, X509_free);
+	return ret;
 }
 
 int zm_cert_load_pem(const char *cert_path, const char *key_path, struct zm_cert **out, char *err,
@@ -423,7 +460,6 @@ int zm_cert_load_pem(const char *cert_path, const char *key_path, struct zm_cert
 {
 	STACK_OF(X509) *sk = NULL;
 	EVP_PKEY *pkey = NULL;
-	X509 *leaf;
 	BIO *bio;
 	int ret;
 
@@ -435,24 +471,71 @@ int zm_cert_load_pem(const char *cert_path, const char *key_path, struct zm_cert
 		pkey = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
 	BIO_free(bio);
 	if (!pkey) {
-		ret = tls_errf_ssl(err, len, -EINVAL, "cannot read private key %s", key_path);
-		goto err_certs;
+		sk_X509_pop_free(sk, X509_free);
+		return tls_errf_ssl(err, len, -EINVAL, "cannot read private key %s", key_path);
 	}
-	leaf = sk_X509_shift(sk);
-	if (!X509_check_private_key(leaf, pkey)) {
-		ret = tls_errf_ssl(err, len, -EINVAL, "%s does not match the key in %s", cert_path,
-				   key_path);
-		goto err_leaf;
-	}
-	ret = tls_cert_wrap(leaf, pkey, sk, 0, out, err, len);
-	if (ret)
-		goto err_leaf;
-	return 0;
+	return cert_assemble(sk, pkey, cert_path, out, err, len);
+}
 
-err_leaf:
-	X509_free(leaf);
-	EVP_PKEY_free(pkey);
-err_certs:
+int zm_cert_from_pem_key(const char *certs_pem, size_t certs_len, EVP_PKEY *key,
+			 struct zm_cert **out, char *err, size_t len)
+{
+	STACK_OF(X509) *sk = NULL;
+	BIO *bio;
+	int ret;
+
+	if (!certs_pem || !key || certs_len > INT_MAX)
+		return tls_errf(err, len, -EINVAL, "certificate PEM and key are required");
+	bio = BIO_new_mem_buf(certs_pem, (int)certs_len);
+	if (!bio)
+		return tls_errf_ssl(err, len, -ENOMEM, "BIO_new_mem_buf");
+	ret = pem_read_certs_bio(bio, "the certificate PEM", &sk, err, len);
+	BIO_free(bio);
+	if (ret)
+		return ret;
+	if (!EVP_PKEY_up_ref(key)) {
+		sk_X509_pop_free(sk, X509_free);
+		return tls_errf_ssl(err, len, -ENOMEM, "EVP_PKEY_up_ref");
+	}
+	return cert_assemble(sk, key, "the certificate PEM", out, err, len);
+}
+
+int zm_cert_from_pem(const char *certs_pem, size_t certs_len, const char *key_pem,
+		     size_t key_len, struct zm_cert **out, char *err, size_t len)
+{
+	EVP_PKEY *pkey = NULL;
+	BIO *bio;
+	int ret;
+
+	if (!key_pem || key_len > INT_MAX)
+		return tls_errf(err, len, -EINVAL, "a private key PEM is required");
+	bio = BIO_new_mem_buf(key_pem, (int)key_len);
+	if (bio)
+		pkey = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
+	BIO_free(bio);
+	if (!pkey)
+		return tls_errf_ssl(err, len, -EINVAL, "cannot parse the private key PEM");
+	ret = zm_cert_from_pem_key(certs_pem, certs_len, pkey, out, err, len);
+	EVP_PKEY_free(pkey); /* zm_cert_from_pem_key() took its own reference */
+	return ret;
+}
+
+int zm_tls_roots_from_pem(const char *pem, size_t pem_len, struct zm_tls_roots **out, char *err,
+			  size_t len)
+{
+	STACK_OF(X509) *sk = NULL;
+	BIO *bio;
+	int ret;
+
+	if (!pem || pem_len > INT_MAX)
+		return tls_errf(err, len, -EINVAL, "a PEM bundle is required");
+	bio = BIO_new_mem_buf(pem, (int)pem_len);
+	if (!bio)
+		return tls_errf_ssl(err, len, -ENOMEM, "BIO_new_mem_buf");
+	ret = pem_read_certs_bio(bio, "the PEM bundle", &sk, err, len);
+	BIO_free(bio);
+	if (!ret)
+		ret = tls_roots_from_stack(sk, out, err, len);
 	sk_X509_pop_free(sk, X509_free);
 	return ret;
 }
@@ -484,26 +567,30 @@ int tls_roots_from_certs(X509 **certs, int n, struct zm_tls_roots **out, char *e
 	return 0;
 }
 
-int zm_tls_roots_load(const char *pem_path, struct zm_tls_roots **out, char *err, size_t len)
+int tls_roots_from_stack(STACK_OF(X509) * sk, struct zm_tls_roots **out, char *err, size_t len)
 {
-	STACK_OF(X509) *sk = NULL;
+	int ret, n = sk_X509_num(sk);
 	X509 **certs;
-	int ret, n;
 
-	ret = pem_read_certs(pem_path, &sk, err, len);
-	if (ret)
-		return ret;
-	n = sk_X509_num(sk);
 	certs = calloc((size_t)n, sizeof(*certs));
-	if (!certs) {
-		ret = tls_errf(err, len, -ENOMEM, "out of memory for trust roots");
-		goto out;
-	}
+	if (!certs)
+		return tls_errf(err, len, -ENOMEM, "out of memory for trust roots");
 	for (int i = 0; i < n; i++)
 		certs[i] = sk_X509_value(sk, i);
 	ret = tls_roots_from_certs(certs, n, out, err, len);
 	free(certs);
-out:
+	return ret;
+}
+
+int zm_tls_roots_load(const char *pem_path, struct zm_tls_roots **out, char *err, size_t len)
+{
+	STACK_OF(X509) *sk = NULL;
+	int ret;
+
+	ret = pem_read_certs(pem_path, &sk, err, len);
+	if (ret)
+		return ret;
+	ret = tls_roots_from_stack(sk, out, err, len);
 	sk_X509_pop_free(sk, X509_free);
 	return ret;
 }

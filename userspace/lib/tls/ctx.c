@@ -35,6 +35,7 @@ struct zm_tls_ctx {
 	char trust_domain[128];
 	zm_tls_cert_select_fn select;
 	void *ud;
+	pthread_mutex_t lock; /* guards roots (swapped by a trust bundle reload) */
 	struct zm_tls_roots *roots;
 };
 
@@ -63,6 +64,7 @@ static void tls_ctx_exfree(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx,
 	if (!ctx)
 		return;
 	zm_tls_roots_put(ctx->roots);
+	pthread_mutex_destroy(&ctx->lock);
 	free(ctx);
 }
 
@@ -262,8 +264,10 @@ static int tls_ctx_new(bool server, struct zm_tls_roots *roots, struct zm_tls_ct
 	ctx->ssl_ctx = sc;
 	ctx->server = server;
 	ctx->roots = zm_tls_roots_ref(roots);
+	pthread_mutex_init(&ctx->lock, NULL);
 	if (!SSL_CTX_set_ex_data(sc, tls_ctx_idx, ctx)) {
 		zm_tls_roots_put(ctx->roots);
+		pthread_mutex_destroy(&ctx->lock);
 		free(ctx);
 		SSL_CTX_free(sc);
 		return tls_errf_ssl(err, len, -ENOMEM, "SSL_CTX_set_ex_data");
@@ -331,6 +335,20 @@ void zm_tls_ctx_put(struct zm_tls_ctx *ctx)
 		SSL_CTX_free(ctx->ssl_ctx); /* the last reference frees ctx (tls_ctx_exfree) */
 }
 
+void zm_tls_ctx_set_roots(struct zm_tls_ctx *ctx, struct zm_tls_roots *roots)
+{
+	struct zm_tls_roots *old;
+
+	if (!ctx || !roots)
+		return;
+	zm_tls_roots_ref(roots);
+	pthread_mutex_lock(&ctx->lock);
+	old = ctx->roots;
+	ctx->roots = roots;
+	pthread_mutex_unlock(&ctx->lock);
+	zm_tls_roots_put(old);
+}
+
 SSL_CTX *zm_tls_ctx_ssl_ctx(struct zm_tls_ctx *ctx)
 {
 	return ctx->ssl_ctx;
@@ -342,6 +360,7 @@ static int tls_ssl_new(struct zm_tls_ctx *ctx, int fd, struct tls_conn *conn, SS
 		       size_t len)
 {
 	SSL *ssl = SSL_new(ctx->ssl_ctx);
+	int ok;
 
 	if (!ssl) {
 		tls_conn_exfree(NULL, conn, NULL, 0, 0, NULL);
@@ -355,6 +374,15 @@ static int tls_ssl_new(struct zm_tls_ctx *ctx, int fd, struct tls_conn *conn, SS
 	if (!SSL_set_fd(ssl, fd)) {
 		SSL_free(ssl);
 		return tls_errf_ssl(err, len, -EBADF, "SSL_set_fd(%d)", fd);
+	}
+	/* The roots of this moment: a later reload must not change what this peer is checked
+	 * against halfway, and the SSL holds its own reference to the store. */
+	pthread_mutex_lock(&ctx->lock);
+	ok = SSL_set1_verify_cert_store(ssl, ctx->roots->store);
+	pthread_mutex_unlock(&ctx->lock);
+	if (!ok) {
+		SSL_free(ssl);
+		return tls_errf_ssl(err, len, -ENOMEM, "SSL_set1_verify_cert_store");
 	}
 	*out = ssl;
 	return 0;

@@ -60,6 +60,9 @@ int tls_cert_wrap(X509 *x509, EVP_PKEY *pkey, STACK_OF(X509) * chain, time_t iss
 /* New root set holding the given certificates (each up-ref'd). */
 int tls_roots_from_certs(X509 **certs, int n, struct zm_tls_roots **out, char *err, size_t len);
 
+/* New root set holding every certificate of sk (each up-ref'd; sk stays the caller's). */
+int tls_roots_from_stack(STACK_OF(X509) * sk, struct zm_tls_roots **out, char *err, size_t len);
+
 /* Write a PEM produced by write() to path with mode, atomically (temp file + rename). */
 int tls_pem_write_file(const char *path, mode_t mode, int (*write)(BIO *bio, const void *arg),
 		       const void *arg, char *err, size_t len);

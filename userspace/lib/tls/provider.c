@@ -119,6 +119,21 @@ static void dev_destroy(struct zm_identity_provider *ip)
 	free(p);
 }
 
+int zm_dev_provider_each(struct zm_identity_provider *ip,
+			 void (*fn)(void *ud, const char *id, const struct zm_cert *cert),
+			 void *ud)
+{
+	struct dev_provider *p = (struct dev_provider *)ip;
+
+	if (!ip || ip->destroy != dev_destroy)
+		return -EINVAL;
+	pthread_mutex_lock(&p->lock);
+	for (struct dev_entry *e = p->entries; e; e = e->next)
+		fn(ud, e->id, e->cert);
+	pthread_mutex_unlock(&p->lock);
+	return 0;
+}
+
 static long dev_lifetime(long lifetime_s)
 {
 	const char *env = getenv(ZM_CERT_LIFETIME_ENV);

@@ -100,6 +100,17 @@ int zm_cert_write_pem(const struct zm_cert *cert, const char *cert_path, const c
 int zm_cert_load_pem(const char *cert_path, const char *key_path, struct zm_cert **out, char *err,
 		     size_t len);
 
+/*
+ * Build a certificate from memory: certs_pem holds the leaf then its intermediates (a root at
+ * the end is kept too; peers ignore it), key_pem the leaf's private key. The same checks as
+ * zm_cert_load_pem(). Returns 0 with *out (one reference).
+ */
+int zm_cert_from_pem(const char *certs_pem, size_t certs_len, const char *key_pem,
+		     size_t key_len, struct zm_cert **out, char *err, size_t len);
+/* The same with the key already in memory (the certificate takes its own reference). */
+int zm_cert_from_pem_key(const char *certs_pem, size_t certs_len, EVP_PKEY *key,
+			 struct zm_cert **out, char *err, size_t len);
+
 /* ---- trust roots ---- */
 
 /* A set of trusted root certificates (refcounted, immutable). */
@@ -107,6 +118,9 @@ struct zm_tls_roots;
 
 /* Load every certificate of a PEM bundle. Refuses an empty bundle (-ENOENT). */
 int zm_tls_roots_load(const char *pem_path, struct zm_tls_roots **out, char *err, size_t len);
+/* The same from a PEM bundle in memory. */
+int zm_tls_roots_from_pem(const char *pem, size_t pem_len, struct zm_tls_roots **out, char *err,
+			  size_t len);
 struct zm_tls_roots *zm_tls_roots_ref(struct zm_tls_roots *roots);
 void zm_tls_roots_put(struct zm_tls_roots *roots);
 /* Number of root certificates in the set. */
@@ -144,6 +158,35 @@ X509 *zm_ca_x509(const struct zm_ca *ca);
 int zm_ca_issue(struct zm_ca *ca, const char *spiffe_id, long lifetime_s, struct zm_cert **out,
 		char *err, size_t len);
 
+/*
+ * What zm_ca_sign_pubkey() puts in a leaf besides the public key: the SPIFFE id as URI SAN,
+ * lifetime_s from now (notBefore backdated by 5 min at most and a tenth of the lifetime at
+ * most, so a short test lifetime still starts now; notAfter never past the root's), an
+ * optional subject CN (NULL: empty subject and a critical SAN) and optional extra SANs in
+ * openssl.cnf syntax ("DNS:a,IP:1.2.3.4"; trusted text only, never request data).
+ */
+struct zm_ca_leaf_opts {
+	const char *spiffe_id;
+	long lifetime_s;
+	const char *cn;
+	const char *extra_sans;
+};
+
+/*
+ * Sign a leaf for pub (the CA keeps no reference). A negative lifetime_s (down to -299) gives
+ * an already-expired certificate, for tests. Returns 0 with *out (caller frees).
+ */
+int zm_ca_sign_pubkey(struct zm_ca *ca, EVP_PKEY *pub, const struct zm_ca_leaf_opts *o,
+		      X509 **out, char *err, size_t len);
+
+/*
+ * Sign a CSR for spiffe_id (the caller has authorized it): the CSR's self-signature must
+ * verify; its subject and requested extensions are ignored (the leaf gets an empty subject and
+ * spiffe_id as its only SAN). lifetime_s > 0. Returns 0 with *out (caller frees).
+ */
+int zm_ca_sign_csr(struct zm_ca *ca, X509_REQ *req, const char *spiffe_id, long lifetime_s,
+		   X509 **out, char *err, size_t len);
+
 /* ---- identity providers ---- */
 
 /*
@@ -178,19 +221,34 @@ static inline void zm_identity_provider_free(struct zm_identity_provider *p)
 int zm_dev_provider_new(struct zm_ca *ca, long lifetime_s, struct zm_identity_provider **out,
 			char *err, size_t len);
 
+/*
+ * Visit the dev provider's cached certificates (under its lock: fn must not call back into
+ * the provider). Returns -EINVAL when p is not a dev provider.
+ */
+int zm_dev_provider_each(struct zm_identity_provider *p,
+			 void (*fn)(void *ud, const char *id, const struct zm_cert *cert),
+			 void *ud);
+
+/* Rotation time of a certificate (half of its lifetime from when it was issued or loaded). */
+time_t zm_cert_rotate_at(const struct zm_cert *cert);
+
 /* ---- TLS contexts and connections ---- */
 
 /*
  * A TLS configuration (server or client) wrapping an SSL_CTX. Refcounted: every SSL made from
  * it keeps it alive, so a caller may drop its reference (e.g. after a root reload built a new
- * context) while connections are still open. Roots are fixed per context: reloading a root
- * bundle means building new contexts and swapping them in.
+ * context) while connections are still open. zm_tls_ctx_set_roots() swaps the roots that
+ * connections made afterwards verify their peer with (a trust bundle reload); connections made
+ * before keep the roots they started with.
  * SSL modes: RELEASE_BUFFERS (idle connections give their buffers back), ENABLE_PARTIAL_WRITE
  * (SSL_write may return fewer bytes than asked) and ACCEPT_MOVING_WRITE_BUFFER (a retried
  * SSL_write may pass the same bytes from a reallocated buffer, never fewer of them).
  * No session tickets, no session cache: every connection gets the full peer checks.
  */
 struct zm_tls_ctx;
+
+/* Verify peers of connections made from now on against roots (thread-safe). */
+void zm_tls_ctx_set_roots(struct zm_tls_ctx *ctx, struct zm_tls_roots *roots);
 
 /*
  * Server certificate choice: called during each handshake with the local (destination)

@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+#
+# HTTP/2 cleartext with prior knowledge (how gRPC clients talk) through the waypoint. The
+# waypoint recognizes the HTTP/2 connection preface and, having no HTTP/2 parser yet,
+# relays the connection unchanged as TCP to an endpoint of the service (no per-request
+# routing): several h2 requests on one connection must all be answered by the h2c server
+# (python3-h2), and HTTP/1 traffic to other services keeps its L7 handling.
+set -u
+cd "$(dirname "$0")/../.."
+. tests/lib/tap.sh
+. tests/lib/harness.sh
+. tests/lib/k8s.sh
+S=${ZMESH_SHARED_DIR:-../shared}/istio-samples/samples
+[ -f "$S/sleep/sleep.yaml" ] || t_fatal "Istio samples not found at $S"
+/usr/bin/python3 -c 'import h2' 2>/dev/null || t_fatal "python3-h2 missing (apt-get install python3-h2)"
+curl --version | grep -q HTTP2 || t_fatal "curl without HTTP/2"
+
+k8s_init 3 2
+k8s_apply "$S/sleep/sleep.yaml" tests/data/l7/h2c-echo.yaml
+k8s_waypoint
+k8s_start
+SRV=$(k8s_pod grpc-echo)
+cat >"$K8S_DIR/h2srv.py" <<'PY'
+import socket, sys
+import h2.config, h2.connection, h2.events
+ls = socket.socket(socket.AF_INET6)
+ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+ls.bind(("::", int(sys.argv[1])))
+ls.listen(16)
+while True:
+    c, _ = ls.accept()
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False))
+    conn.initiate_connection()
+    c.sendall(conn.data_to_send())
+    heads = {}
+    while True:
+        data = c.recv(65536)
+        if not data:
+            break
+        for ev in conn.receive_data(data):
+            if isinstance(ev, h2.events.RequestReceived):
+                heads[ev.stream_id] = dict((k.decode() if isinstance(k, bytes) else k,
+                                            v.decode() if isinstance(v, bytes) else v)
+                                           for k, v in ev.headers)
+            if isinstance(ev, h2.events.StreamEnded):
+                h = heads.pop(ev.stream_id, {})
+                body = ("h2c-echo path=%s authority=%s\n" % (h.get(":path"), h.get(":authority"))).encode()
+                conn.send_headers(ev.stream_id, [(":status", "200"), ("content-length", str(len(body)))])
+                conn.send_data(ev.stream_id, body, end_stream=True)
+        c.sendall(conn.data_to_send())
+    c.close()
+PY
+h_bg "$SRV" /usr/bin/python3 "$K8S_DIR/h2srv.py" 50051 2>"$K8S_DIR/h2srv.log"
+h_wait_port "$SRV" 50051 || t_fatal "h2c server did not start: $(cat "$K8S_DIR/h2srv.log")"
+URL=http://$(k8s_vip grpc-echo):50051
+
+out=$(k8s_curl sleep --http2-prior-knowledge "$URL/echo.Echo/Say")
+t_like "$out" "^h2c-echo path=/echo.Echo/Say" "h2c prior knowledge through the waypoint reaches the h2c server"
+# Several streams on one connection (python3-h2 client: curl 7.88 does not reuse h2c).
+cat >"$K8S_DIR/h2cli.py" <<'PY'
+import socket, sys
+import h2.config, h2.connection, h2.events
+host, port = sys.argv[1], int(sys.argv[2])
+s = socket.create_connection((host, port), timeout=5)
+conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+conn.initiate_connection()
+ids = []
+for p in sys.argv[3:]:
+    sid = conn.get_next_available_stream_id()
+    ids.append(sid)
+    conn.send_headers(sid, [(":method", "POST"), (":path", p), (":scheme", "http"),
+                            (":authority", "%s:%d" % (host, port)),
+                            ("content-type", "application/grpc")], end_stream=True)
+s.sendall(conn.data_to_send())
+bodies, done = {}, set()
+while len(done) < len(ids):
+    data = s.recv(65536)
+    if not data:
+        break
+    for ev in conn.receive_data(data):
+        if isinstance(ev, h2.events.DataReceived):
+            bodies[ev.stream_id] = bodies.get(ev.stream_id, b"") + ev.data
+            conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+        if isinstance(ev, h2.events.StreamEnded):
+            done.add(ev.stream_id)
+    s.sendall(conn.data_to_send())
+for sid in ids:
+    sys.stdout.write(bodies.get(sid, b"(none)\n").decode())
+PY
+out=$(h_exec "$(k8s_pod sleep)" timeout 10 /usr/bin/python3 "$K8S_DIR/h2cli.py" "$(k8s_vip grpc-echo)" 50051 /pkg.Svc/A /pkg.Svc/B /pkg.Svc/C)
+t_is "$(grep -c '^h2c-echo' <<<"$out")" 3 "three h2 streams (gRPC-style POSTs) on one connection all answered"
+t_like "$(sed -n 3p <<<"$out")" "path=/pkg.Svc/C" "each stream answered with its own path"
+t_like "$(cat "$K8S_DIR/wp.log")" "access tcp src.principal=cluster.local/ns/default/sa/sleep authority=198\.18\.250\.[0-9]+:50051 upstream=.*\(grpc-echo-0\)" "waypoint relayed the h2c connection as TCP (logged)"
+t_like "$(k8s_metrics)" 'zmesh_waypoint_streams_total\{protocol="tcp"\} [1-9]' "counted as a TCP stream"
+t_done

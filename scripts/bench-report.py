@@ -35,20 +35,46 @@ FIGURES = [
     ("rr5k_p99_us", "latency p99 @5000/s", "us", "lower"),
     ("rr5k_rps", "achieved req/s @5000/s", "req/s", "higher"),
     ("conn_per_s", "new connections/s", "conn/s", "higher"),
+    ("conn_p50_us", "connection time p50 (connect to answer)", "us", "lower"),
+    ("conn_p99_us", "connection time p99 (connect to answer)", "us", "lower"),
     ("cpu_s_per_gib", "proxy CPU per GiB", "s", "lower"),
     ("cpu_ms_per_1k_req", "proxy CPU per 1k requests", "ms", "lower"),
     ("rss_idle_mib", "proxy RSS idle", "MiB", "lower"),
     ("rss_load_mib", "proxy RSS under load", "MiB", "lower"),
+    ("idle_conns", "idle tunnelled connections held", "conns", "higher"),
+    ("rss_held_mib", "ztunnel RSS (both nodes) holding them", "MiB", "lower"),
+    ("rss_per_conn_n1_b", "ztunnel RSS per idle connection, node n1", "bytes", "lower"),
+    ("rss_per_conn_n2_b", "ztunnel RSS per idle connection, node n2", "bytes", "lower"),
 ]
 MACHINE_FIGURES = [
     ("aes128gcm_16k_Bps", "AES-128-GCM, 16 KiB blocks, 1 core", "bytes/s", "higher"),
 ]
 SCENARIOS = ["direct", "direct-same", "relay", "stunnel", "haproxy-mtls", "zmesh-cross",
-             "zmesh-same"]
+             "zmesh-same", "zmesh-pol10", "zmesh-pol1000", "zmesh-waypoint", "zmesh-idle10k"]
 PLACEMENTS = ["unpinned", "pinned"]
 # Figures that only exist where there is a proxy process: "n/a" for the baselines.
 PROXY_ONLY = {"cpu_s_per_gib", "cpu_ms_per_1k_req", "rss_idle_mib", "rss_load_mib"}
 NO_PROXY = {"direct", "direct-same"}
+# Scenarios that measure only some figures (by prefix); the others are "-" (not measured).
+IDLE_FIGS = {"idle_conns", "rss_idle_mib", "rss_held_mib", "rss_per_conn_n1_b",
+             "rss_per_conn_n2_b"}
+CONN_FIGS = {"conn_per_s", "conn_p50_us", "conn_p99_us"}
+RR_FIGS = {f + s for f in ("rr1k_", "rr5k_") for s in ("p50_us", "p90_us", "p99_us")} | {
+    "rr5k_rps"}
+SCENARIO_FIGS = [
+    ("zmesh-pol", CONN_FIGS | {"rss_idle_mib", "rss_load_mib"}),
+    ("zmesh-waypoint", RR_FIGS | CONN_FIGS | {"cpu_ms_per_1k_req", "rss_idle_mib",
+                                              "rss_load_mib"}),
+    ("zmesh-idle", IDLE_FIGS),
+]
+
+
+def measured(sc, fig):
+    """Whether scenario sc measures figure fig at all."""
+    for prefix, figs in SCENARIO_FIGS:
+        if sc.startswith(prefix):
+            return fig in figs
+    return fig not in IDLE_FIGS or fig == "rss_idle_mib"
 
 
 def die(msg):
@@ -95,16 +121,21 @@ def parse_rr(path):
     print("%d %d %d %d %d %.1f" % tuple(vals))
 
 
-# parse-connect FILE: "<conn/s> <connections> <errors>" from zm-rr connect.
+# parse-connect FILE: "<conn/s> <connections> <errors> <p50> <p90> <p99>" from zm-rr connect
+# (percentiles of each connection's connect-to-answer time in us; -1 from an older zm-rr).
 def parse_connect(path):
     doc = load_json(path)
     try:
-        vals = (float(doc["conn_per_s"]), int(doc["connections"]), int(doc["errors"]))
+        vals = (float(doc["conn_per_s"]), int(doc["connections"]), int(doc["errors"]),
+                int(doc.get("conn_p50_us", -1)), int(doc.get("conn_p90_us", -1)),
+                int(doc.get("conn_p99_us", -1)))
     except (KeyError, TypeError, ValueError):
         die("%s: not zm-rr connect output" % path)
     if vals[1] <= 0:
         die("zm-rr connect completed no connections (%d errors)" % vals[2])
-    print("%.1f %d %d" % vals)
+    if vals[2] * 100 > vals[1] + vals[2]:
+        die("zm-rr connect: %d of %d connections failed" % (vals[2], vals[1] + vals[2]))
+    print("%.1f %d %d %d %d %d" % vals)
 
 
 # parse-speed FILE: bytes/s of the largest block size in `openssl speed -mr` output
@@ -220,6 +251,8 @@ def cell_stats(cells, whole, p, sc, fig):
     c = cells.get((p, sc, fig))
     if fig in PROXY_ONLY and sc in NO_PROXY:
         return {"n": 0, "median": None, "na": "no proxy process"}
+    if not measured(sc, fig):
+        return {"n": 0, "median": None, "na": "not measured in this scenario"}
     if (p, sc) in whole:
         out = {"n": 0, "median": None, "failed": whole[(p, sc)]}
         if c and c["values"]:
@@ -260,7 +293,7 @@ def fmt_cell(c, show_ratio, notes):
         return "[%d]" % (notes.index(why) + 1)
     if c.get("median") is None:
         if "na" in c:
-            return "n/a"
+            return "-" if c["na"].startswith("not measured") else "n/a"
         return "failed " + note(c["failed"])
     s = "%s [%s..%s]" % (fmt_num(c["median"]), fmt_num(c["min"]), fmt_num(c["max"]))
     if show_ratio and c.get("ratio") is not None:
@@ -295,6 +328,10 @@ def render_md(res):
         header = ["figure"] + pr["scenarios"]
         rows, notes = [], []
         for fig in pr["figures"]:
+            # A row no scenario of this placement measures says nothing: leave it out.
+            if all(pr["table"][sc][fig].get("na", "").startswith("not measured")
+                   for sc in pr["scenarios"]):
+                continue
             lab, unit, better = labels.get(fig, (fig, "", ""))
             name = "%s (%s, %s)" % (lab, unit, better) if unit else fig
             rows.append([name] + [fmt_cell(pr["table"][sc][fig], sc != res["baseline"], notes)

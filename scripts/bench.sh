@@ -9,15 +9,23 @@
 #   stunnel               stunnel client in n1 + stunnel server in n2, mutual TLS 1.3, P-256
 #   haproxy-mtls          haproxy in n1 + haproxy in n2, mutual TLS 1.3, P-256
 #   zmesh-cross           n1a -> n2a captured by the zmesh datapath through both ztunnels
+#                         (mutual TLS HBONE between the nodes)
 #   zmesh-same            n1a -> n1b through node n1's ztunnel
+#   zmesh-pol10/-pol1000  zmesh-cross with 10 / 1,000 Istio AuthorizationPolicies (ALLOW, all
+#                         letting the client through) loaded: connection rate and time only
+#   zmesh-waypoint        n1a -> service VIP -> ztunnel n1 -> waypoint (pod n2b) -> ztunnel
+#                         n2 -> n2a: request/response and connection figures
+#   zmesh-idle10k         ztunnel RSS per idle tunnelled connection (10,000 held n1a -> n2a)
 # Figures: iperf3 throughput (1 and 4 streams), open-loop request/response latency at 1000
-# and 5000 req/s with 1 KiB responses, new connections/s (tests/tools/zm-rr), CPU seconds of
-# the proxy processes per GiB and per 1,000 requests, their RSS idle and under load, and the
-# one-core AES-128-GCM ceiling (openssl speed). Each figure is repeated (3 times; QUICK=1: 2,
-# shorter runs), unpinned and pinned (client + proxy A on CPU 0, proxy B + server on CPU 1;
-# QUICK=1: unpinned only). scripts/bench-report.py turns the samples into
-# build/bench/results.json and results.md (printed at the end); a scenario or figure that
-# could not be measured is printed as failed with its reason, never left out.
+# and 5000 req/s with 1 KiB responses, new connections/s and each connection's connect-to-
+# answer time (tests/tools/zm-rr), CPU seconds of the proxy processes per GiB and per 1,000
+# requests, their RSS idle and under load, and the one-core AES-128-GCM ceiling (openssl
+# speed). Each figure is repeated (3 times; QUICK=1: 2, shorter runs), unpinned and pinned
+# (client + proxy A on CPU 0, proxy B + server on CPU 1; QUICK=1: unpinned only); the
+# policy, waypoint and idle scenarios run in the first placement only (time budget; the idle
+# one once). scripts/bench-report.py turns the samples into build/bench/results.json and
+# results.md (printed at the end); a scenario or figure that could not be measured is printed
+# as failed with its reason, never left out.
 # All traffic stays inside the harness's namespaces; configs, certificates and pid files live
 # in the run's state directory and go with it.
 set -u # not -e: every step reports its own failure into the results
@@ -31,6 +39,7 @@ report() { $REPORT "$@" 2>&1 | sed "s/^bench-report: //"; return "${PIPESTATUS[0
 RR=$BUILD/tests/tools/zm-rr
 ZMESHCTL=$BUILD/bin/zmeshctl
 ZTUNNEL=$BUILD/bin/ztunnel
+WAYPOINT=$BUILD/bin/waypoint
 # Extra ztunnel flags (certificates, log level...) until its command line settles.
 ZTUNNEL_ARGS=${ZTUNNEL_ARGS:-}
 
@@ -41,6 +50,8 @@ else
 fi
 REPS=${BENCH_REPS:-$REPS}
 PLACEMENTS=${BENCH_PLACEMENTS:-$PLACEMENTS}
+IDLE_CONNS=${BENCH_IDLE_CONNS:-10000}
+BENCH_ONLY=${BENCH_ONLY:-} # "zmesh": skip the baselines (while working on the mesh)
 
 die() {
 	echo "bench: $*" >&2
@@ -77,10 +88,13 @@ T0=$(date +%s)
 h_init
 h_topology 2 2
 # Connection-rate runs open tens of thousands of connections a minute from the same pod and
-# proxies: reuse TIME_WAIT ports (our namespaces only) instead of running out of them.
+# proxies: reuse TIME_WAIT ports (our namespaces only) instead of running out of them. The
+# range starts above ztunnel's ports (15000-15021): the baseline proxies' outgoing
+# connections from local port 15006 left TIME_WAIT sockets there, and ztunnel's listener
+# then failed with "port 15006 failed: Address already in use".
 for ns in n1 n2 n1a n1b n2a n2b; do
 	ip netns exec "$(h_ns "$ns")" sysctl -qw net.ipv4.tcp_tw_reuse=1 \
-		net.ipv4.ip_local_port_range="10000 65000" >/dev/null
+		net.ipv4.ip_local_port_range="16000 65000" >/dev/null
 done
 CLK_TCK=$(getconf CLK_TCK)
 SRV=$(h_ip4 n2a)      # cross-node server
@@ -155,7 +169,7 @@ rss_watch_start() { # rss_watch_start FILE PID...: peak RSS of the trees into FI
 	shift
 	(
 		max=0
-		while :; do
+		while kill -0 $$ 2>/dev/null; do # ends with the script, even if it dies mid-figure
 			r=$(rss_kib "$@")
 			[ "$r" -gt "$max" ] && max=$r && echo "$max" >"$f"
 			sleep 0.2
@@ -179,7 +193,10 @@ pin() { # pin CPU: the command prefix that places a process in the current place
 # --- figures -------------------------------------------------------------------------------
 
 # measure PLACEMENT SCENARIO REP HOST IPERF_PORT RR_PORT [PROXY PID...]: every per-scenario
-# figure once; CPU and RSS only when the scenario has proxy processes.
+# figure in FIGS (default all: iperf rr conn) once; CPU and RSS only when the scenario has
+# proxy processes.
+FIGS="iperf rr conn"
+has() { case " $FIGS " in *" $1 "*) return 0 ;; esac; return 1; }
 measure() {
 	local pl=$1 sc=$2 rep=$3 host=$4 iport=$5 rport=$6
 	shift 6
@@ -189,6 +206,7 @@ measure() {
 		"$(awk -v k="$(rss_kib "${pids[@]}")" 'BEGIN { printf "%.2f", k / 1024 }')"
 	[ ${#pids[@]} -gt 0 ] && rss_watch_start "$raw.rss" "${pids[@]}"
 	for n in 1 4; do
+		has iperf || break
 		f=tput_${n}_gbps
 		if out=$(missing iperf3); then
 			fail "$pl" "$sc" "$f" "$rep" "$out"
@@ -209,6 +227,7 @@ measure() {
 		fi
 	done
 	for rate in 1000 5000; do
+		has rr || break
 		f=rr$((rate / 1000))k
 		c0=$(cpu_ticks "${pids[@]}")
 		# shellcheck disable=SC2046
@@ -229,15 +248,7 @@ measure() {
 			[ "$rate" = 5000 ] && fail "$pl" "$sc" rr5k_rps "$rep" "$out"
 		fi
 	done
-	# shellcheck disable=SC2046
-	h_exec n1a timeout $((T_CONN + 20)) $(pin 0) "$RR" connect "$host" "$rport" \
-		--duration "$T_CONN" >"$raw.conn.json" 2>"$raw.conn.err"
-	if out=$(report parse-connect "$raw.conn.json" 2>&1); then
-		set -- $out
-		sample "$pl" "$sc" conn_per_s "$rep" "$1"
-	else
-		fail "$pl" "$sc" conn_per_s "$rep" "$out $(why "$raw.conn.err")"
-	fi
+	has conn && measure_conn "$pl" "$sc" "$rep" "$host" "$rport"
 	[ ${#pids[@]} -gt 0 ] || return 0
 	rss_watch_stop
 	if [ -s "$raw.rss" ]; then
@@ -246,18 +257,40 @@ measure() {
 	else
 		fail "$pl" "$sc" rss_load_mib "$rep" "no RSS sample"
 	fi
-	if [ "$bytes" -gt 0 ]; then
+	if ! has iperf; then
+		:
+	elif [ "$bytes" -gt 0 ]; then
 		sample_ratio "$pl" "$sc" cpu_s_per_gib "$rep" "$(ticks_to_s "$cpu_io")" \
 			"$(awk -v b="$bytes" 'BEGIN { printf "%.6f", b / 1073741824 }')"
 	else
 		fail "$pl" "$sc" cpu_s_per_gib "$rep" "no throughput sample"
 	fi
-	if [ "$reqs" -gt 0 ]; then
+	if ! has rr; then
+		:
+	elif [ "$reqs" -gt 0 ]; then
 		sample_ratio "$pl" "$sc" cpu_ms_per_1k_req "$rep" \
 			"$(ticks_to_s $((cpu_rr * 1000)))" \
 			"$(awk -v r="$reqs" 'BEGIN { printf "%.3f", r / 1000 }')"
 	else
 		fail "$pl" "$sc" cpu_ms_per_1k_req "$rep" "no request/response sample"
+	fi
+}
+
+# measure_conn PLACEMENT SCENARIO REP HOST PORT: new connections/s and each connection's
+# connect-to-answer time (zm-rr connect, closed loop).
+measure_conn() {
+	local pl=$1 sc=$2 rep=$3 raw="$OUT/raw/$1-$2-$3" out f
+	# shellcheck disable=SC2046
+	h_exec n1a timeout $((T_CONN + 20)) $(pin 0) "$RR" connect "$4" "$5" \
+		--duration "$T_CONN" >"$raw.conn.json" 2>"$raw.conn.err"
+	if out=$(report parse-connect "$raw.conn.json" 2>&1); then
+		set -- $out
+		sample "$pl" "$sc" conn_per_s "$rep" "$1"
+		sample "$pl" "$sc" conn_p50_us "$rep" "$4"
+		sample "$pl" "$sc" conn_p99_us "$rep" "$6"
+	else
+		out="$out $(why "$raw.conn.err")"
+		for f in conn_per_s conn_p50_us conn_p99_us; do fail "$pl" "$sc" "$f" "$rep" "$out"; done
 	fi
 }
 
@@ -490,6 +523,15 @@ run_baselines() {
 }
 
 # --- zmesh ----------------------------------------------------------------------------------
+# Set up as tests/integration/ztunnel-hbone.sh does: a dev CA, `zmeshctl datapath load` per
+# node and one ztunnel per node with --config/--node/--netns/--pin-dir/--ca-dir. ztunnel
+# enrolls its node's HBONE workloads itself (a manual `zmeshctl enroll` on top of that
+# conflicts with it). The same mesh, started once per placement, serves every zmesh scenario:
+# the policy scenarios swap the --policy file (reloaded by polling), the waypoint scenario
+# adds a waypoint pod, the idle-connection scenario holds 10,000 tunnelled connections.
+
+VIP=198.19.0.10 # service "rr" (endpoint n2a:8080) whose traffic goes through the waypoint
+WP_ID=spiffe://cluster.local/ns/bench/sa/waypoint
 
 zm() { # zm NODE ARGS...: zmeshctl against a node namespace and its pin directory
 	local node=$1
@@ -497,87 +539,122 @@ zm() { # zm NODE ARGS...: zmeshctl against a node namespace and its pin director
 	"$ZMESHCTL" --netns "/var/run/netns/$(h_ns "$node")" --pin-dir "$(h_pin_dir "$node")" "$@"
 }
 
-# zmesh_config FILE: the local config listing the bench pods as HBONE workloads.
+# zmesh_config FILE: the local config: n1a (client), n1b and n2a (servers) are HBONE
+# workloads; n2b is the waypoint pod (plain TCP, not captured); service rr has the waypoint.
 zmesh_config() {
-	local p sa
+	local p
 	{
 		echo "workloads:"
-		for p in n1a n1b n2a n2b; do
-			case $p in n1a) sa=client ;; *) sa=server ;; esac
-			cat <<-EOF
-				- uid: Kubernetes//Pod/bench/$p
-				  name: $p
-				  namespace: bench
-				  serviceAccount: $sa
-				  workloadIps: ["$(h_ip4 $p)", "$(h_ip6 $p)"]
-				  protocol: HBONE
-				  node: $(h_pod_node $p)
-				  trustDomain: cluster.local
-			EOF
+		for p in n1a n1b n2a; do
+			printf -- '- {uid: Kubernetes//Pod/bench/%s, name: %s, namespace: bench, ' "$p" "$p"
+			printf 'serviceAccount: %s, protocol: HBONE, node: %s, ' \
+				"$([ "$p" = n1a ] && echo client || echo server)" "$(h_pod_node "$p")"
+			printf 'workloadIps: ["%s", "%s"], labels: {app: %s}' "$(h_ip4 "$p")" \
+				"$(h_ip6 "$p")" "$([ "$p" = n1a ] && echo client || echo server)"
+			[ "$p" = n2a ] && printf ', services: {bench/rr.bench.svc.cluster.local: {8080: 8080}}'
+			echo "}"
 		done
+		printf -- '- {uid: Kubernetes//Pod/bench/waypoint, name: waypoint, namespace: bench, '
+		printf 'serviceAccount: waypoint, protocol: TCP, node: n2, workloadIps: ["%s"]}\n' \
+			"$(h_ip4 n2b)"
+		echo "services:"
+		printf -- '- {name: rr, namespace: bench, hostname: rr.bench.svc.cluster.local, '
+		printf 'vips: ["/%s"], ports: {8080: 8080}, ' "$VIP"
+		printf 'waypoint: {destination: "/%s", hboneMtlsPort: 15008}}\n' "$(h_ip4 n2b)"
 	} >"$1"
 }
 
-ZM_PIDS=() ZM_LOADED=() ZM_ERR=
+# policy_file FILE N: N AuthorizationPolicies (ALLOW) on the servers, every one of which lets
+# the bench client's principal through to 5201 and 8080 (each also names another principal,
+# so no two are alike), for the cost of evaluating them on every new connection.
+policy_file() {
+	local i
+	for ((i = 1; i <= $2; i++)); do
+		cat <<-EOF
+			apiVersion: security.istio.io/v1
+			kind: AuthorizationPolicy
+			metadata: {name: bench-allow-$i, namespace: bench}
+			spec:
+			  selector: {matchLabels: {app: server}}
+			  action: ALLOW
+			  rules:
+			  - from:
+			    - source: {principals: ["cluster.local/ns/other-$i/sa/client", "cluster.local/ns/bench/sa/client"]}
+			    to:
+			    - operation: {ports: ["5201", "8080", "8090"]}
+			---
+		EOF
+	done >"$1.tmp" && mv "$1.tmp" "$1"
+}
+
+ZM_PIDS=() ZM_LOADED=() ZM_ERR='' ZM_POL=''
 listening() { ip netns exec "$(h_ns "$1")" ss -Hltn "sport = :$2" 2>/dev/null | grep -q .; }
-# zmesh_setup: datapath on both nodes, pods enrolled, one ztunnel per node. Returns 1 with the
+ready() { [ "$(h_exec "$1" curl -s -m 1 "http://127.0.0.1:15021/healthz/ready")" = ready ]; }
+enrolled() { # enrolled NODE VETH...: the datapath knows every one of these pod veths
+	local w v
+	w=$(zm "$1" -j workload list 2>/dev/null)
+	shift
+	for v in "$@"; do grep -q "\"$v\"" <<<"$w" || return 1; done
+}
+# zmesh_setup: datapath and one ztunnel per node, pods enrolled by ztunnel. Returns 1 with the
 # reason in ZM_ERR when the mesh cannot run. Not in a subshell: it records the PIDs it starts.
 zmesh_setup() {
 	local d=$H_STATE/zmesh n cpu p log st i
 	ZM_PIDS=() ZM_LOADED=()
 	[ -x "$ZMESHCTL" ] || { ZM_ERR="zmeshctl not built"; return 1; }
 	[ -x "$ZTUNNEL" ] || { ZM_ERR="ztunnel not available (not built)"; return 1; }
+	command -v curl >/dev/null || { ZM_ERR="curl missing (Debian package curl)"; return 1; }
 	mkdir -p "$d"
 	if [ ! -f "$d/ca/ca-cert.pem" ]; then
-		"$ZMESHCTL" ca init --dir "$d/ca" --trust-domain cluster.local >"$d/ca.log" 2>&1 ||
+		"$ZMESHCTL" ca init --dir "$d/ca" >"$d/ca.log" 2>&1 ||
 			{ ZM_ERR="zmeshctl ca init: $(why "$d/ca.log" $?)"; return 1; }
 	fi
 	zmesh_config "$d/config.yaml"
+	ZM_POL=$d/policy.yaml
+	: >"$ZM_POL"
 	for n in n1 n2; do
 		log="$OUT/logs/zmeshctl-$n-$PLACE.log"
+		ZM_LOADED+=("$n") # before: a load that fails half way is unloaded too
 		zm "$n" datapath load --uplink wire0 >>"$log" 2>&1 ||
 			{ ZM_ERR="datapath load on $n: $(why "$log" $?)"; return 1; }
-		ZM_LOADED+=("$n")
-		zm "$n" datapath attach "veth-${n}a" "veth-${n}b" >>"$log" 2>&1 ||
-			{ ZM_ERR="datapath attach on $n: $(why "$log" $?)"; return 1; }
 	done
-	for p in n1a n1b n2a; do
-		n=$(h_pod_node "$p")
-		log="$OUT/logs/zmeshctl-$n-$PLACE.log"
-		zm "$n" enroll --ip "$(h_ip4 "$p")" --ip "$(h_ip6 "$p")" --veth "$(h_veth "$p")" \
-			--name "$p" --namespace bench --cgroup "$(h_cgroup "$p")" \
-			--service-account "$([ "$p" = n1a ] && echo client || echo server)" \
-			>>"$log" 2>&1 || { ZM_ERR="enroll $p: $(why "$log" $?)"; return 1; }
-	done
-	for n in n2 n1; do
+	for n in n1 n2; do
 		cpu=$([ "$n" = n1 ] && echo 0 || echo 1)
 		log="$OUT/logs/ztunnel-$n-$PLACE.log"
 		# shellcheck disable=SC2046,SC2086
 		h_bg "$n" $(pin "$cpu") "$ZTUNNEL" --config "$d/config.yaml" --node "$n" \
-			--pin-dir "$(h_pin_dir "$n")" $ZTUNNEL_ARGS >"$log" 2>&1
+			--netns "/var/run/netns/$(h_ns "$n")" --pin-dir "$(h_pin_dir "$n")" \
+			--ca-dir "$d/ca" --policy "$ZM_POL" --poll-ms 200 $ZTUNNEL_ARGS >"$log" 2>&1
 		ZM_PIDS+=("$H_LAST_PID")
 	done
-	# Up when both nodes listen on 15008 and n1 on 15001; a ztunnel that exits says why.
+	# Up when both listen on 15001/15006/15008, say ready, and enrolled their pods; a ztunnel
+	# that exits says why.
 	for ((i = 0; i < 100; i++)); do
 		for p in "${ZM_PIDS[@]}"; do
 			if [ -z "$(h__starttime "$p")" ]; then
 				wait "$p" 2>/dev/null
 				st=$?
-				ZM_ERR="ztunnel not available (exit $st, see $OUT/logs)"
+				n=$([ "$p" = "${ZM_PIDS[0]}" ] && echo n1 || echo n2)
+				ZM_ERR="ztunnel on $n exited ($st): $(why "$OUT/logs/ztunnel-$n-$PLACE.log" "?")"
 				return 1
 			fi
 		done
-		listening n1 15001 && listening n1 15008 && listening n2 15008 &&
+		if listening n1 15001 && listening n1 15006 && listening n1 15008 &&
+			listening n2 15008 && ready n1 && ready n2 &&
+			enrolled n1 veth-n1a veth-n1b && enrolled n2 veth-n2a; then
 			return 0
-		sleep 0.05
+		fi
+		sleep 0.1
 	done
-	ZM_ERR="ztunnel not available (no listeners on 15001/15008 after 5 s)"
+	ZM_ERR="ztunnel not ready or pods not enrolled after 10 s (see $OUT/logs)"
 	return 1
 }
 
 zmesh_teardown() {
-	local n
+	local n p
 	stop_pids "${ZM_PIDS[@]}"
+	# Reap them: the next placement's ztunnels bind the same ports in the same namespaces.
+	for p in "${ZM_PIDS[@]}"; do wait "$p" 2>/dev/null; done
 	for n in "${ZM_LOADED[@]}"; do
 		zm "$n" datapath unload >>"$OUT/logs/zmeshctl-$n-$PLACE.log" 2>&1 ||
 			log "datapath unload on $n failed (the namespaces go anyway)"
@@ -585,29 +662,159 @@ zmesh_teardown() {
 	ZM_PIDS=() ZM_LOADED=()
 }
 
-# captured NODE: outbound connections the datapath handed to ztunnel so far, so a mesh
-# figure is never a direct figure in disguise.
+# captured NODE [COUNTER]: connections the datapath handed to ztunnel so far (default
+# captured_outbound), so a mesh figure is never a direct figure in disguise.
 captured() {
-	zm "$1" stats 2>/dev/null | awk '$1 == "captured_outbound" { s += $2 } END { print s + 0 }'
+	zm "$1" stats 2>/dev/null |
+		awk -v c="${2:-captured_outbound}" '$1 == c { s += $2 } END { print s + 0 }'
+}
+
+# set_policies N: N policies in force on both ztunnels (0 = none). Waits for the reload.
+set_policies() {
+	local n1 n2 i l1=$OUT/logs/ztunnel-n1-$PLACE.log l2=$OUT/logs/ztunnel-n2-$PLACE.log
+	n1=$(grep -c "policy files reloaded" "$l1")
+	n2=$(grep -c "policy files reloaded" "$l2")
+	if [ "$1" = 0 ]; then : >"$ZM_POL"; else policy_file "$ZM_POL" "$1"; fi
+	for ((i = 0; i < 100; i++)); do
+		[ "$(grep -c "policy files reloaded" "$l1")" -gt "$n1" ] &&
+			[ "$(grep -c "policy files reloaded" "$l2")" -gt "$n2" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+run_policies() {
+	local n rep sc c0 d0
+	for n in 10 1000; do
+		sc=zmesh-pol$n
+		if ! set_policies "$n"; then
+			fail_all "$PLACE" "$sc" "ztunnel did not reload $n policies: $(why "$OUT/logs/ztunnel-n2-$PLACE.log" "?")"
+			continue
+		fi
+		c0=$(captured n1)
+		d0=$(h_exec n2 curl -s -m 2 http://127.0.0.1:15020/metrics | grep -c 'response_flags="DENY"')
+		FIGS="conn"
+		for ((rep = 1; rep <= REPS; rep++)); do
+			log "$PLACE: $n policies, repetition $rep/$REPS"
+			measure "$PLACE" "$sc" "$rep" "$SRV" 5201 8080 "${ZM_PIDS[@]}"
+		done
+		FIGS="iperf rr conn"
+		if [ "$(captured n1)" = "$c0" ]; then
+			fail_all "$PLACE" "$sc" "traffic was not captured (zmeshctl stats unchanged)"
+		elif [ "$(h_exec n2 curl -s -m 2 http://127.0.0.1:15020/metrics | grep -c 'response_flags="DENY"')" != "$d0" ]; then
+			fail_all "$PLACE" "$sc" "connections were denied (DENY series on n2): the policies are wrong"
+		fi
+	done
+	set_policies 0 || log "ztunnel did not reload the empty policy file"
+}
+
+run_waypoint() {
+	local d=$H_STATE/zmesh sc=zmesh-waypoint rep wp i c0 log=$OUT/logs/waypoint-$PLACE.log
+	[ -x "$WAYPOINT" ] || { fail_all "$PLACE" $sc "waypoint not built"; return; }
+	cat >"$d/routes.yaml" <<-EOF
+		apiVersion: networking.istio.io/v1
+		kind: VirtualService
+		metadata: {name: rr, namespace: bench}
+		spec:
+		  hosts: [rr.bench.svc.cluster.local]
+		  http:
+		  - route:
+		    - destination: {host: rr.bench.svc.cluster.local}
+	EOF
+	# shellcheck disable=SC2046
+	h_bg n2b $(pin 1) "$WAYPOINT" --config "$d/routes.yaml" --mesh-config "$d/config.yaml" \
+		--identity "$WP_ID" --ca-dir "$d/ca" --netns "/var/run/netns/$(h_ns n2b)" >"$log" 2>&1
+	wp=$H_LAST_PID
+	for ((i = 0; i < 100; i++)); do
+		listening n2b 15008 && ready n2b && break
+		sleep 0.1
+	done
+	if ! ready n2b; then
+		fail_all "$PLACE" $sc "waypoint did not start: $(why "$log" "?")"
+		h_stop "$wp"
+		return
+	fi
+	c0=$(grep -c "dst.identity=$WP_ID" "$OUT/logs/ztunnel-n1-$PLACE.log")
+	FIGS="rr conn"
+	for ((rep = 1; rep <= REPS; rep++)); do
+		log "$PLACE: waypoint, repetition $rep/$REPS"
+		measure "$PLACE" $sc "$rep" "$VIP" 0 8080 "${ZM_PIDS[@]}" "$wp"
+	done
+	FIGS="iperf rr conn"
+	[ "$(grep -c "dst.identity=$WP_ID" "$OUT/logs/ztunnel-n1-$PLACE.log")" -gt "$c0" ] ||
+		fail_all "$PLACE" $sc "ztunnel n1 never tunnelled to the waypoint (access log)"
+	h_stop "$wp"
+	wait "$wp" 2>/dev/null
+}
+
+# run_idle: ztunnel RSS on both nodes before and while n1a holds IDLE_CONNS idle connections
+# through the mesh to a holding server in n2a; the difference per connection. File
+# descriptor limits are raised to the hard limit for the client and server only (this machine
+# caps it at 20000 even for root; ztunnel needs one fd per connection per node, so
+# IDLE_CONNS must stay well under the limit ztunnel inherits: checked below).
+run_idle() {
+	local sc=zmesh-idle$((IDLE_CONNS / 1000))k srv cli i b1 b2 a1 a2 held out
+	local res=$OUT/raw/$PLACE-idle.json
+	if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt $((IDLE_CONNS + 1000)) ]; then
+		fail_all "$PLACE" "$sc" "not run: ulimit -n $(ulimit -n) is too low for $IDLE_CONNS connections"
+		return
+	fi
+	h_bg n2a bash -c "ulimit -n \$(ulimit -Hn) && exec \"\$0\" server --port 8090 --size 16" \
+		"$RR" >"$OUT/logs/zm-rr-hold-$PLACE.log" 2>&1
+	srv=$H_LAST_PID
+	h_wait_port n2a 8090 || { fail_all "$PLACE" "$sc" "holding server did not start"; h_stop "$srv"; return; }
+	sleep 1
+	b1=$(rss_kib "${ZM_PIDS[0]}") b2=$(rss_kib "${ZM_PIDS[1]}")
+	h_bg n1a bash -c "ulimit -n \$(ulimit -Hn) && exec \"\$0\" hold $SRV 8090 --conns $IDLE_CONNS --seconds 300" \
+		"$RR" >"$res" 2>"$res.err"
+	cli=$H_LAST_PID
+	for ((i = 0; i < 1200; i++)); do
+		[ -s "$res" ] && break
+		[ -d "/proc/$cli" ] || break
+		sleep 0.1
+	done
+	sleep 1
+	a1=$(rss_kib "${ZM_PIDS[0]}") a2=$(rss_kib "${ZM_PIDS[1]}")
+	held=$(sed -n 's/.*"held": \([0-9]*\).*/\1/p' "$res")
+	if [ "${held:-0}" -lt "$IDLE_CONNS" ]; then
+		out="held ${held:-0} of $IDLE_CONNS connections: $(why "$res.err" "$(cat "$res")")"
+		fail_all "$PLACE" "$sc" "$out"
+	else
+		sample "$PLACE" "$sc" idle_conns 1 "$held"
+		sample "$PLACE" "$sc" rss_idle_mib 1 "$(awk -v k=$((b1 + b2)) 'BEGIN { printf "%.2f", k / 1024 }')"
+		sample "$PLACE" "$sc" rss_held_mib 1 "$(awk -v k=$((a1 + a2)) 'BEGIN { printf "%.2f", k / 1024 }')"
+		sample_ratio "$PLACE" "$sc" rss_per_conn_n1_b 1 $(((a1 - b1) * 1024)) "$held"
+		sample_ratio "$PLACE" "$sc" rss_per_conn_n2_b 1 $(((a2 - b2) * 1024)) "$held"
+	fi
+	h_stop "$cli"
+	h_stop "$srv"
+	wait "$cli" "$srv" 2>/dev/null
 }
 
 run_zmesh() {
-	local rep c0
+	local rep c0 s0 sc
 	if ! zmesh_setup; then
-		fail_all "$PLACE" zmesh-cross "$ZM_ERR"
-		fail_all "$PLACE" zmesh-same "$ZM_ERR"
+		for sc in $ZM_SCENARIOS; do fail_all "$PLACE" "$sc" "$ZM_ERR"; done
 		zmesh_teardown
 		return
 	fi
 	c0=$(captured n1)
 	for ((rep = 1; rep <= REPS; rep++)); do
 		log "$PLACE: zmesh, repetition $rep/$REPS"
+		s0=$(captured n1)
 		measure "$PLACE" zmesh-cross "$rep" "$SRV" 5201 8080 "${ZM_PIDS[@]}"
-		measure "$PLACE" zmesh-same "$rep" "$SRV_SAME" 5201 8080 "${ZM_PIDS[1]}"
+		[ "$(captured n1)" = "$s0" ] &&
+			fail_all "$PLACE" zmesh-cross "traffic was not captured (zmeshctl stats unchanged)"
+		s0=$(captured n1)
+		measure "$PLACE" zmesh-same "$rep" "$SRV_SAME" 5201 8080 "${ZM_PIDS[0]}"
+		[ "$(captured n1)" = "$s0" ] &&
+			fail_all "$PLACE" zmesh-same "traffic was not captured (zmeshctl stats unchanged)"
 	done
-	if [ "$(captured n1)" = "$c0" ]; then
-		fail_all "$PLACE" zmesh-cross "traffic was not captured (zmeshctl stats unchanged)"
-		fail_all "$PLACE" zmesh-same "traffic was not captured (zmeshctl stats unchanged)"
+	# The extra scenarios run in the first placement only (time budget).
+	if [ "$PLACE" = "${PLACEMENTS%% *}" ]; then
+		run_policies
+		run_waypoint
+		run_idle
 	fi
 	zmesh_teardown
 }
@@ -632,10 +839,15 @@ for PLACE in $PLACEMENTS; do
 		done
 		continue
 	fi
+	ZM_SCENARIOS="zmesh-cross zmesh-same"
+	[ "$PLACE" = "${PLACEMENTS%% *}" ] &&
+		ZM_SCENARIOS+=" zmesh-pol10 zmesh-pol1000 zmesh-waypoint zmesh-idle$((IDLE_CONNS / 1000))k"
 	log "$PLACE: starting servers and baseline proxies"
 	start_servers
-	start_baselines
-	run_baselines
+	if [ "$BENCH_ONLY" != zmesh ]; then
+		start_baselines
+		run_baselines
+	fi
 	run_zmesh
 	stop_pids "${SERVER_PIDS[@]}"
 done

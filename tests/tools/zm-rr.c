@@ -12,7 +12,11 @@
  *       (no coordinated omission). Requests unanswered 5 s after the schedule ends are
  *       errors. Prints one JSON object.
  *   zm-rr connect HOST PORT --duration S [--parallel N]
- *       closed loop: connect, one request/response, close, repeat. Prints one JSON object.
+ *       closed loop: connect, one request/response, close, repeat. Prints one JSON object
+ *       with the rate and the percentiles of each connection's connect-to-answer time.
+ *   zm-rr hold HOST PORT [--conns N] [--seconds S]
+ *       opens N connections, each proven by one request/response, prints one JSON object
+ *       and keeps them open and idle until SIGTERM or S seconds (idle-connection memory).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -25,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -42,7 +47,8 @@ static int usage(void)
 	fprintf(stderr,
 		"usage: zm-rr server [--port P] [--size BYTES]\n"
 		"       zm-rr client HOST PORT --rate R --duration S [--conns C] [--size BYTES]\n"
-		"       zm-rr connect HOST PORT --duration S [--parallel N]\n");
+		"       zm-rr connect HOST PORT --duration S [--parallel N]\n"
+		"       zm-rr hold HOST PORT [--conns N] [--seconds S]\n");
 	return 2;
 }
 
@@ -471,24 +477,62 @@ out:
 
 /* ---- connect --------------------------------------------------------------------------- */
 
-/* One closed loop of connect / request / response / close until the deadline. */
-static long long connect_loop(const char *host, const char *port, long long deadline, int *errs)
+/* Per-connection times of one connect loop, in memory shared with the parent across fork. */
+#define CONN_LAT_MAX (1 << 20)
+struct conn_lat {
+	long long n;
+	long long us[CONN_LAT_MAX];
+};
+
+/*
+ * One closed loop of connect / request / response / close until the deadline; each
+ * connection's time from connect() to its answer goes into lat (while there is room).
+ */
+static long long connect_loop(const char *host, const char *port, long long deadline, int *errs,
+			      struct conn_lat *lat)
 {
 	char buf[65536];
 	long long done = 0;
 
 	while (now_us() < deadline) {
+		long long t0 = now_us();
 		int fd = dial(host, port);
 
 		if (fd < 0 || write(fd, REQ, sizeof(REQ) - 1) != (ssize_t)(sizeof(REQ) - 1) ||
-		    read_response(fd, buf, sizeof(buf)))
+		    read_response(fd, buf, sizeof(buf))) {
 			(*errs)++;
-		else
+		} else {
 			done++;
+			if (lat->n < CONN_LAT_MAX)
+				lat->us[lat->n++] = now_us() - t0;
+		}
 		if (fd >= 0)
 			close(fd);
 	}
 	return done;
+}
+
+/* Merge the children's connection times and print the report. */
+static void connect_report(struct conn_lat *lats, int parallel, long long total, int errs,
+			   long long start)
+{
+	long long n = 0, *all;
+
+	for (int p = 0; p < parallel; p++)
+		n += lats[p].n;
+	all = malloc((size_t)(n ? n : 1) * sizeof(*all));
+	if (!all)
+		n = 0;
+	for (int p = 0, k = 0; all && p < parallel; p++)
+		for (long long i = 0; i < lats[p].n; i++)
+			all[k++] = lats[p].us[i];
+	qsort(all, (size_t)n, sizeof(*all), cmp_ll);
+#define PCT(q) (n ? all[(long long)((n - 1) * (q))] : -1)
+	printf("{\"connections\": %lld, \"errors\": %d, \"conn_per_s\": %.1f, \"conn_p50_us\": %lld, "
+	       "\"conn_p90_us\": %lld, \"conn_p99_us\": %lld}\n",
+	       total, errs, total / ((now_us() - start) / 1e6), PCT(0.50), PCT(0.90), PCT(0.99));
+#undef PCT
+	free(all);
 }
 
 static int connect_cmd(int argc, char **argv)
@@ -496,6 +540,7 @@ static int connect_cmd(int argc, char **argv)
 	double duration = 5;
 	int parallel = 4, errs = 0, pipefd[2];
 	long long total = 0, start, deadline;
+	struct conn_lat *lats;
 
 	if (argc < 2)
 		return usage();
@@ -509,6 +554,12 @@ static int connect_cmd(int argc, char **argv)
 	}
 	if (duration <= 0 || parallel <= 0 || parallel > 64 || pipe(pipefd))
 		return usage();
+	lats = mmap(NULL, sizeof(*lats) * (size_t)parallel, PROT_READ | PROT_WRITE,
+		    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (lats == MAP_FAILED) {
+		fprintf(stderr, "zm-rr: mmap: %s\n", strerror(errno));
+		return 1;
+	}
 	start = now_us();
 	deadline = start + (long long)(duration * 1e6);
 	for (int p = 0; p < parallel; p++) {
@@ -516,7 +567,7 @@ static int connect_cmd(int argc, char **argv)
 			long long r[2];
 			int e = 0;
 
-			r[0] = connect_loop(argv[0], argv[1], deadline, &e);
+			r[0] = connect_loop(argv[0], argv[1], deadline, &e, &lats[p]);
 			r[1] = e;
 			_exit(write(pipefd[1], r, sizeof(r)) != sizeof(r));
 		}
@@ -531,9 +582,73 @@ static int connect_cmd(int argc, char **argv)
 		}
 		wait(NULL);
 	}
-	printf("{\"connections\": %lld, \"errors\": %d, \"conn_per_s\": %.1f}\n", total, errs,
-	       total / ((now_us() - start) / 1e6));
+	connect_report(lats, parallel, total, errs, start);
 	return total == 0;
+}
+
+/* ---- hold ------------------------------------------------------------------------------ */
+
+static volatile sig_atomic_t hold_stop;
+
+static void hold_on_signal(int sig)
+{
+	(void)sig;
+	hold_stop = 1;
+}
+
+/*
+ * Open N connections one after another, each proven end to end by one request/response,
+ * then keep all of them open and idle until SIGTERM/SIGINT or --seconds. The report line is
+ * printed (and flushed) once all are open, so a caller can measure while they are held.
+ */
+static int hold_cmd(int argc, char **argv)
+{
+	int conns = 1000, held = 0, errs = 0, *fds;
+	double seconds = 600;
+	char buf[65536];
+	long long start, deadline;
+
+	if (argc < 2)
+		return usage();
+	for (int i = 2; i < argc; i++) {
+		if (!strcmp(argv[i], "--conns") && i + 1 < argc)
+			conns = atoi(argv[++i]);
+		else if (!strcmp(argv[i], "--seconds") && i + 1 < argc)
+			seconds = atof(argv[++i]);
+		else
+			return usage();
+	}
+	if (conns <= 0 || conns > 1000000 || seconds <= 0)
+		return usage();
+	fds = calloc((size_t)conns, sizeof(*fds));
+	if (!fds)
+		return 1;
+	signal(SIGTERM, hold_on_signal);
+	signal(SIGINT, hold_on_signal);
+	start = now_us();
+	/* Give up after conns/100 failures: a refused mesh should not take minutes to say so. */
+	for (int i = 0; i < conns && !hold_stop && errs <= conns / 100; i++) {
+		int fd = dial(argv[0], argv[1]);
+
+		if (fd < 0 || write(fd, REQ, sizeof(REQ) - 1) != (ssize_t)(sizeof(REQ) - 1) ||
+		    read_response(fd, buf, sizeof(buf))) {
+			if (fd >= 0)
+				close(fd);
+			errs++;
+			continue;
+		}
+		fds[held++] = fd;
+	}
+	printf("{\"held\": %d, \"errors\": %d, \"open_s\": %.2f}\n", held, errs,
+	       (now_us() - start) / 1e6);
+	fflush(stdout);
+	deadline = now_us() + (long long)(seconds * 1e6);
+	while (!hold_stop && now_us() < deadline)
+		usleep(100000);
+	for (int i = 0; i < held; i++)
+		close(fds[i]);
+	free(fds);
+	return held == conns ? 0 : 1;
 }
 
 int main(int argc, char **argv)
@@ -545,5 +660,7 @@ int main(int argc, char **argv)
 		return client(argc - 2, argv + 2);
 	if (argc >= 2 && !strcmp(argv[1], "connect"))
 		return connect_cmd(argc - 2, argv + 2);
+	if (argc >= 2 && !strcmp(argv[1], "hold"))
+		return hold_cmd(argc - 2, argv + 2);
 	return usage();
 }

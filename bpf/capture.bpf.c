@@ -50,7 +50,16 @@ const volatile __u32 zm_cfg_mark_mask = ZM_MARK_MASK;
 static __always_inline int zm_capture_syn(struct __sk_buff *skb, const struct zm_pkt *pkt,
 					  const struct zm_workload *src_wl, __u32 *policy)
 {
+	bool dst_enrolled = zm_workload_get(&pkt->dst) != NULL;
 	int ret;
+
+	/*
+	 * HBONE to an enrolled pod of this node goes to ztunnel's 15008 whoever sends it, an
+	 * enrolled pod included (a waypoint dialing a same-node endpoint): the destination
+	 * pod has no 15008 of its own, and there is no uplink on the way to capture it later.
+	 */
+	if (dst_enrolled && pkt->dport == ZM_PORT_HBONE)
+		return zm_sk_assign_listener(skb, pkt, ZM_PORT_HBONE, ZM_REASON_CAPTURED_HBONE);
 
 	if (src_wl) {
 		/*
@@ -63,10 +72,7 @@ static __always_inline int zm_capture_syn(struct __sk_buff *skb, const struct zm
 					     ZM_REASON_CAPTURED_OUTBOUND);
 	}
 
-	if (zm_workload_get(&pkt->dst)) {
-		if (pkt->dport == ZM_PORT_HBONE)
-			return zm_sk_assign_listener(skb, pkt, ZM_PORT_HBONE,
-						     ZM_REASON_CAPTURED_HBONE);
+	if (dst_enrolled) {
 		/* Pass: ztunnel's other ports are never captured, as the issue specifies. */
 		if (zm_is_ztunnel_port(pkt->dport))
 			return -ZM_REASON_PASS_ZTUNNEL_PORT;

@@ -257,9 +257,7 @@ static void workload_list_human(json_object *arr)
 	static const char *const heads[] = {"ADDRESS",	"VETH",	 "NAMESPACE", "NAME",
 					    "IDENTITY", "FLAGS", NULL};
 
-	cli_print_table_row(NULL, heads, w);
-	for (size_t i = 0; i < json_object_array_length(arr); i++)
-		cli_print_table_row(json_object_array_get_idx(arr, i), keys, w);
+	cli_print_table(arr, heads, keys, w);
 }
 
 int cmd_workload_list(struct cli *c, int argc, char **argv)

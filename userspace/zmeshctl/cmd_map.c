@@ -461,9 +461,7 @@ static void map_list_human(json_object *arr)
 					    "MAX", "ENTRIES", "NAME", NULL};
 	static const int w[] = {6, 16, 5, 6, 7, 8};
 
-	cli_print_table_row(NULL, heads, w);
-	for (size_t i = 0; i < json_object_array_length(arr); i++)
-		cli_print_table_row(json_object_array_get_idx(arr, i), keys, w);
+	cli_print_table(arr, heads, keys, w);
 }
 
 int cmd_map_list(struct cli *c, int argc, char **argv)
@@ -511,9 +509,7 @@ static void stats_human(json_object *arr)
 	static const char *const heads[] = {"REASON", "PACKETS", "DESCRIPTION", NULL};
 	static const int w[] = {24, 12};
 
-	cli_print_table_row(NULL, heads, w);
-	for (size_t i = 0; i < json_object_array_length(arr); i++)
-		cli_print_table_row(json_object_array_get_idx(arr, i), keys, w);
+	cli_print_table(arr, heads, keys, w);
 }
 
 int cmd_stats(struct cli *c, int argc, char **argv)
@@ -571,9 +567,7 @@ static void conn_list_human(json_object *arr)
 					    "RETRANS", "BYTES_ACKED", "BYTES_RECEIVED", NULL};
 	static const int w[] = {28, 28, 12, 8, 8, 12};
 
-	cli_print_table_row(NULL, heads, w);
-	for (size_t i = 0; i < json_object_array_length(arr); i++)
-		cli_print_table_row(json_object_array_get_idx(arr, i), keys, w);
+	cli_print_table(arr, heads, keys, w);
 }
 
 int cmd_conn_list(struct cli *c, int argc, char **argv)

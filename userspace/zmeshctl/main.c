@@ -147,6 +147,15 @@ void cli_print_table_row(json_object *row, const char *const *keys, const int *w
 	}
 }
 
+/* A whole table: the heads row, then one row per element of the JSON array. */
+void cli_print_table(json_object *arr, const char *const *heads, const char *const *keys,
+		     const int *widths)
+{
+	cli_print_table_row(NULL, heads, widths);
+	for (size_t i = 0; i < json_object_array_length(arr); i++)
+		cli_print_table_row(json_object_array_get_idx(arr, i), keys, widths);
+}
+
 int cli_getopt(struct cli *c, int argc, char **argv, const struct option *own)
 {
 	static struct option all[64];

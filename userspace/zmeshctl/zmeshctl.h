@@ -62,6 +62,8 @@ int cli_emit(struct cli *c, json_object *obj, void (*human)(json_object *obj));
 
 /* Printing helpers for human output. */
 void cli_print_table_row(json_object *row, const char *const *keys, const int *widths);
+void cli_print_table(json_object *arr, const char *const *heads, const char *const *keys,
+		     const int *widths);
 const char *cli_json_str(json_object *obj, const char *key);
 
 /* Commands. */

@@ -65,6 +65,27 @@ t_ok "$([ "$fails" -ge 1 ] && [ "$fails" -le 4 ]; echo $?)" "outlier: the failin
 t_is "$(tail -20 <<<"$res" | sort -u | tr '\n' ' ')" "200 " "outlier: the last 20 requests all 200"
 t_like "$(cat "$K8S_DIR/wp.log")" "outlier .*ejected for 60000 ms after 2 consecutive 5xx" "the waypoint logged the ejection"
 
+# connectionPool (circuit breaking): 6 requests at once, each held 600 ms by the endpoint.
+RAT=http://$(k8s_vip ratings):9080
+DET=http://$(k8s_vip details):9080
+burst() { # burst URL: six concurrent requests, their status codes sorted
+	local i
+	for i in 1 2 3 4 5 6; do
+		k8s_curl sleep -o /dev/null -w '%{http_code}\n' -H 'x-echo-delay: 600' "$1/burst/$i" &
+	done
+	wait
+}
+res=$(burst "$RAT" | sort | uniq -c | awk '{printf "%s:%s ", $2, $1}')
+t_diag "maxConnections 1, http1MaxPendingRequests 1: $res"
+t_is "$res" "200:2 503:4 " "maxConnections 1 + 1 pending: two answered, four overflow with 503"
+t_like "$(grep 'path=/burst' "$K8S_DIR/wp.log" | grep 'status=503')" "flags=UO" "overflow logged with flag UO"
+t_like "$(k8s_curl sleep "$RAT/after-burst")" "pod=ratings-v1-0" "after the burst the cluster serves again"
+t_like "$(k8s_metrics)" 'destination_service_name="ratings".*response_code="503",response_flags="UO"\} 4' "overflows counted as 503 UO"
+res=$(burst "$DET" | sort | uniq -c | awk '{printf "%s:%s ", $2, $1}')
+t_diag "http2MaxRequests 2: $res"
+t_is "$res" "200:2 503:4 " "http2MaxRequests 2: two in flight, four overflow"
+t_like "$(k8s_curl sleep -i "$DET/x" | tr -d '\r')" "HTTP/1.1 200" "details serves again once the burst is over"
+
 # Redirect and rewrite.
 hdrs=$(k8s_curl sleep -D - -o /dev/null "$REV/redirect/x?a=1")
 t_like "$hdrs" "HTTP/1.1 302" "redirect: 302"

@@ -164,107 +164,81 @@ void wp_route_request(struct wp_ds *ds)
 	wp_build_upstream_head(ds, &req);
 }
 
-struct wp_ep_stat *wp_ep_stat(struct wp_worker *w, const char *key)
-{
-	unsigned int h = 5381, i;
-	const char *c;
-
-	for (c = key; *c; c++)
-		h = h * 33 + (unsigned char)*c;
-	for (i = 0; i < WP_EP_SLOTS; i++) {
-		struct wp_ep_stat *s = &w->eps[(h + i) % WP_EP_SLOTS];
-
-		if (!s->key[0]) {
-			snprintf(s->key, sizeof(s->key), "%s", key);
-			return s;
-		}
-		if (!strcmp(s->key, key))
-			return s;
-	}
-	return &w->eps[h % WP_EP_SLOTS]; /* full: share a slot (stats only, never routing) */
-}
-
-static const char *wp_ep_key(const struct l7_endpoint *ep, char *buf, size_t len)
-{
-	return zm_addr_port_format(&ep->wl->ips[0].addr, ep->target_port, buf, len);
-}
-
-/* Choose among eps by the policy, skipping ejected endpoints while any other is left. */
-static const struct l7_endpoint *wp_ep_choose(struct wp_ds *ds, struct l7_endpoint *eps,
-					      size_t n, const struct l7_traffic_policy *pol)
-{
-	struct wp_worker *w = ds->w;
-	size_t i, live = 0, pick;
-	char key[ZM_ADDR_STRLEN];
-	unsigned int hash = 0;
-	const char *c;
-
-	for (i = 0; i < n; i++) {
-		struct wp_ep_stat *st = wp_ep_stat(w, wp_ep_key(&eps[i], key, sizeof(key)));
-
-		if (st->ejected_until_ms <= w->now_ms)
-			eps[live++] = eps[i];
-	}
-	if (!live)
-		live = n; /* everything ejected: Envoy's panic mode routes to all */
-	if (pol->lb == L7_LB_ROUND_ROBIN) {
-		for (c = ds->dest ? ds->dest->host : ds->svc->hostname; *c; c++)
-			hash = hash * 31 + (unsigned char)*c;
-		return &eps[w->rr[hash % 64]++ % live];
-	}
-	pick = wp_rand() % live;
-	if ((pol->lb == L7_LB_LEAST_REQUEST || pol->lb == L7_LB_DEFAULT) && live > 1) {
-		size_t other = wp_rand() % live;
-		struct wp_ep_stat *a = wp_ep_stat(w, wp_ep_key(&eps[pick], key, sizeof(key)));
-		struct wp_ep_stat *b = wp_ep_stat(w, wp_ep_key(&eps[other], key, sizeof(key)));
-
-		if (b->active < a->active)
-			pick = other;
-	}
-	return &eps[pick];
-}
-
 /* The endpoint for this request (or TCP stream); false with a reply already given. */
 static bool wp_pick_endpoint(struct wp_ds *ds, struct l7_endpoint *out)
 {
-	struct l7_endpoint eps[L7_MAX_ENDPOINTS];
-	const struct zm_cfg_service *svc = ds->svc;
-	const struct l7_dr *dr = NULL;
-	unsigned int port = ds->port;
-	size_t n;
+	struct wp_target *t = &ds->tgt;
 
-	if (ds->pod) {
-		out->wl = ds->pod;
-		out->target_port = ds->port;
-		return true;
-	}
-	if (ds->dest) {
-		svc = ds->dest->service ? ds->dest->service : svc;
-		port = ds->dest->port ? ds->dest->port : port;
-	}
-	dr = l7_dr_find(ds->snap->l7, svc->hostname);
-	ds->subset = ds->dest ? l7_dr_subset(dr, ds->dest->subset) : NULL;
-	ds->policy = l7_policy_for(dr, ds->subset);
-	n = l7_endpoints(ds->snap->mesh, svc, port, ds->subset, eps, L7_MAX_ENDPOINTS);
-	if (!n) {
+	*t = (struct wp_target){.snap = ds->snap, .svc = ds->svc, .pod = ds->pod,
+				.port = ds->port, .dest = ds->dest};
+	if (wp_target_pick(ds->w, t)) {
 		if (ds->mode == WP_DS_HTTP)
 			wp_ds_reply(ds, 503, "UH", "no healthy upstream", false, NULL);
 		return false;
 	}
-	*out = *wp_ep_choose(ds, eps, n, ds->policy);
+	*out = t->ep;
 	return true;
+}
+
+void wp_ds_pool_release(struct wp_ds *ds)
+{
+	if (ds->rq == WP_RQ_PENDING && ds->tgt.cl)
+		atomic_fetch_sub(&ds->tgt.cl->pending, 1);
+	if (ds->rq == WP_RQ_PENDING)
+		ds->rq = WP_RQ_UPSTREAM;
+	wp_cl_request_end(ds->counted);
+	ds->counted = NULL;
+}
+
+/* connectionPool: false with 503 "UO" (Envoy's overflow) when the cluster is full. */
+static bool wp_pool_admit(struct wp_ds *ds)
+{
+	struct wp_target *t = &ds->tgt;
+	unsigned int max_pending = t->policy->pool.http1_max_pending;
+
+	if (!ds->counted) {
+		if (!wp_cl_request_begin(t->cl, t->policy))
+			goto overflow;
+		ds->counted = t->cl;
+	}
+	if (wp_up_idle_for(ds->w, t->ep_key) || wp_cl_conn_allowed(t->cl, t->policy)) {
+		if (ds->rq == WP_RQ_PENDING) {
+			atomic_fetch_sub(&t->cl->pending, 1);
+			ds->rq = WP_RQ_UPSTREAM;
+		}
+		return true;
+	}
+	if (ds->rq == WP_RQ_PENDING)
+		return false; /* still waiting; wp_http_tick tries again */
+	if (max_pending && atomic_fetch_add(&t->cl->pending, 1) >= max_pending) {
+		atomic_fetch_sub(&t->cl->pending, 1);
+		goto overflow;
+	}
+	if (!max_pending)
+		atomic_fetch_add(&t->cl->pending, 1);
+	ds->rq = WP_RQ_PENDING;
+	return false;
+overflow:
+	atomic_fetch_add(&t->cl->overflows, 1);
+	fprintf(stderr, "waypoint: %s: connection pool of %s full, 503\n", ds->authority,
+		t->cl->key);
+	wp_ds_reply(ds, 503, "UO", "upstream connect error or disconnect/reset before headers. "
+				   "reset reason: overflow", false, NULL);
+	if (ds->msg_done)
+		wp_ds_request_done(ds);
+	return false;
 }
 
 void wp_ds_dispatch_upstream(struct wp_ds *ds)
 {
 	struct l7_endpoint ep;
 
-	if (!wp_pick_endpoint(ds, &ep))
+	if (!wp_pick_endpoint(ds, &ep) || !wp_pool_admit(ds))
 		return;
 	ds->attempts++;
 	ds->ep_name = ep.wl->name;
 	ds->ep_wl = ep.wl;
-	wp_ep_key(&ep, ds->ep_key, sizeof(ds->ep_key));
+	snprintf(ds->ep_key, sizeof(ds->ep_key), "%s", ds->tgt.ep_key);
 	if (ds->route && ds->route->retries.per_try_timeout_ms)
 		ds->try_deadline_ms = ds->w->now_ms + ds->route->retries.per_try_timeout_ms;
 	ds->up = wp_up_get(ds->w, ds, &ep, false);
@@ -337,8 +311,9 @@ void wp_http_tick(struct wp_worker *w)
 			wp_ds_process(ds);
 			continue;
 		}
-		if (ds->rq == WP_RQ_UPSTREAM && ds->deadline_ms && w->now_ms >= ds->deadline_ms &&
-		    !ds->resp_started) {
+		if ((ds->rq == WP_RQ_UPSTREAM || ds->rq == WP_RQ_PENDING) && ds->deadline_ms &&
+		    w->now_ms >= ds->deadline_ms && !ds->resp_started) {
+			wp_ds_pool_release(ds);
 			if (ds->up)
 				wp_up_detach(ds->up, false);
 			ds->up = NULL;
@@ -347,6 +322,11 @@ void wp_http_tick(struct wp_worker *w)
 				wp_ds_request_done(ds);
 			else
 				ds->close_after = true;
+			continue;
+		}
+		if (ds->rq == WP_RQ_PENDING) {
+			wp_ds_dispatch_upstream(ds);
+			wp_ds_process(ds);
 			continue;
 		}
 		if (ds->rq == WP_RQ_UPSTREAM && ds->try_deadline_ms &&
@@ -527,6 +507,7 @@ void wp_ds_on_close(struct hb_stream *s, uint32_t error)
 		return;
 	w = ds->w;
 	ds->st = NULL;
+	wp_ds_pool_release(ds);
 	if (ds->up) {
 		wp_up_detach(ds->up, false);
 		ds->up = NULL;
@@ -548,13 +529,21 @@ void wp_ds_tcp_start(struct wp_ds *ds)
 
 	if (vs && vs->n_tcp)
 		ds->dest = l7_dest_pick(vs->tcp, vs->n_tcp, wp_rand());
-	if (!wp_pick_endpoint(ds, &ep) || !(ds->up = wp_up_get(ds->w, ds, &ep, true))) {
+	if (wp_pick_endpoint(ds, &ep) && !wp_cl_conn_allowed(ds->tgt.cl, ds->tgt.policy)) {
+		fprintf(stderr, "waypoint: tcp stream to %s: connection pool of %s full (%u), "
+				"resetting\n",
+			ds->authority, ds->tgt.cl->key, ds->tgt.policy->pool.max_connections);
+		atomic_fetch_add(&ds->tgt.cl->overflows, 1);
+		hb_stream_reset(ds->st, HB_ERR_CONNECT_ERROR);
+		return;
+	}
+	if (!ds->tgt.ep.wl || !(ds->up = wp_up_get(ds->w, ds, &ep, true))) {
 		fprintf(stderr, "waypoint: tcp stream to %s: no endpoint reachable, resetting\n",
 			ds->authority);
 		hb_stream_reset(ds->st, HB_ERR_CONNECT_ERROR);
 		return;
 	}
-	wp_ep_key(&ep, ds->ep_key, sizeof(ds->ep_key));
+	snprintf(ds->ep_key, sizeof(ds->ep_key), "%s", ds->tgt.ep_key);
 	ds->ep_wl = ep.wl;
 	fprintf(stderr, "access tcp src.principal=%s authority=%s upstream=%s(%s)\n",
 		ds->peer[0] ? ds->peer : "-", ds->authority, ds->ep_key, ep.wl->name);

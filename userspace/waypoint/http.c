@@ -7,7 +7,7 @@
  * Transfer-Encoding, heads over WP_MAX_HEAD), authorized (AuthorizationPolicy: 403 "RBAC:
  * access denied"), routed (VirtualService: redirect, direct response, fault abort/delay,
  * weighted destination, rewrite, header operations) and forwarded to an endpoint pod chosen
- * by DestinationRule subset and load-balancer policy, skipping ejected outliers. Requests on
+ * by DestinationRule subset and load-balancer policy (pick.c), skipping ejected outliers. Requests on
  * one stream are answered in order; a pipelined request waits in the input queue.
  */
 #include <errno.h>
@@ -388,6 +388,7 @@ void wp_ds_request_done(struct wp_ds *ds)
 		ds->request_id[0] ? ds->request_id : "-", (unsigned long long)mr.request_bytes,
 		(unsigned long long)mr.response_bytes, (unsigned long long)dur);
 	wp_metric_request(wp, &mr);
+	wp_ds_pool_release(ds);
 	if (!ds->mirrored)
 		wp_ds_mirror(ds);
 	if (ds->up)

@@ -12,7 +12,7 @@
 
 #include "hbone/hbone.h"
 #include "tls/tls.h"
-#include "wp.h"
+#include "pick.h"
 
 struct wp_q {
 	char *p;
@@ -34,6 +34,7 @@ enum wp_rq {
 	WP_RQ_DELAY,	/* fault delay running */
 	WP_RQ_UPSTREAM, /* forwarded (or waiting for an upstream stream) */
 	WP_RQ_LOCAL,	/* answered locally; the rest of the request body is dropped */
+	WP_RQ_PENDING,	/* waiting for a connection (connectionPool.tcp.maxConnections) */
 };
 
 struct wp_up;
@@ -67,8 +68,8 @@ struct wp_ds {
 	bool copy_ok;
 	const struct l7_http_route *route;
 	const struct l7_dest *dest;
-	const struct l7_traffic_policy *policy;
-	const struct l7_subset *subset;
+	struct wp_target tgt;	    /* the cluster and endpoint of the current attempt */
+	struct wp_cl_stat *counted; /* the cluster this request counts in */
 	unsigned int attempts;
 	uint64_t start_ms, deadline_ms, delay_until_ms, try_deadline_ms;
 	struct wp_up *up;
@@ -98,6 +99,9 @@ struct wp_up {
 	bool head_done, msg_done, keepalive;
 	bool shadow, shut; /* a mirror copy: out holds the request, no downstream */
 	struct wp_ep_stat *stat;
+	struct wp_cl_stat *cl;	  /* the cluster whose connection this is */
+	unsigned int nreq, max_rq; /* requests sent; maxRequestsPerConnection */
+	uint32_t idle_timeout_ms;
 };
 
 /* queue helpers (http.c) */
@@ -130,7 +134,10 @@ struct wp_up *wp_up_get(struct wp_worker *w, struct wp_ds *ds, const struct l7_e
 			bool tcp);
 void wp_up_detach(struct wp_up *up, bool reusable);
 void wp_up_send(struct wp_up *up);
-struct wp_ep_stat *wp_ep_stat(struct wp_worker *w, const char *key);
+/* Is an idle upstream stream to key ("ip:port") waiting on w? */
+bool wp_up_idle_for(struct wp_worker *w, const char *key);
+/* End the current request's share of its cluster's connectionPool counters. */
+void wp_ds_pool_release(struct wp_ds *ds);
 /* A fire-and-forget request (bytes) to ep; its response is discarded. */
 int wp_up_shadow(struct wp_worker *w, const struct l7_endpoint *ep, const char *forwarded,
 		 const void *bytes, size_t len);

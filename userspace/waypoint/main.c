@@ -24,7 +24,7 @@
 
 #include "common/netns.h"
 #include "tls/tls.h"
-#include "wp.h"
+#include "pick.h"
 
 #define WP_ERRLEN 8192
 
@@ -366,6 +366,10 @@ int main(int argc, char **argv)
 	}
 	pthread_mutex_init(&wp.snap_lock, NULL);
 	pthread_mutex_init(&wp.m_lock, NULL);
+	wp.stats = calloc(1, sizeof(*wp.stats));
+	if (!wp.stats)
+		return 1;
+	pthread_mutex_init(&wp.stats->lock, NULL);
 	wp.snap = wp_snap_load(&wp, err, WP_ERRLEN);
 	if (!wp.snap) {
 		fprintf(stderr, "%s", err);
@@ -396,6 +400,7 @@ int main(int argc, char **argv)
 	wp_ctl_run(&wp);
 	atomic_store(&wp.stop, true);
 	wp_workers_join(&wp);
+	free(wp.stats);
 	free(err);
 	return 0;
 }

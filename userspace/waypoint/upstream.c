@@ -87,12 +87,29 @@ struct wp_up *wp_up_get(struct wp_worker *w, struct wp_ds *ds, const struct l7_e
 			free(up);
 			return NULL;
 		}
+		up->cl = ds->tgt.cl;
+		if (up->cl)
+			atomic_fetch_add(&up->cl->conns, 1);
+		up->max_rq = ds->tgt.policy ? ds->tgt.policy->pool.max_requests_per_conn : 0;
+		up->idle_timeout_ms = ds->tgt.policy && ds->tgt.policy->pool.idle_timeout_ms ?
+					      ds->tgt.policy->pool.idle_timeout_ms : WP_UP_IDLE_MS;
 	}
 	wp_up_reset_parser(up);
 	up->ds = ds;
-	up->stat = wp_ep_stat(w, key);
-	up->stat->active++;
+	up->nreq++;
+	up->stat = wp_ep_stat(w->wp, key);
+	atomic_fetch_add(&up->stat->active, 1);
 	return up;
+}
+
+bool wp_up_idle_for(struct wp_worker *w, const char *key)
+{
+	struct wp_up *up;
+
+	for (up = w->idle; up; up = up->next_idle)
+		if (!strcmp(up->key, key) && up->st && !up->eof)
+			return true;
+	return false;
 }
 
 int wp_up_shadow(struct wp_worker *w, const struct l7_endpoint *ep, const char *forwarded,
@@ -130,11 +147,11 @@ void wp_up_detach(struct wp_up *up, bool reusable)
 	if (ds->up == up)
 		ds->up = NULL;
 	up->ds = NULL;
-	if (up->stat && up->stat->active)
-		up->stat->active--;
+	if (up->stat)
+		atomic_fetch_sub(&up->stat->active, 1);
 	up->stat = NULL;
 	if (reusable && up->st && up->ok200 && !up->eof && up->msg_done && up->keepalive &&
-	    !wp_q_size(&ds->upq) && !up->tcp) {
+	    !wp_q_size(&ds->upq) && !up->tcp && (!up->max_rq || up->nreq < up->max_rq)) {
 		up->idle = true;
 		up->idle_ms = up->w->now_ms;
 		up->next_idle = up->w->idle;
@@ -182,28 +199,6 @@ static bool wp_retry_status(const struct wp_ds *ds, unsigned int code)
 	       ((on & L7_RETRY_GATEWAY_ERROR) && code >= 502 && code <= 504) ||
 	       ((on & L7_RETRY_UNAVAILABLE) && code == 503) ||
 	       ((on & L7_RETRY_RETRIABLE_4XX) && code == 409);
-}
-
-static void wp_outlier_note(struct wp_up *up, const struct wp_ds *ds, unsigned int code)
-{
-	const struct l7_traffic_policy *pol = ds->policy;
-	struct wp_ep_stat *st = up->stat;
-
-	if (!st)
-		return;
-	if (code < 500) {
-		st->consecutive_5xx = 0;
-		return;
-	}
-	if (!pol || !pol->outlier.set || ++st->consecutive_5xx < pol->outlier.consecutive_5xx)
-		return;
-	st->consecutive_5xx = 0;
-	st->ejections++;
-	st->ejected_until_ms = up->w->now_ms + (uint64_t)pol->outlier.base_ejection_ms *
-						       st->ejections;
-	fprintf(stderr, "waypoint: outlier %s ejected for %llu ms after %u consecutive 5xx\n",
-		up->key, (unsigned long long)(st->ejected_until_ms - up->w->now_ms),
-		pol->outlier.consecutive_5xx);
 }
 
 static void wp_resp_head_emit(struct wp_up *up, struct wp_ds *ds, const struct wp_head *h)
@@ -255,7 +250,7 @@ static int wp_rs_on_headers(http_parser *p)
 	if (!end || wp_head_parse(&h, raw, (size_t)(end - raw), false))
 		return -1;
 	up->head_done = true;
-	wp_outlier_note(up, ds, code);
+	wp_outlier_note(up->w, &ds->tgt, up->key, code);
 	if (wp_retry_status(ds, code)) {
 		up->discard = true;
 		wp_head_free(&h);
@@ -461,6 +456,9 @@ void wp_up_on_close(struct hb_stream *s, uint32_t error)
 	if (!up)
 		return;
 	up->st = NULL;
+	if (up->cl)
+		atomic_fetch_sub(&up->cl->conns, 1);
+	up->cl = NULL;
 	wp_up_unidle(up);
 	ds = up->ds;
 	if (ds) {
@@ -488,7 +486,7 @@ void wp_up_sweep(struct wp_worker *w)
 
 	for (up = w->idle; up; up = next) {
 		next = up->next_idle;
-		if (w->now_ms - up->idle_ms < WP_UP_IDLE_MS || !up->st)
+		if (w->now_ms - up->idle_ms < up->idle_timeout_ms || !up->st)
 			continue;
 		wp_up_unidle(up);
 		up->dead = true;

@@ -42,6 +42,7 @@ struct hb_request;
 struct zm_tls_ctx;
 struct zm_identity_provider;
 struct zm_cert;
+struct wp_stats;
 
 /* An immutable pair of configs, refcounted; swapped whole on reload. */
 struct wp_snap {
@@ -67,15 +68,6 @@ struct wp_ev {
 	uint32_t armed;
 };
 
-/* Per-worker endpoint state: active requests (LEAST_REQUEST), outlier detection. */
-struct wp_ep_stat {
-	char key[64]; /* "ip:port", "" free */
-	unsigned int active;
-	unsigned int consecutive_5xx;
-	uint64_t ejected_until_ms;
-	unsigned int ejections;
-};
-
 struct wp_dead {
 	struct wp_dead *next;
 	void (*free_fn)(void *);
@@ -93,8 +85,6 @@ struct wp_worker {
 	struct wp_ds *dss;	  /* live downstream streams (timers) */
 	struct wp_dead *dead;
 	uint64_t now_ms;
-	uint32_t rr[64]; /* round-robin counters by destination hash */
-	struct wp_ep_stat eps[WP_EP_SLOTS];
 };
 
 struct wp {
@@ -102,6 +92,7 @@ struct wp {
 	int n_workers;
 	struct wp_worker workers[WP_MAX_WORKERS];
 	atomic_bool stop, ready;
+	struct wp_stats *stats; /* pick.h: endpoint and cluster state of all workers */
 	struct zm_identity_provider *idp;
 	struct zm_tls_ctx *tls_server, *tls_client;
 	char trust_domain[128];

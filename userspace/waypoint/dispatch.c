@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "http.h"
+#include "h2.h"
 
 static void wp_req_view(struct wp_ds *ds, struct l7_request *r)
 {
@@ -301,8 +301,11 @@ void wp_http_tick(struct wp_worker *w)
 	struct wp_ds *ds, *next;
 
 	wp_up_sweep(w);
+	wp_h2u_sweep(w);
 	for (ds = w->dss; ds; ds = next) {
 		next = ds->next;
+		if (ds->st && ds->mode == WP_DS_H2)
+			wp_h2d_tick(ds);
 		if (!ds->st || ds->mode != WP_DS_HTTP)
 			continue;
 		if (ds->rq == WP_RQ_DELAY && w->now_ms >= ds->delay_until_ms) {
@@ -454,6 +457,10 @@ size_t wp_ds_on_data(struct hb_stream *s, const uint8_t *buf, size_t len)
 
 	if (!ds || !ds->st)
 		return len;
+	if (ds->mode == WP_DS_H2) {
+		wp_h2d_input(ds, buf, len); /* HTTP/2 flow control bounds what comes in */
+		return len;
+	}
 	if (wp_q_size(&ds->in) >= WP_IN_HIGH) {
 		ds->input_paused = true;
 		return 0;
@@ -473,6 +480,10 @@ void wp_ds_on_eof(struct hb_stream *s)
 	if (!ds || !ds->st)
 		return;
 	ds->in_eof = true;
+	if (ds->mode == WP_DS_H2) {
+		wp_h2d_pump(ds->h2);
+		return;
+	}
 	if (ds->mode == WP_DS_TCP && ds->up) {
 		wp_up_send(ds->up);
 		return;
@@ -492,6 +503,10 @@ void wp_ds_on_writable(struct hb_stream *s)
 	if (!ds || !ds->st)
 		return;
 	wp_ds_flush(ds);
+	if (ds->mode == WP_DS_H2) {
+		wp_h2d_pump(ds->h2);
+		return;
+	}
 	/* The upstream paused when our output queue grew: let it go on. */
 	if (ds->up && ds->up->st && wp_q_size(&ds->out) < WP_IN_HIGH)
 		hb_stream_resume(ds->up->st);
@@ -507,6 +522,7 @@ void wp_ds_on_close(struct hb_stream *s, uint32_t error)
 		return;
 	w = ds->w;
 	ds->st = NULL;
+	wp_h2d_close(ds);
 	wp_ds_pool_release(ds);
 	if (ds->up) {
 		wp_up_detach(ds->up, false);

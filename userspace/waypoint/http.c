@@ -17,7 +17,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "http.h"
+#include "h2.h"
 
 /* ---- byte queues ---- */
 
@@ -375,19 +375,16 @@ void wp_ds_request_done(struct wp_ds *ds)
 		.duration_ms = dur,
 		.request_bytes = ds->req_bytes,
 		.response_bytes = ds->out.total - ds->resp_mark,
+		.method = ds->req.start[0],
+		.path = ds->req.start[1],
+		.authority = ds->authority,
+		.route = ds->route ? ds->route->name : NULL,
+		.upstream = ds->ep_key,
+		.upstream_name = ds->ep_name,
+		.request_id = ds->request_id,
+		.version = "HTTP/1.1",
 	};
-	/* One access log line per request, Envoy's fields in key=value form. */
-	fprintf(stderr, "access http src.principal=%s src.workload=%s method=%s path=%s "
-			"authority=%s dst.service=%s route=%s upstream=%s(%s) status=%u flags=%s "
-			"request_id=%s bytes_received=%llu bytes_sent=%llu duration_ms=%llu\n",
-		ds->peer[0] ? ds->peer : "-", ds->src_wl ? ds->src_wl->name : "-",
-		ds->req.start[0] ?: "-", ds->req.start[1] ?: "-", ds->authority,
-		ds->svc ? ds->svc->hostname : "-",
-		ds->route && ds->route->name ? ds->route->name : "-",
-		ds->ep_key[0] ? ds->ep_key : "-", ds->ep_name ?: "-", ds->status, ds->flags,
-		ds->request_id[0] ? ds->request_id : "-", (unsigned long long)mr.request_bytes,
-		(unsigned long long)mr.response_bytes, (unsigned long long)dur);
-	wp_metric_request(wp, &mr);
+	wp_request_finish(wp, &mr);
 	wp_ds_pool_release(ds);
 	if (!ds->mirrored)
 		wp_ds_mirror(ds);
@@ -469,17 +466,15 @@ static void wp_ds_detect(struct wp_ds *ds)
 
 	/*
 	 * The HTTP/2 connection preface (h2c with prior knowledge, as gRPC clients send) also
-	 * starts like a request line, "PRI * HTTP/2.0": until HTTP/2 is parsed here it is
-	 * relayed unchanged, as TCP, rather than refused as a bad HTTP/1 request.
+	 * starts like a request line, "PRI * HTTP/2.0": it makes the stream an HTTP/2 one.
 	 */
 	static const char h2_preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 	if (!memcmp(s, h2_preface, n < sizeof(h2_preface) - 1 ? n : sizeof(h2_preface) - 1)) {
 		if (n < sizeof(h2_preface) - 1 && !ds->in_eof)
 			return; /* too little yet */
-		if (n >= sizeof(h2_preface) - 1) {
-			ds->mode = WP_DS_TCP;
-			atomic_fetch_add(&ds->w->wp->tcp_streams, 1);
+		if (wp_h2_preface(s, n)) {
+			ds->mode = WP_DS_H2;
 			return;
 		}
 	}
@@ -511,6 +506,10 @@ void wp_ds_process(struct wp_ds *ds)
 		wp_ds_detect(ds);
 		if (ds->mode == WP_DS_TCP)
 			wp_ds_tcp_start(ds);
+		if (ds->mode == WP_DS_H2 && wp_h2d_start(ds)) {
+			hb_stream_reset(ds->st, HB_ERR_INTERNAL);
+			return;
+		}
 		if (ds->mode != WP_DS_HTTP)
 			return;
 	}

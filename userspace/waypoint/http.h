@@ -27,7 +27,7 @@ struct wp_head {
 	size_t n;
 };
 
-enum wp_ds_mode { WP_DS_DETECT, WP_DS_HTTP, WP_DS_TCP };
+enum wp_ds_mode { WP_DS_DETECT, WP_DS_HTTP, WP_DS_TCP, WP_DS_H2 };
 
 enum wp_rq {
 	WP_RQ_HEAD,	/* reading a request head */
@@ -38,6 +38,8 @@ enum wp_rq {
 };
 
 struct wp_up;
+struct wp_h2d;
+struct wp_h2u;
 
 struct wp_ds {
 	struct wp_ds *prev, *next; /* worker's list */
@@ -83,6 +85,7 @@ struct wp_ds {
 	unsigned int status;
 	bool resp_started, resp_chunked, resp_body;
 	char flags[8]; /* Envoy-style response flags for metrics: UF, UT, DI, FI, ... */
+	struct wp_h2d *h2; /* WP_DS_H2: the HTTP/2 server session (h2.h) */
 };
 
 struct wp_up {
@@ -102,6 +105,7 @@ struct wp_up {
 	struct wp_cl_stat *cl;	  /* the cluster whose connection this is */
 	unsigned int nreq, max_rq; /* requests sent; maxRequestsPerConnection */
 	uint32_t idle_timeout_ms;
+	struct wp_h2u *h2u; /* this stream carries an HTTP/2 session (h2.h) */
 };
 
 /* queue helpers (http.c) */

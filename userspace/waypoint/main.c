@@ -132,8 +132,10 @@ static void wp_ctl_answer(struct wp *wp, int fd, bool metrics)
 		wp_metrics_print(wp, f);
 		fprintf(f, "# TYPE zmesh_waypoint_streams_total counter\n"
 			   "zmesh_waypoint_streams_total{protocol=\"http\"} %lu\n"
+			   "zmesh_waypoint_streams_total{protocol=\"http2\"} %lu\n"
 			   "zmesh_waypoint_streams_total{protocol=\"tcp\"} %lu\n",
-			atomic_load(&wp->http_streams), atomic_load(&wp->tcp_streams));
+			atomic_load(&wp->http_streams), atomic_load(&wp->h2_streams),
+			atomic_load(&wp->tcp_streams));
 	} else if (!metrics && strstr(req, "GET /healthz/ready")) {
 		if (atomic_load(&wp->ready)) {
 			fprintf(f, "ready\n");

@@ -114,11 +114,12 @@ void wp_metric_request(struct wp *wp, const struct wp_mreq *r)
 		 "destination_workload=\"%s\",source_workload=\"%s\",%s,%s,"
 		 "destination_principal=\"%s%s\",destination_service_name=\"%s\","
 		 "destination_service_namespace=\"%s\",connection_security_policy=\"mutual_tls\","
-		 "grpc_response_status=\"\",request_protocol=\"%s\",response_code=\"%u\","
+		 "grpc_response_status=\"%s\",request_protocol=\"%s\",response_code=\"%u\","
 		 "response_flags=\"%s\"",
 		 strcmp(sp, "unknown") ? "spiffe://" : "", sp, svc, dw, sw, srcl, dstl,
 		 strcmp(dp, "unknown") ? "spiffe://" : "", dp, sname, sns,
-		 r->protocol ?: "http", r->code, r->flags ?: "-");
+		 r->grpc_status ? r->grpc_status : "", r->protocol ?: "http", r->code,
+		 r->flags ?: "-");
 	pthread_mutex_lock(&wp->m_lock);
 	for (m = wp->metrics; m && strcmp(m->labels, labels); m = m->next)
 		;
@@ -134,6 +135,28 @@ void wp_metric_request(struct wp *wp, const struct wp_mreq *r)
 		wp_hist_add(&m->resp_bytes, wp_bytes_le, WP_NBYTES, r->response_bytes);
 	}
 	pthread_mutex_unlock(&wp->m_lock);
+}
+
+static const char *wp_dash(const char *s)
+{
+	return s && *s ? s : "-";
+}
+
+void wp_request_finish(struct wp *wp, const struct wp_mreq *r)
+{
+	/* One access log line per request, Envoy's fields in key=value form. */
+	fprintf(stderr, "access http src.principal=%s src.workload=%s method=%s path=%s "
+			"authority=%s dst.service=%s route=%s upstream=%s(%s) status=%u flags=%s "
+			"request_id=%s bytes_received=%llu bytes_sent=%llu duration_ms=%llu "
+			"protocol=%s%s%s\n",
+		wp_dash(r->src_principal), r->src ? r->src->name : "-", wp_dash(r->method),
+		wp_dash(r->path), wp_dash(r->authority), r->svc ? r->svc->hostname : "-",
+		wp_dash(r->route), wp_dash(r->upstream), wp_dash(r->upstream_name), r->code,
+		wp_dash(r->flags), wp_dash(r->request_id), (unsigned long long)r->request_bytes,
+		(unsigned long long)r->response_bytes, (unsigned long long)r->duration_ms,
+		wp_dash(r->version), r->grpc_status && *r->grpc_status ? " grpc_status=" : "",
+		r->grpc_status && *r->grpc_status ? r->grpc_status : "");
+	wp_metric_request(wp, r);
 }
 
 static void wp_hist_print(FILE *f, const char *name, const struct wp_metric *m,

@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "http.h"
+#include "h2.h"
 
 void wp_head_emit(struct wp_q *q, const struct wp_head *h, const struct l7_header_ops *ops);
 
@@ -373,6 +373,10 @@ void wp_up_on_response(struct hb_stream *s, int status)
 
 	if (!up)
 		return;
+	if (up->h2u) {
+		wp_h2u_on_response(up, status);
+		return;
+	}
 	if (status == HB_STATUS_OK) {
 		up->ok200 = true;
 		return;
@@ -395,6 +399,10 @@ size_t wp_up_on_data(struct hb_stream *s, const uint8_t *buf, size_t len)
 
 	if (up && up->shadow)
 		return len; /* the mirror's answer: dropped */
+	if (up && up->h2u) {
+		wp_h2u_on_data(up, buf, len);
+		return len;
+	}
 	if (!ds) {
 		/* Bytes on an idle stream: the server broke keep-alive framing; drop it. */
 		if (up && !up->dead) {
@@ -422,6 +430,13 @@ void wp_up_on_eof(struct hb_stream *s)
 	if (!up)
 		return;
 	up->eof = true;
+	if (up->h2u) {
+		/* The pod ended the session: end ours; its requests fail when the stream closes. */
+		up->h2u->dead = true;
+		if (up->st)
+			hb_stream_shutdown(up->st);
+		return;
+	}
 	if (!up->ds)
 		return;
 	if (up->tcp) {
@@ -441,6 +456,11 @@ void wp_up_on_writable(struct hb_stream *s)
 
 	if (up && up->shadow)
 		wp_up_shadow_flush(up);
+	if (up && up->h2u) {
+		wp_q_flush(&up->out, s);
+		wp_h2u_on_writable(up);
+		return;
+	}
 	if (!up || !up->ds)
 		return;
 	wp_up_send(up);
@@ -456,6 +476,8 @@ void wp_up_on_close(struct hb_stream *s, uint32_t error)
 	if (!up)
 		return;
 	up->st = NULL;
+	if (up->h2u)
+		wp_h2u_on_close(up);
 	if (up->cl)
 		atomic_fetch_sub(&up->cl->conns, 1);
 	up->cl = NULL;

@@ -74,6 +74,8 @@ struct wp_dead {
 	void *p;
 };
 
+struct wp_h2u;
+
 struct wp_worker {
 	struct wp *wp;
 	int id;
@@ -82,6 +84,7 @@ struct wp_worker {
 	struct wp_ev lis;
 	struct wp_hconn *hconns;  /* server and client HBONE connections */
 	struct wp_up *idle;	  /* upstream HTTP streams ready for another request */
+	struct wp_h2u *h2us;	  /* upstream HTTP/2 sessions (h2.h) */
 	struct wp_ds *dss;	  /* live downstream streams (timers) */
 	struct wp_dead *dead;
 	uint64_t now_ms;
@@ -101,7 +104,7 @@ struct wp {
 	/* metrics */
 	pthread_mutex_t m_lock;
 	struct wp_metric *metrics;
-	atomic_ulong tcp_streams, http_streams;
+	atomic_ulong tcp_streams, http_streams, h2_streams;
 };
 
 /* main.c */
@@ -118,9 +121,15 @@ struct wp_mreq {
 	const struct zm_cfg_service *svc;
 	const char *protocol; /* "http", "grpc" */
 	unsigned int code;
+	const char *grpc_status; /* "" or the grpc-status the client got */
 	const char *flags;
 	uint64_t duration_ms, request_bytes, response_bytes;
+	/* for the access log */
+	const char *method, *path, *authority, *route, *upstream, *upstream_name, *request_id;
+	const char *version; /* "HTTP/1.1", "HTTP/2" */
 };
+/* One finished request: its access-log line and its metrics. */
+void wp_request_finish(struct wp *wp, const struct wp_mreq *r);
 void wp_metric_request(struct wp *wp, const struct wp_mreq *r);
 void wp_metrics_print(struct wp *wp, FILE *f);
 int wp_ctl_run(struct wp *wp);

@@ -7,7 +7,10 @@
 # reported as min/median/max over its repetitions and as the ratio of its median to the
 # baseline's (scenario "direct") median in the same placement of the same run, because the
 # machines are small and noisy and only same-run ratios compare. A cell that has no value is
-# printed as failed with the first reason recorded, so nothing is silently dropped.
+# printed as failed with the first reason recorded, so nothing is silently dropped. The
+# waypoint scenario also gets a table of its own, set against the same load through the
+# ztunnels only (zmesh-cross) and direct: ratios of the medians, and for latencies the
+# microseconds the waypoint adds.
 # Python standard library only (runs under Debian's /usr/bin/python3).
 #
 # Sample lines (JSON, one per line):
@@ -34,13 +37,21 @@ FIGURES = [
     ("rr5k_p90_us", "latency p90 @5000/s", "us", "lower"),
     ("rr5k_p99_us", "latency p99 @5000/s", "us", "lower"),
     ("rr5k_rps", "achieved req/s @5000/s", "req/s", "higher"),
+    ("max_rps", "max req/s (keep-alive, closed loop)", "req/s", "higher"),
+    ("rps_per_core", "req/s per core at max rate, whole path", "req/s", "higher"),
+    ("rps_per_core_proxy", "req/s per core at max rate, proxies", "req/s", "higher"),
+    ("rps_per_core_wp", "req/s per core at max rate, waypoint", "req/s", "higher"),
     ("conn_per_s", "new connections/s", "conn/s", "higher"),
     ("conn_p50_us", "connection time p50 (connect to answer)", "us", "lower"),
     ("conn_p99_us", "connection time p99 (connect to answer)", "us", "lower"),
     ("cpu_s_per_gib", "proxy CPU per GiB", "s", "lower"),
     ("cpu_ms_per_1k_req", "proxy CPU per 1k requests", "ms", "lower"),
+    ("cpu_ms_per_1k_req_zt", "ztunnel CPU per 1k requests", "ms", "lower"),
+    ("cpu_ms_per_1k_req_wp", "waypoint CPU per 1k requests", "ms", "lower"),
     ("rss_idle_mib", "proxy RSS idle", "MiB", "lower"),
     ("rss_load_mib", "proxy RSS under load", "MiB", "lower"),
+    ("wp_rss_idle_mib", "waypoint RSS idle", "MiB", "lower"),
+    ("wp_rss_load_mib", "waypoint RSS under load", "MiB", "lower"),
     ("idle_conns", "idle tunnelled connections held", "conns", "higher"),
     ("rss_held_mib", "ztunnel RSS (both nodes) holding them", "MiB", "lower"),
     ("rss_per_conn_n1_b", "ztunnel RSS per idle connection, node n1", "bytes", "lower"),
@@ -53,7 +64,8 @@ SCENARIOS = ["direct", "direct-same", "relay", "stunnel", "haproxy-mtls", "zmesh
              "zmesh-same", "zmesh-pol10", "zmesh-pol1000", "zmesh-waypoint", "zmesh-idle10k"]
 PLACEMENTS = ["unpinned", "pinned"]
 # Figures that only exist where there is a proxy process: "n/a" for the baselines.
-PROXY_ONLY = {"cpu_s_per_gib", "cpu_ms_per_1k_req", "rss_idle_mib", "rss_load_mib"}
+PROXY_ONLY = {"cpu_s_per_gib", "cpu_ms_per_1k_req", "rss_idle_mib", "rss_load_mib",
+              "rps_per_core_proxy", "cpu_ms_per_1k_req_zt"}
 NO_PROXY = {"direct", "direct-same"}
 # Scenarios that measure only some figures (by prefix); the others are "-" (not measured).
 IDLE_FIGS = {"idle_conns", "rss_idle_mib", "rss_held_mib", "rss_per_conn_n1_b",
@@ -61,16 +73,32 @@ IDLE_FIGS = {"idle_conns", "rss_idle_mib", "rss_held_mib", "rss_per_conn_n1_b",
 CONN_FIGS = {"conn_per_s", "conn_p50_us", "conn_p99_us"}
 RR_FIGS = {f + s for f in ("rr1k_", "rr5k_") for s in ("p50_us", "p90_us", "p99_us")} | {
     "rr5k_rps"}
+# The waypoint comparison: the scenario, its ztunnel-only counterpart (same client, load and
+# server) and the figures of its table.
+WAYPOINT, ZT_ONLY = "zmesh-waypoint", "zmesh-cross"
+MAX_FIGS = {"max_rps", "rps_per_core", "rps_per_core_proxy"}
+WP_FIGS = {"rps_per_core_wp", "cpu_ms_per_1k_req_wp", "wp_rss_idle_mib", "wp_rss_load_mib"}
+# Figures only some scenarios measure, and which.
+ONLY_IN = {f: {BASELINE, ZT_ONLY, WAYPOINT} for f in MAX_FIGS}
+ONLY_IN.update({f: {WAYPOINT} for f in WP_FIGS})
+ONLY_IN["cpu_ms_per_1k_req_zt"] = {ZT_ONLY, WAYPOINT}
 SCENARIO_FIGS = [
     ("zmesh-pol", CONN_FIGS | {"rss_idle_mib", "rss_load_mib"}),
-    ("zmesh-waypoint", RR_FIGS | CONN_FIGS | {"cpu_ms_per_1k_req", "rss_idle_mib",
-                                              "rss_load_mib"}),
+    ("zmesh-waypoint", RR_FIGS | CONN_FIGS | MAX_FIGS | WP_FIGS | {
+        "cpu_ms_per_1k_req", "cpu_ms_per_1k_req_zt", "rss_idle_mib", "rss_load_mib"}),
     ("zmesh-idle", IDLE_FIGS),
 ]
+WAYPOINT_ROWS = ["rr1k_p50_us", "rr1k_p99_us", "rr5k_p50_us", "rr5k_p99_us", "max_rps",
+                 "rps_per_core", "rps_per_core_proxy", "rps_per_core_wp", "conn_per_s",
+                 "conn_p50_us", "conn_p99_us", "cpu_ms_per_1k_req", "cpu_ms_per_1k_req_zt",
+                 "cpu_ms_per_1k_req_wp", "rss_idle_mib", "rss_load_mib", "wp_rss_idle_mib",
+                 "wp_rss_load_mib"]
 
 
 def measured(sc, fig):
     """Whether scenario sc measures figure fig at all."""
+    if fig in ONLY_IN and sc not in ONLY_IN[fig]:
+        return False
     for prefix, figs in SCENARIO_FIGS:
         if sc.startswith(prefix):
             return fig in figs
@@ -136,6 +164,21 @@ def parse_connect(path):
     if vals[2] * 100 > vals[1] + vals[2]:
         die("zm-rr connect: %d of %d connections failed" % (vals[2], vals[1] + vals[2]))
     print("%.1f %d %d %d %d %d" % vals)
+
+
+# parse-load FILE: "<req/s> <requests> <errors> <p50> <p99> <client CPU s>" from zm-rr load.
+def parse_load(path):
+    doc = load_json(path)
+    try:
+        vals = (float(doc["rps"]), int(doc["requests"]), int(doc["errors"]),
+                int(doc["p50_us"]), int(doc["p99_us"]), float(doc["cpu_s"]))
+    except (KeyError, TypeError, ValueError):
+        die("%s: not zm-rr load output" % path)
+    if vals[1] <= 0:
+        die("zm-rr load completed no requests (%d errors)" % vals[2])
+    if vals[2] * 100 > vals[1] + vals[2]:
+        die("zm-rr load: %d of %d requests failed" % (vals[2], vals[1] + vals[2]))
+    print("%.1f %d %d %d %d %.3f" % vals)
 
 
 # parse-speed FILE: bytes/s of the largest block size in `openssl speed -mr` output
@@ -237,6 +280,8 @@ def build_results(samples, meta):
                 else:
                     row["ratio"] = None
         res["placements"][p] = {"scenarios": scens, "figures": figs, "table": table}
+        if WAYPOINT in table:
+            res.setdefault("waypoint", {})[p] = waypoint_rows(table)
     machine = {}
     for fid, _, _, _ in MACHINE_FIGURES:
         if ("-", "crypto", fid) in cells or ("-", "crypto") in whole:
@@ -245,14 +290,36 @@ def build_results(samples, meta):
     return res
 
 
+def waypoint_rows(table):
+    """The waypoint's figures against ztunnel-only and direct in one placement: for each, the
+    ratio of the medians and, for latencies (us), the difference (what the waypoint adds).
+    None where either side has no median."""
+    units = {f[0]: f[2] for f in FIGURES}
+    rows = []
+    for fig in WAYPOINT_ROWS:
+        wp = table[WAYPOINT].get(fig, {})
+        if wp.get("na", "").startswith("not measured"):
+            continue
+        row = {"figure": fig}
+        for name, sc in (("ztunnel_only", ZT_ONLY), ("direct", BASELINE)):
+            other = table.get(sc, {}).get(fig, {})
+            w, o = wp.get("median"), other.get("median")
+            row["ratio_" + name] = round(w / o, 4) if w is not None and o else None
+            if units.get(fig) == "us":
+                row["added_us_" + name] = (round(w - o, 1) if w is not None and o is not None
+                                           else None)
+        rows.append(row)
+    return rows
+
+
 def cell_stats(cells, whole, p, sc, fig):
     """One cell. A scenario-wide failure wins over any values (they cannot be trusted: e.g. a
     mesh run whose traffic was never captured), a cell with no value at all is failed."""
     c = cells.get((p, sc, fig))
-    if fig in PROXY_ONLY and sc in NO_PROXY:
-        return {"n": 0, "median": None, "na": "no proxy process"}
     if not measured(sc, fig):
         return {"n": 0, "median": None, "na": "not measured in this scenario"}
+    if fig in PROXY_ONLY and sc in NO_PROXY:
+        return {"n": 0, "median": None, "na": "no proxy process"}
     if (p, sc) in whole:
         out = {"n": 0, "median": None, "failed": whole[(p, sc)]}
         if c and c["values"]:
@@ -312,6 +379,40 @@ def md_table(header, rows):
     return out + [line(r) for r in rows]
 
 
+def waypoint_md(p, table, rows, labels):
+    """The waypoint comparison table of placement p, with its own failure notes."""
+    out = ["", "## waypoint against ztunnel only and direct: " + p, "",
+           "The same load and server: %s (n1a -> service VIP -> ztunnel n1 -> waypoint -> "
+           "ztunnel n2 -> n2a), %s (n1a -> ztunnel n1 -> ztunnel n2 -> n2a) and %s (n1a -> "
+           "n2a). Cells: median [min..max]; ratios: waypoint median / the other's median; "
+           "latencies also give the microseconds the waypoint adds. \"whole path\": client, "
+           "server and proxies' CPU; \"proxies\": ztunnels and waypoint."
+           % (WAYPOINT, ZT_ONLY, BASELINE), ""]
+    notes = []
+
+    def cell(sc, fig):
+        if sc not in table:
+            return "not run"
+        return fmt_cell(table[sc][fig], False, notes)
+
+    def vs(row, name):
+        r = row.get("ratio_" + name)
+        if r is None:
+            return "-"
+        d = row.get("added_us_" + name)
+        return "x%.2f" % r + (" (%+.0f us)" % d if d is not None else "")
+    lines = []
+    for row in rows:
+        fig = row["figure"]
+        lab, unit, better = labels[fig]
+        lines.append(["%s (%s, %s)" % (lab, unit, better), cell(BASELINE, fig),
+                      cell(ZT_ONLY, fig), cell(WAYPOINT, fig), vs(row, "ztunnel_only"),
+                      vs(row, "direct")])
+    out += md_table(["figure", "direct", "ztunnel only", "waypoint", "waypoint / ztunnel only",
+                     "waypoint / direct"], lines)
+    return out + [""] + ["[%d] failed: %s" % (i + 1, w) for i, w in enumerate(notes)]
+
+
 def render_md(res):
     labels = {f[0]: (f[1], f[2], f[3]) for f in FIGURES + MACHINE_FIGURES}
     meta = res.get("meta") or {}
@@ -338,6 +439,8 @@ def render_md(res):
                                   for sc in pr["scenarios"]])
         out += md_table(header, rows)
         out += [""] + ["[%d] failed: %s" % (i + 1, w) for i, w in enumerate(notes)]
+    for p, rows in res.get("waypoint", {}).items():
+        out += waypoint_md(p, res["placements"][p]["table"], rows, labels)
     if res.get("machine"):
         out += ["", "## machine", ""]
         rows, notes = [], []
@@ -368,13 +471,14 @@ def report(argv):
 
 def main():
     cmds = {"parse-iperf": parse_iperf, "parse-rr": parse_rr, "parse-connect": parse_connect,
-            "parse-speed": parse_speed}
+            "parse-load": parse_load, "parse-speed": parse_speed}
     if len(sys.argv) >= 3 and sys.argv[1] in cmds:
         cmds[sys.argv[1]](sys.argv[2])
     elif len(sys.argv) >= 2 and sys.argv[1] == "report":
         report(sys.argv[2:])
     else:
-        die("usage: bench-report.py parse-iperf|parse-rr|parse-connect|parse-speed FILE\n"
+        die("usage: bench-report.py parse-iperf|parse-rr|parse-connect|parse-load|parse-speed "
+            "FILE\n"
             "       bench-report.py report SAMPLES OUT.json OUT.md [META.json]")
 
 

@@ -14,18 +14,26 @@
 #   zmesh-pol10/-pol1000  zmesh-cross with 10 / 1,000 Istio AuthorizationPolicies (ALLOW, all
 #                         letting the client through) loaded: connection rate and time only
 #   zmesh-waypoint        n1a -> service VIP -> ztunnel n1 -> waypoint (pod n2b) -> ztunnel
-#                         n2 -> n2a: request/response and connection figures
+#                         n2 -> n2a: request/response, maximum rate and connection figures,
+#                         the waypoint's own CPU and RSS beside the ztunnels'; compared with
+#                         zmesh-cross (the same load through the ztunnels only) and direct
 #   zmesh-idle10k         ztunnel RSS per idle tunnelled connection (10,000 held n1a -> n2a)
 # Figures: iperf3 throughput (1 and 4 streams), open-loop request/response latency at 1000
 # and 5000 req/s with 1 KiB responses, new connections/s and each connection's connect-to-
 # answer time (tests/tools/zm-rr), CPU seconds of the proxy processes per GiB and per 1,000
 # requests, their RSS idle and under load, and the one-core AES-128-GCM ceiling (openssl
-# speed). Each figure is repeated (3 times; QUICK=1: 2, shorter runs), unpinned and pinned
-# (client + proxy A on CPU 0, proxy B + server on CPU 1; QUICK=1: unpinned only); the
-# policy, waypoint and idle scenarios run in the first placement only (time budget; the idle
-# one once). scripts/bench-report.py turns the samples into build/bench/results.json and
-# results.md (printed at the end); a scenario or figure that could not be measured is printed
-# as failed with its reason, never left out.
+# speed). direct, zmesh-cross and zmesh-waypoint also measure the highest request rate over
+# LOAD_CONNS keep-alive connections (zm-rr load, closed loop) and the requests each CPU-second
+# served: of the whole path (client, server and proxies) and of the proxies alone. Each
+# figure is repeated (3 times; QUICK=1: 2, shorter runs), unpinned and pinned (client +
+# proxy A on CPU 0, proxy B + server on CPU 1; QUICK=1: unpinned only); the policy, waypoint
+# and idle scenarios run in the first placement only (time budget; the idle one once).
+# scripts/bench-report.py turns the samples into build/bench/results.json and results.md
+# (printed at the end); a scenario or figure that could not be measured is printed as failed
+# with its reason, never left out.
+# BENCH_ONLY="SCENARIO..." runs only the named scenarios ("zmesh": all zmesh ones, "crypto":
+# the openssl ceiling), e.g. BENCH_ONLY="direct zmesh-cross zmesh-waypoint" for the waypoint
+# comparison.
 # All traffic stays inside the harness's namespaces; configs, certificates and pid files live
 # in the run's state directory and go with it.
 set -u # not -e: every step reports its own failure into the results
@@ -51,15 +59,29 @@ fi
 REPS=${BENCH_REPS:-$REPS}
 PLACEMENTS=${BENCH_PLACEMENTS:-$PLACEMENTS}
 IDLE_CONNS=${BENCH_IDLE_CONNS:-10000}
-BENCH_ONLY=${BENCH_ONLY:-} # "zmesh": skip the baselines (while working on the mesh)
+LOAD_CONNS=${BENCH_LOAD_CONNS:-16} # keep-alive connections of the maximum-rate figure
+BENCH_ONLY=${BENCH_ONLY:-}         # scenarios to run (see above); empty: all of them
 
 die() {
 	echo "bench: $*" >&2
 	exit 1
 }
 log() { printf 'bench: %s\n' "$*" >&2; }
+want() { # want SCENARIO: whether this run measures it (BENCH_ONLY)
+	[ -z "$BENCH_ONLY" ] && return 0
+	case " $BENCH_ONLY " in *" $1 "*) return 0 ;; esac
+	[[ $1 == zmesh-* && " $BENCH_ONLY " == *" zmesh "* ]]
+}
 
 [ -x "$PY" ] || die "$PY not found (Debian package python3)"
+ALL_SCENARIOS="direct direct-same relay stunnel haproxy-mtls zmesh-cross zmesh-same"
+ALL_SCENARIOS+=" zmesh-pol10 zmesh-pol1000 zmesh-waypoint zmesh-idle$((IDLE_CONNS / 1000))k"
+for sc in $BENCH_ONLY; do
+	case " $ALL_SCENARIOS zmesh crypto " in
+	*" $sc "*) ;;
+	*) die "BENCH_ONLY: unknown scenario '$sc' (known: $ALL_SCENARIOS zmesh crypto)" ;;
+	esac
+done
 [ -x "$RR" ] || die "$RR is missing: run make first"
 [ "$(id -u)" = 0 ] || die "must run as root (network namespaces)"
 
@@ -163,7 +185,7 @@ rss_kib() { # rss_kib PID...: summed VmRSS of the trees
 	done
 	echo "$sum"
 }
-RSS_PID=
+RSS_PIDS=()
 rss_watch_start() { # rss_watch_start FILE PID...: peak RSS of the trees into FILE, every 0.2 s
 	local f=$1
 	shift
@@ -175,12 +197,14 @@ rss_watch_start() { # rss_watch_start FILE PID...: peak RSS of the trees into FI
 			sleep 0.2
 		done
 	) &
-	RSS_PID=$!
+	RSS_PIDS+=($!)
 }
-rss_watch_stop() {
-	[ -n "$RSS_PID" ] && kill "$RSS_PID" 2>/dev/null && wait "$RSS_PID" 2>/dev/null
-	RSS_PID=
+rss_watch_stop() { # stops every watcher rss_watch_start started
+	local p
+	for p in "${RSS_PIDS[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
+	RSS_PIDS=()
 }
+kib_to_mib() { awk -v k="$1" 'BEGIN { printf "%.2f", k / 1024 }'; }
 ticks_to_s() { awk -v t="$1" -v hz="$CLK_TCK" 'BEGIN { printf "%.4f", t / hz }'; }
 
 # --- placement: pinned runs put the client and proxy A on CPU 0, proxy B and server on 1 ----
@@ -193,18 +217,26 @@ pin() { # pin CPU: the command prefix that places a process in the current place
 # --- figures -------------------------------------------------------------------------------
 
 # measure PLACEMENT SCENARIO REP HOST IPERF_PORT RR_PORT [PROXY PID...]: every per-scenario
-# figure in FIGS (default all: iperf rr conn) once; CPU and RSS only when the scenario has
-# proxy processes.
+# figure in FIGS (default: iperf rr conn; "max" adds the maximum-rate figures) once; CPU and
+# RSS only when the scenario has proxy processes. GROUP_ZT / GROUP_WP (PIDs, normally empty)
+# name the ztunnels / the waypoint among the proxies: their CPU per 1,000 requests (and the
+# waypoint's RSS and requests per CPU-second) are then also reported on their own.
 FIGS="iperf rr conn"
+GROUP_ZT='' GROUP_WP=''
 has() { case " $FIGS " in *" $1 "*) return 0 ;; esac; return 1; }
 measure() {
 	local pl=$1 sc=$2 rep=$3 host=$4 iport=$5 rport=$6
 	shift 6
 	local pids=("$@") raw="$OUT/raw/$pl-$sc-$rep" f n out c0 c1 cpu_io=0 bytes=0 cpu_rr=0 reqs=0
-	local rate
-	[ ${#pids[@]} -gt 0 ] && sample "$pl" "$sc" rss_idle_mib "$rep" \
-		"$(awk -v k="$(rss_kib "${pids[@]}")" 'BEGIN { printf "%.2f", k / 1024 }')"
+	local rate z0 z1 w0 w1 cpu_zt=0 cpu_wp=0 g
+	[ ${#pids[@]} -gt 0 ] &&
+		sample "$pl" "$sc" rss_idle_mib "$rep" "$(kib_to_mib "$(rss_kib "${pids[@]}")")"
+	# shellcheck disable=SC2086
+	[ -n "$GROUP_WP" ] &&
+		sample "$pl" "$sc" wp_rss_idle_mib "$rep" "$(kib_to_mib "$(rss_kib $GROUP_WP)")"
 	[ ${#pids[@]} -gt 0 ] && rss_watch_start "$raw.rss" "${pids[@]}"
+	# shellcheck disable=SC2086
+	[ -n "$GROUP_WP" ] && rss_watch_start "$raw.wp.rss" $GROUP_WP
 	for n in 1 4; do
 		has iperf || break
 		f=tput_${n}_gbps
@@ -229,11 +261,13 @@ measure() {
 	for rate in 1000 5000; do
 		has rr || break
 		f=rr$((rate / 1000))k
-		c0=$(cpu_ticks "${pids[@]}")
+		# shellcheck disable=SC2086
+		c0=$(cpu_ticks "${pids[@]}") z0=$(cpu_ticks $GROUP_ZT) w0=$(cpu_ticks $GROUP_WP)
 		# shellcheck disable=SC2046
 		h_exec n1a timeout $((T_RR + 20)) $(pin 0) "$RR" client "$host" "$rport" \
 			--rate "$rate" --duration "$T_RR" >"$raw.$f.json" 2>"$raw.$f.err"
-		c1=$(cpu_ticks "${pids[@]}")
+		# shellcheck disable=SC2086
+		c1=$(cpu_ticks "${pids[@]}") z1=$(cpu_ticks $GROUP_ZT) w1=$(cpu_ticks $GROUP_WP)
 		if out=$(report parse-rr "$raw.$f.json" 2>&1); then
 			set -- $out
 			sample "$pl" "$sc" "${f}_p50_us" "$rep" "$1"
@@ -241,6 +275,8 @@ measure() {
 			sample "$pl" "$sc" "${f}_p99_us" "$rep" "$3"
 			[ "$rate" = 5000 ] && sample "$pl" "$sc" rr5k_rps "$rep" "$6"
 			cpu_rr=$((cpu_rr + c1 - c0))
+			cpu_zt=$((cpu_zt + z1 - z0))
+			cpu_wp=$((cpu_wp + w1 - w0))
 			reqs=$((reqs + $4))
 		else
 			out="$out $(why "$raw.$f.err")"
@@ -248,15 +284,18 @@ measure() {
 			[ "$rate" = 5000 ] && fail "$pl" "$sc" rr5k_rps "$rep" "$out"
 		fi
 	done
+	has max && measure_max "$pl" "$sc" "$rep" "$host" "$rport" "${pids[@]}"
 	has conn && measure_conn "$pl" "$sc" "$rep" "$host" "$rport"
 	[ ${#pids[@]} -gt 0 ] || return 0
 	rss_watch_stop
-	if [ -s "$raw.rss" ]; then
-		sample "$pl" "$sc" rss_load_mib "$rep" \
-			"$(awk -v k="$(cat "$raw.rss")" 'BEGIN { printf "%.2f", k / 1024 }')"
-	else
-		fail "$pl" "$sc" rss_load_mib "$rep" "no RSS sample"
-	fi
+	for g in rss_load_mib:rss wp_rss_load_mib:wp.rss; do
+		[ "${g%%:*}" = wp_rss_load_mib ] && [ -z "$GROUP_WP" ] && continue
+		if [ -s "$raw.${g#*:}" ]; then
+			sample "$pl" "$sc" "${g%%:*}" "$rep" "$(kib_to_mib "$(cat "$raw.${g#*:}")")"
+		else
+			fail "$pl" "$sc" "${g%%:*}" "$rep" "no RSS sample"
+		fi
+	done
 	if ! has iperf; then
 		:
 	elif [ "$bytes" -gt 0 ]; then
@@ -265,15 +304,63 @@ measure() {
 	else
 		fail "$pl" "$sc" cpu_s_per_gib "$rep" "no throughput sample"
 	fi
-	if ! has rr; then
-		:
-	elif [ "$reqs" -gt 0 ]; then
-		sample_ratio "$pl" "$sc" cpu_ms_per_1k_req "$rep" \
-			"$(ticks_to_s $((cpu_rr * 1000)))" \
-			"$(awk -v r="$reqs" 'BEGIN { printf "%.3f", r / 1000 }')"
-	else
-		fail "$pl" "$sc" cpu_ms_per_1k_req "$rep" "no request/response sample"
+	if has rr; then
+		per_1k "$pl" "$sc" "$rep" cpu_ms_per_1k_req "$cpu_rr" "$reqs"
+		[ -n "$GROUP_ZT" ] &&
+			per_1k "$pl" "$sc" "$rep" cpu_ms_per_1k_req_zt "$cpu_zt" "$reqs"
+		[ -n "$GROUP_WP" ] &&
+			per_1k "$pl" "$sc" "$rep" cpu_ms_per_1k_req_wp "$cpu_wp" "$reqs"
 	fi
+	return 0
+}
+
+# per_1k PLACEMENT SCENARIO REP FIGURE TICKS REQUESTS: CPU milliseconds per 1,000 requests.
+per_1k() {
+	if [ "$6" -gt 0 ]; then
+		sample_ratio "$1" "$2" "$4" "$3" "$(ticks_to_s $(($5 * 1000)))" \
+			"$(awk -v r="$6" 'BEGIN { printf "%.3f", r / 1000 }')"
+	else
+		fail "$1" "$2" "$4" "$3" "no request/response sample"
+	fi
+}
+
+# measure_max PLACEMENT SCENARIO REP HOST PORT [PROXY PID...]: the highest request rate over
+# LOAD_CONNS keep-alive connections (zm-rr load, closed loop, 1 KiB answers) and the requests
+# served per CPU-second: of the whole path (the client's own CPU, as zm-rr reports it, plus
+# the servers' and the proxies'), of the proxies, and of the waypoint (GROUP_WP) alone.
+measure_max() {
+	local pl=$1 sc=$2 rep=$3 host=$4 port=$5 raw="$OUT/raw/$1-$2-$3" out f
+	shift 5
+	local pids=("$@") c0 c1 s0 s1 w0 w1 reqs cli proxy_s
+	# shellcheck disable=SC2086
+	c0=$(cpu_ticks "${pids[@]}") s0=$(cpu_ticks $RR_SERVER_PIDS) w0=$(cpu_ticks $GROUP_WP)
+	# shellcheck disable=SC2046
+	h_exec n1a timeout $((T_RR + 20)) $(pin 0) "$RR" load "$host" "$port" \
+		--duration "$T_RR" --conns "$LOAD_CONNS" >"$raw.max.json" 2>"$raw.max.err"
+	# shellcheck disable=SC2086
+	c1=$(cpu_ticks "${pids[@]}") s1=$(cpu_ticks $RR_SERVER_PIDS) w1=$(cpu_ticks $GROUP_WP)
+	if ! out=$(report parse-load "$raw.max.json" 2>&1); then
+		out="$out $(why "$raw.max.err")"
+		for f in max_rps rps_per_core rps_per_core_proxy rps_per_core_wp; do
+			[ "$f" = rps_per_core_proxy ] && [ ${#pids[@]} = 0 ] && continue
+			[ "$f" = rps_per_core_wp ] && [ -z "$GROUP_WP" ] && continue
+			fail "$pl" "$sc" "$f" "$rep" "$out"
+		done
+		return
+	fi
+	# shellcheck disable=SC2086
+	set -- $out
+	reqs=$2 cli=$6
+	sample "$pl" "$sc" max_rps "$rep" "$1"
+	proxy_s=$(ticks_to_s $((c1 - c0)))
+	sample_ratio "$pl" "$sc" rps_per_core "$rep" "$reqs" \
+		"$(awk -v c="$cli" -v s="$(ticks_to_s $((s1 - s0)))" -v p="$proxy_s" \
+			'BEGIN { printf "%.4f", c + s + p }')"
+	[ ${#pids[@]} -gt 0 ] &&
+		sample_ratio "$pl" "$sc" rps_per_core_proxy "$rep" "$reqs" "$proxy_s"
+	[ -n "$GROUP_WP" ] && sample_ratio "$pl" "$sc" rps_per_core_wp "$rep" "$reqs" \
+		"$(ticks_to_s $((w1 - w0)))"
+	return 0
 }
 
 # measure_conn PLACEMENT SCENARIO REP HOST PORT: new connections/s and each connection's
@@ -313,10 +400,10 @@ crypto_ceiling() {
 
 # --- servers and baseline proxies -----------------------------------------------------------
 
-SERVER_PIDS=()
+SERVER_PIDS=() RR_SERVER_PIDS='' # all servers; the zm-rr ones (their CPU: measure_max)
 start_servers() {
 	local p
-	SERVER_PIDS=()
+	SERVER_PIDS=() RR_SERVER_PIDS=''
 	for p in n2a n1b; do
 		if [ -z "${MISSING[iperf3]:-}" ]; then
 			# shellcheck disable=SC2046
@@ -327,6 +414,7 @@ start_servers() {
 		h_bg "$p" $(pin 1) "$RR" server --port 8080 --size 1024 \
 			>"$OUT/logs/zm-rr-$p-$PLACE.log" 2>&1
 		SERVER_PIDS+=("$H_LAST_PID")
+		RR_SERVER_PIDS+=" $H_LAST_PID"
 	done
 	for p in n2a n1b; do
 		h_wait_port "$p" 8080 || log "zm-rr server in $p did not start"
@@ -478,15 +566,25 @@ start_baselines() {
 	local m
 	SC_PIDS=() SC_FAIL=()
 	mkdir -p "$H_STATE/bench"
-	if m=$(missing haproxy); then SC_FAIL[relay]=$m; else start_relay; fi
-	if m=$(missing stunnel4 openssl); then
+	if ! want relay; then
+		:
+	elif m=$(missing haproxy); then
+		SC_FAIL[relay]=$m
+	else
+		start_relay
+	fi
+	if ! want stunnel; then
+		:
+	elif m=$(missing stunnel4 openssl); then
 		SC_FAIL[stunnel]=$m
 	elif [ -z "$CERTS_OK" ]; then
 		SC_FAIL[stunnel]="certificates: $CERTS_ERR"
 	else
 		start_stunnel
 	fi
-	if m=$(missing haproxy openssl); then
+	if ! want haproxy-mtls; then
+		:
+	elif m=$(missing haproxy openssl); then
 		SC_FAIL[haproxy-mtls]=$m
 	elif [ -z "$CERTS_OK" ]; then
 		SC_FAIL[haproxy-mtls]="certificates: $CERTS_ERR"
@@ -504,16 +602,17 @@ run_baselines() {
 	done
 	for ((rep = 1; rep <= REPS; rep++)); do
 		log "$PLACE: baselines, repetition $rep/$REPS"
-		measure "$PLACE" direct "$rep" "$SRV" 5201 8080
-		measure "$PLACE" direct-same "$rep" "$SRV_SAME" 5201 8080
+		want direct &&
+			FIGS="iperf rr max conn" measure "$PLACE" direct "$rep" "$SRV" 5201 8080
+		want direct-same && measure "$PLACE" direct-same "$rep" "$SRV_SAME" 5201 8080
 		# shellcheck disable=SC2086
-		[ -z "${SC_FAIL[relay]:-}" ] &&
+		[ -n "${SC_PIDS[relay]:-}" ] &&
 			measure "$PLACE" relay "$rep" "$GW1" 15201 18080 ${SC_PIDS[relay]}
 		# shellcheck disable=SC2086
-		[ -z "${SC_FAIL[stunnel]:-}" ] &&
+		[ -n "${SC_PIDS[stunnel]:-}" ] &&
 			measure "$PLACE" stunnel "$rep" "$GW1" 25201 28080 ${SC_PIDS[stunnel]}
 		# shellcheck disable=SC2086
-		[ -z "${SC_FAIL[haproxy-mtls]:-}" ] &&
+		[ -n "${SC_PIDS[haproxy-mtls]:-}" ] &&
 			measure "$PLACE" haproxy-mtls "$rep" "$GW1" 35201 38080 ${SC_PIDS[haproxy-mtls]}
 	done
 	for sc in relay stunnel haproxy-mtls; do
@@ -687,6 +786,7 @@ run_policies() {
 	local n rep sc c0 d0
 	for n in 10 1000; do
 		sc=zmesh-pol$n
+		want "$sc" || continue
 		if ! set_policies "$n"; then
 			fail_all "$PLACE" "$sc" "ztunnel did not reload $n policies: $(why "$OUT/logs/ztunnel-n2-$PLACE.log" "?")"
 			continue
@@ -735,12 +835,11 @@ run_waypoint() {
 		return
 	fi
 	c0=$(grep -c "dst.identity=$WP_ID" "$OUT/logs/ztunnel-n1-$PLACE.log")
-	FIGS="rr conn"
 	for ((rep = 1; rep <= REPS; rep++)); do
 		log "$PLACE: waypoint, repetition $rep/$REPS"
-		measure "$PLACE" $sc "$rep" "$VIP" 0 8080 "${ZM_PIDS[@]}" "$wp"
+		FIGS="rr max conn" GROUP_ZT="${ZM_PIDS[*]}" GROUP_WP=$wp \
+			measure "$PLACE" $sc "$rep" "$VIP" 0 8080 "${ZM_PIDS[@]}" "$wp"
 	done
-	FIGS="iperf rr conn"
 	[ "$(grep -c "dst.identity=$WP_ID" "$OUT/logs/ztunnel-n1-$PLACE.log")" -gt "$c0" ] ||
 		fail_all "$PLACE" $sc "ztunnel n1 never tunnelled to the waypoint (access log)"
 	h_stop "$wp"
@@ -792,29 +891,36 @@ run_idle() {
 }
 
 run_zmesh() {
-	local rep c0 s0 sc
+	local rep s0 sc
+	[ -n "$ZM_SCENARIOS" ] || return 0
 	if ! zmesh_setup; then
 		for sc in $ZM_SCENARIOS; do fail_all "$PLACE" "$sc" "$ZM_ERR"; done
 		zmesh_teardown
 		return
 	fi
-	c0=$(captured n1)
 	for ((rep = 1; rep <= REPS; rep++)); do
+		want zmesh-cross || want zmesh-same || break
 		log "$PLACE: zmesh, repetition $rep/$REPS"
-		s0=$(captured n1)
-		measure "$PLACE" zmesh-cross "$rep" "$SRV" 5201 8080 "${ZM_PIDS[@]}"
-		[ "$(captured n1)" = "$s0" ] &&
-			fail_all "$PLACE" zmesh-cross "traffic was not captured (zmeshctl stats unchanged)"
-		s0=$(captured n1)
-		measure "$PLACE" zmesh-same "$rep" "$SRV_SAME" 5201 8080 "${ZM_PIDS[0]}"
-		[ "$(captured n1)" = "$s0" ] &&
-			fail_all "$PLACE" zmesh-same "traffic was not captured (zmeshctl stats unchanged)"
+		if want zmesh-cross; then
+			s0=$(captured n1)
+			# The ztunnel-only counterpart of zmesh-waypoint (same client, load, server).
+			FIGS="iperf rr max conn" GROUP_ZT="${ZM_PIDS[*]}" \
+				measure "$PLACE" zmesh-cross "$rep" "$SRV" 5201 8080 "${ZM_PIDS[@]}"
+			[ "$(captured n1)" = "$s0" ] && fail_all "$PLACE" zmesh-cross \
+				"traffic was not captured (zmeshctl stats unchanged)"
+		fi
+		if want zmesh-same; then
+			s0=$(captured n1)
+			measure "$PLACE" zmesh-same "$rep" "$SRV_SAME" 5201 8080 "${ZM_PIDS[0]}"
+			[ "$(captured n1)" = "$s0" ] && fail_all "$PLACE" zmesh-same \
+				"traffic was not captured (zmeshctl stats unchanged)"
+		fi
 	done
 	# The extra scenarios run in the first placement only (time budget).
 	if [ "$PLACE" = "${PLACEMENTS%% *}" ]; then
-		run_policies
-		run_waypoint
-		run_idle
+		want zmesh-pol10 || want zmesh-pol1000 && run_policies
+		want zmesh-waypoint && run_waypoint
+		want "zmesh-idle$((IDLE_CONNS / 1000))k" && run_idle
 	fi
 	zmesh_teardown
 }
@@ -830,33 +936,44 @@ if [ -z "${MISSING[openssl]:-}" ]; then
 	fi
 fi
 
-log "crypto ceiling (openssl speed, CPU 0)"
-crypto_ceiling
+if want crypto; then
+	log "crypto ceiling (openssl speed, CPU 0)"
+	crypto_ceiling
+fi
+# The scenarios measured in every placement (the others: in the first one only).
+MAIN_SCENARIOS=$(for sc in direct direct-same relay stunnel haproxy-mtls zmesh-cross zmesh-same; do
+	want "$sc" && echo "$sc"
+done)
 for PLACE in $PLACEMENTS; do
 	if [ "$PLACE" = pinned ] && [ -n "${MISSING[taskset]:-}" ]; then
-		for sc in direct direct-same relay stunnel haproxy-mtls zmesh-cross zmesh-same; do
-			fail_all pinned "$sc" "${MISSING[taskset]}"
-		done
+		for sc in $MAIN_SCENARIOS; do fail_all pinned "$sc" "${MISSING[taskset]}"; done
 		continue
 	fi
-	ZM_SCENARIOS="zmesh-cross zmesh-same"
-	[ "$PLACE" = "${PLACEMENTS%% *}" ] &&
-		ZM_SCENARIOS+=" zmesh-pol10 zmesh-pol1000 zmesh-waypoint zmesh-idle$((IDLE_CONNS / 1000))k"
+	ZM_SCENARIOS=
+	for sc in $ALL_SCENARIOS; do
+		case $sc in
+		zmesh-cross | zmesh-same) ;;
+		zmesh-*) [ "$PLACE" = "${PLACEMENTS%% *}" ] || continue ;; # first placement only
+		*) continue ;;
+		esac
+		want "$sc" && ZM_SCENARIOS+=" $sc"
+	done
 	log "$PLACE: starting servers and baseline proxies"
 	start_servers
-	if [ "$BENCH_ONLY" != zmesh ]; then
-		start_baselines
-		run_baselines
-	fi
+	start_baselines
+	run_baselines
 	run_zmesh
 	stop_pids "${SERVER_PIDS[@]}"
 done
 
 ELAPSED=$(($(date +%s) - T0))
+# shellcheck disable=SC2086
+MAIN_JSON=$(printf '"%s", ' $MAIN_SCENARIOS | sed 's/, $//')
 cat >"$OUT/meta.json" <<EOF
 {"quick": $([ "$QUICK" = 1 ] && echo true || echo false), "repetitions": $REPS,
- "placements": "$PLACEMENTS", "scenarios": ["direct", "direct-same", "relay", "stunnel",
- "haproxy-mtls", "zmesh-cross", "zmesh-same"], "iperf_s": $T_IPERF, "rr_s": $T_RR, "connect_s": $T_CONN,
+ "placements": "$PLACEMENTS", "scenarios": [$MAIN_JSON],
+ "only": "$(json_str "$BENCH_ONLY")", "iperf_s": $T_IPERF, "rr_s": $T_RR, "connect_s": $T_CONN,
+ "load_conns": $LOAD_CONNS,
  "elapsed_s": $ELAPSED, "date": "$(date -u +%Y-%m-%dT%H:%M:%SZ)", "kernel": "$(uname -r)",
  "cpus": $(nproc), "cpu_model": "$(json_str "$(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)")"}
 EOF

@@ -11,6 +11,11 @@
  *       runs from that *scheduled* time, so a stall counts against every request behind it
  *       (no coordinated omission). Requests unanswered 5 s after the schedule ends are
  *       errors. Prints one JSON object.
+ *   zm-rr load HOST PORT --duration S [--conns C]
+ *       closed loop at the highest rate the path sustains: C keep-alive connections, each
+ *       sending its next request as soon as the previous answer is complete. Prints one JSON
+ *       object with the rate, the latency percentiles and the client's own CPU seconds (so a
+ *       caller can relate requests to the CPU the whole path used).
  *   zm-rr connect HOST PORT --duration S [--parallel N]
  *       closed loop: connect, one request/response, close, repeat. Prints one JSON object
  *       with the rate and the percentiles of each connection's connect-to-answer time.
@@ -31,6 +36,7 @@
 #include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -47,6 +53,7 @@ static int usage(void)
 	fprintf(stderr,
 		"usage: zm-rr server [--port P] [--size BYTES]\n"
 		"       zm-rr client HOST PORT --rate R --duration S [--conns C] [--size BYTES]\n"
+		"       zm-rr load HOST PORT --duration S [--conns C]\n"
 		"       zm-rr connect HOST PORT --duration S [--parallel N]\n"
 		"       zm-rr hold HOST PORT [--conns N] [--seconds S]\n");
 	return 2;
@@ -58,6 +65,32 @@ static long long now_us(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec * 1000000LL + ts.tv_nsec / 1000;
+}
+
+/*
+ * The body length a response header block announces: the value of its Content-Length field,
+ * whose name is matched in any case (HTTP field names are case-insensitive, and proxies such
+ * as the waypoint send them in lower case), or 0 when there is none. head points at the
+ * status line, end at the blank line that ends the block. -1 for a length that is not a
+ * number of 0 or more.
+ */
+static long long resp_body_len(const char *head, const char *end)
+{
+	static const char name[] = "content-length:";
+	const char *line = strstr(head, "\r\n");
+
+	while (line && line < end) {
+		char *num_end;
+		long long n;
+
+		line += 2;
+		if (!strncasecmp(line, name, sizeof(name) - 1)) {
+			n = strtoll(line + sizeof(name) - 1, &num_end, 10); /* skips the blanks */
+			return n < 0 || num_end == line + sizeof(name) - 1 ? -1 : n;
+		}
+		line = strstr(line, "\r\n");
+	}
+	return 0;
 }
 
 /* ---- server ---------------------------------------------------------------------------- */
@@ -237,7 +270,7 @@ static int read_response(int fd, char *buf, size_t cap)
 	ssize_t n;
 
 	for (;;) {
-		char *end, *cl;
+		char *end;
 
 		n = read(fd, buf + have, cap - 1 - have);
 		if (n <= 0)
@@ -245,8 +278,11 @@ static int read_response(int fd, char *buf, size_t cap)
 		have += (size_t)n;
 		buf[have] = '\0';
 		if (!want && (end = strstr(buf, "\r\n\r\n"))) {
-			cl = strstr(buf, "Content-Length: ");
-			want = (size_t)(end + 4 - buf) + (cl ? strtoul(cl + 16, NULL, 10) : 0);
+			long long body = resp_body_len(buf, end);
+
+			if (body < 0)
+				return -1;
+			want = (size_t)(end + 4 - buf) + (size_t)body;
 		}
 		if (want && have >= want)
 			return have == want ? 0 : -1;
@@ -274,7 +310,8 @@ struct cli_conn {
 };
 
 struct cli_stats {
-	long long *lat, n_lat, errors;
+	long long *lat, n_lat, lat_cap; /* latencies recorded, while there is room */
+	long long done, errors;		/* requests answered / failed */
 };
 
 static void cli_conn_fail(struct cli_conn *c, struct cli_stats *st)
@@ -292,7 +329,7 @@ static void cli_conn_fail(struct cli_conn *c, struct cli_stats *st)
 static int cli_conn_parse(struct cli_conn *c, struct cli_stats *st, long long now)
 {
 	for (;;) {
-		char *end, *cl;
+		char *end;
 		size_t hl;
 
 		if (c->body_left >= 0) {
@@ -306,7 +343,9 @@ static int cli_conn_parse(struct cli_conn *c, struct cli_stats *st, long long no
 				return 0;
 			if (!c->count)
 				return -1; /* an answer nobody asked for */
-			st->lat[st->n_lat++] = now - c->due[c->head];
+			if (st->n_lat < st->lat_cap)
+				st->lat[st->n_lat++] = now - c->due[c->head];
+			st->done++;
 			c->head = (c->head + 1) % c->cap;
 			c->count--;
 			c->body_left = -1;
@@ -317,8 +356,9 @@ static int cli_conn_parse(struct cli_conn *c, struct cli_stats *st, long long no
 		if (!end)
 			return c->have == sizeof(c->buf) - 1 ? -1 : 0;
 		hl = (size_t)(end + 4 - c->buf);
-		cl = strstr(c->buf, "Content-Length: ");
-		c->body_left = cl && cl < end ? strtoll(cl + 16, NULL, 10) : 0;
+		c->body_left = resp_body_len(c->buf, end);
+		if (c->body_left < 0)
+			return -1;
 		memmove(c->buf, c->buf + hl, c->have - hl);
 		c->have -= hl;
 	}
@@ -452,7 +492,8 @@ static int client(int argc, char **argv)
 	/* Wake-ups on time matter more here than the timer's power savings. */
 	prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
 	cc = calloc((size_t)conns, sizeof(*cc));
-	st.lat = calloc((size_t)total + 1, sizeof(*st.lat));
+	st.lat_cap = total + 1;
+	st.lat = calloc((size_t)st.lat_cap, sizeof(*st.lat));
 	if (!cc || !st.lat)
 		goto out;
 	for (int c = 0; c < conns; c++) {
@@ -470,6 +511,135 @@ static int client(int argc, char **argv)
 out:
 	for (int c = 0; cc && c < conns; c++)
 		free(cc[c].due);
+	free(cc);
+	free(st.lat);
+	return rc;
+}
+
+/* ---- load ------------------------------------------------------------------------------ */
+
+#define LOAD_LAT_MAX (1 << 22)
+
+/* Sends conn c's next request now; a connection that failed is dialled again first. */
+static void load_send(const char *host, const char *port, struct cli_conn *c, struct cli_stats *st)
+{
+	if (c->fd < 0)
+		c->fd = dial(host, port);
+	if (cli_conn_send(c, now_us())) {
+		st->errors++;
+		cli_conn_fail(c, st);
+	}
+}
+
+/*
+ * The closed loop: every connection has one request in flight until the deadline; an answer
+ * completes it and sends the next one at once. Requests still unanswered GRACE_US after the
+ * deadline are errors.
+ */
+static void load_run(const char *host, const char *port, double duration, int conns,
+		     struct cli_conn *cc, struct cli_stats *st, long long *start, long long *last)
+{
+	struct pollfd pfd[MAX_CONNS];
+	long long end;
+
+	*start = *last = now_us();
+	end = *start + (long long)(duration * 1e6);
+	for (int i = 0; i < conns; i++)
+		load_send(host, port, &cc[i], st);
+	for (;;) {
+		long long now = now_us(), in_flight = 0;
+		int n;
+
+		for (int i = 0; i < conns; i++) {
+			if (now < end && !cc[i].count)
+				load_send(host, port, &cc[i], st); /* after a failure */
+			pfd[i].fd = cc[i].fd;
+			pfd[i].events = POLLIN;
+			in_flight += (long long)cc[i].count;
+		}
+		if (now >= end && (!in_flight || now > end + GRACE_US))
+			break;
+		n = poll(pfd, (nfds_t)conns, 100);
+		now = now_us();
+		for (int i = 0; n > 0 && i < conns; i++) {
+			struct cli_conn *c = &cc[i];
+			ssize_t r;
+
+			if (!pfd[i].revents || c->fd < 0)
+				continue;
+			r = read(c->fd, c->buf + c->have, sizeof(c->buf) - 1 - c->have);
+			if (r <= 0 || (c->have += (size_t)r, cli_conn_parse(c, st, now))) {
+				cli_conn_fail(c, st);
+				continue;
+			}
+			*last = now;
+			if (!c->count && now < end)
+				load_send(host, port, c, st);
+		}
+	}
+	for (int i = 0; i < conns; i++)
+		cli_conn_fail(&cc[i], st); /* still in flight after the grace period: errors */
+}
+
+static int load_cmd(int argc, char **argv)
+{
+	double duration = 5, cpu;
+	int conns = 16, rc = 1;
+	struct cli_stats st = {0};
+	struct cli_conn *cc;
+	struct rusage ru;
+	long long start, last, n;
+
+	if (argc < 2)
+		return usage();
+	for (int i = 2; i < argc; i++) {
+		if (!strcmp(argv[i], "--duration") && i + 1 < argc)
+			duration = atof(argv[++i]);
+		else if (!strcmp(argv[i], "--conns") && i + 1 < argc)
+			conns = atoi(argv[++i]);
+		else
+			return usage();
+	}
+	if (duration <= 0 || conns <= 0 || conns > MAX_CONNS)
+		return usage();
+	cc = calloc((size_t)conns, sizeof(*cc));
+	st.lat_cap = LOAD_LAT_MAX;
+	st.lat = calloc((size_t)st.lat_cap, sizeof(*st.lat));
+	if (!cc || !st.lat)
+		goto out;
+	for (int c = 0; c < conns; c++)
+		cc[c].fd = -1;
+	for (int c = 0; c < conns; c++) {
+		cc[c].body_left = -1;
+		cc[c].cap = 1; /* one request in flight per connection */
+		cc[c].due = calloc(1, sizeof(*cc[c].due));
+		cc[c].fd = dial(argv[0], argv[1]);
+		if (!cc[c].due || cc[c].fd < 0) {
+			fprintf(stderr, "zm-rr: connect %s:%s: %s\n", argv[0], argv[1],
+				strerror(errno));
+			goto out;
+		}
+	}
+	load_run(argv[0], argv[1], duration, conns, cc, &st, &start, &last);
+	getrusage(RUSAGE_SELF, &ru);
+	cpu = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+	      ru.ru_stime.tv_usec / 1e6;
+	n = st.n_lat;
+	qsort(st.lat, (size_t)n, sizeof(*st.lat), cmp_ll);
+#define PCT(p) (n ? st.lat[(long long)((n - 1) * (p))] : -1)
+	printf("{\"conns\": %d, \"requests\": %lld, \"errors\": %lld, \"rps\": %.1f, "
+	       "\"p50_us\": %lld, \"p90_us\": %lld, \"p99_us\": %lld, \"max_us\": %lld, "
+	       "\"seconds\": %.3f, \"cpu_s\": %.3f}\n",
+	       conns, st.done, st.errors, last > start ? st.done / ((last - start) / 1e6) : 0.0,
+	       PCT(0.50), PCT(0.90), PCT(0.99), n ? st.lat[n - 1] : -1, (last - start) / 1e6, cpu);
+#undef PCT
+	rc = st.done ? 0 : 1;
+out:
+	for (int c = 0; cc && c < conns; c++) {
+		if (cc[c].fd >= 0)
+			close(cc[c].fd);
+		free(cc[c].due);
+	}
 	free(cc);
 	free(st.lat);
 	return rc;
@@ -658,6 +828,8 @@ int main(int argc, char **argv)
 		return server(argc - 2, argv + 2);
 	if (argc >= 2 && !strcmp(argv[1], "client"))
 		return client(argc - 2, argv + 2);
+	if (argc >= 2 && !strcmp(argv[1], "load"))
+		return load_cmd(argc - 2, argv + 2);
 	if (argc >= 2 && !strcmp(argv[1], "connect"))
 		return connect_cmd(argc - 2, argv + 2);
 	if (argc >= 2 && !strcmp(argv[1], "hold"))

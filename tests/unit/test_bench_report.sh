@@ -4,7 +4,8 @@
 # scripts/bench-report.py on fixed inputs: the parsers of iperf3, zm-rr and openssl speed
 # output, and the report's arithmetic (min/median/max, ratio to the baseline's median in the
 # same placement, num/den samples, failed and n/a cells, a scenario-wide failure winning over
-# its values, nothing dropped). No timing is measured or asserted. TAP output.
+# its values, nothing dropped), and the waypoint's table against ztunnel only and direct
+# (ratios, added microseconds). No timing is measured or asserted. TAP output.
 set -u
 cd "$(dirname "$0")/../.."
 . tests/lib/tap.sh
@@ -46,6 +47,15 @@ t_is "$($R parse-connect "$D/conn2.json")" "5999.5 12000 3 150 300 2000" "parse-
 echo '{"connections": 10, "errors": 3347, "conn_per_s": 5.0, "conn_p50_us": 1, "conn_p90_us": 1, "conn_p99_us": 1}' >"$D/conn3.json"
 out=$($R parse-connect "$D/conn3.json" 2>&1)
 t_is "$?:$out" "1:bench-report: zm-rr connect: 3347 of 3357 connections failed" "parse-connect: more than 1% failed connections fails"
+
+echo '{"conns": 16, "requests": 60000, "errors": 2, "rps": 19999.9, "p50_us": 700, "p90_us": 1000, "p99_us": 2500, "max_us": 5000, "seconds": 3.000, "cpu_s": 0.412}' >"$D/load.json"
+t_is "$($R parse-load "$D/load.json")" "19999.9 60000 2 700 2500 0.412" \
+	"parse-load: rate, count, errors, p50, p99, client CPU seconds"
+echo '{"conns": 16, "requests": 0, "errors": 16, "rps": 0.0, "p50_us": -1, "p90_us": -1, "p99_us": -1, "max_us": -1, "seconds": 0.000, "cpu_s": 0.001}' >"$D/load-none.json"
+out=$($R parse-load "$D/load-none.json" 2>&1)
+t_is "$?:$out" "1:bench-report: zm-rr load completed no requests (16 errors)" "parse-load: no completed request fails"
+out=$($R parse-load "$D/conn2.json" 2>&1)
+t_is "$?:$out" "1:bench-report: $D/conn2.json: not zm-rr load output" "parse-load: another tool's output is refused"
 
 printf '+DT:AES-128-GCM:2:16384\n+R:60000:AES-128-GCM:2.000000\n+H:16384\n+F:25:AES-128-GCM:5972738048.00\n' >"$D/speed.txt"
 t_is "$($R parse-speed "$D/speed.txt")" "5972738048" "parse-speed: bytes/s of the 16 KiB column"
@@ -132,6 +142,65 @@ t_like "$md" '\| ztunnel RSS per idle connection, node n1 \(bytes, lower\) +\| -
 t_is "$(grep -c 'ztunnel RSS per idle connection, node n1' <<<"$md")" 1 \
 	"markdown: a row no scenario of a placement measures is left out of that placement's table"
 t_like "$md" 'AES-128-GCM.*5500000000 .*\(44\.0 Gbit/s\)' "markdown: crypto ceiling in bytes/s and Gbit/s"
+
+# --- the waypoint against ztunnel only and direct ----------------------------------------------
+
+r() { printf '{"placement": "%s", "scenario": "%s", "figure": "%s", "rep": %s, "num": %s, "den": %s}\n' "$@"; }
+{
+	for i in 1 2; do
+		s unpinned direct rr1k_p50_us "$i" 20
+		s unpinned zmesh-cross rr1k_p50_us "$i" $((220 + i * 20))
+		s unpinned zmesh-waypoint rr1k_p50_us "$i" 300
+		s unpinned direct max_rps "$i" 100000
+		s unpinned zmesh-cross max_rps "$i" 40000
+		s unpinned zmesh-waypoint max_rps "$i" 20000
+		r unpinned zmesh-cross rps_per_core_proxy "$i" 60000 2
+		r unpinned zmesh-waypoint rps_per_core_proxy "$i" 60000 4
+		r unpinned zmesh-waypoint rps_per_core_wp "$i" 60000 1.5
+		r unpinned zmesh-cross cpu_ms_per_1k_req_zt "$i" 600 6
+		r unpinned zmesh-waypoint cpu_ms_per_1k_req_zt "$i" 540 6
+		r unpinned zmesh-waypoint cpu_ms_per_1k_req_wp "$i" 390 6
+		s unpinned zmesh-waypoint wp_rss_load_mib "$i" 8.5
+	done
+	echo '{"placement": "unpinned", "scenario": "zmesh-waypoint", "figure": "conn_per_s", "rep": 1, "failed": "zm-rr connect completed no connections (5909 errors)"}'
+	s pinned zmesh-waypoint rr1k_p50_us 1 250
+} >"$D/wp.jsonl"
+md=$($R report "$D/wp.jsonl" "$D/wp.json" "$D/wp.md" "$D/meta.json")
+t_is $? 0 "report with a waypoint scenario runs"
+wq() { $PY -c 'import json, sys; r = json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$D/wp.json" "$1"; }
+row() { wq "[x for x in r[\"waypoint\"][\"$1\"] if x[\"figure\"] == \"$2\"][0]"; }
+t_is "$(row unpinned rr1k_p50_us)" \
+	"{'added_us_direct': 280.0, 'added_us_ztunnel_only': 50.0, 'figure': 'rr1k_p50_us', 'ratio_direct': 15.0, 'ratio_ztunnel_only': 1.2}" \
+	"waypoint latency: ratio to ztunnel only and to direct, and the microseconds it adds"
+t_is "$(row unpinned max_rps)" "{'figure': 'max_rps', 'ratio_direct': 0.2, 'ratio_ztunnel_only': 0.5}" \
+	"waypoint max rate: ratios only (no added microseconds for a rate)"
+t_is "$(row unpinned rps_per_core_proxy)" \
+	"{'figure': 'rps_per_core_proxy', 'ratio_direct': None, 'ratio_ztunnel_only': 0.5}" \
+	"requests per proxy CPU-second (num/den): against ztunnel only; direct has no proxy"
+t_is "$(row unpinned cpu_ms_per_1k_req_zt)" \
+	"{'figure': 'cpu_ms_per_1k_req_zt', 'ratio_direct': None, 'ratio_ztunnel_only': 0.9}" \
+	"the ztunnels' CPU per 1k requests with and without the waypoint"
+t_is "$(row unpinned rps_per_core_wp)" "{'figure': 'rps_per_core_wp', 'ratio_direct': None, 'ratio_ztunnel_only': None}" \
+	"the waypoint's own figures have nothing to compare with"
+t_is "$(wq "[x[\"figure\"] for x in r[\"waypoint\"][\"unpinned\"]]")" \
+	"['rr1k_p50_us', 'rr1k_p99_us', 'rr5k_p50_us', 'rr5k_p99_us', 'max_rps', 'rps_per_core', 'rps_per_core_proxy', 'rps_per_core_wp', 'conn_per_s', 'conn_p50_us', 'conn_p99_us', 'cpu_ms_per_1k_req', 'cpu_ms_per_1k_req_zt', 'cpu_ms_per_1k_req_wp', 'rss_idle_mib', 'rss_load_mib', 'wp_rss_idle_mib', 'wp_rss_load_mib']" \
+	"every waypoint figure has a row, unmeasured ones included (they show as failed)"
+W='r["placements"]["unpinned"]["table"]'
+t_is "$(wq "$W[\"zmesh-cross\"][\"rps_per_core_wp\"][\"na\"], $W[\"direct\"][\"rps_per_core_proxy\"][\"na\"], $W[\"zmesh-waypoint\"][\"conn_per_s\"][\"failed\"]")" \
+	"('not measured in this scenario', 'no proxy process', 'zm-rr connect completed no connections (5909 errors)')" \
+	"main table: waypoint-only figures are not measured elsewhere, proxy figures n/a for direct"
+t_is "$(q "r[\"placements\"][\"unpinned\"][\"table\"][\"stunnel\"][\"max_rps\"][\"na\"], \"waypoint\" in r")" \
+	"('not measured in this scenario', False)" \
+	"max-rate figures belong to direct, ztunnel only and waypoint; no waypoint, no waypoint table"
+t_like "$md" '## waypoint against ztunnel only and direct: unpinned' "markdown: the waypoint table has a heading per placement"
+t_like "$md" '\| latency p50 @1000/s \(us, lower\) +\| 20\.0 \[20\.0\.\.20\.0\] +\| 250 \[240\.\.260\] +\| 300 \[300\.\.300\] +\| x1\.20 \(\+50 us\) +\| x15\.00 \(\+280 us\) +\|' \
+	"markdown: direct, ztunnel only, waypoint, then both ratios with the added microseconds"
+t_like "$md" '\| new connections/s \(conn/s, higher\) +\| failed \[1\] +\| failed \[1\] +\| failed \[2\] +\| - +\| - +\|' \
+	"markdown: a waypoint figure that failed is shown failed, its ratios '-'"
+t_like "$md" '\[2\] failed: zm-rr connect completed no connections \(5909 errors\)' \
+	"markdown: the waypoint table's notes give the reasons"
+t_like "$md" '\| latency p50 @1000/s \(us, lower\) +\| not run +\| not run +\| 250 \[250\.\.250\] +\| - +\| - +\|' \
+	"markdown: a comparison scenario that did not run in the placement says so"
 
 printf '{"placement": "x"}\n' >"$D/bad.jsonl"
 out=$($R report "$D/bad.jsonl" "$D/o.json" "$D/o.md" 2>&1)

@@ -15,54 +15,28 @@
 # previous policies.
 set -u
 cd "$(dirname "$0")/../.."
-. tests/lib/tap.sh
-. tests/lib/harness.sh
-BUILD=${BUILD:-build}
-ECHO=$BUILD/tests/tools/zm-echo
-ZT=$BUILD/bin/ztunnel
-ZCTL=$BUILD/bin/zmeshctl
-for b in "$ECHO" "$ZT" "$ZCTL"; do [ -x "$b" ] || t_fatal "$b not built (run make)"; done
+. tests/lib/mesh.sh
 
-h_init
-h_topology 2 2
-CFG=$H_STATE/ztunnel.yaml
+m_init 2 2
 POL=$H_STATE/policy.yaml
-wl() { # wl POD NAMESPACE SA PROTOCOL LABELS
-	echo "- {uid: Kubernetes//Pod/$2/$1, name: $1, namespace: $2, serviceAccount: $3, protocol: $4, node: $(h_pod_node $1), workloadIps: [\"$(h_ip4 $1)\"], labels: $5}"
-}
 {
 	echo "workloads:"
-	wl n1a srv client HBONE "{app: server}"
-	wl n1b bad-ns other HBONE "{app: other}"
-	wl n2a srv server HBONE "{app: server}"
-	wl n2b legacy legacy TCP "{app: legacy}"
-} >"$CFG"
+	m_workload -4 n1a srv client HBONE "labels: {app: server}"
+	m_workload -4 n1b bad-ns other HBONE "labels: {app: other}"
+	m_workload -4 n2a srv server HBONE "labels: {app: server}"
+	m_workload -4 n2b legacy legacy TCP "labels: {app: legacy}"
+} | m_config_write
 # n1a's identity is srv/client: a principal distinct from n2a's own.
 : >"$POL"
-"$ZCTL" ca init --dir "$H_STATE/ca" >/dev/null || t_fatal "zmeshctl ca init failed"
+m_ca_init
 
+# --no-fastpath: this test checks ztunnel's own verdicts (401, resets, logs); the kernel drops
+# of the same policies are ztunnel-fastpath.sh's subject.
 for n in n1 n2; do
-	"$ZCTL" --netns "$(h_ns $n)" --pin-dir "$(h_pin_dir $n)" datapath load --uplink wire0 \
-		>/dev/null || t_fatal "datapath load on $n failed"
-	# --no-fastpath: this test checks ztunnel's own verdicts (401, resets, logs); the kernel
-	# drops of the same policies are ztunnel-fastpath.sh's subject.
-	h_bg $n "$ZT" --config "$CFG" --node $n --netns "/var/run/netns/$(h_ns $n)" \
-		--pin-dir "$(h_pin_dir $n)" --ca-dir "$H_STATE/ca" --policy "$POL" --no-fastpath \
-		--poll-ms 100 \
-		2>"$H_STATE/zt-$n.log"
+	m_node_start $n --ca-dir "$M_CA" --policy "$POL" --no-fastpath --poll-ms 100
 done
-for p in n1a n2a; do
-	h_bg $p "$ECHO" serve --port 7777 --banner
-	h_bg $p "$ECHO" serve --port 7778
-done
-for n in n1 n2; do
-	h_wait_port $n 15008 || t_fatal "ztunnel on $n did not start: $(cat "$H_STATE/zt-$n.log")"
-	for i in $(seq 50); do
-		[ "$(h_exec $n curl -s -m 1 http://127.0.0.1:15021/healthz/ready)" = ready ] && break
-		sleep 0.1
-	done
-done
-for p in n1a n2a; do h_wait_port $p 7778 || t_fatal "echo server in $p did not start"; done
+m_echo_serve n1a n2a
+m_ztunnel_wait n1 n2
 sleep 0.3
 
 # set_policy YAML: replace the policy file and wait for both ztunnels to pick it up.

@@ -16,66 +16,34 @@
 # (the previous one stays in force). A connection opened before all this is served after it.
 set -u
 cd "$(dirname "$0")/../.."
-. tests/lib/tap.sh
-. tests/lib/harness.sh
-BUILD=${BUILD:-build}
-ECHO=$BUILD/tests/tools/zm-echo
-CERT=$BUILD/tests/tools/zt-cert
-ZT=$BUILD/bin/ztunnel
-ZCTL=$BUILD/bin/zmeshctl
-PY=/usr/bin/python3
-PEER=tests/tools/zt-h2peer.py
-for b in "$ECHO" "$CERT" "$ZT" "$ZCTL"; do [ -x "$b" ] || t_fatal "$b not built (run make)"; done
-$PY -c 'import h2, ssl' 2>/dev/null || t_fatal "/usr/bin/python3 lacks h2 (apt-get install python3-h2)"
+. tests/lib/mesh.sh
+m_need_h2peer
 
-h_init
-h_topology 2 2
-CFG=$H_STATE/ztunnel.yaml
+m_init 2 2
 LOG=$H_STATE/zt-n1.log
-write_config() {
-	local p
-	{
-		echo "workloads:"
-		for p in n1a n1b n2a n2b; do
-			echo "- {uid: Kubernetes//Pod/ns/$p, name: $p, namespace: ns, serviceAccount: sa-$p, protocol: HBONE, node: $(h_pod_node $p), workloadIps: [\"$(h_ip4 $p)\", \"$(h_ip6 $p)\"]}"
-		done
-	} >"$CFG.tmp" && mv "$CFG.tmp" "$CFG"
-}
-write_config
-CA=$H_STATE/ca
-"$ZCTL" ca init --dir "$CA" >/dev/null || t_fatal "zmeshctl ca init failed"
-"$ZCTL" ca init --dir "$H_STATE/other-ca" >/dev/null || t_fatal "zmeshctl ca init (other) failed"
+m_config_hbone n1a n1b n2a n2b
+m_ca_init
+m_ca_init "$H_STATE/other-ca"
 GOOD=spiffe://cluster.local/ns/ns/sa/sa-n2b
 issue() { # issue NAME CA_DIR ID [LIFETIME]
 	"$CERT" --ca-dir "$2" --id "$3" --cert "$H_STATE/$1.pem" --key "$H_STATE/$1.key" \
 		--lifetime "${4:-3600}" || t_fatal "issuing certificate $1 failed"
 }
-issue good "$CA" "$GOOD"
+issue good "$M_CA" "$GOOD"
 issue untrusted "$H_STATE/other-ca" "$GOOD"
-issue expired "$CA" "$GOOD" -100
-issue wrongtd "$CA" spiffe://other.example/ns/ns/sa/sa-n2b
+issue expired "$M_CA" "$GOOD" -100
+issue wrongtd "$M_CA" spiffe://other.example/ns/ns/sa/sa-n2b
 
-"$ZCTL" --netns "$(h_ns n1)" --pin-dir "$(h_pin_dir n1)" datapath load --uplink wire0 \
-	>/dev/null || t_fatal "datapath load on n1 failed"
-h_bg n1 "$ZT" --config "$CFG" --node n1 --netns "/var/run/netns/$(h_ns n1)" \
-	--pin-dir "$(h_pin_dir n1)" --ca-dir "$CA" --poll-ms 200 2>"$LOG"
-ZT_PID=$H_LAST_PID
-h_bg n1a "$ECHO" serve --port 7777 --banner
-h_bg n1b "$ECHO" serve --port 7777 --banner
-h_wait_port n1 15008 || t_fatal "ztunnel on n1 did not start: $(cat "$LOG")"
-h_wait_port n1a 7777 || t_fatal "echo server in n1a did not start"
-h_wait_port n1b 7777 || t_fatal "echo server in n1b did not start"
-for i in $(seq 50); do
-	[ "$(h_exec n1 curl -s -m 1 http://127.0.0.1:15021/healthz/ready)" = ready ] && break
-	sleep 0.1
-done
+m_node_start n1 --ca-dir "$M_CA" --poll-ms 200
+m_echo_serve n1a n1b
+m_ztunnel_wait n1
 sleep 0.3 # enrollment follows readiness
 
 peer() { # peer MODE CERT_NAME ARGS...: zt-h2peer in n2b against n1a:15008
 	local mode=$1 cert=$2
 	shift 2
 	timeout 40 ip netns exec "$(h_ns n2b)" $PY $PEER "$mode" --host 198.18.1.11 \
-		--ca "$CA/ca-cert.pem" --cert "$H_STATE/$cert.pem" --key "$H_STATE/$cert.key" "$@" 2>&1
+		--ca "$M_CA/ca-cert.pem" --cert "$H_STATE/$cert.pem" --key "$H_STATE/$cert.key" "$@" 2>&1
 }
 # new_log_lines N: the log lines after the first N
 lines() { wc -l <"$LOG"; }
@@ -145,16 +113,16 @@ gen() { h_exec n1 curl -s -m 2 http://127.0.0.1:15000/config_dump | tr -d ' \n' 
 	sed -n 's/.*"generation":\([0-9]*\).*/\1/p'; }
 g0=$(gen)
 n=$(lines)
-printf 'workloads:\n- name: broken\n  bogusField: 1\n' >"$CFG.tmp" && mv "$CFG.tmp" "$CFG"
+printf 'workloads:\n- name: broken\n  bogusField: 1\n' | m_config_write
 sleep 0.8
-kill -HUP "$ZT_PID"
+kill -HUP "${M_ZT_PID[n1]}"
 sleep 0.3
 t_like "$(since "$n")" "reloading .*ztunnel.yaml failed, keeping the previous config" "a config that fails to parse is refused with a logged reason"
 t_like "$(since "$n")" "ztunnel.yaml:[0-9]+: " "  naming FILE:LINE"
 t_is "$(gen)" "$g0" "  the previous config stays in force (generation $g0)"
 out=$(peer client good --req "CONNECT|198.18.1.11:7777|200|after-bad-config|after-bad-config")
 t_ok $? "  and keeps serving"
-write_config
+m_config_hbone n1a n1b n2a n2b
 sleep 0.6
 t_ok "$([ "$(gen)" -gt "$g0" ]; echo $?)" "a good config is taken again after the broken one"
 
@@ -165,5 +133,5 @@ wait $stall
 out=$(cat "$H_STATE/stall.out")
 t_like "$out" "^closed after (9|1[0-3]) s" "a peer stalling in the TLS handshake is dropped by the 10 s handshake timeout"
 t_like "$(cat "$LOG")" "inbound HBONE connection from 198\.18\.2\.12:[0-9]+ ended: .*(time|handshake)" "  logged with a reason"
-t_ok "$(kill -0 "$ZT_PID" 2>/dev/null; echo $?)" "ztunnel survived every bad peer"
+t_ok "$(kill -0 "${M_ZT_PID[n1]}" 2>/dev/null; echo $?)" "ztunnel survived every bad peer"
 t_done

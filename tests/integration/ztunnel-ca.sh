@@ -17,39 +17,26 @@
 # YAML (plaintext from n2b refused or accepted, mTLS always accepted).
 set -u
 cd "$(dirname "$0")/../.."
-. tests/lib/tap.sh
-. tests/lib/harness.sh
-BUILD=${BUILD:-build}
-ECHO=$BUILD/tests/tools/zm-echo
-ZT=$BUILD/bin/ztunnel
-ZCTL=$BUILD/bin/zmeshctl
+. tests/lib/mesh.sh
 CA=$BUILD/bin/zmesh-ca
-for b in "$ECHO" "$ZT" "$ZCTL" "$CA"; do [ -x "$b" ] || t_fatal "$b not built (run make)"; done
-for c in iperf3 openssl python3; do
-	command -v $c >/dev/null || t_fatal "$c not installed (scripts/install-deps.sh)"
-done
+m_need "$CA" iperf3 openssl python3
 
-h_init
-h_topology 2 2
-CFG=$H_STATE/ztunnel.yaml
+m_init 2 2
 POL=$H_STATE/policy.yaml
 TD=cluster.local
 CA_ADDR=198.18.0.1:15012
-wl() { # wl POD NAMESPACE SA PROTOCOL LABELS
-	echo "- {uid: Kubernetes//Pod/$2/$1, name: $1, namespace: $2, serviceAccount: $3, protocol: $4, node: $(h_pod_node $1), workloadIps: [\"$(h_ip4 $1)\"], labels: $5}"
-}
 {
 	echo "workloads:"
-	wl n1a srv client HBONE "{app: server}"
-	wl n2a srv server HBONE "{app: server}"
-	wl n2b legacy legacy TCP "{app: legacy}"
-} >"$CFG"
+	m_workload -4 n1a srv client HBONE "labels: {app: server}"
+	m_workload -4 n2a srv server HBONE "labels: {app: server}"
+	m_workload -4 n2b legacy legacy TCP "labels: {app: legacy}"
+} | m_config_write
 ID_N1A=spiffe://$TD/ns/srv/sa/client
 ID_N2A=spiffe://$TD/ns/srv/sa/server
 : >"$POL"
 
-"$ZCTL" ca init --dir "$H_STATE/ca1" --trust-domain $TD >/dev/null || t_fatal "ca init failed"
-"$ZCTL" ca init --dir "$H_STATE/ca2" --trust-domain $TD >/dev/null || t_fatal "ca init failed"
+m_ca_init "$H_STATE/ca1" --trust-domain $TD
+m_ca_init "$H_STATE/ca2" --trust-domain $TD
 for n in n1 n2; do
 	"$CA" issue-node --dir "$H_STATE/ca1" --out "$H_STATE/$n" --node $n >/dev/null ||
 		t_fatal "issue-node $n failed"
@@ -57,7 +44,7 @@ done
 
 CA_PID=
 ca_start() { # ca_start CADIR LOG
-	h_bg n1 "$CA" --dir "$1" --config "$CFG" --listen $CA_ADDR --max-ttl 86400 2>>"$2"
+	h_bg n1 "$CA" --dir "$1" --config "$M_CFG" --listen $CA_ADDR --max-ttl 86400 2>>"$2"
 	CA_PID=$H_LAST_PID
 	h_wait_port n1 15012 || t_fatal "zmesh-ca did not start: $(cat "$2")"
 }
@@ -65,26 +52,12 @@ ca_start "$H_STATE/ca1" "$H_STATE/ca1.log"
 
 export ZM_CERT_LIFETIME=20
 for n in n1 n2; do
-	"$ZCTL" --netns "$(h_ns $n)" --pin-dir "$(h_pin_dir $n)" datapath load --uplink wire0 \
-		>/dev/null || t_fatal "datapath load on $n failed"
-	h_bg $n "$ZT" --config "$CFG" --node $n --netns "/var/run/netns/$(h_ns $n)" \
-		--pin-dir "$(h_pin_dir $n)" --ca-addr $CA_ADDR --ca-dir "$H_STATE/$n" \
-		--policy "$POL" --poll-ms 200 2>"$H_STATE/zt-$n.log"
+	m_node_start $n --ca-addr $CA_ADDR --ca-dir "$H_STATE/$n" --policy "$POL" --poll-ms 200
 done
 unset ZM_CERT_LIFETIME
-for p in n1a n2a; do
-	h_bg $p "$ECHO" serve --port 7777 --banner
-	h_bg $p "$ECHO" serve --port 7778
-done
+m_echo_serve n1a n2a
 h_bg n2a iperf3 -s -p 5201 >/dev/null
-for n in n1 n2; do
-	h_wait_port $n 15008 || t_fatal "ztunnel on $n did not start: $(cat "$H_STATE/zt-$n.log")"
-	for i in $(seq 50); do
-		[ "$(h_exec $n curl -s -m 1 http://127.0.0.1:15021/healthz/ready)" = ready ] && break
-		sleep 0.1
-	done
-done
-for p in n1a n2a; do h_wait_port $p 7778 || t_fatal "echo server in $p did not start"; done
+m_ztunnel_wait n1 n2
 h_wait_port n2a 5201 || t_fatal "iperf3 server did not start"
 sleep 0.5
 

@@ -18,70 +18,39 @@
 # replaced behind ztunnel's back is restored; --check validates --policy files.
 set -u
 cd "$(dirname "$0")/../.."
-. tests/lib/tap.sh
-. tests/lib/harness.sh
-BUILD=${BUILD:-build}
-ECHO=$BUILD/tests/tools/zm-echo
-ZT=$BUILD/bin/ztunnel
-ZCTL=$BUILD/bin/zmeshctl
-for b in "$ECHO" "$ZT" "$ZCTL"; do [ -x "$b" ] || t_fatal "$b not built (run make)"; done
-command -v jq >/dev/null || t_fatal "jq is not installed"
+. tests/lib/mesh.sh
+m_need jq
 
-h_init
-h_topology 2 2
-CFG=$H_STATE/ztunnel.yaml
+m_init 2 2
 POL=$H_STATE/authz.yaml
 N1B=$(h_ip4 n1b) N2B=$(h_ip4 n2b) N2A=$(h_ip4 n2a) SRV=$(h_ip4 n1a)
-wl() { # wl POD NAMESPACE SA PROTOCOL LABELS
-	echo "- {uid: Kubernetes//Pod/$2/$1, name: $1, namespace: $2, serviceAccount: $3, protocol: $4, node: $(h_pod_node $1), workloadIps: [\"$(h_ip4 $1)\"], labels: $5}"
-}
 write_cfg() { # write_cfg [POLICIES-YAML]: the config, optionally with `policies:` items
 	{
 		echo "workloads:"
-		wl n1a srv server HBONE "{app: server}"
-		wl n1b legacy old TCP "{app: old}"
-		wl n2a client-ns client HBONE "{app: client}"
-		wl n2b legacy batch TCP "{app: batch}"
+		m_workload -4 n1a srv server HBONE "labels: {app: server}"
+		m_workload -4 n1b legacy old TCP "labels: {app: old}"
+		m_workload -4 n2a client-ns client HBONE "labels: {app: client}"
+		m_workload -4 n2b legacy batch TCP "labels: {app: batch}"
 		[ -z "${1:-}" ] || printf 'policies:\n%s\n' "$1"
-	} >"$CFG.tmp" && mv "$CFG.tmp" "$CFG"
+	} | m_config_write
 }
 write_cfg
 : >"$POL"
-"$ZCTL" ca init --dir "$H_STATE/ca" >/dev/null || t_fatal "zmeshctl ca init failed"
+m_ca_init
 
-zm() { # zm NODE ARGS...: zmeshctl on a node's datapath
-	local n=$1
-	shift
-	"$ZCTL" --netns "/var/run/netns/$(h_ns "$n")" --pin-dir "$(h_pin_dir "$n")" "$@"
-}
-for n in n1 n2; do
-	zm $n datapath load --uplink wire0 >/dev/null || t_fatal "datapath load on $n failed"
-	h_bg $n "$ZT" --config "$CFG" --node $n --netns "/var/run/netns/$(h_ns $n)" \
-		--pin-dir "$(h_pin_dir $n)" --ca-dir "$H_STATE/ca" --policy "$POL" --poll-ms 100 \
-		2>"$H_STATE/zt-$n.log"
-done
+for n in n1 n2; do m_node_start $n --ca-dir "$M_CA" --policy "$POL" --poll-ms 100; done
 # n1b is not enrolled (TCP); its veth still needs the capture filter, as a CNI would attach.
-zm n1 datapath attach veth-n1b >/dev/null || t_fatal "attach veth-n1b failed"
-for p in n1a n2a; do
-	h_bg $p "$ECHO" serve --port 7777 --banner
-	h_bg $p "$ECHO" serve --port 7778
-done
-for n in n1 n2; do
-	h_wait_port $n 15008 || t_fatal "ztunnel on $n did not start: $(cat "$H_STATE/zt-$n.log")"
-	for i in $(seq 50); do
-		[ "$(h_exec $n curl -s -m 1 http://127.0.0.1:15021/healthz/ready)" = ready ] && break
-		sleep 0.1
-	done
-done
-for p in n1a n2a; do h_wait_port $p 7778 || t_fatal "echo server in $p did not start"; done
+m_zctl n1 datapath attach veth-n1b >/dev/null || t_fatal "attach veth-n1b failed"
+m_echo_serve n1a n2a
+m_ztunnel_wait n1 n2
 sleep 0.3
 
 send() { # send POD PORT: what the client saw talking to the server n1a
 	h_exec "$1" "$ECHO" send "$SRV" "$2" --data "hi-$1" --timeout 2 2>&1 | tr '\n' ' '
 }
-pol() { zm n1 -j policy list | jq ".policies[] | select(.policy == \"$1\") | .$2"; }
-n_rules() { zm "$1" -j policy list | jq '[.policies[].n_rules] | add // 0'; }
-reason() { zm n1 -j stats | jq ".[] | select(.reason == \"$1\") | .packets"; }
+pol() { m_zctl n1 -j policy list | jq ".policies[] | select(.policy == \"$1\") | .$2"; }
+n_rules() { m_zctl "$1" -j policy list | jq '[.policies[].n_rules] | add // 0'; }
+reason() { m_zctl n1 -j stats | jq ".[] | select(.reason == \"$1\") | .packets"; }
 seen() { grep -c "access .*src.addr=$1:" "$H_STATE/zt-n1.log"; }
 wait_rules() { # wait_rules NODE N: until the node's kernel set has N rules (5 s)
 	for i in $(seq 50); do
@@ -125,13 +94,13 @@ t_like "$(grep 'kernel fast path' "$H_STATE/zt-n1.log" | tail -1)" \
 	"2 drop rules from 1 policies for node n1" "n1 logs the number of kernel rules"
 t_is "$(n_rules n2)" "0" "n2 has no workload the policy selects: no rules"
 t_is "$(pol srv/deny-legacy-clients n_rules)" "2" "policy list names srv/deny-legacy-clients"
-dump=$(zm n1 -j map dump zm_pol_rules)
+dump=$(m_zctl n1 -j map dump zm_pol_rules)
 t_is "$(echo "$dump" | jq -r '[.[] | select(.key.live) | "\(.key.dst) \(.key.dst_port) \(.key.src) \(.value.action) \(.value.policy)"] | sort | join(";")')" \
 	"$SRV 0 $N1B/32 drop srv/deny-legacy-clients;$SRV 7778 $N2B/32 drop srv/deny-legacy-clients" \
 	"map dump zm_pol_rules decodes the live rules"
-t_like "$(zm n1 map dump zm_pol_names)" "srv/deny-legacy-clients.*n_rules=2" \
+t_like "$(m_zctl n1 map dump zm_pol_names)" "srv/deny-legacy-clients.*n_rules=2" \
 	"map dump zm_pol_names decodes names"
-t_like "$(zm n1 map dump zm_pol_gen)" "live_gen=[01] n_rules=2 serial=[0-9]+" \
+t_like "$(m_zctl n1 map dump zm_pol_gen)" "live_gen=[01] n_rules=2 serial=[0-9]+" \
 	"map dump zm_pol_gen decodes the generation"
 
 seen0=$(seen "$N1B") drop0=$(reason drop_policy) tc0=$(pol srv/deny-legacy-clients tc_drops)
@@ -141,7 +110,7 @@ t_ok "$([ "$(pol srv/deny-legacy-clients tc_drops)" -gt "$tc0" ]; echo $?)" \
 	"policy list: tc_drops rose ($tc0 -> $(pol srv/deny-legacy-clients tc_drops))"
 t_ok "$([ "$(reason drop_policy)" -gt "$drop0" ]; echo $?)" "stats: drop_policy rose"
 t_is "$(seen "$N1B")" "$seen0" "ztunnel's access log never saw the dropped connections"
-t_like "$(zm n1 map dump zm_pol_stats)" "policy=\"srv/deny-legacy-clients\" tc_drops=[1-9]" \
+t_like "$(m_zctl n1 map dump zm_pol_stats)" "policy=\"srv/deny-legacy-clients\" tc_drops=[1-9]" \
 	"map dump zm_pol_stats decodes the counters"
 t_like "$(send n2b 7777)" "hi-n2b" "allowed n2b -> n1a:7777 still connects"
 t_like "$(grep "src.addr=$N2B:" "$H_STATE/zt-n1.log" | tail -1)" "dir=inbound_plain.*dst.addr=$SRV:7777" \
@@ -156,7 +125,7 @@ t_like "$(grep "src.addr=$N2A:" "$H_STATE/zt-n1.log" | tail -1)" "dir=inbound vi
 t_is "$(pol srv/deny-legacy-clients tc_drops)" "$tc0" "HBONE traffic is never counted"
 
 # 2. XDP generic on the uplink: the same rules, dropped before tc.
-out=$(zm n1 -j datapath load --uplink wire0 --xdp generic 2>&1)
+out=$(m_zctl n1 -j datapath load --uplink wire0 --xdp generic 2>&1)
 t_is "$(echo "$out" | jq -r '[.reused, .xdp_mode] | join(" ")')" "true generic" \
 	"datapath reload with --xdp generic keeps the maps" || t_diag "$out"
 t_is "$(n_rules n1)" "2" "rules survived the reload"
@@ -188,7 +157,7 @@ t_like "$(send n1b 7777)" "timed out|refused|failed" "config policy: n1b -> n1a:
 t_like "$(pol srv/no-legacy tc_drops)" "^[1-9]" "config policy: counted under srv/no-legacy"
 
 # 5. A set replaced behind ztunnel's back is restored (ztunnel owns it).
-zm n1 policy set >/dev/null
+m_zctl n1 policy set >/dev/null
 wait_rules n1 1
 t_is "$(pol srv/no-legacy n_rules)" "1" "a cleared kernel set is restored"
 t_like "$(cat "$H_STATE/zt-n1.log")" "rule set was replaced outside ztunnel" "... and says so"
@@ -200,14 +169,14 @@ t_like "$(send n1b 7777)" "hi-n1b" "config policy removed: n1b -> n1a:7777 works
 
 # 6. --check validates --policy files.
 printf 'apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: x, namespace: srv}\nspec:\n  action: DENYY\n' >"$H_STATE/bad.yaml"
-out=$("$ZT" --check --config "$CFG" --policy "$POL" --policy "$H_STATE/bad.yaml" 2>&1); st=$?
+out=$("$ZT" --check --config "$M_CFG" --policy "$POL" --policy "$H_STATE/bad.yaml" 2>&1); st=$?
 out=$(echo "$out" | tr '\n' ' ')
 t_like "$st:$out" "^1:.*bad.yaml:5: spec.action: " "--check: a broken policy file exits 1 with FILE:LINE: field"
 set_policy "apiVersion: security.istio.io/v1
 kind: PeerAuthentication
 metadata: {name: strict, namespace: srv}
 spec: {mtls: {mode: STRICT}}"
-out=$("$ZT" --check --config "$CFG" --policy "$POL" --node n1 2>&1); st=$?
+out=$("$ZT" --check --config "$M_CFG" --policy "$POL" --node n1 2>&1); st=$?
 out=$(echo "$out" | tr '\n' ' ')
 t_like "$st:$out" "^0:.*: ok \(1 policies\).*fast path: 1 kernel drop rules for node n1" \
 	"--check --node: counts the node's kernel rules"

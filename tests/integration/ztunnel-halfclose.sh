@@ -13,44 +13,20 @@
 #   client n1a; servers on n1b (same node: splice) and n2a (cross node: HBONE, mTLS)
 set -u
 cd "$(dirname "$0")/../.."
-. tests/lib/tap.sh
-. tests/lib/harness.sh
-BUILD=${BUILD:-build}
-ZT=$BUILD/bin/ztunnel
-ZCTL=$BUILD/bin/zmeshctl
-PY=/usr/bin/python3
+. tests/lib/mesh.sh
 PROBE=tests/tools/zt-tcpprobe.py
-for b in "$ZT" "$ZCTL"; do [ -x "$b" ] || t_fatal "$b not built (run make)"; done
 
-h_init
-h_topology 2 2
-CFG=$H_STATE/ztunnel.yaml
-{
-	echo "workloads:"
-	for p in n1a n1b n2a n2b; do
-		echo "- {uid: Kubernetes//Pod/ns/$p, name: $p, namespace: ns, serviceAccount: sa-$p, protocol: HBONE, node: $(h_pod_node $p), workloadIps: [\"$(h_ip4 $p)\", \"$(h_ip6 $p)\"]}"
-	done
-} >"$CFG"
-"$ZCTL" ca init --dir "$H_STATE/ca" >/dev/null || t_fatal "zmeshctl ca init failed"
-for n in n1 n2; do
-	"$ZCTL" --netns "$(h_ns $n)" --pin-dir "$(h_pin_dir $n)" datapath load --uplink wire0 \
-		>/dev/null || t_fatal "datapath load on $n failed"
-	h_bg $n "$ZT" --config "$CFG" --node $n --netns "/var/run/netns/$(h_ns $n)" \
-		--pin-dir "$(h_pin_dir $n)" --ca-dir "$H_STATE/ca" 2>"$H_STATE/zt-$n.log"
-done
+m_init 2 2
+m_config_hbone n1a n1b n2a n2b
+m_ca_init
+for n in n1 n2; do m_node_start $n --ca-dir "$M_CA"; done
 for p in n1b n2a; do
 	h_bg $p $PY $PROBE serve --port 9001 --mode drain
 	h_bg $p $PY $PROBE serve --port 9002 --mode reset
 	h_bg $p $PY $PROBE serve --port 9003 --mode watch >"$H_STATE/watch-$p.out"
 	h_bg $p $PY $PROBE serve --port 9004 --mode first >"$H_STATE/first-$p.out"
 done
-for n in n1 n2; do
-	h_wait_port $n 15008 || t_fatal "ztunnel on $n did not start: $(cat "$H_STATE/zt-$n.log")"
-	for i in $(seq 50); do
-		[ "$(h_exec $n curl -s -m 1 http://127.0.0.1:15021/healthz/ready)" = ready ] && break
-		sleep 0.1
-	done
-done
+m_ztunnel_wait n1 n2
 for p in n1b n2a; do
 	for port in 9001 9002 9003 9004; do
 		h_wait_port $p $port || t_fatal "probe server $port in $p did not start"

@@ -15,44 +15,14 @@
 # is answered 503 (seen in both access logs); access log and metrics carry mTLS identities.
 set -u
 cd "$(dirname "$0")/../.."
-. tests/lib/tap.sh
-. tests/lib/harness.sh
-BUILD=${BUILD:-build}
-ECHO=$BUILD/tests/tools/zm-echo
-ZT=$BUILD/bin/ztunnel
-ZCTL=$BUILD/bin/zmeshctl
-for b in "$ECHO" "$ZT" "$ZCTL"; do [ -x "$b" ] || t_fatal "$b not built (run make)"; done
-command -v tcpdump >/dev/null || t_fatal "tcpdump not installed (scripts/install-deps.sh)"
-
-h_init
-h_topology 2 2
-CFG=$H_STATE/ztunnel.yaml
-{
-	echo "workloads:"
-	for p in n1a n1b n2a n2b; do
-		echo "- {uid: Kubernetes//Pod/ns/$p, name: $p, namespace: ns, serviceAccount: sa-$p, protocol: HBONE, node: $(h_pod_node $p), workloadIps: [\"$(h_ip4 $p)\", \"$(h_ip6 $p)\"]}"
-	done
-} >"$CFG"
-"$ZCTL" ca init --dir "$H_STATE/ca" >/dev/null || t_fatal "zmeshctl ca init failed"
-
-for n in n1 n2; do
-	"$ZCTL" --netns "$(h_ns $n)" --pin-dir "$(h_pin_dir $n)" datapath load --uplink wire0 \
-		>/dev/null || t_fatal "datapath load on $n failed"
-	h_bg $n "$ZT" --config "$CFG" --node $n --netns "/var/run/netns/$(h_ns $n)" \
-		--pin-dir "$(h_pin_dir $n)" --ca-dir "$H_STATE/ca" 2>"$H_STATE/zt-$n.log"
-done
-for p in n1a n1b n2a n2b; do
-	h_bg $p "$ECHO" serve --port 7777 --banner
-	h_bg $p "$ECHO" serve --port 7778
-done
-for n in n1 n2; do
-	h_wait_port $n 15008 || t_fatal "ztunnel on $n did not start: $(cat "$H_STATE/zt-$n.log")"
-	for i in $(seq 50); do
-		[ "$(h_exec $n curl -s -m 1 http://127.0.0.1:15021/healthz/ready)" = ready ] && break
-		sleep 0.1
-	done
-done
-for p in n1a n1b n2a n2b; do h_wait_port $p 7778 || t_fatal "echo server in $p did not start"; done
+. tests/lib/mesh.sh
+m_need tcpdump
+m_init 2 2
+m_config_hbone n1a n1b n2a n2b
+m_ca_init
+for n in n1 n2; do m_node_start $n --ca-dir "$M_CA"; done
+m_echo_serve n1a n1b n2a n2b
+m_ztunnel_wait n1 n2
 sleep 0.3 # enrollment happens right after readiness
 
 for fam in 4 6; do
@@ -110,6 +80,6 @@ m1=$(h_exec n1 curl -s -m 2 http://127.0.0.1:15020/metrics)
 m2=$(h_exec n2 curl -s -m 2 http://127.0.0.1:15020/metrics)
 t_like "$m1" 'istio_tcp_connections_opened_total\{reporter="source",source_workload="n1a",.*destination_workload="n2a".*connection_security_policy="mutual_tls"\} [0-9]+' "n1 metrics: outbound mutual_tls series"
 t_like "$m2" 'istio_tcp_received_bytes_total\{reporter="destination",source_workload="n1a",.*source_principal="spiffe://cluster.local/ns/ns/sa/sa-n1a".*connection_security_policy="mutual_tls"\} [1-9][0-9]+' "n2 metrics: inbound bytes with the peer principal"
-st=$("$ZCTL" -j --netns "$(h_ns n2)" --pin-dir "$(h_pin_dir n2)" stats)
+st=$(m_zctl n2 -j stats)
 t_like "$st" '"captured_inbound_hbone"' "zmeshctl -j stats on n2 counts captured_inbound_hbone"
 t_done

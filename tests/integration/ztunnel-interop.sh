@@ -25,72 +25,47 @@
 #     is made for the next connection (admin /config_dump and metrics show the pool size).
 set -u
 cd "$(dirname "$0")/../.."
-. tests/lib/tap.sh
-. tests/lib/harness.sh
-BUILD=${BUILD:-build}
-ECHO=$BUILD/tests/tools/zm-echo
-CERT=$BUILD/tests/tools/zt-cert
-ZT=$BUILD/bin/ztunnel
-ZCTL=$BUILD/bin/zmeshctl
-PY=/usr/bin/python3
-PEER=tests/tools/zt-h2peer.py
-for b in "$ECHO" "$CERT" "$ZT" "$ZCTL"; do [ -x "$b" ] || t_fatal "$b not built (run make)"; done
-$PY -c 'import h2, ssl' 2>/dev/null || t_fatal "/usr/bin/python3 lacks h2 (apt-get install python3-h2)"
+. tests/lib/mesh.sh
+m_need_h2peer
 
 id_of() { echo "spiffe://cluster.local/ns/ns/sa/sa-$1"; }
 
-h_init
-h_topology 2 2
-CFG=$H_STATE/ztunnel.yaml
+m_init 2 2
 write_config() { # write_config [POD_TO_LEAVE_OUT]
-	local p
+	local p proto
 	{
 		echo "workloads:"
 		for p in n1a n1b n2a n2b; do
 			[ "$p" = "${1:-}" ] && continue
-			local proto=HBONE
+			proto=HBONE
 			[ "$p" = n2b ] && proto=TCP
-			echo "- {uid: Kubernetes//Pod/ns/$p, name: $p, namespace: ns, serviceAccount: sa-$p, protocol: $proto, node: $(h_pod_node $p), workloadIps: [\"$(h_ip4 $p)\", \"$(h_ip6 $p)\"]}"
+			m_workload $p ns sa-$p $proto
 		done
 		# For the 401: nothing may reach port 7780 of a pod in namespace ns.
 		echo "policies:"
 		echo "- {name: deny-7780, namespace: ns, scope: Namespace, action: Deny, rules: [[[{destinationPorts: [7780]}]]]}"
-	} >"$CFG.tmp" && mv "$CFG.tmp" "$CFG"
+	} | m_config_write
 }
 write_config
-CA=$H_STATE/ca
-"$ZCTL" ca init --dir "$CA" >/dev/null || t_fatal "zmeshctl ca init failed"
+m_ca_init
 for p in n2a n2b; do
-	"$CERT" --ca-dir "$CA" --id "$(id_of $p)" --cert "$H_STATE/$p.pem" --key "$H_STATE/$p.key" ||
+	"$CERT" --ca-dir "$M_CA" --id "$(id_of $p)" --cert "$H_STATE/$p.pem" --key "$H_STATE/$p.key" ||
 		t_fatal "issuing a certificate for $p failed"
 done
 
-"$ZCTL" --netns "$(h_ns n1)" --pin-dir "$(h_pin_dir n1)" datapath load --uplink wire0 \
-	>/dev/null || t_fatal "datapath load on n1 failed"
+m_datapath_load n1
 # Enrolled by hand (--no-enroll): the reload in (c) must not unenroll n1a under a live
 # connection.
-for p in n1a n1b; do
-	"$ZCTL" --netns "$(h_ns n1)" --pin-dir "$(h_pin_dir n1)" enroll --ip "$(h_ip4 $p)" \
-		--ip "$(h_ip6 $p)" --veth "$(h_veth $p)" --name $p --namespace ns \
-		--service-account sa-$p >/dev/null || t_fatal "enrolling $p failed"
-done
-h_bg n1 "$ZT" --config "$CFG" --node n1 --netns "/var/run/netns/$(h_ns n1)" \
-	--pin-dir "$(h_pin_dir n1)" --ca-dir "$CA" --no-enroll --poll-ms 200 --pool-idle-ms 1500 \
-	2>"$H_STATE/zt-n1.log"
-ZT_PID=$H_LAST_PID
-for p in n1a n1b; do h_bg $p "$ECHO" serve --port 7777 --banner; done
-h_bg n2a $PY $PEER server --port 15008 --ca "$CA/ca-cert.pem" --cert "$H_STATE/n2a.pem" \
+for p in n1a n1b; do m_enroll n1 $p ns sa-$p; done
+m_ztunnel_start n1 --ca-dir "$M_CA" --no-enroll --poll-ms 200 --pool-idle-ms 1500
+m_echo_serve n1a n1b
+h_bg n2a $PY $PEER server --port 15008 --ca "$M_CA/ca-cert.pem" --cert "$H_STATE/n2a.pem" \
 	--key "$H_STATE/n2a.key" --expect-id "$(id_of n1a)" \
 	--authority-re '(198\.18\.2\.11|\[2001:2:0:2::11\]):(7777|7778|9)' \
 	--forwarded-re 'for="(198\.18\.1\.11|\[2001:2:0:1::11\]):[0-9]+"' >"$H_STATE/server.out" 2>&1
 SRV_PID=$H_LAST_PID
-h_wait_port n1 15008 || t_fatal "ztunnel on n1 did not start: $(cat "$H_STATE/zt-n1.log")"
-for p in n1a n1b; do h_wait_port $p 7777 || t_fatal "echo server in $p did not start"; done
+m_ztunnel_wait n1
 h_wait_port n2a 15008 || t_fatal "python HBONE server did not start: $(cat "$H_STATE/server.out")"
-for i in $(seq 50); do
-	[ "$(h_exec n1 curl -s -m 1 http://127.0.0.1:15021/healthz/ready)" = ready ] && break
-	sleep 0.1
-done
 
 # TAP from zt-h2peer's PASS/FAIL lines.
 tap_peer() { # tap_peer PREFIX < lines
@@ -107,7 +82,7 @@ pyclient() { # pyclient FAMILY ARGS...: the python client in n2b against n1a:150
 	local fam=$1
 	shift
 	timeout 30 ip netns exec "$(h_ns n2b)" $PY $PEER client --host "$(h_ip$fam n1a)" \
-		--ca "$CA/ca-cert.pem" --cert "$H_STATE/n2b.pem" --key "$H_STATE/n2b.key" "$@" 2>&1
+		--ca "$M_CA/ca-cert.pem" --cert "$H_STATE/n2b.pem" --key "$H_STATE/n2b.key" "$@" 2>&1
 }
 
 # ---- (a) python h2 client -> ztunnel's 15008 ----
@@ -200,5 +175,5 @@ sleep 0.2
 t_ok "$(grep -c '^PASS' "$H_STATE/server.out" | awk '{print ($1 >= 40) ? 0 : 1}')" \
 	"the python server ran its checks on every connection ($(grep -c '^PASS' "$H_STATE/server.out") passed)"
 tap_peer "py-server" < <(grep -v "^#" "$H_STATE/server.out" | sort -u)
-t_ok "$(kill -0 "$ZT_PID" 2>/dev/null; echo $?)" "ztunnel n1 is still running"
+t_ok "$(kill -0 "${M_ZT_PID[n1]}" 2>/dev/null; echo $?)" "ztunnel n1 is still running"
 t_done

@@ -18,17 +18,9 @@
 # config reload in the middle of a transfer that leaves the transfer intact.
 set -u
 cd "$(dirname "$0")/../.."
-. tests/lib/tap.sh
-. tests/lib/harness.sh
-BUILD=${BUILD:-build}
-ECHO=$BUILD/tests/tools/zm-echo
-ZT=$BUILD/bin/ztunnel
-ZCTL=$BUILD/bin/zmeshctl
-for b in "$ECHO" "$ZT" "$ZCTL"; do [ -x "$b" ] || t_fatal "$b not built (run make)"; done
+. tests/lib/mesh.sh
 
-h_init
-h_topology 2 2
-CFG=$H_STATE/ztunnel.yaml
+m_init 2 2
 
 write_config() { # write_config [EXTRA_WORKLOAD_NAME]
 	local p
@@ -53,45 +45,33 @@ write_config() { # write_config [EXTRA_WORKLOAD_NAME]
 		echo "  hostname: echo.ns.svc.cluster.local"
 		echo "  vips: [\"/198.18.100.1\", \"/2001:2:0:100::1\"]"
 		echo "  ports: {80: 7777, 81: 7778}"
-	} >"$CFG.tmp" && mv "$CFG.tmp" "$CFG"
+	} | m_config_write
 }
 write_config
 
-t_run "ztunnel --check accepts the test config" -- "$ZT" --check --config "$CFG"
+t_run "ztunnel --check accepts the test config" -- "$ZT" --check --config "$M_CFG"
 printf 'workloads:\n- name: x\n  bogus: 1\n' >"$H_STATE/bad.yaml"
 out=$("$ZT" --check --config "$H_STATE/bad.yaml" 2>&1)
 t_like "$out" "bad.yaml:[0-9]+: " "ztunnel --check names FILE:LINE of a broken config"
 
-for n in n1 n2; do
-	"$ZCTL" --netns "$(h_ns $n)" --pin-dir "$(h_pin_dir $n)" datapath load --uplink wire0 \
-		>/dev/null || t_fatal "datapath load on $n failed"
-	h_bg $n "$ZT" --config "$CFG" --node $n --netns "/var/run/netns/$(h_ns $n)" \
-		--pin-dir "$(h_pin_dir $n)" --poll-ms 200 2>"$H_STATE/zt-$n.log"
-	eval "ZT_PID_$n=$H_LAST_PID"
-done
-for p in n1a n1b n2a n2b; do
-	h_bg $p "$ECHO" serve --port 7777 --banner
-	h_bg $p "$ECHO" serve --port 7778
-done
+for n in n1 n2; do m_node_start $n --poll-ms 200; done
+m_echo_serve n1a n1b n2a n2b
 h_bg n2 "$ECHO" serve --port 7777 --banner
-for n in n1 n2; do
-	h_wait_port $n 15001 || t_fatal "ztunnel on $n did not start: $(cat "$H_STATE/zt-$n.log")"
-	h_wait_port $n 15021 || t_fatal "ztunnel on $n has no readiness port"
-done
-for p in n1a n1b n2a n2b n2; do h_wait_port $p 7777 || t_fatal "echo server in $p did not start"; done
+h_wait_port n2 7777 || t_fatal "echo server in n2 did not start"
+m_ztunnel_wait n1 n2
 
 ready=$(h_exec n1 curl -s -m 2 http://127.0.0.1:15021/healthz/ready)
 t_is "$ready" "ready" "ztunnel n1 reports ready on 15021"
 
 # Auto-enrollment: the HBONE workloads of each node, nothing else.
 for i in $(seq 50); do
-	wl=$("$ZCTL" -j --netns "$(h_ns n1)" --pin-dir "$(h_pin_dir n1)" workload list)
+	wl=$(m_zctl n1 -j workload list)
 	[ "$(echo "$wl" | grep -o '"veth-n1[ab]"' | wc -l)" -ge 4 ] && break
 	sleep 0.1
 done
 t_like "$wl" "198\.18\.1\.11" "n1a auto-enrolled on n1 (zmeshctl -j workload list)"
 t_like "$wl" "2001:2:0:1::12" "n1b auto-enrolled on n1 with its IPv6 address"
-wl2=$("$ZCTL" -j --netns "$(h_ns n2)" --pin-dir "$(h_pin_dir n2)" workload list)
+wl2=$(m_zctl n2 -j workload list)
 t_like "$wl2" "198\.18\.2\.11" "n2a auto-enrolled on n2"
 t_ok "$(! echo "$wl2" | grep -q '198\.18\.2\.12'; echo $?)" "n2b (protocol TCP) is not enrolled"
 
@@ -155,7 +135,7 @@ recv=$(metric n1 istio_tcp_received_bytes_total)
 t_ok "$([ "$recv" -ge 24000000 ]; echo $?)" "istio_tcp_received_bytes_total counts the bulk transfers ($recv)"
 m=$(h_exec n1 curl -s -m 2 http://127.0.0.1:15020/metrics)
 t_like "$m" 'istio_tcp_connections_closed_total\{reporter="source",source_workload="n1a",source_workload_namespace="ns",source_principal="spiffe://cluster.local/ns/ns/sa/sa-n1a",destination_workload="n1b"' "metrics carry Istio's labels"
-st=$("$ZCTL" -j --netns "$(h_ns n1)" --pin-dir "$(h_pin_dir n1)" stats)
+st=$(m_zctl n1 -j stats)
 t_like "$st" '"captured_outbound"' "zmeshctl -j stats shows captured_outbound"
 dump=$(h_exec n1 curl -s -m 2 http://127.0.0.1:15000/config_dump | tr -d ' \n')
 t_like "$dump" '"enrolled":\["198.18.1.11","2001:2:0:1::11","198.18.1.12","2001:2:0:1::12"\]' "admin /config_dump lists what ztunnel enrolled"
@@ -165,7 +145,7 @@ h_exec n1a "$ECHO" send "$(h_ip4 n2b)" 7778 --bytes 300000000 >"$H_STATE/bulk.ou
 bulk=$!
 sleep 0.3
 write_config extra
-kill -HUP "$ZT_PID_n1"
+kill -HUP "${M_ZT_PID[n1]}"
 wait $bulk
 t_is "$(cat "$H_STATE/bulk.out")" "echo ok 300000000" "300 MB transfer survives a config reload (SIGHUP + file change)"
 sleep 0.5
@@ -176,6 +156,6 @@ out=$(banner n1a "$(h_ip4 n1b)" 7777)
 t_like "$out" "^peer=198\.18\.1\.11:" "new connections work after the reload"
 
 h_exec n1 curl -s -m 2 http://127.0.0.1:15000/quitquitquit >/dev/null
-for i in $(seq 40); do kill -0 "$ZT_PID_n1" 2>/dev/null || break; sleep 0.05; done
-t_ok "$(! kill -0 "$ZT_PID_n1" 2>/dev/null; echo $?)" "/quitquitquit stops ztunnel n1"
+for i in $(seq 40); do kill -0 "${M_ZT_PID[n1]}" 2>/dev/null || break; sleep 0.05; done
+t_ok "$(! kill -0 "${M_ZT_PID[n1]}" 2>/dev/null; echo $?)" "/quitquitquit stops ztunnel n1"
 t_done

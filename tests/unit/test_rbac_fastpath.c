@@ -3,11 +3,11 @@
  * Property test of the kernel fast-path compiler (zm_rbac_compile_fastpath): for thousands of
  * random policy sets, mixing the local config's `policies` with Istio AuthorizationPolicy and
  * PeerAuthentication documents (dry runs, L7 attributes, selectors, when conditions, ports,
- * ipBlocks and their negations, identity attributes that plaintext can never satisfy), every
- * plaintext connection the compiled rules would drop under the kernel's matching rules
- * (datapath.h) must be one the evaluator denies. A fixed seed keeps failures reproducible;
- * the offending inputs are printed. Also checks that the compiler is not vacuous (it drops
- * something in a good share of the cases).
+ * port-level mTLS modes, ipBlocks and their negations, identity attributes that plaintext can
+ * never satisfy), every plaintext connection the compiled rules would drop under the kernel's
+ * matching rules (datapath.h) must be one the evaluator denies. A fixed seed keeps failures
+ * reproducible; the offending inputs are printed. Also checks that the compiler is not vacuous
+ * (it drops something in a good share of the cases).
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -164,8 +164,13 @@ static void gen_istio(char *b, size_t len, int idx)
 	int i, n;
 
 	if (rand() % 3 == 0) {
+		size_t start = strlen(b);
+
 		gen_istio_meta(b, len, "PeerAuthentication", idx);
 		cat(b, len, "  mtls: {mode: %s}\n", PICK(modes));
+		/* Port-level modes (allowed with a selector only), inheriting through UNSET. */
+		if (strstr(b + start, "selector") && rand() % 2)
+			cat(b, len, "  portLevelMtls: {%s: {mode: %s}}\n", PICK(ports), PICK(modes));
 		return;
 	}
 	gen_istio_meta(b, len, "AuthorizationPolicy", idx);

@@ -92,13 +92,13 @@ static void test_all_fields(void)
 	   "v1beta1 DENY without selector: Namespace scope, line of the document");
 	p = find_policy(s, "PeerAuthentication", "istio-system/default");
 	ok(p && p->scope == ZM_CFG_SCOPE_GLOBAL && p->peer_auth == ZM_RBAC_PA_MESH &&
-		   p->n_rules == 1 && p->rules[0].clauses[0].matches[0].not_principals.v[0].kind ==
-					       ZM_CFG_STR_PRESENCE,
-	   "mesh STRICT: Global deny of no principal");
+		   p->mtls_mode == ZM_MTLS_STRICT && !p->n_rules && !p->n_port_mtls,
+	   "mesh STRICT: Global, mode kept, no rules");
 	p = find_policy(s, "PeerAuthentication", "ns1/server-ports");
-	ok(p && p->peer_auth == ZM_RBAC_PA_WORKLOAD &&
-		   p->rules[0].clauses[0].matches[0].not_destination_ports.n == 1 &&
-		   p->rules[0].clauses[0].matches[0].not_destination_ports.v[0] == 8081,
+	ok(p && p->peer_auth == ZM_RBAC_PA_WORKLOAD && p->mtls_mode == ZM_MTLS_STRICT &&
+		   p->n_port_mtls == 1 && p->port_mtls[0].port == 8081 &&
+		   p->port_mtls[0].mode == ZM_MTLS_PERMISSIVE && p->loose_ports.n == 1 &&
+		   p->loose_ports.v[0] == 8081 && !p->strict_ports.n,
 	   "workload STRICT with a PERMISSIVE port");
 	zm_rbac_set_free(s);
 	is_int(zm_rbac_load_file("tests/data/policies/nope.yaml", &s, err, sizeof(err)), -ENOENT,

@@ -445,6 +445,26 @@ static int zt_authz_eval(struct zt_conn *c, const struct zt_snap *s, const char 
 	return -EACCES;
 }
 
+enum zm_mtls_mode zt_authz_mtls_mode(const struct zt_snap *s, const struct zm_cfg_workload *wl,
+				     __u16 port, char *by, size_t len)
+{
+	struct zt_authz_sets *sets = zt_authz_get();
+	const struct zm_rbac_set *v[ZT_AUTHZ_MAX_FILES];
+	struct zm_rbac_sources src = {s ? s->cfg : NULL, v, sets ? sets->n : 0};
+	const struct zm_rbac_policy *p;
+	enum zm_mtls_mode m;
+	size_t i;
+
+	for (i = 0; sets && i < sets->n; i++)
+		v[i] = sets->v[i];
+	m = zm_rbac_mtls_mode(&src, wl, port, &p, NULL);
+	if (by && len)
+		snprintf(by, len, "%s", p ? p->key : "");
+	/* p points into the sets: use it before letting them go. */
+	zt_authz_put(sets);
+	return m;
+}
+
 int zt_authz_inbound(struct zt_conn *c, const char *peer_id, char *why, size_t len)
 {
 	struct zt_snap *s = zt_state_get();

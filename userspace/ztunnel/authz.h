@@ -56,6 +56,17 @@ void zt_authz_reload(bool force, bool config_changed);
  */
 int zt_authz_inbound(struct zt_conn *c, const char *peer_id, char *why, size_t len);
 
+/*
+ * Outbound: the effective PeerAuthentication mode of destination workload wl (of snapshot s)
+ * at its target port, from the policy files in force (zm_rbac_mtls_mode: Istio's precedence,
+ * UNSET inherits, PERMISSIVE by default). The policy that decided is copied as "ns/name" into
+ * by (len > 0; "" for the default). DISABLE means: send plaintext, not HBONE.
+ */
+struct zt_snap;
+struct zm_cfg_workload;
+enum zm_mtls_mode zt_authz_mtls_mode(const struct zt_snap *s, const struct zm_cfg_workload *wl,
+				     __u16 port, char *by, size_t len);
+
 /* Worker tick: after a policy change, close this worker's inbound connections now denied. */
 void zt_authz_recheck(struct zt_worker *w);
 

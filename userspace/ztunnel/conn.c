@@ -260,6 +260,8 @@ static bool zt_sock_ends(int fd, struct zm_addr *local, unsigned int *lport, str
 static const char *const zt_via_names[] = {
 	[ZT_ROUTE_REFUSE] = "-",   [ZT_ROUTE_PASSTHROUGH] = "passthrough", [ZT_ROUTE_TCP] = "tcp",
 	[ZT_ROUTE_LOCAL] = "local", [ZT_ROUTE_HBONE] = "hbone",
+	/* Plaintext on the wire because the destination asked for it: say so in every line. */
+	[ZT_ROUTE_MTLS_DISABLED] = "tcp_mtls_disabled",
 };
 
 /* Route and start an outbound connection; returns with c finished on any failure. */
@@ -272,6 +274,10 @@ static void zt_outbound_start(struct zt_conn *c, struct zt_snap *s)
 	if (getrandom(&rnd, sizeof(rnd), GRND_NONBLOCK) != sizeof(rnd))
 		rnd = (__u32)random();
 	zt_route_outbound(s, &c->info.src, &c->info.dst, c->info.dport, rnd, &r);
+	/* PeerAuthentication DISABLE on the destination workload: plaintext, as Istio sends. */
+	if (zt_route_direct_hbone(&r) &&
+	    zt_authz_mtls_mode(s, r.dst, r.target_port, NULL, 0) == ZM_MTLS_DISABLE)
+		zt_route_plaintext(&r);
 	c->info.via = zt_via_names[r.kind];
 	zt_conn_describe(c, r.src, r.waypoint ? r.waypoint : r.dst, r.svc, "source",
 			 r.kind == ZT_ROUTE_HBONE, NULL);

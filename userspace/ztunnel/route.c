@@ -220,6 +220,7 @@ static bool zt_gateway_resolve(const struct zt_snap *s, const struct zm_cfg_gate
 	}
 	r->dial_port = gw->hbone_mtls_port;
 	r->kind = ZT_ROUTE_HBONE;
+	r->via_waypoint = true;
 	return true;
 }
 
@@ -309,6 +310,21 @@ int zt_route_outbound(const struct zt_snap *s, const struct zm_addr *src,
 		return 0;
 	zt_route_direct(s, r);
 	return 0;
+}
+
+bool zt_route_direct_hbone(const struct zt_route *r)
+{
+	return r->kind == ZT_ROUTE_HBONE && r->dst && !r->via_waypoint && !r->waypoint;
+}
+
+bool zt_route_plaintext(struct zt_route *r)
+{
+	if (!zt_route_direct_hbone(r))
+		return false;
+	r->kind = ZT_ROUTE_MTLS_DISABLED;
+	r->dial_addr = r->target_addr;
+	r->dial_port = r->target_port;
+	return true;
 }
 
 int zt_pool_key_format(const char *src_id, const char *dst_id, const struct zm_addr *src,

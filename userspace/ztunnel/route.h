@@ -4,7 +4,8 @@
  * workload a captured connection comes from, where it goes (service VIP -> a healthy endpoint
  * picked at random weighted by capacity; pod IP -> that workload; a service or pod with a
  * waypoint -> the waypoint; anything else passed through unchanged) and how (HBONE to
- * <pod>:15008, plain TCP, or a same-node splice without TLS). Nothing here does I/O, so the
+ * <pod>:15008, plain TCP, or a same-node splice without TLS; plain TCP too when the
+ * destination's PeerAuthentication is DISABLE). Nothing here does I/O, so the
  * unit tests (tests/unit/test_ztunnel_route.c) drive it with hand-written configs; the random
  * number is an argument for the same reason.
  */
@@ -46,6 +47,7 @@ enum zt_route_kind {
 	ZT_ROUTE_TCP,	      /* plain TCP to a mesh workload that does not speak HBONE */
 	ZT_ROUTE_LOCAL,	      /* destination on this node: plain, spliced, no TLS */
 	ZT_ROUTE_HBONE,	      /* HBONE to dial_addr:dial_port, CONNECT authority target */
+	ZT_ROUTE_MTLS_DISABLED, /* plain TCP to an HBONE workload: PeerAuthentication DISABLE */
 };
 
 /* Outcomes of a connection: the access log prints the name and a hint built from it. */
@@ -83,11 +85,27 @@ struct zt_route {
 	const struct zm_cfg_workload *dst;  /* destination workload, NULL for passthrough */
 	const struct zm_cfg_service *svc;   /* when the client addressed a service VIP */
 	const struct zm_cfg_workload *waypoint; /* when going through a waypoint */
+	bool via_waypoint; /* HBONE to a waypoint (waypoint may be NULL: an unlisted address) */
 	struct zm_addr dial_addr; /* where the outer connection goes */
 	__u16 dial_port;
 	struct zm_addr target_addr; /* CONNECT :authority (HBONE) or == dial (plain) */
 	__u16 target_port;
 };
+
+/*
+ * Does r tunnel straight to its destination workload (HBONE, no waypoint)? Only such a route
+ * depends on the destination's PeerAuthentication mode.
+ */
+bool zt_route_direct_hbone(const struct zt_route *r);
+
+/*
+ * The destination's effective PeerAuthentication mode at r->target_port is DISABLE (Istio
+ * ambient: mesh sources then send plaintext): turn a direct HBONE route into plain TCP to the
+ * pod's ip:port (kind ZT_ROUTE_MTLS_DISABLED); the destination node captures it to its 15006.
+ * A route through a waypoint keeps HBONE (DISABLE is about the workload's own inbound);
+ * same-node, TCP and passthrough routes are plaintext already. Returns true when r changed.
+ */
+bool zt_route_plaintext(struct zt_route *r);
 
 /* The workload owning addr when it runs on this snapshot's node, else NULL. */
 const struct zm_cfg_workload *zt_route_local_workload(const struct zt_snap *s,

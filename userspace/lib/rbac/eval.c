@@ -13,7 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "rbac/rbac.h"
+#include "rbac/peerauth_internal.h"
 
 /* The parts of the peer identity the matchers look at, as spans of conn->identity. */
 struct zm_rbac_id {
@@ -242,7 +242,6 @@ struct zm_rbac_pass {
 	const struct zm_rbac_conn *conn;
 	struct zm_rbac_id id;
 	bool with_dry_run;
-	const struct zm_rbac_policy *pa; /* the PeerAuthentication in force, if any */
 	bool decided, allow, saw_dry_run;
 	size_t n_allow;
 	char policy[ZM_RBAC_KEY_LEN];
@@ -250,22 +249,16 @@ struct zm_rbac_pass {
 	char allow_keys[ZM_RBAC_REASON_LEN / 2];
 };
 
+/* PeerAuthentication is judged by its mode (zm_rbac_pass_mtls), never as a rule set. */
 static bool zm_rbac_counts(const struct zm_rbac_policy *p, struct zm_rbac_pass *ps)
 {
+	if (p->peer_auth)
+		return false;
 	if (p->dry_run) {
 		ps->saw_dry_run = true;
 		return ps->with_dry_run;
 	}
-	return !p->peer_auth || p == ps->pa;
-}
-
-static bool zm_rbac_visit_pa(const struct zm_rbac_policy *p, void *ctx)
-{
-	struct zm_rbac_pass *ps = ctx;
-
-	if (p->peer_auth && (!ps->pa || p->peer_auth > ps->pa->peer_auth))
-		ps->pa = p;
-	return false;
+	return true;
 }
 
 static void zm_rbac_decide(struct zm_rbac_pass *ps, bool allow, const struct zm_rbac_policy *p,
@@ -301,14 +294,31 @@ static bool zm_rbac_visit_deny(const struct zm_rbac_policy *p, void *ctx)
 	}
 	if (p->action != ZM_CFG_ACTION_DENY || !zm_rbac_matches(p, ps->conn, &ps->id))
 		return false;
-	if (p->peer_auth)
-		zm_rbac_decide(ps, false, p,
-			       "PeerAuthentication %s requires mTLS (STRICT) and the connection "
-			       "has no peer identity",
-			       p->key);
-	else
-		zm_rbac_decide(ps, false, p, "denied by %s %s", p->kind, p->key);
+	zm_rbac_decide(ps, false, p, "denied by %s %s", p->kind, p->key);
 	return true;
+}
+
+/* STRICT at the connection's port refuses a connection without a principal. */
+static void zm_rbac_pass_mtls(const struct zm_rbac_sources *src, struct zm_rbac_pass *ps)
+{
+	const struct zm_rbac_policy *by;
+	struct zm_rbac_pa_levels l;
+	bool port_level;
+	char port[24] = "";
+
+	zm_rbac_pa_find(src, ps->conn->dst, ps->with_dry_run, &l);
+	ps->saw_dry_run |= l.saw_dry_run;
+	/* The same test as {notPrincipals: [Presence]}: no identity, or an empty one. */
+	if (ps->id.principal_ok && *ps->id.principal)
+		return;
+	if (zm_rbac_pa_resolve(&l, ps->conn->dst_port, &by, &port_level) != ZM_MTLS_STRICT)
+		return;
+	if (port_level)
+		snprintf(port, sizeof(port), " on port %u", ps->conn->dst_port);
+	zm_rbac_decide(ps, false, by,
+		       "PeerAuthentication %s requires mTLS (STRICT)%s and the connection has no "
+		       "peer identity",
+		       by->key, port);
 }
 
 static bool zm_rbac_visit_allow(const struct zm_rbac_policy *p, void *ctx)
@@ -332,7 +342,9 @@ static void zm_rbac_pass_run(const struct zm_rbac_sources *src, struct zm_rbac_p
 {
 	const struct zm_cfg_workload *wl = ps->conn->dst;
 
-	zm_rbac_walk(src, wl, zm_rbac_visit_pa, ps);
+	zm_rbac_pass_mtls(src, ps);
+	if (ps->decided)
+		return;
 	zm_rbac_walk(src, wl, zm_rbac_visit_deny, ps);
 	if (ps->decided)
 		return;

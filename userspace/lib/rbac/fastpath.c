@@ -15,7 +15,7 @@
 #include <string.h>
 
 #include "datapath/datapath.h"
-#include "rbac/rbac.h"
+#include "rbac/peerauth_internal.h"
 
 enum { F = 0, T = 1, U = 2 }; /* false, true, unknown */
 
@@ -138,6 +138,7 @@ static int zm_fp_policy(const struct zm_rbac_policy *p, const struct zm_fp_regio
 struct zm_fp_list {
 	const struct zm_rbac_policy *v[256];
 	struct zm_rbac_policy cfg_views[256];
+	struct zm_rbac_pa_strict strict; /* the PeerAuthentication requirement, when STRICT */
 	size_t n;
 	bool overflow;
 };
@@ -145,10 +146,11 @@ struct zm_fp_list {
 static void zm_fp_collect(const struct zm_rbac_sources *src, const struct zm_cfg_workload *wl,
 			  struct zm_fp_list *l)
 {
-	const struct zm_rbac_policy *pa = NULL;
+	struct zm_rbac_pa_levels pa;
 	size_t i, j, n = 0;
 
 	l->n = 0;
+	l->overflow = false;
 	for (i = 0; src->cfg && i < src->cfg->n_policies && n < 256; i++) {
 		zm_rbac_policy_from_cfg(&src->cfg->policies[i], src->cfg->source, &l->cfg_views[n]);
 		if (!l->cfg_views[n].dry_run && zm_rbac_policy_applies(&l->cfg_views[n], wl))
@@ -162,19 +164,8 @@ static void zm_fp_collect(const struct zm_rbac_sources *src, const struct zm_cfg
 		for (j = 0; src->sets[i] && j < src->sets[i]->n_policies; j++) {
 			const struct zm_rbac_policy *p = &src->sets[i]->policies[j];
 
-			if (!zm_rbac_policy_applies(p, wl))
-				continue;
-			/*
-			 * The most specific PeerAuthentication is in force even when it is a
-			 * dry-run one (which then enforces nothing): pick it before skipping
-			 * dry runs, exactly as the evaluator does.
-			 */
-			if (p->peer_auth) {
-				if (!pa || p->peer_auth > pa->peer_auth)
-					pa = p;
-				continue;
-			}
-			if (p->dry_run)
+			/* PeerAuthentication: resolved below, as the evaluator does. */
+			if (p->peer_auth || p->dry_run || !zm_rbac_policy_applies(p, wl))
 				continue;
 			if (l->n == 256) {
 				l->overflow = true;
@@ -183,9 +174,13 @@ static void zm_fp_collect(const struct zm_rbac_sources *src, const struct zm_cfg
 			l->v[l->n++] = p;
 		}
 	}
-	if (pa && !pa->dry_run && l->n < 256)
-		l->v[l->n++] = pa;
-	else if (pa && !pa->dry_run)
+	/* Enforced PeerAuthentications only: a dry-run one changes nothing. */
+	zm_rbac_pa_find(src, wl, false, &pa);
+	if (!zm_rbac_pa_strict_policy(&pa, &l->strict))
+		return;
+	if (l->n < 256)
+		l->v[l->n++] = &l->strict.p;
+	else
 		l->overflow = true;
 }
 

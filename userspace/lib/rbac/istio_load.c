@@ -7,13 +7,10 @@
  * every namespace, no selector there is mesh-wide (Global), no selector elsewhere is the
  * namespace (Namespace).
  *
- * PeerAuthentication becomes a Deny policy: STRICT denies any connection without a principal
- * (one group {notPrincipals: [Presence]}), with portLevelMtls as port lists on that group.
- * PERMISSIVE yields a policy without rules, which matters only because the most specific
- * PeerAuthentication (workload > namespace > mesh) is the one in force. UNSET inherits and
- * DISABLE is ignored (ztunnel has no plaintext mode between mesh workloads), so both yield
- * nothing unless ports are listed; a port-level entry under an UNSET mode counts against a
- * non-STRICT default (we do not resolve the parent for single ports).
+ * PeerAuthentication keeps its mode and portLevelMtls as they are written (struct
+ * zm_rbac_policy's mtls fields), every mode included: which mode is in force for a workload and
+ * port is resolved later across levels and files (peerauth.c), since an UNSET mode or port
+ * inherits from the next level up. An unknown mode is refused with its line.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -196,7 +193,7 @@ void zm_is_scope(const struct zm_is_meta *m, struct zm_rbac_policy *p)
 
 /* ---- PeerAuthentication ---- */
 
-enum { ZM_IS_PA_UNSET, ZM_IS_PA_DISABLE, ZM_IS_PA_PERMISSIVE, ZM_IS_PA_STRICT };
+/* Indexed by enum zm_mtls_mode: the table order is the enum's. */
 static const char *const zm_is_pa_modes[] = {"UNSET", "DISABLE", "PERMISSIVE", "STRICT", NULL};
 
 struct zm_is_mtls {
@@ -210,6 +207,8 @@ static const struct zm_yl_field zm_is_mtls_fields[] = {
 struct zm_is_pa {
 	struct zm_is_meta *meta;
 	struct zm_is_mtls mtls;
+	struct zm_rbac_port_mtls *ports;
+	size_t n_ports;
 	struct zm_cfg_port_list strict, loose; /* port-level STRICT / PERMISSIVE|DISABLE */
 	yaml_node_t *ports_node;
 };
@@ -219,6 +218,32 @@ static int zm_is_pa_mtls(struct zm_yl *yl, yaml_node_t *n, void *obj)
 	struct zm_is_pa *pa = obj;
 
 	return zm_yl_mapping(yl, n, zm_is_mtls_fields, ZM_IS_N(zm_is_mtls_fields), &pa->mtls);
+}
+
+/* One portLevelMtls entry "PORT: {mode: M}"; a port listed twice is refused. */
+static int zm_is_pa_port(struct zm_yl *yl, yaml_node_t *k, yaml_node_t *v, struct zm_is_pa *pa)
+{
+	struct zm_is_mtls m = {0};
+	__u16 port = 0;
+	size_t i;
+	int r;
+
+	r = zm_yl_port(yl, k, true, &port);
+	r = zm_yl_mapping(yl, v, zm_is_mtls_fields, ZM_IS_N(zm_is_mtls_fields), &m) ?: r;
+	if (r)
+		return r;
+	for (i = 0; i < pa->n_ports; i++) {
+		if (pa->ports[i].port != port)
+			continue;
+		zm_yl_error(yl, k, "port %u given twice", port);
+		return -EINVAL;
+	}
+	pa->ports[pa->n_ports++] = (struct zm_rbac_port_mtls){port, (enum zm_mtls_mode)m.mode};
+	if (m.mode == ZM_MTLS_STRICT)
+		pa->strict.v[pa->strict.n++] = port;
+	else if (m.mode != ZM_MTLS_UNSET)
+		pa->loose.v[pa->loose.n++] = port;
+	return 0;
 }
 
 static int zm_is_pa_ports(struct zm_yl *yl, yaml_node_t *n, void *obj)
@@ -231,27 +256,21 @@ static int zm_is_pa_ports(struct zm_yl *yl, yaml_node_t *n, void *obj)
 	if (ret)
 		return ret;
 	pa->ports_node = n;
+	pa->ports = zm_config_calloc(yl->cfg, count + 1, sizeof(*pa->ports));
 	pa->strict.v = zm_config_calloc(yl->cfg, count + 1, sizeof(__u16));
 	pa->loose.v = zm_config_calloc(yl->cfg, count + 1, sizeof(__u16));
-	if (!pa->strict.v || !pa->loose.v) {
+	if (!pa->ports || !pa->strict.v || !pa->loose.v) {
 		zm_yl_leave(yl);
 		return zm_yl_oom(yl);
 	}
 	for (i = 0; i < count && !yl->fatal; i++) {
 		yaml_node_t *k = zm_yl_node(yl, n->data.mapping.pairs.start[i].key);
 		yaml_node_t *v = zm_yl_node(yl, n->data.mapping.pairs.start[i].value);
-		struct zm_is_mtls m = {0};
-		__u16 port = 0;
 
 		if (!k || !v)
 			continue;
 		old = zm_yl_push_key(yl, k);
-		r = zm_yl_port(yl, k, true, &port);
-		r = zm_yl_mapping(yl, v, zm_is_mtls_fields, ZM_IS_N(zm_is_mtls_fields), &m) ?: r;
-		if (!r && m.mode == ZM_IS_PA_STRICT)
-			pa->strict.v[pa->strict.n++] = port;
-		else if (!r && m.mode != ZM_IS_PA_UNSET)
-			pa->loose.v[pa->loose.n++] = port;
+		r = zm_is_pa_port(yl, k, v, pa);
 		zm_yl_pop(yl, old);
 		ret = ret ?: r;
 	}
@@ -272,14 +291,15 @@ static const struct zm_yl_field zm_is_pa_fields[] = {
     ZM_YL_FUNC("portLevelMtls", 0, zm_is_pa_ports),
 };
 
-/* Returns 1 when the document yields a policy, 0 when it changes nothing, or -errno. */
+/*
+ * Every PeerAuthentication document yields a policy, UNSET and DISABLE included: DISABLE
+ * changes how sources connect, and which policy is the most specific one matters even when
+ * its mode inherits. No rules: modes are resolved per connection (peerauth.c).
+ */
 static int zm_is_pa_spec(struct zm_yl *yl, yaml_node_t *spec, struct zm_is_meta *m,
 			 struct zm_rbac_policy *p)
 {
 	struct zm_is_pa pa = {.meta = m};
-	struct zm_cfg_str_match *presence;
-	struct zm_cfg_rule *rule;
-	struct zm_cfg_match *g;
 	int r;
 
 	if (spec && !zm_yl_is_null(spec)) {
@@ -291,30 +311,13 @@ static int zm_is_pa_spec(struct zm_yl *yl, yaml_node_t *spec, struct zm_is_meta 
 		zm_yl_error_at(yl, pa.ports_node, "portLevelMtls", "requires a selector");
 		return -EINVAL;
 	}
-	if (pa.mtls.mode <= ZM_IS_PA_DISABLE && !pa.strict.n && !pa.loose.n)
-		return 0;
-	p->action = ZM_CFG_ACTION_DENY;
+	p->action = ZM_CFG_ACTION_DENY; /* never matched as a rule set: no rules */
 	p->peer_auth = ZM_RBAC_PA_NAMESPACE; /* refined by zm_is_scope */
-	if (pa.mtls.mode != ZM_IS_PA_STRICT && !pa.strict.n)
-		return 1; /* in force, requires nothing */
-	rule = zm_config_calloc(yl->cfg, 1, sizeof(*rule));
-	presence = zm_config_calloc(yl->cfg, 1, sizeof(*presence));
-	g = zm_config_calloc(yl->cfg, 1, sizeof(*g));
-	if (!rule || !presence || !g)
-		return zm_yl_oom(yl);
-	rule->clauses = zm_config_calloc(yl->cfg, 1, sizeof(*rule->clauses));
-	if (!rule->clauses)
-		return zm_yl_oom(yl);
-	*presence = (struct zm_cfg_str_match){ZM_CFG_STR_PRESENCE, ""};
-	g->not_principals = (struct zm_cfg_str_list){presence, 1};
-	if (pa.mtls.mode == ZM_IS_PA_STRICT)
-		g->not_destination_ports = pa.loose;
-	else
-		g->destination_ports = pa.strict;
-	rule->clauses[0] = (struct zm_cfg_clause){g, 1};
-	rule->n_clauses = 1;
-	p->rules = rule;
-	p->n_rules = 1;
+	p->mtls_mode = (enum zm_mtls_mode)pa.mtls.mode;
+	p->port_mtls = pa.ports;
+	p->n_port_mtls = pa.n_ports;
+	p->strict_ports = pa.strict;
+	p->loose_ports = pa.loose;
 	return 1;
 }
 

@@ -10,8 +10,11 @@
  * that apply to a destination workload are every Global one, every Namespace one of its
  * namespace and the WorkloadSelector ones it names (config) or whose selector labels it carries
  * (Istio). Any matching Deny rejects; no enforced Allow means allow; any matching Allow allows;
- * otherwise reject. Dry-run policies are evaluated too but only reported. Nothing here does I/O
- * or keeps state: ztunnel (userspace/ztunnel/authz.c) and the unit tests drive it directly.
+ * otherwise reject. Dry-run policies are evaluated too but only reported. PeerAuthentication
+ * is no rule set: its effective mode at the connection's port (zm_rbac_mtls_mode, Istio's
+ * precedence and inheritance) decides, and STRICT denies a connection without a principal;
+ * DISABLE tells the source ztunnel to send plaintext. Nothing here does I/O or keeps state:
+ * ztunnel (userspace/ztunnel/authz.c) and the unit tests drive it directly.
  */
 #ifndef ZMESH_RBAC_RBAC_H
 #define ZMESH_RBAC_RBAC_H
@@ -34,6 +37,29 @@ enum zm_rbac_pa_level {
 	ZM_RBAC_PA_MESH,
 	ZM_RBAC_PA_NAMESPACE,
 	ZM_RBAC_PA_WORKLOAD,
+	ZM_RBAC_PA_LEVELS,
+};
+
+/*
+ * PeerAuthentication mTLS modes, Istio's names in Istio's order. UNSET inherits from the next
+ * level up; what the destination requires and, for DISABLE, how mesh sources reach it:
+ * STRICT refuses connections without a peer identity, PERMISSIVE accepts both, DISABLE
+ * accepts both and makes mesh sources send plaintext instead of HBONE.
+ */
+enum zm_mtls_mode {
+	ZM_MTLS_UNSET = 0,
+	ZM_MTLS_DISABLE,
+	ZM_MTLS_PERMISSIVE,
+	ZM_MTLS_STRICT,
+};
+
+/* "UNSET", "DISABLE", "PERMISSIVE", "STRICT"; "?" for anything else. */
+const char *zm_mtls_mode_name(enum zm_mtls_mode m);
+
+/* One spec.portLevelMtls entry (a mode for one target port of the selected workloads). */
+struct zm_rbac_port_mtls {
+	__u16 port;
+	enum zm_mtls_mode mode;
 };
 
 /*
@@ -59,6 +85,16 @@ struct zm_rbac_policy {
 	 */
 	const char *l7;
 	enum zm_rbac_pa_level peer_auth;
+	/*
+	 * PeerAuthentication only (rules stay empty: the evaluator resolves modes, see
+	 * zm_rbac_mtls_mode): spec.mtls.mode, spec.portLevelMtls in document order, and those
+	 * ports split by whether their mode is STRICT or PERMISSIVE/DISABLE (UNSET ports are in
+	 * neither: they inherit like the policy's own mode).
+	 */
+	enum zm_mtls_mode mtls_mode;
+	const struct zm_rbac_port_mtls *port_mtls;
+	size_t n_port_mtls;
+	struct zm_cfg_port_list strict_ports, loose_ports;
 	const char *source; /* file name, for messages */
 	unsigned int line;
 };
@@ -103,6 +139,20 @@ struct zm_rbac_result {
  */
 int zm_rbac_evaluate(const struct zm_rbac_sources *src, const struct zm_rbac_conn *conn,
 		     struct zm_rbac_result *r);
+
+/*
+ * The effective PeerAuthentication mode of destination workload wl at target port, Istio's
+ * way: the workload-selector policy that selects wl (its portLevelMtls entry for port, else
+ * its own mode), else the namespace policy of wl's namespace, else the mesh-wide one (root
+ * namespace, no selector); an UNSET mode at any level inherits from the next one up, and
+ * nothing set means PERMISSIVE. Several policies at one level: the first loaded wins. Dry-run
+ * policies are not in force. Never returns ZM_MTLS_UNSET. When by is not NULL it gets the
+ * deciding policy (NULL: the PERMISSIVE default) and *port_level whether its portLevelMtls
+ * entry decided (port_level may be NULL).
+ */
+enum zm_mtls_mode zm_rbac_mtls_mode(const struct zm_rbac_sources *src,
+				    const struct zm_cfg_workload *wl, unsigned int port,
+				    const struct zm_rbac_policy **by, bool *port_level);
 
 /* Does one policy match conn (any rule)? Exposed for tests and the fast-path compiler. */
 bool zm_rbac_policy_matches(const struct zm_rbac_policy *p, const struct zm_rbac_conn *conn);

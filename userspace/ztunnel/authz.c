@@ -406,14 +406,18 @@ static void zt_authz_deny_series(struct zt_conn *c, const struct zt_snap *s,
 }
 
 /* Evaluate against snapshot s; 0 allow, -EACCES deny (why filled), -ENOENT no workload. */
-static int zt_authz_eval(struct zt_conn *c, const struct zt_snap *s, const char *peer_id,
-			 char *why, size_t len)
+/*
+ * Decide c towards workload dst at dst_addr:dport with peer identity peer_id (NULL or "":
+ * plaintext). -ENOENT when dst is not a workload of this node.
+ */
+static int zt_authz_eval_to(struct zt_conn *c, const struct zt_snap *s,
+			    const struct zm_cfg_workload *dst, const struct zm_addr *dst_addr,
+			    __u16 dport, const char *peer_id, char *why, size_t len)
 {
-	const struct zm_cfg_workload *dst = zt_route_local_workload(s, &c->info.dst);
 	struct zt_authz_sets *sets = zt_authz_get();
 	struct zm_rbac_sources src = {s->cfg, NULL, 0};
 	const struct zm_rbac_set *v[ZT_AUTHZ_MAX_FILES];
-	struct zm_rbac_conn rc = {c->info.src, c->info.dst, c->info.dport, peer_id, dst};
+	struct zm_rbac_conn rc = {c->info.src, *dst_addr, dport, peer_id, dst};
 	struct zm_rbac_result r;
 	char line[ZT_LOG_LEN], a[ZM_ADDR_STRLEN], b[ZM_ADDR_STRLEN];
 	size_t i;
@@ -434,8 +438,8 @@ static int zt_authz_eval(struct zt_conn *c, const struct zt_snap *s, const char 
 			 "enforced=%s: %s; %s",
 			 zm_addr_port_format(&c->info.src, c->info.sport, a, sizeof(a)),
 			 peer_id && *peer_id ? peer_id : "-",
-			 zm_addr_port_format(&c->info.dst, c->info.dport, b, sizeof(b)),
-			 dst->namespace, dst->name, r.allow ? "allow" : "deny", r.reason, r.dry_run);
+			 zm_addr_port_format(dst_addr, dport, b, sizeof(b)), dst->namespace,
+			 dst->name, r.allow ? "allow" : "deny", r.reason, r.dry_run);
 		zt_log_emit(line);
 	}
 	if (r.allow)
@@ -463,6 +467,25 @@ enum zm_mtls_mode zt_authz_mtls_mode(const struct zt_snap *s, const struct zm_cf
 	/* p points into the sets: use it before letting them go. */
 	zt_authz_put(sets);
 	return m;
+}
+
+static int zt_authz_eval(struct zt_conn *c, const struct zt_snap *s, const char *peer_id,
+			 char *why, size_t len)
+{
+	/* A same-node connection was dialled by us: its real destination is the upstream. */
+	bool local = c->info.via && !strcmp(c->info.via, "local");
+	const struct zm_addr *a = local ? &c->info.up : &c->info.dst;
+	__u16 port = local ? c->info.up_port : c->info.dport;
+
+	return zt_authz_eval_to(c, s, zt_route_local_workload(s, a), a, port, peer_id, why, len);
+}
+
+int zt_authz_local(struct zt_conn *c, const struct zt_snap *s, const struct zm_cfg_workload *dst,
+		   const struct zm_addr *dst_addr, __u16 dport, char *why, size_t len)
+{
+	int r = zt_authz_eval_to(c, s, dst, dst_addr, dport, c->info.src_id, why, len);
+
+	return r == -EACCES ? r : 0;
 }
 
 int zt_authz_inbound(struct zt_conn *c, const char *peer_id, char *why, size_t len)
@@ -493,9 +516,11 @@ void zt_authz_recheck(struct zt_worker *w)
 
 		next = c->next;
 		if (c->state == ZT_CS_DONE || !c->info.dir ||
-		    (strcmp(c->info.dir, "inbound") && strcmp(c->info.dir, "inbound_plain")))
+		    (strcmp(c->info.dir, "inbound") && strcmp(c->info.dir, "inbound_plain") &&
+		     !(c->info.via && !strcmp(c->info.via, "local"))))
 			continue;
-		mtls = !strcmp(c->info.dir, "inbound");
+		/* Inbound over HBONE and same-node connections know their peer's identity. */
+		mtls = strcmp(c->info.dir, "inbound_plain");
 		if (zt_authz_eval(c, s, mtls ? c->info.src_id : NULL, why, sizeof(why)) != -EACCES)
 			continue;
 		zt_conn_finish(c, ZT_OUT_DENIED, "policy changed: %s", why);

@@ -57,6 +57,18 @@ void zt_authz_reload(bool force, bool config_changed);
 int zt_authz_inbound(struct zt_conn *c, const char *peer_id, char *why, size_t len);
 
 /*
+ * A same-node connection (route ZT_ROUTE_LOCAL, never seen by the destination's inbound
+ * paths): decide it here as the destination's inbound would, towards workload dst at
+ * dst_addr:dport, with the source workload's identity (c->info.src_id). Same returns as
+ * zt_authz_inbound.
+ */
+struct zt_snap;
+struct zm_cfg_workload;
+struct zm_addr;
+int zt_authz_local(struct zt_conn *c, const struct zt_snap *s, const struct zm_cfg_workload *dst,
+		   const struct zm_addr *dst_addr, __u16 dport, char *why, size_t len);
+
+/*
  * Outbound: the effective PeerAuthentication mode of destination workload wl (of snapshot s)
  * at its target port, from the policy files in force (zm_rbac_mtls_mode: Istio's precedence,
  * UNSET inherits, PERMISSIVE by default). The policy that decided is copied as "ns/name" into

@@ -267,6 +267,7 @@ static const char *const zt_via_names[] = {
 /* Route and start an outbound connection; returns with c finished on any failure. */
 static void zt_outbound_start(struct zt_conn *c, struct zt_snap *s)
 {
+	char why[ZM_RBAC_REASON_LEN];
 	struct zt_route r;
 	__u32 rnd;
 	int err;
@@ -291,6 +292,15 @@ static void zt_outbound_start(struct zt_conn *c, struct zt_snap *s)
 		c->info.up_port = r.dial_port;
 		zt_conn_log_open(c);
 		zt_hbone_connect(c, &r);
+		return;
+	}
+	/* Same node: no inbound path of ours sees it, so its policy is decided here. */
+	if (r.kind == ZT_ROUTE_LOCAL &&
+	    zt_authz_local(c, s, r.dst, &r.dial_addr, r.dial_port, why, sizeof(why))) {
+		c->info.up = r.dial_addr;
+		c->info.up_port = r.dial_port;
+		zt_conn_log_open(c);
+		zt_conn_finish(c, ZT_OUT_DENIED, "%s", why);
 		return;
 	}
 	err = zt_conn_dial_b(c, &c->info.src, &r.dial_addr, r.dial_port);

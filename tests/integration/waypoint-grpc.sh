@@ -26,7 +26,7 @@ k8s_routes tests/data/l7/grpc-routes.yaml
 k8s_start
 for v in v1 v2; do
 	p=$(k8s_pod grpc-echo-$v)
-	h_bg "$p" /usr/bin/python3 tests/tools/grpc-echo.py 50051 "grpc-echo-$v-0" 2>"$K8S_DIR/grpc-$v.log"
+	h_bg "$p" /usr/bin/python3 tests/tools/grpc-echo.py 50051 "grpc-echo-$v-0" >"$K8S_DIR/grpc-$v.log" 2>&1
 	h_wait_port "$p" 50051 || t_fatal "grpc-echo-$v did not start: $(cat "$K8S_DIR/grpc-$v.log")"
 done
 T=$(k8s_vip grpc-echo):50051
@@ -56,6 +56,11 @@ t_is "$(call Sleep --md x-sleep-ms=3000)" "DEADLINE_EXCEEDED upstream request ti
 ms=$((($(date +%s%N) - t0) / 1000000))
 t_ok "$([ "$ms" -ge 500 ] && [ "$ms" -lt 2500 ]; echo $?)" "answered at the route timeout, not the server's 3s ($ms ms)"
 t_like "$(call Sleep --md x-sleep-ms=100)" "^OK pod=grpc-echo-v1-0 method=Sleep" "a call within the timeout is answered"
+t0=$(date +%s%N)
+t_is "$(call Sleep --md x-sleep-ms=2000 --md x-case=retry)" "DEADLINE_EXCEEDED upstream request timeout" "perTryTimeout 300ms x 3 attempts on a 2s call: DEADLINE_EXCEEDED"
+ms=$((($(date +%s%N) - t0) / 1000000))
+t_ok "$([ "$ms" -ge 900 ] && [ "$ms" -lt 1900 ]; echo $?)" "answered after three per-try timeouts ($ms ms)"
+t_is "$(grep -c '^call Sleep retry' "$K8S_DIR/grpc-v1.log")" 3 "the server saw the call three times (two retries)"
 
 # Streaming and large messages (flow control both ways).
 out=$(call Stream --stream --md x-count=5)

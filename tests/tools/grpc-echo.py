@@ -7,7 +7,8 @@ usage: grpc-echo.py PORT POD_NAME
 Service echo.Echo, messages are raw bytes:
   Say, Shout, Secret  unary: answers "pod=POD method=M bytes=N md=k:v,..." (N request bytes,
                       md the request's x-* metadata), padded to the size asked for by
-                      metadata x-reply-size
+                      metadata x-reply-size; each call is logged on stdout as
+                      "call METHOD X-CASE"
   Fail                unary: fails with NOT_FOUND "no such thing"
   Sleep               unary: answers like Say after x-sleep-ms milliseconds
   Stream              server streaming: x-count messages (default 3), "pod=POD i=I"
@@ -25,9 +26,15 @@ def _md(ctx):
     return dict((k, v) for k, v in ctx.invocation_metadata())
 
 
-def _answer(method):
+def _log(method, ctx):
+    print("call %s %s" % (method, _md(ctx).get("x-case", "-")), flush=True)
+
+
+def _answer(method, log=True):
     def fn(req, ctx):
         md = _md(ctx)
+        if log:
+            _log(method, ctx)
         xs = ",".join("%s:%s" % (k, v) for k, v in sorted(md.items()) if k.startswith("x-"))
         out = ("pod=%s method=%s bytes=%d md=%s" % (POD, method, len(req), xs)).encode()
         size = int(md.get("x-reply-size", "0"))
@@ -36,8 +43,9 @@ def _answer(method):
 
 
 def sleep(req, ctx):
+    _log("Sleep", ctx)
     time.sleep(int(_md(ctx).get("x-sleep-ms", "0")) / 1000.0)
-    return _answer("Sleep")(req, ctx)
+    return _answer("Sleep", log=False)(req, ctx)
 
 
 def fail(req, ctx):

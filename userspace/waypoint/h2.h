@@ -53,7 +53,7 @@ struct wp_h2rq {
 	unsigned int attempts, status;
 	char grpc_status[8], flags[8], request_id[40];
 	char path_up[2048];
-	uint64_t start_ms, deadline_ms, delay_until_ms, req_bytes, resp_bytes;
+	uint64_t start_ms, deadline_ms, delay_until_ms, try_deadline_ms, req_bytes, resp_bytes;
 	uint64_t consumed; /* request bytes whose window we gave back to the client */
 };
 

@@ -286,6 +286,8 @@ static void wp_h2rq_dispatch(struct wp_h2rq *rq)
 	}
 	rq->active = wp_ep_stat(w->wp, rq->tgt.ep_key);
 	atomic_fetch_add(&rq->active->active, 1);
+	if (r && r->retries.per_try_timeout_ms)
+		rq->try_deadline_ms = w->now_ms + r->retries.per_try_timeout_ms;
 	return;
 overflow:
 	atomic_fetch_add(&rq->tgt.cl->overflows, 1);
@@ -785,6 +787,18 @@ void wp_h2d_tick(struct wp_ds *ds)
 		if (rq->deadline_ms && now >= rq->deadline_ms && !rq->local && !rq->resp_eof) {
 			rq->deadline_ms = 0;
 			wp_h2rq_reply(rq, 504, "UT", "upstream request timeout", NULL, NULL);
+		}
+		if (rq->try_deadline_ms && now >= rq->try_deadline_ms && rq->u && !rq->local &&
+		    !rq->resp_submitted) {
+			/* perTryTimeout: this attempt is over; a retry or 504 follows. */
+			rq->try_deadline_ms = 0;
+			wp_h2u_cancel(rq);
+			if (wp_h2rq_retry_ok(rq, rq->route->retries.retry_on &
+							 (L7_RETRY_5XX | L7_RETRY_GATEWAY_ERROR |
+							  L7_RETRY_RESET)))
+				wp_h2rq_retry(rq);
+			else
+				wp_h2rq_reply(rq, 504, "UT", "upstream request timeout", NULL, NULL);
 		}
 	}
 	wp_h2d_pump(d);

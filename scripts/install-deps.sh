@@ -24,7 +24,7 @@ packages=(
 	libclang-rt-14-dev
 	# tests and harness
 	iproute2 iptables nftables perl procps psmisc tcpdump jq curl openssl
-	python3 python3-h2 python3-grpcio python3-protobuf
+	python3 python3-h2 python3-grpcio python3-protobuf python3-yaml python3-websockets
 	# benchmarks
 	iperf3 stunnel4 haproxy wrk
 	# lint

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "h2.h"
 
@@ -87,6 +88,13 @@ static void wp_build_upstream_head(struct wp_ds *ds, const struct l7_request *re
 			 b >> 16, b & 0xfff, (c >> 16 & 0x3fff) | 0x8000, c & 0xffff, d);
 		wp_q_printf(&ds->upq, "x-request-id: %s\r\n", ds->request_id);
 	}
+	/* WebSocket: the hop-by-hop Upgrade pair is the one thing passed on, as Envoy does. */
+	for (i = 0; ds->p.upgrade && i < ds->req.n; i++)
+		if (!strcmp(ds->req.h[i].name, "upgrade") &&
+		    !strcasecmp(ds->req.h[i].value, "websocket"))
+			ds->upgrade = true;
+	if (ds->upgrade)
+		wp_q_printf(&ds->upq, "connection: upgrade\r\nupgrade: websocket\r\n");
 	if (ds->chunked)
 		wp_q_printf(&ds->upq, "transfer-encoding: chunked\r\n");
 	else if (cl)

@@ -349,11 +349,10 @@ static const http_parser_settings wp_rq_settings = {
 };
 
 /* Log, count and reset for the next request. */
-void wp_ds_request_done(struct wp_ds *ds)
+static void wp_ds_log_request(struct wp_ds *ds)
 {
 	struct wp *wp = ds->w->wp;
 	uint64_t dur = ds->w->now_ms - ds->start_ms;
-
 	char dst_id[ZM_SPIFFE_ID_MAX] = "";
 	const char *wl_name = NULL;
 	struct wp_mreq mr;
@@ -385,6 +384,29 @@ void wp_ds_request_done(struct wp_ds *ds)
 		.version = "HTTP/1.1",
 	};
 	wp_request_finish(wp, &mr);
+}
+
+/*
+ * The upstream answered an Upgrade (WebSocket) request with 101: the request is logged as
+ * answered, and from now on the stream's bytes are relayed both ways unchanged, as TCP.
+ */
+void wp_ds_upgraded(struct wp_ds *ds)
+{
+	wp_ds_log_request(ds);
+	wp_ds_pool_release(ds);
+	wp_q_free(&ds->upq);
+	wp_q_free(&ds->copy);
+	ds->mode = WP_DS_TCP;
+	ds->rq = WP_RQ_HEAD;
+	ds->deadline_ms = ds->try_deadline_ms = 0;
+	ds->up->tcp = true;
+	wp_ds_flush(ds);
+	wp_up_send(ds->up);
+}
+
+void wp_ds_request_done(struct wp_ds *ds)
+{
+	wp_ds_log_request(ds);
 	wp_ds_pool_release(ds);
 	if (!ds->mirrored)
 		wp_ds_mirror(ds);
@@ -433,8 +455,10 @@ static bool wp_ds_parse(struct wp_ds *ds)
 	ds->req_bytes += n;
 	if (HTTP_PARSER_ERRNO(&ds->p) != HPE_OK && HTTP_PARSER_ERRNO(&ds->p) != HPE_PAUSED)
 		ds->bad = true;
-	else if (ds->p.upgrade)
-		ds->bad = true; /* Upgrade (websocket, h2c) is not proxied yet */
+	else if (ds->p.upgrade && ds->rq == WP_RQ_LOCAL)
+		ds->close_after = true; /* answered here (403, redirect...): no upgrade follows */
+	else if (ds->p.upgrade && !ds->upgrade)
+		ds->bad = true; /* CONNECT, or an Upgrade other than WebSocket */
 	if (!ds->bad && !ds->head_done) {
 		ds->parsed += n;
 		if (ds->parsed <= WP_MAX_HEAD)

@@ -65,6 +65,7 @@ struct wp_ds {
 	bool head_done, msg_done, keepalive, bad;
 	struct wp_head req;
 	bool chunked;
+	bool upgrade; /* a WebSocket Upgrade request: after a 101 the stream is relayed as TCP */
 	struct wp_q upq;  /* encoded request bytes for the upstream stream */
 	struct wp_q copy; /* the whole encoded request, for retries */
 	bool copy_ok;
@@ -99,7 +100,7 @@ struct wp_up {
 	http_parser p;
 	struct wp_q in;
 	struct wp_q out; /* bytes for the upstream the stream did not take yet */
-	bool head_done, msg_done, keepalive;
+	bool head_done, msg_done, keepalive, upgraded;
 	bool shadow, shut; /* a mirror copy: out holds the request, no downstream */
 	struct wp_ep_stat *stat;
 	struct wp_cl_stat *cl;	  /* the cluster whose connection this is */
@@ -127,6 +128,7 @@ void wp_ds_process(struct wp_ds *ds);
 void wp_ds_reply(struct wp_ds *ds, unsigned int code, const char *flags, const char *body,
 		 bool close_conn, const char *extra_headers);
 void wp_ds_request_done(struct wp_ds *ds);
+void wp_ds_upgraded(struct wp_ds *ds);
 /* The upstream of ds failed before a response: retry or answer 503. */
 void wp_ds_upstream_failed(struct wp_ds *ds, const char *why, bool connect_failure);
 void wp_ds_dispatch_upstream(struct wp_ds *ds);

@@ -241,7 +241,9 @@ static int wp_rs_on_headers(http_parser *p)
 
 	if (!ds)
 		return -1;
-	if (code >= 100 && code < 200)
+	if (code == 101 && ds->upgrade)
+		up->upgraded = true; /* WebSocket accepted: the head goes out, then raw bytes */
+	else if (code >= 100 && code < 200)
 		return 0; /* interim: dropped; the final response follows */
 	for (i = 0; i + 1 < avail && !end; i++)
 		if (raw[i] == '\n' && (raw[i + 1] == '\n' || (raw[i + 1] == '\r' &&
@@ -250,6 +252,16 @@ static int wp_rs_on_headers(http_parser *p)
 	if (!end || wp_head_parse(&h, raw, (size_t)(end - raw), false))
 		return -1;
 	up->head_done = true;
+	if (up->upgraded) {
+		ds->status = code;
+		ds->resp_started = true;
+		wp_q_printf(&ds->out, "HTTP/1.1 101 %s\r\n", h.start[2] ? h.start[2] : "");
+		wp_q_printf(&ds->out, "connection: upgrade\r\nupgrade: websocket\r\n");
+		wp_head_emit(&ds->out, &h, ds->route ? &ds->route->resp_ops : NULL);
+		wp_q_printf(&ds->out, "\r\n");
+		wp_head_free(&h);
+		return 0; /* http_parser stops at the head's end by itself (upgrade) */
+	}
 	wp_outlier_note(up->w, &ds->tgt, up->key, code);
 	if (wp_retry_status(ds, code)) {
 		up->discard = true;
@@ -355,6 +367,13 @@ static void wp_up_parse(struct wp_up *up, const uint8_t *buf, size_t len)
 		n = http_parser_execute(&up->p, &wp_rs_settings, up->in.p + up->in.off, avail);
 		if (up->head_done || up->msg_done)
 			wp_q_drop(&up->in, n);
+	}
+	if (up->upgraded && up->ds) {
+		/* What followed the 101 head (dropped above) is already the new protocol's. */
+		wp_q_put(&up->ds->out, up->in.p + up->in.off, wp_q_size(&up->in));
+		wp_q_free(&up->in);
+		wp_ds_upgraded(up->ds);
+		return;
 	}
 	error = HTTP_PARSER_ERRNO(&up->p) != HPE_OK && HTTP_PARSER_ERRNO(&up->p) != HPE_PAUSED;
 	if (!up->head_done && wp_q_size(&up->in) > WP_MAX_HEAD)

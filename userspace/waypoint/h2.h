@@ -19,7 +19,7 @@
 
 #include "http.h"
 
-#define WP_H2_MAX_HEADERS 100
+#define WP_H2_MAX_HEADERS  100
 #define WP_H2_HEADER_BYTES (64u << 10) /* a request's or response's header bytes */
 
 struct wp_h2u;
@@ -33,16 +33,16 @@ struct wp_h2hdrs {
 struct wp_h2rq {
 	struct wp_h2rq *prev, *next; /* the downstream session's requests */
 	struct wp_h2d *d;
-	int32_t sid;		     /* downstream stream id */
-	struct wp_h2u *u;	     /* upstream session, NULL before dispatch or after */
+	int32_t sid;		       /* downstream stream id */
+	struct wp_h2u *u;	       /* upstream session, NULL before dispatch or after */
 	struct wp_h2rq *uprev, *unext; /* that session's requests */
-	int32_t usid;		     /* upstream stream id, 0 none */
+	int32_t usid;		       /* upstream stream id, 0 none */
 	struct wp_h2hdrs req, resp, trailers;
 	const char *method, *path, *authority, *scheme; /* pointers into req */
 	bool grpc, head_done, body_eof, deferred_up, deferred_down;
 	bool resp_head, resp_eof, resp_submitted, done, local;
-	struct wp_q body;  /* request body not yet taken by the upstream session */
-	struct wp_q copy;  /* the whole body, for retries, while copy_ok */
+	struct wp_q body; /* request body not yet taken by the upstream session */
+	struct wp_q copy; /* the whole body, for retries, while copy_ok */
 	bool copy_ok;
 	struct wp_q rbody; /* response body not yet taken by the downstream session */
 	const struct l7_http_route *route;
@@ -70,7 +70,7 @@ struct wp_h2u {
 	struct wp_worker *w;
 	struct wp_up *up; /* the CONNECT stream's holder (up->h2u points back) */
 	nghttp2_session *s;
-	struct wp_h2d *owner; /* the client connection whose requests this carries */
+	struct wp_h2d *owner;	  /* the client connection whose requests this carries */
 	char key[ZM_ADDR_STRLEN]; /* the endpoint */
 	struct wp_cl_stat *cl;
 	struct wp_h2rq *rqs;
@@ -80,6 +80,10 @@ struct wp_h2u {
 };
 
 /* h2down.c */
+/* Copy one header into h; -E2BIG past WP_H2_MAX_HEADERS or WP_H2_HEADER_BYTES. */
+int wp_h2hdrs_add(struct wp_h2hdrs *h, const uint8_t *name, size_t nlen, const uint8_t *value,
+		  size_t vlen);
+void wp_h2hdrs_clear(struct wp_h2hdrs *h);
 bool wp_h2_preface(const char *buf, size_t len);
 int wp_h2d_start(struct wp_ds *ds);
 void wp_h2d_input(struct wp_ds *ds, const uint8_t *buf, size_t len);
@@ -100,8 +104,8 @@ void wp_h2rq_consumed(struct wp_h2rq *rq, size_t n);
 bool wp_h2u_submit(struct wp_worker *w, struct wp_h2rq *rq, const nghttp2_nv *nv, size_t n);
 /* The client connection d is gone: close the sessions that carried its requests. */
 void wp_h2u_close_owned(struct wp_worker *w, const struct wp_h2d *d);
-void wp_h2u_cancel(struct wp_h2rq *rq);   /* reset rq's upstream stream, forget rq */
-void wp_h2u_resume(struct wp_h2rq *rq);   /* more request body or its end */
+void wp_h2u_cancel(struct wp_h2rq *rq);		    /* reset rq's upstream stream, forget rq */
+void wp_h2u_resume(struct wp_h2rq *rq);		    /* more request body or its end */
 void wp_h2u_consumed(struct wp_h2rq *rq, size_t n); /* the client took n response bytes */
 void wp_h2u_pump(struct wp_h2u *u);
 void wp_h2u_sweep(struct wp_worker *w);

@@ -17,7 +17,7 @@
 
 #include "h2.h"
 
-#define WP_H2_NV_MAX (WP_H2_MAX_HEADERS + 32)
+#define WP_H2_NV_MAX  (WP_H2_MAX_HEADERS + 32)
 #define WP_H2_STREAMS 256
 
 static const char wp_h2_magic[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -31,8 +31,10 @@ static void wp_h2_nv(nghttp2_nv *nv, size_t *n, const char *name, const char *va
 {
 	if (*n >= WP_H2_NV_MAX)
 		return;
-	nv[*n] = (nghttp2_nv){.name = (uint8_t *)name, .namelen = strlen(name),
-			      .value = (uint8_t *)value, .valuelen = strlen(value),
+	nv[*n] = (nghttp2_nv){.name = (uint8_t *)name,
+			      .namelen = strlen(name),
+			      .value = (uint8_t *)value,
+			      .valuelen = strlen(value),
 			      .flags = NGHTTP2_NV_FLAG_NONE};
 	(*n)++;
 }
@@ -61,8 +63,8 @@ static void wp_h2_nv_headers(nghttp2_nv *nv, size_t *n, const struct wp_h2hdrs *
 
 		if (name[0] == ':' || wp_h2_ops_drop(ops, name))
 			continue;
-		if (!strcmp(name, "te") ? strcmp(h->h[i].value, "trailers") :
-					  (wp_hop_header(name) && strcmp(name, "content-length")))
+		if (!strcmp(name, "te") ? strcmp(h->h[i].value, "trailers")
+					: (wp_hop_header(name) && strcmp(name, "content-length")))
 			continue;
 		wp_h2_nv(nv, n, name, h->h[i].value);
 	}
@@ -82,7 +84,7 @@ static const char *wp_h2_get(const struct wp_h2hdrs *h, const char *name)
 	return NULL;
 }
 
-static void wp_h2_clear(struct wp_h2hdrs *h)
+void wp_h2hdrs_clear(struct wp_h2hdrs *h)
 {
 	size_t i;
 
@@ -93,19 +95,43 @@ static void wp_h2_clear(struct wp_h2hdrs *h)
 	h->n = h->bytes = 0;
 }
 
+int wp_h2hdrs_add(struct wp_h2hdrs *h, const uint8_t *name, size_t nlen, const uint8_t *value,
+		  size_t vlen)
+{
+	if (h->n >= WP_H2_MAX_HEADERS || h->bytes + nlen + vlen > WP_H2_HEADER_BYTES)
+		return -E2BIG;
+	h->h[h->n].name = strndup((const char *)name, nlen);
+	h->h[h->n].value = strndup((const char *)value, vlen);
+	if (!h->h[h->n].name || !h->h[h->n].value) {
+		free((char *)h->h[h->n].name);
+		free((char *)h->h[h->n].value);
+		return -ENOMEM;
+	}
+	h->bytes += nlen + vlen;
+	h->n++;
+	return 0;
+}
+
 /* Envoy's HTTP-to-gRPC status mapping for answers it makes itself. */
 static unsigned int wp_grpc_status_of(unsigned int http)
 {
 	switch (http) {
-	case 400: return 13; /* INTERNAL */
-	case 401: return 16; /* UNAUTHENTICATED */
-	case 403: return 7;  /* PERMISSION_DENIED */
-	case 404: return 12; /* UNIMPLEMENTED */
-	case 504: return 4;  /* DEADLINE_EXCEEDED */
+	case 400:
+		return 13; /* INTERNAL */
+	case 401:
+		return 16; /* UNAUTHENTICATED */
+	case 403:
+		return 7; /* PERMISSION_DENIED */
+	case 404:
+		return 12; /* UNIMPLEMENTED */
+	case 504:
+		return 4; /* DEADLINE_EXCEEDED */
 	case 429:
 	case 502:
-	case 503: return 14; /* UNAVAILABLE */
-	default: return 2;   /* UNKNOWN */
+	case 503:
+		return 14; /* UNAVAILABLE */
+	default:
+		return 2; /* UNKNOWN */
 	}
 }
 
@@ -233,15 +259,15 @@ static void wp_h2rq_view(const struct wp_h2rq *rq, struct l7_request *r)
 	const struct wp_ds *ds = rq->d->ds;
 
 	*r = (struct l7_request){
-		.method = rq->method,
-		.path = rq->path,
-		.authority = rq->authority ? rq->authority : ds->authority,
-		.scheme = "http",
-		.port = ds->port,
-		.headers = rq->req.h,
-		.n_headers = rq->req.n,
-		.source_principal = ds->peer,
-		.source_namespace = ds->src_ns,
+	    .method = rq->method,
+	    .path = rq->path,
+	    .authority = rq->authority ? rq->authority : ds->authority,
+	    .scheme = "http",
+	    .port = ds->port,
+	    .headers = rq->req.h,
+	    .n_headers = rq->req.n,
+	    .source_principal = ds->peer,
+	    .source_namespace = ds->src_ns,
 	};
 }
 
@@ -255,8 +281,8 @@ static void wp_h2rq_dispatch(struct wp_h2rq *rq)
 	struct l7_request req;
 	size_t n = 0;
 
-	rq->tgt = (struct wp_target){.snap = ds->snap, .svc = ds->svc, .pod = ds->pod,
-				     .port = ds->port, .dest = rq->dest};
+	rq->tgt = (struct wp_target){
+	    .snap = ds->snap, .svc = ds->svc, .pod = ds->pod, .port = ds->port, .dest = rq->dest};
 	if (wp_target_pick(w, &rq->tgt)) {
 		wp_h2rq_reply(rq, 503, "UH", "no healthy upstream", NULL, NULL);
 		return;
@@ -270,8 +296,8 @@ static void wp_h2rq_dispatch(struct wp_h2rq *rq)
 	rq->attempts++;
 	wp_h2_nv(nv, &n, ":method", rq->method);
 	wp_h2_nv(nv, &n, ":scheme", "http");
-	wp_h2_nv(nv, &n, ":authority", r && r->rewrite.authority ? r->rewrite.authority :
-								   req.authority);
+	wp_h2_nv(nv, &n, ":authority",
+		 r && r->rewrite.authority ? r->rewrite.authority : req.authority);
 	wp_h2_nv(nv, &n, ":path", rq->path_up);
 	wp_h2_nv_headers(nv, &n, &rq->req, ops);
 	if (!wp_h2_get(&rq->req, "x-request-id"))
@@ -291,14 +317,16 @@ static void wp_h2rq_dispatch(struct wp_h2rq *rq)
 	return;
 overflow:
 	atomic_fetch_add(&rq->tgt.cl->overflows, 1);
-	wp_h2rq_reply(rq, 503, "UO", "upstream connect error or disconnect/reset before headers. "
-				     "reset reason: overflow", NULL, NULL);
+	wp_h2rq_reply(rq, 503, "UO",
+		      "upstream connect error or disconnect/reset before headers. "
+		      "reset reason: overflow",
+		      NULL, NULL);
 }
 
 static bool wp_h2rq_retry_ok(const struct wp_h2rq *rq, uint32_t on)
 {
-	unsigned int max = rq->route && rq->route->retries.set ? rq->route->retries.attempts + 1 :
-								  3;
+	unsigned int max =
+	    rq->route && rq->route->retries.set ? rq->route->retries.attempts + 1 : 3;
 
 	return rq->copy_ok && rq->attempts < max && on;
 }
@@ -307,8 +335,8 @@ static void wp_h2rq_retry(struct wp_h2rq *rq)
 {
 	wp_h2u_cancel(rq);
 	wp_h2rq_up_done(rq);
-	wp_h2_clear(&rq->resp);
-	wp_h2_clear(&rq->trailers);
+	wp_h2hdrs_clear(&rq->resp);
+	wp_h2hdrs_clear(&rq->trailers);
 	wp_q_free(&rq->rbody);
 	wp_q_free(&rq->body);
 	wp_q_put(&rq->body, rq->copy.p + rq->copy.off, wp_q_size(&rq->copy));
@@ -321,8 +349,8 @@ static void wp_h2rq_retry(struct wp_h2rq *rq)
 
 void wp_h2rq_on_upstream_failed(struct wp_h2rq *rq, bool connect_failure, const char *why)
 {
-	uint32_t on = rq->route && rq->route->retries.set ? rq->route->retries.retry_on :
-							     L7_RETRY_CONNECT_FAILURE;
+	uint32_t on = rq->route && rq->route->retries.set ? rq->route->retries.retry_on
+							  : L7_RETRY_CONNECT_FAILURE;
 
 	wp_h2rq_up_done(rq);
 	if (rq->local)
@@ -337,8 +365,8 @@ void wp_h2rq_on_upstream_failed(struct wp_h2rq *rq, bool connect_failure, const 
 	}
 	if (on & (L7_RETRY_5XX | L7_RETRY_GATEWAY_ERROR))
 		on |= L7_RETRY_CONNECT_FAILURE | L7_RETRY_RESET;
-	if (wp_h2rq_retry_ok(rq, on & (connect_failure ? L7_RETRY_CONNECT_FAILURE :
-						      L7_RETRY_RESET))) {
+	if (wp_h2rq_retry_ok(rq,
+			     on & (connect_failure ? L7_RETRY_CONNECT_FAILURE : L7_RETRY_RESET))) {
 		wp_h2rq_retry(rq);
 		return;
 	}
@@ -355,11 +383,11 @@ static bool wp_h2rq_retry_status(const struct wp_h2rq *rq, unsigned int code)
 	if (!rq->route || !rq->route->retries.set)
 		return false;
 	on = rq->route->retries.retry_on;
-	return wp_h2rq_retry_ok(rq, ((on & L7_RETRY_5XX) && code >= 500) ||
-					    ((on & L7_RETRY_GATEWAY_ERROR) && code >= 502 &&
-					     code <= 504) ||
-					    ((on & L7_RETRY_UNAVAILABLE) && code == 503) ||
-					    ((on & L7_RETRY_RETRIABLE_4XX) && code == 409));
+	return wp_h2rq_retry_ok(rq,
+				((on & L7_RETRY_5XX) && code >= 500) ||
+				    ((on & L7_RETRY_GATEWAY_ERROR) && code >= 502 && code <= 504) ||
+				    ((on & L7_RETRY_UNAVAILABLE) && code == 503) ||
+				    ((on & L7_RETRY_RETRIABLE_4XX) && code == 409));
 }
 
 static void wp_h2rq_grpc_status(struct wp_h2rq *rq, const struct wp_h2hdrs *h)
@@ -491,7 +519,8 @@ static void wp_h2rq_start(struct wp_h2rq *rq)
 		snprintf(loc, sizeof(loc), "%s://%s%s%s",
 			 r->redirect.scheme ? r->redirect.scheme : "http",
 			 r->redirect.authority ? r->redirect.authority : req.authority,
-			 r->redirect.uri ? r->redirect.uri : req.path, r->redirect.uri && q ? q : "");
+			 r->redirect.uri ? r->redirect.uri : req.path,
+			 r->redirect.uri && q ? q : "");
 		wp_h2rq_reply(rq, r->redirect.code, "-", "", "location", loc);
 		return;
 	}
@@ -535,28 +564,30 @@ static void wp_h2rq_finish(struct wp_h2rq *rq, uint32_t error)
 		if (wl)
 			zm_cfg_workload_identity(wl, dst_id, sizeof(dst_id));
 		mr = (struct wp_mreq){
-			.src_principal = ds->peer,
-			.dst_principal = zm_spiffe_principal(dst_id),
-			.src = ds->src_wl,
-			.dst = wl,
-			.dst_workload = wl ? (wl->workload_name && wl->workload_name[0] ?
-						      wl->workload_name : wl->name) : NULL,
-			.svc = ds->svc,
-			.protocol = rq->grpc ? "grpc" : "http",
-			.code = rq->status,
-			.grpc_status = rq->grpc_status,
-			.flags = rq->flags,
-			.duration_ms = ds->w->now_ms - rq->start_ms,
-			.request_bytes = rq->req_bytes,
-			.response_bytes = rq->local ? 0 : rq->resp_bytes,
-			.method = rq->method,
-			.path = rq->path,
-			.authority = ds->authority,
-			.route = rq->route ? rq->route->name : NULL,
-			.upstream = rq->tgt.ep_key,
-			.upstream_name = wl ? wl->name : NULL,
-			.request_id = rq->request_id,
-			.version = "HTTP/2",
+		    .src_principal = ds->peer,
+		    .dst_principal = zm_spiffe_principal(dst_id),
+		    .src = ds->src_wl,
+		    .dst = wl,
+		    .dst_workload =
+			wl ? (wl->workload_name && wl->workload_name[0] ? wl->workload_name
+									: wl->name)
+			   : NULL,
+		    .svc = ds->svc,
+		    .protocol = rq->grpc ? "grpc" : "http",
+		    .code = rq->status,
+		    .grpc_status = rq->grpc_status,
+		    .flags = rq->flags,
+		    .duration_ms = ds->w->now_ms - rq->start_ms,
+		    .request_bytes = rq->req_bytes,
+		    .response_bytes = rq->local ? 0 : rq->resp_bytes,
+		    .method = rq->method,
+		    .path = rq->path,
+		    .authority = ds->authority,
+		    .route = rq->route ? rq->route->name : NULL,
+		    .upstream = rq->tgt.ep_key,
+		    .upstream_name = wl ? wl->name : NULL,
+		    .request_id = rq->request_id,
+		    .version = "HTTP/2",
 		};
 		wp_request_finish(ds->w->wp, &mr);
 	}
@@ -571,7 +602,7 @@ static void wp_h2rq_finish(struct wp_h2rq *rq, uint32_t error)
 	if (rq->next)
 		rq->next->prev = rq->prev;
 	for (i = 0; i < 3; i++)
-		wp_h2_clear(i == 0 ? &rq->req : i == 1 ? &rq->resp : &rq->trailers);
+		wp_h2hdrs_clear(i == 0 ? &rq->req : i == 1 ? &rq->resp : &rq->trailers);
 	wp_q_free(&rq->body);
 	wp_q_free(&rq->copy);
 	wp_q_free(&rq->rbody);
@@ -602,32 +633,21 @@ static int wp_h2d_on_begin(nghttp2_session *s, const nghttp2_frame *f, void *ud)
 }
 
 static int wp_h2d_on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *name,
-			    size_t nlen, const uint8_t *value, size_t vlen, uint8_t flags,
-			    void *ud)
+			    size_t nlen, const uint8_t *value, size_t vlen, uint8_t flags, void *ud)
 {
 	struct wp_h2rq *rq = nghttp2_session_get_stream_user_data(s, f->hd.stream_id);
-	struct wp_h2hdrs *h;
 
 	(void)flags;
 	(void)ud;
 	if (!rq || rq->head_done)
 		return 0; /* request trailers are not forwarded */
-	h = &rq->req;
-	if (h->n >= WP_H2_MAX_HEADERS || h->bytes + nlen + vlen > WP_H2_HEADER_BYTES) {
-		fprintf(stderr, "waypoint: h2 request from %s: more than %u headers or %u bytes, "
-				"stream refused\n",
+	if (wp_h2hdrs_add(&rq->req, name, nlen, value, vlen)) {
+		fprintf(stderr,
+			"waypoint: h2 request from %s: more than %u headers or %u bytes, "
+			"stream refused\n",
 			rq->d->ds->peer, WP_H2_MAX_HEADERS, WP_H2_HEADER_BYTES);
 		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
 	}
-	h->h[h->n].name = strndup((const char *)name, nlen);
-	h->h[h->n].value = strndup((const char *)value, vlen);
-	if (!h->h[h->n].name || !h->h[h->n].value) {
-		free((char *)h->h[h->n].name);
-		free((char *)h->h[h->n].value);
-		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-	}
-	h->bytes += nlen + vlen;
-	h->n++;
 	return 0;
 }
 
@@ -719,9 +739,9 @@ int wp_h2d_start(struct wp_ds *ds)
 {
 	static pthread_once_t once = PTHREAD_ONCE_INIT;
 	nghttp2_settings_entry iv[] = {
-		{NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, WP_H2_STREAMS},
-		{NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 1u << 20},
-		{NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+	    {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, WP_H2_STREAMS},
+	    {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 1u << 20},
+	    {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
 	};
 	nghttp2_option *opt = NULL;
 	struct wp_h2d *d = calloc(1, sizeof(*d));
@@ -793,12 +813,13 @@ void wp_h2d_tick(struct wp_ds *ds)
 			/* perTryTimeout: this attempt is over; a retry or 504 follows. */
 			rq->try_deadline_ms = 0;
 			wp_h2u_cancel(rq);
-			if (wp_h2rq_retry_ok(rq, rq->route->retries.retry_on &
-							 (L7_RETRY_5XX | L7_RETRY_GATEWAY_ERROR |
-							  L7_RETRY_RESET)))
+			if (wp_h2rq_retry_ok(
+				rq, rq->route->retries.retry_on &
+					(L7_RETRY_5XX | L7_RETRY_GATEWAY_ERROR | L7_RETRY_RESET)))
 				wp_h2rq_retry(rq);
 			else
-				wp_h2rq_reply(rq, 504, "UT", "upstream request timeout", NULL, NULL);
+				wp_h2rq_reply(rq, 504, "UT", "upstream request timeout", NULL,
+					      NULL);
 		}
 	}
 	wp_h2d_pump(d);

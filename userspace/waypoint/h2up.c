@@ -68,8 +68,7 @@ static ssize_t wp_h2u_read_body(nghttp2_session *s, int32_t sid, uint8_t *buf, s
 }
 
 static int wp_h2u_on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *name,
-			    size_t nlen, const uint8_t *value, size_t vlen, uint8_t flags,
-			    void *ud)
+			    size_t nlen, const uint8_t *value, size_t vlen, uint8_t flags, void *ud)
 {
 	struct wp_h2rq *rq = nghttp2_session_get_stream_user_data(s, f->hd.stream_id);
 	struct wp_h2hdrs *h;
@@ -84,31 +83,11 @@ static int wp_h2u_on_header(nghttp2_session *s, const nghttp2_frame *f, const ui
 		h = &rq->trailers;
 	else
 		h = &rq->resp; /* a final response after 1xx: resp was cleared */
-	if (h->n >= WP_H2_MAX_HEADERS || h->bytes + nlen + vlen > WP_H2_HEADER_BYTES)
+	if (wp_h2hdrs_add(h, name, nlen, value, vlen))
 		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-	h->h[h->n].name = strndup((const char *)name, nlen);
-	h->h[h->n].value = strndup((const char *)value, vlen);
-	if (!h->h[h->n].name || !h->h[h->n].value) {
-		free((char *)h->h[h->n].name);
-		free((char *)h->h[h->n].value);
-		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-	}
-	h->bytes += nlen + vlen;
-	h->n++;
 	if (h == &rq->resp && nlen == 7 && !memcmp(name, ":status", 7))
 		rq->status = (unsigned int)strtoul(h->h[h->n - 1].value, NULL, 10);
 	return 0;
-}
-
-static void wp_h2hdrs_clear(struct wp_h2hdrs *h)
-{
-	size_t i;
-
-	for (i = 0; i < h->n; i++) {
-		free((char *)h->h[i].name);
-		free((char *)h->h[i].value);
-	}
-	h->n = h->bytes = 0;
 }
 
 static int wp_h2u_on_frame(nghttp2_session *s, const nghttp2_frame *f, void *ud)
@@ -188,8 +167,8 @@ static int wp_h2u_on_stream_close(nghttp2_session *s, int32_t sid, uint32_t erro
 	nghttp2_session_set_stream_user_data(s, sid, NULL);
 	wp_h2u_unlink(rq);
 	if (!rq->resp_eof)
-		wp_h2rq_on_upstream_failed(rq, false, error ? "upstream stream reset" :
-							      "upstream stream closed");
+		wp_h2rq_on_upstream_failed(
+		    rq, false, error ? "upstream stream reset" : "upstream stream closed");
 	return 0;
 }
 
@@ -227,8 +206,8 @@ static nghttp2_session_callbacks *wp_h2u_callbacks(void)
 static struct wp_h2u *wp_h2u_new(struct wp_worker *w, struct wp_h2rq *rq)
 {
 	nghttp2_settings_entry iv[] = {
-		{NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
-		{NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, WP_H2_WINDOW},
+	    {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+	    {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, WP_H2_WINDOW},
 	};
 	const struct l7_endpoint *ep = &rq->tgt.ep;
 	char id[ZM_SPIFFE_ID_MAX];
@@ -251,8 +230,8 @@ static struct wp_h2u *wp_h2u_new(struct wp_worker *w, struct wp_h2rq *rq)
 	up->opened_ms = w->now_ms;
 	snprintf(up->key, sizeof(up->key), "%s", rq->tgt.ep_key);
 	zm_cfg_workload_identity(ep->wl, id, sizeof(id));
-	up->st = wp_pool_open(w, &ep->wl->ips[0].addr, ep->target_port, id,
-			      rq->d->ds->forwarded, up);
+	up->st =
+	    wp_pool_open(w, &ep->wl->ips[0].addr, ep->target_port, id, rq->d->ds->forwarded, up);
 	if (!up->st)
 		goto err;
 	up->cl = rq->tgt.cl;
@@ -289,7 +268,7 @@ bool wp_h2u_submit(struct wp_worker *w, struct wp_h2rq *rq, const nghttp2_nv *nv
 		    strcmp(u->key, rq->tgt.ep_key))
 			continue;
 		if (u->streams < nghttp2_session_get_remote_settings(
-					 u->s, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS))
+				     u->s, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS))
 			break;
 	}
 	if (!u && !wp_cl_conn_allowed(rq->tgt.cl, rq->tgt.policy)) {

@@ -182,8 +182,9 @@ void wp_outlier_note(struct wp_worker *w, const struct wp_target *t, const char 
 	for (i = 0; i < n; i++)
 		ejected += wp_ejected(w->wp, &eps[i], w->now_ms);
 	if (!n || ejected * 100 >= (size_t)pol->outlier.max_ejection_pct * n) {
-		fprintf(stderr, "waypoint: outlier %s not ejected: %zu of %zu endpoints already "
-				"out (maxEjectionPercent %u)\n",
+		fprintf(stderr,
+			"waypoint: outlier %s not ejected: %zu of %zu endpoints already "
+			"out (maxEjectionPercent %u)\n",
 			key, ejected, n, pol->outlier.max_ejection_pct);
 		return;
 	}

@@ -7,26 +7,15 @@
 #   n1a 198.18.1.11 (enrolled) --+                      +-- n2a 198.18.2.11 (enrolled)
 #   n1b 198.18.1.12 ------------+ n1 ==== wire0 ==== n2 +-- n2b 198.18.2.12
 #   (and 2001:2:0:<node>::<11|12>)   zmesh datapath loaded in n1 and n2 (uplink wire0)
-#   every pod: zm-echo --banner on 7777; node n1: zm-echo on 7779
+#   every pod: zm-echo --banner on 7777 (and plain on 7778); node n1: zm-echo on 7779
 #   veth-n1a also carries a foreign tc filter (prio 50, a counting BPF program) like a CNI's
 set -u
 cd "$(dirname "$0")/../.."
-. tests/lib/tap.sh
-. tests/lib/harness.sh
-BUILD=${BUILD:-build}
-ECHO=$BUILD/tests/tools/zm-echo
-LISTENER=$BUILD/tests/tools/zm-testlistener
-ZMESHCTL=$BUILD/bin/zmeshctl
-for b in "$ECHO" "$LISTENER" "$ZMESHCTL"; do [ -x "$b" ] || t_fatal "$b not built (run make)"; done
+. tests/lib/mesh.sh
+m_need "$LISTENER"
 
-h_init
-h_topology 2 2
+m_init 2 2
 
-zm() { # zm NODE ARGS...: zmeshctl operating in that node's namespace and pin directory
-	local node=$1
-	shift
-	"$ZMESHCTL" --netns "/var/run/netns/$(h_ns "$node")" --pin-dir "$H_BPFFS/$node" "$@"
-}
 send() { # send FROM DST PORT: one exchange, output on one line
 	h_exec "$1" "$ECHO" send "$2" "$3" --data "x" --timeout 3 2>&1 | head -1
 }
@@ -38,9 +27,8 @@ foreign_pkts() { # what the foreign filter's own counter (its .bss "seen") says
 	bpftool map dump id "$map" -j | jq '.[0].formatted.value[".bss"][0].seen'
 }
 
-for p in n1a n1b n2a n2b; do h_bg "$p" "$ECHO" serve --port 7777 --banner; done
+m_echo_serve n1a n1b n2a n2b
 h_bg n1 "$ECHO" serve --port 7779 --banner
-for p in n1a n1b n2a n2b; do h_wait_port "$p" 7777 || t_fatal "echo server in $p did not start"; done
 
 # A CNI-like foreign filter that must survive us and keep seeing what we do not claim.
 h_exec n1 tc qdisc add dev veth-n1a clsact
@@ -49,37 +37,36 @@ h_exec n1 tc filter add dev veth-n1a ingress pref 50 bpf da obj \
 	t_fatal "cannot add the foreign filter"
 
 for n in n1 n2; do
-	mkdir -p "$H_BPFFS/$n"
-	out=$(zm "$n" -j datapath load --uplink wire0 2>&1)
+	out=$(m_zctl "$n" -j datapath load --uplink wire0 2>&1)
 	t_is "$(echo "$out" | jq -r '.reused')" "false" "datapath load on $n: fresh install" || t_diag "$out"
 	# As a CNI plugin would: our filter on every pod veth, enrolled or not.
-	t_run "datapath attach on $n's pod veths" -- zm "$n" datapath attach veth-${n}a veth-${n}b
+	t_run "datapath attach on $n's pod veths" -- m_zctl "$n" datapath attach veth-${n}a veth-${n}b
 done
-t_run "enroll n1a (IPv4+IPv6, cgroup)" -- zm n1 enroll --ip "$(h_ip4 n1a)" --ip "$(h_ip6 n1a)" \
+t_run "enroll n1a (IPv4+IPv6, cgroup)" -- m_zctl n1 enroll --ip "$(h_ip4 n1a)" --ip "$(h_ip6 n1a)" \
 	--veth veth-n1a --name n1a --namespace demo --service-account a \
 	--pod-netns "$(h_ns n1a)" --cgroup "$(h_cgroup n1a)"
-t_run "enroll n2a" -- zm n2 enroll --ip "$(h_ip4 n2a)" --ip "$(h_ip6 n2a)" --veth veth-n2a \
+t_run "enroll n2a" -- m_zctl n2 enroll --ip "$(h_ip4 n2a)" --ip "$(h_ip6 n2a)" --veth veth-n2a \
 	--name n2a --namespace demo --service-account b --cgroup "$(h_cgroup n2a)"
-t_is "$(zm n1 -j workload list | jq -r '[.[].address] | sort | join(",")')" \
+t_is "$(m_zctl n1 -j workload list | jq -r '[.[].address] | sort | join(",")')" \
 	"$(h_ip4 n1a),$(h_ip6 n1a)" "workload list shows n1a's two addresses"
-t_is "$(zm n1 -j workload list | jq -r '.[0].identity')" "spiffe://cluster.local/ns/demo/sa/a" \
+t_is "$(m_zctl n1 -j workload list | jq -r '.[0].identity')" "spiffe://cluster.local/ns/demo/sa/a" \
 	"workload list shows n1a's identity"
 
-st=$(zm n1 -j datapath status)
+st=$(m_zctl n1 -j datapath status)
 t_is "$(echo "$st" | jq -r '[.loaded, .abi_version, .route.present] | join(" ")')" "true 2 true" \
 	"datapath status: loaded, ABI 2, policy route present"
 t_is "$(echo "$st" | jq -r '[.interfaces[].ifname] | sort | join(",")')" "veth-n1a,veth-n1b,wire0" \
 	"datapath status lists the attached interfaces"
-t_is "$(zm n1 -j map list | jq -r '[.[].name] | sort | join(",")')" \
+t_is "$(m_zctl n1 -j map list | jq -r '[.[].name] | sort | join(",")')" \
 	"zm_bypass,zm_conns,zm_meta,zm_pol_gen,zm_pol_names,zm_pol_rules,zm_pol_stats,zm_stats,zm_wl_info,zm_workloads" \
 	"map list shows every zmesh map"
-t_like "$(zm n1 map dump zm_workloads)" "198.18.1.11.*veth-n1a|198.18.1.11.*ifindex" \
+t_like "$(m_zctl n1 map dump zm_workloads)" "198.18.1.11.*veth-n1a|198.18.1.11.*ifindex" \
 	"map dump decodes zm_workloads for humans"
 
 # Without a listener, enrolled pods fail closed: no plaintext escapes the mesh.
 out=$(send n1a "$(h_ip4 n2b)" 7777)
 t_like "$out" "timed out|refused|failed" "no ztunnel: enrolled pod's connection does not leave in plaintext"
-t_like "$(zm n1 -j stats | jq '.[] | select(.reason == "drop_no_listener") | .packets')" '^[1-9]' \
+t_like "$(m_zctl n1 -j stats | jq '.[] | select(.reason == "drop_no_listener") | .packets')" '^[1-9]' \
 	"drop_no_listener counted"
 
 h_bg n1 "$LISTENER" --echo
@@ -107,13 +94,13 @@ t_like "$(send n1a 198.18.0.1 7779)" "^peer=198.18.1.11:[0-9]+ local=198.18.0.1:
 t_like "$(h_exec n1 "$ECHO" send "$(h_ip4 n1a)" 7777 --data x 2>&1 | head -1)" \
 	"^peer=198.18.1.1:[0-9]+ local=198.18.1.11:7777" "node -> enrolled pod: untouched"
 
-stats=$(zm n1 -j stats)
+stats=$(m_zctl n1 -j stats)
 for r in captured_outbound captured_inbound_plain captured_inbound_hbone established pass_bypass; do
 	t_like "$(echo "$stats" | jq ".[] | select(.reason == \"$r\") | .packets")" '^[1-9]' \
 		"stats on n1: $r counted"
 done
-t_like "$(zm n1 stats)" "captured_outbound +[0-9]+" "stats human output names reasons"
-t_like "$(zm n1 -j conn list | jq -r '.[] | .local' | sort -u | tr '\n' ' ')" "198.18.1.11" \
+t_like "$(m_zctl n1 stats)" "captured_outbound +[0-9]+" "stats human output names reasons"
+t_like "$(m_zctl n1 -j conn list | jq -r '.[] | .local' | sort -u | tr '\n' ' ')" "198.18.1.11" \
 	"conn list shows sockops telemetry of n1a's connections"
 
 # The foreign filter sees what we do not claim (a flow to the node, which we never capture)
@@ -137,51 +124,51 @@ h_exec n1a "$ECHO" send "$(h_ip4 n2a)" 7777 --line --bytes 400000000 --timeout 1
 	>"$H_STATE/bulk.out" 2>&1 &
 bulk=$!
 sleep 0.3
-out=$(zm n1 -j datapath load --uplink wire0 2>&1)
+out=$(m_zctl n1 -j datapath load --uplink wire0 2>&1)
 t_is "$(echo "$out" | jq -r '.reused')" "true" "reload reuses the pinned datapath"
 wait "$bulk"
 t_like "$(tr '\n' ' ' <"$H_STATE/bulk.out")" "^port=15001 .* echo ok 400000000 $" \
 	"400 MB captured flow crossed the reload intact"
-t_is "$(zm n1 -j workload list | jq length)" "2" "enrollment survived the reload"
+t_is "$(m_zctl n1 -j workload list | jq length)" "2" "enrollment survived the reload"
 
 # Bad input: clear message, non-zero exit, state intact.
-out=$(zm n1 enroll --ip "$(h_ip4 n1a)" --veth veth-n1b 2>&1); st=$?
+out=$(m_zctl n1 enroll --ip "$(h_ip4 n1a)" --veth veth-n1b 2>&1); st=$?
 t_like "$st:$out" "^1:.*already enrolled" "enrolling an address already enrolled elsewhere is refused"
-out=$(zm n1 enroll --ip 198.18.1.99 --veth nosuchveth 2>&1); st=$?
+out=$(m_zctl n1 enroll --ip 198.18.1.99 --veth nosuchveth 2>&1); st=$?
 t_like "$st:$out" "^1:.*nosuchveth" "enrolling on an unknown interface is refused"
-out=$(zm n1 enroll --ip 198.18.1.98 --veth veth-n1b --pod-netns zmt-nosuch 2>&1); st=$?
+out=$(m_zctl n1 enroll --ip 198.18.1.98 --veth veth-n1b --pod-netns zmt-nosuch 2>&1); st=$?
 t_like "$st:$out" "^1:.*zmt-nosuch" "enrolling an unknown pod netns is refused"
-out=$("$ZMESHCTL" --netns /var/run/netns/zmt-nosuch-node workload list 2>&1); st=$?
+out=$("$ZCTL" --netns /var/run/netns/zmt-nosuch-node workload list 2>&1); st=$?
 t_like "$st:$out" "^1:.*zmt-nosuch-node" "an unknown node netns is refused"
-out=$(zm n1 enroll --ip 300.1.1.1 --veth veth-n1b 2>&1); st=$?
+out=$(m_zctl n1 enroll --ip 300.1.1.1 --veth veth-n1b 2>&1); st=$?
 t_like "$st:$out" "^2:.*300.1.1.1" "a malformed address is a usage error"
-t_is "$(zm n1 -j workload list | jq length)" "2" "failed enrolls left the workloads as they were"
+t_is "$(m_zctl n1 -j workload list | jq length)" "2" "failed enrolls left the workloads as they were"
 bpftool map update pinned "$H_BPFFS/n1/zm_meta" key 0 0 0 0 value 99 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 ||
 	t_diag "bpftool could not edit zm_meta"
-out=$(zm n1 datapath load 2>&1); st=$?
+out=$(m_zctl n1 datapath load 2>&1); st=$?
 t_like "$st:$out" "^1:.*99.*1|^1:.*1.*99" "a datapath pinned by another ABI version is refused, both named"
 bpftool map update pinned "$H_BPFFS/n1/zm_meta" key 0 0 0 0 value 2 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0
 
 # Unload removes only ours.
-t_run "unenroll n1a" -- zm n1 unenroll --veth veth-n1a
-t_run "datapath unload on n1" -- zm n1 datapath unload
+t_run "unenroll n1a" -- m_zctl n1 unenroll --veth veth-n1a
+t_run "datapath unload on n1" -- m_zctl n1 datapath unload
 filters=$(h_exec n1 tc filter show dev veth-n1a ingress; h_exec n1 tc filter show dev wire0 ingress)
 t_like "$filters" "pref 50 bpf .*foreign_filter" "the foreign filter is still there"
 t_ok "$(echo "$filters" | grep -q 'pref 1 '; [ $? = 1 ]; echo $?)" "our filters are gone"
 t_is "$(h_exec n1 ip rule | grep -c 'lookup 100')" "0" "the policy rule is gone"
 t_is "$(h_exec n1 ip route show table 100 | wc -l)" "0" "the local route table is empty"
 t_is "$(ls "$H_BPFFS/n1" | wc -l)" "0" "no pins left"
-out=$(zm n1 datapath unload 2>&1); st=$?
+out=$(m_zctl n1 datapath unload 2>&1); st=$?
 t_like "$st:$out" "^1:.*(not loaded|nothing)" "unload when nothing is loaded is an error"
 t_like "$(send n1a "$(h_ip4 n2b)" 7777)" "^peer=198.18.1.11:" "after unload n1a talks directly again"
 
 # Loads are serialised by the pin directory's lock: two at once, one installs, one reuses.
-t_run "datapath unload on n2" -- zm n2 datapath unload
-zm n2 -j datapath load --uplink wire0 >"$H_STATE/load1" 2>&1 &
+t_run "datapath unload on n2" -- m_zctl n2 datapath unload
+m_zctl n2 -j datapath load --uplink wire0 >"$H_STATE/load1" 2>&1 &
 l1=$!
-zm n2 -j datapath load --uplink wire0 >"$H_STATE/load2" 2>&1
+m_zctl n2 -j datapath load --uplink wire0 >"$H_STATE/load2" 2>&1
 wait "$l1"
 t_is "$(cat "$H_STATE/load1" "$H_STATE/load2" | jq -r .reused | sort | tr '\n' ' ')" "false true " \
 	"concurrent loads: one fresh install, one reuse"
-t_run "datapath unload on n2 again" -- zm n2 datapath unload
+t_run "datapath unload on n2 again" -- m_zctl n2 datapath unload
 t_done

@@ -6,15 +6,14 @@
 # (tests/tools/hbone-echo) in both directions, over real TLS 1.3 with mTLS certificates
 # from a dev CA. Loopback only; every process started here is killed by PID.
 #
-#   (a) h2peer.py client  --TLS/h2-->  hbone-echo server  127.0.0.1:<free port>
-#   (b) hbone-echo client --TLS/h2-->  h2peer.py server   127.0.0.1:<free port>
+#   (a) h2peer.py echo-client --TLS/h2-->  hbone-echo server  127.0.0.1:<free port>
+#   (b) hbone-echo client     --TLS/h2-->  h2peer.py server   127.0.0.1:<free port>
 set -u
 cd "$(dirname "$0")/../.."
 . tests/lib/tap.sh
+. tests/lib/peers.sh
 BUILD=${BUILD:-build}
 ECHO=$BUILD/tests/tools/hbone-echo
-PY=/usr/bin/python3
-PEER=tests/tools/h2peer.py
 SRV_ID=spiffe://cluster.local/ns/server-ns/sa/echo
 CLI_ID=spiffe://cluster.local/ns/client-ns/sa/sleep
 tmp=$(mktemp -d /tmp/zmh-hbone-interop.XXXXXX)
@@ -28,19 +27,7 @@ cleanup() {
 trap cleanup EXIT
 
 [ -x "$ECHO" ] || t_fatal "$ECHO missing (run make)"
-$PY -c 'import h2, ssl' 2>/dev/null || t_fatal "/usr/bin/python3 lacks h2 (apt-get install python3-h2)"
-
-# TAP from h2peer.py's PASS/FAIL lines.
-tap_peer() { # tap_peer PREFIX < lines
-	local line
-	while IFS= read -r line; do
-		case $line in
-		PASS\ *) t_ok 0 "$1: ${line#PASS }" ;;
-		FAIL\ *) t_ok 1 "$1: ${line#FAIL }" ;;
-		*) t_diag "$line" ;;
-		esac
-	done
-}
+p_need
 
 free_port() {
 	$PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
@@ -58,16 +45,18 @@ port=$(free_port)
 pids+=($!)
 for _ in $(seq 50); do grep -q listening "$tmp/srv.log" 2>/dev/null && break; sleep 0.1; done
 t_like "$(cat "$tmp/srv.log")" "listening 127.0.0.1:$port" "hbone-echo server listening"
-timeout 60 $PY "$PEER" client --port "$port" --ca "$tmp/ca/ca-cert.pem" --cert "$tmp/cli.pem" \
-	--key "$tmp/cli.key" --expect-id "$SRV_ID" >"$tmp/a.out" 2>&1
+timeout 60 $PY "$PEER" echo-client --host 127.0.0.1 --port "$port" --ca "$tmp/ca/ca-cert.pem" \
+	--cert "$tmp/cli.pem" --key "$tmp/cli.key" --expect-id "$SRV_ID" >"$tmp/a.out" 2>&1
 t_ok $? "python h2 client run against lib/hbone server"
-tap_peer "py-client" <"$tmp/a.out"
-t_like "$(cat "$tmp/srv.log")" "request authority=127.0.0.1:8080 forwarded=for=\"127.0.0.1:40000\" .*peer=$CLI_ID" \
+p_tap "py-client" <"$tmp/a.out"
+t_like "$(cat "$tmp/srv.log")" "request authority=127.0.0.1:8080 forwarded=for=\"192.0.2.1:40000\" .*peer=$CLI_ID" \
 	"our server saw the python client's CONNECT headers and identity"
 
 # (b) our client -> python server
-"$PY" "$PEER" server --port-file "$tmp/port" --ca "$tmp/ca/ca-cert.pem" --cert "$tmp/srv.pem" \
-	--key "$tmp/srv.key" --expect-id "$CLI_ID" --streams 2 >"$tmp/b.out" 2>&1 &
+"$PY" "$PEER" server --listen 127.0.0.1 --port 0 --port-file "$tmp/port" \
+	--ca "$tmp/ca/ca-cert.pem" --cert "$tmp/srv.pem" --key "$tmp/srv.key" --expect-id "$CLI_ID" \
+	--authority-re '127\.0\.0\.1:[0-9]+' --forwarded-re 'for="127\.0\.0\.1:[0-9]+"(;host=[\w.-]+)?' \
+	--streams 2 >"$tmp/b.out" 2>&1 &
 ppid=$!
 pids+=($ppid)
 for _ in $(seq 50); do [ -s "$tmp/port" ] && break; sleep 0.1; done
@@ -88,5 +77,5 @@ out=$(timeout 20 "$ECHO" client --ca-dir "$tmp/ca" --id "$CLI_ID" --expect "$SRV
 t_ok $? "lib/hbone client sees the python server's 503"
 wait "$ppid"
 t_ok $? "python h2 server checks all passed"
-tap_peer "py-server" <"$tmp/b.out"
+p_tap "py-server" <"$tmp/b.out"
 t_done

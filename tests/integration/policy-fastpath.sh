@@ -9,7 +9,7 @@
 #
 #   n1a 198.18.1.11 (enrolled) --+                      +-- n2a 198.18.2.11 (allowed)
 #   n1b 198.18.1.12 (denied) ----+ n1 ==== wire0 ==== n2 +-- n2b 198.18.2.12 (denied on 7777)
-#   datapath loaded in n1 only (uplink wire0); every pod: zm-echo on 7777
+#   datapath loaded in n1 only (uplink wire0); every pod: zm-echo on 7777 and 7778
 #   policies: demo/deny-n1b   dst n1a, any port, src n1b/32
 #             demo/deny-n2b   dst n1a, port 7777, src n2b/32
 #             demo/deny-v6    dst n1a (v6), any port, src n1b (v6)/128
@@ -17,27 +17,19 @@
 # NICs (DESIGN.md 2a).
 set -u
 cd "$(dirname "$0")/../.."
-. tests/lib/tap.sh
-. tests/lib/harness.sh
-BUILD=${BUILD:-build}
-ECHO=$BUILD/tests/tools/zm-echo
-LISTENER=$BUILD/tests/tools/zm-testlistener
-ZMESHCTL=$BUILD/bin/zmeshctl
-for b in "$ECHO" "$LISTENER" "$ZMESHCTL"; do [ -x "$b" ] || t_fatal "$b not built (run make)"; done
+. tests/lib/mesh.sh
+m_need "$LISTENER"
 
-h_init
-h_topology 2 2
+m_init 2 2
 
-zm() { "$ZMESHCTL" --netns "/var/run/netns/$(h_ns n1)" --pin-dir "$H_BPFFS/n1" "$@"; }
+zm() { m_zctl n1 "$@"; }
 send() { h_exec "$1" "$ECHO" send "$2" "$3" --data "x" --timeout 2 2>&1 | head -1; }
 pol() { zm -j policy list | jq ".policies[] | select(.policy == \"$1\") | .$2"; }
 reason() { zm -j stats | jq ".[] | select(.reason == \"$1\") | .packets"; }
 xdp_of() { zm -j datapath status | jq -r '.interfaces[] | select(.ifname == "wire0") | .xdp_mode'; }
 
-for p in n1a n1b n2a n2b; do h_bg "$p" "$ECHO" serve --port 7777 --banner; done
-for p in n1a n1b n2a n2b; do h_wait_port "$p" 7777 || t_fatal "echo server in $p did not start"; done
+m_echo_serve n1a n1b n2a n2b
 
-mkdir -p "$H_BPFFS/n1"
 out=$(zm -j datapath load --uplink wire0 --xdp generic 2>&1)
 t_is "$(echo "$out" | jq -r '[.xdp_mode, .xdp_attached] | join(" ")')" "generic 1" \
 	"datapath load --xdp generic attaches XDP to wire0" || t_diag "$out"

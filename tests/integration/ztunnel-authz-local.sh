@@ -18,23 +18,17 @@ cd "$(dirname "$0")/../.."
 . tests/lib/mesh.sh
 
 m_init 2 3 # n2 only gives n1 its uplink
-POL=$H_STATE/policy.yaml
 {
 	echo "workloads:"
 	m_workload n1a srv client HBONE "labels: {app: client}"
 	m_workload n1b bad-ns other HBONE "labels: {app: other}"
 	m_workload n1c srv server HBONE "labels: {app: server}"
 } | m_config_write
-: >"$POL"
 m_ca_init
-m_node_start n1 --ca-dir "$M_CA" --policy "$POL" --no-fastpath --poll-ms 100
+m_node_start n1 --ca-dir "$M_CA" --policy "$M_POL" --no-fastpath --poll-ms 100
 m_echo_serve n1c
 m_ztunnel_wait n1
 
-set_policy() {
-	printf '%s\n' "$1" >"$POL.tmp" && mv "$POL.tmp" "$POL"
-	sleep 1.5
-}
 send() { # send POD DST_POD PORT [FAMILY]: prints what the client saw
 	h_exec "$1" "$ECHO" send "$(h_ip"${4:-4}" "$2")" "$3" --data "hi-$1" --timeout 3 2>&1 | tr '\n' ' '
 }
@@ -43,7 +37,7 @@ t_like "$(send n1a n1c 7777)" "hi-n1a" "no policy: n1a -> n1c (same node) allowe
 t_like "$(send n1b n1c 7777)" "hi-n1b" "no policy: n1b -> n1c allowed"
 t_like "$(cat "$H_STATE/zt-n1.log")" "access open dir=outbound via=local src.addr=198\.18\.1\.12:[0-9]+ .*dst.addr=198\.18\.1\.13:7777" "same-node connections go through ztunnel (via=local)"
 
-set_policy "apiVersion: security.istio.io/v1
+m_policy_set "apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
 metadata: {name: allow-client, namespace: srv}
 spec:
@@ -60,7 +54,7 @@ out=$(send n1b n1c 7777 6)
 t_ok "$(! grep -q hi-n1b <<<"$out"; echo $?)" "IPv6: bad-ns/other refused on the same node too"
 t_like "$(send n1a n1c 7777 6)" "hi-n1a" "IPv6: srv/client allowed"
 
-set_policy "apiVersion: security.istio.io/v1
+m_policy_set "apiVersion: security.istio.io/v1
 kind: PeerAuthentication
 metadata: {name: strict, namespace: srv}
 spec:
@@ -82,7 +76,7 @@ except (ConnectionResetError, socket.timeout) as e:
 live=$!
 for i in $(seq 30); do grep -q open "$H_STATE/live.out" && break; sleep 0.1; done
 t_like "$(cat "$H_STATE/live.out")" "open" "live same-node connection n1b -> n1c:7778 established"
-set_policy "apiVersion: security.istio.io/v1
+m_policy_set "apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
 metadata: {name: deny-bad-ns, namespace: srv}
 spec:

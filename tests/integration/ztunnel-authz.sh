@@ -18,7 +18,6 @@ cd "$(dirname "$0")/../.."
 . tests/lib/mesh.sh
 
 m_init 2 2
-POL=$H_STATE/policy.yaml
 {
 	echo "workloads:"
 	m_workload -4 n1a srv client HBONE "labels: {app: server}"
@@ -27,34 +26,34 @@ POL=$H_STATE/policy.yaml
 	m_workload -4 n2b legacy legacy TCP "labels: {app: legacy}"
 } | m_config_write
 # n1a's identity is srv/client: a principal distinct from n2a's own.
-: >"$POL"
 m_ca_init
 
 # --no-fastpath: this test checks ztunnel's own verdicts (401, resets, logs); the kernel drops
 # of the same policies are ztunnel-fastpath.sh's subject.
 for n in n1 n2; do
-	m_node_start $n --ca-dir "$M_CA" --policy "$POL" --no-fastpath --poll-ms 100
+	m_node_start $n --ca-dir "$M_CA" --policy "$M_POL" --no-fastpath --poll-ms 100
 done
 m_echo_serve n1a n2a
 m_ztunnel_wait n1 n2
 sleep 0.3
 
-# set_policy YAML: replace the policy file and wait for both ztunnels to pick it up.
-set_policy() {
-	printf '%s\n' "$1" >"$POL.tmp" && mv "$POL.tmp" "$POL"
-	sleep 1.5
-}
 send() { # send POD DST_POD PORT: prints what the client saw
 	h_exec "$1" "$ECHO" send "$(h_ip4 "$2")" "$3" --data "hi-$1" --timeout 3 2>&1 | tr '\n' ' '
 }
 HDR='apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy'
+DENY_BAD="$HDR
+metadata: {name: deny-bad, namespace: srv}
+spec:
+  action: DENY
+  rules:
+  - from: [{source: {namespaces: [bad-ns]}}]"
 
 out=$(send n1a n2a 7777)
 t_like "$out" "hi-n1a" "no policy: n1a -> n2a allowed"
 
 # 1. allow by principal
-set_policy "$HDR
+m_policy_set "$HDR
 metadata: {name: allow-client, namespace: srv}
 spec:
   selector: {matchLabels: {app: server}}
@@ -75,19 +74,14 @@ t_like "$out" "reset|Connection reset|failed" "plaintext n2b -> n1a:7777 reset b
 t_like "$(cat "$H_STATE/zt-n1.log")" "access close dir=inbound_plain via=tcp src.addr=198\.18\.2\.12:[0-9]+ .*outcome=denied" "n1 access log: inbound_plain denied"
 
 # 2. deny by namespace
-set_policy "$HDR
-metadata: {name: deny-bad, namespace: srv}
-spec:
-  action: DENY
-  rules:
-  - from: [{source: {namespaces: [bad-ns]}}]"
+m_policy_set "$DENY_BAD"
 t_like "$(send n1a n2a 7777)" "hi-n1a" "deny-by-namespace: srv allowed"
 t_ok "$(! send n1b n2a 7777 | grep -q hi-n1b; echo $?)" "deny-by-namespace: bad-ns refused"
 sleep 0.3
 t_like "$(cat "$H_STATE/zt-n2.log")" "outcome=denied reason=\"denied by an authorization policy: 401 denied by AuthorizationPolicy srv/deny-bad" "n2 names srv/deny-bad"
 
 # 3. ipBlocks and ports
-set_policy "$HDR
+m_policy_set "$HDR
 metadata: {name: deny-ip-port, namespace: srv}
 spec:
   action: DENY
@@ -99,7 +93,7 @@ t_ok "$(! send n1a n2a 7778 | grep -q hi-n1a; echo $?)" "ipBlocks+ports: n1a to 
 t_like "$(send n1b n2a 7778)" "hi-n1b" "ipBlocks+ports: n1b to 7778 allowed"
 
 # 4. a policy applied while a connection is open closes it
-set_policy ""
+m_policy_set ""
 h_exec n1b python3 -c '
 import socket, sys, time
 s = socket.create_connection(("'"$(h_ip4 n2a)"'", 7778), timeout=20)
@@ -114,19 +108,14 @@ except Exception as e:
 live=$!
 for i in $(seq 30); do grep -q open "$H_STATE/live.out" && break; sleep 0.1; done
 t_like "$(cat "$H_STATE/live.out")" "open" "live connection n1b -> n2a:7778 established"
-set_policy "$HDR
-metadata: {name: deny-bad, namespace: srv}
-spec:
-  action: DENY
-  rules:
-  - from: [{source: {namespaces: [bad-ns]}}]"
+m_policy_set "$DENY_BAD"
 sleep 1
 wait "$live"
 t_like "$(cat "$H_STATE/live.out")" "closed" "the policy update closed the live connection ($(tail -1 "$H_STATE/live.out"))"
 t_like "$(cat "$H_STATE/zt-n2.log")" "outcome=denied reason=\"denied by an authorization policy: policy changed: denied by AuthorizationPolicy srv/deny-bad" "n2 logs the re-check close"
 
 # 5. dry-run only logs
-set_policy "$HDR
+m_policy_set "$HDR
 metadata: {name: dry, namespace: srv, annotations: {istio.io/dry-run: \"true\"}}
 spec: {action: DENY, rules: [{}]}"
 t_like "$(send n1a n2a 7777)" "hi-n1a" "dry-run DENY: traffic still flows"
@@ -134,7 +123,7 @@ sleep 0.3
 t_like "$(cat "$H_STATE/zt-n2.log")" "authz dry-run .*dst.workload=srv/n2a enforced=allow: .*with dry-run policies: deny \(denied by AuthorizationPolicy srv/dry\)" "dry-run verdict logged"
 
 # 6. L7 attributes without a waypoint deny
-set_policy "$HDR
+m_policy_set "$HDR
 metadata: {name: l7, namespace: srv}
 spec:
   selector: {matchLabels: {app: server}}
@@ -145,14 +134,14 @@ sleep 0.3
 t_like "$(cat "$H_STATE/zt-n2.log")" "uses the L7 attribute to.operation.methods but workload srv/n2a has no waypoint" "reason names the L7 attribute"
 
 # 7. STRICT resets plaintext, mTLS still flows; a broken file keeps it in force
-set_policy "apiVersion: security.istio.io/v1
+m_policy_set "apiVersion: security.istio.io/v1
 kind: PeerAuthentication
 metadata: {name: strict, namespace: srv}
 spec: {mtls: {mode: STRICT}}"
 out=$(send n2b n1a 7777)
 t_ok "$(! echo "$out" | grep -q hi-n2b; echo $?)" "STRICT: plaintext n2b -> n1a reset"
 t_like "$(send n2a n1a 7777)" "hi-n2a" "STRICT: mTLS n2a -> n1a allowed"
-set_policy "kind: AuthorizationPolicy
+m_policy_set "kind: AuthorizationPolicy
 this is: [not valid"
 t_like "$(cat "$H_STATE/zt-n1.log")" "reloading policy files failed, keeping the previous policies" "broken file: logged, previous kept"
 t_ok "$(! send n2b n1a 7777 | grep -q hi-n2b; echo $?)" "broken file: STRICT still enforced"

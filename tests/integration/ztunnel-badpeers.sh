@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: Apache-2.0
 #
 # Bad input at ztunnel's 15008 and in its config: each is refused with a logged reason, none
-# crashes ztunnel or disturbs other connections. The peers are tests/tools/zt-h2peer.py
+# crashes ztunnel or disturbs other connections. The peers are tests/tools/h2peer.py
 # (python3-h2 + Python's ssl) in pod n2b; n2 runs no datapath and no ztunnel.
 #
 #   n1a 198.18.1.11 (HBONE, enrolled) --+                    +-- n2a
@@ -39,7 +39,7 @@ m_echo_serve n1a n1b
 m_ztunnel_wait n1
 sleep 0.3 # enrollment follows readiness
 
-peer() { # peer MODE CERT_NAME ARGS...: zt-h2peer in n2b against n1a:15008
+peer() { # peer MODE CERT_NAME ARGS...: h2peer in n2b against n1a:15008
 	local mode=$1 cert=$2
 	shift 2
 	timeout 40 ip netns exec "$(h_ns n2b)" $PY $PEER "$mode" --host 198.18.1.11 \

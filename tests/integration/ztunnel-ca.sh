@@ -22,7 +22,6 @@ CA=$BUILD/bin/zmesh-ca
 m_need "$CA" iperf3 openssl python3
 
 m_init 2 2
-POL=$H_STATE/policy.yaml
 TD=cluster.local
 CA_ADDR=198.18.0.1:15012
 {
@@ -33,7 +32,6 @@ CA_ADDR=198.18.0.1:15012
 } | m_config_write
 ID_N1A=spiffe://$TD/ns/srv/sa/client
 ID_N2A=spiffe://$TD/ns/srv/sa/server
-: >"$POL"
 
 m_ca_init "$H_STATE/ca1" --trust-domain $TD
 m_ca_init "$H_STATE/ca2" --trust-domain $TD
@@ -52,7 +50,7 @@ ca_start "$H_STATE/ca1" "$H_STATE/ca1.log"
 
 export ZM_CERT_LIFETIME=20
 for n in n1 n2; do
-	m_node_start $n --ca-addr $CA_ADDR --ca-dir "$H_STATE/$n" --policy "$POL" --poll-ms 200
+	m_node_start $n --ca-addr $CA_ADDR --ca-dir "$H_STATE/$n" --policy "$M_POL" --poll-ms 200
 done
 unset ZM_CERT_LIFETIME
 m_echo_serve n1a n2a
@@ -79,16 +77,6 @@ served_serial() {
 		sed 's/^0*//'
 }
 norm() { echo "$1" | tr 'A-F' 'a-f' | sed 's/^0*//'; }
-# wait_for SECONDS CMD...: until CMD succeeds
-wait_for() {
-	local t=$1 i
-	shift
-	for ((i = 0; i < t * 5; i++)); do
-		"$@" && return 0
-		sleep 0.2
-	done
-	return 1
-}
 
 # 1. Certificates from the CA, listed by zmeshctl.
 t_like "$(send n1a n2a 7777)" "hi-n1a" "n1a -> n2a through HBONE with CA-issued certificates"
@@ -124,7 +112,7 @@ t_like "$(send n1a n2a 7777)" "hi-n1a" "new connection after rotation"
 h_stop "$CA_PID"
 S_DOWN=$(cert_field n2 $ID_N2A serial)
 failing() { [ "$(cert_field n2 $ID_N2A state)" = fetch-failed ]; }
-wait_for 15 failing
+m_wait_for 15 failing
 t_ok $? "CA down: n2a's state becomes fetch-failed at its rotation point"
 t_like "$(cert_field n2 $ID_N2A error)" "." "the last error is listed"
 t_ok "$(($(cert_field n2 $ID_N2A not_after) > $(date +%s) ? 0 : 1))" "the cached certificate is still valid"
@@ -135,7 +123,7 @@ recovered() {
 	s=$(cert_field n2 $ID_N2A serial)
 	[ -n "$s" ] && [ "$s" != "$S_DOWN" ] && [ "$(cert_field n2 $ID_N2A state)" = valid ]
 }
-wait_for 15 recovered
+m_wait_for 15 recovered
 t_ok $? "CA back: n2a fetched a new certificate ($(cert_field n2 $ID_N2A serial))"
 t_like "$(send n1a n2a 7777)" "hi-n1a" "traffic after the CA returned"
 
@@ -160,7 +148,7 @@ bundle() { # bundle FILES...: install the concatenation as both nodes' ca-cert.p
 }
 bundle "$H_STATE/ca1/ca-cert.pem" "$H_STATE/ca2/ca-cert.pem"
 reloaded() { grep -q "reloaded: $1 roots\?" "$H_STATE/zt-n1.log" && grep -q "reloaded: $1 roots\?" "$H_STATE/zt-n2.log"; }
-wait_for 5 reloaded 2
+m_wait_for 5 reloaded 2
 t_ok $? "bundle old+new reloaded by both ztunnels without restart"
 sleep 2
 # The CA switches to the new root; nodes get node certificates from it.
@@ -181,11 +169,11 @@ from_ca2() { # both identities hold a certificate the new CA issued
 	[ -n "$a" ] && [ -n "$b" ] && grep -qi "serial $a," "$H_STATE/ca2.log" &&
 		grep -qi "serial $b," "$H_STATE/ca2.log"
 }
-wait_for 20 from_ca2
+m_wait_for 20 from_ca2
 t_ok $? "node certificates reloaded: workload certificates now come from the new root"
 sleep 2
 bundle "$H_STATE/ca2/ca-cert.pem"
-wait_for 5 reloaded 1
+m_wait_for 5 reloaded 1
 t_ok $? "old root removed from the bundle, reloaded without restart"
 sleep 3
 t_like "$(send n1a n2a 7777)" "hi-n1a" "new connection with only the new root trusted"
@@ -200,41 +188,20 @@ t_ok $? "a transfer running through the whole root rotation was never reset"
 t_like "$(cat "$H_STATE/iperf-root.log")" "iperf Done" "iperf3 (root rotation) finished normally"
 
 # 5. PeerAuthentication, written as Istio users write it.
-set_policy() {
-	printf '%s\n' "$1" >"$POL.tmp" && mv "$POL.tmp" "$POL"
-	sleep 1.5
+peer_auth() { # peer_auth NAME NAMESPACE MODE: a PeerAuthentication without a selector
+	printf '%s\n' "apiVersion: security.istio.io/v1" "kind: PeerAuthentication" "metadata:" \
+		"  name: $1" "  namespace: $2" "spec:" "  mtls:" "    mode: $3"
 }
-set_policy "apiVersion: security.istio.io/v1
-kind: PeerAuthentication
-metadata:
-  name: default
-  namespace: istio-system
-spec:
-  mtls:
-    mode: STRICT"
+m_policy_set "$(peer_auth default istio-system STRICT)"
 t_ok "$(! send n2b n1a 7777 | grep -q hi-n2b; echo $?)" "mesh-wide STRICT: plaintext n2b -> n1a refused"
 t_like "$(send n2a n1a 7777)" "hi-n2a" "mesh-wide STRICT: mTLS n2a -> n1a accepted"
-set_policy "apiVersion: security.istio.io/v1
-kind: PeerAuthentication
-metadata:
-  name: default
-  namespace: istio-system
-spec:
-  mtls:
-    mode: PERMISSIVE"
+m_policy_set "$(peer_auth default istio-system PERMISSIVE)"
 t_like "$(send n2b n1a 7777)" "hi-n2b" "mesh-wide PERMISSIVE: plaintext n2b -> n1a accepted"
 t_like "$(send n2a n1a 7777)" "hi-n2a" "mesh-wide PERMISSIVE: mTLS n2a -> n1a accepted"
-set_policy "apiVersion: security.istio.io/v1
-kind: PeerAuthentication
-metadata:
-  name: default
-  namespace: srv
-spec:
-  mtls:
-    mode: STRICT"
+m_policy_set "$(peer_auth default srv STRICT)"
 t_ok "$(! send n2b n1a 7777 | grep -q hi-n2b; echo $?)" "namespace STRICT: plaintext to srv refused"
 t_like "$(send n2a n1a 7777)" "hi-n2a" "namespace STRICT: mTLS accepted"
-set_policy "apiVersion: security.istio.io/v1
+m_policy_set "apiVersion: security.istio.io/v1
 kind: PeerAuthentication
 metadata:
   name: server
@@ -251,6 +218,6 @@ spec:
 t_ok "$(! send n2b n1a 7777 | grep -q hi-n2b; echo $?)" "workload STRICT: plaintext to 7777 refused"
 t_like "$(h_exec n2b "$ECHO" send "$(h_ip4 n1a)" 7778 --data hi-port --timeout 3 2>&1)" "hi-port" \
 	"port-level PERMISSIVE: plaintext to 7778 accepted"
-set_policy ""
+m_policy_set ""
 t_like "$(send n2b n1a 7777)" "hi-n2b" "no PeerAuthentication: plaintext accepted (PERMISSIVE default)"
 t_done

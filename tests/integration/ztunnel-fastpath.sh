@@ -22,7 +22,6 @@ cd "$(dirname "$0")/../.."
 m_need jq
 
 m_init 2 2
-POL=$H_STATE/authz.yaml
 N1B=$(h_ip4 n1b) N2B=$(h_ip4 n2b) N2A=$(h_ip4 n2a) SRV=$(h_ip4 n1a)
 write_cfg() { # write_cfg [POLICIES-YAML]: the config, optionally with `policies:` items
 	{
@@ -35,10 +34,9 @@ write_cfg() { # write_cfg [POLICIES-YAML]: the config, optionally with `policies
 	} | m_config_write
 }
 write_cfg
-: >"$POL"
 m_ca_init
 
-for n in n1 n2; do m_node_start $n --ca-dir "$M_CA" --policy "$POL" --poll-ms 100; done
+for n in n1 n2; do m_node_start $n --ca-dir "$M_CA" --policy "$M_POL" --poll-ms 100; done
 # n1b is not enrolled (TCP); its veth still needs the capture filter, as a CNI would attach.
 m_zctl n1 datapath attach veth-n1b >/dev/null || t_fatal "attach veth-n1b failed"
 m_echo_serve n1a n2a
@@ -52,14 +50,10 @@ pol() { m_zctl n1 -j policy list | jq ".policies[] | select(.policy == \"$1\") |
 n_rules() { m_zctl "$1" -j policy list | jq '[.policies[].n_rules] | add // 0'; }
 reason() { m_zctl n1 -j stats | jq ".[] | select(.reason == \"$1\") | .packets"; }
 seen() { grep -c "access .*src.addr=$1:" "$H_STATE/zt-n1.log"; }
-wait_rules() { # wait_rules NODE N: until the node's kernel set has N rules (5 s)
-	for i in $(seq 50); do
-		[ "$(n_rules "$1")" = "$2" ] && return 0
-		sleep 0.1
-	done
-	return 1
-}
-set_policy() { printf '%s\n' "$1" >"$POL.tmp" && mv "$POL.tmp" "$POL"; }
+# wait_rules NODE N: until the node's kernel set has N rules (5 s)
+has_rules() { [ "$(n_rules "$1")" = "$2" ]; }
+wait_rules() { m_wait_for 5 has_rules "$@"; }
+set_policy() { printf '%s\n' "$1" | m_policy_write; }
 
 t_like "$(grep 'kernel fast path' "$H_STATE/zt-n1.log")" "0 drop rules from 0 policies for node n1" \
 	"startup: ztunnel compiled an empty kernel set"
@@ -169,14 +163,14 @@ t_like "$(send n1b 7777)" "hi-n1b" "config policy removed: n1b -> n1a:7777 works
 
 # 6. --check validates --policy files.
 printf 'apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: x, namespace: srv}\nspec:\n  action: DENYY\n' >"$H_STATE/bad.yaml"
-out=$("$ZT" --check --config "$M_CFG" --policy "$POL" --policy "$H_STATE/bad.yaml" 2>&1); st=$?
+out=$("$ZT" --check --config "$M_CFG" --policy "$M_POL" --policy "$H_STATE/bad.yaml" 2>&1); st=$?
 out=$(echo "$out" | tr '\n' ' ')
 t_like "$st:$out" "^1:.*bad.yaml:5: spec.action: " "--check: a broken policy file exits 1 with FILE:LINE: field"
 set_policy "apiVersion: security.istio.io/v1
 kind: PeerAuthentication
 metadata: {name: strict, namespace: srv}
 spec: {mtls: {mode: STRICT}}"
-out=$("$ZT" --check --config "$M_CFG" --policy "$POL" --node n1 2>&1); st=$?
+out=$("$ZT" --check --config "$M_CFG" --policy "$M_POL" --node n1 2>&1); st=$?
 out=$(echo "$out" | tr '\n' ' ')
 t_like "$st:$out" "^0:.*: ok \(1 policies\).*fast path: 1 kernel drop rules for node n1" \
 	"--check --node: counts the node's kernel rules"

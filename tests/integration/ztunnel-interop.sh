@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 #
-# ztunnel against an HBONE stack we did not write (tests/tools/zt-h2peer.py: Debian's
+# ztunnel against an HBONE stack we did not write (tests/tools/h2peer.py: Debian's
 # python3-h2 + Python's ssl), both directions, with certificates from our dev CA; then every
 # HBONE status code of ztunnel's 15008 and the release of an idle pooled connection.
 #
-#   n1a 198.18.1.11 (HBONE, enrolled) --+                    +-- n2a 198.18.2.11: zt-h2peer
-#   n1b 198.18.1.12 (HBONE, enrolled) --+ n1 ==== wire0 == n2 +-- n2b 198.18.2.12: zt-h2peer
+#   n1a 198.18.1.11 (HBONE, enrolled) --+                    +-- n2a 198.18.2.11: h2peer server
+#   n1b 198.18.1.12 (HBONE, enrolled) --+ n1 ==== wire0 == n2 +-- n2b 198.18.2.12: h2peer
 #        datapath + ztunnel on n1 only                            client (TCP workload)
 #   (IPv6: 2001:2:0:<node>::<11|12>). n2 has no datapath and no ztunnel: the python peers
 #   are the far side.
@@ -67,17 +67,6 @@ SRV_PID=$H_LAST_PID
 m_ztunnel_wait n1
 h_wait_port n2a 15008 || t_fatal "python HBONE server did not start: $(cat "$H_STATE/server.out")"
 
-# TAP from zt-h2peer's PASS/FAIL lines.
-tap_peer() { # tap_peer PREFIX < lines
-	local line
-	while IFS= read -r line; do
-		case $line in
-		PASS\ *) t_ok 0 "$1: ${line#PASS }" ;;
-		FAIL\ *) t_ok 1 "$1: ${line#FAIL }" ;;
-		*) t_diag "$line" ;;
-		esac
-	done
-}
 pyclient() { # pyclient FAMILY ARGS...: the python client in n2b against n1a:15008
 	local fam=$1
 	shift
@@ -90,12 +79,12 @@ pyclient 4 --contract --expect-id "$(id_of n1a)" \
 	--req "CONNECT|198.18.1.11:7777|200|hello-from-h2|^peer=198\.18\.2\.12:[0-9]+ local=198\.18\.1\.11:7777.hello-from-h2\$" \
 	>"$H_STATE/a4.out"
 t_ok $? "IPv4: python h2 client against ztunnel 15008 ran clean"
-tap_peer "py-client v4" <"$H_STATE/a4.out"
+p_tap "py-client v4" <"$H_STATE/a4.out"
 pyclient 6 --expect-id "$(id_of n1a)" --contract \
 	--req "CONNECT|[2001:2:0:1::11]:7777|200|hello-v6|^peer=\[?2001:2:0:2::12\]?:[0-9]+ .*hello-v6\$" \
 	>"$H_STATE/a6.out"
 t_ok $? "IPv6: python h2 client against ztunnel 15008 ran clean"
-tap_peer "py-client v6" <"$H_STATE/a6.out"
+p_tap "py-client v6" <"$H_STATE/a6.out"
 sleep 0.2
 t_like "$(cat "$H_STATE/zt-n1.log")" "access close dir=inbound via=hbone src.addr=198\.18\.2\.12:[0-9]+ src.workload=ns/n2b src.identity=$(id_of n2b) dst.addr=198\.18\.1\.11:7777 .*outcome=ok" \
 	"ztunnel logs the python client's verified identity and the kept source address"
@@ -122,7 +111,7 @@ pyclient 4 --req "GET|198.18.1.11:7777|400" --req "CONNECT|example.com:80|400" \
 	--req "CONNECT|198.18.1.11:7780|401" \
 	--req "CONNECT|198.18.1.11:7777|200|still-serving|still-serving" >"$H_STATE/c.out"
 t_ok $? "status codes: one connection, each bad request answered, the next still served"
-tap_peer "status" <"$H_STATE/c.out"
+p_tap "status" <"$H_STATE/c.out"
 sleep 0.2
 log=$(cat "$H_STATE/zt-n1.log")
 t_like "$log" "access close dir=inbound via=hbone src.addr=198\.18\.2\.12:[0-9]+ .*dst.addr=198\.18\.1\.12:7777 .*outcome=bad_request reason=\"[^\"]*400 authority is not the address the connection arrived on" \
@@ -130,27 +119,22 @@ t_like "$log" "access close dir=inbound via=hbone src.addr=198\.18\.2\.12:[0-9]+
 t_like "$log" "access close dir=inbound via=hbone .*dst.addr=198\.18\.1\.11:7999 .*outcome=dial_failed reason=\"upstream connect failed: 198\.18\.1\.11:7999: Connection refused" \
 	"503 for a failed dial is logged with its reason"
 # 503 no such local workload: the connection is up, then n1a leaves the config.
+reloads_reach() { [ "$(grep -c 'reloaded (generation' "$H_STATE/zt-n1.log")" -ge "$1" ]; }
 rm -f "$H_STATE/go"
 pyclient 4 --wait-file "$H_STATE/go" --req "CONNECT|198.18.1.11:7777|503" >"$H_STATE/c2.out" &
 cpid=$!
 sleep 0.5
 write_config n1a
-for i in $(seq 50); do
-	[ "$(grep -c 'reloaded (generation' "$H_STATE/zt-n1.log")" -ge 1 ] && break
-	sleep 0.1
-done
+m_wait_for 5 reloads_reach 1
 touch "$H_STATE/go"
 wait $cpid
 t_ok $? "503 when the authority's workload is no longer on this node (after a reload)"
-tap_peer "no workload" <"$H_STATE/c2.out"
+p_tap "no workload" <"$H_STATE/c2.out"
 sleep 0.2
 t_like "$(cat "$H_STATE/zt-n1.log")" "access close dir=inbound via=hbone .*dst.addr=198\.18\.1\.11:7777 .*outcome=no_local_workload reason=\"[^\"]*503" \
 	"503 for a missing local workload is logged with its reason"
 write_config
-for i in $(seq 50); do
-	[ "$(grep -c 'reloaded (generation' "$H_STATE/zt-n1.log")" -ge 2 ] && break
-	sleep 0.1
-done
+m_wait_for 5 reloads_reach 2
 t_like "$log" "access close dir=inbound via=hbone .*dst.addr=198\.18\.1\.11:7780 .*outcome=denied reason=\"[^\"]*401 .*ns/deny-7780" \
 	"401 for a policy deny is logged naming the policy"
 
@@ -174,6 +158,6 @@ h_stop "$SRV_PID"
 sleep 0.2
 t_ok "$(grep -c '^PASS' "$H_STATE/server.out" | awk '{print ($1 >= 40) ? 0 : 1}')" \
 	"the python server ran its checks on every connection ($(grep -c '^PASS' "$H_STATE/server.out") passed)"
-tap_peer "py-server" < <(grep -v "^#" "$H_STATE/server.out" | sort -u)
+p_tap "py-server" < <(grep -v "^#" "$H_STATE/server.out" | sort -u)
 t_ok "$(kill -0 "${M_ZT_PID[n1]}" 2>/dev/null; echo $?)" "ztunnel n1 is still running"
 t_done

@@ -26,78 +26,40 @@
 #   by a reload, which keeps the previous policies.
 set -u
 cd "$(dirname "$0")/../.."
-. tests/lib/tap.sh
-. tests/lib/harness.sh
-BUILD=${BUILD:-build}
-ECHO=$BUILD/tests/tools/zm-echo
-ZT=$BUILD/bin/ztunnel
-ZCTL=$BUILD/bin/zmeshctl
+. tests/lib/mesh.sh
 DATA=tests/data/peerauth
-for b in "$ECHO" "$ZT" "$ZCTL"; do [ -x "$b" ] || t_fatal "$b not built (run make)"; done
-for c in tcpdump jq curl; do
-	command -v $c >/dev/null || t_fatal "$c not installed (scripts/install-deps.sh)"
-done
+m_need tcpdump jq curl
 
-h_init
-h_topology 2 2
-CFG=$H_STATE/ztunnel.yaml
-POL=$H_STATE/policy.yaml
-wl() { # wl POD NAMESPACE SA PROTOCOL LABELS
-	echo "- {uid: Kubernetes//Pod/$2/$1, name: $1, namespace: $2, serviceAccount: $3, protocol: $4, node: $(h_pod_node $1), workloadIps: [\"$(h_ip4 $1)\"], labels: $5}"
-}
+m_init 2 2
 {
 	echo "workloads:"
-	wl n1a shop client HBONE "{app: client}"
-	wl n1b outside legacy TCP "{app: outside}"
-	wl n2a legacy db HBONE "{app: db}"
-	wl n2b shop web HBONE "{app: web}"
-} >"$CFG"
+	m_workload -4 n1a shop client HBONE "labels: {app: client}"
+	m_workload -4 n1b outside legacy TCP "labels: {app: outside}"
+	m_workload -4 n2a legacy db HBONE "labels: {app: db}"
+	m_workload -4 n2b shop web HBONE "labels: {app: web}"
+} | m_config_write
 N2A=$(h_ip4 n2a)
 N2B=$(h_ip4 n2b)
 # set_policy FILE: install FILE as the --policy file (atomically), wait for both reloads.
 reloads() { cat "$H_STATE"/zt-n*.log | grep -c "policy files reloaded"; }
-wait_for() { # wait_for SECONDS CMD...: until CMD succeeds
-	local t=$1 i
-	shift
-	for ((i = 0; i < t * 10; i++)); do
-		"$@" && return 0
-		sleep 0.1
-	done
-	return 1
-}
 set_policy() {
 	local before
 	before=$(reloads)
-	cp "$1" "$POL.tmp" && mv "$POL.tmp" "$POL"
-	wait_for 5 eval '[ "$(reloads)" -ge $((before + 2)) ]' ||
+	m_policy_write <"$1"
+	m_wait_for 5 eval '[ "$(reloads)" -ge $((before + 2)) ]' ||
 		t_diag "set_policy $1: both ztunnels did not log a reload"
 	sleep 0.3
 }
-cp "$DATA/legacy-disable.yaml" "$POL"
-"$ZCTL" ca init --dir "$H_STATE/ca" >/dev/null || t_fatal "zmeshctl ca init failed"
+m_policy_write <"$DATA/legacy-disable.yaml"
+m_ca_init
 
-ZT_PIDS=()
+# --pool-idle-ms 300: an idle HBONE connection is gone before the next capture starts, so
+# "no 15008 packet" speaks about the flow under test only.
 for n in n1 n2; do
-	"$ZCTL" --netns "$(h_ns $n)" --pin-dir "$(h_pin_dir $n)" datapath load --uplink wire0 \
-		>/dev/null || t_fatal "datapath load on $n failed"
-	# --pool-idle-ms 300: an idle HBONE connection is gone before the next capture starts,
-	# so "no 15008 packet" speaks about the flow under test only.
-	h_bg $n "$ZT" --config "$CFG" --node $n --netns "/var/run/netns/$(h_ns $n)" \
-		--pin-dir "$(h_pin_dir $n)" --ca-dir "$H_STATE/ca" --policy "$POL" --poll-ms 100 \
-		--pool-idle-ms 300 2>"$H_STATE/zt-$n.log"
-	ZT_PIDS+=("$H_LAST_PID")
+	m_node_start $n --ca-dir "$M_CA" --policy "$M_POL" --poll-ms 100 --pool-idle-ms 300
 done
-for p in n2a n2b; do h_bg $p "$ECHO" serve --port 7777; done
-h_bg n2a "$ECHO" serve --port 7778
-for n in n1 n2; do
-	h_wait_port $n 15008 || t_fatal "ztunnel on $n did not start: $(cat "$H_STATE/zt-$n.log")"
-	for i in $(seq 50); do
-		[ "$(h_exec $n curl -s -m 1 http://127.0.0.1:15021/healthz/ready)" = ready ] && break
-		sleep 0.1
-	done
-done
-h_wait_port n2a 7778 || t_fatal "echo servers in n2a did not start"
-h_wait_port n2b 7777 || t_fatal "echo server in n2b did not start"
+m_echo_serve n2a n2b
+m_ztunnel_wait n1 n2
 sleep 0.5
 
 send() { # send POD DST_IP PORT DATA: prints what the client saw (the echo of DATA)
@@ -107,14 +69,19 @@ send() { # send POD DST_IP PORT DATA: prints what the client saw (the echo of DA
 no_hbone() { [ -z "$(h_exec n1 ss -Htn state established '( dport = :15008 )')" ]; }
 CAP= CAP_PID=
 cap_start() { # cap_start NAME
-	wait_for 5 no_hbone || t_diag "an HBONE connection is still open before capture $1"
+	m_wait_for 5 no_hbone || t_diag "an HBONE connection is still open before capture $1"
 	CAP=$H_STATE/$1.pcap
 	h_bg n1 tcpdump --immediate-mode -Z root -i wire0 -U -s 0 -w "$CAP" tcp 2>/dev/null
 	CAP_PID=$H_LAST_PID
-	wait_for 5 test -e "$CAP"
+	m_wait_for 5 test -e "$CAP"
 	sleep 0.8 # tcpdump needs a moment after opening the file before it captures
 }
 cap_stop() { sleep 0.3; h_stop "$CAP_PID"; }
+flow() { # flow NAME DST_IP PORT MARK: n1a sends MARK to DST_IP:PORT, captured as NAME; sets out
+	cap_start "$1"
+	out=$(send n1a "$2" "$3" "$4")
+	cap_stop
+}
 pkts() { tcpdump -nn -r "$CAP" "$1" 2>/dev/null | wc -l; } # pkts FILTER: packets in $CAP
 in_clear() { grep -aqF "$1" "$CAP"; }
 log_n1() { cat "$H_STATE/zt-n1.log"; }
@@ -122,9 +89,7 @@ log_n2() { cat "$H_STATE/zt-n2.log"; }
 
 # 1. DISABLE: plaintext from the mesh source, straight to the pod's own port.
 MARK=ZMESH-PEERAUTH-PLAIN-7777
-cap_start disable
-out=$(send n1a "$N2A" 7777 "$MARK")
-cap_stop
+flow disable "$N2A" 7777 "$MARK"
 t_like "$out" "$MARK" "DISABLE: n1a -> n2a:7777 succeeds"
 in_clear "$MARK"
 t_ok $? "DISABLE: the payload is on the wire in cleartext (tcpdump on wire0)"
@@ -145,9 +110,7 @@ t_like "$m2" 'istio_tcp_received_bytes_total\{reporter="destination",source_work
 
 # 2. Port-level STRICT on the same pod: HBONE.
 MARK=ZMESH-PEERAUTH-STRICT-7778
-cap_start strict-port
-out=$(send n1a "$N2A" 7778 "$MARK")
-cap_stop
+flow strict-port "$N2A" 7778 "$MARK"
 t_like "$out" "$MARK" "port-level STRICT: n1a -> n2a:7778 succeeds"
 in_clear "$MARK"
 t_ok $((!$?)) "port-level STRICT: the payload is not visible on the wire"
@@ -158,9 +121,7 @@ t_like "$(log_n1)" "access close dir=outbound via=hbone src.addr=198\.18\.1\.11:
 
 # 3. A destination left at PERMISSIVE still gets mTLS.
 MARK=ZMESH-PEERAUTH-PERMISSIVE
-cap_start permissive
-out=$(send n1a "$N2B" 7777 "$MARK")
-cap_stop
+flow permissive "$N2B" 7777 "$MARK"
 t_like "$out" "$MARK" "PERMISSIVE: n1a -> n2b:7777 succeeds"
 in_clear "$MARK"
 t_ok $((!$?)) "PERMISSIVE: the payload is not visible on the wire"
@@ -172,16 +133,14 @@ t_is "$(pkts "tcp and host $N2B and port 7777")" 0 "PERMISSIVE: no plain TCP to 
 t_like "$(send n1b "$N2A" 7777 hi-outside)" "hi-outside" "non-mesh n1b -> n2a:7777 (DISABLE) accepted"
 out=$(send n1b "$N2A" 7778 hi-admin)
 t_ok "$(echo "$out" | grep -q hi-admin; echo $((!$?)))" "non-mesh n1b -> n2a:7778 (STRICT port) refused ($out)"
-rules=$("$ZCTL" --netns "$(h_ns n2)" --pin-dir "$(h_pin_dir n2)" -j policy list 2>&1)
+rules=$(m_zctl n2 -j policy list 2>&1)
 t_is "$(echo "$rules" | jq -r '[.policies[] | select(.n_rules > 0) | .policy as $p | .rules[] | "\($p) \(.dst) \(.dst_port)"] | join(";")')" \
 	"legacy/db-admin-port $N2A 7778" "zmeshctl policy list -j on n2: one drop rule, the STRICT port"
 
 # 5. Reload: the namespace goes STRICT; same processes, the next connection is HBONE.
 set_policy "$DATA/legacy-strict.yaml"
 MARK=ZMESH-PEERAUTH-RELOADED-STRICT
-cap_start reload-strict
-out=$(send n1a "$N2A" 7777 "$MARK")
-cap_stop
+flow reload-strict "$N2A" 7777 "$MARK"
 t_like "$out" "$MARK" "reloaded STRICT: n1a -> n2a:7777 succeeds"
 in_clear "$MARK"
 t_ok $((!$?)) "reloaded STRICT: the payload is no longer visible"
@@ -192,28 +151,26 @@ t_ok "$(echo "$out" | grep -q hi-outside; echo $((!$?)))" "reloaded STRICT: non-
 
 set_policy "$DATA/legacy-disable.yaml"
 MARK=ZMESH-PEERAUTH-BACK-TO-DISABLE
-cap_start reload-disable
-out=$(send n1a "$N2A" 7777 "$MARK")
-cap_stop
+flow reload-disable "$N2A" 7777 "$MARK"
 t_like "$out" "$MARK" "reloaded DISABLE: n1a -> n2a:7777 succeeds"
 in_clear "$MARK"
 t_ok $? "reloaded DISABLE: the payload is in cleartext again"
 t_is "$(pkts 'tcp port 15008')" 0 "reloaded DISABLE: no 15008 packet"
 alive=0
-for p in "${ZT_PIDS[@]}"; do kill -0 "$p" 2>/dev/null || alive=1; done
+for p in "${M_ZT_PID[@]}"; do kill -0 "$p" 2>/dev/null || alive=1; done
 t_ok $alive "both ztunnels kept running through the reloads (no restart)"
 
 # 6. A mode typo: refused with the file, line and field, and a live reload keeps the old set.
-out=$("$ZT" --check --config "$CFG" --policy "$DATA/disalbe.yaml" 2>&1)
+out=$("$ZT" --check --config "$M_CFG" --policy "$DATA/disalbe.yaml" 2>&1)
 rc=$?
 t_is "$rc" 1 "ztunnel --check refuses mode DISALBE"
 t_like "$out" "^$DATA/disalbe\.yaml:10: spec\.mtls\.mode: unknown value \"DISALBE\" \(want UNSET, DISABLE, PERMISSIVE or STRICT\)" \
 	"  with FILE:LINE and the field named"
-cp "$DATA/disalbe.yaml" "$POL.tmp" && mv "$POL.tmp" "$POL"
-wait_for 5 eval 'log_n1 | grep -q "reloading policy files failed"'
+m_policy_write <"$DATA/disalbe.yaml"
+m_wait_for 5 eval 'log_n1 | grep -q "reloading policy files failed"'
 t_like "$(log_n1)" "reloading policy files failed, keeping the previous policies:.*" \
 	"reload of the typo: logged, previous policies kept"
-t_like "$(log_n1)" "$POL:10: spec\.mtls\.mode: unknown value \"DISALBE\"" "  the log names FILE:LINE and the field"
+t_like "$(log_n1)" "$M_POL:10: spec\.mtls\.mode: unknown value \"DISALBE\"" "  the log names FILE:LINE and the field"
 before=$(log_n1 | grep -c "via=tcp_mtls_disabled .*dst.addr=$N2A:7777 .*outcome=ok")
 t_like "$(send n1a "$N2A" 7777 still-plain)" "still-plain" "after the refused reload: n1a -> n2a:7777 works"
 sleep 0.3
@@ -222,7 +179,7 @@ t_is "$(log_n1 | grep -c "via=tcp_mtls_disabled .*dst.addr=$N2A:7777 .*outcome=o
 
 # With a SANITIZE=1 build (BUILD=build-san) a report lands in the ztunnel logs; stopping the
 # ztunnels here lets the exit-time leak check speak too.
-for p in "${ZT_PIDS[@]}"; do h_stop "$p"; done
+for p in "${M_ZT_PID[@]}"; do h_stop "$p"; done
 san=$(grep -h -A3 -E "ERROR: (Address|Leak)Sanitizer|runtime error:" "$H_STATE"/zt-n*.log | head -20)
 t_is "$san" "" "no sanitizer report in the ztunnel logs"
 t_done

@@ -1,9 +1,11 @@
 # SPDX-License-Identifier: Apache-2.0
 #
-# Mesh start-up for the ztunnel integration tests, on top of the netns harness: the ztunnel
+# Mesh start-up for the ztunnel integration tests (and the datapath tests, which use its
+# zmeshctl and echo-server helpers without a ztunnel), on top of the netns harness: the ztunnel
 # config file, the dev CA, per node the BPF datapath and a ztunnel, echo servers in pods, and
-# the waits after which the mesh carries traffic. Sources tests/lib/tap.sh and
-# tests/lib/harness.sh; what cannot be set up is a t_fatal bail-out naming what failed.
+# the waits after which the mesh carries traffic. Sources tests/lib/tap.sh,
+# tests/lib/harness.sh and tests/lib/peers.sh; what cannot be set up is a t_fatal bail-out
+# naming what failed.
 #
 # A test of two nodes whose four pods all speak HBONE:
 #
@@ -18,9 +20,10 @@
 # API (nodes and pods as in harness.sh: "n1", "n1a"):
 #   m_need FILE|COMMAND...          bail out unless each FILE (a path) is built and each COMMAND
 #                                   (a bare name) is installed
-#   m_need_h2peer                   bail out unless PEER can run: PY imports h2 and ssl, and CERT
-#                                   (which issues the peers' certificates) is built
-#   m_init NODES PODS               m_need ZT ZCTL ECHO, h_init, h_topology NODES PODS
+#   m_need_h2peer                   bail out unless PEER can run (p_need) and CERT (which
+#                                   issues the peers' certificates) is built
+#   m_init NODES PODS               m_need ZT ZCTL ECHO, h_init, h_topology NODES PODS; an empty
+#                                   M_POL
 #   m_workload [-4] POD NS SA PROTOCOL [FIELD...]
 #                                   print POD's workload as one flow-style item: uid, name,
 #                                   namespace NS, serviceAccount SA, protocol, its node and both
@@ -28,6 +31,9 @@
 #                                   b}") is appended inside the braces
 #   m_config_write < YAML           replace M_CFG by rename, so a polling ztunnel never reads
 #                                   half a file
+#   m_policy_write < YAML           the same for M_POL (give the ztunnels --policy "$M_POL")
+#   m_policy_set YAML               m_policy_write YAML, then 1.5 s for ztunnels polling every
+#                                   100-200 ms (--poll-ms) to reload it
 #   m_config_hbone POD...           M_CFG listing each POD as namespace ns, service account
 #                                   sa-POD, protocol HBONE, both addresses
 #   m_ca_init [DIR [ARGS...]]       zmeshctl ca init into DIR (default M_CA), ARGS passed on
@@ -43,22 +49,24 @@
 #   m_echo_serve POD...             zm-echo in each POD on 7777 (--banner: the first line names
 #                                   the peer the server saw) and 7778 (plain echo); returns once
 #                                   all of them listen
+#   m_wait_for SECONDS CMD...       run CMD every 0.1 s until it succeeds; 1 if it did not
+#                                   within about SECONDS
 #
-# Variables set when sourced: BUILD (default build); ZT, ZCTL, ECHO, CERT (the ztunnel, zmeshctl,
-# zm-echo and zt-cert binaries); PY (/usr/bin/python3, Debian's: it has python3-h2, which the
-# python3 first in PATH may lack); PEER (tests/tools/zt-h2peer.py, an HBONE peer on python3-h2).
-# Set by m_init: M_CFG ($H_STATE/ztunnel.yaml), M_CA ($H_STATE/ca). M_ZT_PID: node -> ztunnel PID.
+# Variables set when sourced: BUILD (default build); ZT, ZCTL, ECHO, CERT, LISTENER (the ztunnel,
+# zmeshctl, zm-echo, zt-cert and zm-testlistener binaries: the last stands in for ztunnel in the
+# datapath tests); PY and PEER (peers.sh). Set by m_init: M_CFG ($H_STATE/ztunnel.yaml), M_POL
+# ($H_STATE/policy.yaml), M_CA ($H_STATE/ca). M_ZT_PID: node -> ztunnel PID.
 
 . "$(dirname "${BASH_SOURCE[0]}")/tap.sh"
 . "$(dirname "${BASH_SOURCE[0]}")/harness.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/peers.sh"
 
 BUILD=${BUILD:-build}
 ZT=$BUILD/bin/ztunnel
 ZCTL=$BUILD/bin/zmeshctl
 ECHO=$BUILD/tests/tools/zm-echo
 CERT=$BUILD/tests/tools/zt-cert
-PY=/usr/bin/python3
-PEER=tests/tools/zt-h2peer.py
+LISTENER=$BUILD/tests/tools/zm-testlistener
 declare -gA M_ZT_PID=()
 
 m_need() {
@@ -73,8 +81,7 @@ m_need() {
 
 m_need_h2peer() {
 	m_need "$CERT"
-	"$PY" -c 'import h2, ssl' 2>/dev/null ||
-		t_fatal "$PY lacks h2 (apt-get install python3-h2)"
+	p_need
 }
 
 m_init() {
@@ -82,7 +89,9 @@ m_init() {
 	h_init
 	h_topology "$1" "$2"
 	M_CFG=$H_STATE/ztunnel.yaml
+	M_POL=$H_STATE/policy.yaml
 	M_CA=$H_STATE/ca
+	: >"$M_POL"
 }
 
 m_workload() {
@@ -100,8 +109,17 @@ m_workload() {
 	echo "protocol: $proto, node: $(h_pod_node "$pod"), workloadIps: [$ips]$extra}"
 }
 
-m_config_write() {
-	cat >"$M_CFG.tmp" && mv "$M_CFG.tmp" "$M_CFG" || t_fatal "cannot write $M_CFG"
+# m__replace FILE < CONTENT: FILE replaced by rename, never seen half written
+m__replace() {
+	cat >"$1.tmp" && mv "$1.tmp" "$1" || t_fatal "cannot write $1"
+}
+
+m_config_write() { m__replace "$M_CFG"; }
+m_policy_write() { m__replace "$M_POL"; }
+
+m_policy_set() {
+	printf '%s\n' "$1" | m_policy_write
+	sleep 1.5
 }
 
 m_config_hbone() {
@@ -174,4 +192,14 @@ m_echo_serve() {
 	for p in "$@"; do
 		h_wait_port "$p" 7777 && h_wait_port "$p" 7778 || t_fatal "echo server in $p did not start"
 	done
+}
+
+m_wait_for() {
+	local t=$1 i
+	shift
+	for ((i = 0; i < t * 10; i++)); do
+		"$@" && return 0
+		sleep 0.1
+	done
+	return 1
 }

@@ -9,12 +9,15 @@
 #
 #   k8s_init NODES [PODNODES]       h_init, NODES wired nodes, a CA; pods go round-robin on the
 #                                   first PODNODES nodes (default all), the waypoint on the last
+#   k8s_dualstack                   (before k8s_start) services also get an IPv6 VIP
+#                                   2001:2:0:250::N, workloads their IPv6 address, and the
+#                                   waypoint is reached on its IPv6 address (k8s.py)
 #   k8s_apply FILE...               the Deployments/Services of FILE become pods (before k8s_start)
 #   k8s_waypoint [NODE]             a waypoint pod (default: the last node) for every service
 #   k8s_routes FILE...              Istio resources for the waypoint (live: waits for reload)
 #   k8s_start                       datapaths, ztunnels, waypoint; waits until all are ready
 #   k8s_pod NAME                    harness pod of a k8s pod ("reviews-v1-0") or deployment
-#   k8s_vip SERVICE                 a service's VIP
+#   k8s_vip SERVICE                 a service's VIP; k8s_vip6 SERVICE its IPv6 VIP (dual stack)
 #   k8s_curl DEPLOYMENT ARGS...     curl -s -m 10 ARGS from that deployment's first pod
 #   k8s_pods_of N DEPLOYMENT URL [curl args]   the pod names answering N requests
 #
@@ -25,6 +28,7 @@
 K8S_LIB=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 K8S_PY=${K8S_PY:-/usr/bin/python3}
 K8S_VIPBASE=198.18.250
+K8S_VIP6BASE=2001:2:0:250::
 BUILD=${BUILD:-build}
 
 k8s_init() {
@@ -70,7 +74,7 @@ k8s_apply() {
 	while read -r hname node name ns sa labels ports extra; do
 		grep -q "^$hname " "$K8S_DIR/ips" && continue
 		h_pod "$node" "$hname"
-		echo "$hname $(h_ip4 "$hname") $name" >>"$K8S_DIR/ips"
+		echo "$hname $(h_ip4 "$hname") $name $(h_ip6 "$hname")" >>"$K8S_DIR/ips"
 		# echo-args "none": the test starts its own server in the pod.
 		[ "$ports" = - ] || [ "$extra" = none ] && continue
 		args=(--name "$name" --log)
@@ -84,10 +88,16 @@ k8s_apply() {
 	k8s__mesh
 }
 
+k8s_dualstack() {
+	echo "$K8S_VIP6BASE" >"$K8S_DIR/ipv6"
+	[ -s "$K8S_DIR/files" ] && k8s__mesh
+	return 0
+}
+
 k8s_waypoint() {
 	local node=${1:-${K8S_NODES##*,}}
 	h_pod "$node" wp
-	echo "wp $(h_ip4 wp) $node" >"$K8S_DIR/waypoint"
+	echo "wp $(h_ip4 wp) $node $(h_ip6 wp)" >"$K8S_DIR/waypoint"
 	k8s__mesh
 }
 
@@ -159,6 +169,11 @@ k8s_vip() {
 	awk -v h="$1.default.svc.cluster.local" '$0 ~ "hostname: " h "," {
 		match($0, /vips: \[\/[0-9.]+/); print substr($0, RSTART + 8, RLENGTH - 8); exit }' \
 		"$K8S_DIR/mesh.yaml"
+}
+
+k8s_vip6() {
+	grep -F "hostname: $1.default.svc.cluster.local," "$K8S_DIR/mesh.yaml" |
+		grep -oE "/$K8S_VIP6BASE[0-9]+" | head -1 | tr -d /
 }
 
 k8s_curl() {

@@ -178,7 +178,7 @@ static bool wp_pick_endpoint(struct wp_ds *ds, struct l7_endpoint *out)
 	struct wp_target *t = &ds->tgt;
 
 	*t = (struct wp_target){.snap = ds->snap, .svc = ds->svc, .pod = ds->pod,
-				.port = ds->port, .dest = ds->dest};
+				.port = ds->port, .dest = ds->dest, .family = ds->vip.family};
 	if (wp_target_pick(ds->w, t)) {
 		if (ds->mode == WP_DS_HTTP)
 			wp_ds_reply(ds, 503, "UH", "no healthy upstream", false, NULL);
@@ -357,7 +357,9 @@ void wp_ds_mirror(struct wp_ds *ds)
 	const struct l7_subset *ss = NULL;
 	const char *p = ds->copy.p + ds->copy.off, *h, *e;
 	size_t len = wp_q_size(&ds->copy), n;
+	struct wp_worker *w = ds->w;
 	struct wp_q q = {0};
+	int err;
 
 	ds->mirrored = true;
 	if (!r || !r->mirror.host || !r->mirror.service || !ds->copy_ok || !ds->msg_done ||
@@ -375,9 +377,21 @@ void wp_ds_mirror(struct wp_ds *ds)
 	wp_q_put(&q, p, (size_t)(e - p));
 	wp_q_put(&q, "-shadow", 7);
 	wp_q_put(&q, e, len - (size_t)(e - p));
-	if (wp_up_shadow(ds->w, &eps[wp_rand() % n], ds->forwarded, q.p + q.off, wp_q_size(&q)))
-		fprintf(stderr, "waypoint: mirror to %s: cannot open a stream\n", r->mirror.host);
+	err = wp_up_shadow(w, &eps[wp_rand() % n], ds->vip.family,
+			   r->timeout_ms ? r->timeout_ms : WP_SHADOW_MS, ds->forwarded, q.p + q.off,
+			   wp_q_size(&q));
 	wp_q_free(&q);
+	if (err == -EBUSY) {
+		/* Dropped copies are counted; a stalled mirror logs one line a second, not each. */
+		if (!w->shadow_drops++ || w->now_ms - w->shadow_log_ms >= 1000) {
+			w->shadow_log_ms = w->now_ms;
+			fprintf(stderr, "waypoint: mirror to %s: %u copies in flight on this worker, "
+					"copy dropped (%lu dropped so far)\n",
+				r->mirror.host, w->n_shadows, w->shadow_drops);
+		}
+	} else if (err) {
+		fprintf(stderr, "waypoint: mirror to %s: cannot open a stream\n", r->mirror.host);
+	}
 }
 
 /* ---- downstream stream callbacks ---- */

@@ -176,7 +176,8 @@ static ssize_t wp_h2d_read_resp(nghttp2_session *s, int32_t sid, uint8_t *buf, s
 	if (!rq)
 		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
 	n = wp_q_size(&rq->rbody) < len ? wp_q_size(&rq->rbody) : len;
-	memcpy(buf, rq->rbody.p + rq->rbody.off, n);
+	if (n)
+		memcpy(buf, rq->rbody.p + rq->rbody.off, n);
 	wp_q_drop(&rq->rbody, n);
 	if (n && !rq->local)
 		wp_h2u_consumed(rq, n);
@@ -211,6 +212,9 @@ static void wp_h2rq_reply(struct wp_h2rq *rq, unsigned int code, const char *fla
 	nghttp2_nv nv[8];
 	char st[8], cl[24], gs[8];
 	size_t n = 0;
+
+	if (rq->done)
+		return;
 
 	wp_h2u_cancel(rq);
 	wp_h2rq_up_done(rq);
@@ -281,8 +285,11 @@ static void wp_h2rq_dispatch(struct wp_h2rq *rq)
 	struct l7_request req;
 	size_t n = 0;
 
-	rq->tgt = (struct wp_target){
-	    .snap = ds->snap, .svc = ds->svc, .pod = ds->pod, .port = ds->port, .dest = rq->dest};
+	if (rq->done)
+		return;
+
+	rq->tgt = (struct wp_target){.snap = ds->snap, .svc = ds->svc, .pod = ds->pod,
+				     .port = ds->port, .dest = rq->dest, .family = ds->vip.family};
 	if (wp_target_pick(w, &rq->tgt)) {
 		wp_h2rq_reply(rq, 503, "UH", "no healthy upstream", NULL, NULL);
 		return;
@@ -352,6 +359,9 @@ void wp_h2rq_on_upstream_failed(struct wp_h2rq *rq, bool connect_failure, const 
 	uint32_t on = rq->route && rq->route->retries.set ? rq->route->retries.retry_on
 							  : L7_RETRY_CONNECT_FAILURE;
 
+	if (rq->done)
+		return;
+
 	wp_h2rq_up_done(rq);
 	if (rq->local)
 		return;
@@ -406,6 +416,9 @@ void wp_h2rq_on_response(struct wp_h2rq *rq)
 	const char *st = wp_h2_get(&rq->resp, ":status");
 	size_t n = 0;
 
+	if (rq->done)
+		return;
+
 	if (rq->local)
 		return;
 	wp_outlier_note(d->ds->w, &rq->tgt, rq->tgt.ep_key, rq->status);
@@ -423,7 +436,7 @@ void wp_h2rq_on_response(struct wp_h2rq *rq)
 
 void wp_h2rq_on_data(struct wp_h2rq *rq)
 {
-	if (!rq->resp_submitted || !rq->deferred_down)
+	if (rq->done || !rq->resp_submitted || !rq->deferred_down)
 		return;
 	rq->deferred_down = false;
 	nghttp2_session_resume_data(rq->d->s, rq->sid);
@@ -433,7 +446,7 @@ void wp_h2rq_on_data(struct wp_h2rq *rq)
 void wp_h2rq_on_end(struct wp_h2rq *rq)
 {
 	wp_h2rq_up_done(rq);
-	if (rq->local)
+	if (rq->done || rq->local)
 		return;
 	wp_h2rq_grpc_status(rq, &rq->trailers);
 	if (rq->resp_submitted && rq->deferred_down) {
@@ -447,6 +460,8 @@ void wp_h2rq_consumed(struct wp_h2rq *rq, size_t n)
 {
 	size_t left = rq->req_bytes - rq->consumed;
 
+	if (rq->done)
+		return;
 	n = n < left ? n : left;
 	if (!n)
 		return;
@@ -548,6 +563,19 @@ static void wp_h2rq_start(struct wp_h2rq *rq)
 	wp_h2rq_dispatch(rq);
 }
 
+static void wp_h2rq_free(void *p)
+{
+	struct wp_h2rq *rq = p;
+
+	wp_h2hdrs_clear(&rq->req);
+	wp_h2hdrs_clear(&rq->resp);
+	wp_h2hdrs_clear(&rq->trailers);
+	wp_q_free(&rq->body);
+	wp_q_free(&rq->copy);
+	wp_q_free(&rq->rbody);
+	free(rq);
+}
+
 /* The client's stream ended: log, count, forget. */
 static void wp_h2rq_finish(struct wp_h2rq *rq, uint32_t error)
 {
@@ -556,7 +584,6 @@ static void wp_h2rq_finish(struct wp_h2rq *rq, uint32_t error)
 	char dst_id[ZM_SPIFFE_ID_MAX] = "";
 	const struct zm_cfg_workload *wl = rq->tgt.ep.wl;
 	struct wp_mreq mr;
-	size_t i;
 
 	if (rq->head_done) {
 		if (error && !rq->resp_eof && !rq->local)
@@ -601,12 +628,13 @@ static void wp_h2rq_finish(struct wp_h2rq *rq, uint32_t error)
 		d->rqs = rq->next;
 	if (rq->next)
 		rq->next->prev = rq->prev;
-	for (i = 0; i < 3; i++)
-		wp_h2hdrs_clear(i == 0 ? &rq->req : i == 1 ? &rq->resp : &rq->trailers);
-	wp_q_free(&rq->body);
-	wp_q_free(&rq->copy);
-	wp_q_free(&rq->rbody);
-	free(rq);
+	rq->next = rq->prev = NULL;
+	/*
+	 * Callers up the stack may still hold rq (a reply's pump can end the stream): it stays
+	 * readable, marked done, until the worker's batch of events is over.
+	 */
+	rq->done = true;
+	wp_defer_free(ds->w, wp_h2rq_free, rq);
 }
 
 /* ---- server session callbacks ---- */
@@ -804,10 +832,14 @@ void wp_h2d_tick(struct wp_ds *ds)
 			rq->delay_until_ms = 0;
 			wp_h2rq_dispatch(rq);
 		}
+		if (rq->done)
+			continue;
 		if (rq->deadline_ms && now >= rq->deadline_ms && !rq->local && !rq->resp_eof) {
 			rq->deadline_ms = 0;
 			wp_h2rq_reply(rq, 504, "UT", "upstream request timeout", NULL, NULL);
 		}
+		if (rq->done)
+			continue;
 		if (rq->try_deadline_ms && now >= rq->try_deadline_ms && rq->u && !rq->local &&
 		    !rq->resp_submitted) {
 			/* perTryTimeout: this attempt is over; a retry or 504 follows. */

@@ -54,7 +54,8 @@ static ssize_t wp_h2u_read_body(nghttp2_session *s, int32_t sid, uint8_t *buf, s
 	if (!rq)
 		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
 	n = wp_q_size(&rq->body) < len ? wp_q_size(&rq->body) : len;
-	memcpy(buf, rq->body.p + rq->body.off, n);
+	if (n)
+		memcpy(buf, rq->body.p + rq->body.off, n);
 	wp_q_drop(&rq->body, n);
 	if (n)
 		wp_h2rq_consumed(rq, n);
@@ -230,8 +231,7 @@ static struct wp_h2u *wp_h2u_new(struct wp_worker *w, struct wp_h2rq *rq)
 	up->opened_ms = w->now_ms;
 	snprintf(up->key, sizeof(up->key), "%s", rq->tgt.ep_key);
 	zm_cfg_workload_identity(ep->wl, id, sizeof(id));
-	up->st =
-	    wp_pool_open(w, &ep->wl->ips[0].addr, ep->target_port, id, rq->d->ds->forwarded, up);
+	up->st = wp_pool_open(w, rq->tgt.addr, ep->target_port, id, rq->d->ds->forwarded, up);
 	if (!up->st)
 		goto err;
 	up->cl = rq->tgt.cl;
@@ -267,6 +267,8 @@ bool wp_h2u_submit(struct wp_worker *w, struct wp_h2rq *rq, const nghttp2_nv *nv
 		if (u->dead || !u->up || !u->up->st || u->owner != rq->d ||
 		    strcmp(u->key, rq->tgt.ep_key))
 			continue;
+		if (!nghttp2_session_check_request_allowed(u->s))
+			continue; /* the pod sent GOAWAY: new requests go to a new session */
 		if (u->streams < nghttp2_session_get_remote_settings(
 				     u->s, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS))
 			break;

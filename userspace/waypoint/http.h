@@ -102,6 +102,8 @@ struct wp_up {
 	struct wp_q out; /* bytes for the upstream the stream did not take yet */
 	bool head_done, msg_done, keepalive, upgraded;
 	bool shadow, shut; /* a mirror copy: out holds the request, no downstream */
+	struct wp_up *next_shadow; /* the worker's shadows list */
+	uint64_t shadow_until_ms;  /* a mirror copy still open then is reset */
 	struct wp_ep_stat *stat;
 	struct wp_cl_stat *cl;	  /* the cluster whose connection this is */
 	unsigned int nreq, max_rq; /* requests sent; maxRequestsPerConnection */
@@ -144,8 +146,12 @@ void wp_up_send(struct wp_up *up);
 bool wp_up_idle_for(struct wp_worker *w, const char *key);
 /* End the current request's share of its cluster's connectionPool counters. */
 void wp_ds_pool_release(struct wp_ds *ds);
-/* A fire-and-forget request (bytes) to ep; its response is discarded. */
-int wp_up_shadow(struct wp_worker *w, const struct l7_endpoint *ep, const char *forwarded,
-		 const void *bytes, size_t len);
+/*
+ * A fire-and-forget request (bytes) to ep, dialed in family (ZM_AF_*, 0 any); its response is
+ * discarded and its stream reset when still open after timeout_ms. -EBUSY when WP_SHADOW_MAX
+ * copies are in flight on w already (nothing sent), -ENOMEM when no stream could be opened.
+ */
+int wp_up_shadow(struct wp_worker *w, const struct l7_endpoint *ep, uint8_t family,
+		 uint32_t timeout_ms, const char *forwarded, const void *bytes, size_t len);
 
 #endif

@@ -77,24 +77,34 @@ struct wp_cl_stat *wp_cl_stat(struct wp *wp, const char *host, const char *subse
 	return wp_slot(wp->stats, wp->stats->cls, sizeof(wp->stats->cls[0]), key);
 }
 
-static const char *wp_ep_key(const struct l7_endpoint *ep, char *buf, size_t len)
+const struct zm_addr *wp_ep_addr(const struct l7_endpoint *ep, uint8_t family)
 {
-	return zm_addr_port_format(&ep->wl->ips[0].addr, ep->target_port, buf, len);
+	size_t i;
+
+	for (i = 0; family && i < ep->wl->n_ips; i++)
+		if (ep->wl->ips[i].addr.family == family)
+			return &ep->wl->ips[i].addr;
+	return &ep->wl->ips[0].addr;
 }
 
-static bool wp_ejected(struct wp *wp, const struct l7_endpoint *ep, uint64_t now)
+static const char *wp_ep_key(const struct l7_endpoint *ep, uint8_t family, char *buf, size_t len)
+{
+	return zm_addr_port_format(wp_ep_addr(ep, family), ep->target_port, buf, len);
+}
+
+static bool wp_ejected(struct wp *wp, const struct l7_endpoint *ep, uint8_t family, uint64_t now)
 {
 	char key[ZM_ADDR_STRLEN];
 
-	return atomic_load(&wp_ep_stat(wp, wp_ep_key(ep, key, sizeof(key)))->ejected_until_ms) >
-	       now;
+	wp_ep_key(ep, family, key, sizeof(key));
+	return atomic_load(&wp_ep_stat(wp, key)->ejected_until_ms) > now;
 }
 
-static unsigned int wp_active(struct wp *wp, const struct l7_endpoint *ep)
+static unsigned int wp_active(struct wp *wp, const struct l7_endpoint *ep, uint8_t family)
 {
 	char key[ZM_ADDR_STRLEN];
 
-	return atomic_load(&wp_ep_stat(wp, wp_ep_key(ep, key, sizeof(key)))->active);
+	return atomic_load(&wp_ep_stat(wp, wp_ep_key(ep, family, key, sizeof(key)))->active);
 }
 
 /* The cluster's endpoints into eps (at most L7_MAX_ENDPOINTS); fills t's cluster fields. */
@@ -129,14 +139,15 @@ int wp_target_pick(struct wp_worker *w, struct wp_target *t)
 		t->subset = NULL;
 		t->csvc = NULL;
 		t->cl = wp_cl_stat(wp, t->pod->name, NULL);
-		wp_ep_key(&t->ep, t->ep_key, sizeof(t->ep_key));
+		t->addr = wp_ep_addr(&t->ep, t->family);
+		wp_ep_key(&t->ep, t->family, t->ep_key, sizeof(t->ep_key));
 		return 0;
 	}
 	n = wp_cluster(wp, t, eps);
 	if (!n)
 		return -ENOENT;
 	for (i = 0; i < n; i++)
-		if (!wp_ejected(wp, &eps[i], w->now_ms))
+		if (!wp_ejected(wp, &eps[i], t->family, w->now_ms))
 			eps[live++] = eps[i];
 	if (!live)
 		live = n; /* everything ejected: Envoy's panic mode routes to all */
@@ -150,12 +161,14 @@ int wp_target_pick(struct wp_worker *w, struct wp_target *t)
 		    live > 1) {
 			size_t other = wp_rand() % live;
 
-			if (wp_active(wp, &eps[other]) < wp_active(wp, &eps[pick]))
+			if (wp_active(wp, &eps[other], t->family) <
+			    wp_active(wp, &eps[pick], t->family))
 				pick = other;
 		}
 	}
 	t->ep = eps[pick];
-	wp_ep_key(&t->ep, t->ep_key, sizeof(t->ep_key));
+	t->addr = wp_ep_addr(&t->ep, t->family);
+	wp_ep_key(&t->ep, t->family, t->ep_key, sizeof(t->ep_key));
 	return 0;
 }
 
@@ -180,7 +193,7 @@ void wp_outlier_note(struct wp_worker *w, const struct wp_target *t, const char 
 	/* maxEjectionPercent: no ejection once that share of the cluster is out. */
 	n = l7_endpoints(t->snap->mesh, t->csvc, t->cport, t->subset, eps, L7_MAX_ENDPOINTS);
 	for (i = 0; i < n; i++)
-		ejected += wp_ejected(w->wp, &eps[i], w->now_ms);
+		ejected += wp_ejected(w->wp, &eps[i], t->family, w->now_ms);
 	if (!n || ejected * 100 >= (size_t)pol->outlier.max_ejection_pct * n) {
 		fprintf(stderr,
 			"waypoint: outlier %s not ejected: %zu of %zu endpoints already "

@@ -5,7 +5,9 @@
  * LEAST_REQUEST) and outlier detection; per cluster (service host and subset, Envoy's unit
  * for circuit breakers) the upstream connections, requests and pending requests that
  * DestinationRule connectionPool limits. Slots are claimed once under a lock and then read
- * and counted with atomics.
+ * and counted with atomics. A dual-stack endpoint is dialed on its address of the client's
+ * family (the family of the VIP the client reached us on), as ztunnel does, and its state is
+ * kept per address dialed.
  */
 #ifndef WAYPOINT_PICK_H
 #define WAYPOINT_PICK_H
@@ -46,6 +48,7 @@ struct wp_target {
 	const struct zm_cfg_workload *pod; /* or a pod behind the waypoint */
 	unsigned int port;
 	const struct l7_dest *dest; /* the route's destination, NULL for the service itself */
+	uint8_t family;		    /* ZM_AF_* of the client's destination; 0: any */
 	/* out */
 	const struct l7_traffic_policy *policy;
 	const struct l7_subset *subset;
@@ -53,9 +56,12 @@ struct wp_target {
 	unsigned int cport;
 	struct wp_cl_stat *cl;
 	struct l7_endpoint ep;
-	char ep_key[ZM_ADDR_STRLEN];
+	const struct zm_addr *addr;  /* the address of ep to dial (in the snapshot's config) */
+	char ep_key[ZM_ADDR_STRLEN]; /* addr:port, IPv6 bracketed */
 };
 
+/* The address of ep to dial: its first of family, else its first. */
+const struct zm_addr *wp_ep_addr(const struct l7_endpoint *ep, uint8_t family);
 struct wp_ep_stat *wp_ep_stat(struct wp *wp, const char *key);
 struct wp_cl_stat *wp_cl_stat(struct wp *wp, const char *host, const char *subset);
 /* Choose an endpoint into t->ep; -ENOENT when the cluster has none. */

@@ -28,6 +28,19 @@ static void wp_up_shadow_flush(struct wp_up *up)
 	hb_stream_shutdown(up->st);
 }
 
+static void wp_up_shadow_unlink(struct wp_up *up)
+{
+	struct wp_up **pp;
+
+	for (pp = &up->w->shadows; *pp; pp = &(*pp)->next_shadow) {
+		if (*pp == up) {
+			*pp = up->next_shadow;
+			up->w->n_shadows--;
+			return;
+		}
+	}
+}
+
 static void wp_up_free(void *p)
 {
 	struct wp_up *up = p;
@@ -63,10 +76,11 @@ static void wp_up_reset_parser(struct wp_up *up)
 struct wp_up *wp_up_get(struct wp_worker *w, struct wp_ds *ds, const struct l7_endpoint *ep,
 			bool tcp)
 {
+	const struct zm_addr *addr = wp_ep_addr(ep, ds->vip.family);
 	char id[ZM_SPIFFE_ID_MAX], key[ZM_ADDR_STRLEN];
 	struct wp_up *up;
 
-	zm_addr_port_format(&ep->wl->ips[0].addr, ep->target_port, key, sizeof(key));
+	zm_addr_port_format(addr, ep->target_port, key, sizeof(key));
 	for (up = tcp ? NULL : w->idle; up; up = up->next_idle)
 		if (!strcmp(up->key, key) && up->st && !up->eof)
 			break;
@@ -81,8 +95,7 @@ struct wp_up *wp_up_get(struct wp_worker *w, struct wp_ds *ds, const struct l7_e
 		up->opened_ms = w->now_ms;
 		snprintf(up->key, sizeof(up->key), "%s", key);
 		zm_cfg_workload_identity(ep->wl, id, sizeof(id));
-		up->st = wp_pool_open(w, &ep->wl->ips[0].addr, ep->target_port, id, ds->forwarded,
-				      up);
+		up->st = wp_pool_open(w, addr, ep->target_port, id, ds->forwarded, up);
 		if (!up->st) {
 			free(up);
 			return NULL;
@@ -112,24 +125,33 @@ bool wp_up_idle_for(struct wp_worker *w, const char *key)
 	return false;
 }
 
-int wp_up_shadow(struct wp_worker *w, const struct l7_endpoint *ep, const char *forwarded,
-		 const void *bytes, size_t len)
+int wp_up_shadow(struct wp_worker *w, const struct l7_endpoint *ep, uint8_t family,
+		 uint32_t timeout_ms, const char *forwarded, const void *bytes, size_t len)
 {
+	const struct zm_addr *addr = wp_ep_addr(ep, family);
 	char id[ZM_SPIFFE_ID_MAX];
-	struct wp_up *up = calloc(1, sizeof(*up));
+	struct wp_up *up;
 
+	/* A mirror that stalls must not hold a request copy per request it is sent. */
+	if (w->n_shadows >= WP_SHADOW_MAX)
+		return -EBUSY;
+	up = calloc(1, sizeof(*up));
 	if (!up)
 		return -ENOMEM;
 	up->w = w;
 	up->shadow = true;
 	up->opened_ms = w->now_ms;
-	zm_addr_port_format(&ep->wl->ips[0].addr, ep->target_port, up->key, sizeof(up->key));
+	zm_addr_port_format(addr, ep->target_port, up->key, sizeof(up->key));
 	zm_cfg_workload_identity(ep->wl, id, sizeof(id));
 	if (wp_q_put(&up->out, bytes, len))
 		goto err;
-	up->st = wp_pool_open(w, &ep->wl->ips[0].addr, ep->target_port, id, forwarded, up);
+	up->st = wp_pool_open(w, addr, ep->target_port, id, forwarded, up);
 	if (!up->st)
 		goto err;
+	up->shadow_until_ms = w->now_ms + timeout_ms;
+	up->next_shadow = w->shadows;
+	w->shadows = up;
+	w->n_shadows++;
 	wp_up_shadow_flush(up);
 	return 0;
 err:
@@ -495,6 +517,8 @@ void wp_up_on_close(struct hb_stream *s, uint32_t error)
 	if (!up)
 		return;
 	up->st = NULL;
+	if (up->shadow)
+		wp_up_shadow_unlink(up);
 	if (up->h2u)
 		wp_h2u_on_close(up);
 	if (up->cl)
@@ -524,6 +548,19 @@ void wp_up_on_close(struct hb_stream *s, uint32_t error)
 void wp_up_sweep(struct wp_worker *w)
 {
 	struct wp_up *up, *next;
+
+	/*
+	 * Mirror copies end when the mirror closes after answering our half-closed request; one
+	 * that never does is reset at its deadline (the route timeout, else WP_SHADOW_MS).
+	 */
+	for (up = w->shadows; up; up = up->next_shadow) {
+		if (w->now_ms < up->shadow_until_ms || !up->st || up->dead)
+			continue;
+		fprintf(stderr, "waypoint: mirror copy to %s still open after %llu ms, reset\n",
+			up->key, (unsigned long long)(w->now_ms - up->opened_ms));
+		up->dead = true;
+		hb_stream_reset(up->st, HB_ERR_CANCEL);
+	}
 
 	for (up = w->idle; up; up = next) {
 		next = up->next_idle;

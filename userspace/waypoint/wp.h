@@ -32,6 +32,8 @@
 #define WP_RETRY_COPY_MAX  (64u << 10)	/* requests up to this size can be retried */
 #define WP_CONNECT_TIMEOUT 10000	/* ms: upstream dial + CONNECT 200 */
 #define WP_UP_IDLE_MS	   60000	/* idle upstream streams closed after this */
+#define WP_SHADOW_MAX	   64		/* mirror copies in flight per worker; more are dropped */
+#define WP_SHADOW_MS	   30000	/* ms: a mirror copy's life when its route has no timeout */
 #define WP_EP_SLOTS	   256
 
 struct wp;
@@ -86,6 +88,10 @@ struct wp_worker {
 	struct wp_up *idle;	  /* upstream HTTP streams ready for another request */
 	struct wp_h2u *h2us;	  /* upstream HTTP/2 sessions (h2.h) */
 	struct wp_ds *dss;	  /* live downstream streams (timers) */
+	struct wp_up *shadows;	  /* mirror copies in flight (upstream.c), for their deadline */
+	unsigned int n_shadows;
+	unsigned long shadow_drops; /* copies not sent: WP_SHADOW_MAX were in flight */
+	uint64_t shadow_log_ms;	    /* when the last drop was logged (one line a second) */
 	struct wp_dead *dead;
 	uint64_t now_ms;
 };

@@ -26,6 +26,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 static const char *pod_name = "unknown";
@@ -217,7 +218,10 @@ static void *serve(void *arg)
 					  "x-pod: %s\r\ncontent-length: %zu\r\n%s\r\n",
 					  status, pod_name, o, close_after ? "connection: close\r\n" : "");
 
-			if (write(fd, hdr, (size_t)hn) < 0 || write(fd, out, o) < 0)
+			struct iovec iov[2] = {{hdr, (size_t)hn}, {out, o}};
+
+			/* One write: head and body in one segment, no delayed-ACK stall. */
+			if (writev(fd, iov, 2) < 0)
 				goto out;
 		}
 		if (close_after)

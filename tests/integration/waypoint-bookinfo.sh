@@ -10,12 +10,10 @@
 # tolerances), ratings fault delay (7 s) and abort (500).
 set -u
 cd "$(dirname "$0")/../.."
-. tests/lib/tap.sh
-. tests/lib/harness.sh
 . tests/lib/k8s.sh
-S=${ZMESH_SHARED_DIR:-../shared}/istio-samples/samples
+S=$K8S_SAMPLES
 NET=$S/bookinfo/networking
-[ -f "$S/bookinfo/platform/kube/bookinfo.yaml" ] || t_fatal "Istio samples not found at $S"
+k8s_need_samples bookinfo/platform/kube/bookinfo.yaml
 command -v curl >/dev/null || t_fatal "curl not installed"
 
 k8s_init 3 2

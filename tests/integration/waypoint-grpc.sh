@@ -12,11 +12,9 @@
 # with grpc_response_status.
 set -u
 cd "$(dirname "$0")/../.."
-. tests/lib/tap.sh
-. tests/lib/harness.sh
 . tests/lib/k8s.sh
-S=${ZMESH_SHARED_DIR:-../shared}/istio-samples/samples
-[ -f "$S/sleep/sleep.yaml" ] || t_fatal "Istio samples not found at $S"
+S=$K8S_SAMPLES
+k8s_need_samples sleep/sleep.yaml
 /usr/bin/python3 -c 'import grpc' 2>/dev/null || t_fatal "python3-grpcio missing (apt-get install python3-grpcio)"
 
 k8s_init 3 2

@@ -23,11 +23,9 @@
 # (64) are in flight per worker: more are dropped and logged.
 set -u
 cd "$(dirname "$0")/../.."
-. tests/lib/tap.sh
-. tests/lib/harness.sh
 . tests/lib/k8s.sh
-S=${ZMESH_SHARED_DIR:-../shared}/istio-samples/samples
-[ -f "$S/bookinfo/platform/kube/bookinfo.yaml" ] || t_fatal "Istio samples not found at $S"
+S=$K8S_SAMPLES
+k8s_need_samples bookinfo/platform/kube/bookinfo.yaml
 command -v curl >/dev/null || t_fatal "curl not installed"
 /usr/bin/python3 -c 'import grpc' 2>/dev/null || t_fatal "python3-grpcio missing (apt-get install python3-grpcio)"
 

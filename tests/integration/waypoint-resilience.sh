@@ -10,11 +10,9 @@
 # (x-echo-fail); each logs the requests it saw, so attempts and mirror copies can be counted.
 set -u
 cd "$(dirname "$0")/../.."
-. tests/lib/tap.sh
-. tests/lib/harness.sh
 . tests/lib/k8s.sh
-S=${ZMESH_SHARED_DIR:-../shared}/istio-samples/samples
-[ -f "$S/bookinfo/platform/kube/bookinfo.yaml" ] || t_fatal "Istio samples not found at $S"
+S=$K8S_SAMPLES
+k8s_need_samples bookinfo/platform/kube/bookinfo.yaml
 command -v curl >/dev/null || t_fatal "curl not installed"
 
 k8s_init 3 2

@@ -4,9 +4,11 @@
 # wants (Istio's own samples), and every pod becomes a harness pod running zm-httpecho on its
 # ports, answering with its pod name, labels and the request it saw; the zmesh config
 # (workloads with labels and serviceAccount, services with VIPs 198.18.250.N) is generated to
-# match, and ztunnel runs on every node with a waypoint for the services. Sourced after
+# match, and ztunnel runs on every node with a waypoint for the services. Sources
 # tests/lib/tap.sh and tests/lib/harness.sh (whose API it uses, never its internals).
 #
+#   k8s_need_samples FILE...        bail out unless each FILE (relative to K8S_SAMPLES, Istio's
+#                                   samples/ directory in ../shared/istio-samples) exists
 #   k8s_init NODES [PODNODES]       h_init, NODES wired nodes, a CA; pods go round-robin on the
 #                                   first PODNODES nodes (default all), the waypoint on the last
 #   k8s_dualstack                   (before k8s_start) services also get an IPv6 VIP
@@ -26,6 +28,16 @@
 # Needs /usr/bin/python3 with python3-yaml (Debian package python3-yaml).
 
 K8S_LIB=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+. "$K8S_LIB/tap.sh"
+. "$K8S_LIB/harness.sh"
+K8S_SAMPLES=${ZMESH_SHARED_DIR:-../shared}/istio-samples/samples
+
+k8s_need_samples() {
+	local f
+	for f in "$@"; do
+		[ -f "$K8S_SAMPLES/$f" ] || t_fatal "Istio samples not found: no $K8S_SAMPLES/$f"
+	done
+}
 K8S_PY=${K8S_PY:-/usr/bin/python3}
 K8S_VIPBASE=198.18.250
 K8S_VIP6BASE=2001:2:0:250::

@@ -35,7 +35,7 @@ static void wp_req_view(struct wp_ds *ds, struct l7_request *r)
 	};
 }
 
-static bool wp_ops_removes(const struct l7_header_ops *ops, const char *name)
+bool wp_ops_removes(const struct l7_header_ops *ops, const char *name)
 {
 	size_t i;
 

@@ -39,19 +39,6 @@ static void wp_h2_nv(nghttp2_nv *nv, size_t *n, const char *name, const char *va
 	(*n)++;
 }
 
-static bool wp_h2_ops_drop(const struct l7_header_ops *ops, const char *name)
-{
-	size_t i;
-
-	for (i = 0; ops && i < ops->n_remove; i++)
-		if (!strcasecmp(ops->remove[i], name))
-			return true;
-	for (i = 0; ops && i < ops->n_set; i++)
-		if (!strcasecmp(ops->set[i].name, name))
-			return true;
-	return false;
-}
-
 /* Regular headers of h that go on (no pseudo, no hop-by-hop, not removed), then ops. */
 static void wp_h2_nv_headers(nghttp2_nv *nv, size_t *n, const struct wp_h2hdrs *h,
 			     const struct l7_header_ops *ops)
@@ -61,7 +48,7 @@ static void wp_h2_nv_headers(nghttp2_nv *nv, size_t *n, const struct wp_h2hdrs *
 	for (i = 0; i < h->n; i++) {
 		const char *name = h->h[i].name;
 
-		if (name[0] == ':' || wp_h2_ops_drop(ops, name))
+		if (name[0] == ':' || wp_ops_removes(ops, name))
 			continue;
 		if (!strcmp(name, "te") ? strcmp(h->h[i].value, "trailers")
 					: (wp_hop_header(name) && strcmp(name, "content-length")))

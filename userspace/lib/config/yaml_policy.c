@@ -10,14 +10,12 @@
 #include <errno.h>
 #include <string.h>
 
-#include "common/addr.h"
 #include "config/yaml_internal.h"
 
 static const char *const zm_yl_scopes[] = {"Global", "Namespace", "WorkloadSelector", NULL};
 static const char *const zm_yl_actions[] = {"Allow", "Deny", NULL};
 static const char *const zm_yl_str_kinds[] = {"Exact", "Prefix", "Suffix", "Presence", NULL};
 
-#define ZM_YL_N(a)	     (sizeof(a) / sizeof((a)[0]))
 #define ZM_YL_STR_MATCH_WANT "a string match (Exact, Prefix, Suffix or Presence)"
 
 static int zm_yl_str_kind(const char *s, size_t len)
@@ -124,62 +122,6 @@ static int zm_yl_sa_list(struct zm_yl *yl, yaml_node_t *n, void *member)
 	struct zm_cfg_sa_list *l = member;
 
 	return zm_yl_list(yl, n, sizeof(*l->v), zm_yl_sa_item, (void **)&l->v, &l->n);
-}
-
-/* Clears the bits beyond prefix_len: 10.1.2.3/8 matches what 10.0.0.0/8 does. */
-static void zm_yl_cidr_mask(struct zm_cfg_cidr *c)
-{
-	unsigned int i, len = c->prefix_len;
-	unsigned char *b = (unsigned char *)c->addr.addr;
-	unsigned int bytes = c->addr.family == ZM_AF_INET ? 4 : 16;
-
-	for (i = 0; i < bytes; i++) {
-		unsigned int lo = i * 8;
-
-		if (len <= lo)
-			b[i] = 0;
-		else if (len < lo + 8)
-			b[i] &= (unsigned char)(0xff << (8 - (len - lo)));
-	}
-}
-
-static int zm_yl_cidr_item(struct zm_yl *yl, yaml_node_t *n, void *elem, size_t idx)
-{
-	struct zm_cfg_cidr *c = elem;
-	char q[ZM_YL_QUOTE_BUF];
-	const char *text;
-	int r = zm_yl_str(yl, n, &text);
-
-	(void)idx;
-	if (r)
-		return r;
-	/* zm_cidr_parse's strtoul would let " 8" through as a length. */
-	if (strpbrk(text, " \t\r\n") || zm_cidr_parse(text, false, &c->addr, &c->prefix_len)) {
-		zm_yl_error(yl, n, "invalid CIDR %s", zm_yl_quote(n, q, sizeof(q)));
-		return -EINVAL;
-	}
-	zm_yl_cidr_mask(c);
-	return 0;
-}
-
-static int zm_yl_cidr_list(struct zm_yl *yl, yaml_node_t *n, void *member)
-{
-	struct zm_cfg_cidr_list *l = member;
-
-	return zm_yl_list(yl, n, sizeof(*l->v), zm_yl_cidr_item, (void **)&l->v, &l->n);
-}
-
-static int zm_yl_port_item(struct zm_yl *yl, yaml_node_t *n, void *elem, size_t idx)
-{
-	(void)idx;
-	return zm_yl_port(yl, n, false, elem);
-}
-
-static int zm_yl_port_list(struct zm_yl *yl, yaml_node_t *n, void *member)
-{
-	struct zm_cfg_port_list *l = member;
-
-	return zm_yl_list(yl, n, sizeof(*l->v), zm_yl_port_item, (void **)&l->v, &l->n);
 }
 
 #define MATCH(name, member, fn) ZM_YL_FUNC_AT(name, struct zm_cfg_match, member, 0, fn)

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
- * Typed readers over a loaded libyaml document for the config loader: scalars (strings,
- * booleans, integers, enums, addresses), lists, schema-driven mappings and free-form maps,
+ * Typed readers over a loaded libyaml document (config/yaml_util.h), for every YAML loader in
+ * lib/: scalars (strings, booleans, integers, enums, addresses), lists (and the list kinds
+ * several schemas share: strings, CIDRs, ports), schema-driven mappings and free-form maps,
  * plus the field-path stack and the depth/work limits. Scalars are typed the way YAML 1.2's
  * core schema types plain scalars: `80` is an integer, `"80"` a string, `true` a boolean.
  * Aliases are followed (libyaml resolves them to shared nodes), so every descent is counted
@@ -16,6 +17,7 @@
 #include "common/addr.h"
 #include "config/config.h"
 #include "config/yaml_internal.h"
+#include "config/yaml_util.h"
 
 /* Items walked, counting every alias expansion; well above any real file's node count. */
 #define ZM_YL_MAX_VISITS (2 * ZM_CFG_MAX_NODES)
@@ -36,7 +38,7 @@ int zm_yl_oom(struct zm_yl *yl)
 
 void zm_yl_error(struct zm_yl *yl, const yaml_node_t *n, const char *fmt, ...)
 {
-	char msg[400];
+	char msg[512]; /* zm_cfg_error keeps as much */
 	va_list ap;
 
 	va_start(ap, fmt);
@@ -53,7 +55,7 @@ void zm_yl_error_at(struct zm_yl *yl, const yaml_node_t *n, const char *suffix, 
 		    ...)
 {
 	size_t old = zm_yl_push_field(yl, suffix);
-	char msg[400];
+	char msg[512]; /* zm_cfg_error keeps as much */
 	va_list ap;
 
 	va_start(ap, fmt);
@@ -536,7 +538,11 @@ static int zm_yl_check_dup_keys(struct zm_yl *yl, yaml_node_t *n, size_t count)
 	return ret;
 }
 
-int zm_yl_user_map(struct zm_yl *yl, yaml_node_t *n, size_t *n_pairs)
+/*
+ * Checks n is a mapping with scalar, unique keys and counts its pairs. On success the caller
+ * walks the pairs and then calls zm_yl_leave() (the map was entered for depth and work limits).
+ */
+static int zm_yl_user_map(struct zm_yl *yl, yaml_node_t *n, size_t *n_pairs)
 {
 	yaml_node_pair_t *pair;
 	int ret;
@@ -561,46 +567,166 @@ int zm_yl_user_map(struct zm_yl *yl, yaml_node_t *n, size_t *n_pairs)
 	return ret;
 }
 
+/* zm_yl_map_each's walk over a port map; ctx is the bitmap of service ports seen. */
+static int zm_yl_port_pair(struct zm_yl *yl, yaml_node_t *k, yaml_node_t *v, void *elem, void *ctx)
+{
+	struct zm_cfg_port *p = elem;
+	unsigned char *seen = ctx;
+	int r;
+
+	/* JSON can only write keys as strings, so "80": 8080 is accepted too. */
+	r = zm_yl_port(yl, k, true, &p->service_port);
+	if (!r && (seen[p->service_port / 8] & (1u << (p->service_port % 8)))) {
+		zm_yl_error(yl, k, "service port %u given twice", p->service_port);
+		r = -EINVAL;
+	}
+	if (!r)
+		seen[p->service_port / 8] |= (unsigned char)(1u << (p->service_port % 8));
+	r = zm_yl_port(yl, v, false, &p->target_port) ?: r;
+	p->line = zm_yl_line(k);
+	return r;
+}
+
 int zm_yl_port_map(struct zm_yl *yl, yaml_node_t *n, struct zm_cfg_port **out, size_t *n_out)
 {
 	unsigned char seen[65536 / 8] = {0};
-	struct zm_cfg_port *ports;
-	size_t i, count;
-	int ret;
+
+	return zm_yl_map_each(yl, n, sizeof(**out), zm_yl_port_pair, seen, (void **)out, n_out);
+}
+
+int zm_yl_map_each(struct zm_yl *yl, yaml_node_t *n, size_t elem_size, zm_yl_pair_fn fn, void *ctx,
+		   void **out, size_t *n_out)
+{
+	char *arr = NULL;
+	size_t i, count = 0;
+	int ret, r;
 
 	ret = zm_yl_user_map(yl, n, &count);
 	if (ret)
 		return ret;
-	ports = zm_config_calloc(yl->cfg, count, sizeof(*ports));
-	if (!ports) {
-		zm_yl_leave(yl);
-		return zm_yl_oom(yl);
+	if (elem_size) {
+		arr = zm_config_calloc(yl->cfg, count, elem_size);
+		if (!arr) {
+			zm_yl_leave(yl);
+			return zm_yl_oom(yl);
+		}
+		*out = arr;
+		*n_out = count;
 	}
 	for (i = 0; i < count && !yl->fatal; i++) {
 		yaml_node_t *k = zm_yl_node(yl, n->data.mapping.pairs.start[i].key);
 		yaml_node_t *v = zm_yl_node(yl, n->data.mapping.pairs.start[i].value);
-		struct zm_cfg_port *p = &ports[i];
 		size_t old;
-		int r;
 
 		if (!k || !v)
 			continue;
 		old = zm_yl_push_key(yl, k);
-		/* JSON can only write keys as strings, so "80": 8080 is accepted too. */
-		r = zm_yl_port(yl, k, true, &p->service_port);
-		if (!r && (seen[p->service_port / 8] & (1u << (p->service_port % 8)))) {
-			zm_yl_error(yl, k, "service port %u given twice", p->service_port);
-			r = -EINVAL;
-		}
-		if (!r)
-			seen[p->service_port / 8] |= (unsigned char)(1u << (p->service_port % 8));
-		r = zm_yl_port(yl, v, false, &p->target_port) ?: r;
-		p->line = zm_yl_line(k);
+		r = fn(yl, k, v, arr ? arr + i * elem_size : NULL, ctx);
 		zm_yl_pop(yl, old);
 		ret = ret ?: r;
 	}
-	*out = ports;
-	*n_out = count;
 	zm_yl_leave(yl);
 	return ret;
+}
+
+int zm_yl_label_pair(struct zm_yl *yl, yaml_node_t *k, yaml_node_t *v, void *elem, void *ctx)
+{
+	struct zm_cfg_label scratch, *l = elem ? elem : &scratch;
+	int r;
+
+	(void)ctx;
+	r = zm_yl_str(yl, k, &l->key);
+	return zm_yl_str(yl, v, &l->value) ?: r;
+}
+
+yaml_node_t *zm_yl_get(struct zm_yl *yl, yaml_node_t *n, const char *key)
+{
+	yaml_node_pair_t *p;
+
+	if (!n || n->type != YAML_MAPPING_NODE)
+		return NULL;
+	for (p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
+		yaml_node_t *k = zm_yl_node(yl, p->key), *v;
+
+		if (!k || k->type != YAML_SCALAR_NODE || !zm_yl_text_is(k, key))
+			continue;
+		v = zm_yl_node(yl, p->value);
+		return v && !zm_yl_is_null(v) ? v : NULL;
+	}
+	return NULL;
+}
+
+int zm_yl_str_item(struct zm_yl *yl, yaml_node_t *n, void *elem, size_t idx)
+{
+	(void)idx;
+	return zm_yl_str(yl, n, elem);
+}
+
+/* Clears the bits beyond prefix_len: 10.1.2.3/8 matches what 10.0.0.0/8 does. */
+static void zm_yl_cidr_mask(struct zm_cfg_cidr *c)
+{
+	unsigned int i, len = c->prefix_len;
+	unsigned char *b = (unsigned char *)c->addr.addr;
+	unsigned int bytes = c->addr.family == ZM_AF_INET ? 4 : 16;
+
+	for (i = 0; i < bytes; i++) {
+		unsigned int lo = i * 8;
+
+		if (len <= lo)
+			b[i] = 0;
+		else if (len < lo + 8)
+			b[i] &= (unsigned char)(0xff << (8 - (len - lo)));
+	}
+}
+
+static int zm_yl_cidr_item(struct zm_yl *yl, yaml_node_t *n, void *elem, size_t idx)
+{
+	struct zm_cfg_cidr *c = elem;
+	char q[ZM_YL_QUOTE_BUF];
+	const char *text;
+	int r = zm_yl_str(yl, n, &text);
+
+	(void)idx;
+	if (r)
+		return r;
+	/* zm_cidr_parse's strtoul would let " 8" through as a length. */
+	if (strpbrk(text, " \t\r\n") || zm_cidr_parse(text, false, &c->addr, &c->prefix_len)) {
+		zm_yl_error(yl, n, "invalid CIDR %s", zm_yl_quote(n, q, sizeof(q)));
+		return -EINVAL;
+	}
+	zm_yl_cidr_mask(c);
+	return 0;
+}
+
+int zm_yl_cidr_list(struct zm_yl *yl, yaml_node_t *n, void *member)
+{
+	struct zm_cfg_cidr_list *l = member;
+
+	return zm_yl_list(yl, n, sizeof(*l->v), zm_yl_cidr_item, (void **)&l->v, &l->n);
+}
+
+static int zm_yl_port_item(struct zm_yl *yl, yaml_node_t *n, void *elem, size_t idx)
+{
+	(void)idx;
+	return zm_yl_port(yl, n, false, elem);
+}
+
+static int zm_yl_port_item_quoted(struct zm_yl *yl, yaml_node_t *n, void *elem, size_t idx)
+{
+	(void)idx;
+	return zm_yl_port(yl, n, true, elem);
+}
+
+int zm_yl_port_list(struct zm_yl *yl, yaml_node_t *n, void *member)
+{
+	struct zm_cfg_port_list *l = member;
+
+	return zm_yl_list(yl, n, sizeof(*l->v), zm_yl_port_item, (void **)&l->v, &l->n);
+}
+
+int zm_yl_port_list_quoted(struct zm_yl *yl, yaml_node_t *n, void *member)
+{
+	struct zm_cfg_port_list *l = member;
+
+	return zm_yl_list(yl, n, sizeof(*l->v), zm_yl_port_item_quoted, (void **)&l->v, &l->n);
 }

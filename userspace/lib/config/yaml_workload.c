@@ -22,8 +22,6 @@ static const char *const zm_yl_lb_health[] = {"OnlyHealthy", "AllowAll", NULL};
 static const char *const zm_yl_lb_scopes[] = {"Region",	 "Zone",    "Subzone", "Node",
 					      "Cluster", "Network", NULL};
 
-#define ZM_YL_N(a) (sizeof(a) / sizeof((a)[0]))
-
 /* "<network>/<ip>" (tried first, as the reference does) or "<namespace>/<hostname>". */
 static int zm_yl_gateway_dest(struct zm_yl *yl, yaml_node_t *n, void *obj)
 {
@@ -118,63 +116,41 @@ static int zm_yl_wl_ips(struct zm_yl *yl, yaml_node_t *n, void *obj)
 	return zm_yl_list(yl, n, sizeof(*w->ips), zm_yl_ip_item, (void **)&w->ips, &w->n_ips);
 }
 
-/* services: {"<ns>/<hostname>": {servicePort: targetPort}} */
+/* One "<ns>/<hostname>": {servicePort: targetPort} pair of a workload's services. */
+static int zm_yl_wl_service(struct zm_yl *yl, yaml_node_t *k, yaml_node_t *v, void *elem, void *ctx)
+{
+	struct zm_cfg_svc_ref *ref = elem;
+	char q[ZM_YL_QUOTE_BUF];
+	const char *slash;
+	int r;
+
+	(void)ctx;
+	ref->line = zm_yl_line(k);
+	r = zm_yl_str(yl, k, &ref->key);
+	slash = r ? NULL : strchr(ref->key, '/');
+	if (!r && (!slash || slash == ref->key || !slash[1])) {
+		zm_yl_error(yl, k, "invalid service key %s (want <namespace>/<hostname>)",
+			    zm_yl_quote(k, q, sizeof(q)));
+		r = -EINVAL;
+	}
+	if (!r) {
+		ref->namespace = zm_config_strndup(yl->cfg, ref->key, (size_t)(slash - ref->key));
+		ref->hostname = slash + 1;
+		if (!ref->namespace)
+			r = zm_yl_oom(yl);
+	}
+	/* "ns/host": with no ports is a member without port mappings. */
+	if (!zm_yl_is_null(v))
+		r = zm_yl_port_map(yl, v, &ref->ports, &ref->n_ports) ?: r;
+	return r;
+}
+
 static int zm_yl_wl_services(struct zm_yl *yl, yaml_node_t *n, void *obj)
 {
 	struct zm_cfg_workload *w = obj;
-	size_t i, count;
-	int ret;
 
-	ret = zm_yl_user_map(yl, n, &count);
-	if (ret)
-		return ret;
-	w->services = zm_config_calloc(yl->cfg, count, sizeof(*w->services));
-	if (!w->services) {
-		zm_yl_leave(yl);
-		return zm_yl_oom(yl);
-	}
-	w->n_services = count;
-	for (i = 0; i < count && !yl->fatal; i++) {
-		yaml_node_t *k = zm_yl_node(yl, n->data.mapping.pairs.start[i].key);
-		yaml_node_t *v = zm_yl_node(yl, n->data.mapping.pairs.start[i].value);
-		struct zm_cfg_svc_ref *ref = &w->services[i];
-		char q[ZM_YL_QUOTE_BUF];
-		const char *slash;
-		size_t old;
-		int r;
-
-		if (!k || !v)
-			continue;
-		old = zm_yl_push_key(yl, k);
-		ref->line = zm_yl_line(k);
-		r = zm_yl_str(yl, k, &ref->key);
-		slash = r ? NULL : strchr(ref->key, '/');
-		if (!r && (!slash || slash == ref->key || !slash[1])) {
-			zm_yl_error(yl, k, "invalid service key %s (want <namespace>/<hostname>)",
-				    zm_yl_quote(k, q, sizeof(q)));
-			r = -EINVAL;
-		}
-		if (!r) {
-			ref->namespace =
-			    zm_config_strndup(yl->cfg, ref->key, (size_t)(slash - ref->key));
-			ref->hostname = slash + 1;
-			if (!ref->namespace)
-				r = zm_yl_oom(yl);
-		}
-		/* "ns/host": with no ports is a member without port mappings. */
-		if (!zm_yl_is_null(v))
-			r = zm_yl_port_map(yl, v, &ref->ports, &ref->n_ports) ?: r;
-		zm_yl_pop(yl, old);
-		ret = ret ?: r;
-	}
-	zm_yl_leave(yl);
-	return ret;
-}
-
-static int zm_yl_str_item(struct zm_yl *yl, yaml_node_t *n, void *elem, size_t idx)
-{
-	(void)idx;
-	return zm_yl_str(yl, n, elem);
+	return zm_yl_map_each(yl, n, sizeof(*w->services), zm_yl_wl_service, NULL,
+			      (void **)&w->services, &w->n_services);
 }
 
 static int zm_yl_policy_ref_item(struct zm_yl *yl, yaml_node_t *n, void *elem, size_t idx)
@@ -197,32 +173,9 @@ static int zm_yl_wl_policies(struct zm_yl *yl, yaml_node_t *n, void *obj)
 static int zm_yl_wl_labels(struct zm_yl *yl, yaml_node_t *n, void *obj)
 {
 	struct zm_cfg_workload *w = obj;
-	size_t i, count;
-	int ret;
 
-	ret = zm_yl_user_map(yl, n, &count);
-	if (ret)
-		return ret;
-	w->labels = zm_config_calloc(yl->cfg, count, sizeof(*w->labels));
-	if (!w->labels) {
-		zm_yl_leave(yl);
-		return zm_yl_oom(yl);
-	}
-	w->n_labels = count;
-	for (i = 0; i < count && !yl->fatal; i++) {
-		yaml_node_t *k = zm_yl_node(yl, n->data.mapping.pairs.start[i].key);
-		yaml_node_t *v = zm_yl_node(yl, n->data.mapping.pairs.start[i].value);
-		size_t old;
-
-		if (!k || !v)
-			continue;
-		old = zm_yl_push_key(yl, k);
-		ret = zm_yl_str(yl, k, &w->labels[i].key) ?: ret;
-		ret = zm_yl_str(yl, v, &w->labels[i].value) ?: ret;
-		zm_yl_pop(yl, old);
-	}
-	zm_yl_leave(yl);
-	return ret;
+	return zm_yl_map_each(yl, n, sizeof(*w->labels), zm_yl_label_pair, NULL,
+			      (void **)&w->labels, &w->n_labels);
 }
 
 static int zm_yl_wl_locality(struct zm_yl *yl, yaml_node_t *n, void *obj)

@@ -1,27 +1,28 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Private helpers of the L7 resource loader (load.c, load_vs.c, load_dr.c): the walk state
- * over one libyaml document, the field path used in messages, an allocation arena owned by
- * the snapshot, and typed readers. Readers report their own errors at the node's line and
- * return 0 or -EINVAL (-ENOMEM stops the load); walking goes on after -EINVAL so one load
- * names as many problems as it can.
+ * Private helpers of the L7 resource loader (load.c, load_vs.c, load_dr.c). Documents are
+ * walked with lib/'s one YAML reader (config/yaml_util.h: field path, "FILE:LINE: path:
+ * problem" errors, input limits, the "---" document loop); what is here is the waypoint's
+ * own: the snapshot's arena (it also owns compiled regexes) and readers that speak this
+ * loader's words ("want a list", "repeated field", Istio durations and string matches).
+ * Readers report their own errors at the node's line and return 0 or -EINVAL (-ENOMEM, with
+ * oom set, stops the load); walking goes on after -EINVAL so one load names as many problems
+ * as it can.
  */
 #ifndef ZMESH_L7_INTERNAL_H
 #define ZMESH_L7_INTERNAL_H
 
 #include <yaml.h>
 
+#include "config/yaml_util.h"
 #include "l7/l7.h"
 
 struct l7_ld {
+	struct zm_yl yl; /* document, errors, field path; yl.cfg unused (l7_alloc instead) */
 	struct l7_config *cfg;
 	const struct zm_config *mesh;
-	yaml_document_t *doc;
-	struct zm_cfg_errors *errs;
 	const char *file;
 	const char *ns; /* namespace of the resource being read */
-	char path[512];
-	size_t plen;
 	bool oom;
 };
 
@@ -30,24 +31,28 @@ const char *l7_strdup(struct l7_config *cfg, const char *s);
 /* Registers a compiled regex with the snapshot so l7_config_free releases it. */
 int l7_arena_keep_re(struct l7_config *cfg, void *re);
 
-yaml_node_t *l7_node(struct l7_ld *ld, int id);
-static inline unsigned int l7_line(const yaml_node_t *n)
-{
-	return n ? (unsigned int)n->start_mark.line + 1 : 0;
-}
-void l7_err(struct l7_ld *ld, const yaml_node_t *n, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-size_t l7_push(struct l7_ld *ld, const char *field);
-size_t l7_push_idx(struct l7_ld *ld, size_t i);
-void l7_pop(struct l7_ld *ld, size_t len);
-
 /*
  * Check n is a mapping whose keys are all in known (NULL-terminated): unknown and repeated
  * keys are reported. Returns 0 or -EINVAL.
  */
 int l7_map_check(struct l7_ld *ld, yaml_node_t *n, const char *const *known);
-/* Value node of key in mapping n, NULL when absent or null. */
-yaml_node_t *l7_get(struct l7_ld *ld, yaml_node_t *n, const char *key);
+
+/* Reads a node into out (what out points to is the reader's to say). */
+typedef int (*l7_read_fn)(struct l7_ld *ld, yaml_node_t *n, void *out);
+/* fn on the value of key in map, under the path ".key"; absent or null: 0, out untouched. */
+int l7_at(struct l7_ld *ld, yaml_node_t *map, const char *key, l7_read_fn fn, void *out);
+/* l7_at for a key that must be there: absent or null is "<key> is required" at map. */
+int l7_need_at(struct l7_ld *ld, yaml_node_t *map, const char *key, l7_read_fn fn, void *out);
+/* A key the waypoint refuses: when present, "<what>" at it and -EINVAL. */
+int l7_refuse_at(struct l7_ld *ld, yaml_node_t *map, const char *key, const char *what);
+
+/* Each item of a list, in a zeroed slot of a new array of n + 1, under ".key[i]". */
+typedef int (*l7_item_fn)(struct l7_ld *ld, yaml_node_t *item, void *elem, void *ctx);
+int l7_each(struct l7_ld *ld, yaml_node_t *seq, const char *key, size_t elem_size, l7_item_fn fn,
+	    void *ctx, void **out, size_t *n);
+/* l7_each on the list at key; absent: 0 and *n = 0; not a list: "want a list". */
+int l7_list_at(struct l7_ld *ld, yaml_node_t *map, const char *key, size_t elem_size, l7_item_fn fn,
+	       void *ctx, void **out, size_t *n);
 
 /* Readers of the value of key in map (absent: 0 and *out untouched). */
 int l7_str_at(struct l7_ld *ld, yaml_node_t *map, const char *key, const char **out);
@@ -60,13 +65,12 @@ int l7_duration_at(struct l7_ld *ld, yaml_node_t *map, const char *key, uint32_t
 /* A list of scalars. */
 int l7_strlist_at(struct l7_ld *ld, yaml_node_t *map, const char *key, const char ***out,
 		  size_t *n);
-/* Scalar text of n (refusing collections). */
-int l7_scalar(struct l7_ld *ld, yaml_node_t *n, const char **out);
+/* Scalar text of n (refusing collections) into the const char * at out. */
+int l7_scalar(struct l7_ld *ld, yaml_node_t *n, void *out);
 /* A {key: value} map of scalars into l7_kv / zm_cfg_label arrays. */
-int l7_kvmap_at(struct l7_ld *ld, yaml_node_t *map, const char *key, struct l7_kv **out,
-		size_t *n);
-/* StringMatch {exact|prefix|regex: x} (exactly one). */
-int l7_strmatch(struct l7_ld *ld, yaml_node_t *n, struct l7_strm *out);
+int l7_kvmap_at(struct l7_ld *ld, yaml_node_t *map, const char *key, struct l7_kv **out, size_t *n);
+/* StringMatch {exact|prefix|regex: x} (exactly one) into the struct l7_strm at out. */
+int l7_strmatch(struct l7_ld *ld, yaml_node_t *n, void *out);
 int l7_regex_compile(struct l7_ld *ld, yaml_node_t *n, struct l7_strm *m);
 /* Qualify a host in the current namespace into the arena. */
 const char *l7_qualify(struct l7_ld *ld, const char *host);

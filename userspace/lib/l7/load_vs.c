@@ -10,63 +10,31 @@
 
 #include "l7/internal.h"
 
-#define L7_ALLOC_N(ld, ptr, n)                                                                     \
-	((ptr) = l7_alloc((ld)->cfg, ((n) + 1) * sizeof(*(ptr))), (ptr) ? 0 : ((ld)->oom = true, -ENOMEM))
-
-static size_t l7_seq_len(yaml_node_t *n)
-{
-	return n->type == YAML_SEQUENCE_NODE ?
-		       (size_t)(n->data.sequence.items.top - n->data.sequence.items.start) :
-		       0;
-}
-
-/* A list under key: checks the type and returns its length (0 when absent). */
-static int l7_seq_at(struct l7_ld *ld, yaml_node_t *map, const char *key, yaml_node_t **seq,
-		     size_t *n)
-{
-	yaml_node_t *v = l7_get(ld, map, key);
-
-	*seq = v;
-	*n = 0;
-	if (!v)
-		return 0;
-	if (v->type != YAML_SEQUENCE_NODE) {
-		size_t old = l7_push(ld, key);
-
-		l7_err(ld, v, "want a list");
-		l7_pop(ld, old);
-		return -EINVAL;
-	}
-	*n = l7_seq_len(v);
-	return 0;
-}
-
-static yaml_node_t *l7_item(struct l7_ld *ld, yaml_node_t *seq, size_t i)
-{
-	return l7_node(ld, seq->data.sequence.items.start[i]);
-}
-
 /* headers/queryParams: {name: StringMatch}; an empty match {} means presence. */
 static int l7_kvmatch_at(struct l7_ld *ld, yaml_node_t *map, const char *key, bool lower,
 			 struct l7_kv_match **out, size_t *n)
 {
-	yaml_node_t *v = l7_get(ld, map, key);
+	yaml_node_t *v = zm_yl_get(&ld->yl, map, key);
 	yaml_node_pair_t *p;
 	size_t old, i = 0;
 	int ret = 0;
 
 	if (!v)
 		return 0;
-	old = l7_push(ld, key);
+	old = zm_yl_push_field(&ld->yl, key);
 	if (v->type != YAML_MAPPING_NODE) {
-		l7_err(ld, v, "want a mapping of name: {exact|prefix|regex: value}");
-		l7_pop(ld, old);
+		zm_yl_error(&ld->yl, v, "want a mapping of name: {exact|prefix|regex: value}");
+		zm_yl_pop(&ld->yl, old);
 		return -EINVAL;
 	}
 	*n = (size_t)(v->data.mapping.pairs.top - v->data.mapping.pairs.start);
-	ret = L7_ALLOC_N(ld, *out, *n);
+	*out = l7_alloc(ld->cfg, (*n + 1) * sizeof(**out));
+	if (!*out) {
+		ld->oom = true;
+		ret = -ENOMEM;
+	}
 	for (p = v->data.mapping.pairs.start; !ret && p < v->data.mapping.pairs.top; p++, i++) {
-		yaml_node_t *k = l7_node(ld, p->key), *m = l7_node(ld, p->value);
+		yaml_node_t *k = zm_yl_node(&ld->yl, p->key), *m = zm_yl_node(&ld->yl, p->value);
 		struct l7_kv_match *km = &(*out)[i];
 		size_t o2;
 
@@ -81,98 +49,91 @@ static int l7_kvmatch_at(struct l7_ld *ld, yaml_node_t *map, const char *key, bo
 				if (*s >= 'A' && *s <= 'Z')
 					*s = (char)(*s - 'A' + 'a');
 		}
-		o2 = l7_push(ld, km->name);
-		if (m->type == YAML_MAPPING_NODE && m->data.mapping.pairs.start ==
-							    m->data.mapping.pairs.top)
+		o2 = zm_yl_push_field(&ld->yl, km->name);
+		if (m->type == YAML_MAPPING_NODE &&
+		    m->data.mapping.pairs.start == m->data.mapping.pairs.top)
 			km->m.kind = L7_STR_NONE;
 		else
 			ret = l7_strmatch(ld, m, &km->m) ?: ret;
-		l7_pop(ld, o2);
+		zm_yl_pop(&ld->yl, o2);
 	}
-	l7_pop(ld, old);
+	zm_yl_pop(&ld->yl, old);
 	return ret;
 }
 
-static int l7_strmatch_at(struct l7_ld *ld, yaml_node_t *map, const char *key,
-			  struct l7_strm *out)
-{
-	yaml_node_t *v = l7_get(ld, map, key);
-	size_t old;
-	int ret;
-
-	if (!v)
-		return 0;
-	old = l7_push(ld, key);
-	ret = l7_strmatch(ld, v, out);
-	l7_pop(ld, old);
-	return ret;
-}
-
-static int l7_match_load(struct l7_ld *ld, yaml_node_t *n, struct l7_http_match *m)
+/* One of match[] (l7_item_fn). */
+static int l7_match_load(struct l7_ld *ld, yaml_node_t *n, void *elem, void *ctx)
 {
 	static const char *const known[] = {
-		"name",	   "uri",	    "scheme",	     "method",	       "authority",
-		"headers", "port",	    "queryParams",   "ignoreUriCase", "withoutHeaders",
-		"gateways", "sourceLabels", "sourceNamespace", "statPrefix",	NULL};
+	    "name",	"uri",		"scheme",	   "method",	    "authority",
+	    "headers",	"port",		"queryParams",	   "ignoreUriCase", "withoutHeaders",
+	    "gateways", "sourceLabels", "sourceNamespace", "statPrefix",    NULL};
+	struct l7_http_match *m = elem;
 	int ret = l7_map_check(ld, n, known);
 
+	(void)ctx;
 	if (ret && n->type != YAML_MAPPING_NODE)
 		return ret;
-	m->line = l7_line(n);
+	m->line = zm_yl_line(n);
 	ret = l7_str_at(ld, n, "name", &m->name) ?: ret;
-	ret = l7_strmatch_at(ld, n, "uri", &m->uri) ?: ret;
-	ret = l7_strmatch_at(ld, n, "scheme", &m->scheme) ?: ret;
-	ret = l7_strmatch_at(ld, n, "method", &m->method) ?: ret;
-	ret = l7_strmatch_at(ld, n, "authority", &m->authority) ?: ret;
+	ret = l7_at(ld, n, "uri", l7_strmatch, &m->uri) ?: ret;
+	ret = l7_at(ld, n, "scheme", l7_strmatch, &m->scheme) ?: ret;
+	ret = l7_at(ld, n, "method", l7_strmatch, &m->method) ?: ret;
+	ret = l7_at(ld, n, "authority", l7_strmatch, &m->authority) ?: ret;
 	ret = l7_kvmatch_at(ld, n, "headers", true, &m->headers, &m->n_headers) ?: ret;
-	ret = l7_kvmatch_at(ld, n, "withoutHeaders", true, &m->without_headers,
-			    &m->n_without_headers) ?: ret;
-	ret = l7_kvmatch_at(ld, n, "queryParams", false, &m->query_params, &m->n_query_params) ?:
-		ret;
+	ret =
+	    l7_kvmatch_at(ld, n, "withoutHeaders", true, &m->without_headers, &m->n_without_headers)
+		?: ret;
+	ret =
+	    l7_kvmatch_at(ld, n, "queryParams", false, &m->query_params, &m->n_query_params) ?: ret;
 	ret = l7_uint_at(ld, n, "port", 65535, &m->port) ?: ret;
 	ret = l7_bool_at(ld, n, "ignoreUriCase", &m->ignore_uri_case) ?: ret;
-	if (l7_get(ld, n, "sourceLabels") || l7_get(ld, n, "sourceNamespace")) {
-		l7_err(ld, n, "sourceLabels/sourceNamespace are not supported by the waypoint");
+	if (zm_yl_get(&ld->yl, n, "sourceLabels") || zm_yl_get(&ld->yl, n, "sourceNamespace")) {
+		zm_yl_error(&ld->yl, n,
+			    "sourceLabels/sourceNamespace are not supported by the waypoint");
 		ret = -EINVAL;
 	}
 	return ret;
 }
 
-static int l7_destination_load(struct l7_ld *ld, yaml_node_t *n, struct l7_dest *d)
+/* port: {number: N} into the unsigned int at out. */
+static int l7_port_load(struct l7_ld *ld, yaml_node_t *n, void *out)
+{
+	static const char *const known[] = {"number", NULL};
+	int ret = l7_map_check(ld, n, known);
+
+	return l7_uint_at(ld, n, "number", 65535, out) ?: ret;
+}
+
+/* A destination {host, subset, port} into the struct l7_dest at out (l7_read_fn). */
+static int l7_destination_load(struct l7_ld *ld, yaml_node_t *n, void *out)
 {
 	static const char *const known[] = {"host", "subset", "port", NULL};
-	static const char *const port_known[] = {"number", NULL};
-	yaml_node_t *port;
+	struct l7_dest *d = out;
 	const char *host = NULL;
 	int ret = l7_map_check(ld, n, known);
 
 	if (ret && n->type != YAML_MAPPING_NODE)
 		return ret;
-	d->line = l7_line(n);
+	d->line = zm_yl_line(n);
 	ret = l7_str_at(ld, n, "host", &host) ?: ret;
 	ret = l7_str_at(ld, n, "subset", &d->subset) ?: ret;
 	if (!d->subset)
 		d->subset = "";
-	port = l7_get(ld, n, "port");
-	if (port) {
-		size_t old = l7_push(ld, "port");
-
-		ret = l7_map_check(ld, port, port_known) ?: ret;
-		ret = l7_uint_at(ld, port, "number", 65535, &d->port) ?: ret;
-		l7_pop(ld, old);
-	}
+	ret = l7_at(ld, n, "port", l7_port_load, &d->port) ?: ret;
 	if (!host) {
 		if (!ret)
-			l7_err(ld, n, "host is required");
+			zm_yl_error(&ld->yl, n, "host is required");
 		return -EINVAL;
 	}
 	d->host = l7_qualify(ld, host);
 	return ret;
 }
 
-static int l7_header_ops_load(struct l7_ld *ld, yaml_node_t *n, struct l7_header_ops *o)
+static int l7_header_ops_load(struct l7_ld *ld, yaml_node_t *n, void *ops)
 {
 	static const char *const known[] = {"set", "add", "remove", NULL};
+	struct l7_header_ops *o = ops;
 	int ret = l7_map_check(ld, n, known);
 
 	ret = l7_kvmap_at(ld, n, "set", &o->set, &o->n_set) ?: ret;
@@ -181,74 +142,46 @@ static int l7_header_ops_load(struct l7_ld *ld, yaml_node_t *n, struct l7_header
 	return ret;
 }
 
-static int l7_headers_load(struct l7_ld *ld, yaml_node_t *map, struct l7_header_ops *req,
-			   struct l7_header_ops *resp)
+/* headers: {request, response} into the struct l7_http_route at route. */
+static int l7_headers_load(struct l7_ld *ld, yaml_node_t *n, void *route)
 {
 	static const char *const known[] = {"request", "response", NULL};
-	yaml_node_t *n = l7_get(ld, map, "headers"), *v;
-	size_t old;
-	int ret;
+	struct l7_http_route *r = route;
+	int ret = l7_map_check(ld, n, known);
 
-	if (!n)
-		return 0;
-	old = l7_push(ld, "headers");
-	ret = l7_map_check(ld, n, known);
-	if ((v = l7_get(ld, n, "request"))) {
-		size_t o2 = l7_push(ld, "request");
+	ret = l7_at(ld, n, "request", l7_header_ops_load, &r->req_ops) ?: ret;
+	return l7_at(ld, n, "response", l7_header_ops_load, &r->resp_ops) ?: ret;
+}
 
-		ret = l7_header_ops_load(ld, v, req) ?: ret;
-		l7_pop(ld, o2);
-	}
-	if ((v = l7_get(ld, n, "response"))) {
-		size_t o2 = l7_push(ld, "response");
+/* What a route[] item adds to: the weights' total and, for http, the route's header ops. */
+struct l7_dests_ctx {
+	unsigned int *total;
+	struct l7_http_route *hr;
+};
 
-		ret = l7_header_ops_load(ld, v, resp) ?: ret;
-		l7_pop(ld, o2);
-	}
-	l7_pop(ld, old);
+/* route[i]: {destination, weight, headers} (l7_item_fn). */
+static int l7_route_dest_load(struct l7_ld *ld, yaml_node_t *it, void *elem, void *ctx)
+{
+	static const char *const known[] = {"destination", "weight", "headers", NULL};
+	struct l7_dests_ctx *c = ctx;
+	struct l7_dest *dst = elem;
+	int ret = l7_map_check(ld, it, known);
+
+	ret = l7_need_at(ld, it, "destination", l7_destination_load, dst) ?: ret;
+	ret = l7_uint_at(ld, it, "weight", 100000, &dst->weight) ?: ret;
+	*c->total += dst->weight;
+	/* Per-destination header ops: folded into the route's (same effect here). */
+	if (c->hr)
+		ret = l7_at(ld, it, "headers", l7_headers_load, c->hr) ?: ret;
 	return ret;
 }
 
-/* route[]: {destination, weight, headers}. */
-static int l7_route_dests_load(struct l7_ld *ld, yaml_node_t *map, struct l7_dest **out,
-			       size_t *n, unsigned int *total, struct l7_http_route *hr)
+static int l7_route_dests_load(struct l7_ld *ld, yaml_node_t *map, struct l7_dest **out, size_t *n,
+			       unsigned int *total, struct l7_http_route *hr)
 {
-	static const char *const known[] = {"destination", "weight", "headers", NULL};
-	yaml_node_t *seq;
-	size_t i, old;
-	int ret = l7_seq_at(ld, map, "route", &seq, n);
+	struct l7_dests_ctx c = {total, hr};
 
-	if (ret || !*n)
-		return ret;
-	ret = L7_ALLOC_N(ld, *out, *n);
-	if (ret)
-		return ret;
-	old = l7_push(ld, "route");
-	for (i = 0; i < *n; i++) {
-		yaml_node_t *it = l7_item(ld, seq, i), *d;
-		struct l7_dest *dst = &(*out)[i];
-		size_t o2 = l7_push_idx(ld, i);
-
-		ret = l7_map_check(ld, it, known) ?: ret;
-		d = l7_get(ld, it, "destination");
-		if (d) {
-			size_t o3 = l7_push(ld, "destination");
-
-			ret = l7_destination_load(ld, d, dst) ?: ret;
-			l7_pop(ld, o3);
-		} else {
-			l7_err(ld, it, "destination is required");
-			ret = -EINVAL;
-		}
-		ret = l7_uint_at(ld, it, "weight", 100000, &dst->weight) ?: ret;
-		*total += dst->weight;
-		/* Per-destination header ops: folded into the route's (same effect here). */
-		if (hr)
-			ret = l7_headers_load(ld, it, &hr->req_ops, &hr->resp_ops) ?: ret;
-		l7_pop(ld, o2);
-	}
-	l7_pop(ld, old);
-	return ret;
+	return l7_list_at(ld, map, "route", sizeof(**out), l7_route_dest_load, &c, (void **)out, n);
 }
 
 static int l7_retry_on_parse(struct l7_ld *ld, yaml_node_t *n, const char *s, uint32_t *out)
@@ -257,17 +190,17 @@ static int l7_retry_on_parse(struct l7_ld *ld, yaml_node_t *n, const char *s, ui
 		const char *name;
 		uint32_t bit;
 	} names[] = {
-		{"5xx", L7_RETRY_5XX},
-		{"gateway-error", L7_RETRY_GATEWAY_ERROR},
-		{"connect-failure", L7_RETRY_CONNECT_FAILURE},
-		{"reset", L7_RETRY_RESET},
-		{"refused-stream", L7_RETRY_REFUSED_STREAM},
-		{"retriable-4xx", L7_RETRY_RETRIABLE_4XX},
-		{"unavailable", L7_RETRY_UNAVAILABLE},
-		{"retriable-status-codes", 0},
-		{"cancelled", 0},
-		{"deadline-exceeded", 0},
-		{"resource-exhausted", 0},
+	    {"5xx", L7_RETRY_5XX},
+	    {"gateway-error", L7_RETRY_GATEWAY_ERROR},
+	    {"connect-failure", L7_RETRY_CONNECT_FAILURE},
+	    {"reset", L7_RETRY_RESET},
+	    {"refused-stream", L7_RETRY_REFUSED_STREAM},
+	    {"retriable-4xx", L7_RETRY_RETRIABLE_4XX},
+	    {"unavailable", L7_RETRY_UNAVAILABLE},
+	    {"retriable-status-codes", 0},
+	    {"cancelled", 0},
+	    {"deadline-exceeded", 0},
+	    {"resource-exhausted", 0},
 	};
 	const char *p = s;
 
@@ -278,7 +211,7 @@ static int l7_retry_on_parse(struct l7_ld *ld, yaml_node_t *n, const char *s, ui
 			if (strlen(names[i].name) == len && !strncmp(names[i].name, p, len))
 				break;
 		if (i == sizeof(names) / sizeof(names[0])) {
-			l7_err(ld, n, "unknown retry condition \"%.*s\"", (int)len, p);
+			zm_yl_error(&ld->yl, n, "unknown retry condition \"%.*s\"", (int)len, p);
 			return -EINVAL;
 		}
 		*out |= names[i].bit;
@@ -289,10 +222,11 @@ static int l7_retry_on_parse(struct l7_ld *ld, yaml_node_t *n, const char *s, ui
 	return 0;
 }
 
-static int l7_retries_load(struct l7_ld *ld, yaml_node_t *n, struct l7_http_route *r)
+static int l7_retries_load(struct l7_ld *ld, yaml_node_t *n, void *route)
 {
 	static const char *const known[] = {"attempts", "perTryTimeout", "retryOn",
 					    "retryRemoteLocalities", NULL};
+	struct l7_http_route *r = route;
 	const char *on = NULL;
 	int ret = l7_map_check(ld, n, known);
 
@@ -301,238 +235,234 @@ static int l7_retries_load(struct l7_ld *ld, yaml_node_t *n, struct l7_http_rout
 	ret = l7_duration_at(ld, n, "perTryTimeout", &r->retries.per_try_timeout_ms) ?: ret;
 	ret = l7_str_at(ld, n, "retryOn", &on) ?: ret;
 	if (on) {
-		size_t old = l7_push(ld, "retryOn");
+		size_t old = zm_yl_push_field(&ld->yl, "retryOn");
 
-		ret = l7_retry_on_parse(ld, l7_get(ld, n, "retryOn"), on, &r->retries.retry_on) ?:
-			ret;
-		l7_pop(ld, old);
+		ret = l7_retry_on_parse(ld, zm_yl_get(&ld->yl, n, "retryOn"), on,
+					&r->retries.retry_on)
+			  ?: ret;
+		zm_yl_pop(&ld->yl, old);
 	} else {
-		r->retries.retry_on = L7_RETRY_CONNECT_FAILURE | L7_RETRY_REFUSED_STREAM |
-				      L7_RETRY_UNAVAILABLE;
+		r->retries.retry_on =
+		    L7_RETRY_CONNECT_FAILURE | L7_RETRY_REFUSED_STREAM | L7_RETRY_UNAVAILABLE;
 	}
 	return ret;
+}
+
+static int l7_percentage(struct l7_ld *ld, yaml_node_t *p, void *pct)
+{
+	static const char *const known[] = {"value", NULL};
+	int ret = l7_map_check(ld, p, known);
+
+	return l7_double_at(ld, p, "value", 100, pct) ?: ret;
 }
 
 /* percentage: {value: 0..100} or the deprecated integer percent. Absent means 100. */
 static int l7_percent_load(struct l7_ld *ld, yaml_node_t *n, const char *key, double *pct)
 {
-	static const char *const known[] = {"value", NULL};
-	yaml_node_t *p = l7_get(ld, n, key);
 	unsigned int legacy = 100;
 	int ret = 0;
 
 	*pct = 100;
-	if (p) {
-		size_t old = l7_push(ld, key);
-
-		ret = l7_map_check(ld, p, known);
-		ret = l7_double_at(ld, p, "value", 100, pct) ?: ret;
-		l7_pop(ld, old);
-	} else if (l7_get(ld, n, "percent")) {
+	if (zm_yl_get(&ld->yl, n, key)) {
+		ret = l7_at(ld, n, key, l7_percentage, pct);
+	} else if (zm_yl_get(&ld->yl, n, "percent")) {
 		ret = l7_uint_at(ld, n, "percent", 100, &legacy);
 		*pct = legacy;
 	}
 	return ret;
 }
 
-static int l7_fault_load(struct l7_ld *ld, yaml_node_t *n, struct l7_http_route *r)
+static int l7_delay_load(struct l7_ld *ld, yaml_node_t *d, void *route)
 {
-	static const char *const known[] = {"delay", "abort", NULL};
-	static const char *const delay_known[] = {"fixedDelay", "percentage", "percent",
-						  "exponentialDelay", NULL};
-	static const char *const abort_known[] = {"httpStatus", "grpcStatus", "http2Error",
-						  "percentage", NULL};
-	yaml_node_t *d, *a;
-	int ret = l7_map_check(ld, n, known);
-	size_t old;
+	static const char *const known[] = {"fixedDelay", "percentage", "percent",
+					    "exponentialDelay", NULL};
+	struct l7_http_route *r = route;
+	int ret = l7_map_check(ld, d, known);
 
-	if ((d = l7_get(ld, n, "delay"))) {
-		old = l7_push(ld, "delay");
-		ret = l7_map_check(ld, d, delay_known) ?: ret;
-		ret = l7_duration_at(ld, d, "fixedDelay", &r->fault.delay_ms) ?: ret;
-		ret = l7_percent_load(ld, d, "percentage", &r->fault.delay_pct) ?: ret;
-		if (!l7_get(ld, d, "fixedDelay")) {
-			l7_err(ld, d, "fixedDelay is required");
-			ret = -EINVAL;
-		}
-		l7_pop(ld, old);
-	}
-	if ((a = l7_get(ld, n, "abort"))) {
-		old = l7_push(ld, "abort");
-		ret = l7_map_check(ld, a, abort_known) ?: ret;
-		ret = l7_uint_at(ld, a, "httpStatus", 599, &r->fault.abort_status) ?: ret;
-		ret = l7_percent_load(ld, a, "percentage", &r->fault.abort_pct) ?: ret;
-		if (r->fault.abort_status < 200) {
-			l7_err(ld, a, "httpStatus 200..599 is required (grpcStatus and "
-				      "http2Error are not supported)");
-			ret = -EINVAL;
-		}
-		l7_pop(ld, old);
-	}
-	return ret;
-}
-
-static int l7_rewrite_redirect_load(struct l7_ld *ld, yaml_node_t *n, struct l7_http_route *r)
-{
-	static const char *const rw_known[] = {"uri", "authority", NULL};
-	static const char *const rd_known[] = {"uri",	     "authority",    "port",
-					       "derivePort", "scheme",	     "redirectCode",
-					       NULL};
-	static const char *const dr_known[] = {"status", "body", NULL};
-	static const char *const body_known[] = {"string", NULL};
-	yaml_node_t *v;
-	size_t old;
-	int ret = 0;
-
-	if ((v = l7_get(ld, n, "rewrite"))) {
-		old = l7_push(ld, "rewrite");
-		ret = l7_map_check(ld, v, rw_known) ?: ret;
-		ret = l7_str_at(ld, v, "uri", &r->rewrite.uri) ?: ret;
-		ret = l7_str_at(ld, v, "authority", &r->rewrite.authority) ?: ret;
-		l7_pop(ld, old);
-	}
-	if ((v = l7_get(ld, n, "redirect"))) {
-		old = l7_push(ld, "redirect");
-		r->redirect.set = true;
-		r->redirect.code = 301;
-		ret = l7_map_check(ld, v, rd_known) ?: ret;
-		ret = l7_str_at(ld, v, "uri", &r->redirect.uri) ?: ret;
-		ret = l7_str_at(ld, v, "authority", &r->redirect.authority) ?: ret;
-		ret = l7_str_at(ld, v, "scheme", &r->redirect.scheme) ?: ret;
-		ret = l7_uint_at(ld, v, "redirectCode", 399, &r->redirect.code) ?: ret;
-		l7_pop(ld, old);
-	}
-	if ((v = l7_get(ld, n, "directResponse"))) {
-		yaml_node_t *b;
-
-		old = l7_push(ld, "directResponse");
-		ret = l7_map_check(ld, v, dr_known) ?: ret;
-		ret = l7_uint_at(ld, v, "status", 599, &r->direct.status) ?: ret;
-		if ((b = l7_get(ld, v, "body"))) {
-			size_t o2 = l7_push(ld, "body");
-
-			ret = l7_map_check(ld, b, body_known) ?: ret;
-			ret = l7_str_at(ld, b, "string", &r->direct.body) ?: ret;
-			l7_pop(ld, o2);
-		}
-		if (r->direct.status < 200) {
-			l7_err(ld, v, "status 200..599 is required");
-			ret = -EINVAL;
-		}
-		l7_pop(ld, old);
-	}
-	return ret;
-}
-
-static int l7_http_route_load(struct l7_ld *ld, yaml_node_t *n, struct l7_http_route *r)
-{
-	static const char *const known[] = {
-		"name",	     "match",	     "route",	 "redirect",	   "directResponse",
-		"rewrite",   "timeout",	     "retries",	 "fault",	   "mirror",
-		"mirrorPercentage", "mirrorPercent", "headers", "corsPolicy", "delegate",
-		"mirrors",   NULL};
-	yaml_node_t *seq, *v;
-	size_t i, old;
-	int ret = l7_map_check(ld, n, known);
-
-	if (ret && n->type != YAML_MAPPING_NODE)
-		return ret;
-	r->line = l7_line(n);
-	ret = l7_str_at(ld, n, "name", &r->name) ?: ret;
-	ret = l7_seq_at(ld, n, "match", &seq, &r->n_matches) ?: ret;
-	if (r->n_matches && !(ret = L7_ALLOC_N(ld, r->matches, r->n_matches) ?: ret)) {
-		old = l7_push(ld, "match");
-		for (i = 0; i < r->n_matches; i++) {
-			size_t o2 = l7_push_idx(ld, i);
-
-			ret = l7_match_load(ld, l7_item(ld, seq, i), &r->matches[i]) ?: ret;
-			l7_pop(ld, o2);
-		}
-		l7_pop(ld, old);
-	}
-	ret = l7_route_dests_load(ld, n, &r->dests, &r->n_dests, &r->total_weight, r) ?: ret;
-	ret = l7_duration_at(ld, n, "timeout", &r->timeout_ms) ?: ret;
-	if ((v = l7_get(ld, n, "retries"))) {
-		old = l7_push(ld, "retries");
-		ret = l7_retries_load(ld, v, r) ?: ret;
-		l7_pop(ld, old);
-	}
-	if ((v = l7_get(ld, n, "fault"))) {
-		old = l7_push(ld, "fault");
-		ret = l7_fault_load(ld, v, r) ?: ret;
-		l7_pop(ld, old);
-	}
-	if ((v = l7_get(ld, n, "mirror"))) {
-		old = l7_push(ld, "mirror");
-		ret = l7_destination_load(ld, v, &r->mirror) ?: ret;
-		l7_pop(ld, old);
-		r->mirror_pct = 100;
-		ret = l7_percent_load(ld, n, "mirrorPercentage", &r->mirror_pct) ?: ret;
-	}
-	ret = l7_headers_load(ld, n, &r->req_ops, &r->resp_ops) ?: ret;
-	ret = l7_rewrite_redirect_load(ld, n, r) ?: ret;
-	for (i = 0; i < 3; i++) {
-		static const char *const unsupported[] = {"corsPolicy", "delegate", "mirrors"};
-
-		if ((v = l7_get(ld, n, unsupported[i]))) {
-			old = l7_push(ld, unsupported[i]);
-			l7_err(ld, v, "not supported by the waypoint");
-			l7_pop(ld, old);
-			ret = -EINVAL;
-		}
-	}
-	if (!r->n_dests && !r->redirect.set && !r->direct.status) {
-		l7_err(ld, n, "a route needs route, redirect or directResponse");
+	ret = l7_duration_at(ld, d, "fixedDelay", &r->fault.delay_ms) ?: ret;
+	ret = l7_percent_load(ld, d, "percentage", &r->fault.delay_pct) ?: ret;
+	if (!zm_yl_get(&ld->yl, d, "fixedDelay")) {
+		zm_yl_error(&ld->yl, d, "fixedDelay is required");
 		ret = -EINVAL;
 	}
 	return ret;
 }
 
+static int l7_abort_load(struct l7_ld *ld, yaml_node_t *a, void *route)
+{
+	static const char *const known[] = {"httpStatus", "grpcStatus", "http2Error", "percentage",
+					    NULL};
+	struct l7_http_route *r = route;
+	int ret = l7_map_check(ld, a, known);
+
+	ret = l7_uint_at(ld, a, "httpStatus", 599, &r->fault.abort_status) ?: ret;
+	ret = l7_percent_load(ld, a, "percentage", &r->fault.abort_pct) ?: ret;
+	if (r->fault.abort_status < 200) {
+		zm_yl_error(&ld->yl, a,
+			    "httpStatus 200..599 is required (grpcStatus and http2Error are not "
+			    "supported)");
+		ret = -EINVAL;
+	}
+	return ret;
+}
+
+static int l7_fault_load(struct l7_ld *ld, yaml_node_t *n, void *route)
+{
+	static const char *const known[] = {"delay", "abort", NULL};
+	int ret = l7_map_check(ld, n, known);
+
+	ret = l7_at(ld, n, "delay", l7_delay_load, route) ?: ret;
+	return l7_at(ld, n, "abort", l7_abort_load, route) ?: ret;
+}
+
+static int l7_rewrite_load(struct l7_ld *ld, yaml_node_t *v, void *route)
+{
+	static const char *const known[] = {"uri", "authority", NULL};
+	struct l7_http_route *r = route;
+	int ret = l7_map_check(ld, v, known);
+
+	ret = l7_str_at(ld, v, "uri", &r->rewrite.uri) ?: ret;
+	return l7_str_at(ld, v, "authority", &r->rewrite.authority) ?: ret;
+}
+
+static int l7_redirect_load(struct l7_ld *ld, yaml_node_t *v, void *route)
+{
+	static const char *const known[] = {"uri",    "authority",    "port", "derivePort",
+					    "scheme", "redirectCode", NULL};
+	struct l7_http_route *r = route;
+	int ret;
+
+	r->redirect.set = true;
+	r->redirect.code = 301;
+	ret = l7_map_check(ld, v, known);
+	ret = l7_str_at(ld, v, "uri", &r->redirect.uri) ?: ret;
+	ret = l7_str_at(ld, v, "authority", &r->redirect.authority) ?: ret;
+	ret = l7_str_at(ld, v, "scheme", &r->redirect.scheme) ?: ret;
+	return l7_uint_at(ld, v, "redirectCode", 399, &r->redirect.code) ?: ret;
+}
+
+static int l7_body_load(struct l7_ld *ld, yaml_node_t *b, void *body)
+{
+	static const char *const known[] = {"string", NULL};
+	int ret = l7_map_check(ld, b, known);
+
+	return l7_str_at(ld, b, "string", body) ?: ret;
+}
+
+static int l7_direct_load(struct l7_ld *ld, yaml_node_t *v, void *route)
+{
+	static const char *const known[] = {"status", "body", NULL};
+	struct l7_http_route *r = route;
+	int ret = l7_map_check(ld, v, known);
+
+	ret = l7_uint_at(ld, v, "status", 599, &r->direct.status) ?: ret;
+	ret = l7_at(ld, v, "body", l7_body_load, &r->direct.body) ?: ret;
+	if (r->direct.status < 200) {
+		zm_yl_error(&ld->yl, v, "status 200..599 is required");
+		ret = -EINVAL;
+	}
+	return ret;
+}
+
+/* One of http[] (l7_item_fn). */
+static int l7_http_route_load(struct l7_ld *ld, yaml_node_t *n, void *elem, void *ctx)
+{
+	static const char *const known[] = {"name",
+					    "match",
+					    "route",
+					    "redirect",
+					    "directResponse",
+					    "rewrite",
+					    "timeout",
+					    "retries",
+					    "fault",
+					    "mirror",
+					    "mirrorPercentage",
+					    "mirrorPercent",
+					    "headers",
+					    "corsPolicy",
+					    "delegate",
+					    "mirrors",
+					    NULL};
+	static const char *const unsupported[] = {"corsPolicy", "delegate", "mirrors", NULL};
+	struct l7_http_route *r = elem;
+	size_t i;
+	int ret = l7_map_check(ld, n, known);
+
+	(void)ctx;
+	if (ret && n->type != YAML_MAPPING_NODE)
+		return ret;
+	r->line = zm_yl_line(n);
+	ret = l7_str_at(ld, n, "name", &r->name) ?: ret;
+	ret = l7_list_at(ld, n, "match", sizeof(*r->matches), l7_match_load, NULL,
+			 (void **)&r->matches, &r->n_matches)
+		  ?: ret;
+	ret = l7_route_dests_load(ld, n, &r->dests, &r->n_dests, &r->total_weight, r) ?: ret;
+	ret = l7_duration_at(ld, n, "timeout", &r->timeout_ms) ?: ret;
+	ret = l7_at(ld, n, "retries", l7_retries_load, r) ?: ret;
+	ret = l7_at(ld, n, "fault", l7_fault_load, r) ?: ret;
+	if (zm_yl_get(&ld->yl, n, "mirror")) {
+		ret = l7_at(ld, n, "mirror", l7_destination_load, &r->mirror) ?: ret;
+		r->mirror_pct = 100;
+		ret = l7_percent_load(ld, n, "mirrorPercentage", &r->mirror_pct) ?: ret;
+	}
+	ret = l7_at(ld, n, "headers", l7_headers_load, r) ?: ret;
+	ret = l7_at(ld, n, "rewrite", l7_rewrite_load, r) ?: ret;
+	ret = l7_at(ld, n, "redirect", l7_redirect_load, r) ?: ret;
+	ret = l7_at(ld, n, "directResponse", l7_direct_load, r) ?: ret;
+	for (i = 0; unsupported[i]; i++)
+		ret = l7_refuse_at(ld, n, unsupported[i], "not supported by the waypoint") ?: ret;
+	if (!r->n_dests && !r->redirect.set && !r->direct.status) {
+		zm_yl_error(&ld->yl, n, "a route needs route, redirect or directResponse");
+		ret = -EINVAL;
+	}
+	return ret;
+}
+
+/* tcp: only the first route is used; the rest must still be a list. */
+static int l7_tcp_load(struct l7_ld *ld, yaml_node_t *spec, struct l7_vs *vs)
+{
+	static const char *const known[] = {"match", "route", NULL};
+	yaml_node_t *seq = zm_yl_get(&ld->yl, spec, "tcp"), *t;
+	size_t old;
+	int ret;
+
+	if (!seq)
+		return 0;
+	if (seq->type != YAML_SEQUENCE_NODE) {
+		zm_yl_error_at(&ld->yl, seq, "tcp", "want a list");
+		return -EINVAL;
+	}
+	if (seq->data.sequence.items.top == seq->data.sequence.items.start)
+		return 0;
+	t = zm_yl_node(&ld->yl, seq->data.sequence.items.start[0]);
+	old = zm_yl_push_field(&ld->yl, "tcp[0]");
+	ret = l7_map_check(ld, t, known);
+	ret = l7_route_dests_load(ld, t, &vs->tcp, &vs->n_tcp, &vs->tcp_weight, NULL) ?: ret;
+	zm_yl_pop(&ld->yl, old);
+	return ret;
+}
+
 int l7_load_vs(struct l7_ld *ld, yaml_node_t *spec, struct l7_vs *vs)
 {
-	static const char *const known[] = {"hosts", "gateways", "http", "tcp", "tls", "exportTo",
-					    NULL};
-	yaml_node_t *seq;
-	size_t i, n = 0, old;
+	static const char *const known[] = {"hosts", "gateways", "http", "tcp",
+					    "tls",   "exportTo", NULL};
+	size_t i;
 	int ret = l7_map_check(ld, spec, known);
 
 	if (ret && spec->type != YAML_MAPPING_NODE)
 		return ret;
 	ret = l7_strlist_at(ld, spec, "hosts", &vs->hosts, &vs->n_hosts) ?: ret;
 	if (!vs->n_hosts) {
-		l7_err(ld, spec, "hosts is required");
+		zm_yl_error(&ld->yl, spec, "hosts is required");
 		ret = -EINVAL;
 	}
 	for (i = 0; i < vs->n_hosts; i++)
 		if (vs->hosts[i])
 			vs->hosts[i] = l7_qualify(ld, vs->hosts[i]);
-	ret = l7_seq_at(ld, spec, "http", &seq, &vs->n_http) ?: ret;
-	if (vs->n_http && !(ret = L7_ALLOC_N(ld, vs->http, vs->n_http) ?: ret)) {
-		old = l7_push(ld, "http");
-		for (i = 0; i < vs->n_http; i++) {
-			size_t o2 = l7_push_idx(ld, i);
-
-			ret = l7_http_route_load(ld, l7_item(ld, seq, i), &vs->http[i]) ?: ret;
-			l7_pop(ld, o2);
-		}
-		l7_pop(ld, old);
-	}
-	ret = l7_seq_at(ld, spec, "tcp", &seq, &n) ?: ret;
-	if (n) {
-		static const char *const tcp_known[] = {"match", "route", NULL};
-		yaml_node_t *t = l7_item(ld, seq, 0);
-
-		old = l7_push(ld, "tcp[0]");
-		ret = l7_map_check(ld, t, tcp_known) ?: ret;
-		ret = l7_route_dests_load(ld, t, &vs->tcp, &vs->n_tcp, &vs->tcp_weight, NULL) ?:
-			ret;
-		l7_pop(ld, old);
-	}
-	if ((seq = l7_get(ld, spec, "tls"))) {
-		old = l7_push(ld, "tls");
-		l7_err(ld, seq, "tls routes are not supported by the waypoint");
-		l7_pop(ld, old);
-		ret = -EINVAL;
-	}
-	return ret;
+	ret = l7_list_at(ld, spec, "http", sizeof(*vs->http), l7_http_route_load, NULL,
+			 (void **)&vs->http, &vs->n_http)
+		  ?: ret;
+	ret = l7_tcp_load(ld, spec, vs) ?: ret;
+	return l7_refuse_at(ld, spec, "tls", "tls routes are not supported by the waypoint") ?: ret;
 }

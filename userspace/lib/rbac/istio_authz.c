@@ -16,7 +16,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "common/addr.h"
 #include "rbac/istio_internal.h"
 
 struct zm_is_strs {
@@ -95,66 +94,12 @@ static int zm_is_str_list(struct zm_yl *yl, yaml_node_t *n, void *member)
 	return zm_yl_list(yl, n, sizeof(*l->v), zm_is_str_item, (void **)&l->v, &l->n);
 }
 
-static int zm_is_plain_item(struct zm_yl *yl, yaml_node_t *n, void *elem, size_t idx)
-{
-	(void)idx;
-	return zm_yl_str(yl, n, elem);
-}
-
 /* An L7 list: checked for shape only, ztunnel never matches on it. */
 static int zm_is_l7_list(struct zm_yl *yl, yaml_node_t *n, void *member)
 {
 	struct zm_is_strs *l = member;
 
-	return zm_yl_list(yl, n, sizeof(*l->v), zm_is_plain_item, (void **)&l->v, &l->n);
-}
-
-static int zm_is_cidr_item(struct zm_yl *yl, yaml_node_t *n, void *elem, size_t idx)
-{
-	struct zm_cfg_cidr *c = elem;
-	char q[ZM_YL_QUOTE_BUF];
-	unsigned int i, bytes;
-	const char *s;
-	int r = zm_yl_str(yl, n, &s);
-
-	(void)idx;
-	if (r)
-		return r;
-	if (strpbrk(s, " \t\r\n") || zm_cidr_parse(s, false, &c->addr, &c->prefix_len)) {
-		zm_yl_error(yl, n, "invalid CIDR %s", zm_yl_quote(n, q, sizeof(q)));
-		return -EINVAL;
-	}
-	/* Clear host bits: 10.1.2.3/8 means 10.0.0.0/8, as Istio reads it. */
-	bytes = c->addr.family == ZM_AF_INET ? 4 : 16;
-	for (i = 0; i < bytes; i++) {
-		unsigned char *b = (unsigned char *)c->addr.addr + i;
-
-		if (c->prefix_len <= i * 8)
-			*b = 0;
-		else if (c->prefix_len < i * 8 + 8)
-			*b &= (unsigned char)(0xff << (8 - (c->prefix_len - i * 8)));
-	}
-	return 0;
-}
-
-static int zm_is_cidr_list(struct zm_yl *yl, yaml_node_t *n, void *member)
-{
-	struct zm_cfg_cidr_list *l = member;
-
-	return zm_yl_list(yl, n, sizeof(*l->v), zm_is_cidr_item, (void **)&l->v, &l->n);
-}
-
-static int zm_is_port_item(struct zm_yl *yl, yaml_node_t *n, void *elem, size_t idx)
-{
-	(void)idx;
-	return zm_yl_port(yl, n, true, elem);
-}
-
-static int zm_is_port_list(struct zm_yl *yl, yaml_node_t *n, void *member)
-{
-	struct zm_cfg_port_list *l = member;
-
-	return zm_yl_list(yl, n, sizeof(*l->v), zm_is_port_item, (void **)&l->v, &l->n);
+	return zm_yl_list(yl, n, sizeof(*l->v), zm_yl_str_item, (void **)&l->v, &l->n);
 }
 
 /* serviceAccounts: "<namespace>/<name>". */
@@ -195,10 +140,10 @@ static const struct zm_yl_field zm_is_src_fields[] = {
     SRC("notNamespaces", m.not_namespaces, zm_is_str_list),
     SRC("serviceAccounts", m.service_accounts, zm_is_sa_list),
     SRC("notServiceAccounts", m.not_service_accounts, zm_is_sa_list),
-    SRC("ipBlocks", m.source_ips, zm_is_cidr_list),
-    SRC("notIpBlocks", m.not_source_ips, zm_is_cidr_list),
-    SRC("remoteIpBlocks", remote, zm_is_cidr_list),
-    SRC("notRemoteIpBlocks", not_remote, zm_is_cidr_list),
+    SRC("ipBlocks", m.source_ips, zm_yl_cidr_list),
+    SRC("notIpBlocks", m.not_source_ips, zm_yl_cidr_list),
+    SRC("remoteIpBlocks", remote, zm_yl_cidr_list),
+    SRC("notRemoteIpBlocks", not_remote, zm_yl_cidr_list),
     SRC("requestPrincipals", req_principals, zm_is_l7_list),
     SRC("notRequestPrincipals", not_req_principals, zm_is_l7_list),
 };
@@ -206,8 +151,8 @@ static const struct zm_yl_field zm_is_src_fields[] = {
 #define OP(name, member, fn) ZM_YL_FUNC_AT(name, struct zm_is_op, member, 0, fn)
 
 static const struct zm_yl_field zm_is_op_fields[] = {
-    OP("ports", m.destination_ports, zm_is_port_list),
-    OP("notPorts", m.not_destination_ports, zm_is_port_list),
+    OP("ports", m.destination_ports, zm_yl_port_list_quoted),
+    OP("notPorts", m.not_destination_ports, zm_yl_port_list_quoted),
     OP("hosts", hosts, zm_is_l7_list),
     OP("notHosts", not_hosts, zm_is_l7_list),
     OP("methods", methods, zm_is_l7_list),
@@ -239,7 +184,7 @@ static int zm_is_source(struct zm_yl *yl, yaml_node_t *n, void *member)
 {
 	struct zm_is_group *g = member;
 	struct zm_is_src s = {0};
-	int r = zm_yl_mapping(yl, n, zm_is_src_fields, ZM_IS_N(zm_is_src_fields), &s);
+	int r = zm_yl_mapping(yl, n, zm_is_src_fields, ZM_YL_N(zm_is_src_fields), &s);
 
 	if (r)
 		return r;
@@ -270,12 +215,12 @@ static int zm_is_operation(struct zm_yl *yl, yaml_node_t *n, void *member)
 	const struct zm_is_strs *l7[] = {&o.hosts,   &o.not_hosts, &o.methods,
 					 &o.not_methods, &o.paths, &o.not_paths};
 	size_t i;
-	int r = zm_yl_mapping(yl, n, zm_is_op_fields, ZM_IS_N(zm_is_op_fields), &o);
+	int r = zm_yl_mapping(yl, n, zm_is_op_fields, ZM_YL_N(zm_is_op_fields), &o);
 
 	if (r)
 		return r;
 	g->m = o.m;
-	for (i = 0; i < ZM_IS_N(l7) && !g->l7; i++) {
+	for (i = 0; i < ZM_YL_N(l7) && !g->l7; i++) {
 		if (!l7[i]->n)
 			continue;
 		g->l7 = zm_config_alloc(yl->cfg, 32);
@@ -300,13 +245,13 @@ static const struct zm_yl_field zm_is_to_fields[] = {
 static int zm_is_from_item(struct zm_yl *yl, yaml_node_t *n, void *elem, size_t idx)
 {
 	(void)idx;
-	return zm_yl_mapping(yl, n, zm_is_from_fields, ZM_IS_N(zm_is_from_fields), elem);
+	return zm_yl_mapping(yl, n, zm_is_from_fields, ZM_YL_N(zm_is_from_fields), elem);
 }
 
 static int zm_is_to_item(struct zm_yl *yl, yaml_node_t *n, void *elem, size_t idx)
 {
 	(void)idx;
-	return zm_yl_mapping(yl, n, zm_is_to_fields, ZM_IS_N(zm_is_to_fields), elem);
+	return zm_yl_mapping(yl, n, zm_is_to_fields, ZM_YL_N(zm_is_to_fields), elem);
 }
 
 /* A `when` condition: {key, values, notValues}; nodes kept so each value reports its line. */
@@ -352,10 +297,10 @@ static int zm_is_when_values(struct zm_yl *yl, yaml_node_t *n, enum zm_is_when_k
 
 	switch (kind) {
 	case ZM_IS_W_SRC_IP:
-		r = zm_is_cidr_list(yl, n, neg ? &m->not_source_ips : &m->source_ips);
+		r = zm_yl_cidr_list(yl, n, neg ? &m->not_source_ips : &m->source_ips);
 		break;
 	case ZM_IS_W_DST_IP:
-		r = zm_is_cidr_list(yl, n, neg ? &m->not_destination_ips : &m->destination_ips);
+		r = zm_yl_cidr_list(yl, n, neg ? &m->not_destination_ips : &m->destination_ips);
 		break;
 	case ZM_IS_W_NS:
 		r = zm_is_str_list(yl, n, neg ? &m->not_namespaces : &m->namespaces);
@@ -364,8 +309,8 @@ static int zm_is_when_values(struct zm_yl *yl, yaml_node_t *n, enum zm_is_when_k
 		r = zm_is_str_list(yl, n, neg ? &m->not_principals : &m->principals);
 		break;
 	default:
-		r = zm_is_port_list(yl, n,
-				    neg ? &m->not_destination_ports : &m->destination_ports);
+		r = zm_yl_port_list_quoted(yl, n,
+					   neg ? &m->not_destination_ports : &m->destination_ports);
 		break;
 	}
 	zm_yl_pop(yl, old);
@@ -389,7 +334,7 @@ static int zm_is_when_item(struct zm_yl *yl, yaml_node_t *n, void *elem, size_t 
 	struct zm_is_when w = {0};
 	char q[ZM_YL_QUOTE_BUF], *l7;
 	size_t i;
-	int r = zm_yl_mapping(yl, n, zm_is_when_fields, ZM_IS_N(zm_is_when_fields), &w);
+	int r = zm_yl_mapping(yl, n, zm_is_when_fields, ZM_YL_N(zm_is_when_fields), &w);
 
 	(void)idx;
 	if (r)
@@ -406,10 +351,10 @@ static int zm_is_when_item(struct zm_yl *yl, yaml_node_t *n, void *elem, size_t 
 		g->l7 = l7;
 		return 0;
 	}
-	for (i = 0; i < ZM_IS_N(zm_is_when_keys); i++)
+	for (i = 0; i < ZM_YL_N(zm_is_when_keys); i++)
 		if (!strcmp(w.key, zm_is_when_keys[i].key))
 			break;
-	if (i == ZM_IS_N(zm_is_when_keys)) {
+	if (i == ZM_YL_N(zm_is_when_keys)) {
 		zm_cfg_quote(w.key, strlen(w.key), q, sizeof(q));
 		zm_yl_error_at(yl, n, "key",
 			       "unknown condition key %s (want source.ip, remote.ip, "
@@ -455,7 +400,7 @@ static const struct zm_yl_field zm_is_rule_fields[] = {
 static int zm_is_rule_item(struct zm_yl *yl, yaml_node_t *n, void *elem, size_t idx)
 {
 	(void)idx;
-	return zm_yl_mapping(yl, n, zm_is_rule_fields, ZM_IS_N(zm_is_rule_fields), elem);
+	return zm_yl_mapping(yl, n, zm_is_rule_fields, ZM_YL_N(zm_is_rule_fields), elem);
 }
 
 static int zm_is_rules(struct zm_yl *yl, yaml_node_t *n, void *obj)
@@ -574,7 +519,7 @@ int zm_is_authz_spec(struct zm_yl *yl, yaml_node_t *spec, struct zm_is_meta *m,
 	int r;
 
 	if (spec && !zm_yl_is_null(spec)) {
-		r = zm_yl_mapping(yl, spec, zm_is_spec_fields, ZM_IS_N(zm_is_spec_fields), &s);
+		r = zm_yl_mapping(yl, spec, zm_is_spec_fields, ZM_YL_N(zm_is_spec_fields), &s);
 		if (r)
 			return r;
 	}

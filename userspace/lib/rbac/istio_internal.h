@@ -1,14 +1,14 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Private to the Istio YAML translator (istio_load.c: documents, metadata, selectors,
- * PeerAuthentication; istio_authz.c: AuthorizationPolicy rules). Parsing reuses the config
- * loader's typed readers (config/yaml_internal.h) so messages have the same
+ * PeerAuthentication; istio_authz.c: AuthorizationPolicy rules). Parsing goes through lib/'s
+ * one YAML reader (config/yaml_util.h) so messages have the same
  * "FILE:LINE: field.path: problem" shape; the translated policies live in the set's arena.
  */
 #ifndef ZMESH_RBAC_ISTIO_INTERNAL_H
 #define ZMESH_RBAC_ISTIO_INTERNAL_H
 
-#include "config/yaml_internal.h"
+#include "config/yaml_util.h"
 #include "rbac/rbac.h"
 
 /* What both kinds share once metadata and selector are read. */
@@ -30,7 +30,5 @@ void zm_is_scope(const struct zm_is_meta *m, struct zm_rbac_policy *p);
 /* Translates an AuthorizationPolicy spec (node may be NULL: no spec) into p. */
 int zm_is_authz_spec(struct zm_yl *yl, yaml_node_t *spec, struct zm_is_meta *m,
 		     struct zm_rbac_policy *p);
-
-#define ZM_IS_N(a) (sizeof(a) / sizeof((a)[0]))
 
 #endif

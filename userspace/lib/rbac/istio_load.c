@@ -13,11 +13,9 @@
  * inherits from the next level up. An unknown mode is refused with its line.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 #include <yaml.h>
 
 #include "config/config.h"
@@ -60,54 +58,29 @@ static int zm_is_ignore(struct zm_yl *yl, yaml_node_t *n, void *obj)
 	return 0;
 }
 
-/* A {string: string} map; calls fn for each pair (fn may be NULL: validate only). */
-static int zm_is_str_map(struct zm_yl *yl, yaml_node_t *n,
-			 int (*fn)(struct zm_yl *yl, const char *k, const char *v, void *ctx),
-			 void *ctx)
+/* metadata.annotations: {string: string}, istio.io/dry-run: "true" noted. */
+static int zm_is_annotation(struct zm_yl *yl, yaml_node_t *k, yaml_node_t *v, void *elem, void *ctx)
 {
-	size_t count, i, old;
-	const char *k, *v;
-	int ret, r;
-
-	ret = zm_yl_user_map(yl, n, &count);
-	if (ret)
-		return ret;
-	for (i = 0; i < count && !yl->fatal; i++) {
-		yaml_node_t *kn = zm_yl_node(yl, n->data.mapping.pairs.start[i].key);
-		yaml_node_t *vn = zm_yl_node(yl, n->data.mapping.pairs.start[i].value);
-
-		if (!kn || !vn)
-			continue;
-		old = zm_yl_push_key(yl, kn);
-		r = zm_yl_str(yl, kn, &k) ?: zm_yl_str(yl, vn, &v);
-		if (!r && fn)
-			r = fn(yl, k, v, ctx);
-		zm_yl_pop(yl, old);
-		ret = ret ?: r;
-	}
-	zm_yl_leave(yl);
-	return ret;
-}
-
-static int zm_is_dry_run(struct zm_yl *yl, const char *k, const char *v, void *ctx)
-{
+	struct zm_cfg_label a;
 	struct zm_is_meta *m = ctx;
+	int r = zm_yl_label_pair(yl, k, v, &a, NULL);
 
-	(void)yl;
-	if (!strcmp(k, "istio.io/dry-run"))
-		m->dry_run = !strcmp(v, "true");
-	return 0;
+	(void)elem;
+	if (!r && !strcmp(a.key, "istio.io/dry-run"))
+		m->dry_run = !strcmp(a.value, "true");
+	return r;
 }
 
 static int zm_is_annotations(struct zm_yl *yl, yaml_node_t *n, void *obj)
 {
-	return zm_is_str_map(yl, n, zm_is_dry_run, obj);
+	return zm_yl_map_each(yl, n, 0, zm_is_annotation, obj, NULL, NULL);
 }
 
+/* metadata.labels: {string: string}, checked only. */
 static int zm_is_labels(struct zm_yl *yl, yaml_node_t *n, void *obj)
 {
 	(void)obj;
-	return zm_is_str_map(yl, n, NULL, NULL);
+	return zm_yl_map_each(yl, n, 0, zm_yl_label_pair, NULL, NULL, NULL);
 }
 
 static const struct zm_yl_field zm_is_meta_fields[] = {
@@ -121,7 +94,7 @@ static int zm_is_metadata(struct zm_yl *yl, yaml_node_t *n, void *obj)
 {
 	struct zm_is_doc *d = obj;
 
-	return zm_yl_mapping(yl, n, zm_is_meta_fields, ZM_IS_N(zm_is_meta_fields), &d->meta);
+	return zm_yl_mapping(yl, n, zm_is_meta_fields, ZM_YL_N(zm_is_meta_fields), &d->meta);
 }
 
 static const struct zm_yl_field zm_is_doc_fields[] = {
@@ -132,26 +105,12 @@ static const struct zm_yl_field zm_is_doc_fields[] = {
     ZM_YL_FUNC("status", 0, zm_is_ignore),
 };
 
-static int zm_is_label_add(struct zm_yl *yl, const char *k, const char *v, void *ctx)
-{
-	struct zm_is_meta *m = ctx;
-
-	(void)yl;
-	m->selector[m->n_selector++] = (struct zm_cfg_label){k, v};
-	return 0;
-}
-
 static int zm_is_match_labels(struct zm_yl *yl, yaml_node_t *n, void *obj)
 {
 	struct zm_is_meta *m = obj;
-	size_t count = n->type == YAML_MAPPING_NODE
-			   ? (size_t)(n->data.mapping.pairs.top - n->data.mapping.pairs.start)
-			   : 0;
 
-	m->selector = zm_config_calloc(yl->cfg, count ? count : 1, sizeof(*m->selector));
-	if (!m->selector)
-		return zm_yl_oom(yl);
-	return zm_is_str_map(yl, n, zm_is_label_add, m);
+	return zm_yl_map_each(yl, n, sizeof(*m->selector), zm_yl_label_pair, NULL,
+			      (void **)&m->selector, &m->n_selector);
 }
 
 static const struct zm_yl_field zm_is_selector_fields[] = {
@@ -161,7 +120,7 @@ static const struct zm_yl_field zm_is_selector_fields[] = {
 int zm_is_selector(struct zm_yl *yl, yaml_node_t *n, void *member)
 {
 	struct zm_is_meta *m = member;
-	int r = zm_yl_mapping(yl, n, zm_is_selector_fields, ZM_IS_N(zm_is_selector_fields), m);
+	int r = zm_yl_mapping(yl, n, zm_is_selector_fields, ZM_YL_N(zm_is_selector_fields), m);
 
 	if (r)
 		return r;
@@ -217,19 +176,21 @@ static int zm_is_pa_mtls(struct zm_yl *yl, yaml_node_t *n, void *obj)
 {
 	struct zm_is_pa *pa = obj;
 
-	return zm_yl_mapping(yl, n, zm_is_mtls_fields, ZM_IS_N(zm_is_mtls_fields), &pa->mtls);
+	return zm_yl_mapping(yl, n, zm_is_mtls_fields, ZM_YL_N(zm_is_mtls_fields), &pa->mtls);
 }
 
 /* One portLevelMtls entry "PORT: {mode: M}"; a port listed twice is refused. */
-static int zm_is_pa_port(struct zm_yl *yl, yaml_node_t *k, yaml_node_t *v, struct zm_is_pa *pa)
+static int zm_is_pa_port(struct zm_yl *yl, yaml_node_t *k, yaml_node_t *v, void *elem, void *ctx)
 {
+	struct zm_is_pa *pa = ctx;
 	struct zm_is_mtls m = {0};
 	__u16 port = 0;
 	size_t i;
 	int r;
 
+	(void)elem;
 	r = zm_yl_port(yl, k, true, &port);
-	r = zm_yl_mapping(yl, v, zm_is_mtls_fields, ZM_IS_N(zm_is_mtls_fields), &m) ?: r;
+	r = zm_yl_mapping(yl, v, zm_is_mtls_fields, ZM_YL_N(zm_is_mtls_fields), &m) ?: r;
 	if (r)
 		return r;
 	for (i = 0; i < pa->n_ports; i++) {
@@ -249,33 +210,17 @@ static int zm_is_pa_port(struct zm_yl *yl, yaml_node_t *k, yaml_node_t *v, struc
 static int zm_is_pa_ports(struct zm_yl *yl, yaml_node_t *n, void *obj)
 {
 	struct zm_is_pa *pa = obj;
-	size_t count, i, old;
-	int ret, r;
+	size_t count = n->type == YAML_MAPPING_NODE
+			   ? (size_t)(n->data.mapping.pairs.top - n->data.mapping.pairs.start)
+			   : 0;
 
-	ret = zm_yl_user_map(yl, n, &count);
-	if (ret)
-		return ret;
 	pa->ports_node = n;
 	pa->ports = zm_config_calloc(yl->cfg, count + 1, sizeof(*pa->ports));
 	pa->strict.v = zm_config_calloc(yl->cfg, count + 1, sizeof(__u16));
 	pa->loose.v = zm_config_calloc(yl->cfg, count + 1, sizeof(__u16));
-	if (!pa->ports || !pa->strict.v || !pa->loose.v) {
-		zm_yl_leave(yl);
+	if (!pa->ports || !pa->strict.v || !pa->loose.v)
 		return zm_yl_oom(yl);
-	}
-	for (i = 0; i < count && !yl->fatal; i++) {
-		yaml_node_t *k = zm_yl_node(yl, n->data.mapping.pairs.start[i].key);
-		yaml_node_t *v = zm_yl_node(yl, n->data.mapping.pairs.start[i].value);
-
-		if (!k || !v)
-			continue;
-		old = zm_yl_push_key(yl, k);
-		r = zm_is_pa_port(yl, k, v, pa);
-		zm_yl_pop(yl, old);
-		ret = ret ?: r;
-	}
-	zm_yl_leave(yl);
-	return ret;
+	return zm_yl_map_each(yl, n, 0, zm_is_pa_port, pa, NULL, NULL);
 }
 
 static int zm_is_pa_selector(struct zm_yl *yl, yaml_node_t *n, void *obj)
@@ -303,7 +248,7 @@ static int zm_is_pa_spec(struct zm_yl *yl, yaml_node_t *spec, struct zm_is_meta 
 	int r;
 
 	if (spec && !zm_yl_is_null(spec)) {
-		r = zm_yl_mapping(yl, spec, zm_is_pa_fields, ZM_IS_N(zm_is_pa_fields), &pa);
+		r = zm_yl_mapping(yl, spec, zm_is_pa_fields, ZM_YL_N(zm_is_pa_fields), &pa);
 		if (r)
 			return r;
 	}
@@ -371,7 +316,7 @@ static int zm_is_document(struct zm_yl *yl, yaml_node_t *root, struct zm_is_buil
 			    zm_yl_kind_name(root));
 		return -EINVAL;
 	}
-	r = zm_yl_mapping(yl, root, zm_is_doc_fields, ZM_IS_N(zm_is_doc_fields), &d);
+	r = zm_yl_mapping(yl, root, zm_is_doc_fields, ZM_YL_N(zm_is_doc_fields), &d);
 	if (r)
 		return r;
 	p.line = zm_yl_line(root);
@@ -408,120 +353,31 @@ static int zm_is_document(struct zm_yl *yl, yaml_node_t *root, struct zm_is_buil
 	return r ?: zm_is_push(b, &p);
 }
 
-/* libyaml's own error (reader, scanner, parser) as "(yaml)" at its line. */
-static int zm_is_syntax_error(yaml_parser_t *p, struct zm_cfg_errors *errs)
+/* One document of the stream (zm_yl_doc_fn); an empty one is skipped. */
+static int zm_is_stream_doc(struct zm_yl *yl, yaml_node_t *root, void *b)
 {
-	if (p->error == YAML_MEMORY_ERROR) {
-		zm_cfg_error(errs, 0, "(yaml)", "out of memory");
-		return -ENOMEM;
-	}
-	if (p->context)
-		zm_cfg_error(errs, (unsigned int)p->problem_mark.line + 1, "(yaml)", "%s (%s at line %u)",
-			     p->problem ? p->problem : "invalid YAML", p->context,
-			     (unsigned int)p->context_mark.line + 1);
-	else
-		zm_cfg_error(errs, (unsigned int)p->problem_mark.line + 1, "(yaml)", "%s",
-			     p->problem ? p->problem : "invalid YAML");
-	return -EINVAL;
-}
-
-/* Event pass before libyaml builds documents (its loader has no limits of its own). */
-static int zm_is_prescan(const unsigned char *buf, size_t len, struct zm_cfg_errors *errs)
-{
-	unsigned long nodes = 0;
-	yaml_parser_t parser;
-	int depth = 0, ret = 0;
-	bool done = false;
-	yaml_event_t ev;
-
-	if (!yaml_parser_initialize(&parser))
-		return -ENOMEM;
-	yaml_parser_set_input_string(&parser, buf, len);
-	while (!done && !ret) {
-		if (!yaml_parser_parse(&parser, &ev)) {
-			ret = zm_is_syntax_error(&parser, errs);
-			break;
-		}
-		if (ev.type == YAML_STREAM_END_EVENT)
-			done = true;
-		if (ev.type == YAML_SEQUENCE_START_EVENT || ev.type == YAML_MAPPING_START_EVENT)
-			depth++;
-		if (ev.type == YAML_SEQUENCE_END_EVENT || ev.type == YAML_MAPPING_END_EVENT)
-			depth--;
-		nodes += ev.type == YAML_SCALAR_EVENT || ev.type == YAML_ALIAS_EVENT ||
-			 ev.type == YAML_SEQUENCE_START_EVENT || ev.type == YAML_MAPPING_START_EVENT;
-		if (depth > ZM_CFG_MAX_DEPTH || nodes > ZM_CFG_MAX_NODES) {
-			zm_cfg_error(errs, (unsigned int)ev.start_mark.line + 1, "(yaml)",
-				     depth > ZM_CFG_MAX_DEPTH ? "nested deeper than %u levels"
-							      : "more than %u YAML nodes",
-				     depth > ZM_CFG_MAX_DEPTH ? ZM_CFG_MAX_DEPTH : ZM_CFG_MAX_NODES);
-			ret = -EINVAL;
-		}
-		yaml_event_delete(&ev);
-	}
-	yaml_parser_delete(&parser);
-	return ret;
-}
-
-/* Every document of the stream into b; errors collected in errs. */
-static int zm_is_documents(struct zm_config *arena, const unsigned char *in, size_t len,
-			   struct zm_is_build *b, struct zm_cfg_errors *errs)
-{
-	yaml_parser_t parser;
-	yaml_document_t doc;
-	yaml_node_t *root;
-	int ret = 0, r;
-
-	if (!yaml_parser_initialize(&parser))
-		return -ENOMEM;
-	yaml_parser_set_input_string(&parser, in, len);
-	for (;;) {
-		struct zm_yl yl = {.cfg = arena, .doc = &doc, .errs = errs};
-
-		if (!yaml_parser_load(&parser, &doc)) {
-			ret = zm_is_syntax_error(&parser, errs);
-			break;
-		}
-		root = yaml_document_get_root_node(&doc);
-		if (!root) {
-			yaml_document_delete(&doc);
-			break; /* end of stream */
-		}
-		r = zm_yl_is_null(root) ? 0 : zm_is_document(&yl, root, b);
-		yaml_document_delete(&doc);
-		ret = ret ?: r;
-		if (r == -ENOMEM || yl.fatal)
-			break;
-	}
-	yaml_parser_delete(&parser);
-	return ret;
+	return zm_yl_is_null(root) ? 0 : zm_is_document(yl, root, b);
 }
 
 int zm_rbac_load_buf(const char *name, const char *buf, size_t len, struct zm_rbac_set **out,
 		     char *err, size_t errlen)
 {
-	const unsigned char *in = (const unsigned char *)(buf ? buf : "");
 	struct zm_is_build b = {0};
 	struct zm_cfg_errors errs;
 	struct zm_rbac_set *set;
+	struct zm_yl yl = {.errs = &errs};
 	int ret;
 
 	*out = NULL;
 	name = name ? name : "(policies)";
 	zm_cfg_errors_init(&errs, name, err, errlen);
-	len = buf ? len : 0;
-	if (len > ZM_CFG_MAX_INPUT) {
-		zm_cfg_error(&errs, 0, "(file)", "%zu bytes is more than the %u byte limit", len,
-			     ZM_CFG_MAX_INPUT);
-		zm_cfg_errors_finish(&errs);
-		return -EFBIG;
-	}
 	set = calloc(1, sizeof(*set));
 	if (!set || !(set->arena = zm_config_new(name))) {
 		free(set);
 		return -ENOMEM;
 	}
-	ret = zm_is_prescan(in, len, &errs) ?: zm_is_documents(set->arena, in, len, &b, &errs);
+	yl.cfg = set->arena;
+	ret = zm_yl_load_stream(&yl, buf, len, 0, zm_is_stream_doc, &b);
 	if (!ret && errs.count)
 		ret = -EINVAL;
 	if (!ret && b.n) {
@@ -544,57 +400,16 @@ int zm_rbac_load_buf(const char *name, const char *buf, size_t len, struct zm_rb
 	return 0;
 }
 
+static int zm_is_load_buf(const char *name, const char *buf, size_t len, void *out, char *err,
+			  size_t errlen)
+{
+	return zm_rbac_load_buf(name, buf, len, out, err, errlen);
+}
+
 int zm_rbac_load_file(const char *path, struct zm_rbac_set **out, char *err, size_t errlen)
 {
-	struct zm_cfg_errors errs;
-	char *data = NULL;
-	size_t len = 0, cap = 0;
-	ssize_t n;
-	int fd, ret = 0;
-
 	*out = NULL;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		ret = -errno;
-		goto fail;
-	}
-	for (;;) {
-		if (len == cap) {
-			char *nd;
-
-			cap = cap ? cap * 2 : 64 * 1024;
-			if (cap > ZM_CFG_MAX_INPUT + 1)
-				cap = ZM_CFG_MAX_INPUT + 1;
-			if (len == cap)
-				break; /* over the limit: load_buf refuses it */
-			nd = realloc(data, cap);
-			if (!nd) {
-				ret = -ENOMEM;
-				break;
-			}
-			data = nd;
-		}
-		n = read(fd, data + len, cap - len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			ret = n < 0 ? -errno : 0;
-			break;
-		}
-		len += (size_t)n;
-	}
-	close(fd);
-	if (!ret) {
-		ret = zm_rbac_load_buf(path, data, len, out, err, errlen);
-		free(data);
-		return ret;
-	}
-	free(data);
-fail:
-	zm_cfg_errors_init(&errs, path, err, errlen);
-	zm_cfg_error(&errs, 0, "(file)", "cannot read: %s", strerror(-ret));
-	zm_cfg_errors_finish(&errs);
-	return ret;
+	return zm_yl_load_file(path, zm_is_load_buf, out, err, errlen);
 }
 
 void zm_rbac_set_free(struct zm_rbac_set *set)

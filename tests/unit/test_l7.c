@@ -363,6 +363,10 @@ static void test_errors(void)
 		 "spec:\n  hosts: [reviews]\n  http:\n  - fault: {abort: {httpStatus: 503, percentage: "
 		 "{value: 150}}}\n    route:\n    - destination: {host: reviews}\n",
 		 "t.yaml:7: spec.http[0].fault.abort.percentage.value: want a number 0..100"},
+		/* A from written as a map, not a list, must not load as "any source". */
+		{"apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: a}\n"
+		 "spec:\n  action: ALLOW\n  rules:\n  - from: {source: {principals: [x]}}\n",
+		 "t.yaml:7: spec.rules[0].from: want a list"},
 		{"kind: [\n", "t.yaml:2: (yaml): "},
 	};
 	size_t i;

@@ -343,11 +343,8 @@ static int l7_az_when_load(struct l7_ld *ld, yaml_node_t *it, void *elem, void *
 static int l7_az_list(struct l7_ld *ld, yaml_node_t *n, const char *key, size_t elem_size,
 		      l7_item_fn fn, void **out, size_t *count)
 {
-	yaml_node_t *seq = zm_yl_get(&ld->yl, n, key);
-
-	if (!seq || seq->type != YAML_SEQUENCE_NODE)
-		return 0;
-	return l7_each(ld, seq, key, elem_size, fn, NULL, out, count);
+	/* Not a list is an error: a rule without its from/to/when would match everything. */
+	return l7_list_at(ld, n, key, elem_size, fn, NULL, out, count);
 }
 
 /* rules[i] (l7_item_fn). */

@@ -157,6 +157,7 @@ bench: all
 
 demo: all
 	$(Q)BUILD=$(BUILD) scripts/demo.sh
+	$(Q)BUILD=$(BUILD) scripts/demo-waypoint.sh
 
 lint:
 	$(Q)scripts/lint.sh

@@ -38,6 +38,13 @@ t_like "$out" "^OK pod=grpc-echo-v2-0 method=Shout" "Shout routed by method to v
 t_like "$out" "md=.*x-routed:shout" "the route's request header reached the server as metadata"
 t_like "$(call Say --md x-canary=yes)" "^OK pod=grpc-echo-v2-0 method=Say" "metadata x-canary: yes routes Say to v2"
 
+# Mirroring: answers come from v1, v2 sees each call as a copy (":authority" ...-shadow).
+out=$(call Say -n 3 --md x-case=mirror)
+t_is "$(grep -c '^OK pod=grpc-echo-v1-0 method=Say' <<<"$out")" 3 "mirror: the answers come from v1"
+for i in $(seq 30); do [ "$(grep -c '^call Say mirror' "$K8S_DIR/grpc-v2.log")" -ge 2 ] && break; sleep 0.1; done
+t_ok "$([ "$(grep -c '^call Say mirror' "$K8S_DIR/grpc-v2.log")" -ge 2 ]; echo $?)" "mirror: v2 received the copies ($(grep -c '^call Say mirror' "$K8S_DIR/grpc-v2.log") of 3; one still in flight when the client closed may be cut)"
+t_is "$(grep -c '^call Say mirror' "$K8S_DIR/grpc-v1.log")" 3 "mirror: v1 saw each call once"
+
 # Authorization by method: gRPC's PERMISSION_DENIED with Istio's message.
 t_is "$(call Secret)" "PERMISSION_DENIED RBAC: access denied" "Secret denied by AuthorizationPolicy (paths) as PERMISSION_DENIED"
 t_like "$(call Say)" "^OK " "other methods still allowed"

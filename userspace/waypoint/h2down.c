@@ -183,11 +183,23 @@ static ssize_t wp_h2d_read_resp(nghttp2_session *s, int32_t sid, uint8_t *buf, s
 	return (ssize_t)n;
 }
 
+static void wp_h2rq_finish(struct wp_h2rq *rq, uint32_t error);
+
 static void wp_h2rq_up_done(struct wp_h2rq *rq)
 {
 	if (rq->active)
 		atomic_fetch_sub(&rq->active->active, 1);
 	rq->active = NULL;
+}
+
+/* A mirror copy is over (answered, failed with why, or timed out): forget it. */
+static void wp_h2rq_shadow_end(struct wp_h2rq *rq, const char *why)
+{
+	if (why)
+		fprintf(stderr, "waypoint: h2 mirror copy of %s to %s: %s\n", rq->path,
+			rq->tgt.ep_key[0] ? rq->tgt.ep_key : "-", why);
+	wp_h2u_cancel(rq);
+	wp_h2rq_finish(rq, 0);
 }
 
 /* A local answer: no upstream (any more) for this request. */
@@ -202,7 +214,10 @@ static void wp_h2rq_reply(struct wp_h2rq *rq, unsigned int code, const char *fla
 
 	if (rq->done)
 		return;
-
+	if (rq->shadow) {
+		wp_h2rq_shadow_end(rq, body);
+		return;
+	}
 	wp_h2u_cancel(rq);
 	wp_h2rq_up_done(rq);
 	rq->local = true;
@@ -274,7 +289,6 @@ static void wp_h2rq_dispatch(struct wp_h2rq *rq)
 
 	if (rq->done)
 		return;
-
 	rq->tgt = (struct wp_target){.snap = ds->snap, .svc = ds->svc, .pod = ds->pod,
 				     .port = ds->port, .dest = rq->dest, .family = ds->vip.family};
 	if (wp_target_pick(w, &rq->tgt)) {
@@ -306,7 +320,7 @@ static void wp_h2rq_dispatch(struct wp_h2rq *rq)
 	}
 	rq->active = wp_ep_stat(w->wp, rq->tgt.ep_key);
 	atomic_fetch_add(&rq->active->active, 1);
-	if (r && r->retries.per_try_timeout_ms)
+	if (r && r->retries.per_try_timeout_ms && !rq->shadow)
 		rq->try_deadline_ms = w->now_ms + r->retries.per_try_timeout_ms;
 	return;
 overflow:
@@ -348,8 +362,11 @@ void wp_h2rq_on_upstream_failed(struct wp_h2rq *rq, bool connect_failure, const 
 
 	if (rq->done)
 		return;
-
 	wp_h2rq_up_done(rq);
+	if (rq->shadow) {
+		wp_h2rq_shadow_end(rq, rq->resp_eof ? NULL : why);
+		return;
+	}
 	if (rq->local)
 		return;
 	if (rq->resp_submitted) {
@@ -403,10 +420,7 @@ void wp_h2rq_on_response(struct wp_h2rq *rq)
 	const char *st = wp_h2_get(&rq->resp, ":status");
 	size_t n = 0;
 
-	if (rq->done)
-		return;
-
-	if (rq->local)
+	if (rq->done || rq->local || rq->shadow)
 		return;
 	wp_outlier_note(d->ds->w, &rq->tgt, rq->tgt.ep_key, rq->status);
 	if (rq->body_eof && wp_h2rq_retry_status(rq, rq->status)) {
@@ -433,8 +447,8 @@ void wp_h2rq_on_data(struct wp_h2rq *rq)
 void wp_h2rq_on_end(struct wp_h2rq *rq)
 {
 	wp_h2rq_up_done(rq);
-	if (rq->done || rq->local)
-		return;
+	if (rq->done || rq->local || rq->shadow)
+		return; /* a shadow ends when its stream closes */
 	wp_h2rq_grpc_status(rq, &rq->trailers);
 	if (rq->resp_submitted && rq->deferred_down) {
 		rq->deferred_down = false;
@@ -447,7 +461,7 @@ void wp_h2rq_consumed(struct wp_h2rq *rq, size_t n)
 {
 	size_t left = rq->req_bytes - rq->consumed;
 
-	if (rq->done)
+	if (rq->done || rq->shadow)
 		return;
 	n = n < left ? n : left;
 	if (!n)
@@ -563,6 +577,70 @@ static void wp_h2rq_free(void *p)
 	free(rq);
 }
 
+/*
+ * The route's mirror, once the client's request is whole: a copy (":authority" with Envoy's
+ * "-shadow" suffix) to the mirror host on a session of its own, its answer dropped. Bodies
+ * over WP_RETRY_COPY_MAX are not copied; at most WP_SHADOW_MAX copies per worker are in
+ * flight, each for the route's timeout or WP_SHADOW_MS.
+ */
+static void wp_h2rq_mirror(struct wp_h2rq *rq)
+{
+	const struct l7_http_route *r = rq->route;
+	struct wp_worker *w = rq->d->ds->w;
+	char auth[HB_AUTHORITY_MAX + 16];
+	struct wp_h2rq *sh;
+	size_t i;
+
+	if (!r || !r->mirror.host || !r->mirror.service || rq->local || rq->shadow ||
+	    !l7_percent_hit(r->mirror_pct, wp_rand()))
+		return;
+	if (!rq->copy_ok || w->n_shadows >= WP_SHADOW_MAX) {
+		w->shadow_drops++;
+		fprintf(stderr, "waypoint: h2 mirror copy of %s not sent: %s\n", rq->path,
+			rq->copy_ok ? "too many copies in flight" : "body too large to copy");
+		return;
+	}
+	sh = calloc(1, sizeof(*sh));
+	if (!sh)
+		return;
+	for (i = 0; i < rq->req.n; i++) {
+		const char *name = rq->req.h[i].name, *v = rq->req.h[i].value;
+
+		if (!strcmp(name, ":authority") || !strcmp(name, "host")) {
+			snprintf(auth, sizeof(auth), "%s-shadow", v);
+			v = auth;
+		}
+		if (wp_h2hdrs_add(&sh->req, (const uint8_t *)name, strlen(name),
+				  (const uint8_t *)v, strlen(v))) {
+			wp_h2hdrs_clear(&sh->req);
+			free(sh);
+			return;
+		}
+	}
+	sh->shadow = sh->body_eof = true;
+	sh->d = rq->d;
+	sh->start_ms = w->now_ms;
+	sh->method = wp_h2_get(&sh->req, ":method");
+	sh->path = wp_h2_get(&sh->req, ":path");
+	sh->authority = wp_h2_get(&sh->req, ":authority");
+	if (!sh->authority)
+		sh->authority = wp_h2_get(&sh->req, "host");
+	sh->grpc = rq->grpc;
+	sh->route = r;
+	sh->dest = &r->mirror;
+	snprintf(sh->path_up, sizeof(sh->path_up), "%s", rq->path_up);
+	snprintf(sh->request_id, sizeof(sh->request_id), "%s", rq->request_id);
+	wp_q_put(&sh->body, rq->copy.p + rq->copy.off, wp_q_size(&rq->copy));
+	sh->req_bytes = wp_q_size(&sh->body);
+	sh->deadline_ms = w->now_ms + (r->timeout_ms ? r->timeout_ms : WP_SHADOW_MS);
+	sh->next = rq->d->rqs;
+	if (rq->d->rqs)
+		rq->d->rqs->prev = sh;
+	rq->d->rqs = sh;
+	w->n_shadows++;
+	wp_h2rq_dispatch(sh);
+}
+
 /* The client's stream ended: log, count, forget. */
 static void wp_h2rq_finish(struct wp_h2rq *rq, uint32_t error)
 {
@@ -608,7 +686,10 @@ static void wp_h2rq_finish(struct wp_h2rq *rq, uint32_t error)
 	wp_h2u_cancel(rq);
 	wp_h2rq_up_done(rq);
 	wp_cl_request_end(rq->counted);
-	nghttp2_session_set_stream_user_data(d->s, rq->sid, NULL);
+	if (!rq->shadow)
+		nghttp2_session_set_stream_user_data(d->s, rq->sid, NULL);
+	else if (ds->w->n_shadows)
+		ds->w->n_shadows--;
 	if (rq->prev)
 		rq->prev->next = rq->next;
 	else
@@ -679,10 +760,11 @@ static int wp_h2d_on_frame(nghttp2_session *s, const nghttp2_frame *f, void *ud)
 	if (f->hd.type == NGHTTP2_HEADERS && !rq->head_done) {
 		rq->head_done = true;
 		wp_h2rq_start(rq);
-		return 0;
-	}
-	if (end)
+	} else if (end) {
 		wp_h2u_resume(rq);
+	}
+	if (end && !rq->done)
+		wp_h2rq_mirror(rq); /* the request is whole */
 	return 0;
 }
 

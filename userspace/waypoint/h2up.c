@@ -126,8 +126,8 @@ static int wp_h2u_on_chunk(nghttp2_session *s, uint8_t flags, int32_t sid, const
 
 	(void)flags;
 	(void)ud;
-	if (!rq || !rq->resp_head || rq->local) {
-		nghttp2_session_consume(s, sid, len);
+	if (!rq || !rq->resp_head || rq->local || rq->shadow) {
+		nghttp2_session_consume(s, sid, len); /* nobody to give it to: dropped */
 		return 0;
 	}
 	if (wp_q_put(&rq->rbody, data, len))
@@ -167,7 +167,7 @@ static int wp_h2u_on_stream_close(nghttp2_session *s, int32_t sid, uint32_t erro
 		return 0;
 	nghttp2_session_set_stream_user_data(s, sid, NULL);
 	wp_h2u_unlink(rq);
-	if (!rq->resp_eof)
+	if (!rq->resp_eof || rq->shadow)
 		wp_h2rq_on_upstream_failed(
 		    rq, false, error ? "upstream stream reset" : "upstream stream closed");
 	return 0;
@@ -394,7 +394,7 @@ void wp_h2u_on_close(struct wp_up *up)
 	while ((rq = u->rqs)) {
 		nghttp2_session_set_stream_user_data(u->s, rq->usid, NULL);
 		wp_h2u_unlink(rq);
-		if (!rq->resp_eof)
+		if (!rq->resp_eof || rq->shadow)
 			wp_h2rq_on_upstream_failed(rq, !u->ok200, "upstream connection lost");
 	}
 	wp_defer_free(u->w, wp_h2u_free, u);

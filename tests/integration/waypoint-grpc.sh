@@ -22,11 +22,7 @@ k8s_apply "$S/sleep/sleep.yaml" tests/data/l7/grpc-echo.yaml
 k8s_waypoint
 k8s_routes tests/data/l7/grpc-routes.yaml
 k8s_start
-for v in v1 v2; do
-	p=$(k8s_pod grpc-echo-$v)
-	h_bg "$p" /usr/bin/python3 tests/tools/grpc-echo.py 50051 "grpc-echo-$v-0" >"$K8S_DIR/grpc-$v.log" 2>&1
-	h_wait_port "$p" 50051 || t_fatal "grpc-echo-$v did not start: $(cat "$K8S_DIR/grpc-$v.log")"
-done
+k8s_serve grpc 50051 grpc-echo-v1 grpc-echo-v2 -- /usr/bin/python3 tests/tools/grpc-echo.py
 T=$(k8s_vip grpc-echo):50051
 call() { h_exec "$(k8s_pod sleep)" timeout 30 /usr/bin/python3 tests/tools/grpc-call.py "$T" "$@" 2>&1; }
 
@@ -41,9 +37,9 @@ t_like "$(call Say --md x-canary=yes)" "^OK pod=grpc-echo-v2-0 method=Say" "meta
 # Mirroring: answers come from v1, v2 sees each call as a copy (":authority" ...-shadow).
 out=$(call Say -n 3 --md x-case=mirror)
 t_is "$(grep -c '^OK pod=grpc-echo-v1-0 method=Say' <<<"$out")" 3 "mirror: the answers come from v1"
-for i in $(seq 30); do [ "$(grep -c '^call Say mirror' "$K8S_DIR/grpc-v2.log")" -ge 2 ] && break; sleep 0.1; done
-t_ok "$([ "$(grep -c '^call Say mirror' "$K8S_DIR/grpc-v2.log")" -ge 2 ]; echo $?)" "mirror: v2 received the copies ($(grep -c '^call Say mirror' "$K8S_DIR/grpc-v2.log") of 3; one still in flight when the client closed may be cut)"
-t_is "$(grep -c '^call Say mirror' "$K8S_DIR/grpc-v1.log")" 3 "mirror: v1 saw each call once"
+for i in $(seq 30); do [ "$(grep -c '^call Say mirror' "$K8S_DIR/grpc-grpc-echo-v2.log")" -ge 2 ] && break; sleep 0.1; done
+t_ok "$([ "$(grep -c '^call Say mirror' "$K8S_DIR/grpc-grpc-echo-v2.log")" -ge 2 ]; echo $?)" "mirror: v2 received the copies ($(grep -c '^call Say mirror' "$K8S_DIR/grpc-grpc-echo-v2.log") of 3; one still in flight when the client closed may be cut)"
+t_is "$(grep -c '^call Say mirror' "$K8S_DIR/grpc-grpc-echo-v1.log")" 3 "mirror: v1 saw each call once"
 
 # Authorization by method: gRPC's PERMISSION_DENIED with Istio's message.
 t_is "$(call Secret)" "PERMISSION_DENIED RBAC: access denied" "Secret denied by AuthorizationPolicy (paths) as PERMISSION_DENIED"
@@ -65,7 +61,7 @@ t0=$(date +%s%N)
 t_is "$(call Sleep --md x-sleep-ms=2000 --md x-case=retry)" "DEADLINE_EXCEEDED upstream request timeout" "perTryTimeout 300ms x 3 attempts on a 2s call: DEADLINE_EXCEEDED"
 ms=$((($(date +%s%N) - t0) / 1000000))
 t_ok "$([ "$ms" -ge 900 ] && [ "$ms" -lt 1900 ]; echo $?)" "answered after three per-try timeouts ($ms ms)"
-t_is "$(grep -c '^call Sleep retry' "$K8S_DIR/grpc-v1.log")" 3 "the server saw the call three times (two retries)"
+t_is "$(grep -c '^call Sleep retry' "$K8S_DIR/grpc-grpc-echo-v1.log")" 3 "the server saw the call three times (two retries)"
 
 # Streaming and large messages (flow control both ways).
 out=$(call Stream --stream --md x-count=5)

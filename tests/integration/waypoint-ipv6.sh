@@ -61,11 +61,7 @@ YAML
 k8s_routes "$K8S_DIR/reviews-v6.yaml" "$S/bookinfo/networking/destination-rule-all.yaml" \
 	tests/data/l7/grpc-routes.yaml
 k8s_start
-for v in v1 v2; do
-	p=$(k8s_pod grpc-echo-$v)
-	h_bg "$p" /usr/bin/python3 tests/tools/grpc-echo.py 50051 "grpc-echo-$v-0" >"$K8S_DIR/grpc-$v.log" 2>&1
-	h_wait_port "$p" 50051 || t_fatal "grpc-echo-$v did not start: $(cat "$K8S_DIR/grpc-$v.log")"
-done
+k8s_serve grpc 50051 grpc-echo-v1 grpc-echo-v2 -- /usr/bin/python3 tests/tools/grpc-echo.py
 V6=$(k8s_vip6 reviews)
 G6=$(k8s_vip6 grpc-echo)
 SLEEP6=$(h_ip6 "$(k8s_pod sleep)")

@@ -18,11 +18,7 @@ k8s_apply "$S/sleep/sleep.yaml" tests/data/l7/ws-echo.yaml
 k8s_waypoint
 k8s_routes tests/data/l7/ws-routes.yaml
 k8s_start
-for v in v1 v2; do
-	p=$(k8s_pod chat-$v)
-	h_bg "$p" /usr/bin/python3 tests/tools/ws-echo.py serve 8080 "chat-$v-0" >"$K8S_DIR/ws-$v.log" 2>&1
-	h_wait_port "$p" 8080 || t_fatal "ws-echo chat-$v did not start: $(cat "$K8S_DIR/ws-$v.log")"
-done
+k8s_serve ws 8080 chat-v1 chat-v2 -- /usr/bin/python3 tests/tools/ws-echo.py serve
 U=ws://$(k8s_vip chat):8080
 ws() { h_exec "$(k8s_pod sleep)" timeout 20 /usr/bin/python3 tests/tools/ws-echo.py call "$@" 2>&1; }
 

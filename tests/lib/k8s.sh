@@ -21,6 +21,10 @@
 #   k8s_pod NAME                    harness pod of a k8s pod ("reviews-v1-0") or deployment
 #   k8s_vip SERVICE                 a service's VIP; k8s_vip6 SERVICE its IPv6 VIP (dual stack)
 #   k8s_curl DEPLOYMENT ARGS...     curl -s -m 10 ARGS from that deployment's first pod
+#   k8s_serve LOG PORT DEPLOY... -- CMD...
+#                                   in each DEPLOY's pod (annotation echo-args "none") run
+#                                   CMD PORT POD_NAME, output to $K8S_DIR/LOG-DEPLOY.log;
+#                                   returns once all listen on PORT
 #   k8s_pods_of N DEPLOYMENT URL [curl args]   the pod names answering N requests
 #
 # Files: $K8S_DIR/mesh.yaml (zmesh config), routes.yaml, pods, wp.log, zt-NODE.log,
@@ -200,6 +204,24 @@ k8s_pods_of() {
 	local n=$1 from=$2 url=$3 i
 	shift 3
 	for ((i = 0; i < n; i++)); do k8s_curl "$from" -m 5 "$@" "$url"; done | sed -n 's/^pod=//p'
+}
+
+k8s_serve() {
+	local log=$1 port=$2 d p deps=()
+	shift 2
+	while [ $# -gt 0 ] && [ "$1" != -- ]; do
+		deps+=("$1")
+		shift
+	done
+	shift
+	for d in "${deps[@]}"; do
+		p=$(k8s_pod "$d")
+		h_bg "$p" "$@" "$port" "$d-0" >"$K8S_DIR/$log-$d.log" 2>&1
+	done
+	for d in "${deps[@]}"; do
+		h_wait_port "$(k8s_pod "$d")" "$port" ||
+			t_fatal "$* did not start in $d: $(cat "$K8S_DIR/$log-$d.log")"
+	done
 }
 
 # k8s_metrics: the waypoint's Prometheus text.

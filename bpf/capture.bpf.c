@@ -6,12 +6,12 @@
  * (traffic from other nodes), in the node's network namespace, where ztunnel listens.
  *
  * Per TCP packet: an enrolled source address seen on the wrong interface is dropped; packets
- * to node addresses pass; a packet of an existing connection in this netns is assigned to its socket (replies to ztunnel's
- * sockets that use pod addresses); a bare SYN is steered with bpf_sk_assign() to ztunnel's
- * transparent listener: 15001 from an enrolled pod, 15008 or 15006 to one. Claimed packets
- * get the ZM_MARK bit so the node's policy route (fwmark -> local table) delivers them
- * locally. Everything we do not claim returns TC_ACT_UNSPEC, so a CNI filter behind ours
- * still sees it; we never return TC_ACT_OK for a packet we did not assign.
+ * to node addresses pass; a packet of an existing connection in this netns is assigned to its
+ * socket (replies to ztunnel's sockets that use pod addresses); a bare SYN is steered with
+ * bpf_sk_assign() to ztunnel's transparent listener: 15001 from an enrolled pod, 15008 or 15006 to
+ * one. Claimed packets get the ZM_MARK bit so the node's policy route (fwmark -> local table)
+ * delivers them locally. Everything we do not claim returns TC_ACT_UNSPEC, so a CNI filter behind
+ * ours still sees it; we never return TC_ACT_OK for a packet we did not assign.
  *
  * A plaintext SYN bound for 15006 that an L4 policy rule denies (lib/policy.h) is dropped
  * here instead, and counted under its policy.
@@ -92,8 +92,7 @@ static __always_inline int zm_capture_syn(struct __sk_buff *skb, const struct zm
 }
 
 /* The worker: every TCP packet. Returns -ZM_REASON_* (never 0 for a parsed packet). */
-static __always_inline int zm_capture_run(struct __sk_buff *skb, struct zm_pkt *pkt,
-					  __u32 *policy)
+static __always_inline int zm_capture_run(struct __sk_buff *skb, struct zm_pkt *pkt, __u32 *policy)
 {
 	struct zm_workload *src_wl;
 	int ret;

@@ -40,8 +40,7 @@ static __always_inline bool zm_xdp_has_conn(struct xdp_md *ctx, struct zm_pkt *p
 }
 
 /* The worker: returns -ZM_REASON_DROP_POLICY (with *policy) or a pass reason. */
-static __always_inline int zm_policy_xdp_run(struct xdp_md *ctx, struct zm_pkt *pkt,
-					     __u32 *policy)
+static __always_inline int zm_policy_xdp_run(struct xdp_md *ctx, struct zm_pkt *pkt, __u32 *policy)
 {
 	/* Pass: only a connection's first packet is judged; the rest is tc's. */
 	if (!zm_is_bare_syn(pkt))

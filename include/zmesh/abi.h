@@ -43,7 +43,7 @@
 #define ZM_PIN_PROG_CAPTURE	"prog_capture"
 #define ZM_PIN_PROG_SOCKOPS	"prog_sockops"
 #define ZM_PIN_PROG_POLICY_XDP	"prog_policy_xdp"
-#define ZM_XDP_PROG_NAME	"zm_policy_xdp" /* how unload recognizes our XDP program */
+#define ZM_XDP_PROG_NAME	"zm_policy_xdp"	    /* how unload recognizes our XDP program */
 #define ZM_PIN_LINK_SOCKOPS_FMT "link_sockops_%llu" /* cgroup id */
 
 /*

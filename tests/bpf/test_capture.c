@@ -124,8 +124,8 @@ static const struct fixture fixtures[] = {
     {"v4 SYN from enrolled pod to port 15008: not captured", 0, SH_TCP, POD_A4, POD_C4, 40000,
      15008, SYN, L_ALL, TC_ACT_UNSPEC, ZM_REASON_PASS_ZTUNNEL_PORT},
     /* a same-node waypoint (enrolled or not) dialing an enrolled endpoint's HBONE port */
-    {"v4 SYN from enrolled pod to enrolled pod's 15008 -> 15008", 0, SH_TCP, POD_A4, POD_B4,
-     40000, 15008, SYN, L_ALL, ASSIGN, ZM_REASON_CAPTURED_HBONE},
+    {"v4 SYN from enrolled pod to enrolled pod's 15008 -> 15008", 0, SH_TCP, POD_A4, POD_B4, 40000,
+     15008, SYN, L_ALL, ASSIGN, ZM_REASON_CAPTURED_HBONE},
     {"v4 SYN from enrolled pod to port 15021: not captured", 0, SH_TCP, POD_A4, POD_C4, 40000,
      15021, SYN, L_ALL, TC_ACT_UNSPEC, ZM_REASON_PASS_ZTUNNEL_PORT},
     {"v4 SYN from enrolled pod to node address: bypass", 0, SH_TCP, POD_A4, NODE4, 40000, 10250,

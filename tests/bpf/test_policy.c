@@ -44,8 +44,8 @@
 
 #define POD_B4	  "198.18.1.2" /* enrolled destination */
 #define POD_B6	  "2001:2::1:2"
-#define POD_E4	  "198.18.1.3" /* enrolled, no rules */
-#define DENIED4	  "198.18.9.7" /* inside the denied 198.18.9.0/24 */
+#define POD_E4	  "198.18.1.3"	 /* enrolled, no rules */
+#define DENIED4	  "198.18.9.7"	 /* inside the denied 198.18.9.0/24 */
 #define EXCEPT4	  "198.18.9.200" /* inside the DEFER exception 198.18.9.128/25 */
 #define ALLOWED4  "198.18.2.3"
 #define DENIED6	  "2001:2::9:7"
@@ -64,9 +64,9 @@ struct fixture {
 	const char *src, *dst;
 	uint16_t dport;
 	uint8_t flags;
-	int want_ret;	       /* TC_ACT_* or XDP_* as above */
-	int want_reason;       /* zm_stats reason that moves by one, -1: none */
-	const char *want_pol;  /* policy whose counter moves by one, NULL: none */
+	int want_ret;	      /* TC_ACT_* or XDP_* as above */
+	int want_reason;      /* zm_stats reason that moves by one, -1: none */
+	const char *want_pol; /* policy whose counter moves by one, NULL: none */
 };
 
 #define SYN TH_SYN
@@ -85,16 +85,16 @@ static const struct fixture tc_fixtures[] = {
      TC_ACT_UNSPEC, ZM_REASON_PASS_ZTUNNEL_PORT, NULL},
     {"tc: port rule: SYN to 9090 from anywhere -> shot", ALLOWED4, POD_B4, 9090, SYN, TC_ACT_SHOT,
      ZM_REASON_DROP_POLICY, POL_PORT},
-    {"tc: port rule shadows any-port: denied CIDR to 9090 counts there", DENIED4, POD_B4, 9090,
-     SYN, TC_ACT_SHOT, ZM_REASON_DROP_POLICY, POL_PORT},
+    {"tc: port rule shadows any-port: denied CIDR to 9090 counts there", DENIED4, POD_B4, 9090, SYN,
+     TC_ACT_SHOT, ZM_REASON_DROP_POLICY, POL_PORT},
     {"tc: port rule does not apply to 9091", ALLOWED4, POD_B4, 9091, SYN, TC_ACT_SHOT,
      ZM_REASON_DROP_ASSIGN_FAILED, NULL},
     {"tc: other enrolled pod has no rules", DENIED4, POD_E4, 8080, SYN, TC_ACT_SHOT,
      ZM_REASON_DROP_ASSIGN_FAILED, NULL},
     {"tc: ACK from denied CIDR is not a SYN", DENIED4, POD_B4, 8080, ACK, TC_ACT_UNSPEC,
      ZM_REASON_PASS_NOT_SYN, NULL},
-    {"tc: enrolled source goes outbound, not to policy", ENROLLED4, POD_B4, 8080, SYN,
-     TC_ACT_SHOT, ZM_REASON_DROP_ASSIGN_FAILED, NULL},
+    {"tc: enrolled source goes outbound, not to policy", ENROLLED4, POD_B4, 8080, SYN, TC_ACT_SHOT,
+     ZM_REASON_DROP_ASSIGN_FAILED, NULL},
     {"tc: v6 SYN from denied prefix -> shot", DENIED6, POD_B6, 443, SYN, TC_ACT_SHOT,
      ZM_REASON_DROP_POLICY, POL_V6},
     {"tc: v6 SYN from allowed source -> 15006 path", ALLOWED6, POD_B6, 443, SYN, TC_ACT_SHOT,
@@ -107,8 +107,8 @@ static const struct fixture xdp_fixtures[] = {
     {"xdp: SYN from allowed source -> XDP_PASS", ALLOWED4, POD_B4, 8080, SYN, XDP_OK, -1, NULL},
     {"xdp: SYN from the DEFER exception -> XDP_PASS", EXCEPT4, POD_B4, 8080, SYN, XDP_OK, -1, NULL},
     {"xdp: denied CIDR to 15008 -> XDP_PASS", DENIED4, POD_B4, 15008, SYN, XDP_OK, -1, NULL},
-    {"xdp: port rule -> XDP_DROP", ALLOWED4, POD_B4, 9090, SYN, XDP_SHOT,
-     ZM_REASON_DROP_POLICY_XDP, POL_PORT},
+    {"xdp: port rule -> XDP_DROP", ALLOWED4, POD_B4, 9090, SYN, XDP_SHOT, ZM_REASON_DROP_POLICY_XDP,
+     POL_PORT},
     {"xdp: ACK from denied CIDR -> XDP_PASS", DENIED4, POD_B4, 8080, ACK, XDP_OK, -1, NULL},
     {"xdp: enrolled (spoofed) source -> XDP_PASS, left to tc", ENROLLED4, POD_B4, 8080, SYN, XDP_OK,
      -1, NULL},
@@ -196,8 +196,10 @@ static int listeners_open(void)
 
 	for (int v6 = 0; v6 < 2; v6++) {
 		for (size_t i = 0; i < 3; i++) {
-			struct sockaddr_in6 s6 = {.sin6_family = AF_INET6, .sin6_port = htons(ports[i])};
-			struct sockaddr_in s4 = {.sin_family = AF_INET, .sin_port = htons(ports[i])};
+			struct sockaddr_in6 s6 = {.sin6_family = AF_INET6,
+						  .sin6_port = htons(ports[i])};
+			struct sockaddr_in s4 = {.sin_family = AF_INET,
+						 .sin_port = htons(ports[i])};
 			int fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
 			if (fd < 0 ||
@@ -341,8 +343,8 @@ static void replace_check(void)
 
 int main(void)
 {
-	struct zm_dp_load_opts lo = {.uplinks = (const char *[]){"lo"}, .n_uplinks = 1,
-				     .xdp = ZM_DP_XDP_GENERIC};
+	struct zm_dp_load_opts lo = {
+	    .uplinks = (const char *[]){"lo"}, .n_uplinks = 1, .xdp = ZM_DP_XDP_GENERIC};
 	struct zm_dp_load_result res;
 	int err, tc_fd, xdp_fd;
 	char pindir[64];

@@ -42,11 +42,11 @@ static void fuzz_request(const uint8_t *buf, size_t len)
 			abort();
 		return;
 	}
-	if ((rq.csr_len && (rq.csr < (const char *)buf || rq.csr + rq.csr_len >
-							       (const char *)buf + len)) ||
-	    (rq.impersonated_len && (rq.impersonated < (const char *)buf ||
-				     rq.impersonated + rq.impersonated_len >
-					     (const char *)buf + len)))
+	if ((rq.csr_len &&
+	     (rq.csr < (const char *)buf || rq.csr + rq.csr_len > (const char *)buf + len)) ||
+	    (rq.impersonated_len &&
+	     (rq.impersonated < (const char *)buf ||
+	      rq.impersonated + rq.impersonated_len > (const char *)buf + len)))
 		abort(); /* decoded strings must point into the input */
 	csr = fuzz_strdup(rq.csr ?: "", rq.csr_len);
 	if (rq.impersonated_len)
@@ -85,8 +85,8 @@ static void fuzz_response(const uint8_t *buf, size_t len)
 	if (n < 1 || n > ZM_CA_MAX_CHAIN)
 		abort();
 	for (i = 0; i < n; i++) {
-		if (lens[i] && (chain[i] < (const char *)buf ||
-				chain[i] + lens[i] > (const char *)buf + len))
+		if (lens[i] &&
+		    (chain[i] < (const char *)buf || chain[i] + lens[i] > (const char *)buf + len))
 			abort();
 		copies[i] = fuzz_strdup(chain[i] ?: "", lens[i]);
 		if (!copies[i])
@@ -137,9 +137,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	memcpy(buf, data + 1, size - 1);
 	switch (data[0] % 3) {
-	case 0: fuzz_request(buf, size - 1); break;
-	case 1: fuzz_response(buf, size - 1); break;
-	default: fuzz_hdr(buf, size - 1); break;
+	case 0:
+		fuzz_request(buf, size - 1);
+		break;
+	case 1:
+		fuzz_response(buf, size - 1);
+		break;
+	default:
+		fuzz_hdr(buf, size - 1);
+		break;
 	}
 	free(buf);
 	return 0;

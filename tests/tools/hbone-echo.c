@@ -34,7 +34,7 @@ static struct {
 	const char *ca_dir, *id, *expect, *authority, *send, *cert_out, *key_out;
 	unsigned int port;
 	int want_status;
-} opt = { .want_status = 200 };
+} opt = {.want_status = 200};
 
 static struct zm_cert *my_cert;
 static int epfd;
@@ -78,8 +78,7 @@ static struct zm_tls_roots *load_ca(void)
 static void on_request(struct hb_stream *s, const struct hb_request *req)
 {
 	printf("request authority=%s forwarded=%s baggage=%s traceparent=%s peer=%s\n",
-	       req->authority, req->forwarded, req->baggage, req->traceparent,
-	       req->peer_identity);
+	       req->authority, req->forwarded, req->baggage, req->traceparent, req->peer_identity);
 	fflush(stdout);
 	if (req->dst_port == 9) {
 		hb_stream_respond(s, HB_STATUS_UNAVAILABLE);
@@ -139,11 +138,14 @@ static void on_stream_close(struct hb_stream *s, uint32_t code)
 static void on_ready(struct hb_conn *conn)
 {
 	char fwd[HB_FORWARDED_MAX], bag[HB_BAGGAGE_MAX], tp[HB_TRACEPARENT_LEN];
-	struct hb_baggage b = { .cluster = "Kubernetes", .ns = "client-ns",
-				.workload_type = "deployment", .workload_name = "sleep",
-				.service_name = "sleep", .service_version = "v1" };
-	struct hb_request req = { .authority = opt.authority, .forwarded = fwd,
-				  .baggage = bag, .traceparent = tp };
+	struct hb_baggage b = {.cluster = "Kubernetes",
+			       .ns = "client-ns",
+			       .workload_type = "deployment",
+			       .workload_name = "sleep",
+			       .service_name = "sleep",
+			       .service_version = "v1"};
+	struct hb_request req = {
+	    .authority = opt.authority, .forwarded = fwd, .baggage = bag, .traceparent = tp};
 	struct zm_addr a;
 
 	if (hb_conn_role(conn) != HB_ROLE_CLIENT)
@@ -164,14 +166,14 @@ static void on_conn_close(struct hb_conn *conn, int err, const char *reason)
 }
 
 static const struct hb_callbacks cbs = {
-	.on_ready = on_ready,
-	.on_request = on_request,
-	.on_response = on_response,
-	.on_data = on_data,
-	.on_eof = on_eof,
-	.on_writable = on_writable,
-	.on_stream_close = on_stream_close,
-	.on_conn_close = on_conn_close,
+    .on_ready = on_ready,
+    .on_request = on_request,
+    .on_response = on_response,
+    .on_data = on_data,
+    .on_eof = on_eof,
+    .on_writable = on_writable,
+    .on_stream_close = on_stream_close,
+    .on_conn_close = on_conn_close,
 };
 
 /* ---- loop ---- */
@@ -183,7 +185,7 @@ struct ent {
 
 static void ent_arm(struct ent *e, int op)
 {
-	struct epoll_event ev = { .events = hb_conn_want(e->conn), .data.ptr = e };
+	struct epoll_event ev = {.events = hb_conn_want(e->conn), .data.ptr = e};
 
 	epoll_ctl(epfd, op, e->fd, &ev);
 }
@@ -226,11 +228,11 @@ static int select_cert(void *ud, const struct zm_addr *local, struct zm_cert **o
 
 static __attribute__((noreturn)) void run_server(void)
 {
-	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(opt.port) };
+	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(opt.port)};
 	struct zm_tls_roots *roots = load_ca();
 	struct epoll_event evs[16], ev;
 	struct zm_tls_ctx *ctx;
-	struct ent lst = { 0 };
+	struct ent lst = {0};
 	struct zm_addr local;
 	char err[256];
 	int one = 1, n, i;
@@ -244,7 +246,7 @@ static __attribute__((noreturn)) void run_server(void)
 	setsockopt(lst.fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (bind(lst.fd, (struct sockaddr *)&sin, sizeof(sin)) || listen(lst.fd, 64))
 		die("bind", strerror(errno));
-	ev = (struct epoll_event){ .events = EPOLLIN, .data.ptr = &lst };
+	ev = (struct epoll_event){.events = EPOLLIN, .data.ptr = &lst};
 	epoll_ctl(epfd, EPOLL_CTL_ADD, lst.fd, &ev);
 	printf("listening 127.0.0.1:%u\n", opt.port);
 	fflush(stdout);
@@ -276,9 +278,9 @@ static __attribute__((noreturn)) void run_server(void)
 /* Frees everything it made (the sanitizer build checks for leaks on exit). */
 static int run_client(void)
 {
-	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(opt.port) };
+	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(opt.port)};
 	struct zm_tls_roots *roots = load_ca();
-	const char *expect[] = { opt.expect };
+	const char *expect[] = {opt.expect};
 	uint64_t deadline = now_ms() + 10000;
 	struct epoll_event evs[4];
 	struct zm_tls_ctx *ctx;
@@ -337,10 +339,11 @@ out:
 int main(int argc, char **argv)
 {
 	static const struct option lo[] = {
-		{ "ca-dir", 1, NULL, 'd' }, { "id", 1, NULL, 'i' },	  { "expect", 1, NULL, 'e' },
-		{ "port", 1, NULL, 'p' },   { "authority", 1, NULL, 'a' }, { "send", 1, NULL, 's' },
-		{ "status", 1, NULL, 'S' }, { "cert", 1, NULL, 'c' },	  { "key", 1, NULL, 'k' },
-		{ 0 },
+	    {"ca-dir", 1, NULL, 'd'},	 {"id", 1, NULL, 'i'},
+	    {"expect", 1, NULL, 'e'},	 {"port", 1, NULL, 'p'},
+	    {"authority", 1, NULL, 'a'}, {"send", 1, NULL, 's'},
+	    {"status", 1, NULL, 'S'},	 {"cert", 1, NULL, 'c'},
+	    {"key", 1, NULL, 'k'},	 {0},
 	};
 	const char *mode = argc > 1 ? argv[1] : "";
 	char err[256];
@@ -349,16 +352,35 @@ int main(int argc, char **argv)
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	while ((c = getopt_long(argc - 1, argv + 1, "", lo, NULL)) != -1) {
 		switch (c) {
-		case 'd': opt.ca_dir = optarg; break;
-		case 'i': opt.id = optarg; break;
-		case 'e': opt.expect = optarg; break;
-		case 'p': opt.port = (unsigned int)atoi(optarg); break;
-		case 'a': opt.authority = optarg; break;
-		case 's': opt.send = optarg; break;
-		case 'S': opt.want_status = atoi(optarg); break;
-		case 'c': opt.cert_out = optarg; break;
-		case 'k': opt.key_out = optarg; break;
-		default: return 2;
+		case 'd':
+			opt.ca_dir = optarg;
+			break;
+		case 'i':
+			opt.id = optarg;
+			break;
+		case 'e':
+			opt.expect = optarg;
+			break;
+		case 'p':
+			opt.port = (unsigned int)atoi(optarg);
+			break;
+		case 'a':
+			opt.authority = optarg;
+			break;
+		case 's':
+			opt.send = optarg;
+			break;
+		case 'S':
+			opt.want_status = atoi(optarg);
+			break;
+		case 'c':
+			opt.cert_out = optarg;
+			break;
+		case 'k':
+			opt.key_out = optarg;
+			break;
+		default:
+			return 2;
 		}
 	}
 	if (!opt.ca_dir)

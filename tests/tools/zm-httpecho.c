@@ -153,10 +153,12 @@ static void *serve(void *arg)
 			close_after = 1;
 		while ((line = strtok_r(NULL, "\r\n", &save))) {
 			if (o < sizeof(out) - 1)
-				o += (size_t)snprintf(out + o, sizeof(out) - o, "header=%s\n", line);
+				o +=
+				    (size_t)snprintf(out + o, sizeof(out) - o, "header=%s\n", line);
 			if (!strncasecmp(line, "content-length:", 15))
 				clen = atol(line + 15);
-			if (!strncasecmp(line, "transfer-encoding:", 18) && strcasestr(line, "chunked"))
+			if (!strncasecmp(line, "transfer-encoding:", 18) &&
+			    strcasestr(line, "chunked"))
 				chunked = 1;
 			if (!strncasecmp(line, "connection:", 11) && strcasestr(line, "close"))
 				close_after = 1;
@@ -216,7 +218,8 @@ static void *serve(void *arg)
 			int hn = snprintf(hdr, sizeof(hdr),
 					  "HTTP/1.1 %d X\r\ncontent-type: text/plain\r\n"
 					  "x-pod: %s\r\ncontent-length: %zu\r\n%s\r\n",
-					  status, pod_name, o, close_after ? "connection: close\r\n" : "");
+					  status, pod_name, o,
+					  close_after ? "connection: close\r\n" : "");
 
 			struct iovec iov[2] = {{hdr, (size_t)hn}, {out, o}};
 

@@ -698,9 +698,10 @@ static void connect_report(struct conn_lat *lats, int parallel, long long total,
 			all[k++] = lats[p].us[i];
 	qsort(all, (size_t)n, sizeof(*all), cmp_ll);
 #define PCT(q) (n ? all[(long long)((n - 1) * (q))] : -1)
-	printf("{\"connections\": %lld, \"errors\": %d, \"conn_per_s\": %.1f, \"conn_p50_us\": %lld, "
-	       "\"conn_p90_us\": %lld, \"conn_p99_us\": %lld}\n",
-	       total, errs, total / ((now_us() - start) / 1e6), PCT(0.50), PCT(0.90), PCT(0.99));
+	printf(
+	    "{\"connections\": %lld, \"errors\": %d, \"conn_per_s\": %.1f, \"conn_p50_us\": %lld, "
+	    "\"conn_p90_us\": %lld, \"conn_p99_us\": %lld}\n",
+	    total, errs, total / ((now_us() - start) / 1e6), PCT(0.50), PCT(0.90), PCT(0.99));
 #undef PCT
 	free(all);
 }

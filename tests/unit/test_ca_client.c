@@ -76,8 +76,8 @@ static int wanted(void *ud, void (*add)(void *ctx, const char *id), void *ctx)
 
 static struct zm_identity_provider *provider(void)
 {
-	struct zm_caclient_opts o = {.addr = addr, .validity_s = 4, .wait_ms = 3000,
-				     .wanted = wanted};
+	struct zm_caclient_opts o = {
+	    .addr = addr, .validity_s = 4, .wait_ms = 3000, .wanted = wanted};
 	struct zm_identity_provider *p = NULL;
 	char c[128], k[128], r[128], err[256];
 
@@ -140,8 +140,7 @@ int main(void)
 
 	sleep(3); /* past half of the lifetime: the refresh thread rotated */
 	is_int(zm_identity_get(p, A, &c2, err, sizeof(err)), 0, "get after rotation");
-	ok(c2 && strcmp(zm_cert_serial(c2, s2, sizeof(s2)), s1), "a new serial (%s -> %s)", s1,
-	   s2);
+	ok(c2 && strcmp(zm_cert_serial(c2, s2, sizeof(s2)), s1), "a new serial (%s -> %s)", s1, s2);
 	is_str(zm_cert_identity(c1), A, "the old certificate is still intact for its holders");
 
 	ca_stop(ca);
@@ -164,7 +163,8 @@ int main(void)
 	for (int i = 0; i < 40 && !c3; i++) {
 		usleep(250000);
 		if (!zm_identity_get(p, A, &c3, err, sizeof(err)) &&
-		    (!strcmp(zm_cert_serial(c3, s3, sizeof(s3)), s2) || time(NULL) >= zm_cert_not_after(c3))) {
+		    (!strcmp(zm_cert_serial(c3, s3, sizeof(s3)), s2) ||
+		     time(NULL) >= zm_cert_not_after(c3))) {
 			zm_cert_put(c3);
 			c3 = NULL;
 		}

@@ -32,7 +32,7 @@ static void test_request_roundtrip(void)
 	ok(rq.csr_len == 3 && !memcmp(rq.csr, "CSR", 3), "csr survives");
 	is_int((int)rq.validity_s, 3600, "validity survives");
 	ok(rq.impersonated_len == strlen("spiffe://td/ns/a/sa/b") &&
-		   !memcmp(rq.impersonated, "spiffe://td/ns/a/sa/b", rq.impersonated_len),
+	       !memcmp(rq.impersonated, "spiffe://td/ns/a/sa/b", rq.impersonated_len),
 	   "ImpersonatedIdentity survives");
 	free(buf);
 
@@ -82,18 +82,20 @@ static void test_request_bad(void)
 		uint8_t b[24];
 		size_t n;
 	} bad[] = {
-		{"length past the end", {0x0a, 0x10, 'a'}, 3},
-		{"length of 4 GiB", {0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f}, 6},
-		{"overlong varint", {0x18, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
-				     0x01}, 12},
-		{"group wire type", {0x0b, 0x0c}, 2},
-		{"field number 0", {0x02, 0x00}, 2},
-		{"csr as varint", {0x08, 0x01}, 2},
-		{"truncated fixed64", {0x11, 1, 2, 3}, 4},
-		/* metadata { fields { key "ImpersonatedIdentity" value { bool_value: true } } } */
-		{"impersonation not a string",
-		 {0x22, 0x1c, 0x0a, 0x1a, 0x0a, 0x14, 'I', 'm', 'p', 'e', 'r', 's', 'o', 'n', 'a',
-		  't', 'e', 'd', 'I', 'd', 'e', 'n', 't', 'i'}, 24},
+	    {"length past the end", {0x0a, 0x10, 'a'}, 3},
+	    {"length of 4 GiB", {0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f}, 6},
+	    {"overlong varint",
+	     {0x18, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01},
+	     12},
+	    {"group wire type", {0x0b, 0x0c}, 2},
+	    {"field number 0", {0x02, 0x00}, 2},
+	    {"csr as varint", {0x08, 0x01}, 2},
+	    {"truncated fixed64", {0x11, 1, 2, 3}, 4},
+	    /* metadata { fields { key "ImpersonatedIdentity" value { bool_value: true } } } */
+	    {"impersonation not a string",
+	     {0x22, 0x1c, 0x0a, 0x1a, 0x0a, 0x14, 'I', 'm', 'p', 'e', 'r', 's',
+	      'o',  'n',  'a',	't',  'e',  'd',  'I', 'd', 'e', 'n', 't', 'i'},
+	     24},
 	};
 	struct zm_capb_request rq;
 	char err[128];
@@ -122,15 +124,14 @@ static void test_response(void)
 	       "two certificates back");
 	ok(lens[0] == 4 && !memcmp(got[0], "LEAF", 4) && !memcmp(got[1], "ROOT", 4),
 	   "leaf first, root last");
-	is_int(zm_capb_response_decode(buf + 5, len - 5, got, lens, 1, err, sizeof(err)),
-	       -EINVAL, "more certificates than the caller takes: refused");
+	is_int(zm_capb_response_decode(buf + 5, len - 5, got, lens, 1, err, sizeof(err)), -EINVAL,
+	       "more certificates than the caller takes: refused");
 	is_int(zm_capb_response_decode(buf + 5, 0, got, lens, 4, err, sizeof(err)), -EINVAL,
 	       "empty chain refused");
 	free(buf);
 	ok(zm_grpc_hdr_get((const uint8_t *)"\x02\0\0\0\0", &(uint32_t){0}) < 0,
 	   "gRPC flags byte 2 refused");
-	is_str(zm_grpc_status_name(ZM_GRPC_PERMISSION_DENIED), "PERMISSION_DENIED",
-	       "status names");
+	is_str(zm_grpc_status_name(ZM_GRPC_PERMISSION_DENIED), "PERMISSION_DENIED", "status names");
 }
 
 int main(void)

@@ -22,28 +22,28 @@ static void test_authority(void)
 		const char *ip;
 		unsigned int port;
 	} cases[] = {
-		{ "10.0.0.5:8080", 0, "10.0.0.5", 8080 },
-		{ "[2001:2::5]:443", 0, "2001:2::5", 443 },
-		{ "[::ffff:1.2.3.4]:1", 0, "::ffff:1.2.3.4", 1 },
-		{ "1.2.3.4:65535", 0, "1.2.3.4", 65535 },
-		{ "1.2.3.4:65536", -EINVAL, NULL, 0 },
-		{ "1.2.3.4:0", -EINVAL, NULL, 0 },
-		{ "1.2.3.4:", -EINVAL, NULL, 0 },
-		{ "1.2.3.4", -EINVAL, NULL, 0 },
-		{ "1.2.3.4:+80", -EINVAL, NULL, 0 },
-		{ "1.2.3.4:-1", -EINVAL, NULL, 0 },
-		{ "1.2.3.4:80 ", -EINVAL, NULL, 0 },
-		{ "1.2.3.4:0080x", -EINVAL, NULL, 0 },
-		{ "1.2.3.4:000080", -EINVAL, NULL, 0 },
-		{ "2001:2::5:80", -EINVAL, NULL, 0 },
-		{ "[2001:2::5]", -EINVAL, NULL, 0 },
-		{ "[2001:2::5]80", -EINVAL, NULL, 0 },
-		{ "[1.2.3.4]:80", -EINVAL, NULL, 0 },
-		{ "[fe80::1%eth0]:80", -EINVAL, NULL, 0 },
-		{ "example.com:80", -EINVAL, NULL, 0 },
-		{ ":80", -EINVAL, NULL, 0 },
-		{ "", -EINVAL, NULL, 0 },
-		{ "1.2.3.256:80", -EINVAL, NULL, 0 },
+	    {"10.0.0.5:8080", 0, "10.0.0.5", 8080},
+	    {"[2001:2::5]:443", 0, "2001:2::5", 443},
+	    {"[::ffff:1.2.3.4]:1", 0, "::ffff:1.2.3.4", 1},
+	    {"1.2.3.4:65535", 0, "1.2.3.4", 65535},
+	    {"1.2.3.4:65536", -EINVAL, NULL, 0},
+	    {"1.2.3.4:0", -EINVAL, NULL, 0},
+	    {"1.2.3.4:", -EINVAL, NULL, 0},
+	    {"1.2.3.4", -EINVAL, NULL, 0},
+	    {"1.2.3.4:+80", -EINVAL, NULL, 0},
+	    {"1.2.3.4:-1", -EINVAL, NULL, 0},
+	    {"1.2.3.4:80 ", -EINVAL, NULL, 0},
+	    {"1.2.3.4:0080x", -EINVAL, NULL, 0},
+	    {"1.2.3.4:000080", -EINVAL, NULL, 0},
+	    {"2001:2::5:80", -EINVAL, NULL, 0},
+	    {"[2001:2::5]", -EINVAL, NULL, 0},
+	    {"[2001:2::5]80", -EINVAL, NULL, 0},
+	    {"[1.2.3.4]:80", -EINVAL, NULL, 0},
+	    {"[fe80::1%eth0]:80", -EINVAL, NULL, 0},
+	    {"example.com:80", -EINVAL, NULL, 0},
+	    {":80", -EINVAL, NULL, 0},
+	    {"", -EINVAL, NULL, 0},
+	    {"1.2.3.256:80", -EINVAL, NULL, 0},
 	};
 	char buf[HB_AUTHORITY_MAX], ip[ZM_ADDR_STRLEN];
 	struct zm_addr a;
@@ -54,10 +54,10 @@ static void test_authority(void)
 
 		if (!is_int(err, cases[i].err, "authority parse \"%s\"", cases[i].text) || err)
 			continue;
-		is_str(zm_addr_format(&a, ip, sizeof(ip)), cases[i].ip, "  ip of %s", cases[i].text);
+		is_str(zm_addr_format(&a, ip, sizeof(ip)), cases[i].ip, "  ip of %s",
+		       cases[i].text);
 		is_int(port, cases[i].port, "  port of %s", cases[i].text);
-		ok(!hb_authority_format(&a, port, buf, sizeof(buf)) &&
-			   !strcmp(buf, cases[i].text),
+		ok(!hb_authority_format(&a, port, buf, sizeof(buf)) && !strcmp(buf, cases[i].text),
 		   "  format round trip %s", cases[i].text);
 	}
 	is_int(hb_authority_parse(NULL, &a, &port), -EINVAL, "authority parse NULL");
@@ -69,9 +69,9 @@ static void test_authority(void)
 static void test_builders(void)
 {
 	char buf[HB_BAGGAGE_MAX], tp[HB_TRACEPARENT_LEN], tp2[HB_TRACEPARENT_LEN];
-	struct hb_baggage b = { "Kubernetes", "default", "deployment", "sleep", "sleep", "v1" };
-	struct hb_baggage partial = { .ns = "ns1", .workload_type = "pod", .workload_name = "p" };
-	struct hb_baggage bad = { .ns = "a,b" };
+	struct hb_baggage b = {"Kubernetes", "default", "deployment", "sleep", "sleep", "v1"};
+	struct hb_baggage partial = {.ns = "ns1", .workload_type = "pod", .workload_name = "p"};
+	struct hb_baggage bad = {.ns = "a,b"};
 	struct zm_addr a;
 
 	zm_addr_parse("10.1.2.3", &a);
@@ -111,10 +111,11 @@ static void test_builders(void)
 
 static struct th_rec *th_open(struct th_pair *p, const char *authority)
 {
-	struct hb_request req = { .authority = authority,
-				  .forwarded = "for=\"10.1.2.3:40000\"",
-				  .baggage = "k8s.namespace.name=client-ns",
-				  .traceparent = "00-0123456789abcdef0123456789abcdef-0123456789abcdef-00" };
+	struct hb_request req = {.authority = authority,
+				 .forwarded = "for=\"10.1.2.3:40000\"",
+				 .baggage = "k8s.namespace.name=client-ns",
+				 .traceparent =
+				     "00-0123456789abcdef0123456789abcdef-0123456789abcdef-00"};
 	struct hb_stream *s = hb_stream_open(p->c.conn, &req, NULL);
 
 	if (!s)
@@ -222,14 +223,17 @@ static struct th_rec *th_raw(struct th_pair *p, const nghttp2_nv *nva, size_t n)
 	return r;
 }
 
-#define NV(n, v) { (uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, sizeof(v) - 1, 0 }
+#define NV(n, v)                                                                                   \
+	{                                                                                          \
+		(uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, sizeof(v) - 1, 0                    \
+	}
 
 static void test_bad_requests(void)
 {
-	const nghttp2_nv get[] = { NV(":method", "GET"), NV(":scheme", "https"),
-				   NV(":path", "/"), NV(":authority", "127.0.0.1:8080") };
-	const nghttp2_nv host[] = { NV(":method", "CONNECT"), NV(":authority", "example.com:80") };
-	const nghttp2_nv v6[] = { NV(":method", "CONNECT"), NV(":authority", "2001:2::1:80") };
+	const nghttp2_nv get[] = {NV(":method", "GET"), NV(":scheme", "https"), NV(":path", "/"),
+				  NV(":authority", "127.0.0.1:8080")};
+	const nghttp2_nv host[] = {NV(":method", "CONNECT"), NV(":authority", "example.com:80")};
+	const nghttp2_nv v6[] = {NV(":method", "CONNECT"), NV(":authority", "2001:2::1:80")};
 	struct th_pair p;
 	struct th_rec *r;
 
@@ -254,7 +258,7 @@ static void test_bad_requests(void)
 	is_int(p.s.nrecs, 0, "server application never saw them");
 	ok(!p.c.conn_closed && !p.s.conn_closed, "connection survives");
 	{
-		struct hb_request bad = { .authority = "example.com:80" };
+		struct hb_request bad = {.authority = "example.com:80"};
 
 		ok(!hb_stream_open(p.c.conn, &bad, NULL) && errno == EINVAL,
 		   "hb_stream_open refuses a hostname authority");
@@ -265,7 +269,7 @@ static void test_bad_requests(void)
 static void test_many_streams(void)
 {
 	struct th_rec *cr[HB_MAX_STREAMS];
-	struct hb_request req = { .authority = "127.0.0.1:7" };
+	struct hb_request req = {.authority = "127.0.0.1:7"};
 	char msg[64];
 	struct th_pair p;
 	int i, done, good;
@@ -284,10 +288,10 @@ static void test_many_streams(void)
 	is_int(hb_conn_streams_available(p.c.conn), 0, "no stream slot left");
 	ok(!hb_stream_open(p.c.conn, &req, NULL) && errno == EAGAIN, "101st refused: EAGAIN");
 	th_pump_until(&p, ({
-		      for (done = 0, i = 0; i < HB_MAX_STREAMS; i++)
-			      done += cr[i]->closed;
-		      done == HB_MAX_STREAMS;
-	      }));
+		for (done = 0, i = 0; i < HB_MAX_STREAMS; i++)
+			done += cr[i]->closed;
+		done == HB_MAX_STREAMS;
+	}));
 	is_int(done, HB_MAX_STREAMS, "all 100 echoed streams closed");
 	for (good = 0, i = 0; i < HB_MAX_STREAMS; i++) {
 		snprintf(msg, sizeof(msg), "stream %d says hello", i);
@@ -430,7 +434,7 @@ static void th_frame_hdr(uint8_t *b, size_t len, uint8_t type, uint8_t flags, ui
 static void test_protocol_errors(void)
 {
 	/* HPACK literal, new name, whose length (a 7-bit prefix + varint) claims 70000 bytes. */
-	static const uint8_t big[] = { 0x00, 0x7f, 0xf1, 0xa1, 0x04 };
+	static const uint8_t big[] = {0x00, 0x7f, 0xf1, 0xa1, 0x04};
 	static uint8_t pings[2000 * 17];
 	uint8_t f[64];
 	struct th_pair p;
@@ -478,7 +482,7 @@ static void test_eof_after_goaway(void)
 {
 	struct th_pair p;
 	struct th_rec *cr;
-	struct hb_request req = { .authority = "127.0.0.1:7" };
+	struct hb_request req = {.authority = "127.0.0.1:7"};
 
 	th_pair_open(&p, TH_SERVER_ACCEPT);
 	ok(th_pump_until(&p, p.c.ready && p.s.ready), "ready");

@@ -189,15 +189,15 @@ static void th_on_bad_request(struct hb_conn *conn, const char *method, const ch
 }
 
 static const struct hb_callbacks th_cbs = {
-	.on_ready = th_on_ready,
-	.on_request = th_on_request,
-	.on_response = th_on_response,
-	.on_data = th_on_data,
-	.on_eof = th_on_eof,
-	.on_writable = th_on_writable,
-	.on_stream_close = th_on_stream_close,
-	.on_conn_close = th_on_conn_close,
-	.on_bad_request = th_on_bad_request,
+    .on_ready = th_on_ready,
+    .on_request = th_on_request,
+    .on_response = th_on_response,
+    .on_data = th_on_data,
+    .on_eof = th_on_eof,
+    .on_writable = th_on_writable,
+    .on_stream_close = th_on_stream_close,
+    .on_conn_close = th_on_conn_close,
+    .on_bad_request = th_on_bad_request,
 };
 
 static int th_select(void *ud, const struct zm_addr *local, struct zm_cert **out)
@@ -240,7 +240,7 @@ static void th_tls_init(void)
 
 static void th_pair_open(struct th_pair *p, enum th_server_mode mode)
 {
-	const char *expect[] = { TH_SERVER_ID };
+	const char *expect[] = {TH_SERVER_ID};
 	struct zm_addr local;
 	char err[256];
 	SSL *cssl, *sssl;
@@ -281,8 +281,8 @@ static void th_pair_close(struct th_pair *p)
 /* One poll round over both ends (up to ms milliseconds of waiting). */
 static void th_pump_once(struct th_pair *p, int ms)
 {
-	struct pollfd pf[2] = { { .fd = p->c.fd }, { .fd = p->s.fd } };
-	struct th_side *sides[2] = { &p->c, &p->s };
+	struct pollfd pf[2] = {{.fd = p->c.fd}, {.fd = p->s.fd}};
+	struct th_side *sides[2] = {&p->c, &p->s};
 	uint32_t w;
 	int i;
 
@@ -299,22 +299,22 @@ static void th_pump_once(struct th_pair *p, int ms)
 }
 
 /* Pump until cond() holds or 5 s pass. Returns whether cond held. */
-#define th_pump_until(p, cond)                                                             \
-	({                                                                                 \
-		struct timespec t0_, t1_;                                                  \
-		bool ok_ = false;                                                          \
-		clock_gettime(CLOCK_MONOTONIC, &t0_);                                      \
-		for (;;) {                                                                 \
-			if (cond) {                                                        \
-				ok_ = true;                                                \
-				break;                                                     \
-			}                                                                  \
-			clock_gettime(CLOCK_MONOTONIC, &t1_);                              \
-			if (t1_.tv_sec - t0_.tv_sec > 5)                                   \
-				break;                                                     \
-			th_pump_once(p, 20);                                               \
-		}                                                                          \
-		ok_;                                                                       \
+#define th_pump_until(p, cond)                                                                     \
+	({                                                                                         \
+		struct timespec t0_, t1_;                                                          \
+		bool ok_ = false;                                                                  \
+		clock_gettime(CLOCK_MONOTONIC, &t0_);                                              \
+		for (;;) {                                                                         \
+			if (cond) {                                                                \
+				ok_ = true;                                                        \
+				break;                                                             \
+			}                                                                          \
+			clock_gettime(CLOCK_MONOTONIC, &t1_);                                      \
+			if (t1_.tv_sec - t0_.tv_sec > 5)                                           \
+				break;                                                             \
+			th_pump_once(p, 20);                                                       \
+		}                                                                                  \
+		ok_;                                                                               \
 	})
 
 #endif

@@ -14,7 +14,7 @@
 #include "config/config.h"
 #include "l7/l7.h"
 
-#define ERRLEN 8192
+#define ERRLEN	 8192
 #define BOOKINFO "istio-samples/samples/bookinfo/networking/"
 
 static struct zm_config *mesh;
@@ -50,13 +50,20 @@ static struct l7_config *load_samples(const char *const *names, size_t n, char *
 static void test_samples(void)
 {
 	static const char *const vs[] = {
-		"virtual-service-all-v1.yaml",	      "virtual-service-reviews-test-v2.yaml",
-		"virtual-service-reviews-50-v3.yaml", "virtual-service-reviews-90-10.yaml",
-		"virtual-service-reviews-80-20.yaml", "virtual-service-ratings-test-delay.yaml",
-		"virtual-service-ratings-test-abort.yaml", "virtual-service-reviews-v3.yaml",
-		"virtual-service-reviews-jason-v2-v3.yaml", "virtual-service-reviews-v2-v3.yaml",
-		"virtual-service-details-v2.yaml", "fault-injection-details-v1.yaml",
-		"virtual-service-ratings-db.yaml", "virtual-service-ratings-mysql.yaml",
+	    "virtual-service-all-v1.yaml",
+	    "virtual-service-reviews-test-v2.yaml",
+	    "virtual-service-reviews-50-v3.yaml",
+	    "virtual-service-reviews-90-10.yaml",
+	    "virtual-service-reviews-80-20.yaml",
+	    "virtual-service-ratings-test-delay.yaml",
+	    "virtual-service-ratings-test-abort.yaml",
+	    "virtual-service-reviews-v3.yaml",
+	    "virtual-service-reviews-jason-v2-v3.yaml",
+	    "virtual-service-reviews-v2-v3.yaml",
+	    "virtual-service-details-v2.yaml",
+	    "fault-injection-details-v1.yaml",
+	    "virtual-service-ratings-db.yaml",
+	    "virtual-service-ratings-mysql.yaml",
 	};
 	char err[ERRLEN];
 	size_t i;
@@ -135,18 +142,18 @@ static void test_full_translation(void)
 	ok(r->redirect.set && r->redirect.code == 302 && !strcmp(r->redirect.uri, "/new"),
 	   "redirect uri + code");
 	r = &cfg->vs[0].http[3];
-	ok(r->direct.status == 418 && !strcmp(r->direct.body, "short and stout"),
-	   "directResponse");
+	ok(r->direct.status == 418 && !strcmp(r->direct.body, "short and stout"), "directResponse");
 	dr = l7_dr_find(cfg, "reviews.default.svc.cluster.local");
 	ok(dr && dr->policy.lb == L7_LB_ROUND_ROBIN, "DR loadBalancer ROUND_ROBIN");
-	ok(dr && dr->policy.pool.max_connections == 100 && dr->policy.pool.connect_timeout_ms == 2000 &&
-		   dr->policy.pool.http1_max_pending == 10 &&
-		   dr->policy.pool.max_requests_per_conn == 5 &&
-		   dr->policy.pool.idle_timeout_ms == 30000,
+	ok(dr && dr->policy.pool.max_connections == 100 &&
+	       dr->policy.pool.connect_timeout_ms == 2000 &&
+	       dr->policy.pool.http1_max_pending == 10 &&
+	       dr->policy.pool.max_requests_per_conn == 5 &&
+	       dr->policy.pool.idle_timeout_ms == 30000,
 	   "DR connectionPool limits");
 	ok(dr && dr->policy.outlier.set && dr->policy.outlier.consecutive_5xx == 3 &&
-		   dr->policy.outlier.interval_ms == 5000 &&
-		   dr->policy.outlier.base_ejection_ms == 60000,
+	       dr->policy.outlier.interval_ms == 5000 &&
+	       dr->policy.outlier.base_ejection_ms == 60000,
 	   "DR outlierDetection");
 	ok(dr && l7_policy_for(dr, l7_dr_subset(dr, "v2"))->lb == L7_LB_RANDOM,
 	   "subset v2 overrides the LB policy");
@@ -158,7 +165,10 @@ static void test_full_translation(void)
 	l7_config_free(cfg);
 }
 
-#define H(n, v) {n, v}
+#define H(n, v)                                                                                    \
+	{                                                                                          \
+		n, v                                                                               \
+	}
 
 static void test_matching(void)
 {
@@ -173,21 +183,21 @@ static void test_matching(void)
 		unsigned int port;
 		const char *want; /* route name, "" the catch-all */
 	} cases[] = {
-		{"GET", "/api/x?debug=42", jason, 2, 9080, "jason"},
-		{"GET", "/api/x?debug=4a", jason, 2, 9080, ""},   /* query regex is a full match */
-		{"GET", "/api/x?a=1&debug=7", jason, 2, 9080, "jason"},
-		{"POST", "/api/x?debug=42", jason, 2, 9080, ""},  /* method */
-		{"GET", "/api/x?debug=42", other, 2, 9080, ""},   /* header value */
-		{"GET", "/api/x?debug=42", jason, 1, 9080, ""},   /* presence */
-		{"GET", "/api/x?debug=42", skip, 3, 9080, ""},    /* withoutHeaders */
-		{"GET", "/api/x?debug=42", jason, 2, 9090, ""},   /* port */
-		{"GET", "/apix?debug=42", jason, 2, 9080, ""},    /* prefix */
-		{"GET", "/fault/abc", NULL, 0, 9080, "faults"},
-		{"GET", "/fault/abc/d", NULL, 0, 9080, ""},      /* regex anchored at the end */
-		{"GET", "/x/fault/abc", NULL, 0, 9080, ""},      /* and at the start */
-		{"GET", "/old", NULL, 0, 9080, "moved"},
-		{"GET", "/old?q=1", NULL, 0, 9080, "moved"},    /* exact ignores the query */
-		{"GET", "/older", NULL, 0, 9080, ""},
+	    {"GET", "/api/x?debug=42", jason, 2, 9080, "jason"},
+	    {"GET", "/api/x?debug=4a", jason, 2, 9080, ""}, /* query regex is a full match */
+	    {"GET", "/api/x?a=1&debug=7", jason, 2, 9080, "jason"},
+	    {"POST", "/api/x?debug=42", jason, 2, 9080, ""}, /* method */
+	    {"GET", "/api/x?debug=42", other, 2, 9080, ""},  /* header value */
+	    {"GET", "/api/x?debug=42", jason, 1, 9080, ""},  /* presence */
+	    {"GET", "/api/x?debug=42", skip, 3, 9080, ""},   /* withoutHeaders */
+	    {"GET", "/api/x?debug=42", jason, 2, 9090, ""},  /* port */
+	    {"GET", "/apix?debug=42", jason, 2, 9080, ""},   /* prefix */
+	    {"GET", "/fault/abc", NULL, 0, 9080, "faults"},
+	    {"GET", "/fault/abc/d", NULL, 0, 9080, ""}, /* regex anchored at the end */
+	    {"GET", "/x/fault/abc", NULL, 0, 9080, ""}, /* and at the start */
+	    {"GET", "/old", NULL, 0, 9080, "moved"},
+	    {"GET", "/old?q=1", NULL, 0, 9080, "moved"}, /* exact ignores the query */
+	    {"GET", "/older", NULL, 0, 9080, ""},
 	};
 	struct l7_config *cfg = NULL;
 	const char *f = "tests/data/l7/full.yaml";
@@ -201,21 +211,28 @@ static void test_matching(void)
 	ok(vs != NULL, "VirtualService found by service hostname");
 	ok(!l7_vs_find(cfg, "ratings.default.svc.cluster.local"), "no VS for ratings");
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		struct l7_request req = {.method = cases[i].method, .path = cases[i].path,
-					 .authority = "reviews:9080", .port = cases[i].port,
-					 .headers = cases[i].h, .n_headers = cases[i].nh};
+		struct l7_request req = {.method = cases[i].method,
+					 .path = cases[i].path,
+					 .authority = "reviews:9080",
+					 .port = cases[i].port,
+					 .headers = cases[i].h,
+					 .n_headers = cases[i].nh};
 		const struct l7_http_route *r = l7_route_match(vs, &req);
 
 		is_str(r && r->name ? r->name : (r ? "" : "(none)"), cases[i].want,
-		       "%s %s (%zu headers, port %u)", cases[i].method, cases[i].path,
-		       cases[i].nh, cases[i].port);
+		       "%s %s (%zu headers, port %u)", cases[i].method, cases[i].path, cases[i].nh,
+		       cases[i].port);
 	}
 	{
-		struct l7_request req = {.method = "GET", .path = "/api/v1/x?debug=1",
-					 .headers = jason, .n_headers = 2, .port = 9080};
+		struct l7_request req = {.method = "GET",
+					 .path = "/api/v1/x?debug=1",
+					 .headers = jason,
+					 .n_headers = 2,
+					 .port = 9080};
 
 		l7_rewrite_path(&vs->http[0], &req, path, sizeof(path));
-		is_str(path, "/v2/v1/x?debug=1", "rewrite replaces the matched prefix, keeps query");
+		is_str(path, "/v2/v1/x?debug=1",
+		       "rewrite replaces the matched prefix, keeps query");
 	}
 	l7_config_free(cfg);
 }
@@ -251,28 +268,28 @@ static void test_authz(void)
 		bool want;
 		const char *what;
 	} cases[] = {
-		{"reviews", "GET", "/api/x", "cluster.local/ns/default/sa/a", "default", acme, true,
-		 "GET /api with tenant acme"},
-		{"reviews", "HEAD", "/health", "cluster.local/ns/default/sa/a", "default", beta,
-		 true, "HEAD /health, tenant prefix beta*"},
-		{"reviews", "POST", "/api/x", "cluster.local/ns/default/sa/a", "default", acme,
-		 false, "POST refused"},
-		{"reviews", "GET", "/api/admin/x", "cluster.local/ns/default/sa/a", "default", acme,
-		 false, "notPaths /api/admin*"},
-		{"reviews", "GET", "/api/x", "cluster.local/ns/other/sa/a", "default", acme, false,
-		 "principal outside ns default"},
-		{"reviews", "GET", "/api/x", "cluster.local/ns/default/sa/a", "blocked", acme,
-		 false, "notNamespaces"},
-		{"reviews", "GET", "/api/x", "cluster.local/ns/default/sa/a", "default", evil,
-		 false, "when header value"},
-		{"reviews", "GET", "/api/x", "cluster.local/ns/default/sa/a", "default", NULL, false,
-		 "when header absent"},
-		{"reviews", "GET", "/api/debug", "cluster.local/ns/default/sa/a", "default", acme,
-		 false, "DENY */debug wins over ALLOW"},
-		{"ratings", "POST", "/x", "", "", NULL, true,
-		 "ratings: no ALLOW in scope (targetRefs reviews only)"},
-		{"ratings", "GET", "/x/debug", "", "", NULL, false,
-		 "ratings: namespace-wide DENY applies"},
+	    {"reviews", "GET", "/api/x", "cluster.local/ns/default/sa/a", "default", acme, true,
+	     "GET /api with tenant acme"},
+	    {"reviews", "HEAD", "/health", "cluster.local/ns/default/sa/a", "default", beta, true,
+	     "HEAD /health, tenant prefix beta*"},
+	    {"reviews", "POST", "/api/x", "cluster.local/ns/default/sa/a", "default", acme, false,
+	     "POST refused"},
+	    {"reviews", "GET", "/api/admin/x", "cluster.local/ns/default/sa/a", "default", acme,
+	     false, "notPaths /api/admin*"},
+	    {"reviews", "GET", "/api/x", "cluster.local/ns/other/sa/a", "default", acme, false,
+	     "principal outside ns default"},
+	    {"reviews", "GET", "/api/x", "cluster.local/ns/default/sa/a", "blocked", acme, false,
+	     "notNamespaces"},
+	    {"reviews", "GET", "/api/x", "cluster.local/ns/default/sa/a", "default", evil, false,
+	     "when header value"},
+	    {"reviews", "GET", "/api/x", "cluster.local/ns/default/sa/a", "default", NULL, false,
+	     "when header absent"},
+	    {"reviews", "GET", "/api/debug", "cluster.local/ns/default/sa/a", "default", acme,
+	     false, "DENY */debug wins over ALLOW"},
+	    {"ratings", "POST", "/x", "", "", NULL, true,
+	     "ratings: no ALLOW in scope (targetRefs reviews only)"},
+	    {"ratings", "GET", "/x/debug", "", "", NULL, false,
+	     "ratings: namespace-wide DENY applies"},
 	};
 	struct l7_config *cfg = NULL;
 	const char *f = "tests/data/l7/full.yaml";
@@ -282,9 +299,12 @@ static void test_authz(void)
 	if (l7_config_load(&f, 1, mesh, &cfg, err, sizeof(err)))
 		tap_bail("full.yaml: %s", err);
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		struct l7_request req = {.method = cases[i].method, .path = cases[i].path,
-					 .authority = "reviews:9080", .port = 9080,
-					 .headers = cases[i].h, .n_headers = cases[i].h ? 1 : 0,
+		struct l7_request req = {.method = cases[i].method,
+					 .path = cases[i].path,
+					 .authority = "reviews:9080",
+					 .port = 9080,
+					 .headers = cases[i].h,
+					 .n_headers = cases[i].h ? 1 : 0,
 					 .source_principal = cases[i].principal,
 					 .source_namespace = cases[i].ns};
 		const struct l7_authz *p;
@@ -299,8 +319,8 @@ static void test_authz(void)
 static void test_endpoints(void)
 {
 	const char *names[] = {"destination-rule-all.yaml"};
-	const struct zm_cfg_service *svc = zm_config_service_by_key(mesh,
-		"default/reviews.default.svc.cluster.local");
+	const struct zm_cfg_service *svc =
+	    zm_config_service_by_key(mesh, "default/reviews.default.svc.cluster.local");
 	struct l7_endpoint eps[8];
 	struct l7_config *cfg;
 	char err[ERRLEN];
@@ -327,47 +347,47 @@ static void test_errors(void)
 	static const struct {
 		const char *yaml, *want;
 	} cases[] = {
-		{"apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: g}\nspec: {}\n",
-		 "t.yaml:1: kind: unsupported kind Gateway"},
-		{"apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: r}\n"
-		 "spec:\n  hosts: [reviews]\n  http:\n  - route:\n    - destination: {host: reviews}\n"
-		 "    timeouts: 1s\n",
-		 "t.yaml:9: spec.http[0].timeouts: unknown field"},
-		{"apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: r}\n"
-		 "spec:\n  hosts: [reviews]\n  http:\n  - match:\n    - uri: {regex: \"/a(b\"}\n"
-		 "    route:\n    - destination: {host: reviews}\n",
-		 "t.yaml:8: spec.http[0].match[0].uri.regex: invalid regex \"/a(b\" at offset 4: "
-		 "missing closing parenthesis"},
-		{"apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: r}\n"
-		 "spec:\n  hosts: [reviews]\n  http:\n  - route:\n    - destination: {host: nosuch}\n",
-		 "t.yaml:8: spec.http[0].route[0].destination: host nosuch.default.svc.cluster.local: "
-		 "no such service in the mesh"},
-		{"apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: r}\n"
-		 "spec:\n  hosts: [reviews]\n  http:\n  - route:\n    - destination: {host: reviews, "
-		 "subset: v9}\n---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\n"
-		 "metadata: {name: r}\nspec:\n  host: reviews\n  subsets: [{name: v1, labels: "
-		 "{version: v1}}]\n",
-		 "t.yaml:8: spec.http[0].route[0].destination: subset v9 of host "
-		 "reviews.default.svc.cluster.local: not defined by its DestinationRule"},
-		{"apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: r}\n"
-		 "spec:\n  hosts: [reviews]\n  http:\n  - route:\n    - destination: {host: reviews}\n"
-		 "    timeout: 5 seconds\n",
-		 "t.yaml:9: spec.http[0].timeout: want a duration"},
-		{"apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: r}\n"
-		 "spec:\n  host: reviews\n  trafficPolicy:\n    loadBalancer: {simple: FASTEST}\n",
-		 "t.yaml:7: spec.trafficPolicy.loadBalancer.simple: unknown value \"FASTEST\""},
-		{"apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: a}\n"
-		 "spec:\n  action: CUSTOM\n",
-		 "t.yaml:5: spec.action: unsupported action \"CUSTOM\""},
-		{"apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: r}\n"
-		 "spec:\n  hosts: [reviews]\n  http:\n  - fault: {abort: {httpStatus: 503, percentage: "
-		 "{value: 150}}}\n    route:\n    - destination: {host: reviews}\n",
-		 "t.yaml:7: spec.http[0].fault.abort.percentage.value: want a number 0..100"},
-		/* A from written as a map, not a list, must not load as "any source". */
-		{"apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: a}\n"
-		 "spec:\n  action: ALLOW\n  rules:\n  - from: {source: {principals: [x]}}\n",
-		 "t.yaml:7: spec.rules[0].from: want a list"},
-		{"kind: [\n", "t.yaml:2: (yaml): "},
+	    {"apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: g}\nspec: {}\n",
+	     "t.yaml:1: kind: unsupported kind Gateway"},
+	    {"apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: r}\n"
+	     "spec:\n  hosts: [reviews]\n  http:\n  - route:\n    - destination: {host: reviews}\n"
+	     "    timeouts: 1s\n",
+	     "t.yaml:9: spec.http[0].timeouts: unknown field"},
+	    {"apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: r}\n"
+	     "spec:\n  hosts: [reviews]\n  http:\n  - match:\n    - uri: {regex: \"/a(b\"}\n"
+	     "    route:\n    - destination: {host: reviews}\n",
+	     "t.yaml:8: spec.http[0].match[0].uri.regex: invalid regex \"/a(b\" at offset 4: "
+	     "missing closing parenthesis"},
+	    {"apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: r}\n"
+	     "spec:\n  hosts: [reviews]\n  http:\n  - route:\n    - destination: {host: nosuch}\n",
+	     "t.yaml:8: spec.http[0].route[0].destination: host nosuch.default.svc.cluster.local: "
+	     "no such service in the mesh"},
+	    {"apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: r}\n"
+	     "spec:\n  hosts: [reviews]\n  http:\n  - route:\n    - destination: {host: reviews, "
+	     "subset: v9}\n---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\n"
+	     "metadata: {name: r}\nspec:\n  host: reviews\n  subsets: [{name: v1, labels: "
+	     "{version: v1}}]\n",
+	     "t.yaml:8: spec.http[0].route[0].destination: subset v9 of host "
+	     "reviews.default.svc.cluster.local: not defined by its DestinationRule"},
+	    {"apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: r}\n"
+	     "spec:\n  hosts: [reviews]\n  http:\n  - route:\n    - destination: {host: reviews}\n"
+	     "    timeout: 5 seconds\n",
+	     "t.yaml:9: spec.http[0].timeout: want a duration"},
+	    {"apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: r}\n"
+	     "spec:\n  host: reviews\n  trafficPolicy:\n    loadBalancer: {simple: FASTEST}\n",
+	     "t.yaml:7: spec.trafficPolicy.loadBalancer.simple: unknown value \"FASTEST\""},
+	    {"apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: a}\n"
+	     "spec:\n  action: CUSTOM\n",
+	     "t.yaml:5: spec.action: unsupported action \"CUSTOM\""},
+	    {"apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: r}\n"
+	     "spec:\n  hosts: [reviews]\n  http:\n  - fault: {abort: {httpStatus: 503, percentage: "
+	     "{value: 150}}}\n    route:\n    - destination: {host: reviews}\n",
+	     "t.yaml:7: spec.http[0].fault.abort.percentage.value: want a number 0..100"},
+	    /* A from written as a map, not a list, must not load as "any source". */
+	    {"apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: a}\n"
+	     "spec:\n  action: ALLOW\n  rules:\n  - from: {source: {principals: [x]}}\n",
+	     "t.yaml:7: spec.rules[0].from: want a list"},
+	    {"kind: [\n", "t.yaml:2: (yaml): "},
 	};
 	size_t i;
 

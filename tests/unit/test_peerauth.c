@@ -26,36 +26,36 @@
  * behind (ns1) with a waypoint that is no listed workload, svc with server as its endpoint.
  */
 static const char cfg_text[] =
-	"workloads:\n"
-	"- {uid: s, name: server, namespace: ns1, protocol: HBONE, node: n2,\n"
-	"   workloadIps: [198.18.2.10], labels: {app: server},\n"
-	"   services: {\"ns1/svc.ns1.svc.cluster.local\": {80: 8080}}}\n"
-	"- {uid: o, name: other, namespace: ns1, protocol: HBONE, node: n2,\n"
-	"   workloadIps: [198.18.2.11], labels: {app: other}}\n"
-	"- {uid: t, name: twin, namespace: ns2, protocol: HBONE, node: n2,\n"
-	"   workloadIps: [198.18.2.20], labels: {app: server}}\n"
-	"- {uid: c, name: client, namespace: ns1, protocol: HBONE, node: n1,\n"
-	"   workloadIps: [198.18.1.10], labels: {app: server}}\n"
-	"- {uid: b, name: behind, namespace: ns1, protocol: HBONE, node: n2,\n"
-	"   workloadIps: [198.18.2.30], labels: {app: server},\n"
-	"   waypoint: {destination: \"/198.18.2.99\"}}\n"
-	"services:\n"
-	"- {name: svc, namespace: ns1, hostname: svc.ns1.svc.cluster.local,\n"
-	"   vips: [\"/198.18.100.1\"], ports: {80: 8080}}\n";
+    "workloads:\n"
+    "- {uid: s, name: server, namespace: ns1, protocol: HBONE, node: n2,\n"
+    "   workloadIps: [198.18.2.10], labels: {app: server},\n"
+    "   services: {\"ns1/svc.ns1.svc.cluster.local\": {80: 8080}}}\n"
+    "- {uid: o, name: other, namespace: ns1, protocol: HBONE, node: n2,\n"
+    "   workloadIps: [198.18.2.11], labels: {app: other}}\n"
+    "- {uid: t, name: twin, namespace: ns2, protocol: HBONE, node: n2,\n"
+    "   workloadIps: [198.18.2.20], labels: {app: server}}\n"
+    "- {uid: c, name: client, namespace: ns1, protocol: HBONE, node: n1,\n"
+    "   workloadIps: [198.18.1.10], labels: {app: server}}\n"
+    "- {uid: b, name: behind, namespace: ns1, protocol: HBONE, node: n2,\n"
+    "   workloadIps: [198.18.2.30], labels: {app: server},\n"
+    "   waypoint: {destination: \"/198.18.2.99\"}}\n"
+    "services:\n"
+    "- {name: svc, namespace: ns1, hostname: svc.ns1.svc.cluster.local,\n"
+    "   vips: [\"/198.18.100.1\"], ports: {80: 8080}}\n";
 
-#define PA(name, ns) "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\n" \
-		     "metadata: {name: " name ", namespace: " ns "}\n"
-#define DOC "---\n"
+#define PA(name, ns)                                                                               \
+	"apiVersion: security.istio.io/v1\nkind: PeerAuthentication\n"                             \
+	"metadata: {name: " name ", namespace: " ns "}\n"
+#define DOC	   "---\n"
 #define MESH(mode) PA("default", "istio-system") "spec: {mtls: {mode: " mode "}}\n"
-#define NS1(mode) PA("ns", "ns1") "spec: {mtls: {mode: " mode "}}\n"
-#define SEL "selector: {matchLabels: {app: server}}"
+#define NS1(mode)  PA("ns", "ns1") "spec: {mtls: {mode: " mode "}}\n"
+#define SEL	   "selector: {matchLabels: {app: server}}"
 /* A workload policy in ns1 selecting app=server; more spec fields follow ", ...". */
-#define WL(more) PA("wl", "ns1") "spec: {" SEL more "}\n"
+#define WL(more)   PA("wl", "ns1") "spec: {" SEL more "}\n"
 
 static struct zm_config *cfg;
 
-static struct zm_addr A(const char *t)
-{
+static struct zm_addr A(const char *t) {
 	struct zm_addr a;
 
 	if (zm_addr_parse(t, &a))
@@ -104,70 +104,68 @@ static const struct {
 	const char *by; /* deciding policy, "" for the default */
 	bool port_level;
 } mode_cases[] = {
-	{"no PeerAuthentication: PERMISSIVE", NULL, NULL, "s", 8080, ZM_MTLS_PERMISSIVE, "", false},
-	{"mesh-wide DISABLE", MESH("DISABLE"), NULL, "t", 8080, ZM_MTLS_DISABLE,
-	 "istio-system/default", false},
-	{"namespace beats mesh", MESH("STRICT") DOC NS1("DISABLE"), NULL, "s", 8080,
-	 ZM_MTLS_DISABLE, "ns1/ns", false},
-	{"namespace policy stays in its namespace", MESH("STRICT") DOC NS1("DISABLE"), NULL, "t",
-	 8080, ZM_MTLS_STRICT, "istio-system/default", false},
-	{"workload selector beats namespace",
-	 NS1("STRICT") DOC WL(", mtls: {mode: DISABLE}"), NULL, "s",
-	 8080, ZM_MTLS_DISABLE, "ns1/wl", false},
-	{"selector misses other labels",
-	 NS1("STRICT") DOC WL(", mtls: {mode: DISABLE}"), NULL, "o",
-	 8080, ZM_MTLS_STRICT, "ns1/ns", false},
-	{"selector stays in its namespace",
-	 WL(", mtls: {mode: DISABLE}"), NULL, "t", 8080,
-	 ZM_MTLS_PERMISSIVE, "", false},
-	{"selector in the root namespace selects everywhere",
-	 PA("wl", "istio-system") "spec: {" SEL ", mtls: {mode: DISABLE}}\n", NULL, "t", 8080,
-	 ZM_MTLS_DISABLE, "istio-system/wl", false},
-	{"port-level STRICT beats the policy's DISABLE",
-	 WL(", mtls: {mode: DISABLE}, portLevelMtls: {8443: {mode: STRICT}}"),
-	 NULL, "s", 8443, ZM_MTLS_STRICT, "ns1/wl", true},
-	{"  other ports keep the policy's DISABLE",
-	 WL(", mtls: {mode: DISABLE}, portLevelMtls: {8443: {mode: STRICT}}"),
-	 NULL, "s", 8080, ZM_MTLS_DISABLE, "ns1/wl", false},
-	{"port-level DISABLE beats the policy's STRICT",
-	 WL(", mtls: {mode: STRICT}, portLevelMtls: {\"8080\": {mode: DISABLE}}"),
-	 NULL, "s", 8080, ZM_MTLS_DISABLE, "ns1/wl", true},
-	{"  other ports keep the policy's STRICT",
-	 WL(", mtls: {mode: STRICT}, portLevelMtls: {\"8080\": {mode: DISABLE}}"),
-	 NULL, "s", 9090, ZM_MTLS_STRICT, "ns1/wl", false},
-	{"workload UNSET inherits the namespace",
-	 NS1("DISABLE") DOC WL(", mtls: {mode: UNSET}, portLevelMtls: {8443: {mode: STRICT}}"),
-	 NULL, "s", 8080, ZM_MTLS_DISABLE, "ns1/ns", false},
-	{"  while its port-level STRICT holds",
-	 NS1("DISABLE") DOC WL(", mtls: {mode: UNSET}, portLevelMtls: {8443: {mode: STRICT}}"),
-	 NULL, "s", 8443, ZM_MTLS_STRICT, "ns1/wl", true},
-	{"workload without mtls inherits (mesh through UNSET namespace)",
-	 MESH("DISABLE") DOC NS1("UNSET") DOC WL(""), NULL, "s", 8080,
-	 ZM_MTLS_DISABLE, "istio-system/default", false},
-	{"namespace UNSET inherits the mesh", MESH("STRICT") DOC NS1("UNSET"), NULL, "s", 8080,
-	 ZM_MTLS_STRICT, "istio-system/default", false},
-	{"port-level UNSET inherits the policy's mode",
-	 WL(", mtls: {mode: DISABLE}, portLevelMtls: {8443: {mode: UNSET}}"),
-	 NULL, "s", 8443, ZM_MTLS_DISABLE, "ns1/wl", false},
-	{"port-level UNSET under UNSET inherits the namespace",
-	 NS1("STRICT") DOC WL(", portLevelMtls: {8443: {mode: UNSET}}"),
-	 NULL, "s", 8443, ZM_MTLS_STRICT, "ns1/ns", false},
-	{"UNSET everywhere: PERMISSIVE", MESH("UNSET") DOC NS1("UNSET"), NULL, "s", 8080,
-	 ZM_MTLS_PERMISSIVE, "", false},
-	{"levels across files", MESH("STRICT"), NS1("DISABLE"), "s", 8080, ZM_MTLS_DISABLE,
-	 "ns1/ns", false},
-	{"first of two namespace policies wins", NS1("DISABLE"),
-	 PA("ns-b", "ns1") "spec: {mtls: {mode: STRICT}}\n", "s", 8080, ZM_MTLS_DISABLE, "ns1/ns",
-	 false},
-	{"dry-run policy is not in force",
-	 NS1("STRICT") DOC "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\n"
-	 "metadata: {name: dry, namespace: ns1, annotations: {istio.io/dry-run: \"true\"}}\n"
-	 "spec: {" SEL ", mtls: {mode: DISABLE}}\n",
-	 NULL, "s", 8080, ZM_MTLS_STRICT, "ns1/ns", false},
-	{"AuthorizationPolicy has no say",
-	 "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\n"
-	 "metadata: {name: deny, namespace: ns1}\nspec: {action: DENY, rules: [{}]}\n",
-	 NULL, "s", 8080, ZM_MTLS_PERMISSIVE, "", false},
+    {"no PeerAuthentication: PERMISSIVE", NULL, NULL, "s", 8080, ZM_MTLS_PERMISSIVE, "", false},
+    {"mesh-wide DISABLE", MESH("DISABLE"), NULL, "t", 8080, ZM_MTLS_DISABLE, "istio-system/default",
+     false},
+    {"namespace beats mesh", MESH("STRICT") DOC NS1("DISABLE"), NULL, "s", 8080, ZM_MTLS_DISABLE,
+     "ns1/ns", false},
+    {"namespace policy stays in its namespace", MESH("STRICT") DOC NS1("DISABLE"), NULL, "t", 8080,
+     ZM_MTLS_STRICT, "istio-system/default", false},
+    {"workload selector beats namespace", NS1("STRICT") DOC WL(", mtls: {mode: DISABLE}"), NULL,
+     "s", 8080, ZM_MTLS_DISABLE, "ns1/wl", false},
+    {"selector misses other labels", NS1("STRICT") DOC WL(", mtls: {mode: DISABLE}"), NULL, "o",
+     8080, ZM_MTLS_STRICT, "ns1/ns", false},
+    {"selector stays in its namespace", WL(", mtls: {mode: DISABLE}"), NULL, "t", 8080,
+     ZM_MTLS_PERMISSIVE, "", false},
+    {"selector in the root namespace selects everywhere",
+     PA("wl", "istio-system") "spec: {" SEL ", mtls: {mode: DISABLE}}\n", NULL, "t", 8080,
+     ZM_MTLS_DISABLE, "istio-system/wl", false},
+    {"port-level STRICT beats the policy's DISABLE",
+     WL(", mtls: {mode: DISABLE}, portLevelMtls: {8443: {mode: STRICT}}"), NULL, "s", 8443,
+     ZM_MTLS_STRICT, "ns1/wl", true},
+    {"  other ports keep the policy's DISABLE",
+     WL(", mtls: {mode: DISABLE}, portLevelMtls: {8443: {mode: STRICT}}"), NULL, "s", 8080,
+     ZM_MTLS_DISABLE, "ns1/wl", false},
+    {"port-level DISABLE beats the policy's STRICT",
+     WL(", mtls: {mode: STRICT}, portLevelMtls: {\"8080\": {mode: DISABLE}}"), NULL, "s", 8080,
+     ZM_MTLS_DISABLE, "ns1/wl", true},
+    {"  other ports keep the policy's STRICT",
+     WL(", mtls: {mode: STRICT}, portLevelMtls: {\"8080\": {mode: DISABLE}}"), NULL, "s", 9090,
+     ZM_MTLS_STRICT, "ns1/wl", false},
+    {"workload UNSET inherits the namespace",
+     NS1("DISABLE") DOC WL(", mtls: {mode: UNSET}, portLevelMtls: {8443: {mode: STRICT}}"), NULL,
+     "s", 8080, ZM_MTLS_DISABLE, "ns1/ns", false},
+    {"  while its port-level STRICT holds",
+     NS1("DISABLE") DOC WL(", mtls: {mode: UNSET}, portLevelMtls: {8443: {mode: STRICT}}"), NULL,
+     "s", 8443, ZM_MTLS_STRICT, "ns1/wl", true},
+    {"workload without mtls inherits (mesh through UNSET namespace)",
+     MESH("DISABLE") DOC NS1("UNSET") DOC WL(""), NULL, "s", 8080, ZM_MTLS_DISABLE,
+     "istio-system/default", false},
+    {"namespace UNSET inherits the mesh", MESH("STRICT") DOC NS1("UNSET"), NULL, "s", 8080,
+     ZM_MTLS_STRICT, "istio-system/default", false},
+    {"port-level UNSET inherits the policy's mode",
+     WL(", mtls: {mode: DISABLE}, portLevelMtls: {8443: {mode: UNSET}}"), NULL, "s", 8443,
+     ZM_MTLS_DISABLE, "ns1/wl", false},
+    {"port-level UNSET under UNSET inherits the namespace",
+     NS1("STRICT") DOC WL(", portLevelMtls: {8443: {mode: UNSET}}"), NULL, "s", 8443,
+     ZM_MTLS_STRICT, "ns1/ns", false},
+    {"UNSET everywhere: PERMISSIVE", MESH("UNSET") DOC NS1("UNSET"), NULL, "s", 8080,
+     ZM_MTLS_PERMISSIVE, "", false},
+    {"levels across files", MESH("STRICT"), NS1("DISABLE"), "s", 8080, ZM_MTLS_DISABLE, "ns1/ns",
+     false},
+    {"first of two namespace policies wins", NS1("DISABLE"),
+     PA("ns-b", "ns1") "spec: {mtls: {mode: STRICT}}\n", "s", 8080, ZM_MTLS_DISABLE, "ns1/ns",
+     false},
+    {"dry-run policy is not in force",
+     NS1("STRICT") DOC
+     "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\n"
+     "metadata: {name: dry, namespace: ns1, annotations: {istio.io/dry-run: \"true\"}}\n"
+     "spec: {" SEL ", mtls: {mode: DISABLE}}\n",
+     NULL, "s", 8080, ZM_MTLS_STRICT, "ns1/ns", false},
+    {"AuthorizationPolicy has no say",
+     "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\n"
+     "metadata: {name: deny, namespace: ns1}\nspec: {action: DENY, rules: [{}]}\n",
+     NULL, "s", 8080, ZM_MTLS_PERMISSIVE, "", false},
 };
 
 static void test_modes(void)
@@ -205,31 +203,29 @@ static const struct {
 	bool allow;
 	const char *policy, *reason;
 } eval_cases[] = {
-	{"STRICT inherited through an UNSET workload policy",
-	 NS1("STRICT") DOC WL(", portLevelMtls: {8443: {mode: PERMISSIVE}}"),
-	 8080, NULL, false, "ns1/ns",
-	 "PeerAuthentication ns1/ns requires mTLS (STRICT) and the connection has no peer "
-	 "identity"},
-	{"  its PERMISSIVE port takes plaintext",
-	 NS1("STRICT") DOC WL(", portLevelMtls: {8443: {mode: PERMISSIVE}}"),
-	 8443, NULL, true, "", "no allow policy"},
-	{"DISABLE takes plaintext",
-	 NS1("DISABLE") DOC WL(", portLevelMtls: {8443: {mode: STRICT}}"),
-	 8080, NULL, true, "", "no allow policy"},
-	{"  port-level STRICT under DISABLE refuses plaintext",
-	 NS1("DISABLE") DOC WL(", portLevelMtls: {8443: {mode: STRICT}}"),
-	 8443, NULL, false, "ns1/wl",
-	 "PeerAuthentication ns1/wl requires mTLS (STRICT) on port 8443 and the connection has no "
-	 "peer identity"},
-	{"  and takes mTLS",
-	 NS1("DISABLE") DOC WL(", portLevelMtls: {8443: {mode: STRICT}}"),
-	 8443, "spiffe://cluster.local/ns/ns1/sa/client", true, "", "no allow policy"},
-	{"an identity of just spiffe:// is none",
-	 NS1("STRICT"), 8080, "spiffe://", false, "ns1/ns", "requires mTLS (STRICT)"},
-	{"a DENY AuthorizationPolicy still applies under DISABLE",
-	 NS1("DISABLE") DOC "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\n"
-	 "metadata: {name: deny, namespace: ns1}\nspec: {action: DENY, rules: [{}]}\n",
-	 8080, NULL, false, "ns1/deny", "denied by AuthorizationPolicy ns1/deny"},
+    {"STRICT inherited through an UNSET workload policy",
+     NS1("STRICT") DOC WL(", portLevelMtls: {8443: {mode: PERMISSIVE}}"), 8080, NULL, false,
+     "ns1/ns",
+     "PeerAuthentication ns1/ns requires mTLS (STRICT) and the connection has no peer "
+     "identity"},
+    {"  its PERMISSIVE port takes plaintext",
+     NS1("STRICT") DOC WL(", portLevelMtls: {8443: {mode: PERMISSIVE}}"), 8443, NULL, true, "",
+     "no allow policy"},
+    {"DISABLE takes plaintext", NS1("DISABLE") DOC WL(", portLevelMtls: {8443: {mode: STRICT}}"),
+     8080, NULL, true, "", "no allow policy"},
+    {"  port-level STRICT under DISABLE refuses plaintext",
+     NS1("DISABLE") DOC WL(", portLevelMtls: {8443: {mode: STRICT}}"), 8443, NULL, false, "ns1/wl",
+     "PeerAuthentication ns1/wl requires mTLS (STRICT) on port 8443 and the connection has no "
+     "peer identity"},
+    {"  and takes mTLS", NS1("DISABLE") DOC WL(", portLevelMtls: {8443: {mode: STRICT}}"), 8443,
+     "spiffe://cluster.local/ns/ns1/sa/client", true, "", "no allow policy"},
+    {"an identity of just spiffe:// is none", NS1("STRICT"), 8080, "spiffe://", false, "ns1/ns",
+     "requires mTLS (STRICT)"},
+    {"a DENY AuthorizationPolicy still applies under DISABLE",
+     NS1("DISABLE") DOC
+     "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\n"
+     "metadata: {name: deny, namespace: ns1}\nspec: {action: DENY, rules: [{}]}\n",
+     8080, NULL, false, "ns1/deny", "denied by AuthorizationPolicy ns1/deny"},
 };
 
 static void test_evaluator(void)
@@ -283,15 +279,15 @@ static void test_evaluator(void)
 static const struct {
 	const char *name, *file, *want;
 } fp_cases[] = {
-	{"DISABLE namespace, STRICT port on the workload",
-	 NS1("DISABLE") DOC WL(", portLevelMtls: {8443: {mode: STRICT}}"),
-	 "198.18.2.10 8443 ns1/wl;198.18.1.10 8443 ns1/wl;198.18.2.30 8443 ns1/wl;"},
-	{"STRICT inherited, one PERMISSIVE port",
-	 NS1("STRICT") DOC WL(", mtls: {mode: UNSET}, portLevelMtls: {8443: {mode: PERMISSIVE}}"),
-	 "198.18.2.11 0 ns1/ns;"},
-	{"STRICT namespace", NS1("STRICT"),
-	 "198.18.2.10 0 ns1/ns;198.18.2.11 0 ns1/ns;198.18.1.10 0 ns1/ns;198.18.2.30 0 ns1/ns;"},
-	{"mesh DISABLE drops nothing", MESH("DISABLE"), ""},
+    {"DISABLE namespace, STRICT port on the workload",
+     NS1("DISABLE") DOC WL(", portLevelMtls: {8443: {mode: STRICT}}"),
+     "198.18.2.10 8443 ns1/wl;198.18.1.10 8443 ns1/wl;198.18.2.30 8443 ns1/wl;"},
+    {"STRICT inherited, one PERMISSIVE port",
+     NS1("STRICT") DOC WL(", mtls: {mode: UNSET}, portLevelMtls: {8443: {mode: PERMISSIVE}}"),
+     "198.18.2.11 0 ns1/ns;"},
+    {"STRICT namespace", NS1("STRICT"),
+     "198.18.2.10 0 ns1/ns;198.18.2.11 0 ns1/ns;198.18.1.10 0 ns1/ns;198.18.2.30 0 ns1/ns;"},
+    {"mesh DISABLE drops nothing", MESH("DISABLE"), ""},
 };
 
 static void test_fastpath(void)
@@ -313,7 +309,7 @@ static void test_fastpath(void)
 		for (j = 0; j < n; j++) {
 			struct zm_rbac_result r;
 			const struct zm_cfg_workload *wl =
-				zm_config_workload_by_ip(cfg, NULL, &rules[j].dst);
+			    zm_config_workload_by_ip(cfg, NULL, &rules[j].dst);
 			__u16 port = rules[j].dst_port ? rules[j].dst_port : 12345;
 			struct zm_rbac_conn c = {A("203.0.113.9"), rules[j].dst, port, NULL, wl};
 
@@ -331,33 +327,33 @@ static void test_fastpath(void)
 	}
 }
 
-#define PAB "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata:\n" \
-	    "  name: p\n  namespace: ns1\n"
+#define PAB                                                                                        \
+	"apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata:\n"                  \
+	"  name: p\n  namespace: ns1\n"
 
 static const struct {
 	const char *yaml, *msg;
 } bad_inputs[] = {
-	{PAB "spec:\n  mtls:\n    mode: DISALBE\n",
-	 "p.yaml:8: spec.mtls.mode: unknown value \"DISALBE\" (want UNSET, DISABLE, PERMISSIVE or "
-	 "STRICT)"},
-	{PAB "spec:\n  selector:\n    matchLabels: {app: server}\n  portLevelMtls:\n"
-	     "    8443:\n      mode: disable\n",
-	 "p.yaml:11: spec.portLevelMtls[8443].mode: unknown value \"disable\" (want UNSET, "
-	 "DISABLE, "
-	 "PERMISSIVE or STRICT)"},
-	{PAB "spec:\n  selector:\n    matchLabels: {app: server}\n  portLevelMtls:\n"
-	     "    8443: {mode: STRICT}\n    \"8443\": {mode: DISABLE}\n",
-	 "p.yaml:11: spec.portLevelMtls[8443]: key given twice (first at line 10)"},
-	{PAB "spec:\n  selector:\n    matchLabels: {app: server}\n  portLevelMtls:\n"
-	     "    8443: {mode: STRICT}\n    08443: {mode: DISABLE}\n",
-	 "p.yaml:11: spec.portLevelMtls[08443]: port 8443 given twice"},
-	{PAB "spec:\n  selector:\n    matchLabels: {app: server}\n  portLevelMtls:\n"
-	     "    0: {mode: STRICT}\n",
-	 "p.yaml:10: spec.portLevelMtls[0]: port 0 out of range (want 1..65535)"},
-	{PAB "spec:\n  mtls:\n    mode: DISABLE\n    extra: 1\n",
-	 "p.yaml:9: spec.mtls.extra: unknown field"},
-	{PAB "spec:\n  mtls: DISABLE\n",
-	 "p.yaml:7: spec.mtls: expected a mapping, got \"DISABLE\""},
+    {PAB "spec:\n  mtls:\n    mode: DISALBE\n",
+     "p.yaml:8: spec.mtls.mode: unknown value \"DISALBE\" (want UNSET, DISABLE, PERMISSIVE or "
+     "STRICT)"},
+    {PAB "spec:\n  selector:\n    matchLabels: {app: server}\n  portLevelMtls:\n"
+	 "    8443:\n      mode: disable\n",
+     "p.yaml:11: spec.portLevelMtls[8443].mode: unknown value \"disable\" (want UNSET, "
+     "DISABLE, "
+     "PERMISSIVE or STRICT)"},
+    {PAB "spec:\n  selector:\n    matchLabels: {app: server}\n  portLevelMtls:\n"
+	 "    8443: {mode: STRICT}\n    \"8443\": {mode: DISABLE}\n",
+     "p.yaml:11: spec.portLevelMtls[8443]: key given twice (first at line 10)"},
+    {PAB "spec:\n  selector:\n    matchLabels: {app: server}\n  portLevelMtls:\n"
+	 "    8443: {mode: STRICT}\n    08443: {mode: DISABLE}\n",
+     "p.yaml:11: spec.portLevelMtls[08443]: port 8443 given twice"},
+    {PAB "spec:\n  selector:\n    matchLabels: {app: server}\n  portLevelMtls:\n"
+	 "    0: {mode: STRICT}\n",
+     "p.yaml:10: spec.portLevelMtls[0]: port 0 out of range (want 1..65535)"},
+    {PAB "spec:\n  mtls:\n    mode: DISABLE\n    extra: 1\n",
+     "p.yaml:9: spec.mtls.extra: unknown field"},
+    {PAB "spec:\n  mtls: DISABLE\n", "p.yaml:7: spec.mtls: expected a mapping, got \"DISABLE\""},
 };
 
 static void test_bad_inputs(void)
@@ -406,9 +402,8 @@ static void test_routes(void)
 	s = zt_snap_build(copy, "n1");
 	if (!s)
 		tap_bail("zt_snap_build failed");
-	if (!files_load(&f,
-			NS1("DISABLE") DOC WL(", portLevelMtls: {8443: {mode: STRICT}}"),
-			NULL, "routes")) {
+	if (!files_load(&f, NS1("DISABLE") DOC WL(", portLevelMtls: {8443: {mode: STRICT}}"), NULL,
+			"routes")) {
 		zt_snap_destroy(s);
 		return;
 	}
@@ -416,19 +411,19 @@ static void test_routes(void)
 	outbound(s, &f, "198.18.2.10", 8080, &r);
 	is_int(r.kind, ZT_ROUTE_MTLS_DISABLED, "DISABLE pod: plain TCP, not HBONE");
 	ok(!strcmp(zm_addr_format(&r.dial_addr, b, sizeof(b)), "198.18.2.10") &&
-		   r.dial_port == 8080,
+	       r.dial_port == 8080,
 	   "  dialed at the pod's own ip:port (%s:%u)", b, r.dial_port);
 	outbound(s, &f, "198.18.2.10", 8443, &r);
 	ok(r.kind == ZT_ROUTE_HBONE && r.dial_port == ZM_PORT_HBONE,
 	   "same pod, port-level STRICT port: HBONE to 15008");
 	outbound(s, &f, "198.18.100.1", 80, &r);
 	ok(r.kind == ZT_ROUTE_MTLS_DISABLED && r.dial_port == 8080 &&
-		   !strcmp(zm_addr_format(&r.dial_addr, b, sizeof(b)), "198.18.2.10"),
+	       !strcmp(zm_addr_format(&r.dial_addr, b, sizeof(b)), "198.18.2.10"),
 	   "service VIP: mode of the chosen endpoint at its target port, plain to %s:%u", b,
 	   r.dial_port);
 	outbound(s, &f, "198.18.2.30", 8080, &r);
 	ok(r.kind == ZT_ROUTE_HBONE && r.via_waypoint && r.dial_port == 15008 &&
-		   !strcmp(zm_addr_format(&r.dial_addr, b, sizeof(b)), "198.18.2.99"),
+	       !strcmp(zm_addr_format(&r.dial_addr, b, sizeof(b)), "198.18.2.99"),
 	   "pod with a waypoint: still HBONE to the waypoint");
 	ok(!zt_route_plaintext(&r) && r.kind == ZT_ROUTE_HBONE,
 	   "  zt_route_plaintext leaves a waypoint route alone");
@@ -452,8 +447,10 @@ static void test_routes(void)
 		is_int(r.kind, ZT_ROUTE_HBONE, "PERMISSIVE pod: HBONE");
 		files_free(&f);
 	}
-	if (files_load(&f, NS1("STRICT") DOC PA("wl", "ns1") "spec: {" SEL ", portLevelMtls: "
-			   "{8080: {mode: DISABLE}}}\n", NULL, "routes strict")) {
+	if (files_load(&f,
+		       NS1("STRICT") DOC PA("wl", "ns1") "spec: {" SEL ", portLevelMtls: "
+							 "{8080: {mode: DISABLE}}}\n",
+		       NULL, "routes strict")) {
 		f.src.cfg = s->cfg;
 		outbound(s, &f, "198.18.2.10", 8080, &r);
 		is_int(r.kind, ZT_ROUTE_MTLS_DISABLED,

@@ -20,14 +20,15 @@
 
 #define ERRLEN 4096
 
-/* Three workloads: server (ns1, names ns1/named when present), other (ns2, same labels), wp (ns1, waypoint). */
+/* Three workloads: server (ns1, names ns1/named when present), other (ns2, same labels), wp (ns1,
+ * waypoint). */
 static const char *const workloads =
-	"workloads:\n"
-	"- {uid: s, name: server, namespace: ns1, workloadIps: [198.18.0.10],\n"
-	"   labels: {app: server}%s}\n"
-	"- {uid: o, name: other, namespace: ns2, workloadIps: [198.18.0.20], labels: {app: server}}\n"
-	"- {uid: w, name: wp, namespace: ns1, workloadIps: [198.18.0.30], labels: {app: wp},\n"
-	"   waypoint: {destination: /198.18.0.99}}\n";
+    "workloads:\n"
+    "- {uid: s, name: server, namespace: ns1, workloadIps: [198.18.0.10],\n"
+    "   labels: {app: server}%s}\n"
+    "- {uid: o, name: other, namespace: ns2, workloadIps: [198.18.0.20], labels: {app: server}}\n"
+    "- {uid: w, name: wp, namespace: ns1, workloadIps: [198.18.0.30], labels: {app: wp},\n"
+    "   waypoint: {destination: /198.18.0.99}}\n";
 
 #define CLIENT "spiffe://cluster.local/ns/ns1/sa/client"
 #define ALIEN  "spiffe://cluster.local/ns/ns-bad/sa/x"
@@ -46,158 +47,184 @@ struct eval_case {
 };
 
 #define P(name, ns, scope, action, rules)                                                          \
-	"- {name: " name ", namespace: " ns ", scope: " scope ", action: " action               \
+	"- {name: " name ", namespace: " ns ", scope: " scope ", action: " action                  \
 	", rules: " rules "}\n"
 
 static const struct eval_case cases[] = {
-	{"no policy allows", "", NULL, "s", NULL, "198.18.1.1", 80, true, "", "no allow policy"},
-	{"allow by principal (no spiffe://)",
-	 P("a", "ns1", "Namespace", "Allow", "[[[{principals: [{Exact: cluster.local/ns/ns1/sa/client}]}]]]"),
-	 NULL, "s", CLIENT, "198.18.1.1", 80, true, "ns1/a", "allowed by policy ns1/a"},
-	{"principal written with spiffe:// never matches",
-	 P("a", "ns1", "Namespace", "Allow", "[[[{principals: [{Exact: \"" CLIENT "\"}]}]]]"), NULL,
-	 "s", CLIENT, "198.18.1.1", 80, false, "", "no allow policy matched (1 apply: ns1/a)"},
-	{"deny wins over allow",
-	 P("d", "ns1", "Namespace", "Deny", "[[[{namespaces: [{Exact: ns1}]}]]]")
+    {"no policy allows", "", NULL, "s", NULL, "198.18.1.1", 80, true, "", "no allow policy"},
+    {"allow by principal (no spiffe://)",
+     P("a", "ns1", "Namespace", "Allow",
+       "[[[{principals: [{Exact: cluster.local/ns/ns1/sa/client}]}]]]"),
+     NULL, "s", CLIENT, "198.18.1.1", 80, true, "ns1/a", "allowed by policy ns1/a"},
+    {"principal written with spiffe:// never matches",
+     P("a", "ns1", "Namespace", "Allow", "[[[{principals: [{Exact: \"" CLIENT "\"}]}]]]"), NULL,
+     "s", CLIENT, "198.18.1.1", 80, false, "", "no allow policy matched (1 apply: ns1/a)"},
+    {"deny wins over allow",
+     P("d", "ns1", "Namespace", "Deny", "[[[{namespaces: [{Exact: ns1}]}]]]")
 	 P("a", "ns1", "Namespace", "Allow", "[[]]"),
-	 NULL, "s", CLIENT, "198.18.1.1", 80, false, "ns1/d", "denied by policy ns1/d"},
-	{"allow without rules allows nothing", P("a", "ns1", "Namespace", "Allow", "[]"), NULL, "s",
-	 CLIENT, "198.18.1.1", 80, false, "", "no allow policy matched"},
-	{"rule without clauses matches", P("a", "ns1", "Namespace", "Allow", "[[]]"), NULL, "s",
-	 NULL, "198.18.1.1", 80, true, "ns1/a", ""},
-	{"clause without groups matches", P("a", "ns1", "Namespace", "Allow", "[[[]]]"), NULL, "s",
-	 NULL, "198.18.1.1", 80, true, "ns1/a", ""},
-	{"empty group never matches", P("a", "ns1", "Namespace", "Allow", "[[[{}]]]"), NULL, "s",
-	 CLIENT, "198.18.1.1", 80, false, "", ""},
-	{"clauses AND: namespace ok, port wrong",
-	 P("a", "ns1", "Namespace", "Allow",
-	   "[[[{namespaces: [{Exact: x}]}, {namespaces: [{Exact: ns1}]}], [{destinationPorts: [80]}]]]"),
-	 NULL, "s", CLIENT, "198.18.1.1", 81, false, "", ""},
-	{"clauses AND, groups OR: second group, right port",
-	 P("a", "ns1", "Namespace", "Allow",
-	   "[[[{namespaces: [{Exact: x}]}, {namespaces: [{Exact: ns1}]}], [{destinationPorts: [80]}]]]"),
-	 NULL, "s", CLIENT, "198.18.1.1", 80, true, "ns1/a", ""},
-	{"group: positive matches but negative too",
-	 P("a", "ns1", "Namespace", "Allow",
-	   "[[[{principals: [{Prefix: cluster.local/}], notPrincipals: [{Suffix: /sa/client}]}]]]"),
-	 NULL, "s", CLIENT, "198.18.1.1", 80, false, "", ""},
-	{"not-only group matches plaintext (namespace \"\")",
-	 P("d", "ns1", "Namespace", "Deny", "[[[{notNamespaces: [{Exact: ns1}]}]]]"), NULL, "s",
-	 NULL, "198.18.1.1", 80, false, "ns1/d", ""},
-	{"notPrincipals holds without identity",
-	 P("d", "ns1", "Namespace", "Deny", "[[[{notPrincipals: [{Presence: {}}]}]]]"), NULL, "s",
-	 NULL, "198.18.1.1", 80, false, "ns1/d", ""},
-	{"notPrincipals Presence spares mTLS",
-	 P("d", "ns1", "Namespace", "Deny", "[[[{notPrincipals: [{Presence: {}}]}]]]"), NULL, "s",
-	 CLIENT, "198.18.1.1", 80, true, "", ""},
-	{"Presence needs an identity",
-	 P("a", "ns1", "Namespace", "Allow", "[[[{principals: [{Presence: {}}]}]]]"), NULL, "s",
-	 NULL, "198.18.1.1", 80, false, "", ""},
-	{"Presence on namespace", P("a", "ns1", "Namespace", "Allow", "[[[{namespaces: [{Presence: {}}]}]]]"),
-	 NULL, "s", ALIEN, "198.18.1.1", 80, true, "ns1/a", ""},
-	{"service account", P("a", "ns1", "Namespace", "Allow",
-	   "[[[{serviceAccounts: [{namespace: ns1, serviceAccount: client}]}]]]"),
-	 NULL, "s", CLIENT, "198.18.1.1", 80, true, "ns1/a", ""},
-	{"service account needs identity", P("a", "ns1", "Namespace", "Allow",
-	   "[[[{serviceAccounts: [{namespace: ns1, serviceAccount: client}]}]]]"),
-	 NULL, "s", NULL, "198.18.1.1", 80, false, "", ""},
-	{"port is the real port (8080 ok)",
-	 P("a", "ns1", "Namespace", "Allow", "[[[{destinationPorts: [8080]}]]]"), NULL, "s", CLIENT,
-	 "198.18.1.1", 8080, true, "ns1/a", ""},
-	{"port is the real port (15008 not)",
-	 P("a", "ns1", "Namespace", "Allow", "[[[{destinationPorts: [8080]}]]]"), NULL, "s", CLIENT,
-	 "198.18.1.1", 15008, false, "", ""},
-	{"sourceIps / notSourceIps", P("a", "ns1", "Namespace", "Allow",
-	   "[[[{sourceIps: [198.18.1.0/24], notSourceIps: [198.18.1.7]}]]]"),
-	 NULL, "s", NULL, "198.18.1.1", 80, true, "ns1/a", ""},
-	{"notSourceIps excludes", P("a", "ns1", "Namespace", "Allow",
-	   "[[[{sourceIps: [198.18.1.0/24], notSourceIps: [198.18.1.7]}]]]"),
-	 NULL, "s", NULL, "198.18.1.7", 80, false, "", ""},
-	{"destinationIps", P("a", "ns1", "Namespace", "Allow", "[[[{destinationIps: [198.18.0.0/28]}]]]"),
-	 NULL, "s", NULL, "198.18.1.7", 80, true, "ns1/a", ""},
-	{"dry-run deny only reported",
-	 "- {name: d, namespace: ns1, scope: Namespace, action: Deny, dryRun: true, rules: [[]]}\n",
-	 NULL, "s", CLIENT, "198.18.1.1", 80, true, "", "no allow policy"},
-	{"Namespace scope of another namespace",
-	 P("d", "ns2", "Namespace", "Deny", "[[]]"), NULL, "s", CLIENT, "198.18.1.1", 80, true, "", ""},
-	{"Global scope from any namespace",
-	 P("d", "ns2", "Global", "Deny", "[[]]"), NULL, "s", CLIENT, "198.18.1.1", 80, false,
-	 "ns2/d", ""},
-	{"WorkloadSelector named by the workload",
-	 P("named", "ns1", "WorkloadSelector", "Deny", "[[]]"), NULL, "s", CLIENT, "198.18.1.1", 80,
-	 false, "ns1/named", ""},
-	{"WorkloadSelector not named",
-	 P("named", "ns1", "WorkloadSelector", "Deny", "[[]]"), NULL, "w", CLIENT, "198.18.1.1", 80,
-	 true, "", ""},
-	/* Istio sources */
-	{"istio selector in its namespace", "",
-	 "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: a, namespace: ns1}\n"
-	 "spec: {selector: {matchLabels: {app: server}}, rules: [{from: [{source: {principals: [\"cluster.local/ns/ns1/sa/*\"]}}]}]}\n",
-	 "s", ALIEN, "198.18.1.1", 80, false, "", "no allow policy matched (1 apply: ns1/a)"},
-	{"istio selector does not reach another namespace", "",
-	 "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: a, namespace: ns1}\n"
-	 "spec: {selector: {matchLabels: {app: server}}}\n",
-	 "o", ALIEN, "198.18.1.1", 80, true, "", "no allow policy"},
-	{"istio root-namespace selector reaches every namespace", "",
-	 "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: a, namespace: istio-system}\n"
-	 "spec: {selector: {matchLabels: {app: server}}}\n",
-	 "o", CLIENT, "198.18.1.1", 80, false, "", "no allow policy matched"},
-	{"istio rules: [{}] allows all", "",
-	 "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: a, namespace: ns1}\n"
-	 "spec: {rules: [{}]}\n",
-	 "s", NULL, "198.18.1.1", 80, true, "ns1/a", "allowed by AuthorizationPolicy ns1/a"},
-	{"istio DENY ipBlocks", "",
-	 "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: d, namespace: ns1}\n"
-	 "spec: {action: DENY, rules: [{from: [{source: {ipBlocks: [198.18.1.0/24]}}], to: [{operation: {ports: [\"80\"]}}]}]}\n",
-	 "s", CLIENT, "198.18.1.1", 80, false, "ns1/d", "denied by AuthorizationPolicy ns1/d"},
-	{"istio DENY ipBlocks, other port", "",
-	 "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: d, namespace: ns1}\n"
-	 "spec: {action: DENY, rules: [{from: [{source: {ipBlocks: [198.18.1.0/24]}}], to: [{operation: {ports: [\"80\"]}}]}]}\n",
-	 "s", CLIENT, "198.18.1.1", 81, true, "", ""},
-	{"istio L7 attribute without waypoint denies", "",
-	 "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: l7, namespace: ns1}\n"
-	 "spec: {rules: [{to: [{operation: {methods: [GET]}}]}]}\n",
-	 "s", CLIENT, "198.18.1.1", 80, false, "ns1/l7",
-	 "AuthorizationPolicy ns1/l7 uses the L7 attribute to.operation.methods but workload "
-	 "ns1/server has no waypoint to enforce it"},
-	{"istio L7 ALLOW rule dropped with a waypoint", "",
-	 "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: l7, namespace: ns1}\n"
-	 "spec: {rules: [{to: [{operation: {methods: [GET]}}]}]}\n",
-	 "w", CLIENT, "198.18.1.1", 80, false, "", "no allow policy matched"},
-	{"istio L7 DENY broadened with a waypoint", "",
-	 "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: l7, namespace: ns1}\n"
-	 "spec: {action: DENY, rules: [{to: [{operation: {paths: [/admin]}}], when: [{key: \"request.headers[x]\", values: [y]}]}]}\n",
-	 "w", CLIENT, "198.18.1.1", 80, false, "ns1/l7", ""},
-	{"istio STRICT denies plaintext", "",
-	 "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: strict, namespace: ns1}\n"
-	 "spec: {mtls: {mode: STRICT}}\n",
-	 "s", NULL, "198.18.1.1", 80, false, "ns1/strict",
-	 "PeerAuthentication ns1/strict requires mTLS (STRICT) and the connection has no peer identity"},
-	{"istio STRICT lets mTLS through", "",
-	 "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: strict, namespace: ns1}\n"
-	 "spec: {mtls: {mode: STRICT}}\n",
-	 "s", CLIENT, "198.18.1.1", 80, true, "", ""},
-	{"istio namespace PERMISSIVE overrides mesh STRICT", "",
-	 "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: default, namespace: istio-system}\n"
-	 "spec: {mtls: {mode: STRICT}}\n---\n"
-	 "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: p, namespace: ns1}\n"
-	 "spec: {mtls: {mode: PERMISSIVE}}\n",
-	 "s", NULL, "198.18.1.1", 80, true, "", ""},
-	{"istio mesh STRICT elsewhere", "",
-	 "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: default, namespace: istio-system}\n"
-	 "spec: {mtls: {mode: STRICT}}\n---\n"
-	 "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: p, namespace: ns1}\n"
-	 "spec: {mtls: {mode: PERMISSIVE}}\n",
-	 "o", NULL, "198.18.1.1", 80, false, "istio-system/default", ""},
-	{"istio dry-run annotation", "",
-	 "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\n"
-	 "metadata: {name: d, namespace: ns1, annotations: {istio.io/dry-run: \"true\"}}\n"
-	 "spec: {action: DENY, rules: [{}]}\n",
-	 "s", CLIENT, "198.18.1.1", 80, true, "", ""},
+     NULL, "s", CLIENT, "198.18.1.1", 80, false, "ns1/d", "denied by policy ns1/d"},
+    {"allow without rules allows nothing", P("a", "ns1", "Namespace", "Allow", "[]"), NULL, "s",
+     CLIENT, "198.18.1.1", 80, false, "", "no allow policy matched"},
+    {"rule without clauses matches", P("a", "ns1", "Namespace", "Allow", "[[]]"), NULL, "s", NULL,
+     "198.18.1.1", 80, true, "ns1/a", ""},
+    {"clause without groups matches", P("a", "ns1", "Namespace", "Allow", "[[[]]]"), NULL, "s",
+     NULL, "198.18.1.1", 80, true, "ns1/a", ""},
+    {"empty group never matches", P("a", "ns1", "Namespace", "Allow", "[[[{}]]]"), NULL, "s",
+     CLIENT, "198.18.1.1", 80, false, "", ""},
+    {"clauses AND: namespace ok, port wrong",
+     P("a", "ns1", "Namespace", "Allow",
+       "[[[{namespaces: [{Exact: x}]}, {namespaces: [{Exact: ns1}]}], [{destinationPorts: "
+       "[80]}]]]"),
+     NULL, "s", CLIENT, "198.18.1.1", 81, false, "", ""},
+    {"clauses AND, groups OR: second group, right port",
+     P("a", "ns1", "Namespace", "Allow",
+       "[[[{namespaces: [{Exact: x}]}, {namespaces: [{Exact: ns1}]}], [{destinationPorts: "
+       "[80]}]]]"),
+     NULL, "s", CLIENT, "198.18.1.1", 80, true, "ns1/a", ""},
+    {"group: positive matches but negative too",
+     P("a", "ns1", "Namespace", "Allow",
+       "[[[{principals: [{Prefix: cluster.local/}], notPrincipals: [{Suffix: /sa/client}]}]]]"),
+     NULL, "s", CLIENT, "198.18.1.1", 80, false, "", ""},
+    {"not-only group matches plaintext (namespace \"\")",
+     P("d", "ns1", "Namespace", "Deny", "[[[{notNamespaces: [{Exact: ns1}]}]]]"), NULL, "s", NULL,
+     "198.18.1.1", 80, false, "ns1/d", ""},
+    {"notPrincipals holds without identity",
+     P("d", "ns1", "Namespace", "Deny", "[[[{notPrincipals: [{Presence: {}}]}]]]"), NULL, "s", NULL,
+     "198.18.1.1", 80, false, "ns1/d", ""},
+    {"notPrincipals Presence spares mTLS",
+     P("d", "ns1", "Namespace", "Deny", "[[[{notPrincipals: [{Presence: {}}]}]]]"), NULL, "s",
+     CLIENT, "198.18.1.1", 80, true, "", ""},
+    {"Presence needs an identity",
+     P("a", "ns1", "Namespace", "Allow", "[[[{principals: [{Presence: {}}]}]]]"), NULL, "s", NULL,
+     "198.18.1.1", 80, false, "", ""},
+    {"Presence on namespace",
+     P("a", "ns1", "Namespace", "Allow", "[[[{namespaces: [{Presence: {}}]}]]]"), NULL, "s", ALIEN,
+     "198.18.1.1", 80, true, "ns1/a", ""},
+    {"service account",
+     P("a", "ns1", "Namespace", "Allow",
+       "[[[{serviceAccounts: [{namespace: ns1, serviceAccount: client}]}]]]"),
+     NULL, "s", CLIENT, "198.18.1.1", 80, true, "ns1/a", ""},
+    {"service account needs identity",
+     P("a", "ns1", "Namespace", "Allow",
+       "[[[{serviceAccounts: [{namespace: ns1, serviceAccount: client}]}]]]"),
+     NULL, "s", NULL, "198.18.1.1", 80, false, "", ""},
+    {"port is the real port (8080 ok)",
+     P("a", "ns1", "Namespace", "Allow", "[[[{destinationPorts: [8080]}]]]"), NULL, "s", CLIENT,
+     "198.18.1.1", 8080, true, "ns1/a", ""},
+    {"port is the real port (15008 not)",
+     P("a", "ns1", "Namespace", "Allow", "[[[{destinationPorts: [8080]}]]]"), NULL, "s", CLIENT,
+     "198.18.1.1", 15008, false, "", ""},
+    {"sourceIps / notSourceIps",
+     P("a", "ns1", "Namespace", "Allow",
+       "[[[{sourceIps: [198.18.1.0/24], notSourceIps: [198.18.1.7]}]]]"),
+     NULL, "s", NULL, "198.18.1.1", 80, true, "ns1/a", ""},
+    {"notSourceIps excludes",
+     P("a", "ns1", "Namespace", "Allow",
+       "[[[{sourceIps: [198.18.1.0/24], notSourceIps: [198.18.1.7]}]]]"),
+     NULL, "s", NULL, "198.18.1.7", 80, false, "", ""},
+    {"destinationIps",
+     P("a", "ns1", "Namespace", "Allow", "[[[{destinationIps: [198.18.0.0/28]}]]]"), NULL, "s",
+     NULL, "198.18.1.7", 80, true, "ns1/a", ""},
+    {"dry-run deny only reported",
+     "- {name: d, namespace: ns1, scope: Namespace, action: Deny, dryRun: true, rules: [[]]}\n",
+     NULL, "s", CLIENT, "198.18.1.1", 80, true, "", "no allow policy"},
+    {"Namespace scope of another namespace", P("d", "ns2", "Namespace", "Deny", "[[]]"), NULL, "s",
+     CLIENT, "198.18.1.1", 80, true, "", ""},
+    {"Global scope from any namespace", P("d", "ns2", "Global", "Deny", "[[]]"), NULL, "s", CLIENT,
+     "198.18.1.1", 80, false, "ns2/d", ""},
+    {"WorkloadSelector named by the workload",
+     P("named", "ns1", "WorkloadSelector", "Deny", "[[]]"), NULL, "s", CLIENT, "198.18.1.1", 80,
+     false, "ns1/named", ""},
+    {"WorkloadSelector not named", P("named", "ns1", "WorkloadSelector", "Deny", "[[]]"), NULL, "w",
+     CLIENT, "198.18.1.1", 80, true, "", ""},
+    /* Istio sources */
+    {"istio selector in its namespace", "",
+     "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: a, namespace: "
+     "ns1}\n"
+     "spec: {selector: {matchLabels: {app: server}}, rules: [{from: [{source: {principals: "
+     "[\"cluster.local/ns/ns1/sa/*\"]}}]}]}\n",
+     "s", ALIEN, "198.18.1.1", 80, false, "", "no allow policy matched (1 apply: ns1/a)"},
+    {"istio selector does not reach another namespace", "",
+     "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: a, namespace: "
+     "ns1}\n"
+     "spec: {selector: {matchLabels: {app: server}}}\n",
+     "o", ALIEN, "198.18.1.1", 80, true, "", "no allow policy"},
+    {"istio root-namespace selector reaches every namespace", "",
+     "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: a, namespace: "
+     "istio-system}\n"
+     "spec: {selector: {matchLabels: {app: server}}}\n",
+     "o", CLIENT, "198.18.1.1", 80, false, "", "no allow policy matched"},
+    {"istio rules: [{}] allows all", "",
+     "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: a, namespace: "
+     "ns1}\n"
+     "spec: {rules: [{}]}\n",
+     "s", NULL, "198.18.1.1", 80, true, "ns1/a", "allowed by AuthorizationPolicy ns1/a"},
+    {"istio DENY ipBlocks", "",
+     "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: d, namespace: "
+     "ns1}\n"
+     "spec: {action: DENY, rules: [{from: [{source: {ipBlocks: [198.18.1.0/24]}}], to: "
+     "[{operation: {ports: [\"80\"]}}]}]}\n",
+     "s", CLIENT, "198.18.1.1", 80, false, "ns1/d", "denied by AuthorizationPolicy ns1/d"},
+    {"istio DENY ipBlocks, other port", "",
+     "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: d, namespace: "
+     "ns1}\n"
+     "spec: {action: DENY, rules: [{from: [{source: {ipBlocks: [198.18.1.0/24]}}], to: "
+     "[{operation: {ports: [\"80\"]}}]}]}\n",
+     "s", CLIENT, "198.18.1.1", 81, true, "", ""},
+    {"istio L7 attribute without waypoint denies", "",
+     "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: l7, namespace: "
+     "ns1}\n"
+     "spec: {rules: [{to: [{operation: {methods: [GET]}}]}]}\n",
+     "s", CLIENT, "198.18.1.1", 80, false, "ns1/l7",
+     "AuthorizationPolicy ns1/l7 uses the L7 attribute to.operation.methods but workload "
+     "ns1/server has no waypoint to enforce it"},
+    {"istio L7 ALLOW rule dropped with a waypoint", "",
+     "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: l7, namespace: "
+     "ns1}\n"
+     "spec: {rules: [{to: [{operation: {methods: [GET]}}]}]}\n",
+     "w", CLIENT, "198.18.1.1", 80, false, "", "no allow policy matched"},
+    {"istio L7 DENY broadened with a waypoint", "",
+     "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: l7, namespace: "
+     "ns1}\n"
+     "spec: {action: DENY, rules: [{to: [{operation: {paths: [/admin]}}], when: [{key: "
+     "\"request.headers[x]\", values: [y]}]}]}\n",
+     "w", CLIENT, "198.18.1.1", 80, false, "ns1/l7", ""},
+    {"istio STRICT denies plaintext", "",
+     "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: strict, "
+     "namespace: ns1}\n"
+     "spec: {mtls: {mode: STRICT}}\n",
+     "s", NULL, "198.18.1.1", 80, false, "ns1/strict",
+     "PeerAuthentication ns1/strict requires mTLS (STRICT) and the connection has no peer "
+     "identity"},
+    {"istio STRICT lets mTLS through", "",
+     "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: strict, "
+     "namespace: ns1}\n"
+     "spec: {mtls: {mode: STRICT}}\n",
+     "s", CLIENT, "198.18.1.1", 80, true, "", ""},
+    {"istio namespace PERMISSIVE overrides mesh STRICT", "",
+     "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: default, "
+     "namespace: istio-system}\n"
+     "spec: {mtls: {mode: STRICT}}\n---\n"
+     "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: p, namespace: "
+     "ns1}\n"
+     "spec: {mtls: {mode: PERMISSIVE}}\n",
+     "s", NULL, "198.18.1.1", 80, true, "", ""},
+    {"istio mesh STRICT elsewhere", "",
+     "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: default, "
+     "namespace: istio-system}\n"
+     "spec: {mtls: {mode: STRICT}}\n---\n"
+     "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: p, namespace: "
+     "ns1}\n"
+     "spec: {mtls: {mode: PERMISSIVE}}\n",
+     "o", NULL, "198.18.1.1", 80, false, "istio-system/default", ""},
+    {"istio dry-run annotation", "",
+     "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\n"
+     "metadata: {name: d, namespace: ns1, annotations: {istio.io/dry-run: \"true\"}}\n"
+     "spec: {action: DENY, rules: [{}]}\n",
+     "s", CLIENT, "198.18.1.1", 80, true, "", ""},
 };
 
-static struct zm_addr A(const char *text)
-{
+static struct zm_addr A(const char *text) {
 	struct zm_addr a;
 
 	if (zm_addr_parse(text, &a))
@@ -205,7 +232,8 @@ static struct zm_addr A(const char *text)
 	return a;
 }
 
-static void run_case(const struct eval_case *t)
+static void
+run_case(const struct eval_case *t)
 {
 	char text[8192], err[ERRLEN];
 	struct zm_config *cfg = NULL;
@@ -225,8 +253,8 @@ static void run_case(const struct eval_case *t)
 		printf("#   %s\n", err);
 		return;
 	}
-	if (t->istio && zm_rbac_load_buf("p.yaml", t->istio, strlen(t->istio), &set, err,
-					 sizeof(err))) {
+	if (t->istio &&
+	    zm_rbac_load_buf("p.yaml", t->istio, strlen(t->istio), &set, err, sizeof(err))) {
 		ok(0, "%s: istio yaml loads", t->name);
 		printf("#   %s\n", err);
 		zm_config_free(cfg);
@@ -249,9 +277,10 @@ static void run_case(const struct eval_case *t)
 static void test_dry_run_report(void)
 {
 	static const char *const text =
-		"workloads:\n- {uid: s, name: server, namespace: ns1, workloadIps: [198.18.0.10]}\n"
-		"policies:\n"
-		"- {name: d, namespace: ns1, scope: Namespace, action: Deny, dryRun: true, rules: [[]]}\n";
+	    "workloads:\n- {uid: s, name: server, namespace: ns1, workloadIps: [198.18.0.10]}\n"
+	    "policies:\n"
+	    "- {name: d, namespace: ns1, scope: Namespace, action: Deny, dryRun: true, rules: "
+	    "[[]]}\n";
 	struct zm_rbac_sources src = {0};
 	struct zm_rbac_result r;
 	struct zm_rbac_conn c = {0};
@@ -281,26 +310,30 @@ static void test_dry_run_report(void)
 static const struct {
 	const char *name, *policies, *istio, *want; /* want: "dst port src/len policy;" ... */
 } fp_cases[] = {
-	{"STRICT drops all plaintext to the namespace", "",
-	 "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: strict, namespace: ns1}\n"
-	 "spec: {mtls: {mode: STRICT}}\n",
-	 "198.18.0.10 0 any ns1/strict;198.18.0.30 0 any ns1/strict;"},
-	{"DENY ipBlocks on a port", "",
-	 "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: d, namespace: ns2}\n"
-	 "spec: {action: DENY, rules: [{from: [{source: {ipBlocks: [198.18.1.0/24]}}], to: [{operation: {ports: [\"80\"]}}]}]}\n",
-	 "198.18.0.20 80 198.18.1.0/24 ns2/d;"},
-	{"ALLOW by principal only: plaintext never allowed",
-	 P("a", "ns2", "Namespace", "Allow", "[[[{principals: [{Presence: {}}]}]]]"), NULL,
-	 "198.18.0.20 0 any ns2/a;"},
-	{"ALLOW by source range: nothing certain", P("a", "ns2", "Namespace", "Allow",
-	   "[[[{sourceIps: [198.18.1.0/24]}]]]"), NULL, ""},
-	{"dry-run never compiled",
-	 "- {name: d, namespace: ns2, scope: Namespace, action: Deny, dryRun: true, rules: [[]]}\n",
-	 NULL, ""},
-	{"L7 without waypoint drops all", "",
-	 "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: l7, namespace: ns2}\n"
-	 "spec: {rules: [{to: [{operation: {paths: [/x]}}]}]}\n",
-	 "198.18.0.20 0 any ns2/l7;"},
+    {"STRICT drops all plaintext to the namespace", "",
+     "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: strict, "
+     "namespace: ns1}\n"
+     "spec: {mtls: {mode: STRICT}}\n",
+     "198.18.0.10 0 any ns1/strict;198.18.0.30 0 any ns1/strict;"},
+    {"DENY ipBlocks on a port", "",
+     "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: d, namespace: "
+     "ns2}\n"
+     "spec: {action: DENY, rules: [{from: [{source: {ipBlocks: [198.18.1.0/24]}}], to: "
+     "[{operation: {ports: [\"80\"]}}]}]}\n",
+     "198.18.0.20 80 198.18.1.0/24 ns2/d;"},
+    {"ALLOW by principal only: plaintext never allowed",
+     P("a", "ns2", "Namespace", "Allow", "[[[{principals: [{Presence: {}}]}]]]"), NULL,
+     "198.18.0.20 0 any ns2/a;"},
+    {"ALLOW by source range: nothing certain",
+     P("a", "ns2", "Namespace", "Allow", "[[[{sourceIps: [198.18.1.0/24]}]]]"), NULL, ""},
+    {"dry-run never compiled",
+     "- {name: d, namespace: ns2, scope: Namespace, action: Deny, dryRun: true, rules: [[]]}\n",
+     NULL, ""},
+    {"L7 without waypoint drops all", "",
+     "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: l7, namespace: "
+     "ns2}\n"
+     "spec: {rules: [{to: [{operation: {paths: [/x]}}]}]}\n",
+     "198.18.0.20 0 any ns2/l7;"},
 };
 
 static void test_fastpath(void)
@@ -335,9 +368,10 @@ static void test_fastpath(void)
 		got[0] = '\0';
 		for (j = 0; j < n; j++) {
 			struct zm_rbac_result r;
-			struct zm_rbac_conn c = {rules[j].src, rules[j].dst,
-						 rules[j].dst_port ? rules[j].dst_port : 12345, NULL,
-						 zm_config_workload_by_ip(cfg, NULL, &rules[j].dst)};
+			struct zm_rbac_conn c = {
+			    rules[j].src, rules[j].dst,
+			    rules[j].dst_port ? rules[j].dst_port : 12345, NULL,
+			    zm_config_workload_by_ip(cfg, NULL, &rules[j].dst)};
 
 			if (!rules[j].src_prefix)
 				zm_addr_parse("203.0.113.9", &c.src_ip);

@@ -23,17 +23,17 @@
 #define ROUNDS 3000
 
 static const char *const workloads =
-	"workloads:\n"
-	"- {uid: s, name: server, namespace: ns1, workloadIps: [198.18.0.10, \"2001:2::10\"],\n"
-	"   labels: {app: server}, node: n1}\n"
-	"- {uid: o, name: other, namespace: ns2, workloadIps: [198.18.0.20],\n"
-	"   labels: {app: server}, node: n1}\n"
-	"- {uid: w, name: wp, namespace: ns1, workloadIps: [198.18.0.30], labels: {app: wp},\n"
-	"   waypoint: {destination: /198.18.0.99}, node: n1}\n"
-	"- {uid: d, name: dup, namespace: ns2, network: net2, workloadIps: [198.18.0.10],\n"
-	"   node: n1}\n";
+    "workloads:\n"
+    "- {uid: s, name: server, namespace: ns1, workloadIps: [198.18.0.10, \"2001:2::10\"],\n"
+    "   labels: {app: server}, node: n1}\n"
+    "- {uid: o, name: other, namespace: ns2, workloadIps: [198.18.0.20],\n"
+    "   labels: {app: server}, node: n1}\n"
+    "- {uid: w, name: wp, namespace: ns1, workloadIps: [198.18.0.30], labels: {app: wp},\n"
+    "   waypoint: {destination: /198.18.0.99}, node: n1}\n"
+    "- {uid: d, name: dup, namespace: ns2, network: net2, workloadIps: [198.18.0.10],\n"
+    "   node: n1}\n";
 
-static const char *const cidrs[] = {"198.18.1.0/24", "198.18.1.12/32", "198.18.0.0/15",
+static const char *const cidrs[] = {"198.18.1.0/24", "198.18.1.12/32",	"198.18.0.0/15",
 				    "198.18.2.0/24", "2001:2:0:1::/64", "0.0.0.0/0",
 				    "198.18.0.10/32"};
 static const char *const ports[] = {"80", "7777", "8080"};
@@ -63,10 +63,10 @@ static void cat(char *buf, size_t len, const char *fmt, ...)
 /* One config match group: 0..3 attributes. */
 static void gen_cfg_group(char *b, size_t len)
 {
-	static const char *const keys[] = {"sourceIps", "notSourceIps", "destinationPorts",
-					   "notDestinationPorts", "destinationIps", "principals",
-					   "notPrincipals", "namespaces", "notNamespaces",
-					   "serviceAccounts", "notDestinationIps"};
+	static const char *const keys[] = {
+	    "sourceIps",      "notSourceIps",	 "destinationPorts", "notDestinationPorts",
+	    "destinationIps", "principals",	 "notPrincipals",    "namespaces",
+	    "notNamespaces",  "serviceAccounts", "notDestinationIps"};
 	const size_t nk = sizeof(keys) / sizeof(keys[0]);
 	size_t first = (size_t)rand() % nk, step = 1 + (size_t)rand() % 4;
 	int i, n = rand() % 4;
@@ -118,8 +118,9 @@ static void gen_cfg_policy(char *b, size_t len, int idx)
 
 static void gen_istio_meta(char *b, size_t len, const char *kind, int idx)
 {
-	cat(b, len, "---\napiVersion: security.istio.io/v1\nkind: %s\nmetadata: {name: i%d, "
-		    "namespace: %s%s}\nspec:\n",
+	cat(b, len,
+	    "---\napiVersion: security.istio.io/v1\nkind: %s\nmetadata: {name: i%d, "
+	    "namespace: %s%s}\nspec:\n",
 	    kind, idx, rand() % 3 ? "ns1" : (rand() % 2 ? "ns2" : "istio-system"),
 	    rand() % 6 ? "" : ", annotations: {istio.io/dry-run: \"true\"}");
 	if (rand() % 2)
@@ -128,11 +129,11 @@ static void gen_istio_meta(char *b, size_t len, const char *kind, int idx)
 
 static void gen_istio_rule(char *b, size_t len)
 {
-	static const char *const src_keys[] = {"ipBlocks", "notIpBlocks", "principals",
-					       "notPrincipals", "namespaces", "notNamespaces",
+	static const char *const src_keys[] = {"ipBlocks",	"notIpBlocks", "principals",
+					       "notPrincipals", "namespaces",  "notNamespaces",
 					       "remoteIpBlocks"};
-	static const char *const when_keys[] = {"source.ip", "destination.port",
-						"source.namespace", "destination.ip"};
+	static const char *const when_keys[] = {"source.ip", "destination.port", "source.namespace",
+						"destination.ip"};
 	const char *k;
 
 	cat(b, len, "  - {");
@@ -140,7 +141,7 @@ static void gen_istio_rule(char *b, size_t len)
 		k = PICK(src_keys);
 		cat(b, len, "from: [{source: {%s: [%s]}}], ", k,
 		    strstr(k, "pBlocks") ? (rand() % 2 ? "\"198.18.1.12\"" : "\"198.18.1.0/24\"")
-				    : PICK(ids));
+					 : PICK(ids));
 	}
 	if (rand() % 2)
 		cat(b, len, "to: [{operation: {%s: [\"%s\"]%s}}], ",
@@ -150,9 +151,9 @@ static void gen_istio_rule(char *b, size_t len)
 		k = PICK(when_keys);
 		cat(b, len, "when: [{key: %s, %s: [\"%s\"]}], ", k,
 		    rand() % 2 ? "values" : "notValues",
-		    !strcmp(k, "destination.port") ? PICK(ports)
+		    !strcmp(k, "destination.port")   ? PICK(ports)
 		    : !strcmp(k, "source.namespace") ? "ns1"
-						      : "198.18.1.0/24");
+						     : "198.18.1.0/24");
 	}
 	cat(b, len, "}\n");
 }
@@ -170,7 +171,8 @@ static void gen_istio(char *b, size_t len, int idx)
 		cat(b, len, "  mtls: {mode: %s}\n", PICK(modes));
 		/* Port-level modes (allowed with a selector only), inheriting through UNSET. */
 		if (strstr(b + start, "selector") && rand() % 2)
-			cat(b, len, "  portLevelMtls: {%s: {mode: %s}}\n", PICK(ports), PICK(modes));
+			cat(b, len, "  portLevelMtls: {%s: {mode: %s}}\n", PICK(ports),
+			    PICK(modes));
 		return;
 	}
 	gen_istio_meta(b, len, "AuthorizationPolicy", idx);
@@ -208,9 +210,8 @@ static bool kernel_drops(const struct zm_dp_policy_rule *r, size_t n, const stru
 	return false;
 }
 
-static const char *const srcs[] = {"198.18.1.12", "198.18.1.13", "198.18.2.5", "198.18.0.99",
-				   "203.0.113.7", "198.18.0.10", "2001:2:0:1::5",
-				   "2001:2:0:9::5"};
+static const char *const srcs[] = {"198.18.1.12", "198.18.1.13", "198.18.2.5",	  "198.18.0.99",
+				   "203.0.113.7", "198.18.0.10", "2001:2:0:1::5", "2001:2:0:9::5"};
 static const __u16 tports[] = {80, 7777, 8080, 9999};
 
 /* Check every (dst, src, port) of the grid; false (inputs printed) on a wrong drop. */
@@ -273,8 +274,8 @@ int main(void)
 			gen_istio(istio, sizeof(istio), i);
 		if (zm_config_load_buf("cfg.yaml", cfg_text, strlen(cfg_text), &cfg, err,
 				       sizeof(err)) ||
-		    (ni && zm_rbac_load_buf("p.yaml", istio, strlen(istio), &set, err,
-					    sizeof(err)))) {
+		    (ni &&
+		     zm_rbac_load_buf("p.yaml", istio, strlen(istio), &set, err, sizeof(err)))) {
 			/* A generator bug, not a compiler one: say so once per input. */
 			ok(0, "round %zu: generated inputs load: %s", round, err);
 			printf("# config:\n%s# istio:\n%s", cfg_text, istio);

@@ -66,8 +66,8 @@ static void test_netns_resolve(void)
 
 static void test_enroll_args(void)
 {
-	struct zm_dp_enroll e = { 0 };
-	struct zm_addr a = { .family = ZM_AF_INET };
+	struct zm_dp_enroll e = {0};
+	struct zm_addr a = {.family = ZM_AF_INET};
 	struct zm_dp dp;
 	unsigned int n;
 

@@ -14,28 +14,33 @@
 #include "../../userspace/ztunnel/route.c"
 
 static const char cfg_text[] =
-	"workloads:\n"
-	"- {uid: a, name: a, namespace: ns, serviceAccount: sa-a, protocol: HBONE, node: n1,\n"
-	"   workloadIps: [\"198.18.1.11\", \"2001:2:0:1::11\"]}\n"
-	"- {uid: b, name: b, namespace: ns, protocol: HBONE, node: n1, workloadIps: [\"198.18.1.12\"],\n"
-	"   services: {\"ns/svc.ns.svc.cluster.local\": {80: 9090}}, capacity: 3}\n"
-	"- {uid: c, name: c, namespace: ns, protocol: HBONE, node: n2, workloadIps: [\"198.18.2.11\"],\n"
-	"   services: {\"ns/svc.ns.svc.cluster.local\": {}}}\n"
-	"- {uid: d, name: d, namespace: ns, protocol: TCP, node: n2, workloadIps: [\"198.18.2.12\"],\n"
-	"   services: {\"ns/svc.ns.svc.cluster.local\": {}}, status: Unhealthy}\n"
-	"- {uid: w, name: wp, namespace: ns, protocol: HBONE, node: n2, workloadIps: [\"198.18.2.20\"]}\n"
-	"- {uid: e, name: e, namespace: ns, protocol: HBONE, node: n2, workloadIps: [\"198.18.2.13\"],\n"
-	"   waypoint: {destination: \"/198.18.2.20\"}}\n"
-	"services:\n"
-	"- {name: svc, namespace: ns, hostname: svc.ns.svc.cluster.local, vips: [\"/198.18.100.1\"],\n"
-	"   ports: {80: 8080}}\n"
-	"- {name: down, namespace: ns, hostname: down.ns.svc.cluster.local, vips: [\"/198.18.100.2\"],\n"
-	"   ports: {80: 8080}}\n"
-	"- {name: wsvc, namespace: ns, hostname: wsvc.ns.svc.cluster.local, vips: [\"/198.18.100.3\"],\n"
-	"   ports: {80: 8080}, waypoint: {destination: \"/198.18.2.20\", hboneMtlsPort: 15008}}\n";
+    "workloads:\n"
+    "- {uid: a, name: a, namespace: ns, serviceAccount: sa-a, protocol: HBONE, node: n1,\n"
+    "   workloadIps: [\"198.18.1.11\", \"2001:2:0:1::11\"]}\n"
+    "- {uid: b, name: b, namespace: ns, protocol: HBONE, node: n1, workloadIps: "
+    "[\"198.18.1.12\"],\n"
+    "   services: {\"ns/svc.ns.svc.cluster.local\": {80: 9090}}, capacity: 3}\n"
+    "- {uid: c, name: c, namespace: ns, protocol: HBONE, node: n2, workloadIps: "
+    "[\"198.18.2.11\"],\n"
+    "   services: {\"ns/svc.ns.svc.cluster.local\": {}}}\n"
+    "- {uid: d, name: d, namespace: ns, protocol: TCP, node: n2, workloadIps: [\"198.18.2.12\"],\n"
+    "   services: {\"ns/svc.ns.svc.cluster.local\": {}}, status: Unhealthy}\n"
+    "- {uid: w, name: wp, namespace: ns, protocol: HBONE, node: n2, workloadIps: "
+    "[\"198.18.2.20\"]}\n"
+    "- {uid: e, name: e, namespace: ns, protocol: HBONE, node: n2, workloadIps: "
+    "[\"198.18.2.13\"],\n"
+    "   waypoint: {destination: \"/198.18.2.20\"}}\n"
+    "services:\n"
+    "- {name: svc, namespace: ns, hostname: svc.ns.svc.cluster.local, vips: [\"/198.18.100.1\"],\n"
+    "   ports: {80: 8080}}\n"
+    "- {name: down, namespace: ns, hostname: down.ns.svc.cluster.local, vips: "
+    "[\"/198.18.100.2\"],\n"
+    "   ports: {80: 8080}}\n"
+    "- {name: wsvc, namespace: ns, hostname: wsvc.ns.svc.cluster.local, vips: "
+    "[\"/198.18.100.3\"],\n"
+    "   ports: {80: 8080}, waypoint: {destination: \"/198.18.2.20\", hboneMtlsPort: 15008}}\n";
 
-static struct zm_addr A(const char *t)
-{
+static struct zm_addr A(const char *t) {
 	struct zm_addr a;
 
 	if (zm_addr_parse(t, &a))
@@ -43,7 +48,8 @@ static struct zm_addr A(const char *t)
 	return a;
 }
 
-static const char *fmt(const struct zm_addr *a, char *buf)
+static const char *
+fmt(const struct zm_addr *a, char *buf)
 {
 	return zm_addr_format(a, buf, ZM_ADDR_STRLEN);
 }
@@ -116,7 +122,8 @@ static void test_endpoints(struct zt_snap *s)
 		if (r.dst && !strcmp(r.dst->name, "b")) {
 			nb++;
 			if (i == 0) {
-				is_int(r.kind, ZT_ROUTE_LOCAL, "VIP -> same-node endpoint b: local");
+				is_int(r.kind, ZT_ROUTE_LOCAL,
+				       "VIP -> same-node endpoint b: local");
 				is_int(r.target_port, 9090, "  workload port map overrides 8080");
 			}
 		} else if (r.dst && !strcmp(r.dst->name, "c")) {
@@ -133,7 +140,8 @@ static void test_endpoints(struct zt_snap *s)
 	is_int(nc, 100, "capacity 1 endpoint gets 1/4");
 	is_int(nd, 0, "unhealthy endpoint never picked");
 	zt_route_outbound(s, &src, &dst, 81, 0, &r);
-	ok(r.kind == ZT_ROUTE_REFUSE && r.refuse == ZT_OUT_NO_PORT, "undeclared service port refused");
+	ok(r.kind == ZT_ROUTE_REFUSE && r.refuse == ZT_OUT_NO_PORT,
+	   "undeclared service port refused");
 }
 
 static void test_pool_key(void)
@@ -154,10 +162,15 @@ static void test_pool_key(void)
 
 static void test_log(void)
 {
-	struct zt_conn_info i = {.dir = "outbound", .via = "hbone", .sport = 40000,
-				 .dport = 7777, .up_port = 15008, .bytes_sent = 5,
+	struct zt_conn_info i = {.dir = "outbound",
+				 .via = "hbone",
+				 .sport = 40000,
+				 .dport = 7777,
+				 .up_port = 15008,
+				 .bytes_sent = 5,
 				 .bytes_recv = 7};
-	struct zt_labels l = {.reporter = "source", .source_workload = "a",
+	struct zt_labels l = {.reporter = "source",
+			      .source_workload = "a",
 			      .source_principal = "spiffe://td/ns/ns/sa/a",
 			      .connection_security_policy = "mutual_tls"};
 	char buf[ZT_LOG_LEN];

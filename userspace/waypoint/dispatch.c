@@ -23,15 +23,15 @@ static void wp_req_view(struct wp_ds *ds, struct l7_request *r)
 		if (!strcmp(ds->req.h[i].name, "host"))
 			host = ds->req.h[i].value;
 	*r = (struct l7_request){
-		.method = ds->req.start[0],
-		.path = ds->req.start[1],
-		.authority = host ? host : ds->authority,
-		.scheme = "http",
-		.port = ds->port,
-		.headers = ds->req.h,
-		.n_headers = ds->req.n,
-		.source_principal = ds->peer,
-		.source_namespace = ds->src_ns,
+	    .method = ds->req.start[0],
+	    .path = ds->req.start[1],
+	    .authority = host ? host : ds->authority,
+	    .scheme = "http",
+	    .port = ds->port,
+	    .headers = ds->req.h,
+	    .n_headers = ds->req.n,
+	    .source_principal = ds->peer,
+	    .source_namespace = ds->src_ns,
 	};
 }
 
@@ -177,8 +177,12 @@ static bool wp_pick_endpoint(struct wp_ds *ds, struct l7_endpoint *out)
 {
 	struct wp_target *t = &ds->tgt;
 
-	*t = (struct wp_target){.snap = ds->snap, .svc = ds->svc, .pod = ds->pod,
-				.port = ds->port, .dest = ds->dest, .family = ds->vip.family};
+	*t = (struct wp_target){.snap = ds->snap,
+				.svc = ds->svc,
+				.pod = ds->pod,
+				.port = ds->port,
+				.dest = ds->dest,
+				.family = ds->vip.family};
 	if (wp_target_pick(ds->w, t)) {
 		if (ds->mode == WP_DS_HTTP)
 			wp_ds_reply(ds, 503, "UH", "no healthy upstream", false, NULL);
@@ -230,8 +234,10 @@ overflow:
 	atomic_fetch_add(&t->cl->overflows, 1);
 	fprintf(stderr, "waypoint: %s: connection pool of %s full, 503\n", ds->authority,
 		t->cl->key);
-	wp_ds_reply(ds, 503, "UO", "upstream connect error or disconnect/reset before headers. "
-				   "reset reason: overflow", false, NULL);
+	wp_ds_reply(ds, 503, "UO",
+		    "upstream connect error or disconnect/reset before headers. "
+		    "reset reason: overflow",
+		    false, NULL);
 	if (ds->msg_done)
 		wp_ds_request_done(ds);
 	return false;
@@ -266,8 +272,8 @@ static unsigned int wp_max_attempts(const struct wp_ds *ds)
 
 void wp_ds_upstream_failed(struct wp_ds *ds, const char *why, bool connect_failure)
 {
-	uint32_t on = ds->route && ds->route->retries.set ? ds->route->retries.retry_on :
-							     L7_RETRY_CONNECT_FAILURE;
+	uint32_t on = ds->route && ds->route->retries.set ? ds->route->retries.retry_on
+							  : L7_RETRY_CONNECT_FAILURE;
 
 	if (ds->up)
 		wp_up_detach(ds->up, false);
@@ -385,8 +391,9 @@ void wp_ds_mirror(struct wp_ds *ds)
 		/* Dropped copies are counted; a stalled mirror logs one line a second, not each. */
 		if (!w->shadow_drops++ || w->now_ms - w->shadow_log_ms >= 1000) {
 			w->shadow_log_ms = w->now_ms;
-			fprintf(stderr, "waypoint: mirror to %s: %u copies in flight on this worker, "
-					"copy dropped (%lu dropped so far)\n",
+			fprintf(stderr,
+				"waypoint: mirror to %s: %u copies in flight on this worker, "
+				"copy dropped (%lu dropped so far)\n",
 				r->mirror.host, w->n_shadows, w->shadow_drops);
 		}
 	} else if (err) {
@@ -568,8 +575,9 @@ void wp_ds_tcp_start(struct wp_ds *ds)
 	if (vs && vs->n_tcp)
 		ds->dest = l7_dest_pick(vs->tcp, vs->n_tcp, wp_rand());
 	if (wp_pick_endpoint(ds, &ep) && !wp_cl_conn_allowed(ds->tgt.cl, ds->tgt.policy)) {
-		fprintf(stderr, "waypoint: tcp stream to %s: connection pool of %s full (%u), "
-				"resetting\n",
+		fprintf(stderr,
+			"waypoint: tcp stream to %s: connection pool of %s full (%u), "
+			"resetting\n",
 			ds->authority, ds->tgt.cl->key, ds->tgt.policy->pool.max_connections);
 		atomic_fetch_add(&ds->tgt.cl->overflows, 1);
 		hb_stream_reset(ds->st, HB_ERR_CONNECT_ERROR);

@@ -41,7 +41,7 @@ struct wp_h2rq {
 	const char *method, *path, *authority, *scheme; /* pointers into req */
 	bool grpc, head_done, body_eof, deferred_up, deferred_down;
 	bool resp_head, resp_eof, resp_submitted, done, local;
-	bool shadow; /* a mirror copy: no client stream, its answer is dropped */
+	bool shadow;	  /* a mirror copy: no client stream, its answer is dropped */
 	struct wp_q body; /* request body not yet taken by the upstream session */
 	struct wp_q copy; /* the whole body, for retries, while copy_ok */
 	bool copy_ok;

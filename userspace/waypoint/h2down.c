@@ -289,8 +289,12 @@ static void wp_h2rq_dispatch(struct wp_h2rq *rq)
 
 	if (rq->done)
 		return;
-	rq->tgt = (struct wp_target){.snap = ds->snap, .svc = ds->svc, .pod = ds->pod,
-				     .port = ds->port, .dest = rq->dest, .family = ds->vip.family};
+	rq->tgt = (struct wp_target){.snap = ds->snap,
+				     .svc = ds->svc,
+				     .pod = ds->pod,
+				     .port = ds->port,
+				     .dest = rq->dest,
+				     .family = ds->vip.family};
 	if (wp_target_pick(w, &rq->tgt)) {
 		wp_h2rq_reply(rq, 503, "UH", "no healthy upstream", NULL, NULL);
 		return;
@@ -610,8 +614,8 @@ static void wp_h2rq_mirror(struct wp_h2rq *rq)
 			snprintf(auth, sizeof(auth), "%s-shadow", v);
 			v = auth;
 		}
-		if (wp_h2hdrs_add(&sh->req, (const uint8_t *)name, strlen(name),
-				  (const uint8_t *)v, strlen(v))) {
+		if (wp_h2hdrs_add(&sh->req, (const uint8_t *)name, strlen(name), (const uint8_t *)v,
+				  strlen(v))) {
 			wp_h2hdrs_clear(&sh->req);
 			free(sh);
 			return;

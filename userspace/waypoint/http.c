@@ -7,8 +7,8 @@
  * Transfer-Encoding, heads over WP_MAX_HEAD), authorized (AuthorizationPolicy: 403 "RBAC:
  * access denied"), routed (VirtualService: redirect, direct response, fault abort/delay,
  * weighted destination, rewrite, header operations) and forwarded to an endpoint pod chosen
- * by DestinationRule subset and load-balancer policy (pick.c), skipping ejected outliers. Requests on
- * one stream are answered in order; a pipelined request waits in the input queue.
+ * by DestinationRule subset and load-balancer policy (pick.c), skipping ejected outliers. Requests
+ * on one stream are answered in order; a pipelined request waits in the input queue.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -102,9 +102,9 @@ int wp_q_flush(struct wp_q *q, struct hb_stream *s)
 
 bool wp_hop_header(const char *n)
 {
-	static const char *const hop[] = {"connection", "keep-alive", "proxy-connection", "te",
-					  "trailer", "transfer-encoding", "upgrade",
-					  "content-length", "host", NULL};
+	static const char *const hop[] = {
+	    "connection",	 "keep-alive", "proxy-connection", "te",   "trailer",
+	    "transfer-encoding", "upgrade",    "content-length",   "host", NULL};
 	size_t i;
 
 	for (i = 0; hop[i]; i++)
@@ -224,18 +224,30 @@ void wp_ds_flush(struct wp_ds *ds)
 static const char *wp_reason(unsigned int code)
 {
 	switch (code) {
-	case 200: return "OK";
-	case 301: return "Moved Permanently";
-	case 302: return "Found";
-	case 400: return "Bad Request";
-	case 403: return "Forbidden";
-	case 404: return "Not Found";
-	case 418: return "I'm a teapot";
-	case 500: return "Internal Server Error";
-	case 502: return "Bad Gateway";
-	case 503: return "Service Unavailable";
-	case 504: return "Gateway Timeout";
-	default: return "Status";
+	case 200:
+		return "OK";
+	case 301:
+		return "Moved Permanently";
+	case 302:
+		return "Found";
+	case 400:
+		return "Bad Request";
+	case 403:
+		return "Forbidden";
+	case 404:
+		return "Not Found";
+	case 418:
+		return "I'm a teapot";
+	case 500:
+		return "Internal Server Error";
+	case 502:
+		return "Bad Gateway";
+	case 503:
+		return "Service Unavailable";
+	case 504:
+		return "Gateway Timeout";
+	default:
+		return "Status";
 	}
 }
 
@@ -249,8 +261,9 @@ void wp_ds_reply(struct wp_ds *ds, unsigned int code, const char *flags, const c
 	ds->resp_started = true;
 	if (close_conn)
 		ds->close_after = true;
-	wp_q_printf(&ds->out, "HTTP/1.1 %u %s\r\ncontent-length: %zu\r\ncontent-type: text/plain\r\n"
-			      "server: zmesh-waypoint\r\n%s%s\r\n",
+	wp_q_printf(&ds->out,
+		    "HTTP/1.1 %u %s\r\ncontent-length: %zu\r\ncontent-type: text/plain\r\n"
+		    "server: zmesh-waypoint\r\n%s%s\r\n",
 		    code, wp_reason(code), blen, extra ? extra : "",
 		    ds->close_after ? "connection: close\r\n" : "");
 	wp_q_put(&ds->out, body, blen);
@@ -317,8 +330,8 @@ static int wp_rq_on_headers(http_parser *p)
 
 	/* The head is the input up to its blank line (the parser has just seen it). */
 	for (i = 0; i + 1 < avail; i++) {
-		if (raw[i] == '\n' && (raw[i + 1] == '\n' ||
-				       (raw[i + 1] == '\r' && i + 2 < avail && raw[i + 2] == '\n'))) {
+		if (raw[i] == '\n' && (raw[i + 1] == '\n' || (raw[i + 1] == '\r' && i + 2 < avail &&
+							      raw[i + 2] == '\n'))) {
 			end = raw + i + 1;
 			break;
 		}
@@ -342,10 +355,10 @@ static int wp_rq_on_headers(http_parser *p)
 }
 
 static const http_parser_settings wp_rq_settings = {
-	.on_message_begin = wp_rq_on_begin,
-	.on_headers_complete = wp_rq_on_headers,
-	.on_body = wp_rq_on_body,
-	.on_message_complete = wp_rq_on_complete,
+    .on_message_begin = wp_rq_on_begin,
+    .on_headers_complete = wp_rq_on_headers,
+    .on_body = wp_rq_on_body,
+    .on_message_complete = wp_rq_on_complete,
 };
 
 /* Log, count and reset for the next request. */
@@ -358,30 +371,31 @@ static void wp_ds_log_request(struct wp_ds *ds)
 	struct wp_mreq mr;
 
 	if (ds->ep_wl)
-		wl_name = ds->ep_wl->workload_name && ds->ep_wl->workload_name[0] ?
-				  ds->ep_wl->workload_name : ds->ep_wl->name;
+		wl_name = ds->ep_wl->workload_name && ds->ep_wl->workload_name[0]
+			      ? ds->ep_wl->workload_name
+			      : ds->ep_wl->name;
 	if (ds->ep_wl)
 		zm_cfg_workload_identity(ds->ep_wl, dst_id, sizeof(dst_id));
 	mr = (struct wp_mreq){
-		.src_principal = ds->peer,
-		.dst_principal = zm_spiffe_principal(dst_id),
-		.src = ds->src_wl,
-		.dst = ds->ep_wl,
-		.dst_workload = wl_name,
-		.svc = ds->svc,
-		.code = ds->status,
-		.flags = ds->flags,
-		.duration_ms = dur,
-		.request_bytes = ds->req_bytes,
-		.response_bytes = ds->out.total - ds->resp_mark,
-		.method = ds->req.start[0],
-		.path = ds->req.start[1],
-		.authority = ds->authority,
-		.route = ds->route ? ds->route->name : NULL,
-		.upstream = ds->ep_key,
-		.upstream_name = ds->ep_name,
-		.request_id = ds->request_id,
-		.version = "HTTP/1.1",
+	    .src_principal = ds->peer,
+	    .dst_principal = zm_spiffe_principal(dst_id),
+	    .src = ds->src_wl,
+	    .dst = ds->ep_wl,
+	    .dst_workload = wl_name,
+	    .svc = ds->svc,
+	    .code = ds->status,
+	    .flags = ds->flags,
+	    .duration_ms = dur,
+	    .request_bytes = ds->req_bytes,
+	    .response_bytes = ds->out.total - ds->resp_mark,
+	    .method = ds->req.start[0],
+	    .path = ds->req.start[1],
+	    .authority = ds->authority,
+	    .route = ds->route ? ds->route->name : NULL,
+	    .upstream = ds->ep_key,
+	    .upstream_name = ds->ep_name,
+	    .request_id = ds->request_id,
+	    .version = "HTTP/1.1",
 	};
 	wp_request_finish(wp, &mr);
 }
@@ -450,8 +464,7 @@ static bool wp_ds_parse(struct wp_ds *ds)
 		return true;
 	if (ds->rq == WP_RQ_HEAD && !ds->head_done && !ds->parsed)
 		ds->start_ms = ds->w->now_ms;
-	n = http_parser_execute(&ds->p, &wp_rq_settings, ds->in.p + ds->in.off + ds->parsed,
-				avail);
+	n = http_parser_execute(&ds->p, &wp_rq_settings, ds->in.p + ds->in.off + ds->parsed, avail);
 	ds->req_bytes += n;
 	if (HTTP_PARSER_ERRNO(&ds->p) != HPE_OK && HTTP_PARSER_ERRNO(&ds->p) != HPE_PAUSED)
 		ds->bad = true;

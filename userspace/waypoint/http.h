@@ -51,7 +51,7 @@ struct wp_ds {
 	unsigned int port;
 	struct zm_addr vip;
 	char authority[HB_AUTHORITY_MAX];
-	char peer[ZM_SPIFFE_ID_MAX];  /* principal, without spiffe:// */
+	char peer[ZM_SPIFFE_ID_MAX]; /* principal, without spiffe:// */
 	char src_ns[64];
 	char forwarded[HB_FORWARDED_MAX];
 	enum wp_ds_mode mode;
@@ -65,8 +65,8 @@ struct wp_ds {
 	bool head_done, msg_done, keepalive, bad;
 	struct wp_head req;
 	bool chunked;
-	bool upgrade; /* a WebSocket Upgrade request: after a 101 the stream is relayed as TCP */
-	struct wp_q upq;  /* encoded request bytes for the upstream stream */
+	bool upgrade;	 /* a WebSocket Upgrade request: after a 101 the stream is relayed as TCP */
+	struct wp_q upq; /* encoded request bytes for the upstream stream */
 	struct wp_q copy; /* the whole encoded request, for retries */
 	bool copy_ok;
 	const struct l7_http_route *route;
@@ -85,7 +85,7 @@ struct wp_ds {
 	/* the response */
 	unsigned int status;
 	bool resp_started, resp_chunked, resp_body;
-	char flags[8]; /* Envoy-style response flags for metrics: UF, UT, DI, FI, ... */
+	char flags[8];	   /* Envoy-style response flags for metrics: UF, UT, DI, FI, ... */
 	struct wp_h2d *h2; /* WP_DS_H2: the HTTP/2 server session (h2.h) */
 };
 
@@ -101,11 +101,11 @@ struct wp_up {
 	struct wp_q in;
 	struct wp_q out; /* bytes for the upstream the stream did not take yet */
 	bool head_done, msg_done, keepalive, upgraded;
-	bool shadow, shut; /* a mirror copy: out holds the request, no downstream */
+	bool shadow, shut;	   /* a mirror copy: out holds the request, no downstream */
 	struct wp_up *next_shadow; /* the worker's shadows list */
 	uint64_t shadow_until_ms;  /* a mirror copy still open then is reset */
 	struct wp_ep_stat *stat;
-	struct wp_cl_stat *cl;	  /* the cluster whose connection this is */
+	struct wp_cl_stat *cl;	   /* the cluster whose connection this is */
 	unsigned int nreq, max_rq; /* requests sent; maxRequestsPerConnection */
 	uint32_t idle_timeout_ms;
 	struct wp_h2u *h2u; /* this stream carries an HTTP/2 session (h2.h) */

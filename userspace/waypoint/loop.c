@@ -151,21 +151,21 @@ static void wp_conn_closed(struct hb_conn *conn, int err, const char *reason)
 }
 
 static const struct hb_callbacks wp_server_cbs = {
-	.on_request = wp_ds_on_request,
-	.on_data = wp_ds_on_data,
-	.on_eof = wp_ds_on_eof,
-	.on_writable = wp_ds_on_writable,
-	.on_stream_close = wp_ds_on_close,
-	.on_conn_close = wp_conn_closed,
+    .on_request = wp_ds_on_request,
+    .on_data = wp_ds_on_data,
+    .on_eof = wp_ds_on_eof,
+    .on_writable = wp_ds_on_writable,
+    .on_stream_close = wp_ds_on_close,
+    .on_conn_close = wp_conn_closed,
 };
 
 static const struct hb_callbacks wp_client_cbs = {
-	.on_response = wp_up_on_response,
-	.on_data = wp_up_on_data,
-	.on_eof = wp_up_on_eof,
-	.on_writable = wp_up_on_writable,
-	.on_stream_close = wp_up_on_close,
-	.on_conn_close = wp_conn_closed,
+    .on_response = wp_up_on_response,
+    .on_data = wp_up_on_data,
+    .on_eof = wp_up_on_eof,
+    .on_writable = wp_up_on_writable,
+    .on_stream_close = wp_up_on_close,
+    .on_conn_close = wp_conn_closed,
 };
 
 struct wp_worker *wp_stream_worker(struct hb_stream *s)
@@ -296,8 +296,8 @@ struct hb_stream *wp_pool_open(struct wp_worker *w, const struct zm_addr *ip, un
 	for (h = w->hconns; h; h = h->next) {
 		if (h->server || h->dead || hb_conn_is_closed(h->hc) || strcmp(h->key, key))
 			continue;
-		if (hb_conn_is_ready(h->hc) ? hb_conn_streams_available(h->hc) > 0 :
-					      hb_conn_stream_count(h->hc) < HB_MAX_STREAMS)
+		if (hb_conn_is_ready(h->hc) ? hb_conn_streams_available(h->hc) > 0
+					    : hb_conn_stream_count(h->hc) < HB_MAX_STREAMS)
 			break;
 	}
 	if (!h)
@@ -410,8 +410,7 @@ int wp_workers_start(struct wp *wp)
 		}
 	}
 	for (i = 0; i < wp->n_workers; i++) {
-		ret = pthread_create(&wp->workers[i].thread, NULL, wp_worker_main,
-				     &wp->workers[i]);
+		ret = pthread_create(&wp->workers[i].thread, NULL, wp_worker_main, &wp->workers[i]);
 		if (ret)
 			return -ret;
 	}

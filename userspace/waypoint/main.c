@@ -31,7 +31,6 @@
 struct wp *wp_g;
 static volatile sig_atomic_t wp_hup, wp_term;
 
-
 uint64_t wp_now_ms(void)
 {
 	struct timespec ts;
@@ -85,8 +84,7 @@ static struct wp_snap *wp_snap_load(struct wp *wp, char *err, size_t len)
 	atomic_init(&s->refs, 1);
 	if (zm_config_load_file(wp->opts.mesh_config, &s->mesh, err, len))
 		goto err;
-	if (l7_config_load(wp->opts.configs, (size_t)wp->opts.n_configs, s->mesh, &s->l7, err,
-			   len))
+	if (l7_config_load(wp->opts.configs, (size_t)wp->opts.n_configs, s->mesh, &s->l7, err, len))
 		goto err;
 	return s;
 err:
@@ -130,10 +128,11 @@ static void wp_ctl_answer(struct wp *wp, int fd, bool metrics)
 		return;
 	if (metrics && (strstr(req, "GET /metrics") || strstr(req, "GET /stats/prometheus"))) {
 		wp_metrics_print(wp, f);
-		fprintf(f, "# TYPE zmesh_waypoint_streams_total counter\n"
-			   "zmesh_waypoint_streams_total{protocol=\"http\"} %lu\n"
-			   "zmesh_waypoint_streams_total{protocol=\"http2\"} %lu\n"
-			   "zmesh_waypoint_streams_total{protocol=\"tcp\"} %lu\n",
+		fprintf(f,
+			"# TYPE zmesh_waypoint_streams_total counter\n"
+			"zmesh_waypoint_streams_total{protocol=\"http\"} %lu\n"
+			"zmesh_waypoint_streams_total{protocol=\"http2\"} %lu\n"
+			"zmesh_waypoint_streams_total{protocol=\"tcp\"} %lu\n",
 			atomic_load(&wp->http_streams), atomic_load(&wp->h2_streams),
 			atomic_load(&wp->tcp_streams));
 	} else if (!metrics && strstr(req, "GET /healthz/ready")) {
@@ -148,8 +147,9 @@ static void wp_ctl_answer(struct wp *wp, int fd, bool metrics)
 		fprintf(f, "not found\n");
 	}
 	fclose(f);
-	snprintf(hdr, sizeof(hdr), "HTTP/1.1 %d %s\r\ncontent-type: text/plain\r\n"
-				   "content-length: %zu\r\nconnection: close\r\n\r\n",
+	snprintf(hdr, sizeof(hdr),
+		 "HTTP/1.1 %d %s\r\ncontent-type: text/plain\r\n"
+		 "content-length: %zu\r\nconnection: close\r\n\r\n",
 		 code, code == 200 ? "OK" : "Error", blen);
 	if (write(fd, hdr, strlen(hdr)) >= 0 && blen && write(fd, body, blen) < 0)
 		fprintf(stderr, "waypoint: control answer: %s\n", strerror(errno));
@@ -190,8 +190,9 @@ static void wp_reload(struct wp *wp)
 	wp->snap = s;
 	pthread_mutex_unlock(&wp->snap_lock);
 	wp_snap_put(old);
-	fprintf(stderr, "waypoint: config reloaded: %zu VirtualService, %zu DestinationRule, "
-			"%zu AuthorizationPolicy\n",
+	fprintf(stderr,
+		"waypoint: config reloaded: %zu VirtualService, %zu DestinationRule, "
+		"%zu AuthorizationPolicy\n",
 		s->l7->n_vs, s->l7->n_dr, s->l7->n_authz);
 }
 
@@ -255,7 +256,8 @@ static int wp_identity_init(struct wp *wp, char *err, size_t len)
 	int ret;
 
 	if (zm_spiffe_id_parse(wp->opts.identity, &id)) {
-		snprintf(err, len, "--identity %s: want spiffe://TD/ns/NS/sa/SA", wp->opts.identity);
+		snprintf(err, len, "--identity %s: want spiffe://TD/ns/NS/sa/SA",
+			 wp->opts.identity);
 		return -EINVAL;
 	}
 	ret = zm_ca_load(wp->opts.ca_dir, &ca, err, len);
@@ -279,8 +281,8 @@ static int wp_identity_init(struct wp *wp, char *err, size_t len)
 	zm_cert_put(cert);
 	roots = wp->idp->roots(wp->idp);
 	ret = zm_tls_server_ctx_new(roots, wp->trust_domain, wp_cert_select, wp, &wp->tls_server,
-				    err, len) ?:
-	      zm_tls_client_ctx_new(roots, &wp->tls_client, err, len);
+				    err, len)
+		  ?: zm_tls_client_ctx_new(roots, &wp->tls_client, err, len);
 	zm_tls_roots_put(roots);
 	return ret;
 }
@@ -307,13 +309,19 @@ static void wp_on_signal(int sig)
 static int wp_parse_opts(struct wp *wp, int argc, char **argv, bool *check)
 {
 	static const struct option longopts[] = {
-		{"config", required_argument, NULL, 'c'},   {"mesh-config", required_argument, NULL, 'm'},
-		{"identity", required_argument, NULL, 'i'}, {"ca-dir", required_argument, NULL, 'a'},
-		{"netns", required_argument, NULL, 'n'},    {"workers", required_argument, NULL, 'w'},
-		{"port", required_argument, NULL, 'p'},	    {"metrics-port", required_argument, NULL, 'M'},
-		{"ready-port", required_argument, NULL, 'R'}, {"check", no_argument, NULL, 'k'},
-		{"help", no_argument, NULL, 'h'},	    {"version", no_argument, NULL, 'V'},
-		{0},
+	    {"config", required_argument, NULL, 'c'},
+	    {"mesh-config", required_argument, NULL, 'm'},
+	    {"identity", required_argument, NULL, 'i'},
+	    {"ca-dir", required_argument, NULL, 'a'},
+	    {"netns", required_argument, NULL, 'n'},
+	    {"workers", required_argument, NULL, 'w'},
+	    {"port", required_argument, NULL, 'p'},
+	    {"metrics-port", required_argument, NULL, 'M'},
+	    {"ready-port", required_argument, NULL, 'R'},
+	    {"check", no_argument, NULL, 'k'},
+	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},
+	    {0},
 	};
 	int c;
 
@@ -327,18 +335,41 @@ static int wp_parse_opts(struct wp *wp, int argc, char **argv, bool *check)
 				return 2;
 			wp->opts.configs[wp->opts.n_configs++] = optarg;
 			break;
-		case 'm': wp->opts.mesh_config = optarg; break;
-		case 'i': wp->opts.identity = optarg; break;
-		case 'a': wp->opts.ca_dir = optarg; break;
-		case 'n': wp->opts.netns = optarg; break;
-		case 'w': wp->opts.workers = atoi(optarg); break;
-		case 'p': wp->opts.port = atoi(optarg); break;
-		case 'M': wp->opts.metrics_port = atoi(optarg); break;
-		case 'R': wp->opts.ready_port = atoi(optarg); break;
-		case 'k': *check = true; break;
-		case 'h': wp_usage(stdout); exit(0);
-		case 'V': printf("waypoint (zmesh) 0.2.0\n"); exit(0);
-		default: return 2;
+		case 'm':
+			wp->opts.mesh_config = optarg;
+			break;
+		case 'i':
+			wp->opts.identity = optarg;
+			break;
+		case 'a':
+			wp->opts.ca_dir = optarg;
+			break;
+		case 'n':
+			wp->opts.netns = optarg;
+			break;
+		case 'w':
+			wp->opts.workers = atoi(optarg);
+			break;
+		case 'p':
+			wp->opts.port = atoi(optarg);
+			break;
+		case 'M':
+			wp->opts.metrics_port = atoi(optarg);
+			break;
+		case 'R':
+			wp->opts.ready_port = atoi(optarg);
+			break;
+		case 'k':
+			*check = true;
+			break;
+		case 'h':
+			wp_usage(stdout);
+			exit(0);
+		case 'V':
+			printf("waypoint (zmesh) 0.2.0\n");
+			exit(0);
+		default:
+			return 2;
 		}
 	}
 	if (optind != argc || !wp->opts.mesh_config ||

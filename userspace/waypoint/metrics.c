@@ -15,8 +15,9 @@
 #include "wp.h"
 
 /* Istio's default duration buckets (ms) and exponential byte buckets. */
-static const double wp_dur_le[] = {0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000,
-				   10000, 30000, 60000, 300000, 600000, 1800000, 3600000};
+static const double wp_dur_le[] = {0.5,	  1,	  5,	  10,	   25,	   50,	  100,
+				   250,	  500,	  1000,	  2500,	   5000,   10000, 30000,
+				   60000, 300000, 600000, 1800000, 3600000};
 static const double wp_bytes_le[] = {1, 10, 100, 1000, 10000, 100000, 1e6, 1e7, 1e8, 1e9};
 #define WP_NDUR	  (sizeof(wp_dur_le) / sizeof(wp_dur_le[0]))
 #define WP_NBYTES (sizeof(wp_bytes_le) / sizeof(wp_bytes_le[0]))
@@ -64,8 +65,7 @@ static const char *wp_wl_label(const struct zm_cfg_workload *wl, const char *key
 }
 
 /* One side's labels: PFX_workload, _workload_namespace, _app, _version, _canonical_service. */
-static int wp_side_labels(char *buf, size_t len, const char *pfx,
-			  const struct zm_cfg_workload *wl)
+static int wp_side_labels(char *buf, size_t len, const char *pfx, const struct zm_cfg_workload *wl)
 {
 	char ns[128], app[128], ver[128], cs[128];
 	const char *canon = wl ? wl->canonical_name : NULL;
@@ -78,7 +78,9 @@ static int wp_side_labels(char *buf, size_t len, const char *pfx,
 	return snprintf(buf, len,
 			"%s_workload_namespace=\"%s\",%s_app=\"%s\",%s_version=\"%s\","
 			"%s_canonical_service=\"%s\"",
-			pfx, ns, pfx, app, pfx, ver, pfx, cs) < 0 ? -EINVAL : 0;
+			pfx, ns, pfx, app, pfx, ver, pfx, cs) < 0
+		   ? -EINVAL
+		   : 0;
 }
 
 static void wp_hist_add(struct wp_hist *h, const double *le, size_t n, unsigned long long v)
@@ -145,10 +147,11 @@ static const char *wp_dash(const char *s)
 void wp_request_finish(struct wp *wp, const struct wp_mreq *r)
 {
 	/* One access log line per request, Envoy's fields in key=value form. */
-	fprintf(stderr, "access http src.principal=%s src.workload=%s method=%s path=%s "
-			"authority=%s dst.service=%s route=%s upstream=%s(%s) status=%u flags=%s "
-			"request_id=%s bytes_received=%llu bytes_sent=%llu duration_ms=%llu "
-			"protocol=%s%s%s\n",
+	fprintf(stderr,
+		"access http src.principal=%s src.workload=%s method=%s path=%s "
+		"authority=%s dst.service=%s route=%s upstream=%s(%s) status=%u flags=%s "
+		"request_id=%s bytes_received=%llu bytes_sent=%llu duration_ms=%llu "
+		"protocol=%s%s%s\n",
 		wp_dash(r->src_principal), r->src ? r->src->name : "-", wp_dash(r->method),
 		wp_dash(r->path), wp_dash(r->authority), r->svc ? r->svc->hostname : "-",
 		wp_dash(r->route), wp_dash(r->upstream), wp_dash(r->upstream_name), r->code,
@@ -170,8 +173,8 @@ static void wp_hist_print(FILE *f, const char *name, const struct wp_metric *m,
 		fprintf(f, "%s_bucket{%s,le=\"%g\"} %lu\n", name, m->labels, le[i], cum);
 	}
 	fprintf(f, "%s_bucket{%s,le=\"+Inf\"} %lu\n", name, m->labels, m->count);
-	fprintf(f, "%s_sum{%s} %llu\n%s_count{%s} %lu\n", name, m->labels, h->sum, name,
-		m->labels, m->count);
+	fprintf(f, "%s_sum{%s} %llu\n%s_count{%s} %lu\n", name, m->labels, h->sum, name, m->labels,
+		m->count);
 }
 
 void wp_metrics_print(struct wp *wp, FILE *f)
@@ -191,7 +194,6 @@ void wp_metrics_print(struct wp *wp, FILE *f)
 		wp_hist_print(f, "istio_request_bytes", m, &m->req_bytes, wp_bytes_le, WP_NBYTES);
 	fprintf(f, "# TYPE istio_response_bytes histogram\n");
 	for (m = wp->metrics; m; m = m->next)
-		wp_hist_print(f, "istio_response_bytes", m, &m->resp_bytes, wp_bytes_le,
-			      WP_NBYTES);
+		wp_hist_print(f, "istio_response_bytes", m, &m->resp_bytes, wp_bytes_le, WP_NBYTES);
 	pthread_mutex_unlock(&wp->m_lock);
 }

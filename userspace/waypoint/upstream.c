@@ -104,8 +104,9 @@ struct wp_up *wp_up_get(struct wp_worker *w, struct wp_ds *ds, const struct l7_e
 		if (up->cl)
 			atomic_fetch_add(&up->cl->conns, 1);
 		up->max_rq = ds->tgt.policy ? ds->tgt.policy->pool.max_requests_per_conn : 0;
-		up->idle_timeout_ms = ds->tgt.policy && ds->tgt.policy->pool.idle_timeout_ms ?
-					      ds->tgt.policy->pool.idle_timeout_ms : WP_UP_IDLE_MS;
+		up->idle_timeout_ms = ds->tgt.policy && ds->tgt.policy->pool.idle_timeout_ms
+					  ? ds->tgt.policy->pool.idle_timeout_ms
+					  : WP_UP_IDLE_MS;
 	}
 	wp_up_reset_parser(up);
 	up->ds = ds;
@@ -268,8 +269,8 @@ static int wp_rs_on_headers(http_parser *p)
 	else if (code >= 100 && code < 200)
 		return 0; /* interim: dropped; the final response follows */
 	for (i = 0; i + 1 < avail && !end; i++)
-		if (raw[i] == '\n' && (raw[i + 1] == '\n' || (raw[i + 1] == '\r' &&
-							      i + 2 < avail && raw[i + 2] == '\n')))
+		if (raw[i] == '\n' && (raw[i + 1] == '\n' ||
+				       (raw[i + 1] == '\r' && i + 2 < avail && raw[i + 2] == '\n')))
 			end = raw + i + 1;
 	if (!end || wp_head_parse(&h, raw, (size_t)(end - raw), false))
 		return -1;
@@ -329,9 +330,9 @@ static int wp_rs_on_complete(http_parser *p)
 }
 
 static const http_parser_settings wp_rs_settings = {
-	.on_headers_complete = wp_rs_on_headers,
-	.on_body = wp_rs_on_body,
-	.on_message_complete = wp_rs_on_complete,
+    .on_headers_complete = wp_rs_on_headers,
+    .on_body = wp_rs_on_body,
+    .on_message_complete = wp_rs_on_complete,
 };
 
 /* After the parser ran: finish, retry or fail the request of up->ds. */

@@ -84,11 +84,11 @@ struct wp_worker {
 	int epfd;
 	pthread_t thread;
 	struct wp_ev lis;
-	struct wp_hconn *hconns;  /* server and client HBONE connections */
-	struct wp_up *idle;	  /* upstream HTTP streams ready for another request */
-	struct wp_h2u *h2us;	  /* upstream HTTP/2 sessions (h2.h) */
-	struct wp_ds *dss;	  /* live downstream streams (timers) */
-	struct wp_up *shadows;	  /* mirror copies in flight (upstream.c), for their deadline */
+	struct wp_hconn *hconns; /* server and client HBONE connections */
+	struct wp_up *idle;	 /* upstream HTTP streams ready for another request */
+	struct wp_h2u *h2us;	 /* upstream HTTP/2 sessions (h2.h) */
+	struct wp_ds *dss;	 /* live downstream streams (timers) */
+	struct wp_up *shadows;	 /* mirror copies in flight (upstream.c), for their deadline */
 	unsigned int n_shadows;
 	unsigned long shadow_drops; /* copies not sent: WP_SHADOW_MAX were in flight */
 	uint64_t shadow_log_ms;	    /* when the last drop was logged (one line a second) */

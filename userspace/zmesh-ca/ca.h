@@ -19,24 +19,24 @@
 #include "tls/tls.h"
 
 /* Identity of the CA's own serving certificate; clients expect it (zm_caclient default). */
-#define ZCA_SERVER_SA "istiod"
-#define ZCA_SERVER_NS "istio-system"
+#define ZCA_SERVER_SA	      "istiod"
+#define ZCA_SERVER_NS	      "istio-system"
 /* Identity every node certificate carries (the reference's trusted node account). */
-#define ZCA_NODE_SA "ztunnel"
+#define ZCA_NODE_SA	      "ztunnel"
 /* Connections served at once; more are closed right after accept (and logged). */
 #define ZCA_MAX_CONNS_DEFAULT 64
 /* A connection idle (or a handshake stalled) this long is closed. */
-#define ZCA_IDLE_MS 30000
+#define ZCA_IDLE_MS	      30000
 /* Concurrent streams per connection (SETTINGS_MAX_CONCURRENT_STREAMS). */
-#define ZCA_MAX_STREAMS 8
+#define ZCA_MAX_STREAMS	      8
 /* Largest header block we accept (SETTINGS_MAX_HEADER_LIST_SIZE). */
-#define ZCA_MAX_HEADER_LIST (16u << 10)
+#define ZCA_MAX_HEADER_LIST   (16u << 10)
 /* Backdating of notBefore for clock skew, capped at a tenth of the lifetime. */
-#define ZCA_BACKDATE_S 300
+#define ZCA_BACKDATE_S	      300
 
 struct zca {
-	struct zm_ca *ca;  /* validated CA directory (root, trust domain) */
-	X509 *ca_cert;	   /* borrowed from ca */
+	struct zm_ca *ca; /* validated CA directory (root, trust domain) */
+	X509 *ca_cert;	  /* borrowed from ca */
 	char td[128];
 	char node_account[ZM_SPIFFE_ID_MAX]; /* callers allowed to impersonate */
 	long default_ttl, max_ttl;	     /* seconds */
@@ -53,9 +53,9 @@ struct zca {
 
 /* The verified caller of one connection. */
 struct zca_caller {
-	char addr[64];			  /* "ip:port", for logs */
-	char id[ZM_SPIFFE_ID_MAX];	  /* its certificate's SPIFFE id */
-	char node[64];			  /* its certificate's subject CN ("" when none) */
+	char addr[64];		   /* "ip:port", for logs */
+	char id[ZM_SPIFFE_ID_MAX]; /* its certificate's SPIFFE id */
+	char node[64];		   /* its certificate's subject CN ("" when none) */
 };
 
 /* sign.c */

@@ -24,20 +24,22 @@
 
 static void zca_usage(FILE *f)
 {
-	fprintf(f,
-		"usage: zmesh-ca [serve] --dir CADIR --config FILE [--listen HOST:PORT]\n"
-		"                [--default-ttl S] [--max-ttl S] [--max-conns N]\n"
-		"                [--node-account SPIFFE-ID]\n"
-		"       zmesh-ca issue-node --dir CADIR --out DIR --node NAME [--lifetime S]\n"
-		"\n"
-		"serve: CreateCertificate on HOST:PORT (default 127.0.0.1:%d; port 0 picks one,\n"
-		"logged as \"listening on\"). A caller authenticates with a node certificate; it gets\n"
-		"an identity only when FILE (ztunnel's local config) has a workload with that\n"
-		"identity and `node: <its CN>`. TTL defaults: 86400 s, max 7 days.\n"
-		"issue-node: write DIR/node-cert.pem (CN=NAME, URI SAN the node account\n"
-		"spiffe://TD/ns/istio-system/sa/ztunnel), DIR/node-key.pem (0600) and DIR/ca-cert.pem:\n"
-		"what `ztunnel --ca-addr HOST:PORT --ca-dir DIR` needs.\n",
-		ZM_CA_PORT_DEFAULT);
+	fprintf(
+	    f,
+	    "usage: zmesh-ca [serve] --dir CADIR --config FILE [--listen HOST:PORT]\n"
+	    "                [--default-ttl S] [--max-ttl S] [--max-conns N]\n"
+	    "                [--node-account SPIFFE-ID]\n"
+	    "       zmesh-ca issue-node --dir CADIR --out DIR --node NAME [--lifetime S]\n"
+	    "\n"
+	    "serve: CreateCertificate on HOST:PORT (default 127.0.0.1:%d; port 0 picks one,\n"
+	    "logged as \"listening on\"). A caller authenticates with a node certificate; it gets\n"
+	    "an identity only when FILE (ztunnel's local config) has a workload with that\n"
+	    "identity and `node: <its CN>`. TTL defaults: 86400 s, max 7 days.\n"
+	    "issue-node: write DIR/node-cert.pem (CN=NAME, URI SAN the node account\n"
+	    "spiffe://TD/ns/istio-system/sa/ztunnel), DIR/node-key.pem (0600) and "
+	    "DIR/ca-cert.pem:\n"
+	    "what `ztunnel --ca-addr HOST:PORT --ca-dir DIR` needs.\n",
+	    ZM_CA_PORT_DEFAULT);
 }
 
 static int parse_long(const char *s, long lo, long hi, long *out)
@@ -148,18 +150,30 @@ static int zca_serve(struct zca *z, const char *addr)
 
 int main(int argc, char **argv)
 {
-	enum { O_DIR = 256, O_CONFIG, O_LISTEN, O_DTTL, O_MTTL, O_CONNS, O_ACCT, O_OUT, O_NODE,
-	       O_LIFE };
-	static const struct option lo[] = {
-		{"dir", required_argument, NULL, O_DIR}, {"config", required_argument, NULL, O_CONFIG},
-		{"listen", required_argument, NULL, O_LISTEN},
-		{"default-ttl", required_argument, NULL, O_DTTL},
-		{"max-ttl", required_argument, NULL, O_MTTL},
-		{"max-conns", required_argument, NULL, O_CONNS},
-		{"node-account", required_argument, NULL, O_ACCT},
-		{"out", required_argument, NULL, O_OUT}, {"node", required_argument, NULL, O_NODE},
-		{"lifetime", required_argument, NULL, O_LIFE}, {"help", no_argument, NULL, 'h'},
-		{0}};
+	enum {
+		O_DIR = 256,
+		O_CONFIG,
+		O_LISTEN,
+		O_DTTL,
+		O_MTTL,
+		O_CONNS,
+		O_ACCT,
+		O_OUT,
+		O_NODE,
+		O_LIFE
+	};
+	static const struct option lo[] = {{"dir", required_argument, NULL, O_DIR},
+					   {"config", required_argument, NULL, O_CONFIG},
+					   {"listen", required_argument, NULL, O_LISTEN},
+					   {"default-ttl", required_argument, NULL, O_DTTL},
+					   {"max-ttl", required_argument, NULL, O_MTTL},
+					   {"max-conns", required_argument, NULL, O_CONNS},
+					   {"node-account", required_argument, NULL, O_ACCT},
+					   {"out", required_argument, NULL, O_OUT},
+					   {"node", required_argument, NULL, O_NODE},
+					   {"lifetime", required_argument, NULL, O_LIFE},
+					   {"help", no_argument, NULL, 'h'},
+					   {0}};
 	static struct zca z;
 	const char *dir = NULL, *config = NULL, *listen_at = "127.0.0.1:15012", *out = NULL;
 	const char *node = NULL, *cmd = "serve";
@@ -174,22 +188,43 @@ int main(int argc, char **argv)
 	}
 	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
 		switch (c) {
-		case O_DIR: dir = optarg; break;
-		case O_CONFIG: config = optarg; break;
-		case O_LISTEN: listen_at = optarg; break;
-		case O_DTTL: bad |= parse_long(optarg, 1, 10L * 365 * 86400, &dttl); break;
-		case O_MTTL: bad |= parse_long(optarg, 1, 10L * 365 * 86400, &mttl); break;
-		case O_CONNS: bad |= parse_long(optarg, 1, 4096, &conns); break;
+		case O_DIR:
+			dir = optarg;
+			break;
+		case O_CONFIG:
+			config = optarg;
+			break;
+		case O_LISTEN:
+			listen_at = optarg;
+			break;
+		case O_DTTL:
+			bad |= parse_long(optarg, 1, 10L * 365 * 86400, &dttl);
+			break;
+		case O_MTTL:
+			bad |= parse_long(optarg, 1, 10L * 365 * 86400, &mttl);
+			break;
+		case O_CONNS:
+			bad |= parse_long(optarg, 1, 4096, &conns);
+			break;
 		case O_ACCT:
 			if (zm_spiffe_id_parse(optarg, NULL))
 				bad = 1;
 			snprintf(z.node_account, sizeof(z.node_account), "%s", optarg);
 			break;
-		case O_OUT: out = optarg; break;
-		case O_NODE: node = optarg; break;
-		case O_LIFE: bad |= parse_long(optarg, -299, 10L * 365 * 86400, &life); break;
-		case 'h': zca_usage(stdout); return 0;
-		default: bad = 1;
+		case O_OUT:
+			out = optarg;
+			break;
+		case O_NODE:
+			node = optarg;
+			break;
+		case O_LIFE:
+			bad |= parse_long(optarg, -299, 10L * 365 * 86400, &life);
+			break;
+		case 'h':
+			zca_usage(stdout);
+			return 0;
+		default:
+			bad = 1;
 		}
 	}
 	if (bad || optind != argc || !dir || (strcmp(cmd, "serve") && strcmp(cmd, "issue-node")) ||

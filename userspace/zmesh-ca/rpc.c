@@ -31,8 +31,8 @@ struct zca_stream {
 	char method[16], path[128], ctype[64];
 	uint8_t *body;
 	size_t len;
-	bool answered; /* a response was submitted: ignore further input */
-	bool ended;    /* the client sent END_STREAM */
+	bool answered;	  /* a response was submitted: ignore further input */
+	bool ended;	  /* the client sent END_STREAM */
 	size_t discarded; /* bytes received after the answer */
 	uint8_t *resp;
 	size_t resp_len, resp_off;
@@ -141,9 +141,11 @@ static void pct_encode(const char *in, char *out, size_t len)
 	out[o] = '\0';
 }
 
-#define NV(n, v)                                                                                \
-	{(uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, strlen(v),                              \
-	 NGHTTP2_NV_FLAG_NO_COPY_NAME}
+#define NV(n, v)                                                                                   \
+	{                                                                                          \
+		(uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, strlen(v),                          \
+		    NGHTTP2_NV_FLAG_NO_COPY_NAME                                                   \
+	}
 
 static ssize_t zca_resp_read(nghttp2_session *h2, int32_t id, uint8_t *buf, size_t len,
 			     uint32_t *flags, nghttp2_data_source *src, void *ud)
@@ -246,8 +248,8 @@ static void zca_stream_done(struct zca_conn *c, struct zca_stream *s)
 	if (mlen != s->len - ZM_GRPC_HDR)
 		return zca_refuse(c, s, ZM_GRPC_INVALID_ARGUMENT,
 				  mlen > s->len - ZM_GRPC_HDR
-					  ? "gRPC frame: message truncated"
-					  : "gRPC frame: more than one message in a unary call");
+				      ? "gRPC frame: message truncated"
+				      : "gRPC frame: more than one message in a unary call");
 	if (zm_capb_request_decode(s->body + ZM_GRPC_HDR, mlen, &rq, why, sizeof(why)))
 		return zca_refuse(c, s, ZM_GRPC_INVALID_ARGUMENT, why);
 	st = zca_handle(c->z, &c->caller, &rq, chain, why, sizeof(why));
@@ -287,8 +289,8 @@ static int on_begin_headers(nghttp2_session *h2, const nghttp2_frame *f, void *u
 	return 0;
 }
 
-static int on_header(nghttp2_session *h2, const nghttp2_frame *f, const uint8_t *name,
-		     size_t nlen, const uint8_t *value, size_t vlen, uint8_t flags, void *ud)
+static int on_header(nghttp2_session *h2, const nghttp2_frame *f, const uint8_t *name, size_t nlen,
+		     const uint8_t *value, size_t vlen, uint8_t flags, void *ud)
 {
 	struct zca_stream *s = zca_stream_of(h2, f->hd.stream_id);
 	char *dst = NULL;
@@ -309,8 +311,8 @@ static int on_header(nghttp2_session *h2, const nghttp2_frame *f, const uint8_t 
 	return 0;
 }
 
-static int on_data(nghttp2_session *h2, uint8_t flags, int32_t id, const uint8_t *data,
-		   size_t len, void *ud)
+static int on_data(nghttp2_session *h2, uint8_t flags, int32_t id, const uint8_t *data, size_t len,
+		   void *ud)
 {
 	struct zca_stream *s = zca_stream_of(h2, id);
 	struct zca_conn *c = ud;
@@ -395,9 +397,9 @@ static int zca_h2_new(struct zca_conn *c)
 	nghttp2_session_callbacks *cb;
 	nghttp2_option *opt;
 	nghttp2_settings_entry iv[] = {
-		{NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, ZCA_MAX_STREAMS},
-		{NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, ZCA_MAX_HEADER_LIST},
-		{NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 64u << 10},
+	    {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, ZCA_MAX_STREAMS},
+	    {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, ZCA_MAX_HEADER_LIST},
+	    {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 64u << 10},
 	};
 	int r;
 
@@ -478,9 +480,11 @@ static void zca_h2_loop(struct zca_conn *c)
 			int e = SSL_get_error(c->ssl, n);
 			unsigned long le = ERR_peek_error();
 
-			/* A peer closing without close_notify (most gRPC clients) is a normal end. */
+			/* A peer closing without close_notify (most gRPC clients) is a normal end.
+			 */
 			if (e == SSL_ERROR_SYSCALL && !le && errno == EAGAIN)
-				fprintf(stderr, "zmesh-ca: connection from %s idle for %d ms, closed\n",
+				fprintf(stderr,
+					"zmesh-ca: connection from %s idle for %d ms, closed\n",
 					c->caller.addr, ZCA_IDLE_MS);
 			else if (e == SSL_ERROR_SSL &&
 				 ERR_GET_REASON(le) != SSL_R_UNEXPECTED_EOF_WHILE_READING)

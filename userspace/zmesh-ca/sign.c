@@ -26,7 +26,7 @@
 #include "config/config.h"
 
 static int errf(char *err, size_t len, int ret, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 static int errf(char *err, size_t len, int ret, const char *fmt, ...)
 {
 	va_list ap;
@@ -70,8 +70,8 @@ void zca_fini(struct zca *z)
 static X509 *zca_leaf(struct zca *z, EVP_PKEY *pubkey, const char *uri, const char *cn,
 		      long lifetime_s, const char *extra_sans)
 {
-	struct zm_ca_leaf_opts o = {.spiffe_id = uri, .lifetime_s = lifetime_s, .cn = cn,
-				    .extra_sans = extra_sans};
+	struct zm_ca_leaf_opts o = {
+	    .spiffe_id = uri, .lifetime_s = lifetime_s, .cn = cn, .extra_sans = extra_sans};
 	char err[256];
 	X509 *x = NULL;
 
@@ -128,8 +128,8 @@ static bool node_name_valid(const char *s)
 }
 
 /* Write via a temp file + rename so a reader never sees half a key; mode set at creation. */
-static int write_pem(const char *dir, const char *name, mode_t mode,
-		     int (*fn)(BIO *b, void *arg), void *arg, char *err, size_t len)
+static int write_pem(const char *dir, const char *name, mode_t mode, int (*fn)(BIO *b, void *arg),
+		     void *arg, char *err, size_t len)
 {
 	char path[4096], tmp[4200];
 	BIO *bio;
@@ -177,8 +177,8 @@ int zca_issue_node(struct zca *z, const char *dir, const char *name, long lifeti
 	int r;
 
 	if (!node_name_valid(name))
-		return errf(err, len, -EINVAL,
-			    "invalid node name \"%s\" (1-63 of a-z 0-9 . - _)", name);
+		return errf(err, len, -EINVAL, "invalid node name \"%s\" (1-63 of a-z 0-9 . - _)",
+			    name);
 	if (lifetime_s <= -ZCA_BACKDATE_S)
 		return errf(err, len, -EINVAL, "lifetime %ld s ends before it starts", lifetime_s);
 	if (mkdir(dir, 0700) && errno != EEXIST)
@@ -276,8 +276,8 @@ out:
 }
 
 /* Parse and check a PEM CSR; *out gets it (caller frees). Returns a gRPC status. */
-static int csr_check(const char *pem, size_t len, X509_REQ **out, char *uri, size_t ulen,
-		     char *why, size_t wlen)
+static int csr_check(const char *pem, size_t len, X509_REQ **out, char *uri, size_t ulen, char *why,
+		     size_t wlen)
 {
 	X509_REQ *req = NULL;
 	EVP_PKEY *pk;
@@ -377,8 +377,8 @@ static int zca_authorize(struct zca *z, const struct zca_caller *c, const char *
 		return ZM_GRPC_OK; /* renewing its own identity */
 	if (strcmp(c->id, z->node_account))
 		return errf(why, wlen, ZM_GRPC_PERMISSION_DENIED,
-			    "caller %s is not a node account (%s) and may only renew itself",
-			    c->id, z->node_account);
+			    "caller %s is not a node account (%s) and may only renew itself", c->id,
+			    z->node_account);
 	if (!c->node[0])
 		return errf(why, wlen, ZM_GRPC_UNAUTHENTICATED,
 			    "node certificate names no node (subject CN)");
@@ -460,7 +460,7 @@ log:
 	atomic_fetch_add(st ? &z->refused : &z->issued, 1);
 	fprintf(stderr, "zmesh-ca: %s from %s caller=%s node=%s identity=%s: %s%s%s\n",
 		st ? "refused" : "issued", c->addr, c->id, c->node[0] ? c->node : "-",
-		uri[0] ? uri : (imp[0] ? imp : "-"), st ? zm_grpc_status_name(st) : "", st ? " " : "",
-		why);
+		uri[0] ? uri : (imp[0] ? imp : "-"), st ? zm_grpc_status_name(st) : "",
+		st ? " " : "", why);
 	return st;
 }

@@ -42,8 +42,10 @@ static int cert_http_get(const char *addr, const char *path, char **body, char *
 	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) ||
 	    connect(fd, (struct sockaddr *)&ss, sl)) {
-		snprintf(err, len, "cannot reach the ztunnel admin endpoint %s: %s (is --netns the "
-			 "node namespace?)", addr, strerror(errno));
+		snprintf(err, len,
+			 "cannot reach the ztunnel admin endpoint %s: %s (is --netns the "
+			 "node namespace?)",
+			 addr, strerror(errno));
 		if (fd >= 0)
 			close(fd);
 		return -ECONNREFUSED;
@@ -121,8 +123,7 @@ static void cert_list_human(json_object *arr)
 		const char *err = cli_json_str(row, "error");
 
 		if (json_object_object_get_ex(row, "rotate_in_s", &v))
-			snprintf(rot, sizeof(rot), "%llds",
-				 (long long)json_object_get_int64(v));
+			snprintf(rot, sizeof(rot), "%llds", (long long)json_object_get_int64(v));
 		else
 			snprintf(rot, sizeof(rot), "-");
 		printf("%-50s %-12s %-34s %-20s %-20s %-10s %s\n",

@@ -67,7 +67,8 @@ int cmd_datapath_load(struct cli *c, int argc, char **argv)
 	json_object_object_add(o, "attached", json_object_new_int((int)res.n_attached));
 	json_object_object_add(o, "links_updated", json_object_new_int((int)res.n_links));
 	json_object_object_add(o, "node_addrs", json_object_new_int((int)res.n_node_addrs));
-	json_object_object_add(o, "xdp_mode", json_object_new_string(zm_dp_xdp_mode_name(opts.xdp)));
+	json_object_object_add(o, "xdp_mode",
+			       json_object_new_string(zm_dp_xdp_mode_name(opts.xdp)));
 	json_object_object_add(o, "xdp_attached", json_object_new_int((int)res.n_xdp));
 	return cli_emit(c, o, datapath_load_human);
 }
@@ -188,8 +189,8 @@ int cmd_datapath_status(struct cli *c, int argc, char **argv)
 		json_object_object_add(e, "ifname", json_object_new_string(st.ifaces[i].ifname));
 		json_object_object_add(e, "ifindex", json_object_new_int(st.ifaces[i].ifindex));
 		json_object_object_add(e, "prog_id", json_object_new_int64(st.ifaces[i].prog_id));
-		json_object_object_add(e, "xdp_mode",
-				       json_object_new_string(zm_dp_xdp_mode_name(st.ifaces[i].xdp)));
+		json_object_object_add(
+		    e, "xdp_mode", json_object_new_string(zm_dp_xdp_mode_name(st.ifaces[i].xdp)));
 		json_object_object_add(e, "xdp_prog_id",
 				       json_object_new_int64(st.ifaces[i].xdp_prog_id));
 		json_object_array_add(arr, e);
@@ -241,7 +242,8 @@ static int datapath_iface(struct cli *c, int argc, char **argv, bool attach)
 	}
 	o = json_object_new_object();
 	json_object_object_add(o, "interfaces", a);
-	json_object_object_add(o, "action", json_object_new_string(attach ? "attached" : "detached"));
+	json_object_object_add(o, "action",
+			       json_object_new_string(attach ? "attached" : "detached"));
 	return cli_emit(c, o, datapath_iface_human);
 }
 

@@ -238,7 +238,7 @@ static json_object *dec_pol_value(const struct zm_pol_value *v)
 	json_object *o = json_object_new_object();
 
 	json_object_object_add(o, "action",
-			       json_object_new_string(v->action == ZM_POL_DROP    ? "drop"
+			       json_object_new_string(v->action == ZM_POL_DROP	  ? "drop"
 						      : v->action == ZM_POL_DEFER ? "defer"
 										  : "unknown"));
 	json_object_object_add(o, "policy", dec_pol_name(v->policy));

@@ -91,7 +91,8 @@ static int policy_rule_parse_json(struct cli *c, json_object *o, size_t i,
 	memset(r, 0, sizeof(*r));
 	if (!json_object_is_type(o, json_type_object))
 		return cli_fail(c, "rule %zu is not an object", i);
-	if (!json_object_object_get_ex(o, "policy", &v) || !json_object_is_type(v, json_type_string))
+	if (!json_object_object_get_ex(o, "policy", &v) ||
+	    !json_object_is_type(v, json_type_string))
 		return cli_fail(c, "rule %zu has no \"policy\" string", i);
 	snprintf(r->policy, sizeof(r->policy), "%s", json_object_get_string(v));
 	if (!json_object_object_get_ex(o, "dst", &v) ||
@@ -137,8 +138,8 @@ static int policy_file_read(struct cli *c, const char *path, struct zm_dp_policy
 	if (*n + len > CLI_MAX_RULES)
 		ret = cli_fail(c, "%s: more than %u rules", path, CLI_MAX_RULES);
 	for (size_t i = 0; i < len && ret == CLI_OK; i++)
-		ret = policy_rule_parse_json(c, json_object_array_get_idx(arr, i), i,
-					     &rules[(*n)++]);
+		ret =
+		    policy_rule_parse_json(c, json_object_array_get_idx(arr, i), i, &rules[(*n)++]);
 	json_object_put(root);
 	return ret;
 }
@@ -247,7 +248,8 @@ static json_object *policy_list_json(const struct zm_dp_policy_stat *st, size_t 
 		json_object_object_add(p, "policy", json_object_new_string(st[i].policy));
 		json_object_object_add(p, "index", json_object_new_int64(st[i].index));
 		json_object_object_add(p, "n_rules", json_object_new_int64(st[i].n_rules));
-		json_object_object_add(p, "tc_drops", json_object_new_int64((int64_t)st[i].tc_drops));
+		json_object_object_add(p, "tc_drops",
+				       json_object_new_int64((int64_t)st[i].tc_drops));
 		json_object_object_add(p, "xdp_drops",
 				       json_object_new_int64((int64_t)st[i].xdp_drops));
 		json_object_object_add(
@@ -276,8 +278,8 @@ int cmd_policy_list(struct cli *c, int argc, char **argv)
 		return cli_usage_fail(c, "unexpected argument %s", argv[optind]);
 	if (cli_prepare(c))
 		return CLI_ERR;
-	err = zm_dp_policy_stats(&c->dp, stats, ZM_MAX_POLICIES, &n_st) ?:
-	      zm_dp_policy_list(&c->dp, rules, 2 * ZM_MAX_POL_RULES, &n_rules, &serial);
+	err = zm_dp_policy_stats(&c->dp, stats, ZM_MAX_POLICIES, &n_st)
+		  ?: zm_dp_policy_list(&c->dp, rules, 2 * ZM_MAX_POL_RULES, &n_rules, &serial);
 	if (err)
 		return cli_dp_fail(c, err);
 	if (n_rules > 2 * ZM_MAX_POL_RULES)

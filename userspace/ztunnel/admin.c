@@ -66,8 +66,11 @@ static void zt_http_reply(int fd, int code, const char *ctype, const char *body,
 	int n = snprintf(head, sizeof(head),
 			 "HTTP/1.0 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
 			 "Connection: close\r\n\r\n",
-			 code, code == 200 ? "OK" : code == 404 ? "Not Found" :
-					   code == 405 ? "Method Not Allowed" : "Service Unavailable",
+			 code,
+			 code == 200   ? "OK"
+			 : code == 404 ? "Not Found"
+			 : code == 405 ? "Method Not Allowed"
+				       : "Service Unavailable",
 			 ctype, len);
 
 	if (write(fd, head, (size_t)n) != n)
@@ -132,7 +135,7 @@ static char *zt_config_dump(struct zt *zt)
 
 		for (j = 0; j < wl->n_ips; j++)
 			json_object_array_add(ips, json_object_new_string(zm_addr_format(
-							   &wl->ips[j].addr, a, sizeof(a))));
+						       &wl->ips[j].addr, a, sizeof(a))));
 		zm_cfg_workload_identity(wl, id, sizeof(id));
 		json_object_object_add(w, "uid", json_object_new_string(wl->uid));
 		json_object_object_add(w, "name", json_object_new_string(wl->name));
@@ -174,8 +177,8 @@ static void zt_http_serve(struct zt *zt, int lfd, enum zt_port_kind kind)
 	}
 	if (strcmp(method, "GET") && !(strcmp(method, "POST") == 0 && kind == ZT_ADMIN)) {
 		zt_http_reply(fd, 405, "text/plain", "GET only\n", 9);
-	} else if (kind == ZT_METRICS && (!strcmp(path, "/metrics") ||
-					  !strcmp(path, "/stats/prometheus"))) {
+	} else if (kind == ZT_METRICS &&
+		   (!strcmp(path, "/metrics") || !strcmp(path, "/stats/prometheus"))) {
 		body = zt_metrics_with_gauges(zt, &blen);
 		zt_http_reply(fd, 200, "text/plain; version=0.0.4", body ? body : "",
 			      body ? blen : 0);

@@ -119,10 +119,10 @@ static void zt_authz_swap(struct zt_authz_sets *s)
 
 /* ---- the kernel fast path (control thread only) ---- */
 
-static bool zt_fp_off;		/* --no-fastpath */
-static bool zt_fp_dirty = true; /* policies or config changed since the last sync */
-static bool zt_fp_waiting;	/* "datapath not loaded" was said */
-static __u64 zt_fp_serial;	/* zm_pol_gen serial after our last replace, 0: none */
+static bool zt_fp_off;			     /* --no-fastpath */
+static bool zt_fp_dirty = true;		     /* policies or config changed since the last sync */
+static bool zt_fp_waiting;		     /* "datapath not loaded" was said */
+static __u64 zt_fp_serial;		     /* zm_pol_gen serial after our last replace, 0: none */
 static struct zm_dp_policy_rule *zt_fp_live; /* the set we put in, sorted */
 static size_t zt_fp_n_live;
 
@@ -388,16 +388,16 @@ static void zt_authz_deny_series(struct zt_conn *c, const struct zt_snap *s,
 	const struct zm_cfg_workload *src = zm_config_workload_by_ip(s->cfg, NULL, &c->info.src);
 	bool mtls = !strcmp(c->info.dir, "inbound");
 	struct zt_labels l = {
-		.reporter = "destination",
-		.source_workload = zt_authz_wl_label(src),
-		.source_workload_namespace = src ? src->namespace : NULL,
-		.source_principal = mtls ? c->info.src_id : NULL,
-		.destination_workload = zt_authz_wl_label(dst),
-		.destination_workload_namespace = dst ? dst->namespace : NULL,
-		.destination_principal = c->info.dst_id,
-		.destination_service = c->info.dst_service,
-		.connection_security_policy = mtls ? "mutual_tls" : "unknown",
-		.response_flags = "DENY",
+	    .reporter = "destination",
+	    .source_workload = zt_authz_wl_label(src),
+	    .source_workload_namespace = src ? src->namespace : NULL,
+	    .source_principal = mtls ? c->info.src_id : NULL,
+	    .destination_workload = zt_authz_wl_label(dst),
+	    .destination_workload_namespace = dst ? dst->namespace : NULL,
+	    .destination_principal = c->info.dst_id,
+	    .destination_service = c->info.dst_service,
+	    .connection_security_policy = mtls ? "mutual_tls" : "unknown",
+	    .response_flags = "DENY",
 	};
 	struct zt_series *m = zt_metrics_series(&l);
 
@@ -469,8 +469,8 @@ enum zm_mtls_mode zt_authz_mtls_mode(const struct zt_snap *s, const struct zm_cf
 	return m;
 }
 
-static int zt_authz_eval(struct zt_conn *c, const struct zt_snap *s, const char *peer_id,
-			 char *why, size_t len)
+static int zt_authz_eval(struct zt_conn *c, const struct zt_snap *s, const char *peer_id, char *why,
+			 size_t len)
 {
 	/* A same-node connection was dialled by us: its real destination is the upstream. */
 	bool local = c->info.via && !strcmp(c->info.via, "local");

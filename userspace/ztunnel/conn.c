@@ -205,15 +205,15 @@ void zt_conn_describe(struct zt_conn *c, const struct zm_cfg_workload *src,
 		zm_cfg_workload_identity(dst, i->dst_id, sizeof(i->dst_id));
 	snprintf(i->dst_service, sizeof(i->dst_service), "%s", svc ? svc->hostname : "");
 	l = (struct zt_labels){
-		.reporter = reporter,
-		.source_workload = zt_wl_label(src),
-		.source_workload_namespace = src ? src->namespace : NULL,
-		.source_principal = i->src_id,
-		.destination_workload = zt_wl_label(dst),
-		.destination_workload_namespace = dst ? dst->namespace : NULL,
-		.destination_principal = i->dst_id,
-		.destination_service = i->dst_service,
-		.connection_security_policy = mtls ? "mutual_tls" : "unknown",
+	    .reporter = reporter,
+	    .source_workload = zt_wl_label(src),
+	    .source_workload_namespace = src ? src->namespace : NULL,
+	    .source_principal = i->src_id,
+	    .destination_workload = zt_wl_label(dst),
+	    .destination_workload_namespace = dst ? dst->namespace : NULL,
+	    .destination_principal = i->dst_id,
+	    .destination_service = i->dst_service,
+	    .connection_security_policy = mtls ? "mutual_tls" : "unknown",
 	};
 	c->m = zt_metrics_series(&l);
 	if (c->m)
@@ -258,10 +258,13 @@ static bool zt_sock_ends(int fd, struct zm_addr *local, unsigned int *lport, str
 }
 
 static const char *const zt_via_names[] = {
-	[ZT_ROUTE_REFUSE] = "-",   [ZT_ROUTE_PASSTHROUGH] = "passthrough", [ZT_ROUTE_TCP] = "tcp",
-	[ZT_ROUTE_LOCAL] = "local", [ZT_ROUTE_HBONE] = "hbone",
-	/* Plaintext on the wire because the destination asked for it: say so in every line. */
-	[ZT_ROUTE_MTLS_DISABLED] = "tcp_mtls_disabled",
+    [ZT_ROUTE_REFUSE] = "-",
+    [ZT_ROUTE_PASSTHROUGH] = "passthrough",
+    [ZT_ROUTE_TCP] = "tcp",
+    [ZT_ROUTE_LOCAL] = "local",
+    [ZT_ROUTE_HBONE] = "hbone",
+    /* Plaintext on the wire because the destination asked for it: say so in every line. */
+    [ZT_ROUTE_MTLS_DISABLED] = "tcp_mtls_disabled",
 };
 
 /* Route and start an outbound connection; returns with c finished on any failure. */

@@ -105,9 +105,8 @@ static int zt_enroll_wl(struct zm_dp *dp, const struct zm_cfg_workload *wl, stru
 		r = zt_route_oif(&wl->ips[i].addr, ifname);
 		if (r) {
 			fprintf(stderr, "ztunnel: enroll %s/%s: no route to %s: %s\n",
-				wl->namespace, wl->name, zm_addr_format(&wl->ips[i].addr, a,
-									sizeof(a)),
-				strerror(-r));
+				wl->namespace, wl->name,
+				zm_addr_format(&wl->ips[i].addr, a, sizeof(a)), strerror(-r));
 			failed++;
 			continue;
 		}

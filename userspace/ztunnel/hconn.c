@@ -249,17 +249,19 @@ static void zt_hconn_on_close(struct hb_conn *conn, int err, const char *reason)
 		 */
 		fprintf(stderr, "ztunnel: inbound HBONE connection from %s ended: %s\n",
 			zm_addr_port_format(&h->peer, h->peer_port, a, sizeof(a)),
-			reason && *reason ? reason : err ? strerror(-err) : "closed");
+			reason && *reason ? reason
+			: err		  ? strerror(-err)
+					  : "closed");
 	}
 }
 
 static const struct hb_callbacks zt_client_cbs = {
-	.on_response = zt_client_on_response,
-	.on_data = zt_tunnel_on_data,
-	.on_eof = zt_tunnel_on_eof,
-	.on_writable = zt_tunnel_on_writable,
-	.on_stream_close = zt_client_on_stream_close,
-	.on_conn_close = zt_hconn_on_close,
+    .on_response = zt_client_on_response,
+    .on_data = zt_tunnel_on_data,
+    .on_eof = zt_tunnel_on_eof,
+    .on_writable = zt_tunnel_on_writable,
+    .on_stream_close = zt_client_on_stream_close,
+    .on_conn_close = zt_hconn_on_close,
 };
 
 static struct zt_hconn *zt_pool_find(struct zt_worker *w, const char *key)
@@ -269,8 +271,8 @@ static struct zt_hconn *zt_pool_find(struct zt_worker *w, const char *key)
 	for (h = w->pool->head; h; h = h->next) {
 		if (h->server || h->dead || strcmp(h->key, key) || hb_conn_is_closed(h->hc))
 			continue;
-		if (hb_conn_is_ready(h->hc) ? hb_conn_streams_available(h->hc) > 0 :
-					      hb_conn_stream_count(h->hc) < HB_MAX_STREAMS)
+		if (hb_conn_is_ready(h->hc) ? hb_conn_streams_available(h->hc) > 0
+					    : hb_conn_stream_count(h->hc) < HB_MAX_STREAMS)
 			return h;
 	}
 	return NULL;
@@ -333,12 +335,12 @@ static void zt_hbone_headers(const struct zt_conn *c, const struct zt_route *r, 
 {
 	const struct zm_cfg_workload *src = r->src;
 	struct hb_baggage b = {
-		.cluster = src->cluster_id,
-		.ns = src->namespace,
-		.workload_type = src->workload_type[0] ? src->workload_type : "pod",
-		.workload_name = src->workload_name[0] ? src->workload_name : src->name,
-		.service_name = src->canonical_name,
-		.service_version = src->canonical_revision,
+	    .cluster = src->cluster_id,
+	    .ns = src->namespace,
+	    .workload_type = src->workload_type[0] ? src->workload_type : "pod",
+	    .workload_name = src->workload_name[0] ? src->workload_name : src->name,
+	    .service_name = src->canonical_name,
+	    .service_version = src->canonical_revision,
 	};
 
 	if (hb_forwarded_format(&c->info.src, c->info.sport, r->svc ? r->svc->hostname : "", fwd,
@@ -376,15 +378,16 @@ int zt_hbone_connect(struct zt_conn *c, const struct zt_route *r)
 	if (!h) {
 		err = zt_pool_dial(w, c, r, key, ids, 1, &h);
 		if (err) {
-			zt_conn_finish(c, err == -ENOENT || err == -EACCES ? ZT_OUT_NO_IDENTITY :
-									     ZT_OUT_DIAL_FAILED,
+			zt_conn_finish(c,
+				       err == -ENOENT || err == -EACCES ? ZT_OUT_NO_IDENTITY
+									: ZT_OUT_DIAL_FAILED,
 				       NULL);
 			return err;
 		}
 	}
 	zt_hbone_headers(c, r, fwd, bag, tp);
-	req = (struct hb_request){.authority = auth, .forwarded = fwd, .baggage = bag,
-				  .traceparent = tp};
+	req = (struct hb_request){
+	    .authority = auth, .forwarded = fwd, .baggage = bag, .traceparent = tp};
 	c->tunnel = true;
 	c->st = hb_stream_open(h->hc, &req, c);
 	if (!c->st) {
@@ -402,8 +405,8 @@ int zt_hbone_connect(struct zt_conn *c, const struct zt_route *r)
 
 /* ---- server role (15008) ---- */
 
-static void zt_server_refuse(struct zt_conn *c, struct hb_stream *s, int status,
-			     enum zt_outcome o, const char *why)
+static void zt_server_refuse(struct zt_conn *c, struct hb_stream *s, int status, enum zt_outcome o,
+			     const char *why)
 {
 	hb_stream_set_ud(s, NULL);
 	hb_stream_respond(s, status);
@@ -483,13 +486,13 @@ static void zt_server_on_bad_request(struct hb_conn *conn, const char *method,
 }
 
 static const struct hb_callbacks zt_server_cbs = {
-	.on_request = zt_server_on_request,
-	.on_bad_request = zt_server_on_bad_request,
-	.on_data = zt_tunnel_on_data,
-	.on_eof = zt_tunnel_on_eof,
-	.on_writable = zt_tunnel_on_writable,
-	.on_stream_close = zt_tunnel_on_stream_close,
-	.on_conn_close = zt_hconn_on_close,
+    .on_request = zt_server_on_request,
+    .on_bad_request = zt_server_on_bad_request,
+    .on_data = zt_tunnel_on_data,
+    .on_eof = zt_tunnel_on_eof,
+    .on_writable = zt_tunnel_on_writable,
+    .on_stream_close = zt_tunnel_on_stream_close,
+    .on_conn_close = zt_hconn_on_close,
 };
 
 void zt_hbone_accept(struct zt_worker *w, int fd)

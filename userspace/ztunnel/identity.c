@@ -81,8 +81,8 @@ static int zt_identity_wanted(void *ud, void (*add)(void *ctx, const char *id), 
 static int zt_identity_from_ca(struct zt *zt, char *err, size_t len)
 {
 	char cpath[4096], kpath[4096], rpath[4096];
-	struct zm_caclient_opts o = {.addr = zt->opts.ca_addr, .wanted = zt_identity_wanted,
-				     .wanted_ud = zt};
+	struct zm_caclient_opts o = {
+	    .addr = zt->opts.ca_addr, .wanted = zt_identity_wanted, .wanted_ud = zt};
 	struct zm_spiffe_id sid;
 	struct stat st;
 	int r;
@@ -122,11 +122,13 @@ static void zt_dev_cert_json(void *ud, const char *id, const struct zm_cert *cer
 
 	X509_NAME_oneline(X509_get_issuer_name(zm_cert_x509(cert)), buf, sizeof(buf));
 	json_object_object_add(o, "identity", json_object_new_string(id));
-	json_object_object_add(o, "state", json_object_new_string(
-		now >= zm_cert_not_after(cert) ? "expired" : now >= rot ? "rotating" : "valid"));
+	json_object_object_add(o, "state",
+			       json_object_new_string(now >= zm_cert_not_after(cert) ? "expired"
+						      : now >= rot		     ? "rotating"
+										     : "valid"));
 	json_object_object_add(o, "wanted", json_object_new_boolean(true));
-	json_object_object_add(o, "serial", json_object_new_string(
-		zm_cert_serial(cert, serial, sizeof(serial))));
+	json_object_object_add(
+	    o, "serial", json_object_new_string(zm_cert_serial(cert, serial, sizeof(serial))));
 	json_object_object_add(o, "issuer", json_object_new_string(buf));
 	json_object_object_add(o, "not_before", json_object_new_int64(zm_cert_not_before(cert)));
 	json_object_object_add(o, "not_after", json_object_new_int64(zm_cert_not_after(cert)));
@@ -158,8 +160,7 @@ char *zt_identity_certs_json(struct zt *zt)
 /* Snapshot of ca-cert.pem, node-cert.pem and node-key.pem (missing files count as zero). */
 static void zt_trust_files_stat(struct zt *zt, struct zt_trust_files *t)
 {
-	static const char *const names[3] = {ZM_CA_CERT_FILE, ZM_NODE_CERT_FILE,
-					     ZM_NODE_KEY_FILE};
+	static const char *const names[3] = {ZM_CA_CERT_FILE, ZM_NODE_CERT_FILE, ZM_NODE_KEY_FILE};
 	char path[4096];
 	struct stat st;
 

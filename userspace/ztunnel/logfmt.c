@@ -41,8 +41,8 @@ static int zt_log_common(const struct zt_conn_info *i, const char *event, char *
 		     "dst.addr=%s dst.service=%s dst.workload=%s dst.identity=%s upstream=%s",
 		     event, zt_or_dash(i->dir), zt_or_dash(i->via), src,
 		     zt_or_dash(i->src_workload), zt_or_dash(i->src_id), dst,
-		     zt_or_dash(i->dst_service), zt_or_dash(i->dst_workload),
-		     zt_or_dash(i->dst_id), up);
+		     zt_or_dash(i->dst_service), zt_or_dash(i->dst_workload), zt_or_dash(i->dst_id),
+		     up);
 	return n < 0 || (size_t)n >= len ? -ENOSPC : n;
 }
 
@@ -122,14 +122,13 @@ int zt_labels_format(const struct zt_labels *l, char *buf, size_t len)
 	buf[1] = '\0';
 	r |= zt_label_put(buf, len, &off, "reporter", l->reporter, true);
 	r |= zt_label_put(buf, len, &off, "source_workload", l->source_workload, false);
-	r |= zt_label_put(buf, len, &off, "source_workload_namespace",
-			  l->source_workload_namespace, false);
+	r |= zt_label_put(buf, len, &off, "source_workload_namespace", l->source_workload_namespace,
+			  false);
 	r |= zt_label_put(buf, len, &off, "source_principal", l->source_principal, false);
 	r |= zt_label_put(buf, len, &off, "destination_workload", l->destination_workload, false);
 	r |= zt_label_put(buf, len, &off, "destination_workload_namespace",
 			  l->destination_workload_namespace, false);
-	r |= zt_label_put(buf, len, &off, "destination_principal", l->destination_principal,
-			  false);
+	r |= zt_label_put(buf, len, &off, "destination_principal", l->destination_principal, false);
 	r |= zt_label_put(buf, len, &off, "destination_service", l->destination_service, false);
 	r |= zt_label_put(buf, len, &off, "request_protocol", "tcp", false);
 	r |= zt_label_put(buf, len, &off, "response_flags",
@@ -178,14 +177,14 @@ struct zt_metric_def {
 };
 
 static const struct zt_metric_def zt_metric_defs[] = {
-	{"istio_tcp_connections_opened_total", "Connections opened",
-	 offsetof(struct zt_series, opened)},
-	{"istio_tcp_connections_closed_total", "Connections closed",
-	 offsetof(struct zt_series, closed)},
-	{"istio_tcp_sent_bytes_total", "Bytes sent to the client (server to client)",
-	 offsetof(struct zt_series, sent)},
-	{"istio_tcp_received_bytes_total", "Bytes received from the client",
-	 offsetof(struct zt_series, received)},
+    {"istio_tcp_connections_opened_total", "Connections opened",
+     offsetof(struct zt_series, opened)},
+    {"istio_tcp_connections_closed_total", "Connections closed",
+     offsetof(struct zt_series, closed)},
+    {"istio_tcp_sent_bytes_total", "Bytes sent to the client (server to client)",
+     offsetof(struct zt_series, sent)},
+    {"istio_tcp_received_bytes_total", "Bytes received from the client",
+     offsetof(struct zt_series, received)},
 };
 
 char *zt_metrics_render(size_t *len)

@@ -27,30 +27,31 @@ struct zt *zt_g;
 
 static void zt_usage(FILE *f)
 {
-	fprintf(f,
-		"usage: ztunnel --config FILE --node NAME [--netns NAME|PATH] [--pin-dir DIR]\n"
-		"               [--ca-dir DIR] [--workers N] [--admin-port P] [--metrics-port P]\n"
-		"               [--ready-port P] [--no-enroll] [--poll-ms MS] [--pool-idle-ms MS]\n"
-		"               [--policy FILE]... [--no-fastpath]\n"
-		"       ztunnel --check --config FILE [--policy FILE]... [--node NAME]\n"
-		"       ztunnel --help | --version\n"
-		"\n"
-		"The per-node L4 proxy of zmesh: outbound capture on 15001, inbound plaintext on\n"
-		"15006, HBONE (mTLS HTTP/2 CONNECT) on 15008; admin 15000 (localhost), metrics\n"
-		"15020, readiness 15021. LOCAL_XDS_PATH and NODE_NAME stand in for --config and\n"
-		"--node. The datapath must be loaded (zmeshctl datapath load) in the node namespace\n"
-		"for capture; this node's HBONE workloads are then enrolled automatically.\n"
-		"--ca-dir names a dev CA (zmeshctl ca init); without it HBONE is refused.\n"
-		"--ca-addr HOST:PORT: workload certificates from zmesh-ca; --ca-dir then holds\n"
-		"only ca-cert.pem, node-cert.pem, node-key.pem (zmesh-ca issue-node).\n"
-		"--pool-idle-ms: close a pooled HBONE connection without streams after this long\n"
-		"(default 300000, the reference's 5 minutes).\n"
-		"--policy FILE (repeatable): Istio AuthorizationPolicy/PeerAuthentication YAML,\n"
-		"enforced with the config's policies and reloaded with it. Plaintext that the\n"
-		"policies certainly deny by address and port is dropped in the kernel (tc, XDP);\n"
-		"--no-fastpath leaves the kernel rule set alone (userspace decides everything).\n"
-		"--check validates the config and the --policy files (FILE:LINE: field: problem);\n"
-		"with --node it also counts that node's kernel drop rules.\n");
+	fprintf(
+	    f,
+	    "usage: ztunnel --config FILE --node NAME [--netns NAME|PATH] [--pin-dir DIR]\n"
+	    "               [--ca-dir DIR] [--workers N] [--admin-port P] [--metrics-port P]\n"
+	    "               [--ready-port P] [--no-enroll] [--poll-ms MS] [--pool-idle-ms MS]\n"
+	    "               [--policy FILE]... [--no-fastpath]\n"
+	    "       ztunnel --check --config FILE [--policy FILE]... [--node NAME]\n"
+	    "       ztunnel --help | --version\n"
+	    "\n"
+	    "The per-node L4 proxy of zmesh: outbound capture on 15001, inbound plaintext on\n"
+	    "15006, HBONE (mTLS HTTP/2 CONNECT) on 15008; admin 15000 (localhost), metrics\n"
+	    "15020, readiness 15021. LOCAL_XDS_PATH and NODE_NAME stand in for --config and\n"
+	    "--node. The datapath must be loaded (zmeshctl datapath load) in the node namespace\n"
+	    "for capture; this node's HBONE workloads are then enrolled automatically.\n"
+	    "--ca-dir names a dev CA (zmeshctl ca init); without it HBONE is refused.\n"
+	    "--ca-addr HOST:PORT: workload certificates from zmesh-ca; --ca-dir then holds\n"
+	    "only ca-cert.pem, node-cert.pem, node-key.pem (zmesh-ca issue-node).\n"
+	    "--pool-idle-ms: close a pooled HBONE connection without streams after this long\n"
+	    "(default 300000, the reference's 5 minutes).\n"
+	    "--policy FILE (repeatable): Istio AuthorizationPolicy/PeerAuthentication YAML,\n"
+	    "enforced with the config's policies and reloaded with it. Plaintext that the\n"
+	    "policies certainly deny by address and port is dropped in the kernel (tc, XDP);\n"
+	    "--no-fastpath leaves the kernel rule set alone (userspace decides everything).\n"
+	    "--check validates the config and the --policy files (FILE:LINE: field: problem);\n"
+	    "with --node it also counts that node's kernel drop rules.\n");
 }
 
 static int zt_parse_int(const char *s, int lo, int hi, int *out)
@@ -66,45 +67,99 @@ static int zt_parse_int(const char *s, int lo, int hi, int *out)
 
 static int zt_parse_opts(int argc, char **argv, struct zt_opts *o)
 {
-	enum { O_NETNS = 256, O_PIN, O_CA, O_ADMIN, O_METRICS, O_READY, O_NOENROLL, O_POLL,
-	       O_POOL_IDLE, O_CA_ADDR, O_POLICY, O_NO_FASTPATH };
-	static const struct option lo[] = {
-		{"config", required_argument, NULL, 'c'}, {"node", required_argument, NULL, 'n'},
-		{"netns", required_argument, NULL, O_NETNS}, {"pin-dir", required_argument, NULL, O_PIN},
-		{"ca-dir", required_argument, NULL, O_CA}, {"workers", required_argument, NULL, 'w'},
-		{"admin-port", required_argument, NULL, O_ADMIN},
-		{"metrics-port", required_argument, NULL, O_METRICS},
-		{"ready-port", required_argument, NULL, O_READY},
-		{"no-enroll", no_argument, NULL, O_NOENROLL},
-		{"poll-ms", required_argument, NULL, O_POLL}, {"check", no_argument, NULL, 'k'},
-		{"pool-idle-ms", required_argument, NULL, O_POOL_IDLE},
-		{"ca-addr", required_argument, NULL, O_CA_ADDR},
-		{"policy", required_argument, NULL, O_POLICY},
-		{"no-fastpath", no_argument, NULL, O_NO_FASTPATH},
-		{"help", no_argument, NULL, 'h'}, {"version", no_argument, NULL, 'V'}, {0}};
+	enum {
+		O_NETNS = 256,
+		O_PIN,
+		O_CA,
+		O_ADMIN,
+		O_METRICS,
+		O_READY,
+		O_NOENROLL,
+		O_POLL,
+		O_POOL_IDLE,
+		O_CA_ADDR,
+		O_POLICY,
+		O_NO_FASTPATH
+	};
+	static const struct option lo[] = {{"config", required_argument, NULL, 'c'},
+					   {"node", required_argument, NULL, 'n'},
+					   {"netns", required_argument, NULL, O_NETNS},
+					   {"pin-dir", required_argument, NULL, O_PIN},
+					   {"ca-dir", required_argument, NULL, O_CA},
+					   {"workers", required_argument, NULL, 'w'},
+					   {"admin-port", required_argument, NULL, O_ADMIN},
+					   {"metrics-port", required_argument, NULL, O_METRICS},
+					   {"ready-port", required_argument, NULL, O_READY},
+					   {"no-enroll", no_argument, NULL, O_NOENROLL},
+					   {"poll-ms", required_argument, NULL, O_POLL},
+					   {"check", no_argument, NULL, 'k'},
+					   {"pool-idle-ms", required_argument, NULL, O_POOL_IDLE},
+					   {"ca-addr", required_argument, NULL, O_CA_ADDR},
+					   {"policy", required_argument, NULL, O_POLICY},
+					   {"no-fastpath", no_argument, NULL, O_NO_FASTPATH},
+					   {"help", no_argument, NULL, 'h'},
+					   {"version", no_argument, NULL, 'V'},
+					   {0}};
 	int c, bad = 0;
 
 	while ((c = getopt_long(argc, argv, "c:n:w:h", lo, NULL)) != -1) {
 		switch (c) {
-		case 'c': o->config = optarg; break;
-		case 'n': o->node = optarg; break;
-		case O_NETNS: o->netns = optarg; break;
-		case O_PIN: o->pin_dir = optarg; break;
-		case O_CA: o->ca_dir = optarg; break;
-		case 'w': bad |= zt_parse_int(optarg, 1, ZT_MAX_WORKERS, &o->workers); break;
-		case O_ADMIN: bad |= zt_parse_int(optarg, 1, 65535, &o->admin_port); break;
-		case O_METRICS: bad |= zt_parse_int(optarg, 1, 65535, &o->metrics_port); break;
-		case O_READY: bad |= zt_parse_int(optarg, 1, 65535, &o->ready_port); break;
-		case O_POLL: bad |= zt_parse_int(optarg, 50, 3600000, &o->poll_ms); break;
-		case O_POOL_IDLE: bad |= zt_parse_int(optarg, 100, 86400000, &o->pool_idle_ms); break;
-		case O_NOENROLL: o->no_enroll = true; break;
-		case O_CA_ADDR: o->ca_addr = optarg; break;
-		case O_POLICY: bad |= zt_authz_add_file(optarg) ? 1 : 0; break;
-		case O_NO_FASTPATH: zt_authz_fastpath_off(); break;
-		case 'k': o->check = true; break;
-		case 'h': zt_usage(stdout); exit(0);
-		case 'V': printf("ztunnel (zmesh) 0.1.0\n"); exit(0);
-		default: return -EINVAL;
+		case 'c':
+			o->config = optarg;
+			break;
+		case 'n':
+			o->node = optarg;
+			break;
+		case O_NETNS:
+			o->netns = optarg;
+			break;
+		case O_PIN:
+			o->pin_dir = optarg;
+			break;
+		case O_CA:
+			o->ca_dir = optarg;
+			break;
+		case 'w':
+			bad |= zt_parse_int(optarg, 1, ZT_MAX_WORKERS, &o->workers);
+			break;
+		case O_ADMIN:
+			bad |= zt_parse_int(optarg, 1, 65535, &o->admin_port);
+			break;
+		case O_METRICS:
+			bad |= zt_parse_int(optarg, 1, 65535, &o->metrics_port);
+			break;
+		case O_READY:
+			bad |= zt_parse_int(optarg, 1, 65535, &o->ready_port);
+			break;
+		case O_POLL:
+			bad |= zt_parse_int(optarg, 50, 3600000, &o->poll_ms);
+			break;
+		case O_POOL_IDLE:
+			bad |= zt_parse_int(optarg, 100, 86400000, &o->pool_idle_ms);
+			break;
+		case O_NOENROLL:
+			o->no_enroll = true;
+			break;
+		case O_CA_ADDR:
+			o->ca_addr = optarg;
+			break;
+		case O_POLICY:
+			bad |= zt_authz_add_file(optarg) ? 1 : 0;
+			break;
+		case O_NO_FASTPATH:
+			zt_authz_fastpath_off();
+			break;
+		case 'k':
+			o->check = true;
+			break;
+		case 'h':
+			zt_usage(stdout);
+			exit(0);
+		case 'V':
+			printf("ztunnel (zmesh) 0.1.0\n");
+			exit(0);
+		default:
+			return -EINVAL;
 		}
 	}
 	if (bad || optind != argc) {
@@ -172,8 +227,10 @@ int main(int argc, char **argv)
 	long ncpu;
 	int r;
 
-	zt.opts = (struct zt_opts){.admin_port = ZM_PORT_ADMIN, .metrics_port = ZM_PORT_METRICS,
-				   .ready_port = ZM_PORT_READY, .poll_ms = 1000,
+	zt.opts = (struct zt_opts){.admin_port = ZM_PORT_ADMIN,
+				   .metrics_port = ZM_PORT_METRICS,
+				   .ready_port = ZM_PORT_READY,
+				   .poll_ms = 1000,
 				   .pool_idle_ms = ZT_POOL_IDLE_MS};
 	if (zt_parse_opts(argc, argv, &zt.opts)) {
 		zt_usage(stderr);

@@ -104,16 +104,16 @@ static void zt_plain_pump(struct zt_conn *c)
 	r = zt_dir_pump(c, &c->ab, c->a.ev.fd, c->b.ev.fd, true, &src_side);
 	if (r) {
 		/* a -> b: a failing while read is the client, b failing while written upstream */
-		zt_conn_finish(c, src_side == c->a_is_client ? ZT_OUT_DOWNSTREAM_RESET :
-							       ZT_OUT_UPSTREAM_RESET,
-			       "%s", strerror(-r));
+		zt_conn_finish(
+		    c, src_side == c->a_is_client ? ZT_OUT_DOWNSTREAM_RESET : ZT_OUT_UPSTREAM_RESET,
+		    "%s", strerror(-r));
 		return;
 	}
 	r = zt_dir_pump(c, &c->ba, c->b.ev.fd, c->a.ev.fd, false, &src_side);
 	if (r) {
-		zt_conn_finish(c, src_side == c->a_is_client ? ZT_OUT_UPSTREAM_RESET :
-							       ZT_OUT_DOWNSTREAM_RESET,
-			       "%s", strerror(-r));
+		zt_conn_finish(
+		    c, src_side == c->a_is_client ? ZT_OUT_UPSTREAM_RESET : ZT_OUT_DOWNSTREAM_RESET,
+		    "%s", strerror(-r));
 		return;
 	}
 	if (c->ab.shut && c->ba.shut) {
@@ -175,9 +175,9 @@ static bool zt_tunnel_flush(struct zt_conn *c)
 	while (c->buf_len) {
 		n = hb_stream_write(c->st, c->buf + c->buf_off, c->buf_len);
 		if (n < 0) {
-			zt_conn_finish(c, c->a_is_client ? ZT_OUT_UPSTREAM_RESET :
-							   ZT_OUT_DOWNSTREAM_RESET,
-				       "stream write: %s", strerror((int)-n));
+			zt_conn_finish(
+			    c, c->a_is_client ? ZT_OUT_UPSTREAM_RESET : ZT_OUT_DOWNSTREAM_RESET,
+			    "stream write: %s", strerror((int)-n));
 			return false;
 		}
 		if (!n)
@@ -229,9 +229,9 @@ static void zt_tunnel_read(struct zt_conn *c)
 		if (n < 0 && errno == EAGAIN)
 			break;
 		if (n < 0) {
-			zt_conn_finish(c, c->a_is_client ? ZT_OUT_DOWNSTREAM_RESET :
-							   ZT_OUT_UPSTREAM_RESET,
-				       "read: %s", strerror(errno));
+			zt_conn_finish(
+			    c, c->a_is_client ? ZT_OUT_DOWNSTREAM_RESET : ZT_OUT_UPSTREAM_RESET,
+			    "read: %s", strerror(errno));
 			return;
 		}
 		if (n == 0)

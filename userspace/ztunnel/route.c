@@ -16,13 +16,13 @@
 
 static const char *const zt_outcome_names[ZT_OUT_MAX] = {
 #define ZT_OUTCOME_NAME(n, s, h) s,
-	ZT_OUTCOMES(ZT_OUTCOME_NAME)
+    ZT_OUTCOMES(ZT_OUTCOME_NAME)
 #undef ZT_OUTCOME_NAME
 };
 
 static const char *const zt_outcome_helps[ZT_OUT_MAX] = {
 #define ZT_OUTCOME_HELP(n, s, h) h,
-	ZT_OUTCOMES(ZT_OUTCOME_HELP)
+    ZT_OUTCOMES(ZT_OUTCOME_HELP)
 #undef ZT_OUTCOME_HELP
 };
 
@@ -119,7 +119,7 @@ static bool zt_wl_is_local(const struct zt_snap *s, const struct zm_cfg_workload
 }
 
 const struct zm_cfg_workload *zt_route_local_workload(const struct zt_snap *s,
-						       const struct zm_addr *addr)
+						      const struct zm_addr *addr)
 {
 	const struct zm_cfg_workload *wl = zm_config_workload_by_ip(s->cfg, NULL, addr);
 
@@ -208,8 +208,8 @@ static bool zt_gateway_resolve(const struct zt_snap *s, const struct zm_cfg_gate
 		return false;
 	if (!gw->is_hostname) {
 		r->dial_addr = gw->address.addr;
-		r->waypoint = zm_config_workload_by_ip(s->cfg, gw->address.network,
-						       &gw->address.addr);
+		r->waypoint =
+		    zm_config_workload_by_ip(s->cfg, gw->address.network, &gw->address.addr);
 	} else {
 		if (!gw->service)
 			return false;
@@ -258,8 +258,8 @@ static void zt_route_direct(const struct zt_snap *s, struct zt_route *r)
 	}
 }
 
-int zt_route_outbound(const struct zt_snap *s, const struct zm_addr *src,
-		      const struct zm_addr *dst, __u16 dport, __u32 rnd, struct zt_route *r)
+int zt_route_outbound(const struct zt_snap *s, const struct zm_addr *src, const struct zm_addr *dst,
+		      __u16 dport, __u32 rnd, struct zt_route *r)
 {
 	const struct zm_cfg_service *svc;
 	const struct zm_cfg_workload *wl;

@@ -29,11 +29,11 @@ struct zt_svc_ep {
 
 struct zt_snap {
 	struct zm_config *cfg;
-	const char *node;	 /* this ztunnel's node name (not owned) */
+	const char *node;	/* this ztunnel's node name (not owned) */
 	struct zt_svc_ep **eps; /* per service (index = svc - cfg->services) */
 	size_t *n_eps;
-	int refs;		 /* guarded by state.c's lock */
-	__u64 generation;	 /* 1 for the first snapshot, +1 per reload */
+	int refs;	  /* guarded by state.c's lock */
+	__u64 generation; /* 1 for the first snapshot, +1 per reload */
 };
 
 /* Build the derived indexes of cfg (taking ownership of cfg). NULL with errno on ENOMEM. */
@@ -42,37 +42,37 @@ struct zt_snap *zt_snap_build(struct zm_config *cfg, const char *node);
 void zt_snap_destroy(struct zt_snap *s);
 
 enum zt_route_kind {
-	ZT_ROUTE_REFUSE = 0,  /* close the client connection; see outcome */
-	ZT_ROUTE_PASSTHROUGH, /* not a mesh destination: connect to it unchanged */
-	ZT_ROUTE_TCP,	      /* plain TCP to a mesh workload that does not speak HBONE */
-	ZT_ROUTE_LOCAL,	      /* destination on this node: plain, spliced, no TLS */
-	ZT_ROUTE_HBONE,	      /* HBONE to dial_addr:dial_port, CONNECT authority target */
+	ZT_ROUTE_REFUSE = 0,	/* close the client connection; see outcome */
+	ZT_ROUTE_PASSTHROUGH,	/* not a mesh destination: connect to it unchanged */
+	ZT_ROUTE_TCP,		/* plain TCP to a mesh workload that does not speak HBONE */
+	ZT_ROUTE_LOCAL,		/* destination on this node: plain, spliced, no TLS */
+	ZT_ROUTE_HBONE,		/* HBONE to dial_addr:dial_port, CONNECT authority target */
 	ZT_ROUTE_MTLS_DISABLED, /* plain TCP to an HBONE workload: PeerAuthentication DISABLE */
 };
 
 /* Outcomes of a connection: the access log prints the name and a hint built from it. */
-#define ZT_OUTCOMES(X)                                                                     \
-	X(OK, "ok", "connection completed")                                                \
-	X(UNKNOWN_SOURCE, "unknown_source", "source address is not a workload of this node") \
-	X(NO_ENDPOINT, "no_healthy_endpoint", "service has no healthy endpoint for the port") \
-	X(NO_PORT, "no_such_port", "service does not expose the destination port")          \
-	X(DIAL_FAILED, "dial_failed", "upstream connect failed")                            \
-	X(DIAL_TIMEOUT, "dial_timeout", "upstream connect timed out: is the port blocked?") \
-	X(UPSTREAM_RESET, "upstream_reset", "upstream reset the connection")                \
-	X(DOWNSTREAM_RESET, "downstream_reset", "client reset the connection")              \
-	X(TLS_FAILED, "tls_failed", "TLS or HTTP/2 to the peer ztunnel failed")              \
-	X(HBONE_REFUSED, "hbone_refused", "peer answered the CONNECT with an error status")  \
-	X(BAD_REQUEST, "bad_request", "malformed HBONE request (400)")                       \
-	X(NO_WORKLOAD, "no_local_workload", "no such workload on this node (503)")           \
-	X(NO_IDENTITY, "no_identity", "no certificate for the workload identity")            \
-	X(INTERNAL, "internal_error", "ztunnel ran out of a resource")                    \
+#define ZT_OUTCOMES(X)                                                                             \
+	X(OK, "ok", "connection completed")                                                        \
+	X(UNKNOWN_SOURCE, "unknown_source", "source address is not a workload of this node")       \
+	X(NO_ENDPOINT, "no_healthy_endpoint", "service has no healthy endpoint for the port")      \
+	X(NO_PORT, "no_such_port", "service does not expose the destination port")                 \
+	X(DIAL_FAILED, "dial_failed", "upstream connect failed")                                   \
+	X(DIAL_TIMEOUT, "dial_timeout", "upstream connect timed out: is the port blocked?")        \
+	X(UPSTREAM_RESET, "upstream_reset", "upstream reset the connection")                       \
+	X(DOWNSTREAM_RESET, "downstream_reset", "client reset the connection")                     \
+	X(TLS_FAILED, "tls_failed", "TLS or HTTP/2 to the peer ztunnel failed")                    \
+	X(HBONE_REFUSED, "hbone_refused", "peer answered the CONNECT with an error status")        \
+	X(BAD_REQUEST, "bad_request", "malformed HBONE request (400)")                             \
+	X(NO_WORKLOAD, "no_local_workload", "no such workload on this node (503)")                 \
+	X(NO_IDENTITY, "no_identity", "no certificate for the workload identity")                  \
+	X(INTERNAL, "internal_error", "ztunnel ran out of a resource")                             \
 	X(DENIED, "denied", "denied by an authorization policy")
 
 enum zt_outcome {
 #define ZT_OUTCOME_ENUM(n, s, h) ZT_OUT_##n,
 	ZT_OUTCOMES(ZT_OUTCOME_ENUM)
 #undef ZT_OUTCOME_ENUM
-	ZT_OUT_MAX
+	    ZT_OUT_MAX
 };
 
 const char *zt_outcome_name(enum zt_outcome o);
@@ -80,10 +80,10 @@ const char *zt_outcome_help(enum zt_outcome o);
 
 struct zt_route {
 	enum zt_route_kind kind;
-	enum zt_outcome refuse; /* when kind == ZT_ROUTE_REFUSE */
-	const struct zm_cfg_workload *src;  /* source workload (local to this node) */
-	const struct zm_cfg_workload *dst;  /* destination workload, NULL for passthrough */
-	const struct zm_cfg_service *svc;   /* when the client addressed a service VIP */
+	enum zt_outcome refuse;			/* when kind == ZT_ROUTE_REFUSE */
+	const struct zm_cfg_workload *src;	/* source workload (local to this node) */
+	const struct zm_cfg_workload *dst;	/* destination workload, NULL for passthrough */
+	const struct zm_cfg_service *svc;	/* when the client addressed a service VIP */
 	const struct zm_cfg_workload *waypoint; /* when going through a waypoint */
 	bool via_waypoint; /* HBONE to a waypoint (waypoint may be NULL: an unlisted address) */
 	struct zm_addr dial_addr; /* where the outer connection goes */
@@ -109,15 +109,15 @@ bool zt_route_plaintext(struct zt_route *r);
 
 /* The workload owning addr when it runs on this snapshot's node, else NULL. */
 const struct zm_cfg_workload *zt_route_local_workload(const struct zt_snap *s,
-						       const struct zm_addr *addr);
+						      const struct zm_addr *addr);
 
 /*
  * Decide an outbound (15001) connection from src to the original destination dst:dport.
  * rnd is a uniformly random 32-bit number (endpoint choice). Fills *r and returns 0; a refusal
  * is not an error (kind REFUSE with the reason in r->refuse).
  */
-int zt_route_outbound(const struct zt_snap *s, const struct zm_addr *src,
-		      const struct zm_addr *dst, __u16 dport, __u32 rnd, struct zt_route *r);
+int zt_route_outbound(const struct zt_snap *s, const struct zm_addr *src, const struct zm_addr *dst,
+		      __u16 dport, __u32 rnd, struct zt_route *r);
 
 /*
  * Pick an endpoint of svc for service port sport among healthy workloads, weighted by

@@ -92,8 +92,9 @@ static void zt_listener_event(struct zt_worker *w, struct zt_ev *ev, uint32_t ev
 		if (fd < 0) {
 			if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
 				fprintf(stderr, "ztunnel: accept on port %s failed: %s\n",
-					l->kind == ZT_LIS_OUTBOUND ? "15001" :
-					l->kind == ZT_LIS_HBONE	   ? "15008" : "15006",
+					l->kind == ZT_LIS_OUTBOUND ? "15001"
+					: l->kind == ZT_LIS_HBONE  ? "15008"
+								   : "15006",
 					strerror(errno));
 			return;
 		}
@@ -129,8 +130,7 @@ static int zt_listen(int family, int port, int *out)
 		return -errno;
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
 	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) ||
-	    (family == AF_INET6 &&
-	     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one))) ||
+	    (family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one))) ||
 	    setsockopt(fd, family == AF_INET ? SOL_IP : SOL_IPV6,
 		       family == AF_INET ? IP_TRANSPARENT : IPV6_TRANSPARENT, &one, sizeof(one)) ||
 	    bind(fd, (struct sockaddr *)&ss, sl) || listen(fd, 4096)) {
@@ -233,7 +233,8 @@ int zt_workers_start(struct zt *zt)
 	for (i = 0; i < zt->n_workers; i++) {
 		r = -pthread_create(&zt->workers[i].thread, NULL, zt_worker_main, &zt->workers[i]);
 		if (r) {
-			fprintf(stderr, "ztunnel: starting worker %d failed: %s\n", i, strerror(-r));
+			fprintf(stderr, "ztunnel: starting worker %d failed: %s\n", i,
+				strerror(-r));
 			return r;
 		}
 	}

@@ -25,12 +25,12 @@
 #include "route.h"
 #include "logfmt.h"
 
-#define ZT_MAX_WORKERS	    64
-#define ZT_CONNECT_TIMEOUT_MS 10000 /* upstream dial */
-#define ZT_POOL_IDLE_MS	    (5 * 60 * 1000) /* default --pool-idle-ms (section 3) */
-#define ZT_BUF_MIN	    1024
-#define ZT_BUF_MID	    (16 * 1024)
-#define ZT_BUF_MAX	    (256 * 1024)
+#define ZT_MAX_WORKERS	      64
+#define ZT_CONNECT_TIMEOUT_MS 10000	      /* upstream dial */
+#define ZT_POOL_IDLE_MS	      (5 * 60 * 1000) /* default --pool-idle-ms (section 3) */
+#define ZT_BUF_MIN	      1024
+#define ZT_BUF_MID	      (16 * 1024)
+#define ZT_BUF_MAX	      (256 * 1024)
 
 struct zt;
 struct zt_worker;
@@ -52,7 +52,7 @@ struct zt_opts {
 	int workers;
 	bool check;
 	bool no_enroll;
-	int poll_ms; /* config mtime poll interval */
+	int poll_ms;	  /* config mtime poll interval */
 	int pool_idle_ms; /* release a pooled HBONE connection idle this long */
 };
 
@@ -102,7 +102,7 @@ struct zt {
 	struct zm_tls_ctx *tls_client;
 	struct zm_tls_ctx *tls_server;
 	char trust_domain[128];
-	atomic_int pool_conns; /* outbound HBONE connections over all workers (admin, metrics) */
+	atomic_int pool_conns;	  /* outbound HBONE connections over all workers (admin, metrics) */
 	atomic_int hbone_inbound; /* inbound 15008 connections over all workers */
 };
 
@@ -157,7 +157,7 @@ uint64_t zt_now_ms(void);
 /* conn.c */
 struct zt_conn *zt_conn_new(struct zt_worker *w, int fd_a, bool a_is_client);
 void zt_conn_finish(struct zt_conn *c, enum zt_outcome o, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 int zt_dial(const struct zm_addr *src, const struct zm_addr *dst, __u16 port, int *fd);
 struct zm_cfg_workload;
 struct zm_cfg_service;

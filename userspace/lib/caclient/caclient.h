@@ -22,10 +22,10 @@
 #include "tls/tls.h"
 
 /* Default port of the CA service (istiod's). */
-#define ZM_CA_PORT_DEFAULT 15012
+#define ZM_CA_PORT_DEFAULT	   15012
 /* File names inside a node directory written by `zmesh-ca issue-node`. */
-#define ZM_NODE_CERT_FILE "node-cert.pem"
-#define ZM_NODE_KEY_FILE  "node-key.pem"
+#define ZM_NODE_CERT_FILE	   "node-cert.pem"
+#define ZM_NODE_KEY_FILE	   "node-key.pem"
 /* Rotation retry backoff bounds. */
 #define ZM_CACLIENT_BACKOFF_MIN_MS 1000
 #define ZM_CACLIENT_BACKOFF_MAX_MS 60000
@@ -61,26 +61,25 @@ int zm_caclient_csr_new(const char *spiffe_id, EVP_PKEY **key_out, char **csr_ou
  * must match key and verify against roots; the last element (the root) is left out of the
  * presented chain. Takes no ownership.
  */
-int zm_caclient_cert_build(EVP_PKEY *key, char *const *chain, size_t n,
-			   struct zm_tls_roots *roots, struct zm_cert **out, char *err,
-			   size_t len);
+int zm_caclient_cert_build(EVP_PKEY *key, char *const *chain, size_t n, struct zm_tls_roots *roots,
+			   struct zm_cert **out, char *err, size_t len);
 
 /*
  * Identities this node needs now: called on the refresh thread about once a second. Call
  * add(ctx, id) for each; return 0, or -errno to keep the previous set.
  */
-typedef int (*zm_caclient_wanted_fn)(void *ud, void (*add)(void *ctx, const char *id),
-				     void *ctx);
+typedef int (*zm_caclient_wanted_fn)(void *ud, void (*add)(void *ctx, const char *id), void *ctx);
 
 struct zm_caclient_opts {
-	const char *addr;	   /* CA "host:port" (copied) */
+	const char *addr;	    /* CA "host:port" (copied) */
 	struct zm_tls_roots *roots; /* trust bundle (a reference is taken) */
-	struct zm_cert *node;	   /* the node's client certificate (a reference is taken) */
-	const char *server_id;	   /* CA's expected SPIFFE id; NULL: spiffe://TD/ns/istio-system/sa/istiod */
-	long validity_s;	   /* requested lifetime; 0: $ZM_CERT_LIFETIME or the CA's default */
-	int timeout_ms;		   /* per CA call; 0: 5000 */
-	int wait_ms;		   /* get() wait on a miss; 0: 2000 */
-	int keep_unwanted_s;	   /* on-demand ids nobody lists are kept this long; 0: 60 */
+	struct zm_cert *node;	    /* the node's client certificate (a reference is taken) */
+	const char
+	    *server_id;	 /* CA's expected SPIFFE id; NULL: spiffe://TD/ns/istio-system/sa/istiod */
+	long validity_s; /* requested lifetime; 0: $ZM_CERT_LIFETIME or the CA's default */
+	int timeout_ms;	 /* per CA call; 0: 5000 */
+	int wait_ms;	 /* get() wait on a miss; 0: 2000 */
+	int keep_unwanted_s;	      /* on-demand ids nobody lists are kept this long; 0: 60 */
 	zm_caclient_wanted_fn wanted; /* may be NULL: only on-demand identities */
 	void *wanted_ud;
 };

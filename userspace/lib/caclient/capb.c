@@ -20,7 +20,7 @@ struct pb_rd {
 };
 
 static int pb_errf(char *err, size_t len, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 static int pb_errf(char *err, size_t len, const char *fmt, ...)
 {
 	va_list ap;
@@ -36,15 +36,24 @@ static int pb_errf(char *err, size_t len, const char *fmt, ...)
 const char *zm_grpc_status_name(int code)
 {
 	switch (code) {
-	case ZM_GRPC_OK: return "OK";
-	case ZM_GRPC_INVALID_ARGUMENT: return "INVALID_ARGUMENT";
-	case ZM_GRPC_PERMISSION_DENIED: return "PERMISSION_DENIED";
-	case ZM_GRPC_RESOURCE_EXHAUSTED: return "RESOURCE_EXHAUSTED";
-	case ZM_GRPC_UNIMPLEMENTED: return "UNIMPLEMENTED";
-	case ZM_GRPC_INTERNAL: return "INTERNAL";
-	case ZM_GRPC_UNAVAILABLE: return "UNAVAILABLE";
-	case ZM_GRPC_UNAUTHENTICATED: return "UNAUTHENTICATED";
-	default: return "UNKNOWN";
+	case ZM_GRPC_OK:
+		return "OK";
+	case ZM_GRPC_INVALID_ARGUMENT:
+		return "INVALID_ARGUMENT";
+	case ZM_GRPC_PERMISSION_DENIED:
+		return "PERMISSION_DENIED";
+	case ZM_GRPC_RESOURCE_EXHAUSTED:
+		return "RESOURCE_EXHAUSTED";
+	case ZM_GRPC_UNIMPLEMENTED:
+		return "UNIMPLEMENTED";
+	case ZM_GRPC_INTERNAL:
+		return "INTERNAL";
+	case ZM_GRPC_UNAVAILABLE:
+		return "UNAVAILABLE";
+	case ZM_GRPC_UNAUTHENTICATED:
+		return "UNAUTHENTICATED";
+	default:
+		return "UNKNOWN";
 	}
 }
 
@@ -65,8 +74,7 @@ static int pb_varint(struct pb_rd *r, uint64_t *v)
 }
 
 /* Next field: its number, wire type, and for PB_LEN the bytes; others are skipped. */
-static int pb_field(struct pb_rd *r, uint32_t *num, int *type, const uint8_t **data,
-		    size_t *dlen)
+static int pb_field(struct pb_rd *r, uint32_t *num, int *type, const uint8_t **data, size_t *dlen)
 {
 	uint64_t key, v;
 
@@ -155,8 +163,8 @@ static int pb_meta_entry(const uint8_t *p, size_t n, struct zm_capb_request *out
 	if (out->impersonated)
 		return pb_errf(err, errlen, "metadata: " ZM_CA_META_IMPERSONATE " given twice");
 	if (!val || pb_value_string(val, vlen, &out->impersonated, &out->impersonated_len))
-		return pb_errf(err, errlen, "metadata: " ZM_CA_META_IMPERSONATE
-				" is not a string value");
+		return pb_errf(err, errlen,
+			       "metadata: " ZM_CA_META_IMPERSONATE " is not a string value");
 	if (!out->impersonated_len)
 		out->impersonated = NULL;
 	return 0;
@@ -183,8 +191,8 @@ static int pb_metadata(const uint8_t *p, size_t n, struct zm_capb_request *out, 
 	return 0;
 }
 
-int zm_capb_request_decode(const uint8_t *buf, size_t len, struct zm_capb_request *out,
-			   char *err, size_t errlen)
+int zm_capb_request_decode(const uint8_t *buf, size_t len, struct zm_capb_request *out, char *err,
+			   size_t errlen)
 {
 	struct pb_rd r = {buf, buf + len};
 	const uint8_t *d;
@@ -199,7 +207,8 @@ int zm_capb_request_decode(const uint8_t *buf, size_t len, struct zm_capb_reques
 				       (size_t)(r.p - buf));
 		if (num == 1) {
 			if (type != PB_LEN)
-				return pb_errf(err, errlen, "csr has wire type %d, want bytes", type);
+				return pb_errf(err, errlen, "csr has wire type %d, want bytes",
+					       type);
 			out->csr = (const char *)d;
 			out->csr_len = dl;
 		} else if (num == 3) {

@@ -17,17 +17,17 @@
 #include "tls/tls.h"
 
 /* The one RPC we speak. */
-#define ZM_CA_GRPC_PATH "/istio.v1.auth.IstioCertificateService/CreateCertificate"
+#define ZM_CA_GRPC_PATH	       "/istio.v1.auth.IstioCertificateService/CreateCertificate"
 /* Metadata key naming the identity a node asks for on behalf of a workload. */
 #define ZM_CA_META_IMPERSONATE "ImpersonatedIdentity"
 /* gRPC message prefix: 1 byte compressed flag + 4 bytes big-endian length. */
-#define ZM_GRPC_HDR 5
+#define ZM_GRPC_HDR	       5
 /* Largest request message the CA accepts (a P-256 CSR in PEM is ~600 bytes). */
-#define ZM_CA_MAX_REQUEST (16u << 10)
+#define ZM_CA_MAX_REQUEST      (16u << 10)
 /* Largest response message a client accepts (a chain of a few certificates). */
-#define ZM_CA_MAX_RESPONSE (256u << 10)
+#define ZM_CA_MAX_RESPONSE     (256u << 10)
 /* Most certificates in a response chain. */
-#define ZM_CA_MAX_CHAIN 8
+#define ZM_CA_MAX_CHAIN	       8
 
 /* gRPC status codes (grpc/doc/statuscodes.md). */
 enum zm_grpc_status {
@@ -48,9 +48,9 @@ const char *zm_grpc_status_name(int code);
 struct zm_capb_request {
 	const char *csr; /* field 1: PEM CSR */
 	size_t csr_len;
-	int64_t validity_s; /* field 3: requested lifetime, seconds (0: CA default) */
+	int64_t validity_s;	  /* field 3: requested lifetime, seconds (0: CA default) */
 	const char *impersonated; /* metadata.fields["ImpersonatedIdentity"].string_value */
-	size_t impersonated_len;   /* 0 when absent */
+	size_t impersonated_len;  /* 0 when absent */
 };
 
 /*
@@ -58,8 +58,8 @@ struct zm_capb_request {
  * value for ImpersonatedIdentity that is not a string, duplicated keys, or any malformed
  * encoding is refused with -EINVAL and a reason in err. Returns 0 or -EINVAL.
  */
-int zm_capb_request_decode(const uint8_t *buf, size_t len, struct zm_capb_request *out,
-			   char *err, size_t errlen);
+int zm_capb_request_decode(const uint8_t *buf, size_t len, struct zm_capb_request *out, char *err,
+			   size_t errlen);
 
 /*
  * Encode an IstioCertificateRequest into a malloc'd buffer, prefixed with room for the gRPC

@@ -29,7 +29,7 @@
 #include "caclient/capb.h"
 
 static int cac_errf(char *err, size_t len, int ret, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 static int cac_errf(char *err, size_t len, int ret, const char *fmt, ...)
 {
 	va_list ap;
@@ -230,8 +230,7 @@ static int cac_on_header(nghttp2_session *h2, const nghttp2_frame *f, const uint
 		c->grpc_status = atoi(v);
 	else if (nlen == 12 && !memcmp(name, "grpc-message", 12))
 		snprintf(c->grpc_message, sizeof(c->grpc_message), "%.*s",
-			 (int)(vlen < sizeof(c->grpc_message) ? vlen
-							       : sizeof(c->grpc_message) - 1),
+			 (int)(vlen < sizeof(c->grpc_message) ? vlen : sizeof(c->grpc_message) - 1),
 			 value);
 	return 0;
 }
@@ -329,9 +328,12 @@ static int cac_h2_start(struct cac_call *c, const char *addr)
 	nghttp2_data_provider prd = {.read_callback = cac_req_read};
 	nghttp2_nv hd[] = {
 #define CNV(n, v) {(uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, strlen(v), 0}
-		CNV(":method", "POST"), CNV(":scheme", "https"), CNV(":path", ZM_CA_GRPC_PATH),
-		CNV(":authority", addr), CNV("content-type", "application/grpc"),
-		CNV("te", "trailers"),
+	    CNV(":method", "POST"),
+	    CNV(":scheme", "https"),
+	    CNV(":path", ZM_CA_GRPC_PATH),
+	    CNV(":authority", addr),
+	    CNV("content-type", "application/grpc"),
+	    CNV("te", "trailers"),
 #undef CNV
 	};
 	int r;
@@ -394,12 +396,12 @@ static int cac_result(struct cac_call *c, char **chain, size_t max, size_t *n, c
 	if (c->grpc_status)
 		return cac_errf(err, len,
 				c->grpc_status == ZM_GRPC_PERMISSION_DENIED ||
-						c->grpc_status == ZM_GRPC_UNAUTHENTICATED
-					? -EACCES
+					c->grpc_status == ZM_GRPC_UNAUTHENTICATED
+				    ? -EACCES
 				: c->grpc_status == ZM_GRPC_INVALID_ARGUMENT ||
-						c->grpc_status == ZM_GRPC_RESOURCE_EXHAUSTED
-					? -EINVAL
-					: -EPROTO,
+					c->grpc_status == ZM_GRPC_RESOURCE_EXHAUSTED
+				    ? -EINVAL
+				    : -EPROTO,
 				"%s: %s", zm_grpc_status_name(c->grpc_status), c->grpc_message);
 	if (c->too_big || c->body_len < ZM_GRPC_HDR || zm_grpc_hdr_get(c->body, &mlen) != 0 ||
 	    mlen != c->body_len - ZM_GRPC_HDR)

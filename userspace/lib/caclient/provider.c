@@ -19,7 +19,7 @@
 #include "caclient/caclient.h"
 #include "caclient/capb.h"
 
-#define CAC_TICK_MS	    1000
+#define CAC_TICK_MS 1000
 
 struct cac_entry {
 	struct cac_entry *next;
@@ -88,8 +88,8 @@ static bool cac_valid(const struct cac_entry *e, time_t now)
 
 /* ---- get() ---- */
 
-static int cac_get(struct zm_identity_provider *ip, const char *id, struct zm_cert **out,
-		   char *err, size_t len)
+static int cac_get(struct zm_identity_provider *ip, const char *id, struct zm_cert **out, char *err,
+		   size_t len)
 {
 	struct cac_provider *p = (struct cac_provider *)ip;
 	struct timespec until;
@@ -199,8 +199,10 @@ static void cac_reconcile(struct cac_provider *p, bool have_set, time_t now)
 	while ((e = *pp)) {
 		if (!e->wanted && now - e->last_get > p->o.keep_unwanted_s) {
 			*pp = e->next;
-			fprintf(stderr, "caclient: forgetting the certificate of %s: no local "
-				"workload needs it\n", e->id);
+			fprintf(stderr,
+				"caclient: forgetting the certificate of %s: no local "
+				"workload needs it\n",
+				e->id);
 			zm_cert_put(e->cert);
 			free(e);
 			continue;
@@ -238,23 +240,25 @@ static void cac_refresh_one(struct cac_provider *p, struct cac_entry *e)
 		old = e->cert;
 		e->cert = cert;
 		/* Fetched with roots an update has replaced meanwhile: fetch again at once. */
-		e->rotate_at = gen != p->generation ? now
-						     : now + (zm_cert_not_after(cert) - now) / 2;
+		e->rotate_at =
+		    gen != p->generation ? now : now + (zm_cert_not_after(cert) - now) / 2;
 		e->backoff_ms = ZM_CACLIENT_BACKOFF_MIN_MS;
 		e->next_try_ms = 0;
 		e->error[0] = '\0';
 		fprintf(stderr, "caclient: %s %s: serial %s, expires in %lld s\n",
-			old ? "rotated" : "fetched", id, zm_cert_serial(cert, serial, sizeof(serial)),
+			old ? "rotated" : "fetched", id,
+			zm_cert_serial(cert, serial, sizeof(serial)),
 			(long long)(zm_cert_not_after(cert) - now));
 	} else {
 		snprintf(e->error, sizeof(e->error), "%s", err);
 		e->next_try_ms = cac_now_ms() + (uint64_t)e->backoff_ms;
-		fprintf(stderr, "caclient: certificate for %s from %s failed: %s; retry in %d ms%s\n",
-			id, p->addr, err, e->backoff_ms,
+		fprintf(stderr,
+			"caclient: certificate for %s from %s failed: %s; retry in %d ms%s\n", id,
+			p->addr, err, e->backoff_ms,
 			cac_valid(e, now) ? " (the current one stays in use)" : "");
 		e->backoff_ms = e->backoff_ms * 2 > ZM_CACLIENT_BACKOFF_MAX_MS
-					? ZM_CACLIENT_BACKOFF_MAX_MS
-					: e->backoff_ms * 2;
+				    ? ZM_CACLIENT_BACKOFF_MAX_MS
+				    : e->backoff_ms * 2;
 	}
 	e->attempts++;
 	pthread_cond_broadcast(&p->done);
@@ -458,15 +462,16 @@ static json_object *cac_entry_json(const struct cac_entry *e, time_t now)
 	json_object_object_add(o, "wanted", json_object_new_boolean(e->wanted));
 	if (e->cert) {
 		X509_NAME_oneline(X509_get_issuer_name(zm_cert_x509(e->cert)), buf, sizeof(buf));
-		json_object_object_add(o, "serial", json_object_new_string(
-			zm_cert_serial(e->cert, buf + 128, 128)));
+		json_object_object_add(
+		    o, "serial", json_object_new_string(zm_cert_serial(e->cert, buf + 128, 128)));
 		json_object_object_add(o, "issuer", json_object_new_string(buf));
 		json_object_object_add(o, "not_before",
 				       json_object_new_int64(zm_cert_not_before(e->cert)));
 		json_object_object_add(o, "not_after",
 				       json_object_new_int64(zm_cert_not_after(e->cert)));
-		json_object_object_add(o, "rotate_in_s", json_object_new_int64(
-			e->rotate_at > now ? e->rotate_at - now : 0));
+		json_object_object_add(
+		    o, "rotate_in_s",
+		    json_object_new_int64(e->rotate_at > now ? e->rotate_at - now : 0));
 	}
 	if (e->error[0])
 		json_object_object_add(o, "error", json_object_new_string(e->error));

@@ -91,8 +91,8 @@ struct zm_dp_pin {
 struct zm_dp_iface {
 	char ifname[ZM_IFNAME_LEN];
 	int ifindex;
-	__u32 prog_id;		  /* our tc filter's program, 0 when absent */
-	enum zm_dp_xdp_mode xdp;  /* our XDP program's mode, OFF when absent */
+	__u32 prog_id;		 /* our tc filter's program, 0 when absent */
+	enum zm_dp_xdp_mode xdp; /* our XDP program's mode, OFF when absent */
 	__u32 xdp_prog_id;
 };
 

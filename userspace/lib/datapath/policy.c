@@ -42,7 +42,8 @@ static int dp_pol_open(struct zm_dp *dp, struct dp_pol *p)
 {
 	memset(p, 0, sizeof(*p));
 	p->gen_fd = p->rules_fd = p->stats_fd = p->names_fd = -1;
-	p->gen_fd = dp_map_open(dp, ZM_STR(ZM_MAP_POL_GEN), sizeof(__u32), sizeof(struct zm_pol_gen));
+	p->gen_fd =
+	    dp_map_open(dp, ZM_STR(ZM_MAP_POL_GEN), sizeof(__u32), sizeof(struct zm_pol_gen));
 	if (p->gen_fd < 0)
 		return p->gen_fd;
 	p->rules_fd = dp_map_open(dp, ZM_STR(ZM_MAP_POL_RULES), sizeof(struct zm_pol_key),
@@ -53,8 +54,8 @@ static int dp_pol_open(struct zm_dp *dp, struct dp_pol *p)
 				  sizeof(struct zm_pol_counters));
 	if (p->stats_fd < 0)
 		return p->stats_fd;
-	p->names_fd = dp_map_open(dp, ZM_STR(ZM_MAP_POL_NAMES), sizeof(__u32),
-				  sizeof(struct zm_pol_name));
+	p->names_fd =
+	    dp_map_open(dp, ZM_STR(ZM_MAP_POL_NAMES), sizeof(__u32), sizeof(struct zm_pol_name));
 	if (p->names_fd < 0)
 		return p->names_fd;
 	p->names = calloc(ZM_MAX_POLICIES, sizeof(*p->names));
@@ -150,12 +151,12 @@ static int dp_pol_rule_check(struct zm_dp *dp, const struct zm_dp_policy_rule *r
 	if (r->dst.family != ZM_AF_INET && r->dst.family != ZM_AF_INET6)
 		return dp_errf(dp, -EINVAL, "rule %zu (%s): no destination address", i, r->policy);
 	if (r->src_prefix > max)
-		return dp_errf(dp, -EINVAL, "rule %zu (%s): source prefix /%u is longer than %u",
-			       i, r->policy, r->src_prefix, max);
+		return dp_errf(dp, -EINVAL, "rule %zu (%s): source prefix /%u is longer than %u", i,
+			       r->policy, r->src_prefix, max);
 	if (r->src_prefix && r->src.family != r->dst.family)
 		return dp_errf(dp, -EINVAL,
-			       "rule %zu (%s): source and destination are of different families",
-			       i, r->policy);
+			       "rule %zu (%s): source and destination are of different families", i,
+			       r->policy);
 	return 0;
 }
 
@@ -301,8 +302,7 @@ static int dp_pol_slots_finish(struct zm_dp *dp, struct dp_pol *p, bool flipped)
 	return err;
 }
 
-static int dp_pol_replace_locked(struct zm_dp *dp, const struct zm_dp_policy_rule *rules,
-				 size_t n)
+static int dp_pol_replace_locked(struct zm_dp *dp, const struct zm_dp_policy_rule *rules, size_t n)
 {
 	struct zm_pol_gen g, ng;
 	struct dp_pol p;
@@ -332,8 +332,8 @@ static int dp_pol_replace_locked(struct zm_dp *dp, const struct zm_dp_policy_rul
 			      strerror(errno));
 		goto out;
 	}
-	err = dp_pol_gen_keys(dp, &p, g.gen & 1, dp_pol_key_delete, NULL) ?:
-	      dp_pol_slots_finish(dp, &p, true);
+	err = dp_pol_gen_keys(dp, &p, g.gen & 1, dp_pol_key_delete, NULL)
+		  ?: dp_pol_slots_finish(dp, &p, true);
 out:
 	dp_pol_close(&p);
 	return err;
@@ -423,8 +423,7 @@ struct dp_pol_list_ctx {
 };
 
 /* One live trie entry back into a rule. */
-static int dp_pol_list_cb(struct zm_dp *dp, struct dp_pol *p, const struct zm_pol_key *k,
-			  void *ctx)
+static int dp_pol_list_cb(struct zm_dp *dp, struct dp_pol *p, const struct zm_pol_key *k, void *ctx)
 {
 	struct dp_pol_list_ctx *c = ctx;
 	struct zm_dp_policy_rule *r;

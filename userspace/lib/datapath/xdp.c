@@ -21,9 +21,9 @@
 #include <unistd.h>
 
 static const char *const dp_xdp_mode_names[] = {
-	[ZM_DP_XDP_OFF] = "off",
-	[ZM_DP_XDP_GENERIC] = "generic",
-	[ZM_DP_XDP_NATIVE] = "native",
+    [ZM_DP_XDP_OFF] = "off",
+    [ZM_DP_XDP_GENERIC] = "generic",
+    [ZM_DP_XDP_NATIVE] = "native",
 };
 
 const char *zm_dp_xdp_mode_name(enum zm_dp_xdp_mode mode)
@@ -154,7 +154,8 @@ int dp_xdp_attach(struct zm_dp *dp, int ifindex, int prog_fd, enum zm_dp_xdp_mod
 		err = bpf_xdp_attach(ifindex, prog_fd, flags | XDP_FLAGS_UPDATE_IF_NOEXIST, NULL);
 	}
 	if (err)
-		return dp_errf(dp, err, "attaching the XDP policy program to %s (%s mode) failed: %s",
+		return dp_errf(dp, err,
+			       "attaching the XDP policy program to %s (%s mode) failed: %s",
 			       ifname, zm_dp_xdp_mode_name(mode), strerror(-err));
 	return 0;
 }

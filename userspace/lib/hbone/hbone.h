@@ -28,13 +28,13 @@
 
 /* ---- protocol constants (the reference ztunnel's values) ---- */
 
-#define HB_STREAM_WINDOW	(4u << 20)  /* SETTINGS_INITIAL_WINDOW_SIZE, bytes */
-#define HB_CONN_WINDOW		(16u << 20) /* connection receive window, bytes */
-#define HB_MAX_FRAME		(1u << 20)  /* SETTINGS_MAX_FRAME_SIZE, bytes */
-#define HB_MAX_STREAMS		100	    /* SETTINGS_MAX_CONCURRENT_STREAMS */
-#define HB_PING_INTERVAL_MS	10000	    /* send a PING this long after the last ack */
-#define HB_PING_TIMEOUT_MS	20000	    /* drop the connection when a PING is unanswered */
-#define HB_HANDSHAKE_TIMEOUT_MS 10000	    /* TLS + SETTINGS must finish within this */
+#define HB_STREAM_WINDOW	(4u << 20)   /* SETTINGS_INITIAL_WINDOW_SIZE, bytes */
+#define HB_CONN_WINDOW		(16u << 20)  /* connection receive window, bytes */
+#define HB_MAX_FRAME		(1u << 20)   /* SETTINGS_MAX_FRAME_SIZE, bytes */
+#define HB_MAX_STREAMS		100	     /* SETTINGS_MAX_CONCURRENT_STREAMS */
+#define HB_PING_INTERVAL_MS	10000	     /* send a PING this long after the last ack */
+#define HB_PING_TIMEOUT_MS	20000	     /* drop the connection when a PING is unanswered */
+#define HB_HANDSHAKE_TIMEOUT_MS 10000	     /* TLS + SETTINGS must finish within this */
 #define HB_SEND_BUFFER		(256u << 10) /* per-stream bytes hb_stream_write() accepts */
 
 /* Response statuses of section 3. */
@@ -74,10 +74,10 @@ enum hb_role {
  */
 struct hb_request {
 	const char *method;
-	const char *authority;	 /* "ip:port" or "[ip6]:port" */
-	const char *forwarded;	 /* value of the forwarded header */
-	const char *baggage;	 /* value of the baggage header */
-	const char *traceparent; /* value of the traceparent header */
+	const char *authority;	   /* "ip:port" or "[ip6]:port" */
+	const char *forwarded;	   /* value of the forwarded header */
+	const char *baggage;	   /* value of the baggage header */
+	const char *traceparent;   /* value of the traceparent header */
 	const char *peer_identity; /* server: the client's verified SPIFFE id, "" when unknown */
 	struct zm_addr dst;
 	unsigned int dst_port; /* host order */

@@ -115,8 +115,8 @@ int hb_forwarded_format(const struct zm_addr *client, unsigned int port, const c
 static bool hb_baggage_value_ok(const char *v)
 {
 	for (; *v; v++)
-		if (*v <= ' ' || *v >= 0x7f || *v == ',' || *v == ';' || *v == '=' ||
-		    *v == '"' || *v == '\\')
+		if (*v <= ' ' || *v >= 0x7f || *v == ',' || *v == ';' || *v == '=' || *v == '"' ||
+		    *v == '\\')
 			return false;
 	return true;
 }

@@ -76,22 +76,22 @@ struct hb_conn {
 	struct hb_callbacks cbs;
 	void *ud;
 	struct hb_stream *streams;
-	unsigned int nstreams;	/* live, announced or not */
-	int in_h2;		/* depth of nghttp2 calls on the stack: no mem_send inside */
-	bool soft_flushing;	/* sending from a stream call: stream closes wait for io */
-	struct hb_buf out;	/* serialized frames not yet taken by SSL_write */
-	int ssl_want;		/* EPOLLIN/EPOLLOUT the last SSL call asked for */
-	bool ready;		/* handshake done, peer SETTINGS received */
+	unsigned int nstreams; /* live, announced or not */
+	int in_h2;	       /* depth of nghttp2 calls on the stack: no mem_send inside */
+	bool soft_flushing;    /* sending from a stream call: stream closes wait for io */
+	struct hb_buf out;     /* serialized frames not yet taken by SSL_write */
+	int ssl_want;	       /* EPOLLIN/EPOLLOUT the last SSL call asked for */
+	bool ready;	       /* handshake done, peer SETTINGS received */
 	bool settings_rx;
-	bool goaway;		/* sent or received: no new streams */
-	bool notify;		/* some stream has tell_writable or a lingering close */
+	bool goaway;		 /* sent or received: no new streams */
+	bool notify;		 /* some stream has tell_writable or a lingering close */
 	uint32_t goaway_tx_code; /* error code of a GOAWAY we sent (nghttp2 found a violation) */
 	uint32_t goaway_rx_code; /* error code of a GOAWAY the peer sent */
-	char h2_err[160];	/* nghttp2's last error text (error_callback2 or GOAWAY debug) */
-	int pending_err;	/* a failure seen where callbacks could not run */
+	char h2_err[160];	 /* nghttp2's last error text (error_callback2 or GOAWAY debug) */
+	int pending_err;	 /* a failure seen where callbacks could not run */
 	char pending_reason[160];
 	uint64_t start_ms, now_ms;
-	uint64_t ping_ref_ms;	/* last PING ack (or ready time) */
+	uint64_t ping_ref_ms; /* last PING ack (or ready time) */
 	uint64_t ping_sent_ms;
 	bool ping_out;
 	uint64_t bytes_sent, bytes_recv;
@@ -109,9 +109,9 @@ ssize_t hb_data_read_cb(nghttp2_session *h2, int32_t id, uint8_t *buf, size_t le
 /* tlsio.c */
 int hb_conn_finish(struct hb_conn *conn, int err, const char *reason);
 int hb_conn_fail(struct hb_conn *conn, int err, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 void hb_conn_fail_later(struct hb_conn *conn, int err, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 int hb_conn_handshake(struct hb_conn *conn);
 int hb_conn_read(struct hb_conn *conn);
 int hb_conn_write(struct hb_conn *conn);

@@ -13,7 +13,7 @@
 
 #include "internal.h"
 
-#define HB_BUF_MIN	  (16u << 10)
+#define HB_BUF_MIN	(16u << 10)
 #define HB_BUF_KEEP_MAX (64u << 10) /* a drained buffer bigger than this is released */
 
 int hb_buf_append(struct hb_buf *b, const void *p, size_t n)
@@ -221,10 +221,11 @@ struct hb_stream *hb_stream_open(struct hb_conn *conn, const struct hb_request *
 	struct hb_stream *s;
 	int32_t id;
 
-#define HB_NV(nm, val)                                                                           \
-	(nghttp2_nv)                                                                             \
-	{                                                                                        \
-		(uint8_t *)(nm), (uint8_t *)(val), sizeof(nm) - 1, strlen(val), NGHTTP2_NV_FLAG_NONE \
+#define HB_NV(nm, val)                                                                             \
+	(nghttp2_nv)                                                                               \
+	{                                                                                          \
+		(uint8_t *)(nm), (uint8_t *)(val), sizeof(nm) - 1, strlen(val),                    \
+		    NGHTTP2_NV_FLAG_NONE                                                           \
 	}
 	if (!conn || !req || conn->role != HB_ROLE_CLIENT ||
 	    hb_authority_parse(req->authority, &dst, &port)) {
@@ -272,7 +273,7 @@ struct hb_stream *hb_stream_open(struct hb_conn *conn, const struct hb_request *
 int hb_stream_respond(struct hb_stream *s, int status)
 {
 	struct hb_conn *conn = s->conn;
-	nghttp2_data_provider prd = { .source.ptr = s, .read_callback = hb_data_read_cb };
+	nghttp2_data_provider prd = {.source.ptr = s, .read_callback = hb_data_read_cb};
 	char code[8];
 	nghttp2_nv nv;
 	int err;
@@ -284,8 +285,8 @@ int hb_stream_respond(struct hb_stream *s, int status)
 	if (conn->state == HB_CONN_CLOSED || s->reset || s->h2_closed)
 		return -EPIPE;
 	snprintf(code, sizeof(code), "%d", status);
-	nv = (nghttp2_nv){ (uint8_t *)":status", (uint8_t *)code, 7, strlen(code),
-			   NGHTTP2_NV_FLAG_NONE };
+	nv = (nghttp2_nv){(uint8_t *)":status", (uint8_t *)code, 7, strlen(code),
+			  NGHTTP2_NV_FLAG_NONE};
 	err = nghttp2_submit_response(conn->h2, s->id, &nv, 1, status == 200 ? &prd : NULL);
 	if (err)
 		return -EIO;

@@ -71,7 +71,7 @@ struct l7_header_ops {
 };
 
 struct l7_dest {
-	const char *host; /* fully qualified: name.ns.svc.cluster.local */
+	const char *host;   /* fully qualified: name.ns.svc.cluster.local */
 	const char *subset; /* "" when none */
 	unsigned int port;  /* 0: the port the request came in on */
 	unsigned int weight;
@@ -105,7 +105,7 @@ struct l7_http_route {
 	} retries;
 	struct {
 		uint32_t delay_ms;
-		double delay_pct; /* 0..100 */
+		double delay_pct;	   /* 0..100 */
 		unsigned int abort_status; /* 0: none */
 		double abort_pct;
 	} fault;
@@ -152,12 +152,12 @@ enum l7_lb {
 struct l7_traffic_policy {
 	enum l7_lb lb;
 	struct {
-		unsigned int max_connections;	   /* tcp.maxConnections, 0: unlimited */
-		unsigned int http1_max_pending;	   /* http.http1MaxPendingRequests */
-		unsigned int http2_max_requests;   /* http.http2MaxRequests */
+		unsigned int max_connections;	    /* tcp.maxConnections, 0: unlimited */
+		unsigned int http1_max_pending;	    /* http.http1MaxPendingRequests */
+		unsigned int http2_max_requests;    /* http.http2MaxRequests */
 		unsigned int max_requests_per_conn; /* http.maxRequestsPerConnection */
-		uint32_t connect_timeout_ms;	   /* tcp.connectTimeout */
-		uint32_t idle_timeout_ms;	   /* http.idleTimeout */
+		uint32_t connect_timeout_ms;	    /* tcp.connectTimeout */
+		uint32_t idle_timeout_ms;	    /* http.idleTimeout */
 	} pool;
 	struct {
 		bool set;
@@ -227,7 +227,7 @@ struct l7_authz {
 	const char **target_services; /* targetRefs kind Service (qualified); none: namespace */
 	size_t n_target_services;
 	bool targets_gateway; /* a targetRef of kind Gateway: every service through us */
-	bool has_selector; /* spec.selector: a workload policy, enforced by ztunnel, not us */
+	bool has_selector;    /* spec.selector: a workload policy, enforced by ztunnel, not us */
 	struct l7_authz_rule *rules;
 	size_t n_rules;
 	const char *file;
@@ -257,9 +257,8 @@ struct l7_config {
 int l7_config_load(const char *const *files, size_t n_files, const struct zm_config *mesh,
 		   struct l7_config **out, char *err, size_t errlen);
 /* Same from memory: one named buffer. */
-int l7_config_load_buf(const char *name, const char *buf, size_t len,
-		       const struct zm_config *mesh, struct l7_config **out, char *err,
-		       size_t errlen);
+int l7_config_load_buf(const char *name, const char *buf, size_t len, const struct zm_config *mesh,
+		       struct l7_config **out, char *err, size_t errlen);
 void l7_config_free(struct l7_config *cfg);
 
 /* "reviews" in namespace ns -> "reviews.ns.svc.cluster.local"; names with a dot unchanged. */

@@ -277,8 +277,8 @@ static bool l7_list_any(const struct l7_str_list *l, const char *s, size_t len, 
 }
 
 /* A positive list (empty: no constraint) and its negative form. */
-static bool l7_field_ok(const struct l7_str_list *pos, const struct l7_str_list *neg,
-			const char *s, size_t len, bool icase)
+static bool l7_field_ok(const struct l7_str_list *pos, const struct l7_str_list *neg, const char *s,
+			size_t len, bool icase)
 {
 	if (pos->n && !l7_list_any(pos, s, len, icase))
 		return false;
@@ -374,8 +374,7 @@ static bool l7_rule_match(const struct l7_authz_rule *r, const struct l7_request
 	return true;
 }
 
-static bool l7_authz_in_scope(const struct l7_authz *az, const char *svc_host,
-			      const char *svc_ns)
+static bool l7_authz_in_scope(const struct l7_authz *az, const char *svc_host, const char *svc_ns)
 {
 	size_t i;
 

@@ -199,18 +199,18 @@ void zm_rbac_policy_from_cfg(const struct zm_cfg_policy *cp, const char *source,
 			     struct zm_rbac_policy *out)
 {
 	*out = (struct zm_rbac_policy){
-		.name = cp->name,
-		.namespace = cp->namespace,
-		.key = cp->key ? cp->key : "",
-		.kind = "policy",
-		.scope = cp->scope,
-		.action = cp->action,
-		.rules = cp->rules,
-		.n_rules = cp->n_rules,
-		.dry_run = cp->dry_run,
-		.l7 = "",
-		.source = source ? source : "",
-		.line = cp->line,
+	    .name = cp->name,
+	    .namespace = cp->namespace,
+	    .key = cp->key ? cp->key : "",
+	    .kind = "policy",
+	    .scope = cp->scope,
+	    .action = cp->action,
+	    .rules = cp->rules,
+	    .n_rules = cp->n_rules,
+	    .dry_run = cp->dry_run,
+	    .l7 = "",
+	    .source = source ? source : "",
+	    .line = cp->line,
 	};
 }
 

@@ -106,8 +106,8 @@ static int zm_fp_group(const struct zm_cfg_match *m, const struct zm_fp_region *
 				    r->port ? (*e_ == r->port ? T : F) : U));
 	v = zm_fp_and(v, ZM_FP_ATTR(m->service_accounts, m->not_service_accounts, F + 0 * !!e_));
 	v = zm_fp_and(v, ZM_FP_ATTR(m->principals, m->not_principals, F + 0 * !!e_));
-	return zm_fp_and(v, ZM_FP_ATTR(m->namespaces, m->not_namespaces,
-				       zm_fp_str(e_, "") ? T : F));
+	return zm_fp_and(v,
+			 ZM_FP_ATTR(m->namespaces, m->not_namespaces, zm_fp_str(e_, "") ? T : F));
 }
 
 static int zm_fp_policy(const struct zm_rbac_policy *p, const struct zm_fp_region *r)
@@ -242,7 +242,7 @@ static int zm_fp_emit(struct zm_fp_out *o, const struct zm_fp_region *r, const c
 #define ZM_FP_MAX_AXIS 64
 
 struct zm_fp_axes {
-	__u16 ports[ZM_FP_MAX_AXIS + 1]; /* [0] = 0: any port */
+	__u16 ports[ZM_FP_MAX_AXIS + 1];	      /* [0] = 0: any port */
 	struct zm_cfg_cidr cidrs[ZM_FP_MAX_AXIS + 1]; /* [0] = /0: any source */
 	size_t n_ports, n_cidrs;
 };
@@ -263,8 +263,8 @@ static void zm_fp_axes_add(struct zm_fp_axes *ax, const struct zm_cfg_match *m, 
 		for (i = 0; i < cl[c]->n && ax->n_cidrs <= ZM_FP_MAX_AXIS; i++) {
 			if (cl[c]->v[i].addr.family != family)
 				continue;
-			for (j = 0; j < ax->n_cidrs && memcmp(&ax->cidrs[j], &cl[c]->v[i],
-							       sizeof(ax->cidrs[j]));
+			for (j = 0; j < ax->n_cidrs &&
+				    memcmp(&ax->cidrs[j], &cl[c]->v[i], sizeof(ax->cidrs[j]));
 			     j++)
 				;
 			if (j == ax->n_cidrs)
@@ -284,7 +284,8 @@ static int zm_fp_address(const struct zm_fp_list *l, struct zm_fp_region *r, str
 		for (a = 0; a < l->v[i]->n_rules; a++)
 			for (b = 0; b < l->v[i]->rules[a].n_clauses; b++)
 				for (g = 0; g < l->v[i]->rules[a].clauses[b].n_matches; g++)
-					zm_fp_axes_add(&ax, &l->v[i]->rules[a].clauses[b].matches[g],
+					zm_fp_axes_add(&ax,
+						       &l->v[i]->rules[a].clauses[b].matches[g],
 						       r->dst.family);
 	/* Coarse regions first: a finer one inside an emitted drop adds nothing. */
 	for (ci = 0; ci < ax.n_cidrs; ci++) {

@@ -188,8 +188,8 @@ static int zm_is_source(struct zm_yl *yl, yaml_node_t *n, void *member)
 
 	if (r)
 		return r;
-	r = zm_is_cidr_join(yl, &s.m.source_ips, &s.remote) ?:
-	    zm_is_cidr_join(yl, &s.m.not_source_ips, &s.not_remote);
+	r = zm_is_cidr_join(yl, &s.m.source_ips, &s.remote)
+		?: zm_is_cidr_join(yl, &s.m.not_source_ips, &s.not_remote);
 	if (r)
 		return r;
 	g->m = s.m;
@@ -208,12 +208,12 @@ static int zm_is_source(struct zm_yl *yl, yaml_node_t *n, void *member)
 
 static int zm_is_operation(struct zm_yl *yl, yaml_node_t *n, void *member)
 {
-	static const char *const names[] = {"hosts", "notHosts",   "methods",
-					     "notMethods", "paths", "notPaths"};
+	static const char *const names[] = {"hosts",	  "notHosts", "methods",
+					    "notMethods", "paths",    "notPaths"};
 	struct zm_is_group *g = member;
 	struct zm_is_op o = {0};
-	const struct zm_is_strs *l7[] = {&o.hosts,   &o.not_hosts, &o.methods,
-					 &o.not_methods, &o.paths, &o.not_paths};
+	const struct zm_is_strs *l7[] = {&o.hosts,	 &o.not_hosts, &o.methods,
+					 &o.not_methods, &o.paths,     &o.not_paths};
 	size_t i;
 	int r = zm_yl_mapping(yl, n, zm_is_op_fields, ZM_YL_N(zm_is_op_fields), &o);
 
@@ -277,16 +277,21 @@ static const struct zm_yl_field zm_is_when_fields[] = {
 };
 
 /* Condition keys ztunnel evaluates, and where each lands in a match group. */
-enum zm_is_when_kind { ZM_IS_W_SRC_IP, ZM_IS_W_NS, ZM_IS_W_PRINCIPAL, ZM_IS_W_DST_IP,
-		       ZM_IS_W_PORT };
+enum zm_is_when_kind {
+	ZM_IS_W_SRC_IP,
+	ZM_IS_W_NS,
+	ZM_IS_W_PRINCIPAL,
+	ZM_IS_W_DST_IP,
+	ZM_IS_W_PORT
+};
 
 static const struct {
 	const char *key;
 	enum zm_is_when_kind kind;
 } zm_is_when_keys[] = {
-	{"source.ip", ZM_IS_W_SRC_IP},	     {"remote.ip", ZM_IS_W_SRC_IP},
-	{"source.namespace", ZM_IS_W_NS},    {"source.principal", ZM_IS_W_PRINCIPAL},
-	{"destination.ip", ZM_IS_W_DST_IP}, {"destination.port", ZM_IS_W_PORT},
+    {"source.ip", ZM_IS_W_SRC_IP},	{"remote.ip", ZM_IS_W_SRC_IP},
+    {"source.namespace", ZM_IS_W_NS},	{"source.principal", ZM_IS_W_PRINCIPAL},
+    {"destination.ip", ZM_IS_W_DST_IP}, {"destination.port", ZM_IS_W_PORT},
 };
 
 static int zm_is_when_values(struct zm_yl *yl, yaml_node_t *n, enum zm_is_when_kind kind,
@@ -387,8 +392,7 @@ static int zm_is_when_list(struct zm_yl *yl, yaml_node_t *n, void *obj)
 {
 	struct zm_is_rule *r = obj;
 
-	return zm_yl_list(yl, n, sizeof(*r->when), zm_is_when_item, (void **)&r->when,
-			  &r->n_when);
+	return zm_yl_list(yl, n, sizeof(*r->when), zm_is_when_item, (void **)&r->when, &r->n_when);
 }
 
 static const struct zm_yl_field zm_is_rule_fields[] = {
@@ -418,7 +422,8 @@ static int zm_is_action(struct zm_yl *yl, yaml_node_t *n, void *obj)
 	int r = zm_yl_enum(yl, n, names, &s->action);
 
 	if (!r && s->action > 1) {
-		zm_yl_error(yl, n, "action %s is not supported: ztunnel enforces ALLOW and DENY only",
+		zm_yl_error(yl, n,
+			    "action %s is not supported: ztunnel enforces ALLOW and DENY only",
 			    names[s->action]);
 		r = -EINVAL;
 	}

@@ -146,7 +146,7 @@ void zm_is_scope(const struct zm_is_meta *m, struct zm_rbac_policy *p)
 		p->scope = root ? ZM_CFG_SCOPE_GLOBAL : ZM_CFG_SCOPE_NAMESPACE;
 	if (p->peer_auth)
 		p->peer_auth = m->has_selector ? ZM_RBAC_PA_WORKLOAD
-				: root	       ? ZM_RBAC_PA_MESH
+			       : root	       ? ZM_RBAC_PA_MESH
 					       : ZM_RBAC_PA_NAMESPACE;
 }
 
@@ -256,7 +256,7 @@ static int zm_is_pa_spec(struct zm_yl *yl, yaml_node_t *spec, struct zm_is_meta 
 		zm_yl_error_at(yl, pa.ports_node, "portLevelMtls", "requires a selector");
 		return -EINVAL;
 	}
-	p->action = ZM_CFG_ACTION_DENY; /* never matched as a rule set: no rules */
+	p->action = ZM_CFG_ACTION_DENY;	     /* never matched as a rule set: no rules */
 	p->peer_auth = ZM_RBAC_PA_NAMESPACE; /* refined by zm_is_scope */
 	p->mtls_mode = (enum zm_mtls_mode)pa.mtls.mode;
 	p->port_mtls = pa.ports;

@@ -69,7 +69,7 @@ struct zm_rbac_port_mtls {
 struct zm_rbac_policy {
 	const char *name;
 	const char *namespace;
-	const char *key; /* "<namespace>/<name>" */
+	const char *key;  /* "<namespace>/<name>" */
 	const char *kind; /* "policy" (config), "AuthorizationPolicy" or "PeerAuthentication" */
 	enum zm_cfg_scope scope;
 	enum zm_cfg_action action;

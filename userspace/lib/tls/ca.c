@@ -365,8 +365,8 @@ err:
 /* notBefore/notAfter of a service-signed leaf: see struct zm_ca_leaf_opts. */
 static int ca_leaf_times(struct zm_ca *ca, X509 *x, long lifetime_s)
 {
-	long back = lifetime_s > 0 && lifetime_s / 10 < CA_BACKDATE_S ? lifetime_s / 10
-								    : CA_BACKDATE_S;
+	long back =
+	    lifetime_s > 0 && lifetime_s / 10 < CA_BACKDATE_S ? lifetime_s / 10 : CA_BACKDATE_S;
 
 	if (!X509_gmtime_adj(X509_getm_notBefore(x), -back) ||
 	    !X509_gmtime_adj(X509_getm_notAfter(x), lifetime_s))
@@ -395,8 +395,8 @@ static int ca_leaf_names(struct zm_ca *ca, X509 *x, const struct zm_ca_leaf_opts
 	return x509_add_ext(x, ca->x509, NID_subject_alt_name, san);
 }
 
-int zm_ca_sign_pubkey(struct zm_ca *ca, EVP_PKEY *pub, const struct zm_ca_leaf_opts *o,
-		      X509 **out, char *err, size_t len)
+int zm_ca_sign_pubkey(struct zm_ca *ca, EVP_PKEY *pub, const struct zm_ca_leaf_opts *o, X509 **out,
+		      char *err, size_t len)
 {
 	X509 *x;
 	int ok;
@@ -406,15 +406,15 @@ int zm_ca_sign_pubkey(struct zm_ca *ca, EVP_PKEY *pub, const struct zm_ca_leaf_o
 	if (!o->lifetime_s || o->lifetime_s <= -CA_BACKDATE_S)
 		return tls_errf(err, len, -EINVAL, "certificate lifetime %ld s", o->lifetime_s);
 	x = X509_new();
-	ok = x && X509_set_version(x, X509_VERSION_3) && x509_set_random_serial(x) &&
-	     X509_set_issuer_name(x, X509_get_subject_name(ca->x509)) &&
-	     ca_leaf_times(ca, x, o->lifetime_s) && X509_set_pubkey(x, pub) &&
-	     ca_leaf_names(ca, x, o) &&
-	     x509_add_ext(x, ca->x509, NID_basic_constraints, "critical,CA:FALSE") &&
-	     x509_add_ext(x, ca->x509, NID_key_usage,
-			  "critical,digitalSignature,keyEncipherment") &&
-	     x509_add_ext(x, ca->x509, NID_ext_key_usage, "serverAuth,clientAuth") &&
-	     x509_add_ext(x, ca->x509, NID_authority_key_identifier, "keyid:always");
+	ok =
+	    x && X509_set_version(x, X509_VERSION_3) && x509_set_random_serial(x) &&
+	    X509_set_issuer_name(x, X509_get_subject_name(ca->x509)) &&
+	    ca_leaf_times(ca, x, o->lifetime_s) && X509_set_pubkey(x, pub) &&
+	    ca_leaf_names(ca, x, o) &&
+	    x509_add_ext(x, ca->x509, NID_basic_constraints, "critical,CA:FALSE") &&
+	    x509_add_ext(x, ca->x509, NID_key_usage, "critical,digitalSignature,keyEncipherment") &&
+	    x509_add_ext(x, ca->x509, NID_ext_key_usage, "serverAuth,clientAuth") &&
+	    x509_add_ext(x, ca->x509, NID_authority_key_identifier, "keyid:always");
 	if (ok) {
 		pthread_mutex_lock(&ca->lock);
 		ok = X509_sign(x, ca->pkey, EVP_sha256()) > 0;

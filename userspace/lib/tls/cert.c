@@ -500,8 +500,8 @@ int zm_cert_from_pem_key(const char *certs_pem, size_t certs_len, EVP_PKEY *key,
 	return cert_assemble(sk, key, "the certificate PEM", out, err, len);
 }
 
-int zm_cert_from_pem(const char *certs_pem, size_t certs_len, const char *key_pem,
-		     size_t key_len, struct zm_cert **out, char *err, size_t len)
+int zm_cert_from_pem(const char *certs_pem, size_t certs_len, const char *key_pem, size_t key_len,
+		     struct zm_cert **out, char *err, size_t len)
 {
 	EVP_PKEY *pkey = NULL;
 	BIO *bio;

@@ -120,8 +120,7 @@ static void dev_destroy(struct zm_identity_provider *ip)
 }
 
 int zm_dev_provider_each(struct zm_identity_provider *ip,
-			 void (*fn)(void *ud, const char *id, const struct zm_cert *cert),
-			 void *ud)
+			 void (*fn)(void *ud, const char *id, const struct zm_cert *cert), void *ud)
 {
 	struct dev_provider *p = (struct dev_provider *)ip;
 

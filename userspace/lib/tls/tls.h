@@ -105,8 +105,8 @@ int zm_cert_load_pem(const char *cert_path, const char *key_path, struct zm_cert
  * the end is kept too; peers ignore it), key_pem the leaf's private key. The same checks as
  * zm_cert_load_pem(). Returns 0 with *out (one reference).
  */
-int zm_cert_from_pem(const char *certs_pem, size_t certs_len, const char *key_pem,
-		     size_t key_len, struct zm_cert **out, char *err, size_t len);
+int zm_cert_from_pem(const char *certs_pem, size_t certs_len, const char *key_pem, size_t key_len,
+		     struct zm_cert **out, char *err, size_t len);
 /* The same with the key already in memory (the certificate takes its own reference). */
 int zm_cert_from_pem_key(const char *certs_pem, size_t certs_len, EVP_PKEY *key,
 			 struct zm_cert **out, char *err, size_t len);
@@ -176,8 +176,8 @@ struct zm_ca_leaf_opts {
  * Sign a leaf for pub (the CA keeps no reference). A negative lifetime_s (down to -299) gives
  * an already-expired certificate, for tests. Returns 0 with *out (caller frees).
  */
-int zm_ca_sign_pubkey(struct zm_ca *ca, EVP_PKEY *pub, const struct zm_ca_leaf_opts *o,
-		      X509 **out, char *err, size_t len);
+int zm_ca_sign_pubkey(struct zm_ca *ca, EVP_PKEY *pub, const struct zm_ca_leaf_opts *o, X509 **out,
+		      char *err, size_t len);
 
 /*
  * Sign a CSR for spiffe_id (the caller has authorized it): the CSR's self-signature must

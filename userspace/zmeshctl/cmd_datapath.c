@@ -81,14 +81,10 @@ static void datapath_unload_human(json_object *o)
 int cmd_datapath_unload(struct cli *c, int argc, char **argv)
 {
 	json_object *o;
-	int opt, err;
+	int err;
 
-	while ((opt = cli_getopt(c, argc, argv, NULL)) != -1)
-		return CLI_USAGE; /* no options of its own: cli_getopt reported it */
-	if (optind < argc)
-		return cli_usage_fail(c, "unexpected argument %s", argv[optind]);
-	if (cli_prepare(c))
-		return CLI_ERR;
+	if ((err = cli_begin_bare(c, argc, argv)))
+		return err;
 	err = zm_dp_unload(&c->dp);
 	if (err)
 		return cli_dp_fail(c, err);
@@ -155,14 +151,10 @@ int cmd_datapath_status(struct cli *c, int argc, char **argv)
 	static struct zm_dp_status st;
 	json_object *o, *arr, *route;
 	char when[64] = "-";
-	int opt, err;
+	int err;
 
-	while ((opt = cli_getopt(c, argc, argv, NULL)) != -1)
-		return CLI_USAGE;
-	if (optind < argc)
-		return cli_usage_fail(c, "unexpected argument %s", argv[optind]);
-	if (cli_prepare(c))
-		return CLI_ERR;
+	if ((err = cli_begin_bare(c, argc, argv)))
+		return err;
 	err = zm_dp_status(&c->dp, &st);
 	if (err)
 		return cli_dp_fail(c, err);

@@ -263,14 +263,10 @@ static void workload_list_human(json_object *arr)
 int cmd_workload_list(struct cli *c, int argc, char **argv)
 {
 	json_object *pair[2];
-	int opt, r;
+	int r;
 
-	while ((opt = cli_getopt(c, argc, argv, NULL)) != -1)
-		return CLI_USAGE;
-	if (optind < argc)
-		return cli_usage_fail(c, "unexpected argument %s", argv[optind]);
-	if (cli_prepare(c))
-		return CLI_ERR;
+	if ((r = cli_begin_bare(c, argc, argv)))
+		return r;
 	pair[0] = json_object_new_array();
 	pair[1] = json_object_new_object();
 	r = zm_dp_map_walk(&c->dp, ZM_STR(ZM_MAP_WL_INFO), wl_info_cb, pair[1], NULL);

@@ -468,14 +468,10 @@ int cmd_map_list(struct cli *c, int argc, char **argv)
 {
 	static struct zm_dp_status st;
 	json_object *arr;
-	int opt, r;
+	int r;
 
-	while ((opt = cli_getopt(c, argc, argv, NULL)) != -1)
-		return CLI_USAGE;
-	if (optind < argc)
-		return cli_usage_fail(c, "unexpected argument %s", argv[optind]);
-	if (cli_prepare(c))
-		return CLI_ERR;
+	if ((r = cli_begin_bare(c, argc, argv)))
+		return r;
 	r = zm_dp_status(&c->dp, &st);
 	if (r)
 		return cli_dp_fail(c, r);
@@ -516,14 +512,10 @@ int cmd_stats(struct cli *c, int argc, char **argv)
 {
 	__u64 counters[ZM_REASON_MAX];
 	json_object *arr;
-	int opt, r;
+	int r;
 
-	while ((opt = cli_getopt(c, argc, argv, NULL)) != -1)
-		return CLI_USAGE;
-	if (optind < argc)
-		return cli_usage_fail(c, "unexpected argument %s", argv[optind]);
-	if (cli_prepare(c))
-		return CLI_ERR;
+	if ((r = cli_begin_bare(c, argc, argv)))
+		return r;
 	r = zm_dp_stats_read(&c->dp, counters);
 	if (r)
 		return cli_dp_fail(c, r);
@@ -573,14 +565,10 @@ static void conn_list_human(json_object *arr)
 int cmd_conn_list(struct cli *c, int argc, char **argv)
 {
 	json_object *arr;
-	int opt, r;
+	int r;
 
-	while ((opt = cli_getopt(c, argc, argv, NULL)) != -1)
-		return CLI_USAGE;
-	if (optind < argc)
-		return cli_usage_fail(c, "unexpected argument %s", argv[optind]);
-	if (cli_prepare(c))
-		return CLI_ERR;
+	if ((r = cli_begin_bare(c, argc, argv)))
+		return r;
 	arr = json_object_new_array();
 	r = zm_dp_map_walk(&c->dp, ZM_STR(ZM_MAP_CONNS), conn_cb, arr, NULL);
 	if (r) {

@@ -270,14 +270,10 @@ int cmd_policy_list(struct cli *c, int argc, char **argv)
 	size_t n_st = 0, n_rules = 0;
 	__u64 serial = 0;
 	json_object *o;
-	int opt, err;
+	int err;
 
-	while ((opt = cli_getopt(c, argc, argv, NULL)) != -1)
-		return CLI_USAGE;
-	if (optind < argc)
-		return cli_usage_fail(c, "unexpected argument %s", argv[optind]);
-	if (cli_prepare(c))
-		return CLI_ERR;
+	if ((err = cli_begin_bare(c, argc, argv)))
+		return err;
 	err = zm_dp_policy_stats(&c->dp, stats, ZM_MAX_POLICIES, &n_st)
 		  ?: zm_dp_policy_list(&c->dp, rules, 2 * ZM_MAX_POL_RULES, &n_rules, &serial);
 	if (err)

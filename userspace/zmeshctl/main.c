@@ -220,6 +220,15 @@ int cli_prepare(struct cli *c)
 	return CLI_OK;
 }
 
+int cli_begin_bare(struct cli *c, int argc, char **argv)
+{
+	if (cli_getopt(c, argc, argv, NULL) != -1)
+		return CLI_USAGE; /* no options of its own: cli_getopt reported it */
+	if (optind < argc)
+		return cli_usage_fail(c, "unexpected argument %s", argv[optind]);
+	return cli_prepare(c) ? CLI_ERR : 0;
+}
+
 /* Global options may come before OBJECT: parse them, stopping at the first word. */
 static int cli_parse_globals(struct cli *c, int argc, char **argv)
 {

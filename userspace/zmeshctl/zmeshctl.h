@@ -50,6 +50,12 @@ int cli_getopt(struct cli *c, int argc, char **argv, const struct option *own);
 /* Enter --netns and initialise the datapath handle: call after parsing, before any work. */
 int cli_prepare(struct cli *c);
 
+/*
+ * For a command that takes no options or arguments of its own: parse, refuse anything else,
+ * cli_prepare. Returns 0 to go on, else the exit status (CLI_USAGE or CLI_ERR).
+ */
+int cli_begin_bare(struct cli *c, int argc, char **argv);
+
 /* Report an error ({"error": ...} on stdout in JSON mode, stderr otherwise); returns CLI_ERR. */
 int cli_fail(struct cli *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* The same for usage errors (plus the command's usage line); returns CLI_USAGE. */

@@ -121,6 +121,27 @@ static __always_inline int zm_parse_ipv6(struct __sk_buff *skb, struct zm_pkt *p
  * Fill @pkt (which the caller zeroed) from @skb. Returns 0 for a TCP packet, else the
  * pass reason: PASS_NOT_TCP (not IP, or not TCP), PASS_FRAGMENT, PASS_MALFORMED.
  */
+/*
+ * The TCP header's first 20 bytes th (from the skb or, bounds-checked, the packet): ports into
+ * the tuple, the destination port, the flags. Both parsers (tc, XDP) end here.
+ */
+static __always_inline int zm_parse_tcp(struct zm_pkt *pkt, const __u8 *th)
+{
+	if ((th[12] >> 4) < 5) /* data offset below the fixed header */
+		return -ZM_REASON_PASS_MALFORMED;
+	if (pkt->tuple_len == sizeof(pkt->tuple.ipv4)) {
+		__builtin_memcpy(&pkt->tuple.ipv4.sport, &th[0], 2);
+		__builtin_memcpy(&pkt->tuple.ipv4.dport, &th[2], 2);
+		pkt->dport = bpf_ntohs(pkt->tuple.ipv4.dport);
+	} else {
+		__builtin_memcpy(&pkt->tuple.ipv6.sport, &th[0], 2);
+		__builtin_memcpy(&pkt->tuple.ipv6.dport, &th[2], 2);
+		pkt->dport = bpf_ntohs(pkt->tuple.ipv6.dport);
+	}
+	pkt->tcp_flags = th[13];
+	return 0;
+}
+
 static __always_inline int zm_parse(struct __sk_buff *skb, struct zm_pkt *pkt)
 {
 	struct ethhdr eth;
@@ -141,20 +162,7 @@ static __always_inline int zm_parse(struct __sk_buff *skb, struct zm_pkt *pkt)
 
 	if (bpf_skb_load_bytes(skb, l4off, th, sizeof(th)))
 		return -ZM_REASON_PASS_MALFORMED;
-	if ((th[12] >> 4) < 5) /* data offset below the fixed header */
-		return -ZM_REASON_PASS_MALFORMED;
-
-	if (pkt->tuple_len == sizeof(pkt->tuple.ipv4)) {
-		__builtin_memcpy(&pkt->tuple.ipv4.sport, &th[0], 2);
-		__builtin_memcpy(&pkt->tuple.ipv4.dport, &th[2], 2);
-		pkt->dport = bpf_ntohs(pkt->tuple.ipv4.dport);
-	} else {
-		__builtin_memcpy(&pkt->tuple.ipv6.sport, &th[0], 2);
-		__builtin_memcpy(&pkt->tuple.ipv6.dport, &th[2], 2);
-		pkt->dport = bpf_ntohs(pkt->tuple.ipv6.dport);
-	}
-	pkt->tcp_flags = th[13];
-	return 0;
+	return zm_parse_tcp(pkt, th);
 }
 
 #endif

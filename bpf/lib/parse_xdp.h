@@ -83,19 +83,7 @@ static __always_inline int zm_parse_xdp(struct xdp_md *ctx, struct zm_pkt *pkt)
 		return err;
 	if ((void *)(th + 20) > end)
 		return -ZM_REASON_PASS_MALFORMED;
-	if ((th[12] >> 4) < 5)
-		return -ZM_REASON_PASS_MALFORMED;
-	if (pkt->tuple_len == sizeof(pkt->tuple.ipv4)) {
-		__builtin_memcpy(&pkt->tuple.ipv4.sport, &th[0], 2);
-		__builtin_memcpy(&pkt->tuple.ipv4.dport, &th[2], 2);
-		pkt->dport = bpf_ntohs(pkt->tuple.ipv4.dport);
-	} else {
-		__builtin_memcpy(&pkt->tuple.ipv6.sport, &th[0], 2);
-		__builtin_memcpy(&pkt->tuple.ipv6.dport, &th[2], 2);
-		pkt->dport = bpf_ntohs(pkt->tuple.ipv6.dport);
-	}
-	pkt->tcp_flags = th[13];
-	return 0;
+	return zm_parse_tcp(pkt, th);
 }
 
 #endif

@@ -23,19 +23,8 @@
 #include <unistd.h>
 
 #include "ca.h"
+#include "common/errf.h"
 #include "config/config.h"
-
-static int errf(char *err, size_t len, int ret, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int errf(char *err, size_t len, int ret, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, len, fmt, ap);
-	va_end(ap);
-	return ret;
-}
 
 /* ---- loading ---- */
 
@@ -93,7 +82,7 @@ int zca_server_cert(struct zca *z, X509 **cert, EVP_PKEY **key, char *err, size_
 	if (!*cert) {
 		EVP_PKEY_free(*key);
 		ERR_clear_error();
-		return errf(err, len, -ENOMEM, "cannot build the CA's serving certificate");
+		return zm_errf(err, len, -ENOMEM, "cannot build the CA's serving certificate");
 	}
 	return 0;
 }
@@ -140,7 +129,7 @@ static int write_pem(const char *dir, const char *name, mode_t mode, int (*fn)(B
 	snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid());
 	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
 	if (fd < 0)
-		return errf(err, len, -errno, "cannot create %s: %s", tmp, strerror(errno));
+		return zm_errf(err, len, -errno, "cannot create %s: %s", tmp, strerror(errno));
 	fchmod(fd, mode); /* umask must not widen or narrow it */
 	f = fdopen(fd, "w");
 	bio = f ? BIO_new_fp(f, BIO_NOCLOSE) : NULL;
@@ -154,7 +143,7 @@ static int write_pem(const char *dir, const char *name, mode_t mode, int (*fn)(B
 	ERR_clear_error();
 	if (!ok || rename(tmp, path)) {
 		unlink(tmp);
-		return errf(err, len, -EIO, "cannot write %s", path);
+		return zm_errf(err, len, -EIO, "cannot write %s", path);
 	}
 	return 0;
 }
@@ -177,18 +166,19 @@ int zca_issue_node(struct zca *z, const char *dir, const char *name, long lifeti
 	int r;
 
 	if (!node_name_valid(name))
-		return errf(err, len, -EINVAL, "invalid node name \"%s\" (1-63 of a-z 0-9 . - _)",
-			    name);
+		return zm_errf(err, len, -EINVAL,
+			       "invalid node name \"%s\" (1-63 of a-z 0-9 . - _)", name);
 	if (lifetime_s <= -ZCA_BACKDATE_S)
-		return errf(err, len, -EINVAL, "lifetime %ld s ends before it starts", lifetime_s);
+		return zm_errf(err, len, -EINVAL, "lifetime %ld s ends before it starts",
+			       lifetime_s);
 	if (mkdir(dir, 0700) && errno != EEXIST)
-		return errf(err, len, -errno, "cannot create %s: %s", dir, strerror(errno));
+		return zm_errf(err, len, -errno, "cannot create %s: %s", dir, strerror(errno));
 	key = EVP_EC_gen("P-256");
 	x = key ? zca_leaf(z, key, z->node_account, name, lifetime_s, NULL) : NULL;
 	if (!x) {
 		EVP_PKEY_free(key);
 		ERR_clear_error();
-		return errf(err, len, -ENOMEM, "cannot build the node certificate");
+		return zm_errf(err, len, -ENOMEM, "cannot build the node certificate");
 	}
 	r = write_pem(dir, "node-key.pem", 0600, bio_key, key, err, len);
 	if (!r)
@@ -213,17 +203,17 @@ static int csr_key_check(EVP_PKEY *pk, char *why, size_t wlen)
 		EVP_PKEY_get_group_name(pk, group, sizeof(group), NULL);
 		if (!strcmp(group, "prime256v1") || !strcmp(group, "secp384r1"))
 			return 0;
-		return errf(why, wlen, ZM_GRPC_INVALID_ARGUMENT,
-			    "CSR key is EC %s (want P-256 or P-384)", group[0] ? group : "?");
+		return zm_errf(why, wlen, ZM_GRPC_INVALID_ARGUMENT,
+			       "CSR key is EC %s (want P-256 or P-384)", group[0] ? group : "?");
 	case EVP_PKEY_RSA:
 		if (bits >= 2048 && bits <= 4096)
 			return 0;
-		return errf(why, wlen, ZM_GRPC_INVALID_ARGUMENT,
-			    "CSR key is RSA-%d (want 2048..4096 bits)", bits);
+		return zm_errf(why, wlen, ZM_GRPC_INVALID_ARGUMENT,
+			       "CSR key is RSA-%d (want 2048..4096 bits)", bits);
 	default:
-		return errf(why, wlen, ZM_GRPC_INVALID_ARGUMENT,
-			    "CSR key type %s is not accepted (want ECDSA P-256)",
-			    OBJ_nid2sn(EVP_PKEY_get_base_id(pk)));
+		return zm_errf(why, wlen, ZM_GRPC_INVALID_ARGUMENT,
+			       "CSR key type %s is not accepted (want ECDSA P-256)",
+			       OBJ_nid2sn(EVP_PKEY_get_base_id(pk)));
 	}
 }
 
@@ -239,20 +229,20 @@ static int csr_san(X509_REQ *req, char *uri, size_t ulen, char *why, size_t wlen
 	if (exts)
 		names = X509V3_get_d2i(exts, NID_subject_alt_name, &crit, &idx);
 	if (!names && crit == -2) {
-		r = errf(why, wlen, ZM_GRPC_INVALID_ARGUMENT, "CSR has several SAN extensions");
+		r = zm_errf(why, wlen, ZM_GRPC_INVALID_ARGUMENT, "CSR has several SAN extensions");
 		goto out;
 	}
 	n = names ? sk_GENERAL_NAME_num(names) : 0;
 	if (n > 1) {
-		r = errf(why, wlen, ZM_GRPC_INVALID_ARGUMENT,
-			 "CSR has %d SANs (want one SPIFFE URI)", n);
+		r = zm_errf(why, wlen, ZM_GRPC_INVALID_ARGUMENT,
+			    "CSR has %d SANs (want one SPIFFE URI)", n);
 		goto out;
 	}
 	if (n == 1) {
 		gn = sk_GENERAL_NAME_value(names, 0);
 		if (gn->type != GEN_URI) {
-			r = errf(why, wlen, ZM_GRPC_INVALID_ARGUMENT,
-				 "CSR SAN is not a URI (want one SPIFFE URI)");
+			r = zm_errf(why, wlen, ZM_GRPC_INVALID_ARGUMENT,
+				    "CSR SAN is not a URI (want one SPIFFE URI)");
 			goto out;
 		}
 		const ASN1_IA5STRING *s = gn->d.uniformResourceIdentifier;
@@ -260,14 +250,14 @@ static int csr_san(X509_REQ *req, char *uri, size_t ulen, char *why, size_t wlen
 
 		if (sl <= 0 || (size_t)sl >= ulen ||
 		    memchr(ASN1_STRING_get0_data(s), 0, (size_t)sl)) {
-			r = errf(why, wlen, ZM_GRPC_INVALID_ARGUMENT, "CSR URI SAN is too long");
+			r = zm_errf(why, wlen, ZM_GRPC_INVALID_ARGUMENT, "CSR URI SAN is too long");
 			goto out;
 		}
 		memcpy(uri, ASN1_STRING_get0_data(s), (size_t)sl);
 		uri[sl] = '\0';
 		if (zm_spiffe_id_parse(uri, NULL))
-			r = errf(why, wlen, ZM_GRPC_INVALID_ARGUMENT,
-				 "CSR URI SAN is not a SPIFFE id (spiffe://TD/ns/NS/sa/SA)");
+			r = zm_errf(why, wlen, ZM_GRPC_INVALID_ARGUMENT,
+				    "CSR URI SAN is not a SPIFFE id (spiffe://TD/ns/NS/sa/SA)");
 	}
 out:
 	GENERAL_NAMES_free(names);
@@ -285,19 +275,19 @@ static int csr_check(const char *pem, size_t len, X509_REQ **out, char *uri, siz
 	int r;
 
 	if (!len || len > ZM_CA_MAX_REQUEST)
-		return errf(why, wlen, ZM_GRPC_INVALID_ARGUMENT, "request has no CSR");
+		return zm_errf(why, wlen, ZM_GRPC_INVALID_ARGUMENT, "request has no CSR");
 	bio = BIO_new_mem_buf(pem, (int)len);
 	if (bio)
 		req = PEM_read_bio_X509_REQ(bio, NULL, NULL, NULL);
 	BIO_free(bio);
 	ERR_clear_error();
 	if (!req)
-		return errf(why, wlen, ZM_GRPC_INVALID_ARGUMENT,
-			    "CSR is not a PEM certificate request");
+		return zm_errf(why, wlen, ZM_GRPC_INVALID_ARGUMENT,
+			       "CSR is not a PEM certificate request");
 	pk = X509_REQ_get0_pubkey(req);
 	if (!pk || X509_REQ_verify(req, pk) != 1) {
 		ERR_clear_error();
-		r = errf(why, wlen, ZM_GRPC_INVALID_ARGUMENT, "CSR signature does not verify");
+		r = zm_errf(why, wlen, ZM_GRPC_INVALID_ARGUMENT, "CSR signature does not verify");
 		goto err;
 	}
 	r = csr_key_check(pk, why, wlen);
@@ -368,23 +358,23 @@ static int zca_authorize(struct zca *z, const struct zca_caller *c, const char *
 	struct zm_spiffe_id sid;
 
 	if (zm_spiffe_id_parse(id, &sid))
-		return errf(why, wlen, ZM_GRPC_INVALID_ARGUMENT,
-			    "requested identity is not a SPIFFE id");
+		return zm_errf(why, wlen, ZM_GRPC_INVALID_ARGUMENT,
+			       "requested identity is not a SPIFFE id");
 	if (strcmp(sid.trust_domain, z->td))
-		return errf(why, wlen, ZM_GRPC_PERMISSION_DENIED,
-			    "requested identity is outside trust domain %s", z->td);
+		return zm_errf(why, wlen, ZM_GRPC_PERMISSION_DENIED,
+			       "requested identity is outside trust domain %s", z->td);
 	if (!strcmp(id, c->id))
 		return ZM_GRPC_OK; /* renewing its own identity */
 	if (strcmp(c->id, z->node_account))
-		return errf(why, wlen, ZM_GRPC_PERMISSION_DENIED,
-			    "caller %s is not a node account (%s) and may only renew itself", c->id,
-			    z->node_account);
+		return zm_errf(why, wlen, ZM_GRPC_PERMISSION_DENIED,
+			       "caller %s is not a node account (%s) and may only renew itself",
+			       c->id, z->node_account);
 	if (!c->node[0])
-		return errf(why, wlen, ZM_GRPC_UNAUTHENTICATED,
-			    "node certificate names no node (subject CN)");
+		return zm_errf(why, wlen, ZM_GRPC_UNAUTHENTICATED,
+			       "node certificate names no node (subject CN)");
 	if (!zca_workload_on_node(z, c->node, id))
-		return errf(why, wlen, ZM_GRPC_PERMISSION_DENIED,
-			    "no workload with identity %s on node %s", id, c->node);
+		return zm_errf(why, wlen, ZM_GRPC_PERMISSION_DENIED,
+			       "no workload with identity %s on node %s", id, c->node);
 	return ZM_GRPC_OK;
 }
 
@@ -403,7 +393,7 @@ static int zca_sign(struct zca *z, X509_REQ *req, const char *id, long ttl, char
 	chain[1] = pem_of(z->ca_cert);
 	bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
 	hex = bn ? BN_bn2hex(bn) : NULL;
-	errf(why, wlen, ZM_GRPC_OK, "serial %s, valid %ld s", hex ?: "?", ttl);
+	zm_errf(why, wlen, ZM_GRPC_OK, "serial %s, valid %ld s", hex ?: "?", ttl);
 	OPENSSL_free(hex);
 	BN_free(bn);
 	X509_free(x);
@@ -411,7 +401,7 @@ static int zca_sign(struct zca *z, X509_REQ *req, const char *id, long ttl, char
 		free(chain[0]);
 		free(chain[1]);
 		chain[0] = chain[1] = NULL;
-		return errf(why, wlen, ZM_GRPC_INTERNAL, "out of memory");
+		return zm_errf(why, wlen, ZM_GRPC_INTERNAL, "out of memory");
 	}
 	return ZM_GRPC_OK;
 }
@@ -427,7 +417,7 @@ int zca_handle(struct zca *z, const struct zca_caller *c, const struct zm_capb_r
 
 	chain[0] = chain[1] = NULL;
 	if (rq->impersonated_len >= sizeof(imp)) {
-		st = errf(why, wlen, ZM_GRPC_INVALID_ARGUMENT, "ImpersonatedIdentity too long");
+		st = zm_errf(why, wlen, ZM_GRPC_INVALID_ARGUMENT, "ImpersonatedIdentity too long");
 		goto log;
 	}
 	if (rq->impersonated)
@@ -437,17 +427,17 @@ int zca_handle(struct zca *z, const struct zca_caller *c, const struct zm_capb_r
 		goto log;
 	id = imp[0] ? imp : uri;
 	if (!id[0])
-		st = errf(why, wlen, ZM_GRPC_INVALID_ARGUMENT,
-			  "no identity requested (CSR has no URI SAN, no ImpersonatedIdentity)");
+		st = zm_errf(why, wlen, ZM_GRPC_INVALID_ARGUMENT,
+			     "no identity requested (CSR has no URI SAN, no ImpersonatedIdentity)");
 	else if (imp[0] && uri[0] && strcmp(imp, uri))
-		st = errf(why, wlen, ZM_GRPC_INVALID_ARGUMENT,
-			  "CSR SAN %s differs from ImpersonatedIdentity %s", uri, imp);
+		st = zm_errf(why, wlen, ZM_GRPC_INVALID_ARGUMENT,
+			     "CSR SAN %s differs from ImpersonatedIdentity %s", uri, imp);
 	else if (rq->validity_s < 0)
-		st = errf(why, wlen, ZM_GRPC_INVALID_ARGUMENT, "negative validity_duration");
+		st = zm_errf(why, wlen, ZM_GRPC_INVALID_ARGUMENT, "negative validity_duration");
 	else if (rq->validity_s > z->max_ttl)
-		st = errf(why, wlen, ZM_GRPC_INVALID_ARGUMENT,
-			  "requested validity %lld s exceeds the maximum %ld s",
-			  (long long)rq->validity_s, z->max_ttl);
+		st = zm_errf(why, wlen, ZM_GRPC_INVALID_ARGUMENT,
+			     "requested validity %lld s exceeds the maximum %ld s",
+			     (long long)rq->validity_s, z->max_ttl);
 	if (st)
 		goto log;
 	st = zca_authorize(z, c, id, why, wlen);

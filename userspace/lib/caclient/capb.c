@@ -6,32 +6,18 @@
  * can at worst be refused, never read out of bounds.
  */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "caclient/capb.h"
+#include "common/errf.h"
 
 enum { PB_VARINT = 0, PB_I64 = 1, PB_LEN = 2, PB_I32 = 5 };
 
 struct pb_rd {
 	const uint8_t *p, *end;
 };
-
-static int pb_errf(char *err, size_t len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int pb_errf(char *err, size_t len, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && len) {
-		va_start(ap, fmt);
-		vsnprintf(err, len, fmt, ap);
-		va_end(ap);
-	}
-	return -EINVAL;
-}
 
 const char *zm_grpc_status_name(int code)
 {
@@ -151,7 +137,7 @@ static int pb_meta_entry(const uint8_t *p, size_t n, struct zm_capb_request *out
 
 	while (r.p < r.end) {
 		if (pb_field(&r, &num, &type, &d, &dl))
-			return pb_errf(err, errlen, "metadata: malformed map entry");
+			return zm_errf(err, errlen, -EINVAL, "metadata: malformed map entry");
 		if (num == 1 && type == PB_LEN)
 			key = d, klen = dl;
 		else if (num == 2 && type == PB_LEN)
@@ -161,9 +147,10 @@ static int pb_meta_entry(const uint8_t *p, size_t n, struct zm_capb_request *out
 	    memcmp(key, ZM_CA_META_IMPERSONATE, klen))
 		return 0; /* other metadata (WorkloadName, ClusterID, ...) is informational */
 	if (out->impersonated)
-		return pb_errf(err, errlen, "metadata: " ZM_CA_META_IMPERSONATE " given twice");
+		return zm_errf(err, errlen, -EINVAL,
+			       "metadata: " ZM_CA_META_IMPERSONATE " given twice");
 	if (!val || pb_value_string(val, vlen, &out->impersonated, &out->impersonated_len))
-		return pb_errf(err, errlen,
+		return zm_errf(err, errlen, -EINVAL,
 			       "metadata: " ZM_CA_META_IMPERSONATE " is not a string value");
 	if (!out->impersonated_len)
 		out->impersonated = NULL;
@@ -181,7 +168,7 @@ static int pb_metadata(const uint8_t *p, size_t n, struct zm_capb_request *out, 
 
 	while (r.p < r.end) {
 		if (pb_field(&r, &num, &type, &d, &dl))
-			return pb_errf(err, errlen, "metadata: malformed Struct");
+			return zm_errf(err, errlen, -EINVAL, "metadata: malformed Struct");
 		if (num == 1 && type == PB_LEN) {
 			ret = pb_meta_entry(d, dl, out, err, errlen);
 			if (ret)
@@ -203,22 +190,23 @@ int zm_capb_request_decode(const uint8_t *buf, size_t len, struct zm_capb_reques
 	memset(out, 0, sizeof(*out));
 	while (r.p < r.end) {
 		if (pb_field(&r, &num, &type, &d, &dl))
-			return pb_errf(err, errlen, "malformed protobuf at byte %zu",
+			return zm_errf(err, errlen, -EINVAL, "malformed protobuf at byte %zu",
 				       (size_t)(r.p - buf));
 		if (num == 1) {
 			if (type != PB_LEN)
-				return pb_errf(err, errlen, "csr has wire type %d, want bytes",
-					       type);
+				return zm_errf(err, errlen, -EINVAL,
+					       "csr has wire type %d, want bytes", type);
 			out->csr = (const char *)d;
 			out->csr_len = dl;
 		} else if (num == 3) {
 			if (type != PB_VARINT)
-				return pb_errf(err, errlen, "validity_duration has wire type %d",
-					       type);
+				return zm_errf(err, errlen, -EINVAL,
+					       "validity_duration has wire type %d", type);
 			out->validity_s = (int64_t)dl;
 		} else if (num == 4) {
 			if (type != PB_LEN)
-				return pb_errf(err, errlen, "metadata has wire type %d", type);
+				return zm_errf(err, errlen, -EINVAL, "metadata has wire type %d",
+					       type);
 			/* A repeated singular message merges (proto3): a second metadata
 			 * naming the identity again is refused as "given twice". */
 			ret = pb_metadata(d, dl, out, err, errlen);
@@ -350,19 +338,20 @@ int zm_capb_response_decode(const uint8_t *buf, size_t len, const char **chain, 
 
 	while (r.p < r.end) {
 		if (pb_field(&r, &num, &type, &d, &dl))
-			return pb_errf(err, errlen, "malformed protobuf in the CA response");
+			return zm_errf(err, errlen, -EINVAL,
+				       "malformed protobuf in the CA response");
 		if (num != 1)
 			continue;
 		if (type != PB_LEN)
-			return pb_errf(err, errlen, "cert_chain has wire type %d", type);
+			return zm_errf(err, errlen, -EINVAL, "cert_chain has wire type %d", type);
 		if (n == max)
-			return pb_errf(err, errlen, "CA response has more than %zu certificates",
-				       max);
+			return zm_errf(err, errlen, -EINVAL,
+				       "CA response has more than %zu certificates", max);
 		chain[n] = (const char *)d;
 		lens[n++] = dl;
 	}
 	if (!n)
-		return pb_errf(err, errlen, "CA response has an empty cert_chain");
+		return zm_errf(err, errlen, -EINVAL, "CA response has an empty cert_chain");
 	return (int)n;
 }
 

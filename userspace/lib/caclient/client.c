@@ -16,7 +16,6 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 #include <poll.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,21 +25,8 @@
 #include <unistd.h>
 
 #include "caclient/caclient.h"
+#include "common/errf.h"
 #include "caclient/capb.h"
-
-static int cac_errf(char *err, size_t len, int ret, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int cac_errf(char *err, size_t len, int ret, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && len) {
-		va_start(ap, fmt);
-		vsnprintf(err, len, fmt, ap);
-		va_end(ap);
-	}
-	return ret;
-}
 
 int zm_caclient_addr_parse(const char *text, struct sockaddr_storage *ss, socklen_t *sl)
 {
@@ -123,7 +109,7 @@ int zm_caclient_csr_new(const char *spiffe_id, EVP_PKEY **key_out, char **csr_ou
 	ERR_clear_error();
 	if (!*csr_out) {
 		EVP_PKEY_free(key);
-		return cac_errf(err, len, -ENOMEM, "building a CSR for %s failed", spiffe_id);
+		return zm_errf(err, len, -ENOMEM, "building a CSR for %s failed", spiffe_id);
 	}
 	*key_out = key;
 	return 0;
@@ -149,13 +135,13 @@ int zm_caclient_cert_build(EVP_PKEY *key, char *const *chain, size_t n, struct z
 
 	(void)roots; /* peers verify against the roots; here the leaf's signature is checked */
 	if (!n)
-		return cac_errf(err, len, -EINVAL, "empty certificate chain");
+		return zm_errf(err, len, -EINVAL, "empty certificate chain");
 	leaf = pem_x509(chain[0]);
 	issuer = pem_x509(chain[n > 1 ? 1 : 0]);
 	if (!leaf || !issuer || X509_check_private_key(leaf, key) != 1 ||
 	    X509_verify(leaf, X509_get0_pubkey(issuer)) != 1) {
-		r = cac_errf(err, len, -EINVAL,
-			     "CA returned a leaf that does not match our key or its issuer");
+		r = zm_errf(err, len, -EINVAL,
+			    "CA returned a leaf that does not match our key or its issuer");
 		goto out;
 	}
 	/* The presented chain: the leaf and intermediates, never the root (chain[n-1]). */
@@ -164,7 +150,7 @@ int zm_caclient_cert_build(EVP_PKEY *key, char *const *chain, size_t n, struct z
 		char *nc = realloc(certs, clen + l + 2);
 
 		if (!nc) {
-			r = cac_errf(err, len, -ENOMEM, "out of memory");
+			r = zm_errf(err, len, -ENOMEM, "out of memory");
 			goto out;
 		}
 		certs = nc;
@@ -293,10 +279,10 @@ static int cac_connect(const char *addr, int timeout_ms, char *err, size_t len)
 	int fd, so = 0, r;
 
 	if (zm_caclient_addr_parse(addr, &ss, &sl))
-		return cac_errf(err, len, -EINVAL, "CA address %s: want HOST:PORT", addr);
+		return zm_errf(err, len, -EINVAL, "CA address %s: want HOST:PORT", addr);
 	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
-		return cac_errf(err, len, -errno, "socket: %s", strerror(errno));
+		return zm_errf(err, len, -errno, "socket: %s", strerror(errno));
 	if (connect(fd, (struct sockaddr *)&ss, sl) && errno != EINPROGRESS) {
 		r = -errno;
 		goto fail;
@@ -319,7 +305,7 @@ static int cac_connect(const char *addr, int timeout_ms, char *err, size_t len)
 	return fd;
 fail:
 	close(fd);
-	return cac_errf(err, len, r, "connecting to the CA at %s: %s", addr, strerror(-r));
+	return zm_errf(err, len, r, "connecting to the CA at %s: %s", addr, strerror(-r));
 }
 
 static int cac_h2_start(struct cac_call *c, const char *addr)
@@ -362,18 +348,18 @@ static int cac_h2_run(struct cac_call *c, char *err, size_t len)
 	while (!c->closed) {
 		r = cac_flush(c);
 		if (r)
-			return cac_errf(err, len, r, "sending to the CA failed");
+			return zm_errf(err, len, r, "sending to the CA failed");
 		n = SSL_read(c->ssl, buf, sizeof(buf));
 		if (n <= 0) {
 			char why[200];
 
 			r = zm_tls_error(c->ssl, n, why, sizeof(why));
 			if (SSL_get_error(c->ssl, n) == SSL_ERROR_SYSCALL && errno == EAGAIN)
-				return cac_errf(err, len, -ETIMEDOUT, "CA did not answer in time");
-			return cac_errf(err, len, r ?: -EIO, "CA connection: %s", why);
+				return zm_errf(err, len, -ETIMEDOUT, "CA did not answer in time");
+			return zm_errf(err, len, r ?: -EIO, "CA connection: %s", why);
 		}
 		if (nghttp2_session_mem_recv(c->h2, buf, (size_t)n) < 0)
-			return cac_errf(err, len, -EPROTO, "CA sent malformed HTTP/2");
+			return zm_errf(err, len, -EPROTO, "CA sent malformed HTTP/2");
 	}
 	cac_flush(c);
 	return 0;
@@ -389,23 +375,23 @@ static int cac_result(struct cac_call *c, char **chain, size_t max, size_t *n, c
 	int k;
 
 	if (c->http_status != 200)
-		return cac_errf(err, len, -EPROTO, "CA answered HTTP %d", c->http_status);
+		return zm_errf(err, len, -EPROTO, "CA answered HTTP %d", c->http_status);
 	if (c->grpc_status < 0)
-		return cac_errf(err, len, -EPROTO, "CA answer has no grpc-status (stream %s)",
-				c->rst ? "reset" : "ended");
+		return zm_errf(err, len, -EPROTO, "CA answer has no grpc-status (stream %s)",
+			       c->rst ? "reset" : "ended");
 	if (c->grpc_status)
-		return cac_errf(err, len,
-				c->grpc_status == ZM_GRPC_PERMISSION_DENIED ||
-					c->grpc_status == ZM_GRPC_UNAUTHENTICATED
-				    ? -EACCES
-				: c->grpc_status == ZM_GRPC_INVALID_ARGUMENT ||
-					c->grpc_status == ZM_GRPC_RESOURCE_EXHAUSTED
-				    ? -EINVAL
-				    : -EPROTO,
-				"%s: %s", zm_grpc_status_name(c->grpc_status), c->grpc_message);
+		return zm_errf(err, len,
+			       c->grpc_status == ZM_GRPC_PERMISSION_DENIED ||
+				       c->grpc_status == ZM_GRPC_UNAUTHENTICATED
+				   ? -EACCES
+			       : c->grpc_status == ZM_GRPC_INVALID_ARGUMENT ||
+				       c->grpc_status == ZM_GRPC_RESOURCE_EXHAUSTED
+				   ? -EINVAL
+				   : -EPROTO,
+			       "%s: %s", zm_grpc_status_name(c->grpc_status), c->grpc_message);
 	if (c->too_big || c->body_len < ZM_GRPC_HDR || zm_grpc_hdr_get(c->body, &mlen) != 0 ||
 	    mlen != c->body_len - ZM_GRPC_HDR)
-		return cac_errf(err, len, -EPROTO, "CA response is not one gRPC message");
+		return zm_errf(err, len, -EPROTO, "CA response is not one gRPC message");
 	k = zm_capb_response_decode(c->body + ZM_GRPC_HDR, mlen, certs, lens,
 				    max < ZM_CA_MAX_CHAIN ? max : ZM_CA_MAX_CHAIN, err, len);
 	if (k < 0)
@@ -415,7 +401,7 @@ static int cac_result(struct cac_call *c, char **chain, size_t max, size_t *n, c
 		if (!chain[i]) {
 			while (i--)
 				free(chain[i]);
-			return cac_errf(err, len, -ENOMEM, "out of memory");
+			return zm_errf(err, len, -ENOMEM, "out of memory");
 		}
 	}
 	*n = (size_t)k;
@@ -435,7 +421,7 @@ int zm_caclient_call(const char *addr, struct zm_tls_roots *roots, struct zm_cer
 	*n = 0;
 	r = zm_capb_request_encode(csr_pem, validity_s, impersonated, &req, &c.req_len);
 	if (r)
-		return cac_errf(err, len, r, "encoding the request failed");
+		return zm_errf(err, len, r, "encoding the request failed");
 	c.req = req;
 	fd = cac_connect(addr, timeout_ms, err, len);
 	if (fd < 0) {
@@ -450,12 +436,12 @@ int zm_caclient_call(const char *addr, struct zm_tls_roots *roots, struct zm_cer
 	r = zm_tls_handshake(c.ssl, &want, err, len);
 	if (r) {
 		if (r == -EAGAIN)
-			r = cac_errf(err, len, -ETIMEDOUT, "TLS handshake with the CA timed out");
+			r = zm_errf(err, len, -ETIMEDOUT, "TLS handshake with the CA timed out");
 		goto out;
 	}
 	r = cac_h2_start(&c, addr);
 	if (r) {
-		cac_errf(err, len, r, "starting HTTP/2 failed");
+		zm_errf(err, len, r, "starting HTTP/2 failed");
 		goto out;
 	}
 	r = cac_h2_run(&c, err, len);

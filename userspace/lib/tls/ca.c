@@ -147,16 +147,16 @@ static int ca_dir_prepare(const char *dir, char *err, size_t len)
 	struct stat st;
 
 	if (mkdir(dir, 0700) && errno != EEXIST)
-		return tls_errf(err, len, -errno, "cannot create directory %s: %s", dir,
-				strerror(errno));
+		return zm_errf(err, len, -errno, "cannot create directory %s: %s", dir,
+			       strerror(errno));
 	if (stat(dir, &st))
-		return tls_errf(err, len, -errno, "%s: %s", dir, strerror(errno));
+		return zm_errf(err, len, -errno, "%s: %s", dir, strerror(errno));
 	if (!S_ISDIR(st.st_mode))
-		return tls_errf(err, len, -ENOTDIR, "%s is not a directory", dir);
+		return zm_errf(err, len, -ENOTDIR, "%s is not a directory", dir);
 	/* Root passes permission checks, so ask for real writability explicitly. */
 	if (access(dir, W_OK))
-		return tls_errf(err, len, -errno, "directory %s is not writable: %s", dir,
-				strerror(errno));
+		return zm_errf(err, len, -errno, "directory %s is not writable: %s", dir,
+			       strerror(errno));
 	return 0;
 }
 
@@ -169,19 +169,19 @@ int zm_ca_init_files(const char *dir, const char *trust_domain, char *err, size_
 
 	trust_domain = trust_domain ?: "cluster.local";
 	if (!ca_trust_domain_valid(trust_domain))
-		return tls_errf(err, len, -EINVAL,
-				"invalid trust domain \"%s\" (want lower-case letters, digits, "
-				"'.', '-', '_')",
-				trust_domain);
+		return zm_errf(err, len, -EINVAL,
+			       "invalid trust domain \"%s\" (want lower-case letters, digits, "
+			       "'.', '-', '_')",
+			       trust_domain);
 	if (snprintf(kpath, sizeof(kpath), "%s/%s", dir, ZM_CA_KEY_FILE) >= (int)sizeof(kpath) ||
 	    snprintf(cpath, sizeof(cpath), "%s/%s", dir, ZM_CA_CERT_FILE) >= (int)sizeof(cpath))
-		return tls_errf(err, len, -ENAMETOOLONG, "CA directory path too long");
+		return zm_errf(err, len, -ENAMETOOLONG, "CA directory path too long");
 	ret = ca_dir_prepare(dir, err, len);
 	if (ret)
 		return ret;
 	if (!access(kpath, F_OK))
-		return tls_errf(err, len, -EEXIST, "%s already exists; not overwriting a CA key",
-				kpath);
+		return zm_errf(err, len, -EEXIST, "%s already exists; not overwriting a CA key",
+			       kpath);
 	key = EVP_EC_gen("P-256");
 	if (!key)
 		return tls_errf_ssl(err, len, -ENOMEM, "generating the CA key");
@@ -208,8 +208,8 @@ static int ca_read_pem(const char *path, bool key, void **out, char *err, size_t
 	BIO *bio = BIO_new_file(path, "r");
 
 	if (!bio)
-		return tls_errf(err, len, errno ? -errno : -EIO, "cannot open %s: %s", path,
-				strerror(errno ?: EIO));
+		return zm_errf(err, len, errno ? -errno : -EIO, "cannot open %s: %s", path,
+			       strerror(errno ?: EIO));
 	*out = key ? (void *)PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL)
 		   : (void *)PEM_read_bio_X509(bio, NULL, NULL, NULL);
 	BIO_free(bio);
@@ -226,12 +226,12 @@ static int ca_check_root(struct zm_ca *ca, const char *cpath, char *err, size_t 
 	if (!X509_check_private_key(ca->x509, ca->pkey))
 		return tls_errf_ssl(err, len, -EINVAL, "%s does not match the CA key", cpath);
 	if (X509_check_ca(ca->x509) == 0)
-		return tls_errf(err, len, -EINVAL, "%s is not a CA certificate", cpath);
+		return zm_errf(err, len, -EINVAL, "%s is not a CA certificate", cpath);
 	n = X509_NAME_get_text_by_NID(name, NID_organizationName, ca->trust_domain,
 				      sizeof(ca->trust_domain));
 	if (n <= 0 || !ca_trust_domain_valid(ca->trust_domain))
-		return tls_errf(err, len, -EINVAL, "%s: subject O is not a valid trust domain",
-				cpath);
+		return zm_errf(err, len, -EINVAL, "%s: subject O is not a valid trust domain",
+			       cpath);
 	return 0;
 }
 
@@ -244,18 +244,18 @@ int zm_ca_load(const char *dir, struct zm_ca **out, char *err, size_t len)
 
 	if (snprintf(kpath, sizeof(kpath), "%s/%s", dir, ZM_CA_KEY_FILE) >= (int)sizeof(kpath) ||
 	    snprintf(cpath, sizeof(cpath), "%s/%s", dir, ZM_CA_CERT_FILE) >= (int)sizeof(cpath))
-		return tls_errf(err, len, -ENAMETOOLONG, "CA directory path too long");
+		return zm_errf(err, len, -ENAMETOOLONG, "CA directory path too long");
 	if (stat(kpath, &st))
-		return tls_errf(err, len, -errno, "%s: %s (run `zmeshctl ca init --dir %s`?)",
-				kpath, strerror(errno), dir);
+		return zm_errf(err, len, -errno, "%s: %s (run `zmeshctl ca init --dir %s`?)", kpath,
+			       strerror(errno), dir);
 	if (st.st_mode & 077)
-		return tls_errf(err, len, -EPERM,
-				"%s is accessible by group/others (mode %03o); "
-				"chmod 600 it",
-				kpath, (unsigned int)(st.st_mode & 0777));
+		return zm_errf(err, len, -EPERM,
+			       "%s is accessible by group/others (mode %03o); "
+			       "chmod 600 it",
+			       kpath, (unsigned int)(st.st_mode & 0777));
 	ca = calloc(1, sizeof(*ca));
 	if (!ca)
-		return tls_errf(err, len, -ENOMEM, "out of memory for the CA");
+		return zm_errf(err, len, -ENOMEM, "out of memory for the CA");
 	pthread_mutex_init(&ca->lock, NULL);
 	ret = ca_read_pem(kpath, true, (void **)&ca->pkey, err, len);
 	if (ret)
@@ -335,12 +335,12 @@ int zm_ca_issue(struct zm_ca *ca, const char *spiffe_id, long lifetime_s, struct
 	int ret;
 
 	if (zm_spiffe_id_parse(spiffe_id, NULL))
-		return tls_errf(err, len, -EINVAL,
-				"\"%s\" is not a SPIFFE id (spiffe://TD/ns/NS/sa/SA)",
-				spiffe_id ?: "(null)");
+		return zm_errf(err, len, -EINVAL,
+			       "\"%s\" is not a SPIFFE id (spiffe://TD/ns/NS/sa/SA)",
+			       spiffe_id ?: "(null)");
 	if (lifetime_s <= -CA_BACKDATE_S)
-		return tls_errf(err, len, -EINVAL,
-				"certificate lifetime %ld s ends before it starts", lifetime_s);
+		return zm_errf(err, len, -EINVAL,
+			       "certificate lifetime %ld s ends before it starts", lifetime_s);
 	key = EVP_EC_gen("P-256");
 	if (!key)
 		return tls_errf_ssl(err, len, -ENOMEM, "generating a key for %s", spiffe_id);
@@ -402,9 +402,9 @@ int zm_ca_sign_pubkey(struct zm_ca *ca, EVP_PKEY *pub, const struct zm_ca_leaf_o
 	int ok;
 
 	if (!ca || !pub || !o || zm_spiffe_id_parse(o->spiffe_id, NULL))
-		return tls_errf(err, len, -EINVAL, "signing needs a CA, a key and a SPIFFE id");
+		return zm_errf(err, len, -EINVAL, "signing needs a CA, a key and a SPIFFE id");
 	if (!o->lifetime_s || o->lifetime_s <= -CA_BACKDATE_S)
-		return tls_errf(err, len, -EINVAL, "certificate lifetime %ld s", o->lifetime_s);
+		return zm_errf(err, len, -EINVAL, "certificate lifetime %ld s", o->lifetime_s);
 	x = X509_new();
 	ok =
 	    x && X509_set_version(x, X509_VERSION_3) && x509_set_random_serial(x) &&
@@ -436,7 +436,7 @@ int zm_ca_sign_csr(struct zm_ca *ca, X509_REQ *req, const char *spiffe_id, long 
 	EVP_PKEY *pub = req ? X509_REQ_get0_pubkey(req) : NULL;
 
 	if (lifetime_s <= 0)
-		return tls_errf(err, len, -EINVAL, "certificate lifetime %ld s", lifetime_s);
+		return zm_errf(err, len, -EINVAL, "certificate lifetime %ld s", lifetime_s);
 	if (!pub || X509_REQ_verify(req, pub) != 1)
 		return tls_errf_ssl(err, len, -EINVAL, "the CSR's signature does not verify");
 	return zm_ca_sign_pubkey(ca, pub, &o, out, err, len);

@@ -21,18 +21,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-int tls_errf(char *err, size_t len, int ret, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && len) {
-		va_start(ap, fmt);
-		vsnprintf(err, len, fmt, ap);
-		va_end(ap);
-	}
-	return ret;
-}
-
 int tls_errf_ssl(char *err, size_t len, int ret, const char *fmt, ...)
 {
 	unsigned long e = ERR_peek_error();
@@ -223,17 +211,17 @@ int tls_cert_wrap(X509 *x509, EVP_PKEY *pkey, STACK_OF(X509) * chain, time_t iss
 
 	c = calloc(1, sizeof(*c));
 	if (!c)
-		return tls_errf(err, len, -ENOMEM, "out of memory for a certificate");
+		return zm_errf(err, len, -ENOMEM, "out of memory for a certificate");
 	ret = tls_x509_spiffe_id(x509, c->id, sizeof(c->id));
 	if (ret) {
 		free(c);
-		return tls_errf(err, len, ret, "certificate has no valid spiffe:// URI SAN");
+		return zm_errf(err, len, ret, "certificate has no valid spiffe:// URI SAN");
 	}
 	if (!chain)
 		chain = sk_X509_new_null();
 	if (!chain) {
 		free(c);
-		return tls_errf(err, len, -ENOMEM, "out of memory for a certificate chain");
+		return zm_errf(err, len, -ENOMEM, "out of memory for a certificate chain");
 	}
 	c->refs = 1;
 	c->x509 = x509;
@@ -329,13 +317,13 @@ int tls_pem_write_file(const char *path, mode_t mode, int (*write)(BIO *bio, con
 	int fd, ret;
 
 	if (snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid()) >= (int)sizeof(tmp))
-		return tls_errf(err, len, -ENAMETOOLONG, "path too long: %s", path);
+		return zm_errf(err, len, -ENAMETOOLONG, "path too long: %s", path);
 	/* O_EXCL + the final mode at creation: the key is never readable by others. */
 	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
 	if (fd < 0)
-		return tls_errf(err, len, -errno, "cannot create %s: %s", tmp, strerror(errno));
+		return zm_errf(err, len, -errno, "cannot create %s: %s", tmp, strerror(errno));
 	if (fchmod(fd, mode)) {
-		ret = tls_errf(err, len, -errno, "chmod %s: %s", tmp, strerror(errno));
+		ret = zm_errf(err, len, -errno, "chmod %s: %s", tmp, strerror(errno));
 		goto err_close;
 	}
 	bio = BIO_new_fd(fd, BIO_NOCLOSE);
@@ -344,19 +332,19 @@ int tls_pem_write_file(const char *path, mode_t mode, int (*write)(BIO *bio, con
 		goto err_close;
 	}
 	if (fsync(fd)) {
-		ret = tls_errf(err, len, -errno, "fsync %s: %s", tmp, strerror(errno));
+		ret = zm_errf(err, len, -errno, "fsync %s: %s", tmp, strerror(errno));
 		goto err_close;
 	}
 	BIO_free(bio);
 	bio = NULL;
 	if (close(fd)) {
 		fd = -1;
-		ret = tls_errf(err, len, -errno, "close %s: %s", tmp, strerror(errno));
+		ret = zm_errf(err, len, -errno, "close %s: %s", tmp, strerror(errno));
 		goto err_unlink;
 	}
 	fd = -1;
 	if (rename(tmp, path)) {
-		ret = tls_errf(err, len, -errno, "rename to %s: %s", path, strerror(errno));
+		ret = zm_errf(err, len, -errno, "rename to %s: %s", path, strerror(errno));
 		goto err_unlink;
 	}
 	return 0;
@@ -414,7 +402,7 @@ static int pem_read_certs_bio(BIO *bio, const char *what, STACK_OF(X509) * *out,
 	ERR_clear_error(); /* the read loop always ends on a "no start line" error */
 	if (!sk || sk_X509_num(sk) == 0) {
 		sk_X509_free(sk);
-		return tls_errf(err, len, -ENOENT, "no PEM certificate in %s", what);
+		return zm_errf(err, len, -ENOENT, "no PEM certificate in %s", what);
 	}
 	*out = sk;
 	return 0;
@@ -427,8 +415,8 @@ static int pem_read_certs(const char *path, STACK_OF(X509) * *out, char *err, si
 
 	bio = BIO_new_file(path, "r");
 	if (!bio)
-		return tls_errf(err, len, errno ? -errno : -EIO, "cannot open %s: %s", path,
-				strerror(errno ?: EIO));
+		return zm_errf(err, len, errno ? -errno : -EIO, "cannot open %s: %s", path,
+			       strerror(errno ?: EIO));
 	ret = pem_read_certs_bio(bio, path, out, err, len);
 	BIO_free(bio);
 	return ret;
@@ -485,7 +473,7 @@ int zm_cert_from_pem_key(const char *certs_pem, size_t certs_len, EVP_PKEY *key,
 	int ret;
 
 	if (!certs_pem || !key || certs_len > INT_MAX)
-		return tls_errf(err, len, -EINVAL, "certificate PEM and key are required");
+		return zm_errf(err, len, -EINVAL, "certificate PEM and key are required");
 	bio = BIO_new_mem_buf(certs_pem, (int)certs_len);
 	if (!bio)
 		return tls_errf_ssl(err, len, -ENOMEM, "BIO_new_mem_buf");
@@ -508,7 +496,7 @@ int zm_cert_from_pem(const char *certs_pem, size_t certs_len, const char *key_pe
 	int ret;
 
 	if (!key_pem || key_len > INT_MAX)
-		return tls_errf(err, len, -EINVAL, "a private key PEM is required");
+		return zm_errf(err, len, -EINVAL, "a private key PEM is required");
 	bio = BIO_new_mem_buf(key_pem, (int)key_len);
 	if (bio)
 		pkey = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
@@ -528,7 +516,7 @@ int zm_tls_roots_from_pem(const char *pem, size_t pem_len, struct zm_tls_roots *
 	int ret;
 
 	if (!pem || pem_len > INT_MAX)
-		return tls_errf(err, len, -EINVAL, "a PEM bundle is required");
+		return zm_errf(err, len, -EINVAL, "a PEM bundle is required");
 	bio = BIO_new_mem_buf(pem, (int)pem_len);
 	if (!bio)
 		return tls_errf_ssl(err, len, -ENOMEM, "BIO_new_mem_buf");
@@ -548,7 +536,7 @@ int tls_roots_from_certs(X509 **certs, int n, struct zm_tls_roots **out, char *e
 
 	r = calloc(1, sizeof(*r));
 	if (!r)
-		return tls_errf(err, len, -ENOMEM, "out of memory for trust roots");
+		return zm_errf(err, len, -ENOMEM, "out of memory for trust roots");
 	r->store = X509_STORE_new();
 	if (!r->store) {
 		free(r);
@@ -574,7 +562,7 @@ int tls_roots_from_stack(STACK_OF(X509) * sk, struct zm_tls_roots **out, char *e
 
 	certs = calloc((size_t)n, sizeof(*certs));
 	if (!certs)
-		return tls_errf(err, len, -ENOMEM, "out of memory for trust roots");
+		return zm_errf(err, len, -ENOMEM, "out of memory for trust roots");
 	for (int i = 0; i < n; i++)
 		certs[i] = sk_X509_value(sk, i);
 	ret = tls_roots_from_certs(certs, n, out, err, len);

@@ -250,12 +250,12 @@ static int tls_ctx_new(bool server, struct zm_tls_roots *roots, struct zm_tls_ct
 
 	pthread_once(&tls_once, tls_indices_init);
 	if (tls_ctx_idx < 0 || tls_conn_idx < 0)
-		return tls_errf(err, len, -ENOMEM, "cannot allocate OpenSSL ex_data indices");
+		return zm_errf(err, len, -ENOMEM, "cannot allocate OpenSSL ex_data indices");
 	if (!roots)
-		return tls_errf(err, len, -EINVAL, "TLS context needs trust roots");
+		return zm_errf(err, len, -EINVAL, "TLS context needs trust roots");
 	ctx = calloc(1, sizeof(*ctx));
 	if (!ctx)
-		return tls_errf(err, len, -ENOMEM, "out of memory for a TLS context");
+		return zm_errf(err, len, -ENOMEM, "out of memory for a TLS context");
 	sc = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
 	if (!sc) {
 		free(ctx);
@@ -298,9 +298,9 @@ int zm_tls_server_ctx_new(struct zm_tls_roots *roots, const char *trust_domain,
 	int ret;
 
 	if (!select)
-		return tls_errf(err, len, -EINVAL, "TLS server needs a certificate selector");
+		return zm_errf(err, len, -EINVAL, "TLS server needs a certificate selector");
 	if (trust_domain && strlen(trust_domain) >= sizeof(ctx->trust_domain))
-		return tls_errf(err, len, -EINVAL, "trust domain too long");
+		return zm_errf(err, len, -EINVAL, "trust domain too long");
 	ret = tls_ctx_new(true, roots, &ctx, err, len);
 	if (ret)
 		return ret;
@@ -395,10 +395,10 @@ int zm_tls_server_ssl_new(struct zm_tls_ctx *ctx, int fd, const struct zm_addr *
 	int ret;
 
 	if (!ctx->server)
-		return tls_errf(err, len, -EINVAL, "zm_tls_server_ssl_new on a client context");
+		return zm_errf(err, len, -EINVAL, "zm_tls_server_ssl_new on a client context");
 	conn = calloc(1, sizeof(*conn));
 	if (!conn)
-		return tls_errf(err, len, -ENOMEM, "out of memory for a TLS connection");
+		return zm_errf(err, len, -ENOMEM, "out of memory for a TLS connection");
 	conn->server = true;
 	if (local) {
 		conn->local = *local;
@@ -417,7 +417,7 @@ static int tls_conn_expect(struct tls_conn *conn, const char *const *ids, size_t
 {
 	conn->expected = calloc(n, sizeof(*conn->expected));
 	if (!conn->expected)
-		return tls_errf(err, len, -ENOMEM, "out of memory for expected identities");
+		return zm_errf(err, len, -ENOMEM, "out of memory for expected identities");
 	for (size_t i = 0; i < n; i++) {
 		const char *pfx = strncmp(ids[i], ZM_SPIFFE_PREFIX, strlen(ZM_SPIFFE_PREFIX))
 				      ? ZM_SPIFFE_PREFIX
@@ -425,7 +425,7 @@ static int tls_conn_expect(struct tls_conn *conn, const char *const *ids, size_t
 		int w = snprintf(conn->expected[i], ZM_SPIFFE_ID_MAX, "%s%s", pfx, ids[i]);
 
 		if (w < 0 || w >= ZM_SPIFFE_ID_MAX)
-			return tls_errf(err, len, -ENAMETOOLONG, "expected identity too long");
+			return zm_errf(err, len, -ENAMETOOLONG, "expected identity too long");
 	}
 	conn->n_expected = n;
 	return 0;
@@ -440,13 +440,13 @@ int zm_tls_client_ssl_new(struct zm_tls_ctx *ctx, int fd, struct zm_cert *cert,
 	int ret;
 
 	if (ctx->server)
-		return tls_errf(err, len, -EINVAL, "zm_tls_client_ssl_new on a server context");
+		return zm_errf(err, len, -EINVAL, "zm_tls_client_ssl_new on a server context");
 	if (!cert || !n || !expected_ids)
-		return tls_errf(err, len, -EINVAL,
-				"TLS client needs a certificate and expected server identities");
+		return zm_errf(err, len, -EINVAL,
+			       "TLS client needs a certificate and expected server identities");
 	conn = calloc(1, sizeof(*conn));
 	if (!conn)
-		return tls_errf(err, len, -ENOMEM, "out of memory for a TLS connection");
+		return zm_errf(err, len, -ENOMEM, "out of memory for a TLS connection");
 	ret = tls_conn_expect(conn, expected_ids, n, err, len);
 	if (ret) {
 		tls_conn_exfree(NULL, conn, NULL, 0, 0, NULL);
@@ -478,18 +478,18 @@ int zm_tls_error(SSL *ssl, int ret, char *err, size_t len)
 	switch (e) {
 	case SSL_ERROR_WANT_READ:
 	case SSL_ERROR_WANT_WRITE:
-		return tls_errf(err, len, -EAGAIN, "TLS wants I/O");
+		return zm_errf(err, len, -EAGAIN, "TLS wants I/O");
 	case SSL_ERROR_ZERO_RETURN:
 		ERR_clear_error();
-		return tls_errf(err, len, -ECONNRESET, "TLS peer closed the connection");
+		return zm_errf(err, len, -ECONNRESET, "TLS peer closed the connection");
 	case SSL_ERROR_SYSCALL:
 		if (!ERR_peek_error()) {
 			int en = errno;
 
 			if (ret == 0 || !en)
-				return tls_errf(err, len, -ECONNRESET,
-						"TLS peer closed the connection unexpectedly");
-			return tls_errf(err, len, -en, "TLS I/O: %s", strerror(en));
+				return zm_errf(err, len, -ECONNRESET,
+					       "TLS peer closed the connection unexpectedly");
+			return zm_errf(err, len, -en, "TLS I/O: %s", strerror(en));
 		}
 		break;
 	default:
@@ -497,17 +497,17 @@ int zm_tls_error(SSL *ssl, int ret, char *err, size_t len)
 	}
 	if (ERR_GET_REASON(ERR_peek_error()) == SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE) {
 		ERR_clear_error();
-		return tls_errf(err, len, -ECONNREFUSED, "client presented no certificate");
+		return zm_errf(err, len, -ECONNREFUSED, "client presented no certificate");
 	}
 	if (conn && conn->fail[0]) {
 		ERR_clear_error();
-		return tls_errf(err, len, -ECONNREFUSED, "%s", conn->fail);
+		return zm_errf(err, len, -ECONNREFUSED, "%s", conn->fail);
 	}
 	vr = SSL_get_verify_result(ssl);
 	if (vr != X509_V_OK && SSL_get0_peer_certificate(ssl)) {
 		ERR_clear_error();
-		return tls_errf(err, len, -ECONNREFUSED, "peer certificate rejected: %s",
-				X509_verify_cert_error_string(vr));
+		return zm_errf(err, len, -ECONNREFUSED, "peer certificate rejected: %s",
+			       X509_verify_cert_error_string(vr));
 	}
 	return tls_errf_ssl(err, len, -EPROTO, "TLS handshake failed");
 }
@@ -532,11 +532,11 @@ int zm_tls_handshake(SSL *ssl, int *want, char *err, size_t len)
 	}
 	SSL_get0_alpn_selected(ssl, &alpn, &alen);
 	if (alen != 2 || memcmp(alpn, "h2", 2))
-		return tls_errf(err, len, -EPROTO, "TLS peer did not negotiate ALPN h2");
+		return zm_errf(err, len, -EPROTO, "TLS peer did not negotiate ALPN h2");
 	/* Belt and braces: a finished handshake must have passed our peer check. */
 	if (!conn || !conn->peer_ok || SSL_get_verify_result(ssl) != X509_V_OK)
-		return tls_errf(err, len, -ECONNREFUSED, "TLS peer was not verified");
-	return tls_errf(err, len, 0, "%s", "");
+		return zm_errf(err, len, -ECONNREFUSED, "TLS peer was not verified");
+	return zm_errf(err, len, 0, "%s", "");
 }
 
 int zm_tls_peer_identity(const SSL *ssl, char *buf, size_t len)

@@ -7,6 +7,7 @@
 #ifndef ZMESH_TLS_INTERNAL_H
 #define ZMESH_TLS_INTERNAL_H
 
+#include "common/errf.h"
 #include "tls/tls.h"
 
 #include <openssl/x509.h>
@@ -27,13 +28,9 @@ struct zm_tls_roots {
 	int count;
 };
 
-/* printf into err (when err/len allow); returns ret so callers can `return tls_errf(...)`. */
-int tls_errf(char *err, size_t len, int ret, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
 /*
- * Like tls_errf() with ": <first OpenSSL error>" appended; clears the thread's error queue so
- * a later failure does not report a stale reason.
+ * Like zm_errf() (common/errf.h) with ": <first OpenSSL error>" appended; clears the thread's error
+ * queue so a later failure does not report a stale reason.
  */
 int tls_errf_ssl(char *err, size_t len, int ret, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

@@ -83,8 +83,8 @@ static int dev_get(struct zm_identity_provider *ip, const char *spiffe_id, struc
 	int ret;
 
 	if (zm_spiffe_id_parse(spiffe_id, NULL))
-		return tls_errf(err, len, -EINVAL, "\"%s\" is not a SPIFFE id",
-				spiffe_id ?: "(null)");
+		return zm_errf(err, len, -EINVAL, "\"%s\" is not a SPIFFE id",
+			       spiffe_id ?: "(null)");
 	cert = dev_lookup(p, spiffe_id);
 	if (cert) {
 		*out = cert;
@@ -156,10 +156,10 @@ int zm_dev_provider_new(struct zm_ca *ca, long lifetime_s, struct zm_identity_pr
 	struct dev_provider *p;
 
 	if (!ca)
-		return tls_errf(err, len, -EINVAL, "dev provider needs a CA");
+		return zm_errf(err, len, -EINVAL, "dev provider needs a CA");
 	p = calloc(1, sizeof(*p));
 	if (!p)
-		return tls_errf(err, len, -ENOMEM, "out of memory for the identity provider");
+		return zm_errf(err, len, -ENOMEM, "out of memory for the identity provider");
 	p->ops.get = dev_get;
 	p->ops.roots = dev_roots;
 	p->ops.destroy = dev_destroy;

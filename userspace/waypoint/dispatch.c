@@ -62,6 +62,14 @@ void wp_head_emit(struct wp_q *q, const struct wp_head *h, const struct l7_heade
 		wp_q_printf(q, "%s: %s\r\n", ops->add[i].name, ops->add[i].value);
 }
 
+void wp_request_id_new(char *buf, size_t len)
+{
+	uint32_t a = wp_rand(), b = wp_rand(), c = wp_rand(), d = wp_rand();
+
+	snprintf(buf, len, "%08x-%04x-4%03x-%04x-%04x%08x", a, b >> 16, b & 0xfff,
+		 (c >> 16 & 0x3fff) | 0x8000, c & 0xffff, d);
+}
+
 static void wp_build_upstream_head(struct wp_ds *ds, const struct l7_request *req)
 {
 	const struct l7_http_route *r = ds->route;
@@ -82,10 +90,7 @@ static void wp_build_upstream_head(struct wp_ds *ds, const struct l7_request *re
 		if (!strcmp(ds->req.h[i].name, "x-request-id"))
 			snprintf(ds->request_id, sizeof(ds->request_id), "%s", ds->req.h[i].value);
 	if (!ds->request_id[0]) {
-		uint32_t a = wp_rand(), b = wp_rand(), c = wp_rand(), d = wp_rand();
-
-		snprintf(ds->request_id, sizeof(ds->request_id), "%08x-%04x-4%03x-%04x-%04x%08x", a,
-			 b >> 16, b & 0xfff, (c >> 16 & 0x3fff) | 0x8000, c & 0xffff, d);
+		wp_request_id_new(ds->request_id, sizeof(ds->request_id));
 		wp_q_printf(&ds->upq, "x-request-id: %s\r\n", ds->request_id);
 	}
 	/* WebSocket: the hop-by-hop Upgrade pair is the one thing passed on, as Envoy does. */

@@ -480,15 +480,11 @@ void wp_h2rq_consumed(struct wp_h2rq *rq, size_t n)
 static void wp_h2rq_request_id(struct wp_h2rq *rq)
 {
 	const char *id = wp_h2_get(&rq->req, "x-request-id");
-	uint32_t a, b, c, e;
 
-	if (id) {
+	if (id)
 		snprintf(rq->request_id, sizeof(rq->request_id), "%s", id);
-		return;
-	}
-	a = wp_rand(), b = wp_rand(), c = wp_rand(), e = wp_rand();
-	snprintf(rq->request_id, sizeof(rq->request_id), "%08x-%04x-4%03x-%04x-%04x%08x", a,
-		 b >> 16, b & 0xfff, (c >> 16 & 0x3fff) | 0x8000, c & 0xffff, e);
+	else
+		wp_request_id_new(rq->request_id, sizeof(rq->request_id));
 }
 
 /* The head is in: everything up to forwarding (or a local answer). */

@@ -122,6 +122,8 @@ int wp_q_flush(struct wp_q *q, struct hb_stream *s);
 int wp_head_parse(struct wp_head *h, const char *raw, size_t len, bool request);
 void wp_head_free(struct wp_head *h);
 bool wp_hop_header(const char *name);
+/* Envoy's x-request-id for a request that came without one: a random UUID v4. */
+void wp_request_id_new(char *buf, size_t len);
 /* Does ops remove or set header name (so the original value does not go on)? */
 bool wp_ops_removes(const struct l7_header_ops *ops, const char *name);
 

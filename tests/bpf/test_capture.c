@@ -46,6 +46,7 @@
 #include "capture.skel.h"
 #include "common/addr.h"
 #include "zmesh/abi.h"
+#include "../lib/lo_up.h"
 #include "../lib/tap.h"
 
 /* Addresses (benchmarking ranges only) and their roles in the maps. */
@@ -352,24 +353,9 @@ static size_t build_packet(const struct fixture *f, uint8_t *buf)
 
 static int netns_enter(void)
 {
-	struct ifreq ifr = {0};
-	int fd, err = 0;
-
 	if (unshare(CLONE_NEWNET))
 		return -errno;
-	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	strcpy(ifr.ifr_name, "lo");
-	if (ioctl(fd, SIOCGIFFLAGS, &ifr) == 0) {
-		ifr.ifr_flags |= IFF_UP;
-		if (ioctl(fd, SIOCSIFFLAGS, &ifr))
-			err = -errno;
-	} else {
-		err = -errno;
-	}
-	close(fd);
-	return err;
+	return test_lo_up();
 }
 
 static socklen_t sockaddr_fill(struct sockaddr_storage *ss, int v6, const char *addr, uint16_t port)

@@ -40,6 +40,7 @@
 
 #include "common/addr.h"
 #include "datapath/datapath.h"
+#include "../lib/lo_up.h"
 #include "../lib/tap.h"
 
 #define POD_B4	  "198.18.1.2" /* enrolled destination */
@@ -164,28 +165,13 @@ static size_t build_packet(const struct fixture *f, uint8_t *buf)
 
 static int env_enter(void)
 {
-	struct ifreq ifr = {0};
-	int fd, err = 0;
-
 	if (unshare(CLONE_NEWNET | CLONE_NEWNS))
 		return -errno;
 	/* Private mounts, so our bpffs never shows outside this process. */
 	if (mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL) || !mkdtemp(bpffs) ||
 	    mount("bpf", bpffs, "bpf", 0, NULL))
 		return -errno;
-	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	strcpy(ifr.ifr_name, "lo");
-	if (ioctl(fd, SIOCGIFFLAGS, &ifr) == 0) {
-		ifr.ifr_flags |= IFF_UP;
-		if (ioctl(fd, SIOCSIFFLAGS, &ifr))
-			err = -errno;
-	} else {
-		err = -errno;
-	}
-	close(fd);
-	return err;
+	return test_lo_up();
 }
 
 /* ztunnel's 15006 and 15008 stand-ins, both families, so captured SYNs find a listener. */

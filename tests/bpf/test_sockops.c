@@ -38,6 +38,7 @@
 #include "sockops.skel.h"
 #include "common/addr.h"
 #include "zmesh/abi.h"
+#include "../lib/lo_up.h"
 #include "../lib/tap.h"
 
 #define CGROUP_ROOT	      "/sys/fs/cgroup/unified"
@@ -49,26 +50,11 @@ static char cg_dir[640], cg_orig[640];
 
 static int netns_enter(void)
 {
-	struct ifreq ifr = {0};
-	int fd, err = 0;
-
 	if (unshare(CLONE_NEWNET | CLONE_NEWNS))
 		return -errno;
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL))
 		return -errno;
-	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	strcpy(ifr.ifr_name, "lo");
-	if (ioctl(fd, SIOCGIFFLAGS, &ifr) == 0) {
-		ifr.ifr_flags |= IFF_UP;
-		if (ioctl(fd, SIOCSIFFLAGS, &ifr))
-			err = -errno;
-	} else {
-		err = -errno;
-	}
-	close(fd);
-	return err;
+	return test_lo_up();
 }
 
 static int write_str(const char *path, const char *s)

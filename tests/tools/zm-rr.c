@@ -59,6 +59,32 @@ static int usage(void)
 	return 2;
 }
 
+/* One "--name VALUE" option of a subcommand: into an int ('i'), a double ('d'), or ignored. */
+struct rr_opt {
+	const char *name;
+	char type;
+	void *val;
+};
+
+/* Options from argv[first..argc); 0, or -1 for anything not in opts (then show usage). */
+static int rr_opts(int argc, char **argv, int first, const struct rr_opt *opts)
+{
+	for (int i = first; i < argc; i++) {
+		const struct rr_opt *o = opts;
+
+		while (o->name && strcmp(argv[i], o->name))
+			o++;
+		if (!o->name || i + 1 >= argc)
+			return -1;
+		i++;
+		if (o->type == 'i')
+			*(int *)o->val = atoi(argv[i]);
+		else if (o->type == 'd')
+			*(double *)o->val = atof(argv[i]);
+	}
+	return 0;
+}
+
 static long long now_us(void)
 {
 	struct timespec ts;
@@ -179,14 +205,9 @@ static int server(int argc, char **argv)
 	struct epoll_event ev = {.events = EPOLLIN}, evs[64];
 	char *resp;
 
-	for (int i = 0; i < argc; i++) {
-		if (!strcmp(argv[i], "--port") && i + 1 < argc)
-			port = atoi(argv[++i]);
-		else if (!strcmp(argv[i], "--size") && i + 1 < argc)
-			size = atoi(argv[++i]);
-		else
-			return usage();
-	}
+	if (rr_opts(argc, argv, 0,
+		    (const struct rr_opt[]){{"--port", 'i', &port}, {"--size", 'i', &size}, {0}}))
+		return usage();
 	if (port <= 0 || port > 65535 || size < 0 || size > (1 << 24))
 		return usage();
 	resp = malloc((size_t)size + 128);
@@ -472,20 +493,14 @@ static int client(int argc, char **argv)
 	struct cli_conn *cc;
 	long long total;
 
-	if (argc < 2)
+	/* --size: the server decides; accepted for symmetry. */
+	if (argc < 2 || rr_opts(argc, argv, 2,
+				(const struct rr_opt[]){{"--rate", 'd', &rate},
+							{"--duration", 'd', &duration},
+							{"--conns", 'i', &conns},
+							{"--size", '-', NULL},
+							{0}}))
 		return usage();
-	for (int i = 2; i < argc; i++) {
-		if (!strcmp(argv[i], "--rate") && i + 1 < argc)
-			rate = atof(argv[++i]);
-		else if (!strcmp(argv[i], "--duration") && i + 1 < argc)
-			duration = atof(argv[++i]);
-		else if (!strcmp(argv[i], "--conns") && i + 1 < argc)
-			conns = atoi(argv[++i]);
-		else if (!strcmp(argv[i], "--size") && i + 1 < argc)
-			++i; /* the server decides; accepted for symmetry */
-		else
-			return usage();
-	}
 	if (rate <= 0 || duration <= 0 || conns <= 0 || conns > MAX_CONNS)
 		return usage();
 	total = (long long)(rate * duration);
@@ -590,16 +605,10 @@ static int load_cmd(int argc, char **argv)
 	struct rusage ru;
 	long long start, last, n;
 
-	if (argc < 2)
+	if (argc < 2 || rr_opts(argc, argv, 2,
+				(const struct rr_opt[]){
+				    {"--duration", 'd', &duration}, {"--conns", 'i', &conns}, {0}}))
 		return usage();
-	for (int i = 2; i < argc; i++) {
-		if (!strcmp(argv[i], "--duration") && i + 1 < argc)
-			duration = atof(argv[++i]);
-		else if (!strcmp(argv[i], "--conns") && i + 1 < argc)
-			conns = atoi(argv[++i]);
-		else
-			return usage();
-	}
 	if (duration <= 0 || conns <= 0 || conns > MAX_CONNS)
 		return usage();
 	cc = calloc((size_t)conns, sizeof(*cc));
@@ -713,16 +722,11 @@ static int connect_cmd(int argc, char **argv)
 	long long total = 0, start, deadline;
 	struct conn_lat *lats;
 
-	if (argc < 2)
+	if (argc < 2 ||
+	    rr_opts(argc, argv, 2,
+		    (const struct rr_opt[]){
+			{"--duration", 'd', &duration}, {"--parallel", 'i', &parallel}, {0}}))
 		return usage();
-	for (int i = 2; i < argc; i++) {
-		if (!strcmp(argv[i], "--duration") && i + 1 < argc)
-			duration = atof(argv[++i]);
-		else if (!strcmp(argv[i], "--parallel") && i + 1 < argc)
-			parallel = atoi(argv[++i]);
-		else
-			return usage();
-	}
 	if (duration <= 0 || parallel <= 0 || parallel > 64 || pipe(pipefd))
 		return usage();
 	lats = mmap(NULL, sizeof(*lats) * (size_t)parallel, PROT_READ | PROT_WRITE,
@@ -779,16 +783,10 @@ static int hold_cmd(int argc, char **argv)
 	char buf[65536];
 	long long start, deadline;
 
-	if (argc < 2)
+	if (argc < 2 || rr_opts(argc, argv, 2,
+				(const struct rr_opt[]){
+				    {"--conns", 'i', &conns}, {"--seconds", 'd', &seconds}, {0}}))
 		return usage();
-	for (int i = 2; i < argc; i++) {
-		if (!strcmp(argv[i], "--conns") && i + 1 < argc)
-			conns = atoi(argv[++i]);
-		else if (!strcmp(argv[i], "--seconds") && i + 1 < argc)
-			seconds = atof(argv[++i]);
-		else
-			return usage();
-	}
 	if (conns <= 0 || conns > 1000000 || seconds <= 0)
 		return usage();
 	fds = calloc((size_t)conns, sizeof(*fds));

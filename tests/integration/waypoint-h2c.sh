@@ -92,4 +92,35 @@ t_like "$(sed -n 3p <<<"$out")" "path=/pkg.Svc/C" "each stream answered with its
 t_like "$(cat "$K8S_DIR/wp.log")" "access http src.principal=cluster.local/ns/default/sa/sleep src.workload=sleep-0 method=POST path=/pkg.Svc/C authority=198\.18\.250\.[0-9]+:50051 .*upstream=.*\(grpc-echo-0\) status=200 .* protocol=HTTP/2" "each HTTP/2 request logged on its own"
 t_like "$(k8s_metrics)" 'zmesh_waypoint_streams_total\{protocol="http2"\} 2' "two HTTP/2 client connections counted"
 t_like "$(k8s_metrics)" 'request_protocol="grpc",response_code="200",response_flags="-"\} 3' "the three application/grpc POSTs counted as grpc requests"
+
+# Bad input: a request with more headers than the waypoint takes (WP_H2_MAX_HEADERS, 100) is
+# refused with RST_STREAM and logged; another stream on the same connection is still served.
+cat >"$K8S_DIR/h2big.py" <<'PY'
+import socket, sys
+import h2.config, h2.connection, h2.events
+host, port = sys.argv[1], int(sys.argv[2])
+s = socket.create_connection((host, port), timeout=5)
+conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+conn.initiate_connection()
+base = [(":method", "GET"), (":scheme", "http"), (":authority", "%s:%d" % (host, port))]
+conn.send_headers(1, base + [(":path", "/big")] + [("x-h%d" % i, "v") for i in range(150)],
+                  end_stream=True)
+conn.send_headers(3, base + [(":path", "/small")], end_stream=True)
+s.sendall(conn.data_to_send())
+seen = {}
+while len(seen) < 2:
+    data = s.recv(65536)
+    if not data:
+        break
+    for ev in conn.receive_data(data):
+        if isinstance(ev, h2.events.StreamReset):
+            seen[ev.stream_id] = "reset"
+        elif isinstance(ev, h2.events.ResponseReceived):
+            seen[ev.stream_id] = "status=" + dict(ev.headers)[b":status"].decode()
+    s.sendall(conn.data_to_send())
+print("big %s small %s" % (seen.get(1, "none"), seen.get(3, "none")))
+PY
+out=$(h_exec "$(k8s_pod sleep)" timeout 10 /usr/bin/python3 "$K8S_DIR/h2big.py" "$(k8s_vip grpc-echo)" 50051 2>&1)
+t_is "$out" "big reset small status=200" "150 request headers: that stream reset, the other on the connection answered"
+t_like "$(cat "$K8S_DIR/wp.log")" "h2 request from cluster.local/ns/default/sa/sleep: more than 100 headers or 65536 bytes, stream refused" "the refusal is logged"
 t_done

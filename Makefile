@@ -12,6 +12,8 @@
 #   tests/fuzz/fuzz_*.c        -> build/fuzz/fuzz_*   (make fuzz, clang + libFuzzer)
 #
 # make [all] | test | bench | demo | lint | fuzz | clean     V=1 for full commands
+# make test-samples ISTIO_SAMPLES=DIR [ZTUNNEL_EXAMPLES=DIR]   the acceptance corpus (Istio's
+#                                       published samples/ tree), tests/run.sh samples
 # make SANITIZE=1 ...  builds into build-san/ with ASan+UBSan (tests run the same way)
 
 .DEFAULT_GOAL := all
@@ -75,7 +77,8 @@ FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 ALL_OBJS := $(LIB_OBJS) $(foreach b,$(BINS),$(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard userspace/$(b)/*.c))) \
 	$(UNIT_SRCS:%.c=$(BUILD)/obj/%.o) $(BPFT_SRCS:%.c=$(BUILD)/obj/%.o) $(TOOL_SRCS:%.c=$(BUILD)/obj/%.o)
 
-.PHONY: all prereqs test test-unit test-bpf test-integration bench demo lint fuzz clean help
+.PHONY: all prereqs test test-unit test-bpf test-integration test-samples samples-check bench demo \
+	lint fuzz clean help
 all: prereqs $(SKELS) $(BIN_PATHS) $(UNIT_BINS) $(BPFT_BINS) $(TOOL_BINS) $(TEST_BPF_OBJS)
 
 # Missing build prerequisites stop here with what to install, not deep inside a recipe.
@@ -155,9 +158,19 @@ test-integration: all
 bench: all
 	$(Q)BUILD=$(BUILD) scripts/bench.sh
 
-demo: all
+# ISTIO_SAMPLES=DIR: the bookinfo scene (and test-samples) on Istio's published samples/ tree
+# instead of the project's own tests/data/samples; ZTUNNEL_EXAMPLES=DIR adds the reference
+# ztunnel's local-config examples to test-samples. Checked before anything runs.
+samples-check:
+	$(Q)ISTIO_SAMPLES="$(ISTIO_SAMPLES)" tests/lib/samples.sh check >/dev/null
+
+demo: all samples-check
 	$(Q)BUILD=$(BUILD) scripts/demo.sh
-	$(Q)BUILD=$(BUILD) scripts/demo-waypoint.sh
+	$(Q)BUILD=$(BUILD) ISTIO_SAMPLES="$(ISTIO_SAMPLES)" scripts/demo-waypoint.sh
+
+test-samples: all
+	$(Q)BUILD=$(BUILD) ISTIO_SAMPLES="$(ISTIO_SAMPLES)" ZTUNNEL_EXAMPLES="$(ZTUNNEL_EXAMPLES)" \
+		tests/run.sh samples
 
 lint:
 	$(Q)scripts/lint.sh
@@ -171,7 +184,7 @@ help:
 
 # Unknown targets get a list of the real ones instead of make's terse message.
 .DEFAULT:
-	@echo "make: unknown target '$@'. Targets: all test test-unit test-bpf test-integration bench demo lint fuzz clean help (SANITIZE=1, V=1)" >&2
+	@echo "make: unknown target '$@'. Targets: all test test-unit test-bpf test-integration test-samples bench demo lint fuzz clean help (SANITIZE=1, V=1)" >&2
 	@exit 2
 
 -include $(wildcard $(ALL_OBJS:.o=.d) $(BPF_NAMES:%=$(BUILD)/bpf/%.tmp.d))

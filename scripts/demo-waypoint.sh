@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 #
-# The second scene of make demo: Istio's bookinfo through a waypoint, narrated. The harness
-# turns bookinfo's own Deployments and Services (../shared/istio-samples) into pods on three
-# nodes (each runs a small echo server answering with its pod name), writes the matching
-# zmesh config, and starts ztunnel on every node and a waypoint for the services. Then
-# Istio's own VirtualService and DestinationRule samples steer traffic to reviews, an L7
+# The second scene of make demo: bookinfo through a waypoint, narrated. The harness turns
+# bookinfo's Deployments and Services (tests/data/samples, our bookinfo-style application in
+# Istio's formats; Istio's own samples with ISTIO_SAMPLES=DIR) into pods on three nodes
+# (each runs a small echo server answering with its pod name), writes the matching zmesh
+# config, and starts ztunnel on every node and a waypoint for the services. Then
+# bookinfo's VirtualService and DestinationRule files steer traffic to reviews, an L7
 # AuthorizationPolicy refuses writes, and the waypoint's access log and Istio metrics show
 # what happened. Everything is removed on exit. Takes ~10 s.
 set -u
@@ -18,7 +19,7 @@ k8s_need_samples bookinfo/platform/kube/bookinfo.yaml sleep/sleep.yaml
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 tally() { sort | uniq -c | sort -k2 | awk '{printf "    %-14s %s\n", $2, $1}'; }
 
-say "Istio's bookinfo through a waypoint: three nodes, bookinfo's Deployments as pods"
+say "bookinfo through a waypoint ($K8S_SAMPLES): three nodes, its Deployments as pods"
 k8s_init 3 2
 k8s_apply "$K8S_SAMPLES/bookinfo/platform/kube/bookinfo.yaml" "$K8S_SAMPLES/sleep/sleep.yaml"
 k8s_waypoint

@@ -2,7 +2,12 @@
 # SPDX-License-Identifier: Apache-2.0
 #
 # Runs every test tier and prints one closing line "N passed, N failed".
-# Usage: tests/run.sh [unit|bpf|integration ...]   (default: all tiers, in that order)
+# Usage: tests/run.sh [unit|bpf|integration|samples ...]   (default: unit, bpf, integration)
+#
+# The samples tier (make test-samples) is the acceptance corpus, run on demand: the loader
+# checks (tests/samples/) and every integration test marked "# corpus: istio-samples", on the
+# samples tree ISTIO_SAMPLES names (an Istio release's samples/; tests/lib/samples.sh). It
+# refuses to start without a usable ISTIO_SAMPLES. The other tiers read only the repository.
 #
 # Each test is a program printing TAP. A test point counts as passed only on "ok" without a
 # SKIP or TODO directive; "not ok", a "Bail out!", a missing or wrong plan, a non-zero exit, a
@@ -13,13 +18,22 @@ set -u
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 export BUILD ZMESH_ROOT=$PWD
-export ZMESH_SHARED_DIR=${ZMESH_SHARED_DIR:-$(cd .. && pwd)/shared}
 tiers=("$@")
 [ ${#tiers[@]} -gt 0 ] || tiers=(unit bpf integration)
 timeout_s=${ZMESH_TEST_TIMEOUT:-300}
 total_pass=0
 total_fail=0
 logdir=$BUILD/test-logs
+
+for tier in "${tiers[@]}"; do
+	[ "$tier" = samples ] || continue
+	if [ -z "${ISTIO_SAMPLES:-}" ]; then
+		echo "tests/run.sh: the samples tier needs ISTIO_SAMPLES=DIR (the samples/ directory of an Istio release)" >&2
+		exit 2
+	fi
+	. tests/lib/samples.sh
+	samples_dir >/dev/null || exit 2
+done
 
 if ! scripts/check-prereqs.sh run; then
 	echo "0 passed, 1 failed"
@@ -29,10 +43,15 @@ tests/lib/cleanup-stale.sh
 
 list_tests() {
 	case "$1" in
-	unit) ls "$BUILD"/tests/unit/test_* tests/unit/test_*.sh 2>/dev/null | grep -v '\.d$' ;;
+	unit) ls "$BUILD"/tests/unit/test_* tests/unit/test_*.sh tests/samples/*.sh 2>/dev/null |
+		grep -v '\.d$' ;;
 	bpf) ls "$BUILD"/tests/bpf/test_* 2>/dev/null | grep -v '\.d$' ;;
 	integration) ls tests/integration/*.sh 2>/dev/null ;;
-	*) echo "tests/run.sh: unknown tier '$1' (want unit, bpf or integration)" >&2; return 1 ;;
+	samples)
+		ls tests/samples/*.sh 2>/dev/null
+		grep -lx '# corpus: istio-samples.*' tests/integration/*.sh
+		;;
+	*) echo "tests/run.sh: unknown tier '$1' (want unit, bpf, integration or samples)" >&2; return 1 ;;
 	esac
 }
 

@@ -3,6 +3,7 @@
 #
 # make demo keeps working: both scenes (scripts/demo.sh, the L4 mesh; scripts/demo-waypoint.sh,
 # bookinfo through a waypoint) run to the end and say what the README promises.
+# corpus: istio-samples (make test-samples runs it on Istio's bookinfo too)
 set -u
 cd "$(dirname "$0")/../.."
 . tests/lib/tap.sh

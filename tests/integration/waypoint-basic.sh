@@ -13,7 +13,8 @@
 #   service reviews.default.svc.cluster.local VIP 198.19.0.10:9080, waypoint 198.18.2.11
 #   n1a --VIP--> ztunnel n1 ==HBONE==> waypoint n2a ==HBONE==> ztunnel n1 15008 --> n1b/c/d
 #
-# Checks (bookinfo's own YAML): header routing (end-user: jason -> v2, others v1),
+# corpus: istio-samples (make test-samples runs it on Istio's files too)
+# Checks (bookinfo's routing YAML, tests/data/samples or ISTIO_SAMPLES): header routing (end-user: jason -> v2, others v1),
 # a 50/50 v1/v3 split after a live config reload (each side 25..75 of 100), a broken update
 # keeps the previous config, fault abort 503, L7 authz GET allowed / POST 403, keep-alive
 # requests over one client connection, plain TCP bytes relayed unchanged, metrics.
@@ -22,14 +23,17 @@ cd "$(dirname "$0")/../.."
 . tests/lib/tap.sh
 . tests/lib/harness.sh
 BUILD=${BUILD:-build}
-SAMPLES=${ZMESH_SHARED_DIR:-../shared}/istio-samples/samples/bookinfo/networking
+. tests/lib/samples.sh
+SAMPLES=$(samples_dir 2>&1) || t_fatal "$SAMPLES"
+SAMPLES=$SAMPLES/bookinfo/networking
 ECHO=$BUILD/tests/tools/zm-echo
 HECHO=$BUILD/tests/tools/zm-httpecho
 ZT=$BUILD/bin/ztunnel
 WP=$BUILD/bin/waypoint
 ZCTL=$BUILD/bin/zmeshctl
 for b in "$ECHO" "$HECHO" "$ZT" "$WP" "$ZCTL"; do [ -x "$b" ] || t_fatal "$b not built (run make)"; done
-[ -f "$SAMPLES/virtual-service-reviews-test-v2.yaml" ] || t_fatal "Istio samples not found at $SAMPLES"
+why=$(samples_need "$SAMPLES" virtual-service-reviews-test-v2.yaml virtual-service-reviews-50-v3.yaml \
+	destination-rule-all.yaml 2>&1) || t_fatal "$why"
 command -v curl >/dev/null || t_fatal "curl not installed"
 
 h_init

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 #
-# waypoint with Istio's bookinfo sample as written: tests/lib/k8s.sh turns bookinfo.yaml,
-# bookinfo-versions.yaml and sleep.yaml into harness pods (each a zm-httpecho answering with
-# its pod name and labels) spread over two nodes, with a waypoint on a third node for every
+# waypoint with the bookinfo application (tests/data/samples, or Istio's own sample as written
+# with ISTIO_SAMPLES): tests/lib/k8s.sh turns bookinfo.yaml, bookinfo-versions.yaml and
+# sleep.yaml into harness pods (each a zm-httpecho answering with its pod name and labels)
+# spread over two nodes, with a waypoint on a third node for every
 # service (same-node pod -> HBONE pod does not work in the datapath yet), and the
-# bookinfo networking samples are applied to it unchanged: all traffic to v1, header routing
+# bookinfo networking files are applied to it unchanged: all traffic to v1, header routing
 # for end-user jason, weighted splits 50/50 and 90/10 (checked within stated binomial
 # tolerances), ratings fault delay (7 s) and abort (500).
+# corpus: istio-samples (make test-samples runs it on Istio's bookinfo too)
 set -u
 cd "$(dirname "$0")/../.."
 . tests/lib/k8s.sh

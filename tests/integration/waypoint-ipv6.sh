@@ -21,6 +21,7 @@
 # upstreams. Mirroring: the copy goes out over IPv6 with Host "[v6]:9080-shadow"; copies to a
 # mirror that stalls (x-echo-delay) are reset at the route timeout, and at most WP_SHADOW_MAX
 # (64) are in flight per worker: more are dropped and logged.
+# corpus: istio-samples (make test-samples runs it on Istio's bookinfo too)
 set -u
 cd "$(dirname "$0")/../.."
 . tests/lib/k8s.sh

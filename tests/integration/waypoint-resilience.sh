@@ -8,6 +8,7 @@
 # duration / request bytes / response bytes histograms) and one access-log line per request.
 # The endpoints are zm-httpecho pods told per request to stall (x-echo-delay) or fail
 # (x-echo-fail); each logs the requests it saw, so attempts and mirror copies can be counted.
+# corpus: istio-samples (make test-samples runs it on Istio's bookinfo too)
 set -u
 cd "$(dirname "$0")/../.."
 . tests/lib/k8s.sh

@@ -1,14 +1,15 @@
 # SPDX-License-Identifier: Apache-2.0
 #
 # Kubernetes manifests on the netns harness: a test says which Deployment / Service YAML it
-# wants (Istio's own samples), and every pod becomes a harness pod running zm-httpecho on its
-# ports, answering with its pod name, labels and the request it saw; the zmesh config
+# wants (tests/data/samples, or Istio's own samples), and every pod becomes a harness pod
+# running zm-httpecho on its ports, answering with its pod name, labels and the request it saw; the zmesh config
 # (workloads with labels and serviceAccount, services with VIPs 198.18.250.N) is generated to
 # match, and ztunnel runs on every node with a waypoint for the services. Sources
 # tests/lib/tap.sh and tests/lib/harness.sh (whose API it uses, never its internals).
 #
-#   k8s_need_samples FILE...        bail out unless each FILE (relative to K8S_SAMPLES, Istio's
-#                                   samples/ directory in ../shared/istio-samples) exists
+#   k8s_need_samples FILE...        bail out unless each FILE exists under K8S_SAMPLES, the
+#                                   samples tree of tests/lib/samples.sh (tests/data/samples,
+#                                   or Istio's published samples with ISTIO_SAMPLES=DIR)
 #   k8s_init NODES [PODNODES]       h_init, NODES wired nodes, a CA; pods go round-robin on the
 #                                   first PODNODES nodes (default all), the waypoint on the last
 #   k8s_dualstack                   (before k8s_start) services also get an IPv6 VIP
@@ -34,13 +35,12 @@
 K8S_LIB=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$K8S_LIB/tap.sh"
 . "$K8S_LIB/harness.sh"
-K8S_SAMPLES=${ZMESH_SHARED_DIR:-../shared}/istio-samples/samples
+. "$K8S_LIB/samples.sh"
+K8S_SAMPLES=$(samples_dir 2>&1) || t_fatal "$K8S_SAMPLES"
 
 k8s_need_samples() {
-	local f
-	for f in "$@"; do
-		[ -f "$K8S_SAMPLES/$f" ] || t_fatal "Istio samples not found: no $K8S_SAMPLES/$f"
-	done
+	local why
+	why=$(samples_need "$K8S_SAMPLES" "$@" 2>&1) || t_fatal "$why"
 }
 K8S_PY=${K8S_PY:-/usr/bin/python3}
 K8S_VIPBASE=198.18.250

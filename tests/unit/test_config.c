@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
- * Unit tests of the local config loader (userspace/lib/config): the reference ztunnel's
- * examples/localhost.yaml loads as written ($ZMESH_SHARED_DIR/ztunnel-examples, default
- * ../shared from the repo root), tests/data/config/full.yaml exercises every field, and a table
+ * Unit tests of the local config loader (userspace/lib/config): our loopback example
+ * tests/data/config/localhost.yaml loads with every reference resolved,
+ * tests/data/config/full.yaml exercises every field, and a table
  * of broken inputs pins the exact "FILE:LINE: field.path: problem" message of each refusal.
  * Runs from the repository root (tests/run.sh does).
  */
@@ -16,14 +16,6 @@
 #include "config/config.h"
 
 #define ERRLEN 4096
-
-static const char *shared_path(const char *rel, char *buf, size_t len)
-{
-	const char *dir = getenv("ZMESH_SHARED_DIR");
-
-	snprintf(buf, len, "%s/%s", dir && *dir ? dir : "../shared", rel);
-	return buf;
-}
 
 static struct zm_addr A(const char *text) {
 	struct zm_addr a;
@@ -46,7 +38,8 @@ port_of(const struct zm_cfg_port *v, size_t n, unsigned int sp)
 
 static void test_localhost(void)
 {
-	char path[512], err[ERRLEN], id[256];
+	const char *path = "tests/data/config/localhost.yaml";
+	char err[ERRLEN], id[256];
 	const struct zm_cfg_workload *w;
 	const struct zm_cfg_service *s;
 	const struct zm_cfg_policy *p;
@@ -54,7 +47,6 @@ static void test_localhost(void)
 	struct zm_addr a;
 	int r;
 
-	shared_path("ztunnel-examples/localhost.yaml", path, sizeof(path));
 	r = zm_config_load_file(path, &cfg, err, sizeof(err));
 	if (!is_int(r, 0, "localhost.yaml loads"))
 		printf("#   %s\n", err);
@@ -65,13 +57,13 @@ static void test_localhost(void)
 	is_int(cfg->n_policies, 1, "localhost: 1 policy");
 
 	w = &cfg->workloads[0];
-	is_str(w->uid, "cluster1//v1/Pod/default/local", "workload 0 uid");
-	is_str(w->name, "local", "workload 0 name");
-	is_str(w->namespace, "default", "workload 0 namespace");
-	is_str(w->service_account, "default", "workload 0 serviceAccount");
+	is_str(w->uid, "laptop//v1/Pod/shop/web", "workload 0 uid");
+	is_str(w->name, "web", "workload 0 name");
+	is_str(w->namespace, "shop", "workload 0 namespace");
+	is_str(w->service_account, "web", "workload 0 serviceAccount");
 	is_str(w->trust_domain, "cluster.local", "workload 0 trustDomain defaults");
 	is_str(w->network, "", "workload 0 network is empty");
-	is_str(w->node, "local", "workload 0 node");
+	is_str(w->node, "laptop", "workload 0 node");
 	is_int(w->protocol, ZM_CFG_PROTO_HBONE, "workload 0 protocol HBONE");
 	is_int(w->capacity, 1, "workload 0 capacity defaults to 1");
 	is_int(w->status, ZM_CFG_HEALTHY, "workload 0 status defaults to Healthy");
@@ -81,7 +73,8 @@ static void test_localhost(void)
 	ok(w->n_ips == 1 && zm_addr_equal(&w->ips[0].addr, &a), "workload 0 IP is 127.0.0.1");
 	is_int(w->n_services, 2, "workload 0 is in 2 services");
 	if (w->n_services == 2) {
-		is_str(w->services[0].key, "default/example.com", "workload 0 service key");
+		is_str(w->services[0].key, "shop/web.shop.svc.cluster.local",
+		       "workload 0 service key");
 		ok(w->services[0].service == &cfg->services[0], "service ref resolved");
 		ok(w->services[1].service == &cfg->services[1], "second service ref resolved");
 		is_int(w->services[0].n_ports, 1, "one port mapping");
@@ -91,40 +84,39 @@ static void test_localhost(void)
 		   "80 -> 8080");
 	}
 	zm_cfg_workload_identity(w, id, sizeof(id));
-	is_str(id, "spiffe://cluster.local/ns/default/sa/default", "workload identity");
+	is_str(id, "spiffe://cluster.local/ns/shop/sa/web", "workload identity");
 	is_int(cfg->workloads[1].protocol, ZM_CFG_PROTO_TCP, "workload 1 protocol TCP");
 
 	a = A("127.0.0.2");
 	ok(zm_config_workload_by_ip(cfg, "", &a) == &cfg->workloads[1], "lookup 127.0.0.2");
 	ok(zm_config_workload_by_ip(cfg, NULL, &a) == &cfg->workloads[1], "NULL network is \"\"");
-	ok(!zm_config_workload_by_ip(cfg, "remote", &a), "no 127.0.0.2 on network remote");
+	ok(!zm_config_workload_by_ip(cfg, "edge", &a), "no 127.0.0.2 on network edge");
 	a = A("127.0.0.3");
 	ok(!zm_config_workload_by_ip(cfg, "", &a), "no workload at 127.0.0.3");
-	ok(zm_config_workload_by_uid(cfg, "cluster1//v1/Pod/default/local-tcp") ==
-	       &cfg->workloads[1],
+	ok(zm_config_workload_by_uid(cfg, "laptop//v1/Pod/shop/legacy") == &cfg->workloads[1],
 	   "lookup by uid");
 
-	s = zm_config_service_by_key(cfg, "default/example.com");
+	s = zm_config_service_by_key(cfg, "shop/web.shop.svc.cluster.local");
 	ok(s == &cfg->services[0], "service by key");
 	if (s) {
-		is_str(s->name, "local", "service name");
-		is_str(s->hostname, "example.com", "service hostname");
+		is_str(s->name, "web", "service name");
+		is_str(s->hostname, "web.shop.svc.cluster.local", "service hostname");
 		ok(s->canonical, "service canonical: true");
 		is_int(s->n_vips, 1, "one VIP");
 		is_str(s->vips[0].vip.network, "", "VIP on the default network");
 		is_int(s->n_subject_alt_names, 1, "one SAN");
 		if (s->n_subject_alt_names)
-			is_str(s->subject_alt_names[0],
-			       "spiffe://cluster.local/ns/default/sa/local", "SAN text");
+			is_str(s->subject_alt_names[0], "spiffe://cluster.local/ns/shop/sa/web",
+			       "SAN text");
 	}
 	a = A("127.10.0.1");
 	ok(zm_config_service_by_vip(cfg, "", &a) == &cfg->services[0], "service by VIP");
 	a = A("127.10.0.2");
-	ok(zm_config_service_by_vip(cfg, "remote", &a) == &cfg->services[1],
-	   "service by VIP on network remote");
+	ok(zm_config_service_by_vip(cfg, "edge", &a) == &cfg->services[1],
+	   "service by VIP on network edge");
 	ok(!zm_config_service_by_vip(cfg, "", &a), "VIP network matters");
 
-	p = zm_config_policy_by_key(cfg, "default/deny-9999");
+	p = zm_config_policy_by_key(cfg, "shop/no-debug-port");
 	ok(p == &cfg->policies[0], "policy by key");
 	if (p) {
 		is_int(p->action, ZM_CFG_ACTION_ALLOW, "policy action Allow");

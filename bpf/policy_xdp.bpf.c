@@ -5,7 +5,7 @@
  * before the stack allocates an skb for it; everything else passes to the stack, where tc
  * zm_capture makes every other decision (and enforces the same rules again, so a packet XDP
  * passes by mistake is still judged). Attached in generic or native mode, or not at all, by
- * `zmeshctl datapath load --xdp`; native mode is meant for physical NICs (DESIGN.md 2a: on a
+ * `zmeshctl datapath load --xdp`; native mode is meant for physical NICs (bpf/README.md: on a
  * veth it costs the peer its TSO).
  *
  * Mirrors zm_capture's SYN path up to the 15006 decision: a source address that is an

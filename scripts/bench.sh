@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 #
-# make bench: the performance protocol of DESIGN.md section 7. Two nodes with two pods each
+# make bench: the performance protocol of scripts/README.md. Two nodes with two pods each
 # (tests/lib/harness.sh); the client is pod n1a, the cross-node server n2a, the same-node
 # server n1b. Scenarios:
 #   direct, direct-same   pod to pod, nothing in between (the baselines)

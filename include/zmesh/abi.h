@@ -127,7 +127,7 @@ struct zm_conn_stats {
 };
 
 /*
- * L4 policy fast path (DESIGN.md section 5, plaintext only): DROP rules for bare SYNs of
+ * L4 policy fast path (userspace/lib/rbac/README.md, plaintext only): DROP rules for bare SYNs of
  * connections without identity whose verdict follows from addresses and ports alone. Looked
  * up by tc zm_capture (before steering a SYN to 15006) and XDP zm_policy_xdp (node uplink).
  *

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Well-known ports and the capture mark, shared by the BPF programs and every userspace
- * binary. They are Istio's (DESIGN.md section 2) so dashboards, probes and NetworkPolicies
+ * binary. They are Istio's (README.md "Ports") so dashboards, probes and NetworkPolicies
  * written for Istio ambient carry over unchanged. Host byte order.
  */
 #ifndef ZMESH_PORTS_H

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
- * libFuzzer target for lib/hbone's header parsers and builders (DESIGN.md section 3). The
+ * libFuzzer target for lib/hbone's header parsers and builders (userspace/lib/hbone/README.md). The
  * input, split at '\n', gives: an authority for hb_authority_parse() (what a peer's CONNECT
  * carries), a traceparent for hb_traceparent_valid(), then the forwarded host and the six
  * baggage values. Checks: a parsed authority formats back to text that parses to the same

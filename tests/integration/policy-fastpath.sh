@@ -14,7 +14,7 @@
 #             demo/deny-n2b   dst n1a, port 7777, src n2b/32
 #             demo/deny-v6    dst n1a (v6), any port, src n1b (v6)/128
 # Native XDP on wire0 (a veth here) is exercised for coverage only: it is meant for physical
-# NICs (DESIGN.md 2a).
+# NICs (bpf/README.md).
 set -u
 cd "$(dirname "$0")/../.."
 . tests/lib/mesh.sh

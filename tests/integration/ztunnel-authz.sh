@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 #
-# ztunnel L4 authorization (DESIGN.md section 5) with Istio AuthorizationPolicy and
+# ztunnel L4 authorization (userspace/lib/rbac/README.md) with Istio AuthorizationPolicy and
 # PeerAuthentication files (--policy, reloaded when they change), enforced by the destination
 # ztunnel: 401 per CONNECT on 15008, a reset on 15006.
 #

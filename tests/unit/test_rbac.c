@@ -2,7 +2,7 @@
 /*
  * Unit tests of L4 authorization (userspace/lib/rbac): a table of connections against
  * policies from the local config (`policies`, the reference's model) and from Istio YAML,
- * covering every rule of DESIGN.md section 5 and the reference's edge cases (empty rules,
+ * covering every rule of userspace/lib/rbac/README.md and the reference's edge cases (empty rules,
  * clauses and groups, not-only groups, Presence, principals without spiffe://), then the
  * translation of every Istio field (tests/data/policies/all-fields.yaml) and a table of bad
  * inputs with their exact "FILE:LINE: field.path: problem" messages. Runs from the repo root.

@@ -6,11 +6,11 @@
  * thread serves metrics (15020) and readiness (15021) and reloads the config files.
  *
  * Per inbound CONNECT stream (struct wp_ds, "downstream"): the authority is the original
- * service VIP:port (DESIGN.md 5a rule 1). The first bytes decide: an HTTP/1.x request line
- * makes it an HTTP stream (requests parsed, authorized, routed and forwarded one at a time,
- * each over an upstream CONNECT stream to the chosen endpoint pod, struct wp_up, kept for
- * the next request while both sides keep the connection alive); anything else is relayed
- * unchanged to one endpoint as plain TCP.
+ * service VIP:port (userspace/ztunnel/README.md rule 1). The first bytes decide: an HTTP/1.x
+ * request line makes it an HTTP stream (requests parsed, authorized, routed and forwarded one at a
+ * time, each over an upstream CONNECT stream to the chosen endpoint pod, struct wp_up, kept for the
+ * next request while both sides keep the connection alive); anything else is relayed unchanged to
+ * one endpoint as plain TCP.
  */
 #ifndef WAYPOINT_WP_H
 #define WAYPOINT_WP_H

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * L4 authorization in the ztunnel (DESIGN.md section 5): the policy set in force (the config
- * snapshot's `policies` plus Istio AuthorizationPolicy/PeerAuthentication files given with
+ * L4 authorization in the ztunnel (userspace/lib/rbac/README.md): the policy set in force (the
+ * config snapshot's `policies` plus Istio AuthorizationPolicy/PeerAuthentication files given with
  * --policy), the check on both inbound paths (15008 per CONNECT: 401 on deny; 15006: reset)
  * and the re-check of live inbound connections after any policy or config change. Decisions
  * are lib/rbac's; this file owns files, reloads, logging and the DENY metric series.

@@ -12,8 +12,8 @@
  * counted from its last stream. The pool is per worker: nghttp2 sessions are single-threaded
  * and a connection's work stays on one CPU.
  *
- * Inbound: per CONNECT, the checks of DESIGN.md section 3 (400 when the authority is not the
- * address the connection arrived on, 503 when no local workload owns it or the dial fails),
+ * Inbound: per CONNECT, the checks of userspace/lib/hbone/README.md (400 when the authority is not
+ * the address the connection arrived on, 503 when no local workload owns it or the dial fails),
  * then a dial to the pod from the outer connection's source address, 200 once it is up.
  */
 #include <errno.h>

@@ -2,7 +2,8 @@
 /*
  * The ztunnel's identities behind the identity-provider interface of lib/tls, one client and
  * one server TLS context shared by all workers, and the server's certificate choice by arrival
- * address (DESIGN.md section 3: no SNI, the destination IP names the workload). Two sources:
+ * address (userspace/lib/hbone/README.md: no SNI, the destination IP names the workload). Two
+ * sources:
  *   --ca-dir DIR alone: DIR is a dev CA (`zmeshctl ca init`) and this process signs itself;
  *   --ca-addr HOST:PORT --ca-dir DIR: certificates come from the CA service (zmesh-ca) and DIR
  *     only supplies ca-cert.pem (the trust bundle, one or more roots), node-cert.pem and

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
  * Moving bytes. Plain legs (two sockets) are relayed with splice() through one pipe per
- * direction, so payload never crosses into userspace (DESIGN.md section 2a measured 8.7 vs
+ * direction, so payload never crosses into userspace (bpf/README.md measured 8.7 vs
  * 7.0 Gbit/s for read/write). A tunnel leg (socket <-> HBONE stream) reads into a buffer that
  * starts at 1 KiB and grows to 16 KiB and 256 KiB only while the peer keeps filling it, so
  * idle connections stay small. Both keep TCP semantics: EOF on one side becomes a half-close

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
  * Routing decisions over one config snapshot (route.h): source workload by address, service
- * VIP -> weighted endpoint, pod IP -> workload, waypoints (DESIGN.md section 5a), passthrough
- * for everything the mesh does not know. Pure: no I/O, no clock, randomness passed in.
+ * VIP -> weighted endpoint, pod IP -> workload, waypoints (userspace/ztunnel/README.md),
+ * passthrough for everything the mesh does not know. Pure: no I/O, no clock, randomness passed in.
  */
 #include "route.h"
 

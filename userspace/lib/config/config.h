@@ -2,7 +2,8 @@
 /*
  * Config sources. A source produces complete struct zm_config snapshots (config/model.h); the
  * first one is the reference ztunnel's local config file (LOCAL_XDS_PATH, YAML, camelCase,
- * DESIGN.md section 4), an xDS client comes later behind the same struct zm_config_source.
+ * userspace/lib/config/README.md), an xDS client comes later behind the same struct
+ * zm_config_source.
  *
  * Errors are reported as text, one per line, each "FILE:LINE: field.path: problem", e.g.
  *   cfg.yaml:12: workloads[1].protocol: unknown value "HTTP" (want TCP or HBONE)

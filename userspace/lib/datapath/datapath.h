@@ -4,7 +4,7 @@
  * loads the capture (tc) and sockops programs, pins maps, programs and cgroup links under one
  * bpffs directory so the datapath outlives whoever loaded it, attaches and detaches only our
  * own tc filter (ZM_TC_PRIORITY/ZM_TC_HANDLE at clsact ingress), installs the policy route of
- * DESIGN.md section 2a through rtnetlink, and enrolls pod addresses. Every call runs in the
+ * bpf/README.md through rtnetlink, and enrolls pod addresses. Every call runs in the
  * network namespace of the calling thread (enter the node namespace first, zm_netns_enter()).
  *
  * Every function returns 0 or -errno and, on failure, leaves one human-readable sentence in
@@ -38,7 +38,7 @@ void zm_dp_close(struct zm_dp *dp);
 
 /*
  * XDP policy program on the uplinks. NATIVE is for physical NICs (driver mode): on a veth it
- * works but turns TSO off on the peer (DESIGN.md 2a), so veths want GENERIC or OFF (tc already
+ * works but turns TSO off on the peer (bpf/README.md), so veths want GENERIC or OFF (tc already
  * enforces the same rules there).
  */
 enum zm_dp_xdp_mode {
@@ -168,9 +168,9 @@ int zm_dp_map_walk(struct zm_dp *dp, const char *name, zm_dp_map_cb cb, void *ct
 		   struct zm_dp_map_info *mi);
 
 /*
- * L4 policy fast path (DESIGN.md 5, plaintext only). The RBAC compiler turns the part of the
- * policies whose verdict is certain without identity into these rules; the kernel drops a bare
- * plaintext SYN (to an enrolled pod, any port but ztunnel's; 15008 is never looked at) that
+ * L4 policy fast path (userspace/lib/rbac/README.md, plaintext only). The RBAC compiler turns the
+ * part of the policies whose verdict is certain without identity into these rules; the kernel drops
+ * a bare plaintext SYN (to an enrolled pod, any port but ztunnel's; 15008 is never looked at) that
  * matches a DROP rule and counts it under rule.policy. Anything that matches nothing, or a
  * DEFER rule, goes on to ztunnel's 15006 as before, where the full evaluation happens.
  *

@@ -54,7 +54,7 @@ int dp_xdp_detach(struct zm_dp *dp, int ifindex);
 /* Every interface with our XDP program (xdp, xdp_prog_id set); returns the count. */
 int dp_xdp_scan(struct zm_dp_iface *out, size_t max);
 
-/* The DESIGN.md 2a policy rule and local route, both families; add and del are idempotent. */
+/* The bpf/README.md policy rule and local route, both families; add and del are idempotent. */
 int dp_route_add(struct zm_dp *dp);
 int dp_route_del(struct zm_dp *dp);
 int dp_route_query(struct zm_dp *dp, struct zm_dp_route_state *st);

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
- * The policy route of DESIGN.md section 2a, through rtnetlink (libmnl), never by running ip:
+ * The policy route of bpf/README.md, through rtnetlink (libmnl), never by running ip:
  *   ip rule add fwmark ZM_MARK/ZM_MARK_MASK lookup ZM_ROUTE_TABLE pref ZM_RULE_PRIORITY
  *   ip route add local 0.0.0.0/0 dev lo table ZM_ROUTE_TABLE      (and the ::/0 twins)
  * Without it a SYN the capture program assigned to a ztunnel socket is dropped by the

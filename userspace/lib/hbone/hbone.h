@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * HBONE sessions (DESIGN.md section 3): HTTP/2 CONNECT tunnels over one mutual-TLS connection,
- * client or server role, built on nghttp2. Event-loop agnostic: one struct hb_conn wraps a
- * non-blocking fd and an SSL* made by lib/tls; the caller's loop calls hb_conn_io() when the
- * fd is ready, re-arms with hb_conn_want(), and calls hb_conn_tick() about once a second
+ * HBONE sessions (userspace/lib/hbone/README.md): HTTP/2 CONNECT tunnels over one mutual-TLS
+ * connection, client or server role, built on nghttp2. Event-loop agnostic: one struct hb_conn
+ * wraps a non-blocking fd and an SSL* made by lib/tls; the caller's loop calls hb_conn_io() when
+ * the fd is ready, re-arms with hb_conn_want(), and calls hb_conn_tick() about once a second
  * (keepalive PINGs, handshake timeout). Memory is bounded both ways: received data a consumer
  * does not take stays unacknowledged (the peer stops at our flow-control window), and
  * hb_stream_write() accepts only what fits in a per-stream send buffer.

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
- * HBONE request header values (DESIGN.md section 3): the CONNECT authority ("ip:port",
+ * HBONE request header values (userspace/lib/hbone/README.md): the CONNECT authority ("ip:port",
  * bracketed IPv6) both ways, and the forwarded, baggage and traceparent values a client
  * sends. Pure functions over caller buffers; only traceparent reads randomness.
  */

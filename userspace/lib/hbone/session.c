@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
- * HBONE connections, the HTTP/2 side: the nghttp2 session (SETTINGS of DESIGN.md section 3,
- * manual WINDOW_UPDATEs so a paused consumer stops the peer), the callbacks that turn frames
- * into hb_callbacks, the server's own 400 answers (non-CONNECT, bad authority; reported
- * through on_bad_request), and nghttp2's own error texts, kept so a connection that ends on
- * a protocol violation, oversized headers or a flood says which in its close reason.
+ * HBONE connections, the HTTP/2 side: the nghttp2 session (SETTINGS of
+ * userspace/lib/hbone/README.md, manual WINDOW_UPDATEs so a paused consumer stops the peer), the
+ * callbacks that turn frames into hb_callbacks, the server's own 400 answers (non-CONNECT, bad
+ * authority; reported through on_bad_request), and nghttp2's own error texts, kept so a connection
+ * that ends on a protocol violation, oversized headers or a flood says which in its close reason.
  */
 #include <errno.h>
 #include <stdio.h>

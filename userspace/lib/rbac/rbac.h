@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * L4 authorization (DESIGN.md section 5): one policy model for both sources, the local
+ * L4 authorization (userspace/lib/rbac/README.md): one policy model for both sources, the local
  * config's `policies` (config/model.h, the reference ztunnel's Authorization) and Istio
  * AuthorizationPolicy / PeerAuthentication YAML as users write it, plus a pure evaluator over
  * them. Both sources end up as struct zm_rbac_policy: rules -> clauses -> match groups reuse

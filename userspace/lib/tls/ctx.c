@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
- * TLS contexts and connections for HBONE (DESIGN.md section 3): TLS 1.3 only with the two
+ * TLS contexts and connections for HBONE (userspace/lib/hbone/README.md): TLS 1.3 only with the two
  * AES-GCM suites, ALPN "h2" (a client that offers no ALPN or no "h2" is refused during the
  * handshake, not after it), mutual authentication and the SPIFFE peer checks done inside the
  * certificate verification callback so a bad peer fails the handshake with an alert. The

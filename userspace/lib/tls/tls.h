@@ -3,8 +3,8 @@
  * Workload identities and mutual TLS for HBONE (OpenSSL 3), shared by ztunnel and the
  * waypoint: SPIFFE ids, refcounted certificates (leaf + key + chain), a file-backed dev CA,
  * an identity-provider interface (the dev CA today, a CA service later), and TLS 1.3 contexts
- * with the peer checks of DESIGN.md section 3: TLS 1.3 only, AES-GCM suites, ALPN "h2", no
- * SNI, client certificates required, server certificate chosen by the address the connection
+ * with the peer checks of userspace/lib/hbone/README.md: TLS 1.3 only, AES-GCM suites, ALPN "h2",
+ * no SNI, client certificates required, server certificate chosen by the address the connection
  * arrived on, URI SAN checks (server: peer in our trust domain; client: peer is one of the
  * expected ids). Everything here is thread-safe: certificates and contexts are immutable once
  * built and refcounted; the provider cache has its own lock. Functions return 0 or -errno and

@@ -10,8 +10,10 @@
  * socket (replies to ztunnel's sockets that use pod addresses); a bare SYN is steered with
  * bpf_sk_assign() to ztunnel's transparent listener: 15001 from an enrolled pod, 15008 or 15006 to
  * one. Claimed packets get the ZM_MARK bit so the node's policy route (fwmark -> local table)
- * delivers them locally. Everything we do not claim returns TC_ACT_UNSPEC, so a CNI filter behind
- * ours still sees it; we never return TC_ACT_OK for a packet we did not assign.
+ * delivers them locally. A SYN that must be captured while ztunnel has no listener, or that
+ * targets a node address's capture port, is answered with a RST (lib/reset.h). Everything we do not
+ * claim returns TC_ACT_UNSPEC, so a CNI filter behind ours still sees it; we never return TC_ACT_OK
+ * for a packet we did not assign.
  *
  * A plaintext SYN bound for 15006 that an L4 policy rule denies (lib/policy.h) is dropped
  * here instead, and counted under its policy.
@@ -22,15 +24,18 @@
 #include "lib/maps.h"
 #include "lib/parse.h"
 #include "lib/policy.h"
+#include "lib/reset.h"
 #include "lib/sk.h"
 
 /*
  * Settings, fixed at load time by the loader through the skeleton's rodata.
  *
  * zm_cfg_fail_open: what to do with a SYN we must capture when ztunnel has no listener
- * (restart, crash). false (default): drop it (fail closed: a refused connection is better
- * than plaintext escaping the mesh). true: let it continue uncaptured; still counted as
- * drop_no_listener so the operator sees it.
+ * (restart, crash). false (default): refuse it with a RST sent back to the client (fail
+ * closed: a refused connection is better than plaintext escaping the mesh, and a fast
+ * refusal better than a client hanging in SYN-SENT until its own timeout); counted as
+ * refused_no_listener. true: let it continue uncaptured; counted as drop_no_listener so the
+ * operator sees it.
  */
 const volatile bool zm_cfg_fail_open = false;
 
@@ -114,8 +119,18 @@ static __always_inline int zm_capture_run(struct __sk_buff *skb, struct zm_pkt *
 	 * the node's own sockets get their packets by plain routing, and a CNI filter behind
 	 * ours must keep seeing the node's traffic; ztunnel's sockets use pod addresses.
 	 */
-	if (bpf_map_lookup_elem(&ZM_MAP_BYPASS, &pkt->dst))
+	if (bpf_map_lookup_elem(&ZM_MAP_BYPASS, &pkt->dst)) {
+		/*
+		 * Refuse (fail closed): nobody connects to a node address's capture ports on
+		 * purpose. ztunnel's wildcard listeners would accept it as a captured connection
+		 * to the node itself and dial that, a loop that holds sockets in SYN-SENT. The
+		 * node's other ports, 15008 and the admin/metrics/readiness ports included, pass.
+		 */
+		if (zm_is_bare_syn(pkt) &&
+		    (pkt->dport == ZM_PORT_OUTBOUND || pkt->dport == ZM_PORT_INBOUND_PLAIN))
+			return -ZM_REASON_REFUSED_PROXY_PORT;
 		return -ZM_REASON_PASS_BYPASS;
+	}
 
 	ret = zm_sk_assign_established(skb, pkt);
 	if (ret)
@@ -133,13 +148,29 @@ static __always_inline int zm_capture_run(struct __sk_buff *skb, struct zm_pkt *
 
 /*
  * The one place a reason becomes a verdict and a counter. Captured and established packets
- * are claimed (TC_ACT_OK, marked); drops are TC_ACT_SHOT except a missing listener under
- * zm_cfg_fail_open; everything else continues to the next filter (TC_ACT_UNSPEC).
+ * are claimed (TC_ACT_OK, marked); refusals are answered with a RST sent back out of the
+ * interface the SYN came in on (TC_ACT_REDIRECT); drops are TC_ACT_SHOT except a missing
+ * listener under zm_cfg_fail_open; everything else continues to the next filter
+ * (TC_ACT_UNSPEC).
  */
-static __always_inline int zm_capture_verdict(struct __sk_buff *skb, int ret, __u32 policy)
+static __always_inline int zm_capture_verdict(struct __sk_buff *skb, const struct zm_pkt *pkt,
+					      int ret, __u32 policy)
 {
 	__u32 reason = ret < 0 ? (__u32)-ret : ZM_REASON_NONE;
+	bool answered = false;
 
+	if (reason == ZM_REASON_DROP_NO_LISTENER && !zm_cfg_fail_open)
+		reason = ZM_REASON_REFUSED_NO_LISTENER;
+	/*
+	 * A SYN whose answer cannot be built (data on the SYN, a helper failure) is dropped
+	 * instead (the frame may be half rewritten by then); a missing listener is then counted
+	 * as the drop it is.
+	 */
+	if (reason == ZM_REASON_REFUSED_NO_LISTENER || reason == ZM_REASON_REFUSED_PROXY_PORT) {
+		answered = !zm_reset_reply(skb, pkt);
+		if (!answered && reason == ZM_REASON_REFUSED_NO_LISTENER)
+			reason = ZM_REASON_DROP_NO_LISTENER;
+	}
 	zm_stats_inc(reason);
 	switch (reason) {
 	case ZM_REASON_CAPTURED_OUTBOUND:
@@ -148,8 +179,11 @@ static __always_inline int zm_capture_verdict(struct __sk_buff *skb, int ret, __
 	case ZM_REASON_ESTABLISHED:
 		skb->mark = (skb->mark & ~zm_cfg_mark_mask) | zm_cfg_mark;
 		return TC_ACT_OK;
+	case ZM_REASON_REFUSED_NO_LISTENER:
+	case ZM_REASON_REFUSED_PROXY_PORT:
+		return answered ? bpf_redirect(skb->ifindex, 0) : TC_ACT_SHOT;
 	case ZM_REASON_DROP_NO_LISTENER:
-		return zm_cfg_fail_open ? TC_ACT_UNSPEC : TC_ACT_SHOT;
+		return zm_cfg_fail_open && !answered ? TC_ACT_UNSPEC : TC_ACT_SHOT;
 	case ZM_REASON_DROP_POLICY:
 		zm_policy_count(policy, false);
 		return TC_ACT_SHOT;
@@ -171,7 +205,7 @@ int zm_capture(struct __sk_buff *skb)
 	ret = zm_parse(skb, &pkt);
 	if (!ret)
 		ret = zm_capture_run(skb, &pkt, &policy);
-	return zm_capture_verdict(skb, ret, policy);
+	return zm_capture_verdict(skb, &pkt, ret, policy);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

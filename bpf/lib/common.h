@@ -15,9 +15,10 @@
 #include "zmesh/abi.h"
 
 /* tc verdicts (include/uapi/linux/pkt_cls.h). */
-#define TC_ACT_UNSPEC (-1) /* not ours: continue with the next filter on the hook */
-#define TC_ACT_OK     0	   /* claimed: stop classifying, deliver */
-#define TC_ACT_SHOT   2	   /* drop */
+#define TC_ACT_UNSPEC	(-1) /* not ours: continue with the next filter on the hook */
+#define TC_ACT_OK	0    /* claimed: stop classifying, deliver */
+#define TC_ACT_SHOT	2    /* drop */
+#define TC_ACT_REDIRECT 7    /* what bpf_redirect() returns: sent where it says */
 
 #define ETH_P_IP   0x0800
 #define ETH_P_IPV6 0x86DD

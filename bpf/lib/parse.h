@@ -23,6 +23,7 @@ struct zm_pkt {
 	__u16 dport; /* host order, for comparisons */
 	__u8 tcp_flags;
 	__u8 pad;
+	__u32 l4off; /* offset of the TCP header in the frame (tc parser only; XDP leaves 0) */
 };
 
 /* ztunnel's own ports: a connection to them is already mesh traffic or control plane. */
@@ -162,6 +163,7 @@ static __always_inline int zm_parse(struct __sk_buff *skb, struct zm_pkt *pkt)
 
 	if (bpf_skb_load_bytes(skb, l4off, th, sizeof(th)))
 		return -ZM_REASON_PASS_MALFORMED;
+	pkt->l4off = l4off;
 	return zm_parse_tcp(pkt, th);
 }
 

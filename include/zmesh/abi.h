@@ -15,7 +15,8 @@
 #include "zmesh/ports.h"
 #include "zmesh/reasons.h"
 
-#define ZM_ABI_VERSION 2 /* 2: L4 policy fast path maps (zm_pol_*) */
+/* 2: L4 policy fast path maps (zm_pol_*); 3: reasons refused_no_listener, refused_proxy_port */
+#define ZM_ABI_VERSION 3
 
 #define ZM_STR_(x) #x
 #define ZM_STR(x)  ZM_STR_(x)

@@ -27,7 +27,11 @@
 	X(DROP_SPOOFED, "drop_spoofed", "enrolled source address on the wrong veth")               \
 	X(PASS_MALFORMED, "pass_malformed", "truncated or malformed header: left to kernel")       \
 	X(DROP_POLICY, "drop_policy", "plaintext SYN denied by an L4 policy rule at tc")           \
-	X(DROP_POLICY_XDP, "drop_policy_xdp", "plaintext SYN denied by an L4 policy rule at XDP")
+	X(DROP_POLICY_XDP, "drop_policy_xdp", "plaintext SYN denied by an L4 policy rule at XDP")  \
+	X(REFUSED_NO_LISTENER, "refused_no_listener",                                              \
+	  "ztunnel is not listening: SYN answered with RST (fail closed, fast)")                   \
+	X(REFUSED_PROXY_PORT, "refused_proxy_port",                                                \
+	  "SYN to a node address on a capture port (15001/15006): answered with RST")
 
 enum zm_reason {
 #define ZM_REASON_ENUM(name, str, help) ZM_REASON_##name,

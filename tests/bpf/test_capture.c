@@ -15,9 +15,10 @@
  * which it only reaches after finding the socket it meant to assign to. The fixtures
  * therefore assert TC_ACT_SHOT + drop_assign_failed for "would be captured/assigned", and
  * prove which listener was chosen by rows where only the other listeners exist
- * (drop_no_listener). test_run_probe_assign() checks that premise at run time: if a future
- * kernel lets test_run assign, the captured rows switch to TC_ACT_OK + the captured_* reason
- * (and the mark). Real assignment is proven by the netns integration tier.
+ * (refused_no_listener: answered with a RST, whose bytes are checked). test_run_probe_assign()
+ * checks that premise at run time: if a future kernel lets test_run assign, the captured rows
+ * switch to TC_ACT_OK + the captured_* reason (and the mark). Real assignment is proven by the
+ * netns integration tier.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -78,6 +79,8 @@ enum shape {
 	SH_FRAG,	/* IPv4 MF set / IPv6 fragment header */
 	SH_V6_HOPOPTS,	/* IPv6 hop-by-hop header before TCP */
 	SH_ESTAB,	/* addresses/ports of the loopback connection, filled at run time */
+	SH_SYN_OPTS,	/* TCP data offset 8: MSS, SACK permitted, window scale */
+	SH_SYN_DATA,	/* 10 bytes of payload behind the TCP header (Fast Open) */
 };
 
 /* Listener sets a row needs: bit per ztunnel port, opened in both families. */
@@ -95,6 +98,7 @@ enum shape {
  */
 #define ASSIGN	(-100)
 #define REFUSED (-200)
+#define RESET	(-300) /* TC_ACT_REDIRECT, and the frame is the SYN's RST|ACK answer */
 
 struct fixture {
 	const char *name;
@@ -118,8 +122,12 @@ static const struct fixture fixtures[] = {
      L_ALL, ASSIGN, ZM_REASON_CAPTURED_OUTBOUND},
     {"v4 SYN from enrolled pod, only 15001 listening", 0, SH_TCP, POD_A4, POD_C4, 40000, 80, SYN,
      L_OUT, ASSIGN, ZM_REASON_CAPTURED_OUTBOUND},
-    {"v4 SYN from enrolled pod, no 15001 listener: fail closed", 0, SH_TCP, POD_A4, POD_C4, 40000,
-     80, SYN, L_PLAIN | L_HBONE, TC_ACT_SHOT, ZM_REASON_DROP_NO_LISTENER},
+    {"v4 SYN from enrolled pod, no 15001 listener: refused with RST", 0, SH_TCP, POD_A4, POD_C4,
+     40000, 80, SYN, L_PLAIN | L_HBONE, RESET, ZM_REASON_REFUSED_NO_LISTENER},
+    {"v4 SYN with options, no 15001 listener: RST, options NOPed", 0, SH_SYN_OPTS, POD_A4, POD_C4,
+     40001, 80, SYN, L_PLAIN | L_HBONE, RESET, ZM_REASON_REFUSED_NO_LISTENER},
+    {"v4 SYN with data (Fast Open), no 15001 listener: dropped", 0, SH_SYN_DATA, POD_A4, POD_C4,
+     40002, 80, SYN, L_PLAIN | L_HBONE, TC_ACT_SHOT, ZM_REASON_DROP_NO_LISTENER},
     {"v4 SYN from enrolled pod to enrolled pod -> 15001", 0, SH_TCP, POD_A4, POD_B4, 40000, 8080,
      SYN, L_OUT, ASSIGN, ZM_REASON_CAPTURED_OUTBOUND},
     {"v4 SYN from enrolled pod to port 15008: not captured", 0, SH_TCP, POD_A4, POD_C4, 40000,
@@ -131,6 +139,17 @@ static const struct fixture fixtures[] = {
      15021, SYN, L_ALL, TC_ACT_UNSPEC, ZM_REASON_PASS_ZTUNNEL_PORT},
     {"v4 SYN from enrolled pod to node address: bypass", 0, SH_TCP, POD_A4, NODE4, 40000, 10250,
      SYN, L_ALL, TC_ACT_UNSPEC, ZM_REASON_PASS_BYPASS},
+    /* a node address's capture ports are refused (a loop through ztunnel otherwise) */
+    {"v4 SYN from enrolled pod to node:15001: RST", 0, SH_TCP, POD_A4, NODE4, 40000, 15001, SYN,
+     L_ALL, RESET, ZM_REASON_REFUSED_PROXY_PORT},
+    {"v4 SYN from non-enrolled pod to node:15006: RST", 0, SH_TCP, POD_C4, NODE4, 40000, 15006, SYN,
+     L_ALL, RESET, ZM_REASON_REFUSED_PROXY_PORT},
+    {"v4 SYN to node:15008: bypass", 0, SH_TCP, POD_A4, NODE4, 40000, 15008, SYN, L_ALL,
+     TC_ACT_UNSPEC, ZM_REASON_PASS_BYPASS},
+    {"v4 SYN to node:15020 (metrics scrape): bypass", 0, SH_TCP, POD_C4, NODE4, 40000, 15020, SYN,
+     L_ALL, TC_ACT_UNSPEC, ZM_REASON_PASS_BYPASS},
+    {"v4 ACK to node:15001: bypass", 0, SH_TCP, POD_A4, NODE4, 40000, 15001, ACK, L_ALL,
+     TC_ACT_UNSPEC, ZM_REASON_PASS_BYPASS},
     {"v4 SYN from enrolled address on the wrong veth: spoofed", 0, SH_TCP, POD_S4, POD_C4, 40000,
      80, SYN, L_ALL, TC_ACT_SHOT, ZM_REASON_DROP_SPOOFED},
     {"v4 ACK from enrolled address on the wrong veth: spoofed", 0, SH_TCP, POD_S4, POD_C4, 40000,
@@ -140,16 +159,16 @@ static const struct fixture fixtures[] = {
     /* inbound capture */
     {"v4 SYN to enrolled pod on 15008 -> 15008", 0, SH_TCP, POD_C4, POD_B4, 40000, 15008, SYN,
      L_ALL, ASSIGN, ZM_REASON_CAPTURED_HBONE},
-    {"v4 SYN to enrolled pod on 15008, only 15006 listening", 0, SH_TCP, POD_C4, POD_B4, 40000,
-     15008, SYN, L_PLAIN, TC_ACT_SHOT, ZM_REASON_DROP_NO_LISTENER},
+    {"v4 SYN to enrolled pod on 15008, only 15006 listening: RST", 0, SH_TCP, POD_C4, POD_B4, 40000,
+     15008, SYN, L_PLAIN, RESET, ZM_REASON_REFUSED_NO_LISTENER},
     {"v4 SYN to enrolled pod on 15008, only 15008 listening", 0, SH_TCP, POD_C4, POD_B4, 40000,
      15008, SYN, L_HBONE, ASSIGN, ZM_REASON_CAPTURED_HBONE},
     {"v4 SYN to enrolled pod on 8080 -> 15006", 0, SH_TCP, POD_C4, POD_B4, 40000, 8080, SYN, L_ALL,
      ASSIGN, ZM_REASON_CAPTURED_PLAIN},
     {"v4 SYN to enrolled pod on 8080, only 15006 listening", 0, SH_TCP, POD_C4, POD_B4, 40000, 8080,
      SYN, L_PLAIN, ASSIGN, ZM_REASON_CAPTURED_PLAIN},
-    {"v4 SYN to enrolled pod on 8080, only 15008 listening", 0, SH_TCP, POD_C4, POD_B4, 40000, 8080,
-     SYN, L_HBONE, TC_ACT_SHOT, ZM_REASON_DROP_NO_LISTENER},
+    {"v4 SYN to enrolled pod on 8080, only 15008 listening: RST", 0, SH_TCP, POD_C4, POD_B4, 40000,
+     8080, SYN, L_HBONE, RESET, ZM_REASON_REFUSED_NO_LISTENER},
     {"v4 SYN to enrolled pod on 15020: not captured", 0, SH_TCP, POD_C4, POD_B4, 40000, 15020, SYN,
      L_ALL, TC_ACT_UNSPEC, ZM_REASON_PASS_ZTUNNEL_PORT},
     /* not ours */
@@ -191,24 +210,28 @@ static const struct fixture fixtures[] = {
     /* IPv6 */
     {"v6 SYN from enrolled pod on its veth -> 15001", 1, SH_TCP, POD_A6, POD_C6, 40000, 80, SYN,
      L_ALL, ASSIGN, ZM_REASON_CAPTURED_OUTBOUND},
-    {"v6 SYN from enrolled pod, no 15001 listener: fail closed", 1, SH_TCP, POD_A6, POD_C6, 40000,
-     80, SYN, L_PLAIN | L_HBONE, TC_ACT_SHOT, ZM_REASON_DROP_NO_LISTENER},
+    {"v6 SYN from enrolled pod, no 15001 listener: refused with RST", 1, SH_TCP, POD_A6, POD_C6,
+     40000, 80, SYN, L_PLAIN | L_HBONE, RESET, ZM_REASON_REFUSED_NO_LISTENER},
+    {"v6 SYN with options, no 15001 listener: RST, options NOPed", 1, SH_SYN_OPTS, POD_A6, POD_C6,
+     40001, 80, SYN, L_PLAIN | L_HBONE, RESET, ZM_REASON_REFUSED_NO_LISTENER},
     {"v6 SYN from enrolled address on the wrong veth: spoofed", 1, SH_TCP, POD_S6, POD_C6, 40000,
      80, SYN, L_ALL, TC_ACT_SHOT, ZM_REASON_DROP_SPOOFED},
     {"v6 SYN with hop-by-hop header from enrolled pod -> 15001", 1, SH_V6_HOPOPTS, POD_A6, POD_C6,
      40000, 80, SYN, L_OUT, ASSIGN, ZM_REASON_CAPTURED_OUTBOUND},
     {"v6 SYN to enrolled pod on 15008 -> 15008", 1, SH_TCP, POD_C6, POD_B6, 40000, 15008, SYN,
      L_HBONE, ASSIGN, ZM_REASON_CAPTURED_HBONE},
-    {"v6 SYN to enrolled pod on 15008, only 15006 listening", 1, SH_TCP, POD_C6, POD_B6, 40000,
-     15008, SYN, L_PLAIN, TC_ACT_SHOT, ZM_REASON_DROP_NO_LISTENER},
+    {"v6 SYN to enrolled pod on 15008, only 15006 listening: RST", 1, SH_TCP, POD_C6, POD_B6, 40000,
+     15008, SYN, L_PLAIN, RESET, ZM_REASON_REFUSED_NO_LISTENER},
     {"v6 SYN to enrolled pod on 8080 -> 15006", 1, SH_TCP, POD_C6, POD_B6, 40000, 8080, SYN,
      L_PLAIN, ASSIGN, ZM_REASON_CAPTURED_PLAIN},
-    {"v6 SYN to enrolled pod on 8080, only 15008 listening", 1, SH_TCP, POD_C6, POD_B6, 40000, 8080,
-     SYN, L_HBONE, TC_ACT_SHOT, ZM_REASON_DROP_NO_LISTENER},
+    {"v6 SYN to enrolled pod on 8080, only 15008 listening: RST", 1, SH_TCP, POD_C6, POD_B6, 40000,
+     8080, SYN, L_HBONE, RESET, ZM_REASON_REFUSED_NO_LISTENER},
     {"v6 SYN between non-enrolled pods", 1, SH_TCP, POD_C6, "2001:2::2:4", 40000, 80, SYN, L_ALL,
      TC_ACT_UNSPEC, ZM_REASON_PASS_NOT_ENROLLED},
     {"v6 SYN from enrolled pod to node address: bypass", 1, SH_TCP, POD_A6, NODE6, 40000, 10250,
      SYN, L_ALL, TC_ACT_UNSPEC, ZM_REASON_PASS_BYPASS},
+    {"v6 SYN from enrolled pod to node:15001: RST", 1, SH_TCP, POD_A6, NODE6, 40000, 15001, SYN,
+     L_ALL, RESET, ZM_REASON_REFUSED_PROXY_PORT},
     {"v6 ACK of unknown flow from enrolled pod", 1, SH_TCP, POD_A6, POD_C6, 40000, 80, ACK, L_ALL,
      TC_ACT_UNSPEC, ZM_REASON_PASS_NOT_SYN},
     {"v6 ACK of local loopback connection -> its socket", 1, SH_ESTAB, NULL, NULL, 0, 0, ACK, L_ALL,
@@ -236,19 +259,79 @@ static bool assign_works;
 
 /* ---- packets ---------------------------------------------------------------------------- */
 
+#define SYN_SEQ 1000
+
 static size_t put_tcp(uint8_t *p, const struct fixture *f, uint16_t sport, uint16_t dport)
 {
+	/* MSS 1460, SACK permitted, NOP, window scale 7, NOP NOP: 12 bytes */
+	static const uint8_t opts[] = {2, 4, 0x05, 0xb4, 4, 2, 1, 3, 3, 7, 1, 1};
 	struct tcphdr th = {0};
 
 	th.source = htons(sport);
 	th.dest = htons(dport);
-	th.seq = htonl(1000);
+	th.seq = htonl(SYN_SEQ);
 	th.ack_seq = (f->flags & TH_ACK) ? htonl(2000) : 0;
-	th.doff = f->shape == SH_BAD_DOFF ? 3 : 5;
+	th.doff = f->shape == SH_BAD_DOFF ? 3 : f->shape == SH_SYN_OPTS ? 8 : 5;
 	th.window = htons(65535);
 	memcpy(p, &th, sizeof(th));
 	p[13] = f->flags;
+	if (f->shape == SH_SYN_OPTS) {
+		memcpy(p + sizeof(th), opts, sizeof(opts));
+		return sizeof(th) + sizeof(opts);
+	}
+	if (f->shape == SH_SYN_DATA) {
+		memset(p + sizeof(th), 'x', 10);
+		return sizeof(th) + 10;
+	}
 	return sizeof(th);
+}
+
+/* One's-complement sum of @len bytes, added to @sum (not folded). */
+static uint32_t csum_add(uint32_t sum, const uint8_t *p, size_t len)
+{
+	for (size_t i = 0; i + 1 < len; i += 2)
+		sum += (uint32_t)(p[i] << 8 | p[i + 1]);
+	if (len & 1)
+		sum += (uint32_t)p[len - 1] << 8;
+	return sum;
+}
+
+static uint16_t csum_fold(uint32_t sum)
+{
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	return (uint16_t)sum;
+}
+
+/*
+ * The TCP checksum of the segment at @l4 (length @l4len) of an IPv4 or IPv6 packet at @ip,
+ * over the pseudo-header: 0xffff folded when the segment's own checksum field is right.
+ */
+static uint16_t tcp_csum_sum(const uint8_t *ip, int v6, const uint8_t *l4, size_t l4len)
+{
+	uint8_t len_proto[4] = {0, IPPROTO_TCP, (uint8_t)(l4len >> 8), (uint8_t)l4len};
+	uint32_t sum = v6 ? csum_add(0, ip + 8, 32) : csum_add(0, ip + 12, 8);
+
+	sum = csum_add(sum, len_proto, 4);
+	return csum_fold(csum_add(sum, l4, l4len));
+}
+
+/* Fill in correct IPv4 header and TCP checksums of a TCP frame of @len bytes. */
+static void csum_fill(uint8_t *frame, size_t len, int v6)
+{
+	uint8_t *ip = frame + sizeof(struct ethhdr);
+	size_t ihl = v6 ? 40 : (size_t)(ip[0] & 0x0f) * 4;
+	uint8_t *l4 = ip + ihl;
+	uint16_t c;
+
+	if (!v6) {
+		ip[10] = ip[11] = 0;
+		c = (uint16_t)~csum_fold(csum_add(0, ip, ihl));
+		ip[10] = c >> 8, ip[11] = c & 0xff;
+	}
+	l4[16] = l4[17] = 0;
+	c = (uint16_t)~tcp_csum_sum(ip, v6, l4, len - (size_t)(l4 - frame));
+	l4[16] = c >> 8, l4[17] = c & 0xff;
 }
 
 static size_t put_udp(uint8_t *p, uint16_t sport, uint16_t dport)
@@ -326,6 +409,7 @@ static size_t build_packet(const struct fixture *f, uint8_t *buf)
 	struct ethhdr eth = {.h_dest = {2, 0, 0, 0, 0, 2}, .h_source = {2, 0, 0, 0, 0, 1}};
 	const char *src = f->src, *dst = f->dst;
 	uint16_t sport = f->sport, dport = f->dport;
+	size_t len;
 
 	if (f->shape == SH_ESTAB) {
 		const struct estab *e = f->v6 ? &estab6 : &estab4;
@@ -345,8 +429,13 @@ static size_t build_packet(const struct fixture *f, uint8_t *buf)
 	eth.h_proto = htons(f->v6 ? ETH_P_IPV6 : ETH_P_IP);
 	memcpy(buf, &eth, sizeof(eth));
 	if (f->v6)
-		return sizeof(eth) + build_v6(buf + sizeof(eth), f, src, dst, sport, dport);
-	return sizeof(eth) + build_v4(buf + sizeof(eth), f, src, dst, sport, dport);
+		len = sizeof(eth) + build_v6(buf + sizeof(eth), f, src, dst, sport, dport);
+	else
+		len = sizeof(eth) + build_v4(buf + sizeof(eth), f, src, dst, sport, dport);
+	/* Right checksums where the program may rewrite the packet (it updates them). */
+	if (f->shape == SH_TCP || f->shape == SH_SYN_OPTS || f->shape == SH_SYN_DATA)
+		csum_fill(buf, len, f->v6);
+	return len;
 }
 
 /* ---- namespace, sockets, maps ----------------------------------------------------------- */
@@ -528,6 +617,8 @@ struct outcome {
 	int retval; /* program's verdict */
 	int reason; /* the one counter that moved, -1 if none or several */
 	__u32 mark; /* skb->mark after the run (started as MARK_IN) */
+	uint8_t in[256], out[256];
+	uint32_t in_len, out_len; /* the frame given, and the frame as the program left it */
 };
 
 #define MARK_IN 0x10001u
@@ -537,13 +628,13 @@ static struct outcome fixture_run(struct capture_bpf *skel, const struct fixture
 	uint64_t before[ZM_REASON_MAX], after[ZM_REASON_MAX];
 	struct __sk_buff ctx = {.mark = MARK_IN}, ctx_out = {0};
 	struct outcome o = {.reason = -1};
-	uint8_t buf[256] = {0};
 	int moved = 0;
 
-	LIBBPF_OPTS(bpf_test_run_opts, topts, .data_in = buf, .ctx_in = &ctx,
+	LIBBPF_OPTS(bpf_test_run_opts, topts, .data_in = o.in, .ctx_in = &ctx,
 		    .ctx_size_in = sizeof(ctx), .ctx_out = &ctx_out,
-		    .ctx_size_out = sizeof(ctx_out), .repeat = 1);
-	topts.data_size_in = build_packet(f, buf);
+		    .ctx_size_out = sizeof(ctx_out), .data_out = o.out,
+		    .data_size_out = sizeof(o.out), .repeat = 1);
+	o.in_len = topts.data_size_in = build_packet(f, o.in);
 
 	if (listeners_sync(f->listeners) || stats_read(skel, before)) {
 		o.err = -EIO;
@@ -553,6 +644,7 @@ static struct outcome fixture_run(struct capture_bpf *skel, const struct fixture
 	    bpf_prog_test_run_opts(bpf_program__fd(skel->progs.zm_capture), &topts) ? -errno : 0;
 	o.retval = (int)topts.retval;
 	o.mark = ctx_out.mark;
+	o.out_len = topts.data_size_out;
 	if (stats_read(skel, after))
 		o.err = -EIO;
 	for (int r = 0; r < ZM_REASON_MAX; r++) {
@@ -564,6 +656,43 @@ static struct outcome fixture_run(struct capture_bpf *skel, const struct fixture
 	if (moved != 1)
 		o.reason = -1;
 	return o;
+}
+
+/*
+ * The frame a refusal leaves: the SYN turned into its RST|ACK answer, as the client's stack
+ * must accept it (RFC 9293): addresses and ports swapped, sequence 0, acknowledging the SYN,
+ * no options left but NOPs, both checksums right, the length unchanged.
+ */
+static void reset_check(const struct fixture *f, const struct outcome *o)
+{
+	const uint8_t *in = o->in, *out = o->out;
+	size_t ihl = f->v6 ? 40 : 20, l4 = sizeof(struct ethhdr) + ihl,
+	       doff = (in[l4 + 12] >> 4) * 4;
+	size_t alen = f->v6 ? 16 : 4, aoff = sizeof(struct ethhdr) + (f->v6 ? 8 : 12);
+	uint32_t seq, ack;
+	bool nops = true;
+
+	is_int(o->out_len, o->in_len, "%s: RST frame as long as the SYN", f->name);
+	ok(!memcmp(out, in + 6, 6) && !memcmp(out + 6, in, 6), "%s: MACs swapped", f->name);
+	ok(!memcmp(out + aoff, in + aoff + alen, alen) &&
+	       !memcmp(out + aoff + alen, in + aoff, alen),
+	   "%s: addresses swapped", f->name);
+	ok(!memcmp(out + l4, in + l4 + 2, 2) && !memcmp(out + l4 + 2, in + l4, 2),
+	   "%s: ports swapped", f->name);
+	memcpy(&seq, out + l4 + 4, 4);
+	memcpy(&ack, out + l4 + 8, 4);
+	ok(ntohl(seq) == 0 && ntohl(ack) == SYN_SEQ + 1, "%s: seq 0, ack = SYN seq + 1 (%u, %u)",
+	   f->name, ntohl(seq), ntohl(ack));
+	is_int(out[l4 + 13], TH_RST | TH_ACK, "%s: flags RST|ACK", f->name);
+	is_int(out[l4 + 12] >> 4, in[l4 + 12] >> 4, "%s: data offset kept", f->name);
+	for (size_t i = 20; i < doff; i++)
+		nops = nops && out[l4 + i] == 1;
+	ok(nops, "%s: options replaced by NOPs", f->name);
+	if (!f->v6)
+		is_int(csum_fold(csum_add(0, out + sizeof(struct ethhdr), ihl)), 0xffff,
+		       "%s: IPv4 header checksum right", f->name);
+	is_int(tcp_csum_sum(out + sizeof(struct ethhdr), f->v6, out + l4, o->out_len - l4), 0xffff,
+	       "%s: TCP checksum right", f->name);
 }
 
 static void fixture_check(struct capture_bpf *skel, const struct fixture *f)
@@ -580,6 +709,8 @@ static void fixture_check(struct capture_bpf *skel, const struct fixture *f)
 		want_reason = ZM_REASON_DROP_ASSIGN_FAILED;
 	} else if (want_ret == ASSIGN) {
 		want_ret = TC_ACT_OK;
+	} else if (want_ret == RESET) {
+		want_ret = TC_ACT_REDIRECT;
 	}
 	if (!is_int(o.err, 0, "%s: test_run", f->name))
 		return;
@@ -589,6 +720,8 @@ static void fixture_check(struct capture_bpf *skel, const struct fixture *f)
 		is_int(o.mark, (MARK_IN & ~ZM_MARK_MASK) | ZM_MARK, "%s: mark", f->name);
 	else
 		is_int(o.mark, MARK_IN, "%s: mark untouched", f->name);
+	if (f->want_ret == RESET)
+		reset_check(f, &o);
 }
 
 /*
@@ -614,6 +747,9 @@ static void fail_open_check(void)
 {
 	struct capture_bpf *skel = skel_load(true);
 	const struct fixture *f = &fixtures[2]; /* v4 SYN from enrolled pod, no 15001 */
+
+	if (f->want_reason != ZM_REASON_REFUSED_NO_LISTENER)
+		tap_bail("fixtures[2] is no longer the missing-listener row");
 	struct outcome o;
 
 	if (!ok(skel, "fail-open instance loads"))

@@ -53,8 +53,9 @@ t_is "$(m_zctl n1 -j workload list | jq -r '.[0].identity')" "spiffe://cluster.l
 	"workload list shows n1a's identity"
 
 st=$(m_zctl n1 -j datapath status)
-t_is "$(echo "$st" | jq -r '[.loaded, .abi_version, .route.present] | join(" ")')" "true 2 true" \
-	"datapath status: loaded, ABI 2, policy route present"
+abi=$(sed -n 's/^#define ZM_ABI_VERSION \([0-9]*\).*/\1/p' include/zmesh/abi.h)
+t_is "$(echo "$st" | jq -r '[.loaded, .abi_version, .route.present] | join(" ")')" "true $abi true" \
+	"datapath status: loaded, ABI $abi (include/zmesh/abi.h), policy route present"
 t_is "$(echo "$st" | jq -r '[.interfaces[].ifname] | sort | join(",")')" "veth-n1a,veth-n1b,wire0" \
 	"datapath status lists the attached interfaces"
 t_is "$(m_zctl n1 -j map list | jq -r '[.[].name] | sort | join(",")')" \
@@ -63,11 +64,22 @@ t_is "$(m_zctl n1 -j map list | jq -r '[.[].name] | sort | join(",")')" \
 t_like "$(m_zctl n1 map dump zm_workloads)" "198.18.1.11.*veth-n1a|198.18.1.11.*ifindex" \
 	"map dump decodes zm_workloads for humans"
 
-# Without a listener, enrolled pods fail closed: no plaintext escapes the mesh.
-out=$(send n1a "$(h_ip4 n2b)" 7777)
-t_like "$out" "timed out|refused|failed" "no ztunnel: enrolled pod's connection does not leave in plaintext"
-t_like "$(m_zctl n1 -j stats | jq '.[] | select(.reason == "drop_no_listener") | .packets')" '^[1-9]' \
-	"drop_no_listener counted"
+# Without a listener, enrolled pods fail closed, and fast: the datapath answers the SYN with a
+# RST, so the client's connect() is refused at once instead of waiting out its timeout, and no
+# plaintext escapes the mesh (n2b's server sees nothing). Both families, from the pod's veth
+# and from the uplink (another node's client to an enrolled pod).
+for fam in 4 6; do
+	t_like "$(send n1a "$(h_ip$fam n2b)" 7777)" "Connection refused" \
+		"IPv$fam no ztunnel: enrolled pod's connection refused by the datapath (not timed out)"
+	t_like "$(send n2b "$(h_ip$fam n1a)" 7777)" "Connection refused" \
+		"IPv$fam no ztunnel on n1: n2b -> enrolled n1a over the wire refused (RST back out of wire0)"
+	t_like "$(send n2b "$(h_ip$fam n1a)" 15008)" "Connection refused" \
+		"IPv$fam no ztunnel on n1: HBONE to enrolled n1a:15008 refused"
+done
+t_like "$(m_zctl n1 -j stats | jq '.[] | select(.reason == "refused_no_listener") | .packets')" '^[1-9]' \
+	"refused_no_listener counted"
+t_is "$(m_zctl n1 -j stats | jq '.[] | select(.reason == "drop_no_listener") | .packets')" 0 \
+	"nothing needed the drop fallback (drop_no_listener 0)"
 
 h_bg n1 "$LISTENER" --echo
 h_bg n2 "$LISTENER" --echo
@@ -91,6 +103,13 @@ for fam in 4 6; do
 done
 t_like "$(send n1a 198.18.0.1 7779)" "^peer=198.18.1.11:[0-9]+ local=198.18.0.1:7779" \
 	"enrolled n1a -> node address: never captured"
+# A node address's capture ports are refused by the datapath: ztunnel would otherwise accept
+# the connection as captured and dial the node's own 15001, a loop.
+t_like "$(send n1a 198.18.0.1 15001)" "Connection refused" "enrolled n1a -> node:15001 refused"
+t_like "$(send n1b 198.18.0.1 15006)" "Connection refused" "non-enrolled n1b -> node:15006 refused"
+t_like "$(send n1a "$(h_node_ip6 n1)" 15001)" "Connection refused" "enrolled n1a -> node IPv6:15001 refused"
+t_like "$(m_zctl n1 -j stats | jq '.[] | select(.reason == "refused_proxy_port") | .packets')" \
+	'^[1-9]' "refused_proxy_port counted"
 t_like "$(h_exec n1 "$ECHO" send "$(h_ip4 n1a)" 7777 --data x 2>&1 | head -1)" \
 	"^peer=198.18.1.1:[0-9]+ local=198.18.1.11:7777" "node -> enrolled pod: untouched"
 
@@ -146,8 +165,8 @@ t_is "$(m_zctl n1 -j workload list | jq length)" "2" "failed enrolls left the wo
 bpftool map update pinned "$H_BPFFS/n1/zm_meta" key 0 0 0 0 value 99 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 ||
 	t_diag "bpftool could not edit zm_meta"
 out=$(m_zctl n1 datapath load 2>&1); st=$?
-t_like "$st:$out" "^1:.*99.*1|^1:.*1.*99" "a datapath pinned by another ABI version is refused, both named"
-bpftool map update pinned "$H_BPFFS/n1/zm_meta" key 0 0 0 0 value 2 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0
+t_like "$st:$out" "^1:.*99.*$abi|^1:.*$abi.*99" "a datapath pinned by another ABI version is refused, both named"
+bpftool map update pinned "$H_BPFFS/n1/zm_meta" key 0 0 0 0 value "$abi" 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0
 
 # Unload removes only ours.
 t_run "unenroll n1a" -- m_zctl n1 unenroll --veth veth-n1a

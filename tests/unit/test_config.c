@@ -578,8 +578,9 @@ static void test_limits(void)
 
 static void test_empty_and_sources(void)
 {
+	/* What a file caught mid-write looks like: refused, never "no workloads". */
 	static const char *const empties[] = {"", "# only a comment\n", "---\n", "{}\n",
-					      "workloads: []\nservices:\npolicies: []\n"};
+					      "\n\n   \n"};
 	struct zm_config_source *src;
 	struct zm_config *cfg = NULL;
 	char err[ERRLEN];
@@ -589,13 +590,29 @@ static void test_empty_and_sources(void)
 	for (i = 0; i < sizeof(empties) / sizeof(empties[0]); i++) {
 		r = zm_config_load_buf("cfg.yaml", empties[i], strlen(empties[i]), &cfg, err,
 				       sizeof(err));
-		ok(r == 0 && cfg && !cfg->n_workloads && !cfg->n_services && !cfg->n_policies,
-		   "empty config %zu loads", i);
+		ok(r == -EINVAL && !cfg, "empty config %zu refused", i);
+		ok(!strncmp(err, "cfg.yaml", 8) && strstr(err, ": (root): the config is empty (") &&
+		       strstr(err, "says so: workloads: []"),
+		   "empty config %zu: the message says how to write an empty config (%s)", i, err);
 		zm_config_free(cfg);
 		cfg = NULL;
 	}
 	r = zm_config_load_buf("cfg.yaml", NULL, 0, &cfg, err, sizeof(err));
-	ok(r == 0 && cfg, "NULL buffer is an empty config");
+	ok(r == -EINVAL && !cfg, "NULL buffer refused as empty");
+
+	r = zm_config_load_buf("cfg.yaml", "workloads: []\nservices:\npolicies: []\n",
+			       strlen("workloads: []\nservices:\npolicies: []\n"), &cfg, err,
+			       sizeof(err));
+	ok(r == 0 && cfg && !cfg->n_workloads && cfg->workloads_empty,
+	   "workloads: [] is an explicit empty config");
+	zm_config_free(cfg);
+	r = zm_config_load_buf("cfg.yaml", "services: []\n", strlen("services: []\n"), &cfg, err,
+			       sizeof(err));
+	ok(r == 0 && cfg && !cfg->n_workloads && !cfg->workloads_empty,
+	   "no workloads key: loads, but is not an explicit empty config");
+	zm_config_free(cfg);
+	r = zm_config_load_file("tests/data/config/localhost.yaml", &cfg, err, sizeof(err));
+	ok(r == 0 && cfg && !cfg->workloads_empty, "a config with workloads is not empty");
 	zm_config_free(cfg);
 
 	r = zm_config_load_buf("cfg.yaml",

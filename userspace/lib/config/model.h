@@ -299,6 +299,7 @@ struct zm_config {
 	size_t n_services;
 	struct zm_cfg_policy *policies;
 	size_t n_policies;
+	bool workloads_empty; /* the source said "no workloads" explicitly (`workloads: []`) */
 	/* private */
 	struct zm_cfg_arena_block *arena;
 	size_t arena_size; /* bytes held, bounded by ZM_CFG_MAX_MEMORY */

@@ -249,6 +249,9 @@ int zm_yl_workloads(struct zm_yl *yl, yaml_node_t *n, void *obj)
 {
 	struct zm_config *cfg = obj;
 
+	cfg->workloads_empty = n->type == YAML_SEQUENCE_NODE &&
+			       n->data.sequence.items.top == n->data.sequence.items.start;
+
 	return zm_yl_list(yl, n, sizeof(*cfg->workloads), zm_yl_workload_item,
 			  (void **)&cfg->workloads, &cfg->n_workloads);
 }

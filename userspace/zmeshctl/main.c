@@ -58,6 +58,7 @@ static void cli_usage(FILE *f)
 		"  --netns PATH|NAME node network namespace to operate in\n"
 		"                    (/var/run/netns/NAME or /proc/PID/ns/net)\n"
 		"  -d, --debug       show libbpf messages (verifier logs)\n"
+		"  --force           read the maps of another ABI version's datapath\n"
 		"  -h, --help        this text\n\n"
 		"Exit status: 0 ok, 1 error, 2 usage.\n",
 		ZM_PIN_DIR_DEFAULT);
@@ -165,6 +166,7 @@ int cli_getopt(struct cli *c, int argc, char **argv, const struct option *own)
 	    {"help", no_argument, NULL, 'h'},
 	    {"pin-dir", required_argument, NULL, CLI_OPT_PIN_DIR},
 	    {"netns", required_argument, NULL, CLI_OPT_NETNS},
+	    {"force", no_argument, NULL, CLI_OPT_FORCE},
 	};
 	size_t n = 0;
 	int opt;
@@ -194,6 +196,9 @@ int cli_getopt(struct cli *c, int argc, char **argv, const struct option *own)
 		case CLI_OPT_NETNS:
 			c->netns = optarg;
 			continue;
+		case CLI_OPT_FORCE:
+			c->force = true;
+			continue;
 		case ':':
 			cli_usage_fail(c, "option %s needs an argument", argv[optind - 1]);
 			return '?';
@@ -217,6 +222,7 @@ int cli_prepare(struct cli *c)
 		c->netns_entered = true;
 	}
 	zm_dp_init(&c->dp, c->pin_dir);
+	c->dp.force = c->force;
 	return CLI_OK;
 }
 

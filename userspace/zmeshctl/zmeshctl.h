@@ -23,6 +23,7 @@ struct cli {
 	bool debug;
 	const char *pin_dir;
 	const char *netns; /* node namespace to setns() into, NULL: stay */
+	bool force;	   /* --force: read a datapath pinned by another ABI version anyway */
 	bool netns_entered;
 	bool stop_at_word; /* parsing the globals before OBJECT */
 	struct zm_dp dp;
@@ -39,7 +40,7 @@ extern const struct cli_cmd cli_cmds[];
 
 /* Global options (-j, --pin-dir, --netns, -d) accepted by every command's parser too. */
 #define CLI_OPT_BASE 1000
-enum { CLI_OPT_PIN_DIR = CLI_OPT_BASE, CLI_OPT_NETNS, CLI_OPT_CMD_FIRST };
+enum { CLI_OPT_PIN_DIR = CLI_OPT_BASE, CLI_OPT_NETNS, CLI_OPT_FORCE, CLI_OPT_CMD_FIRST };
 
 /*
  * getopt_long over argv with the command's own options plus the global ones. Returns the next

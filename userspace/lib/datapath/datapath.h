@@ -30,6 +30,12 @@ struct zm_dp {
 	char pin_dir[ZM_DP_PATH_MAX];
 	int lock_fd;		 /* the pin directory while we hold its flock, else -1 */
 	char err[ZM_DP_ERR_LEN]; /* last error, "" when none */
+	/*
+	 * Readers (map walks, stats, policy listings) refuse a datapath pinned by another ABI
+	 * version, naming both versions, unless this is set: its maps may not mean what this
+	 * build would print. Writers refuse it always.
+	 */
+	bool force;
 };
 
 /* pin_dir NULL or "" selects ZM_PIN_DIR_DEFAULT. Never fails; a too-long path fails later. */

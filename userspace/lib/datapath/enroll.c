@@ -42,18 +42,12 @@ static void dp_maps_close(struct dp_maps *m)
 /* Lock-holder's view of a loaded datapath of our ABI, with both workload maps open. */
 static int dp_maps_open(struct zm_dp *dp, struct dp_maps *m)
 {
-	struct zm_meta meta;
 	int err;
 
 	m->wl = m->info = -1;
-	err = dp_meta_read(dp, &meta);
+	err = dp_abi_check(dp, false);
 	if (err)
 		return err;
-	if (meta.abi_version != ZM_ABI_VERSION)
-		return dp_errf(dp, -EPROTO,
-			       "the datapath pinned in %s has ABI version %u, this "
-			       "build has %u",
-			       dp->pin_dir, meta.abi_version, ZM_ABI_VERSION);
 	m->wl = dp_map_open(dp, ZM_STR(ZM_MAP_WORKLOADS), sizeof(struct zm_addr),
 			    sizeof(struct zm_workload));
 	if (m->wl < 0)

@@ -27,6 +27,12 @@ int dp_map_open(struct zm_dp *dp, const char *name, __u32 key_size, __u32 value_
 
 /* Read zm_meta: 0 and *meta, -ENOENT when not pinned, other -errno when unreadable. */
 int dp_meta_read(struct zm_dp *dp, struct zm_meta *meta);
+/*
+ * 0 when the pinned datapath has our ZM_ABI_VERSION, or when @reading and dp->force is set;
+ * else -EPROTO with a message naming both versions (what to do: the matching zmeshctl, or
+ * unload and load again).
+ */
+int dp_abi_check(struct zm_dp *dp, bool reading);
 
 /* Remove tc filters, sockops links, the route and every pin; best effort, first error kept. */
 int dp_teardown_locked(struct zm_dp *dp);

@@ -57,6 +57,10 @@ int zm_dp_map_walk(struct zm_dp *dp, const char *name, zm_dp_map_cb cb, void *ct
 	mi = mi ?: &local;
 	if (strchr(name, '/') || name[0] == '.')
 		return dp_errf(dp, -EINVAL, "%s is not a map name", name);
+	/* zm_meta itself is how the version is known: always readable. */
+	err = strcmp(name, ZM_STR(ZM_MAP_META)) ? dp_abi_check(dp, true) : 0;
+	if (err)
+		return err;
 	fd = dp_map_open(dp, name, 0, 0);
 	if (fd < 0)
 		return fd;

@@ -175,6 +175,22 @@ int dp_map_open(struct zm_dp *dp, const char *name, __u32 key_size, __u32 value_
 	return fd;
 }
 
+int dp_abi_check(struct zm_dp *dp, bool reading)
+{
+	struct zm_meta meta;
+	int err = dp_meta_read(dp, &meta);
+
+	if (err || meta.abi_version == ZM_ABI_VERSION || (reading && dp->force))
+		return err;
+	return dp_errf(dp, -EPROTO,
+		       "the datapath pinned in %s has ABI version %u, this build has %u: its maps "
+		       "may not mean what this build %s; use the matching zmeshctl, or unload and "
+		       "load it again%s",
+		       dp->pin_dir, meta.abi_version, ZM_ABI_VERSION,
+		       reading ? "would print" : "would write",
+		       reading ? " (--force reads it anyway)" : "");
+}
+
 int dp_meta_read(struct zm_dp *dp, struct zm_meta *meta)
 {
 	__u32 key = 0;

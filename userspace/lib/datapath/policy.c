@@ -354,7 +354,7 @@ int zm_dp_policy_replace(struct zm_dp *dp, const struct zm_dp_policy_rule *rules
 	err = dp_lock(dp);
 	if (err)
 		return err;
-	err = dp_pol_replace_locked(dp, rules, n);
+	err = dp_abi_check(dp, false) ?: dp_pol_replace_locked(dp, rules, n);
 	dp_unlock(dp);
 	return err;
 }
@@ -398,7 +398,7 @@ int zm_dp_policy_stats(struct zm_dp *dp, struct zm_dp_policy_stat *out, size_t m
 	all = calloc(ZM_MAX_POLICIES, sizeof(*all));
 	if (!all)
 		return dp_errf(dp, -ENOMEM, "out of memory");
-	err = dp_pol_open(dp, &p);
+	err = dp_pol_open(dp, &p) ?: dp_abi_check(dp, true);
 	for (__u32 i = 0; i < ZM_MAX_POLICIES && !err; i++) {
 		if (!p.names[i].name[0])
 			continue;
@@ -458,7 +458,7 @@ int zm_dp_policy_list(struct zm_dp *dp, struct zm_dp_policy_rule *out, size_t ma
 	int err;
 
 	*n = 0;
-	err = dp_pol_open(dp, &p) ?: dp_pol_gen_read(dp, &p, &g);
+	err = dp_pol_open(dp, &p) ?: dp_abi_check(dp, true) ?: dp_pol_gen_read(dp, &p, &g);
 	if (!err)
 		err = dp_pol_gen_keys(dp, &p, (__u8)g.gen, dp_pol_list_cb, &c);
 	if (!err) {

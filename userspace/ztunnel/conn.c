@@ -62,14 +62,6 @@ void zt_conn_reset_fd(int fd)
 	close(fd);
 }
 
-static void zt_close_pipe(struct zt_dir *d)
-{
-	if (d->pipe[0] >= 0)
-		close(d->pipe[0]);
-	if (d->pipe[1] >= 0)
-		close(d->pipe[1]);
-	d->pipe[0] = d->pipe[1] = -1;
-}
 
 void zt_conn_finish(struct zt_conn *c, enum zt_outcome o, const char *fmt, ...)
 {
@@ -111,8 +103,8 @@ void zt_conn_finish(struct zt_conn *c, enum zt_outcome o, const char *fmt, ...)
 			close(c->b.ev.fd);
 	}
 	c->a.ev.fd = c->b.ev.fd = -1;
-	zt_close_pipe(&c->ab);
-	zt_close_pipe(&c->ba);
+	zt_relay_pipe_put(&c->ab);
+	zt_relay_pipe_put(&c->ba);
 	if (c->prev)
 		c->prev->next = c->next;
 	else

@@ -213,7 +213,7 @@ static void zt_raise_nofile(void)
 {
 	struct rlimit rl;
 
-	/* Each relayed connection holds two sockets and two pipes. */
+	/* Each relayed connection holds two sockets (and a pipe per busy direction). */
 	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < rl.rlim_max) {
 		rl.rlim_cur = rl.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &rl);

@@ -1,8 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
- * Moving bytes. Plain legs (two sockets) are relayed with splice() through one pipe per
+ * Moving bytes. Plain legs (two sockets) are relayed with splice() through a pipe per
  * direction, so payload never crosses into userspace (bpf/README.md measured 8.7 vs
- * 7.0 Gbit/s for read/write). A tunnel leg (socket <-> HBONE stream) reads into a buffer that
+ * 7.0 Gbit/s for read/write). A direction holds its pipe only while bytes sit in it: pipes
+ * come from a small per-worker pool and go back as soon as they are empty, so an idle relayed
+ * connection costs its two sockets and nothing else (2 fds, not 6), and the fd limit, not
+ * pipes, bounds how many same-node connections a node carries. A tunnel leg (socket <-> HBONE stream) reads into a buffer that
  * starts at 1 KiB and grows to 16 KiB and 256 KiB only while the peer keeps filling it, so
  * idle connections stay small. Both keep TCP semantics: EOF on one side becomes a half-close
  * (shutdown(SHUT_WR) or END_STREAM) on the other; a reset on either side resets the other.
@@ -20,15 +23,49 @@
 #include "hbone/hbone.h"
 #include "zt.h"
 
-#define ZT_PIPE_SIZE (256 * 1024)
+#define ZT_PIPE_SIZE	 (256 * 1024)
+#define ZT_PIPE_POOL_MAX 16 /* empty pipes a worker keeps for the next busy direction */
 
-static int zt_dir_init(struct zt_dir *d)
+/* The calling worker's spare pipes (workers are threads; a pipe never changes hands). */
+static __thread struct {
+	int fds[ZT_PIPE_POOL_MAX][2];
+	int n;
+} zt_pipe_pool;
+
+/* Give @d a pipe if it has none: a spare one, else a new one. 0 or -errno. */
+static int zt_pipe_get(struct zt_dir *d)
 {
-	if (pipe2(d->pipe, O_NONBLOCK | O_CLOEXEC))
+	if (d->pipe[0] >= 0)
+		return 0;
+	if (zt_pipe_pool.n) {
+		zt_pipe_pool.n--;
+		d->pipe[0] = zt_pipe_pool.fds[zt_pipe_pool.n][0];
+		d->pipe[1] = zt_pipe_pool.fds[zt_pipe_pool.n][1];
+		return 0;
+	}
+	if (pipe2(d->pipe, O_NONBLOCK | O_CLOEXEC)) {
+		d->pipe[0] = d->pipe[1] = -1;
 		return -errno;
+	}
 	/* Best effort: a bigger pipe means fewer wakeups per megabyte. */
 	fcntl(d->pipe[1], F_SETPIPE_SZ, ZT_PIPE_SIZE);
 	return 0;
+}
+
+void zt_relay_pipe_put(struct zt_dir *d)
+{
+	if (d->pipe[0] < 0)
+		return;
+	/* A pipe still holding bytes would hand them to its next user: close it instead. */
+	if (!d->in_pipe && zt_pipe_pool.n < ZT_PIPE_POOL_MAX) {
+		zt_pipe_pool.fds[zt_pipe_pool.n][0] = d->pipe[0];
+		zt_pipe_pool.fds[zt_pipe_pool.n][1] = d->pipe[1];
+		zt_pipe_pool.n++;
+	} else {
+		close(d->pipe[0]);
+		close(d->pipe[1]);
+	}
+	d->pipe[0] = d->pipe[1] = -1;
 }
 
 /*
@@ -58,12 +95,18 @@ static int zt_dir_pump(struct zt_conn *c, struct zt_dir *d, int src, int dst, bo
 		}
 		d->dst_blocked = false;
 		if (d->eof) {
+			zt_relay_pipe_put(d);
 			if (!d->shut && shutdown(dst, SHUT_WR) && errno != ENOTCONN) {
 				*src_side = false;
 				return -errno;
 			}
 			d->shut = true;
 			return 0;
+		}
+		n = zt_pipe_get(d);
+		if (n) {
+			*src_side = true;
+			return (int)n;
 		}
 		n = splice(src, NULL, d->pipe[1], NULL, ZT_PIPE_SIZE,
 			   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
@@ -72,6 +115,7 @@ static int zt_dir_pump(struct zt_conn *c, struct zt_dir *d, int src, int dst, bo
 		} else if (n == 0) {
 			d->eof = true;
 		} else if (errno == EAGAIN) {
+			zt_relay_pipe_put(d); /* empty: back to the pool until bytes come */
 			return 0;
 		} else {
 			*src_side = true;
@@ -125,14 +169,6 @@ static void zt_plain_pump(struct zt_conn *c)
 
 int zt_relay_plain_start(struct zt_conn *c)
 {
-	int r = zt_dir_init(&c->ab);
-
-	if (!r)
-		r = zt_dir_init(&c->ba);
-	if (r) {
-		zt_conn_finish(c, ZT_OUT_INTERNAL, "pipe2: %s", strerror(-r));
-		return r;
-	}
 	c->state = ZT_CS_RELAY;
 	zt_plain_pump(c);
 	return 0;

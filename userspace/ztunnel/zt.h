@@ -175,6 +175,8 @@ void zt_conn_count(struct zt_conn *c, bool from_a, size_t n);
 int zt_relay_plain_start(struct zt_conn *c);
 int zt_relay_tunnel_start(struct zt_conn *c);
 void zt_relay_plain_event(struct zt_conn *c, int side, uint32_t events);
+/* Give a direction's pipe back to the worker's pool (closed if it still holds bytes). */
+void zt_relay_pipe_put(struct zt_dir *d);
 void zt_relay_tunnel_event(struct zt_conn *c, uint32_t events);
 size_t zt_tunnel_on_data(struct hb_stream *s, const uint8_t *buf, size_t len);
 void zt_tunnel_on_eof(struct hb_stream *s);

@@ -5,11 +5,11 @@
  * 7.0 Gbit/s for read/write). A direction holds its pipe only while bytes sit in it: pipes
  * come from a small per-worker pool and go back as soon as they are empty, so an idle relayed
  * connection costs its two sockets and nothing else (2 fds, not 6), and the fd limit, not
- * pipes, bounds how many same-node connections a node carries. A tunnel leg (socket <-> HBONE stream) reads into a buffer that
- * starts at 1 KiB and grows to 16 KiB and 256 KiB only while the peer keeps filling it, so
- * idle connections stay small. Both keep TCP semantics: EOF on one side becomes a half-close
- * (shutdown(SHUT_WR) or END_STREAM) on the other; a reset on either side resets the other.
- * Backpressure: a direction stops reading while its pipe or buffer cannot drain.
+ * pipes, bounds how many same-node connections a node carries. A tunnel leg (socket <-> HBONE
+ * stream) reads into a buffer that starts at 1 KiB and grows to 16 KiB and 256 KiB only while the
+ * peer keeps filling it, so idle connections stay small. Both keep TCP semantics: EOF on one side
+ * becomes a half-close (shutdown(SHUT_WR) or END_STREAM) on the other; a reset on either side
+ * resets the other. Backpressure: a direction stops reading while its pipe or buffer cannot drain.
  */
 #include <errno.h>
 #include <fcntl.h>

@@ -62,7 +62,6 @@ void zt_conn_reset_fd(int fd)
 	close(fd);
 }
 
-
 void zt_conn_finish(struct zt_conn *c, enum zt_outcome o, const char *fmt, ...)
 {
 	struct zt_worker *w = c->w;

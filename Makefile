@@ -5,7 +5,7 @@
 # file never needs an edit here:
 #   bpf/*.bpf.c                -> build/bpf/<x>.bpf.o and build/bpf/<x>.skel.h
 #   userspace/lib/<dir>/*.c    -> build/libzmesh.a
-#   userspace/<bin>/*.c        -> build/bin/<bin>   (ztunnel, waypoint, zmeshctl)
+#   userspace/<bin>/*.c        -> build/bin/<bin>   (ztunnel, waypoint, zmeshctl, zmesh-ca, zmesh-cni)
 #   tests/unit/test_*.c        -> build/tests/unit/test_*
 #   tests/bpf/test_*.c         -> build/tests/bpf/test_*
 #   tests/tools/*.c            -> build/tests/tools/*
@@ -56,7 +56,7 @@ LIB_SRCS := $(wildcard userspace/lib/*/*.c)
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 LIB := $(BUILD)/libzmesh.a
 
-BINS := ztunnel waypoint zmeshctl zmesh-ca
+BINS := ztunnel waypoint zmeshctl zmesh-ca zmesh-cni
 BIN_PATHS := $(BINS:%=$(BUILD)/bin/%)
 
 # BPF objects used only by tests (stand-ins for other parties' programs).

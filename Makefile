@@ -11,10 +11,12 @@
 #   tests/tools/*.c            -> build/tests/tools/*
 #   tests/fuzz/fuzz_*.c        -> build/fuzz/fuzz_*   (make fuzz, clang + libFuzzer)
 #
-# make [all] | test | bench | demo | lint | fuzz | clean     V=1 for full commands
+# make [all] | test | bench | demo | lint | fuzz | image | clean     V=1 for full commands
 # make SANITIZE=1 ...  builds into build-san/ with ASan+UBSan (tests run the same way)
+# make image: OCI archives build/images/zmesh-{node,waypoint,ca}.tar (buildah, FROM scratch)
 
 .DEFAULT_GOAL := all
+ZMESH_VERSION := 0.1.0
 .DELETE_ON_ERROR:
 .SECONDARY:
 .SUFFIXES:
@@ -75,7 +77,7 @@ FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 ALL_OBJS := $(LIB_OBJS) $(foreach b,$(BINS),$(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard userspace/$(b)/*.c))) \
 	$(UNIT_SRCS:%.c=$(BUILD)/obj/%.o) $(BPFT_SRCS:%.c=$(BUILD)/obj/%.o) $(TOOL_SRCS:%.c=$(BUILD)/obj/%.o)
 
-.PHONY: all prereqs test test-unit test-bpf test-integration bench demo lint fuzz clean help
+.PHONY: all prereqs test test-unit test-bpf test-integration bench demo lint fuzz image clean help
 all: prereqs $(SKELS) $(BIN_PATHS) $(UNIT_BINS) $(BPFT_BINS) $(TOOL_BINS) $(TEST_BPF_OBJS)
 
 # Missing build prerequisites stop here with what to install, not deep inside a recipe.
@@ -152,6 +154,9 @@ test-bpf: all
 test-integration: all
 	$(Q)BUILD=$(BUILD) tests/run.sh integration
 
+image: all
+	$(Q)BUILD=$(BUILD) scripts/image.sh
+
 bench: all
 	$(Q)BUILD=$(BUILD) scripts/bench.sh
 
@@ -167,11 +172,11 @@ clean:
 	$(Q)rm -rf build build-san
 
 help:
-	@sed -n '3,17p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,18p' Makefile | sed 's/^# \{0,1\}//'
 
 # Unknown targets get a list of the real ones instead of make's terse message.
 .DEFAULT:
-	@echo "make: unknown target '$@'. Targets: all test test-unit test-bpf test-integration bench demo lint fuzz clean help (SANITIZE=1, V=1)" >&2
+	@echo "make: unknown target '$@'. Targets: all test test-unit test-bpf test-integration bench demo lint fuzz image clean help (SANITIZE=1, V=1)" >&2
 	@exit 2
 
 -include $(wildcard $(ALL_OBJS:.o=.d) $(BPF_NAMES:%=$(BUILD)/bpf/%.tmp.d))

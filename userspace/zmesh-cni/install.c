@@ -6,13 +6,16 @@
  * use, the first by name of *.conflist, *.conf, *.json (the primary CNI's). Files are replaced
  * by rename so a runtime never reads half of one; a config that already ends in our entry is
  * not written again. uninstall takes the entry out of every config there and removes the
- * binary. Nothing else on the node is touched.
+ * binary; with --unload-datapath also the BPF datapath (zm_dp_unload: our tc filters, sockops
+ * links, the policy route, the pins), and with --stay it then waits for a signal (a
+ * DaemonSet's pod that shows "this node is clean" by running). Nothing else is touched.
  */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <json-c/json.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,12 +24,13 @@
 
 #include "cni/cni.h"
 #include "common/errf.h"
+#include "datapath/datapath.h"
 #include "cni.h"
 
 struct cni_install_opts {
-	const char *bin_dir, *conf_dir, *socket, *exclude;
+	const char *bin_dir, *conf_dir, *socket, *exclude, *pin_dir;
 	int agent_wait, wait_s, watch_s;
-	bool uninstall;
+	bool uninstall, unload, stay;
 };
 
 static bool cni_is_conf_name(const char *n)
@@ -170,6 +174,26 @@ static int cni_edit(const struct cni_install_opts *o, const char *path, const ch
 	return r;
 }
 
+/* --unload-datapath: nothing loaded is fine (an uninstall may run twice). */
+static int cni_unload(const struct cni_install_opts *o)
+{
+	struct zm_dp dp;
+	int r;
+
+	if (!o->unload)
+		return 0;
+	zm_dp_init(&dp, o->pin_dir);
+	r = zm_dp_unload(&dp);
+	if (r && r != -ENOENT)
+		fprintf(stderr, "zmesh-cni: unloading the datapath in %s: %s\n", dp.pin_dir,
+			dp.err);
+	else
+		printf("zmesh-cni: datapath in %s %s\n", dp.pin_dir,
+		       r ? "was not loaded" : "unloaded");
+	zm_dp_close(&dp);
+	return r && r != -ENOENT ? 1 : 0;
+}
+
 static int cni_uninstall(const struct cni_install_opts *o)
 {
 	struct dirent **names;
@@ -192,7 +216,7 @@ static int cni_uninstall(const struct cni_install_opts *o)
 		fprintf(stderr, "zmesh-cni: removing %s: %s\n", path, strerror(errno));
 		r = 1;
 	}
-	return r;
+	return r | cni_unload(o);
 }
 
 static int cni_install_once(const struct cni_install_opts *o, const char *entry, int wait_s)
@@ -222,6 +246,9 @@ static int cni_parse_opts(int argc, char **argv, struct cni_install_opts *o)
 					   {"exclude-namespaces", required_argument, NULL, 'x'},
 					   {"wait", required_argument, NULL, 'w'},
 					   {"watch", required_argument, NULL, 'W'},
+					   {"unload-datapath", no_argument, NULL, 'u'},
+					   {"pin-dir", required_argument, NULL, 'p'},
+					   {"stay", no_argument, NULL, 'S'},
 					   {0}};
 	int c;
 
@@ -248,6 +275,15 @@ static int cni_parse_opts(int argc, char **argv, struct cni_install_opts *o)
 		case 'W':
 			o->watch_s = atoi(optarg);
 			break;
+		case 'u':
+			o->unload = true;
+			break;
+		case 'p':
+			o->pin_dir = optarg;
+			break;
+		case 'S':
+			o->stay = true;
+			break;
 		default:
 			return -EINVAL;
 		}
@@ -256,6 +292,13 @@ static int cni_parse_opts(int argc, char **argv, struct cni_install_opts *o)
 	    o->wait_s < 0 || o->watch_s < 0 || o->socket[0] != '/')
 		return -EINVAL;
 	return 0;
+}
+
+/* As a container's PID 1 a signal without a handler is ignored: exit on it ourselves. */
+static void cni_on_signal(int sig)
+{
+	(void)sig;
+	_exit(0);
 }
 
 int cni_install_main(int argc, char **argv)
@@ -269,12 +312,18 @@ int cni_install_main(int argc, char **argv)
 	char *entry;
 	int r;
 
+	signal(SIGTERM, cni_on_signal);
+	signal(SIGINT, cni_on_signal);
 	if (cni_parse_opts(argc, argv, &o)) {
 		fprintf(stderr, "zmesh-cni: bad arguments (zmesh-cni --help)\n");
 		return 2;
 	}
-	if (o.uninstall)
-		return cni_uninstall(&o);
+	if (o.uninstall) {
+		r = cni_uninstall(&o);
+		while (!r && o.stay)
+			pause(); /* until the pod is deleted: SIGTERM ends us */
+		return r;
+	}
 	r = cni_copy_self(o.bin_dir);
 	if (r) {
 		fprintf(stderr, "zmesh-cni: copying the plugin into %s: %s\n", o.bin_dir,

@@ -19,6 +19,7 @@ static void cni_usage(FILE *f)
 	    "                         [--agent-wait SECONDS] [--exclude-namespaces NS,...]\n"
 	    "                         [--wait SECONDS] [--watch SECONDS]\n"
 	    "       zmesh-cni uninstall [--cni-bin-dir DIR] [--cni-conf-dir DIR]\n"
+	    "                           [--unload-datapath [--pin-dir DIR]] [--stay]\n"
 	    "       zmesh-cni --version | --help\n"
 	    "       CNI_COMMAND=ADD|DEL|CHECK|VERSION ... zmesh-cni < netconf.json\n"
 	    "\n"
@@ -32,7 +33,9 @@ static void cni_usage(FILE *f)
 	    "a .conf into a .conflist; a config that has the entry already is left as it is.\n"
 	    "--wait: seconds to wait for the primary CNI's config to appear; --watch: keep\n"
 	    "running and put the entry back every SECONDS when another agent rewrites the file.\n"
-	    "uninstall removes the entry from every config there and the binary.\n");
+	    "uninstall removes the entry from every config there and the binary;\n"
+	    "--unload-datapath also the BPF datapath (filters, links, policy route, pins);\n"
+	    "--stay then waits for SIGTERM (a DaemonSet pod showing the node is clean).\n");
 }
 
 int main(int argc, char **argv)

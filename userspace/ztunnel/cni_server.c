@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
  * The socket zmesh-cni talks to: RUN_DIR/cni.sock (mode 0600: root only), served on a thread
- * of its own from the moment ztunnel is ready (listeners up, first enrollment done); before
- * that the socket does not exist, which the plugin reads as "ztunnel is not up yet" and fails
+ * of its own while ztunnel is ready (listeners up, first enrollment done, no /drain yet);
+ * otherwise the socket does not exist, which the plugin reads as "ztunnel is not up yet" and fails
  * the ADD so the pod never starts outside the mesh. One request per connection: a JSON
  * object ending in a newline (at most 64 KiB, 2 s to arrive), one JSON line back:
  *
@@ -281,7 +281,8 @@ static void *zt_cni_main(void *arg)
 		return NULL;
 	}
 	fprintf(stderr, "ztunnel: cni: accepting pods on %s\n", zt_cni_path);
-	while (!atomic_load(&zt->stop)) {
+	/* Unready again (preStop's /drain, or stopping): new pods wait for the next ztunnel. */
+	while (!atomic_load(&zt->stop) && atomic_load(&zt->ready)) {
 		if (poll(&p, 1, 250) <= 0)
 			continue;
 		c = accept4(p.fd, NULL, NULL, SOCK_CLOEXEC);

@@ -103,6 +103,25 @@ static void test_args(void)
 	       "a pair without '=' is refused");
 }
 
+static void test_default_ns(void)
+{
+	const char *conf = "{\"cniVersion\":\"1.0.0\",\"defaultNamespace\":\"podman\"}";
+	struct zm_cni_conf c;
+	struct zm_cni_pod p;
+	char err[128];
+
+	is_int(zm_cni_conf_parse(conf, strlen(conf), NULL, &c, err, sizeof(err)), 0,
+	       "defaultNamespace parses");
+	zm_cni_args_parse("IgnoreUnknown=1;K8S_POD_NAME=a1", &p, err, sizeof(err));
+	zm_cni_pod_default_ns(&c, &p);
+	ok(p.k8s && !strcmp(p.namespace, "podman") && !strcmp(p.name, "a1"),
+	   "a pod named without a namespace (podman) takes defaultNamespace");
+	zm_cni_args_parse("K8S_POD_NAMESPACE=demo;K8S_POD_NAME=a1", &p, err, sizeof(err));
+	zm_cni_pod_default_ns(&c, &p);
+	ok(!strcmp(p.namespace, "demo"), "a namespace from CNI_ARGS wins");
+	zm_cni_conf_free(&c);
+}
+
 static void test_error(void)
 {
 	char *e = zm_cni_error_json("0.4.0", 11, "ztunnel on this node is not ready", "d\"q");
@@ -182,6 +201,7 @@ int main(void)
 {
 	test_conf();
 	test_args();
+	test_default_ns();
 	test_error();
 	test_conflist();
 	return tap_done();

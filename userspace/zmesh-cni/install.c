@@ -28,7 +28,7 @@
 #include "cni.h"
 
 struct cni_install_opts {
-	const char *bin_dir, *conf_dir, *socket, *exclude, *pin_dir;
+	const char *bin_dir, *conf_dir, *socket, *exclude, *pin_dir, *default_ns;
 	int agent_wait, wait_s, watch_s;
 	bool uninstall, unload, stay;
 };
@@ -132,6 +132,9 @@ static char *cni_entry(const struct cni_install_opts *o)
 		if (*tok)
 			json_object_array_add(ex, json_object_new_string(tok));
 	json_object_object_add(e, "excludeNamespaces", ex);
+	if (o->default_ns)
+		json_object_object_add(e, "defaultNamespace",
+				       json_object_new_string(o->default_ns));
 	out = strdup(json_object_to_json_string_ext(e, JSON_C_TO_STRING_PLAIN |
 							   JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(e);
@@ -249,6 +252,7 @@ static int cni_parse_opts(int argc, char **argv, struct cni_install_opts *o)
 					   {"unload-datapath", no_argument, NULL, 'u'},
 					   {"pin-dir", required_argument, NULL, 'p'},
 					   {"stay", no_argument, NULL, 'S'},
+					   {"default-namespace", required_argument, NULL, 'n'},
 					   {0}};
 	int c;
 
@@ -283,6 +287,9 @@ static int cni_parse_opts(int argc, char **argv, struct cni_install_opts *o)
 			break;
 		case 'S':
 			o->stay = true;
+			break;
+		case 'n':
+			o->default_ns = optarg;
 			break;
 		default:
 			return -EINVAL;

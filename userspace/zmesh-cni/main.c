@@ -17,7 +17,7 @@ static void cni_usage(FILE *f)
 	    f,
 	    "usage: zmesh-cni install [--cni-bin-dir DIR] [--cni-conf-dir DIR] [--socket PATH]\n"
 	    "                         [--agent-wait SECONDS] [--exclude-namespaces NS,...]\n"
-	    "                         [--wait SECONDS] [--watch SECONDS]\n"
+	    "                         [--wait SECONDS] [--watch SECONDS] [--default-namespace NS]\n"
 	    "       zmesh-cni uninstall [--cni-bin-dir DIR] [--cni-conf-dir DIR]\n"
 	    "                           [--unload-datapath [--pin-dir DIR]] [--stay]\n"
 	    "       zmesh-cni --version | --help\n"
@@ -32,7 +32,9 @@ static void cni_usage(FILE *f)
 	    "its entry to the first config of --cni-conf-dir (default /etc/cni/net.d), turning\n"
 	    "a .conf into a .conflist; a config that has the entry already is left as it is.\n"
 	    "--wait: seconds to wait for the primary CNI's config to appear; --watch: keep\n"
-	    "running and put the entry back every SECONDS when another agent rewrites the file.\n"
+	    "running and put the entry back every SECONDS when another agent rewrites the file;\n"
+	    "--default-namespace: the namespace of pods a runtime names without one (podman\n"
+	    "passes only K8S_POD_NAME); without it such pods pass untouched.\n"
 	    "uninstall removes the entry from every config there and the binary;\n"
 	    "--unload-datapath also the BPF datapath (filters, links, policy route, pins);\n"
 	    "--stay then waits for SIGTERM (a DaemonSet pod showing the node is clean).\n");

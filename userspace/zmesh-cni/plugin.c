@@ -190,6 +190,16 @@ static int cni_check(struct cni_ctx *c)
 	return 0;
 }
 
+static int cni_run(struct cni_ctx *c)
+{
+	zm_cni_pod_default_ns(&c->conf, &c->pod);
+	if (!strcmp(c->cmd, "ADD"))
+		return cni_add(c);
+	if (!strcmp(c->cmd, "DEL"))
+		return cni_del(c);
+	return cni_check(c);
+}
+
 /* Environment a command needs; CNI_NETNS is optional for DEL (the netns may be gone). */
 static int cni_env(struct cni_ctx *c)
 {
@@ -238,12 +248,8 @@ int cni_plugin_main(void)
 		; /* printed */
 	else if (zm_cni_args_parse(getenv("CNI_ARGS"), &c.pod, c.err, sizeof(c.err)))
 		r = cni_fail(&c, ZM_CNI_E_ENV, "invalid CNI_ARGS", c.err);
-	else if (!strcmp(c.cmd, "ADD"))
-		r = cni_add(&c);
-	else if (!strcmp(c.cmd, "DEL"))
-		r = cni_del(&c);
 	else
-		r = cni_check(&c);
+		r = cni_run(&c);
 	zm_cni_conf_free(&c.conf);
 	return r ? 1 : 0;
 }

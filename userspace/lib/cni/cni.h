@@ -55,6 +55,9 @@ struct zm_cni_conf {
 	int agent_wait_s;		   /* agentWaitSeconds, default ZM_CNI_WAIT_DEFAULT */
 	char exclude[ZM_CNI_MAX_EXCLUDE][ZM_CNI_NAME_LEN]; /* excludeNamespaces */
 	size_t n_exclude;
+	/* defaultNamespace: for runtimes that name the pod without a namespace (podman passes
+	 * only K8S_POD_NAME); "" leaves such pods alone. */
+	char default_ns[ZM_CNI_NAME_LEN];
 	bool has_prev;
 	char *prev_json; /* prevResult as compact JSON (malloc'd), NULL when absent */
 	/* Addresses of prevResult's ips[] that sit on the container interface (ifname). */
@@ -88,6 +91,9 @@ struct zm_cni_pod {
  * value too long for its field. Returns 0 or ZM_CNI_E_ENV with a sentence in err.
  */
 int zm_cni_args_parse(const char *args, struct zm_cni_pod *pod, char *err, size_t errlen);
+
+/* A pod named without a namespace takes the config's defaultNamespace, when it has one. */
+void zm_cni_pod_default_ns(const struct zm_cni_conf *c, struct zm_cni_pod *pod);
 
 /* Is ns one of the config's excludeNamespaces? */
 bool zm_cni_excluded(const struct zm_cni_conf *c, const char *ns);

@@ -105,7 +105,10 @@ static int zm_cni_own_fields(json_object *root, struct zm_cni_conf *c, char *err
 	json_object *v, *e;
 	size_t i, n;
 
-	if (zm_cni_str(root, "socketPath", c->socket_path, sizeof(c->socket_path), err, errlen) < 0)
+	if (zm_cni_str(root, "socketPath", c->socket_path, sizeof(c->socket_path), err, errlen) <
+		0 ||
+	    zm_cni_str(root, "defaultNamespace", c->default_ns, sizeof(c->default_ns), err,
+		       errlen) < 0)
 		return ZM_CNI_E_CONFIG;
 	if (!c->socket_path[0] || c->socket_path[0] != '/')
 		return zm_errf(err, errlen, ZM_CNI_E_CONFIG,
@@ -282,6 +285,14 @@ void zm_cni_conf_free(struct zm_cni_conf *c)
 {
 	free(c->prev_json);
 	c->prev_json = NULL;
+}
+
+void zm_cni_pod_default_ns(const struct zm_cni_conf *c, struct zm_cni_pod *pod)
+{
+	if (!pod->k8s && pod->name[0] && !pod->namespace[0] && c->default_ns[0]) {
+		memcpy(pod->namespace, c->default_ns, sizeof(pod->namespace));
+		pod->k8s = true;
+	}
 }
 
 bool zm_cni_excluded(const struct zm_cni_conf *c, const char *ns)

@@ -52,6 +52,7 @@ if [ "$mode" = run ]; then
 	need_cmd podman podman
 	need_cmd skopeo skopeo
 	need_cmd runc runc
+	need_cmd catatonit catatonit
 fi
 
 if [ ${#missing[@]} -gt 0 ]; then

@@ -154,14 +154,15 @@ static int cni_add(struct cni_ctx *c)
 
 static int cni_del(struct cni_ctx *c)
 {
-	json_object *reply = NULL;
+	json_object *req, *reply = NULL;
 	int r;
 
 	if (!c->pod.k8s || zm_cni_excluded(&c->conf, c->pod.namespace))
 		return 0;
 	/* No waiting: a missing ztunnel forgets the pod by itself (its veth will be gone). */
-	r = cni_agent_call(c->conf.socket_path, 0, cni_request(c, "del"), &reply, c->err,
-			   sizeof(c->err));
+	req = cni_request(c, "del");
+	r = cni_agent_call(c->conf.socket_path, 0, req, &reply, c->err, sizeof(c->err));
+	json_object_put(req);
 	if (r == -EAGAIN) {
 		fprintf(stderr, "zmesh-cni: DEL %s: %s; nothing to undo here\n", c->container_id,
 			c->err);

@@ -203,13 +203,13 @@ static json_object *zt_cni_dispatch(struct zt *zt, const char *buf, size_t n)
 		r = 0;
 	} else
 		snprintf(err, sizeof(err), "unknown op \"%.32s\"", op);
-	json_object_put(req);
 	if (r) {
 		json_object_put(reply);
 		reply = json_object_new_object();
 		json_object_object_add(reply, "error", json_object_new_string(err));
-		fprintf(stderr, "ztunnel: cni: %s request refused: %s\n", op ? op : "bad", err);
+		fprintf(stderr, "ztunnel: cni: %.32s request refused: %s\n", op ? op : "bad", err);
 	}
+	json_object_put(req); /* op points into it */
 	json_object_object_add(reply, "ok", json_object_new_boolean(!r));
 	return reply;
 }

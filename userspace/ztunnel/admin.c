@@ -4,9 +4,10 @@
  * responder for admin (15000, 127.0.0.1 only: /config_dump, /certs, /logging, /quitquitquit),
  * Prometheus metrics (15020: /metrics, /stats/prometheus) and readiness (15021:
  * /healthz/ready, and /drain: a Kubernetes preStop hook makes us unready, so no new pod is
- * handed to this ztunnel, before SIGTERM); config reload on SIGHUP and when the file's mtime changes (polled); the
- * auto-enrollment that follows every new snapshot; SIGTERM/SIGINT stop the process. Requests
- * are GET (POST too for /quitquitquit), read with a short timeout and answered in one write.
+ * handed to this ztunnel, before SIGTERM); config reload on SIGHUP and when the file's mtime
+ * changes (polled); the auto-enrollment that follows every new snapshot; SIGTERM/SIGINT stop
+ * the process. Requests are GET (POST too for /quitquitquit), read with a short timeout and
+ * answered in one write.
  */
 #include <errno.h>
 #include <json-c/json.h>

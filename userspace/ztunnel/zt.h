@@ -54,8 +54,8 @@ struct zt_opts {
 	bool no_enroll;
 	const char *run_dir;	 /* --run-dir: cni.sock and pods.json (agent.h), NULL: none */
 	const char *cgroup_root; /* --cgroup-root: where pods' cgroup paths start */
-	int poll_ms;	  /* config mtime poll interval */
-	int pool_idle_ms; /* release a pooled HBONE connection idle this long */
+	int poll_ms;		 /* config mtime poll interval */
+	int pool_idle_ms;	 /* release a pooled HBONE connection idle this long */
 };
 
 /* An fd in a worker's epoll set; fn runs for its events. */

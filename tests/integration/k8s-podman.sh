@@ -20,8 +20,8 @@
 # Everything podman has is private to the run: storage (vfs), run root, containers.conf,
 # the CNI config directory (the node's, under the state dir) and the CNI bin directory. The
 # pod templates get only the changes tests/lib/k8s-pod.py lists (harness paths, podman 4.3
-# gaps). podman passes CNI_ARGS with K8S_POD_NAME only, so the chained entry gets
-# defaultNamespace "podman" and the mesh config names the containers in that namespace.
+# gaps). podman passes CNI_ARGS with K8S_POD_NAME only, so the install step chains the
+# entry with defaultNamespace "podman" and the mesh config names the containers there.
 set -u
 cd "$(dirname "$0")/../.."
 . tests/lib/cni.sh
@@ -147,10 +147,7 @@ t_like "$st" '"loaded": *true' "the init step loaded the datapath into the node'
 t_like "$st" '"wire0"' "with the uplink from settings.env (wire0)"
 
 # 3. Workload containers started by podman on the chained network.
-for n in n1 n2; do
-	f=$(c_conflist $n)
-	jq '.plugins[-1].defaultNamespace = "podman"' "$f" >"$f.new" && mv "$f.new" "$f"
-done
+t_is "$(jq -r '.plugins[-1].defaultNamespace' "$(c_conflist n1)")" "podman" "the entry names podman's namespace (podman passes no K8S_POD_NAMESPACE)"
 root=$H_STATE/echo-root
 mkdir -p "$root/usr/bin" "$root/proc" "$root/dev" "$root/sys" "$root/tmp" "$root/etc"
 cp "$ECHO" "$root/usr/bin/"
@@ -203,7 +200,24 @@ t_like "$(pm n1 logs zmesh-node-n1-ztunnel 2>&1)" "access close dir=outbound via
 out=$(pm n1 exec a1 /usr/bin/zm-echo send "$A2" 7777 --data same-node 2>&1 | tr '\n' ' ')
 t_like "$out" "^peer=$A1:[0-9]+ .*same-node" "a1 -> a2 on the same node"
 
-# 4. Container removal is a CNI DEL: the enrollment goes with it.
+# 4. A new zmesh-node pod on n1 (what a rolling update does): the init steps find their work
+# done (conflist unchanged, the pinned datapath adopted) and the new ztunnel enrolls the
+# containers that kept running.
+sum=$(sha256sum "$(c_conflist n1)")
+maps() { "$ZCTL" --netns "/var/run/netns/$(h_ns n1)" --pin-dir "$(h_pin_dir n1)/zmesh" -j datapath status | jq -c '[.pins[] | select(.kind == "map") | .id]'; }
+before=$(maps)
+out=$(pm n1 kube play --replace "$H_STATE/pod-n1.yaml" 2>&1)
+t_ok $? "podman kube play --replace: a new zmesh-node pod on n1" || echo "# $out"
+m_wait_for 20 test -S "${C_RUN[n1]}/cni.sock" || t_fatal "the new ztunnel on n1 did not come up"
+t_is "$(sha256sum "$(c_conflist n1)")" "$sum" "its install step leaves the chained conflist as it was"
+t_is "$(maps)" "$before" "its datapath step adopts the pinned datapath (same maps)"
+wl=$("$ZCTL" --netns "/var/run/netns/$(h_ns n1)" --pin-dir "$(h_pin_dir n1)/zmesh" -j workload list)
+t_is "$(jq -r '[.[].address] | sort | join(",")' <<<"$wl")" "$(printf '%s\n' "$A1" "$A2" | sort | paste -sd,)" \
+	"the new ztunnel enrolled the containers already running"
+out=$(pm n2 exec b1 /usr/bin/zm-echo send "$A2" 7777 --data after-update 2>&1 | tr '\n' ' ')
+t_like "$out" "^peer=$B1:[0-9]+ .*after-update" "b1 (n2) -> a2 (n1) through the new pod"
+
+# 5. Container removal is a CNI DEL: the enrollment goes with it.
 pm n1 rm -f -t 2 a1 >/dev/null 2>&1
 wl=$("$ZCTL" --netns "/var/run/netns/$(h_ns n1)" --pin-dir "$(h_pin_dir n1)/zmesh" -j workload list)
 t_is "$(jq -r --arg a "$A1" '[.[] | select(.address == $a)] | length' <<<"$wl")" "0" "removing container a1 unenrolls it"

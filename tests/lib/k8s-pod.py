@@ -11,6 +11,8 @@
 #     ConfigMap once where the kubelet keeps the files current, which the tests rely on);
 #   - the CNI socket the install step writes into the node's conflist (--socket) is a host
 #     path, so it moves with its hostPath volume;
+#   - the CNI install step gets --default-namespace podman: podman names a container's
+#     sandbox with K8S_POD_NAME only, where the kubelet also passes K8S_POD_NAMESPACE;
 #   - env from the field spec.nodeName gets the node's name (podman 4.3 rejects that field);
 #   - "$(VAR)" in command and args is expanded from the container's env, as the kubelet does
 #     (podman 4.3 passes it on literally);
@@ -57,6 +59,9 @@ for c in spec.get("initContainers", []) + spec.get("containers", []):
         for i, a in enumerate(args[:-1]):
             if a == "--ca-addr":
                 args[i + 1] = ca_addr
+        if args[:2] == ["/usr/bin/zmesh-cni", "install"]:
+            args += ["--default-namespace", "podman"]
+        for i, a in enumerate(args[:-1]):
             if a == "--socket":
                 for host, mapped in hostmap.items():
                     if args[i + 1].startswith(host + "/"):

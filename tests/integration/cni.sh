@@ -89,6 +89,8 @@ veth=$(h_exec n1 ip -o link show | awk -F': ' '{print $2}' | cut -d@ -f1 | while
 t_is "$(jq -r --arg a "$A1" '.[] | select(.address == $a) | .veth + " " + .identity' <<<"$wl")" \
 	"$veth spiffe://cluster.local/ns/demo/sa/sa-a" "a1 enrolled on its ptp veth with its identity"
 t_like "$(jq -c . "${C_RUN[n1]}/pods.json")" "\"name\":\"a1\".*\"cgroup\":\"/[^\"]+/a1\"" "pods.json records a1 with its cgroup"
+t_ok "$(jq -e --arg a "$A1" '.[] | select(.address == $a) | .cgroup_id > 1' <<<"$wl" >/dev/null; echo $?)" \
+	"a1 is enrolled with its sandbox's cgroup (sockops telemetry), found by the plugin"
 t_like "$(m_zctl n1 -j datapath status)" "\"$veth\"" "the capture filter is on a1's veth"
 
 # 4. The control plane publishes the addresses (the Kubernetes API will, later issue).

@@ -19,7 +19,10 @@
 #   c_ip NAME                    the pod's IPv4 address from its cached ADD result
 #   c_bg NAME CMD...             CMD inside the pod (netns and cgroup), in the background
 #   c_exec NAME CMD...           the same in the foreground
-#   c_ztunnel_start NODE [ARGS]  m_ztunnel_start NODE --run-dir $H_STATE/run-NODE ARGS
+#   c_ztunnel_start NODE [ARGS]  ztunnel on NODE like m_ztunnel_start, with --run-dir
+#                                $H_STATE/run-NODE, started outside `ip netns exec` (it enters
+#                                the node with --netns itself) so that it sees the cgroup v2
+#                                mount, which ip netns exec's fresh /sys hides
 #
 # Variables: CNI (the zmesh-cni binary), C_BIN (the CNI bin directory, shared by the nodes),
 # C_RUN[NODE] (the node's run directory: cni.sock, pods.json).
@@ -121,5 +124,9 @@ c_exec() {
 c_ztunnel_start() {
 	local node=$1
 	shift
-	m_ztunnel_start "$node" --run-dir "${C_RUN[$node]}" "$@"
+	"$ZT" --config "$M_CFG" --node "$node" --netns "/var/run/netns/$(h_ns "$node")" \
+		--pin-dir "$(h_pin_dir "$node")" --run-dir "${C_RUN[$node]}" "$@" \
+		2>"$H_STATE/zt-$node.log" &
+	M_ZT_PID[$node]=$!
+	echo "$! $(h__starttime $!)" >>"$H_STATE/pids"
 }

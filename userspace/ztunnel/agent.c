@@ -173,6 +173,11 @@ int zt_agent_init(struct zt *zt, char *err, size_t len)
 		snprintf(zt_agent_cgroot, sizeof(zt_agent_cgroot), "%s", zt->opts.cgroup_root);
 	else
 		zt_agent_find_cgroot(zt_agent_cgroot, sizeof(zt_agent_cgroot));
+	if (zt->opts.run_dir && !zt_agent_cgroot[0])
+		fprintf(
+		    stderr,
+		    "ztunnel: no cgroup v2 mount here: pods from the CNI plugin are "
+		    "enrolled without their cgroup (no sockops telemetry); see --cgroup-root\n");
 	if (!zt->opts.run_dir)
 		return 0;
 	if (mkdir(zt->opts.run_dir, 0755) && errno != EEXIST)

@@ -172,7 +172,7 @@ clean:
 	$(Q)rm -rf build build-san
 
 help:
-	@sed -n '3,18p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,16p' Makefile | sed 's/^# \{0,1\}//'
 
 # Unknown targets get a list of the real ones instead of make's terse message.
 .DEFAULT:

@@ -5,18 +5,20 @@
 # file never needs an edit here:
 #   bpf/*.bpf.c                -> build/bpf/<x>.bpf.o and build/bpf/<x>.skel.h
 #   userspace/lib/<dir>/*.c    -> build/libzmesh.a
-#   userspace/<bin>/*.c        -> build/bin/<bin>   (ztunnel, waypoint, zmeshctl)
+#   userspace/<bin>/*.c        -> build/bin/<bin>   (ztunnel, waypoint, zmeshctl, zmesh-ca, zmesh-cni)
 #   tests/unit/test_*.c        -> build/tests/unit/test_*
 #   tests/bpf/test_*.c         -> build/tests/bpf/test_*
 #   tests/tools/*.c            -> build/tests/tools/*
 #   tests/fuzz/fuzz_*.c        -> build/fuzz/fuzz_*   (make fuzz, clang + libFuzzer)
 #
-# make [all] | test | bench | demo | lint | fuzz | clean     V=1 for full commands
+# make [all] | test | bench | demo | lint | fuzz | image | clean     V=1 for full commands
 # make test-samples ISTIO_SAMPLES=DIR [ZTUNNEL_EXAMPLES=DIR]   the acceptance corpus (Istio's
 #                                       published samples/ tree), tests/run.sh samples
 # make SANITIZE=1 ...  builds into build-san/ with ASan+UBSan (tests run the same way)
+# make image: OCI archives build/images/zmesh-{node,waypoint,ca}.tar (buildah, FROM scratch)
 
 .DEFAULT_GOAL := all
+ZMESH_VERSION := 0.1.0
 .DELETE_ON_ERROR:
 .SECONDARY:
 .SUFFIXES:
@@ -58,7 +60,7 @@ LIB_SRCS := $(wildcard userspace/lib/*/*.c)
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 LIB := $(BUILD)/libzmesh.a
 
-BINS := ztunnel waypoint zmeshctl zmesh-ca
+BINS := ztunnel waypoint zmeshctl zmesh-ca zmesh-cni
 BIN_PATHS := $(BINS:%=$(BUILD)/bin/%)
 
 # BPF objects used only by tests (stand-ins for other parties' programs).
@@ -78,7 +80,7 @@ ALL_OBJS := $(LIB_OBJS) $(foreach b,$(BINS),$(patsubst %.c,$(BUILD)/obj/%.o,$(wi
 	$(UNIT_SRCS:%.c=$(BUILD)/obj/%.o) $(BPFT_SRCS:%.c=$(BUILD)/obj/%.o) $(TOOL_SRCS:%.c=$(BUILD)/obj/%.o)
 
 .PHONY: all prereqs test test-unit test-bpf test-integration test-samples samples-check bench demo \
-	lint fuzz clean help
+	lint fuzz image clean help
 all: prereqs $(SKELS) $(BIN_PATHS) $(UNIT_BINS) $(BPFT_BINS) $(TOOL_BINS) $(TEST_BPF_OBJS)
 
 # Missing build prerequisites stop here with what to install, not deep inside a recipe.
@@ -155,6 +157,9 @@ test-bpf: all
 test-integration: all
 	$(Q)BUILD=$(BUILD) tests/run.sh integration
 
+image: all
+	$(Q)BUILD=$(BUILD) scripts/image.sh
+
 bench: all
 	$(Q)BUILD=$(BUILD) scripts/bench.sh
 
@@ -180,11 +185,11 @@ clean:
 	$(Q)rm -rf build build-san
 
 help:
-	@sed -n '3,17p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,/^[^#]/{/^#/p}' Makefile | sed 's/^# \{0,1\}//'
 
 # Unknown targets get a list of the real ones instead of make's terse message.
 .DEFAULT:
-	@echo "make: unknown target '$@'. Targets: all test test-unit test-bpf test-integration test-samples bench demo lint fuzz clean help (SANITIZE=1, V=1)" >&2
+	@echo "make: unknown target '$@'. Targets: all test test-unit test-bpf test-integration test-samples bench demo lint fuzz image clean help (SANITIZE=1, V=1)" >&2
 	@exit 2
 
 -include $(wildcard $(ALL_OBJS:.o=.d) $(BPF_NAMES:%=$(BUILD)/bpf/%.tmp.d))

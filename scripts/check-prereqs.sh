@@ -45,6 +45,14 @@ if [ "$mode" = run ]; then
 	need_cmd jq jq
 	need_cmd curl curl
 	[ -x /usr/bin/python3 ] || missing+=("/usr/bin/python3 (Debian package python3)")
+	/usr/bin/python3 -c 'import kubernetes' 2>/dev/null ||
+		missing+=("python module kubernetes (Debian package python3-kubernetes)")
+	[ -x /usr/lib/cni/ptp ] || missing+=("/usr/lib/cni/ptp (Debian package containernetworking-plugins)")
+	need_cmd buildah buildah
+	need_cmd podman podman
+	need_cmd skopeo skopeo
+	need_cmd runc runc
+	need_cmd catatonit catatonit
 fi
 
 if [ ${#missing[@]} -gt 0 ]; then

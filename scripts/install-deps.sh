@@ -25,6 +25,8 @@ packages=(
 	# tests and harness
 	iproute2 iptables nftables perl procps psmisc tcpdump jq curl openssl
 	python3 python3-h2 python3-grpcio python3-protobuf python3-yaml python3-websockets
+	# Kubernetes: images (make image), the CNI plugin's tests, the manifests' schema test
+	buildah podman skopeo runc conmon catatonit containernetworking-plugins python3-kubernetes
 	# benchmarks
 	iperf3 stunnel4 haproxy wrk
 	# lint

@@ -37,6 +37,7 @@ cat >"$tmp/cfg.yaml" <<YAML
 workloads:
 - {uid: a, name: a, namespace: default, serviceAccount: sa-a, workloadIps: [198.18.1.11], node: n1}
 - {uid: b, name: b, namespace: default, serviceAccount: sa-b, workloadIps: [198.18.2.11], node: n2}
+- {uid: c, name: c, namespace: default, serviceAccount: sa-c, workloadIps: []}
 YAML
 
 t_run "issue-node writes a node certificate" -- "$CA" issue-node --dir "$tmp/ca" --out "$tmp/n1" --node n1
@@ -76,6 +77,8 @@ out=$(cli "$tmp/n1" get --id $B --impersonate $B)
 t_like "$out" "^ERROR PERMISSION_DENIED .*no workload with identity $B on node n1" \
 	"n1 is refused $B (it runs on n2)"
 t_run "refusal logged" -- logged "refused .*node=n1 identity=$B: PERMISSION_DENIED"
+t_like "$(cli "$tmp/n1" get --id spiffe://$TD/ns/default/sa/sa-c)" "^OK 2" \
+	"a workload placed on no node (a CNI-announced pod) may be issued to n1"
 out=$(cli "$tmp/n1" get --id $A --impersonate $B)
 t_like "$out" "^ERROR INVALID_ARGUMENT .*differs" "CSR SAN and ImpersonatedIdentity must agree"
 out=$(cli "$tmp/n1" get --id spiffe://other.td/ns/default/sa/sa-a)

@@ -5,7 +5,9 @@
  * certificate authenticated the TLS connection; as in Istio's node authorizer, a caller with
  * the trusted node account (spiffe://TD/ns/istio-system/sa/ztunnel) may obtain an identity
  * only when the local config places a workload with that identity on the caller's node (its
- * certificate's CN); any caller may renew its own identity. CSRs are checked before anything
+ * certificate's CN) or on no node at all (a Kubernetes pod goes where the scheduler puts it
+ * and that node's CNI plugin announces it: without a node API to ask, every node may hold
+ * it); any caller may renew its own identity. CSRs are checked before anything
  * is signed: PEM and signature valid, key ECDSA P-256/P-384 or RSA 2048-4096, at most one
  * SAN which must be a SPIFFE URI in our trust domain. The CSR contributes only its public key:
  * subject, extensions and lifetime of the certificate are the CA's (empty subject, the id as
@@ -334,7 +336,7 @@ static void zca_config_refresh(struct zca *z)
 		cfg->n_workloads);
 }
 
-/* True when the config has a workload with identity id on node. */
+/* True when the config has a workload with identity id on node, or on no node. */
 static bool zca_workload_on_node(struct zca *z, const char *node, const char *id)
 {
 	char wid[ZM_SPIFFE_ID_MAX];
@@ -345,7 +347,7 @@ static bool zca_workload_on_node(struct zca *z, const char *node, const char *id
 	for (size_t i = 0; z->cfg && i < z->cfg->n_workloads && !found; i++) {
 		const struct zm_cfg_workload *wl = &z->cfg->workloads[i];
 
-		found = wl->node && !strcmp(wl->node, node) &&
+		found = wl->node && (!wl->node[0] || !strcmp(wl->node, node)) &&
 			!zm_cfg_workload_identity(wl, wid, sizeof(wid)) && !strcmp(wid, id);
 	}
 	pthread_mutex_unlock(&z->cfg_lock);

@@ -3,9 +3,11 @@
  * The control thread (the process's main thread once the workers run): a tiny HTTP/1.0
  * responder for admin (15000, 127.0.0.1 only: /config_dump, /certs, /logging, /quitquitquit),
  * Prometheus metrics (15020: /metrics, /stats/prometheus) and readiness (15021:
- * /healthz/ready); config reload on SIGHUP and when the file's mtime changes (polled); the
- * auto-enrollment that follows every new snapshot; SIGTERM/SIGINT stop the process. Requests
- * are GET (POST too for /quitquitquit), read with a short timeout and answered in one write.
+ * /healthz/ready, and /drain: a Kubernetes preStop hook makes us unready, so no new pod is
+ * handed to this ztunnel, before SIGTERM); config reload on SIGHUP and when the file's mtime
+ * changes (polled); the auto-enrollment that follows every new snapshot; SIGTERM/SIGINT stop
+ * the process. Requests are GET (POST too for /quitquitquit), read with a short timeout and
+ * answered in one write.
  */
 #include <errno.h>
 #include <json-c/json.h>
@@ -187,6 +189,9 @@ static void zt_http_serve(struct zt *zt, int lfd, enum zt_port_kind kind)
 			zt_http_reply(fd, 200, "text/plain", "ready\n", 6);
 		else
 			zt_http_reply(fd, 503, "text/plain", "not ready\n", 10);
+	} else if (kind == ZT_READY && !strcmp(path, "/drain")) {
+		atomic_store(&zt->ready, false);
+		zt_http_reply(fd, 200, "text/plain", "draining\n", 9);
 	} else if (kind == ZT_ADMIN && !strcmp(path, "/config_dump")) {
 		body = zt_config_dump(zt);
 		zt_http_reply(fd, 200, "application/json", body ? body : "{}",

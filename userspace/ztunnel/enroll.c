@@ -10,7 +10,10 @@
  * The datapath itself is loaded by `zmeshctl datapath load` (it owns the uplink choice and
  * the policy route); when it is not loaded yet the ztunnel says so and retries every second,
  * so start order does not matter. Entries of this node left in the maps by an earlier ztunnel
- * and absent from the config are removed on the first sync. Runs on the control thread only.
+ * and absent from the config are removed on the first sync. Pods announced by the CNI plugin
+ * (agent.h) are enrolled on the veth and cgroup it reported rather than the routed interface
+ * (behind a bridge the route names the bridge). Runs on the control thread and on the CNI
+ * thread, one sync at a time.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -24,6 +27,7 @@
 
 #include "config/config.h"
 #include "datapath/datapath.h"
+#include "agent.h"
 #include "zt.h"
 
 #define ZT_MAX_ENROLLED 4096
@@ -32,6 +36,15 @@ static struct zm_addr zt_enrolled[ZT_MAX_ENROLLED];
 static size_t zt_n_enrolled;
 static bool zt_enroll_reconciled;
 static pthread_mutex_t zt_enroll_lock = PTHREAD_MUTEX_INITIALIZER; /* for zt_enroll_dump */
+static pthread_mutex_t zt_enroll_sync_lock = PTHREAD_MUTEX_INITIALIZER;
+static char zt_enroll_err[ZM_DP_ERR_LEN + 64]; /* the last failure, under zt_enroll_lock */
+
+static void zt_enroll_note(const char *what, const char *why)
+{
+	pthread_mutex_lock(&zt_enroll_lock);
+	snprintf(zt_enroll_err, sizeof(zt_enroll_err), "%s%s", what, why);
+	pthread_mutex_unlock(&zt_enroll_lock);
+}
 
 static int zt_route_cb_attr(const struct nlattr *attr, void *data)
 {
@@ -95,24 +108,29 @@ static void zt_copy(char *dst, size_t len, const char *src)
 static int zt_enroll_wl(struct zm_dp *dp, const struct zm_cfg_workload *wl, struct zm_addr *ok,
 			size_t *n_ok)
 {
-	char ifname[IF_NAMESIZE], a[ZM_ADDR_STRLEN];
+	char ifname[IF_NAMESIZE], a[ZM_ADDR_STRLEN], cgroup[ZT_AGENT_CG_LEN + 256];
 	struct zm_dp_enroll e;
 	int failed = 0, r;
 	size_t i;
 
 	for (i = 0; i < wl->n_ips; i++) {
 		memset(&e, 0, sizeof(e));
-		r = zt_route_oif(&wl->ips[i].addr, ifname);
+		cgroup[0] = '\0';
+		r = zt_agent_lookup_addr(&wl->ips[i].addr, ifname, cgroup, sizeof(cgroup))
+			? 0
+			: zt_route_oif(&wl->ips[i].addr, ifname);
 		if (r) {
 			fprintf(stderr, "ztunnel: enroll %s/%s: no route to %s: %s\n",
 				wl->namespace, wl->name,
 				zm_addr_format(&wl->ips[i].addr, a, sizeof(a)), strerror(-r));
+			zt_enroll_note("no route to the address: ", strerror(-r));
 			failed++;
 			continue;
 		}
 		e.addrs[0] = wl->ips[i].addr;
 		e.n_addrs = 1;
 		e.veth = ifname;
+		e.cgroup_path = cgroup[0] ? cgroup : NULL;
 		e.hbone = true;
 		zt_copy(e.info.name, sizeof(e.info.name), wl->name);
 		zt_copy(e.info.namespace, sizeof(e.info.namespace), wl->namespace);
@@ -124,6 +142,7 @@ static int zt_enroll_wl(struct zm_dp *dp, const struct zm_cfg_workload *wl, stru
 		if (r) {
 			fprintf(stderr, "ztunnel: enroll %s on %s: %s\n",
 				zm_addr_format(&e.addrs[0], a, sizeof(a)), ifname, dp->err);
+			zt_enroll_note("", dp->err);
 			failed++;
 			continue;
 		}
@@ -196,7 +215,9 @@ int zt_enroll_sync(struct zt *zt, const struct zt_snap *s)
 
 	if (zt->opts.no_enroll)
 		return 0;
+	pthread_mutex_lock(&zt_enroll_sync_lock);
 	zm_dp_init(&dp, zt->opts.pin_dir);
+	zt_agent_attach_pending(&dp);
 	for (i = 0; i < s->cfg->n_workloads; i++) {
 		const struct zm_cfg_workload *wl = &s->cfg->workloads[i];
 
@@ -224,7 +245,25 @@ int zt_enroll_sync(struct zt *zt, const struct zt_snap *s)
 	zt_n_enrolled = n_want;
 	pthread_mutex_unlock(&zt_enroll_lock);
 	zm_dp_close(&dp);
+	pthread_mutex_unlock(&zt_enroll_sync_lock);
 	return failed;
+}
+
+bool zt_enroll_has(const struct zm_addr *addr)
+{
+	bool has;
+
+	pthread_mutex_lock(&zt_enroll_lock);
+	has = zt_addr_in(addr, zt_enrolled, zt_n_enrolled);
+	pthread_mutex_unlock(&zt_enroll_lock);
+	return has;
+}
+
+void zt_enroll_last_error(char *buf, size_t len)
+{
+	pthread_mutex_lock(&zt_enroll_lock);
+	snprintf(buf, len, "%s", zt_enroll_err[0] ? zt_enroll_err : "unknown error");
+	pthread_mutex_unlock(&zt_enroll_lock);
 }
 
 char *zt_enroll_dump(void)

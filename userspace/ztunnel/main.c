@@ -20,6 +20,7 @@
 #include "config/config.h"
 #include "datapath/datapath.h"
 #include "zmesh/ports.h"
+#include "agent.h"
 #include "authz.h"
 #include "zt.h"
 
@@ -33,6 +34,7 @@ static void zt_usage(FILE *f)
 	    "               [--ca-dir DIR] [--workers N] [--admin-port P] [--metrics-port P]\n"
 	    "               [--ready-port P] [--no-enroll] [--poll-ms MS] [--pool-idle-ms MS]\n"
 	    "               [--policy FILE]... [--no-fastpath]\n"
+	    "               [--run-dir DIR] [--cgroup-root DIR]\n"
 	    "       ztunnel --check --config FILE [--policy FILE]... [--node NAME]\n"
 	    "       ztunnel --help | --version\n"
 	    "\n"
@@ -51,7 +53,12 @@ static void zt_usage(FILE *f)
 	    "policies certainly deny by address and port is dropped in the kernel (tc, XDP);\n"
 	    "--no-fastpath leaves the kernel rule set alone (userspace decides everything).\n"
 	    "--check validates the config and the --policy files (FILE:LINE: field: problem);\n"
-	    "with --node it also counts that node's kernel drop rules.\n");
+	    "with --node it also counts that node's kernel drop rules.\n"
+	    "--run-dir DIR (or ZMESH_RUN_DIR; /var/run/zmesh in Kubernetes): accept pods from\n"
+	    "the zmesh-cni plugin on DIR/cni.sock once ready, remembered in DIR/pods.json; a\n"
+	    "config workload with the pod's namespace and name takes the pod's addresses.\n"
+	    "--cgroup-root: the cgroup v2 root the plugin's cgroup paths start from (default:\n"
+	    "the first cgroup2 mount).\n");
 }
 
 static int zt_parse_int(const char *s, int lo, int hi, int *out)
@@ -79,7 +86,9 @@ static int zt_parse_opts(int argc, char **argv, struct zt_opts *o)
 		O_POOL_IDLE,
 		O_CA_ADDR,
 		O_POLICY,
-		O_NO_FASTPATH
+		O_NO_FASTPATH,
+		O_RUN_DIR,
+		O_CGROUP_ROOT
 	};
 	static const struct option lo[] = {{"config", required_argument, NULL, 'c'},
 					   {"node", required_argument, NULL, 'n'},
@@ -97,6 +106,8 @@ static int zt_parse_opts(int argc, char **argv, struct zt_opts *o)
 					   {"ca-addr", required_argument, NULL, O_CA_ADDR},
 					   {"policy", required_argument, NULL, O_POLICY},
 					   {"no-fastpath", no_argument, NULL, O_NO_FASTPATH},
+					   {"run-dir", required_argument, NULL, O_RUN_DIR},
+					   {"cgroup-root", required_argument, NULL, O_CGROUP_ROOT},
 					   {"help", no_argument, NULL, 'h'},
 					   {"version", no_argument, NULL, 'V'},
 					   {0}};
@@ -149,6 +160,12 @@ static int zt_parse_opts(int argc, char **argv, struct zt_opts *o)
 		case O_NO_FASTPATH:
 			zt_authz_fastpath_off();
 			break;
+		case O_RUN_DIR:
+			o->run_dir = optarg;
+			break;
+		case O_CGROUP_ROOT:
+			o->cgroup_root = optarg;
+			break;
 		case 'k':
 			o->check = true;
 			break;
@@ -170,6 +187,8 @@ static int zt_parse_opts(int argc, char **argv, struct zt_opts *o)
 		o->config = getenv("LOCAL_XDS_PATH");
 	if (!o->node)
 		o->node = getenv("NODE_NAME");
+	if (!o->run_dir)
+		o->run_dir = getenv("ZMESH_RUN_DIR");
 	if (!o->config || (!o->check && (!o->node || !*o->node))) {
 		fprintf(stderr, "ztunnel: --config FILE%s is required\n",
 			o->check ? "" : " and --node NAME");
@@ -248,6 +267,10 @@ int main(int argc, char **argv)
 	zm_dp_set_debug(false);
 	zt_signals_block();
 	zt_raise_nofile();
+	if (zt_agent_init(&zt, err, sizeof(err))) {
+		fprintf(stderr, "ztunnel: %s\n", err);
+		return 1;
+	}
 	if (zt_state_load(&zt, err, sizeof(err))) {
 		fprintf(stderr, "%s\n", err);
 		return 1;
@@ -266,8 +289,11 @@ int main(int argc, char **argv)
 		zt.n_workers = ZT_MAX_WORKERS;
 	r = zt_workers_start(&zt);
 	if (!r)
+		r = zt_cni_server_start(&zt);
+	if (!r)
 		r = zt_control_run(&zt);
 	atomic_store(&zt.stop, true);
+	zt_cni_server_stop(&zt);
 	zt_workers_join(&zt);
 	fprintf(stderr, "ztunnel: stopped\n");
 	return r ? 1 : 0;

@@ -8,17 +8,28 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "config/config.h"
+#include "agent.h"
 #include "zt.h"
 
 static pthread_mutex_t zt_state_lock = PTHREAD_MUTEX_INITIALIZER;
+/* Serialises whole loads (control thread, CNI thread): the last one reads the newest pods. */
+static pthread_mutex_t zt_state_load_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct zt_snap *zt_state_cur;
 static __u64 zt_state_gen;
 static struct stat zt_state_st; /* of the file behind the current snapshot */
+/* A snapshot was built off the control thread (CNI pods): its next poll reports a change. */
+static atomic_bool zt_state_news;
+
+void zt_state_mark_news(void)
+{
+	atomic_store(&zt_state_news, true);
+}
 
 struct zt_snap *zt_state_get(void)
 {
@@ -55,7 +66,7 @@ __u64 zt_state_generation(void)
 	return g;
 }
 
-int zt_state_load(struct zt *zt, char *err, size_t len)
+static int zt_state_load_locked(struct zt *zt, char *err, size_t len)
 {
 	struct zm_config *cfg;
 	struct zt_snap *s, *old;
@@ -70,6 +81,12 @@ int zt_state_load(struct zt *zt, char *err, size_t len)
 	r = zm_config_load_file(zt->opts.config, &cfg, err, len);
 	if (r)
 		return r;
+	/* Pods announced by the CNI plugin bring the addresses the file leaves out. */
+	r = zt_agent_overlay(cfg, zt->opts.node, err, len);
+	if (r) {
+		zm_config_free(cfg);
+		return r;
+	}
 	s = zt_snap_build(cfg, zt->opts.node);
 	if (!s) {
 		zm_config_free(cfg);
@@ -85,6 +102,16 @@ int zt_state_load(struct zt *zt, char *err, size_t len)
 	pthread_mutex_unlock(&zt_state_lock);
 	zt_state_put(old);
 	return 0;
+}
+
+int zt_state_load(struct zt *zt, char *err, size_t len)
+{
+	int r;
+
+	pthread_mutex_lock(&zt_state_load_lock);
+	r = zt_state_load_locked(zt, err, len);
+	pthread_mutex_unlock(&zt_state_load_lock);
+	return r;
 }
 
 /*
@@ -107,7 +134,7 @@ int zt_state_reload_if_changed(struct zt *zt, bool force)
 		  st.st_size != zt_state_st.st_size || st.st_ino != zt_state_st.st_ino;
 	pthread_mutex_unlock(&zt_state_lock);
 	if (!force && !changed)
-		return 0;
+		return atomic_exchange(&zt_state_news, false) ? 1 : 0;
 	r = zt_state_load(zt, err, sizeof(err));
 	if (r) {
 		/* Keep serving the last good config: a typo must not take the node down. */

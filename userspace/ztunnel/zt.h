@@ -52,8 +52,10 @@ struct zt_opts {
 	int workers;
 	bool check;
 	bool no_enroll;
-	int poll_ms;	  /* config mtime poll interval */
-	int pool_idle_ms; /* release a pooled HBONE connection idle this long */
+	const char *run_dir;	 /* --run-dir: cni.sock and pods.json (agent.h), NULL: none */
+	const char *cgroup_root; /* --cgroup-root: where pods' cgroup paths start */
+	int poll_ms;		 /* config mtime poll interval */
+	int pool_idle_ms;	 /* release a pooled HBONE connection idle this long */
 };
 
 /* An fd in a worker's epoll set; fn runs for its events. */
@@ -210,11 +212,16 @@ struct zt_snap *zt_state_get(void);
 void zt_state_put(struct zt_snap *s);
 int zt_state_reload_if_changed(struct zt *zt, bool force);
 __u64 zt_state_generation(void);
+/* Tell the control thread a snapshot came in from elsewhere (policies, fast path follow it). */
+void zt_state_mark_news(void);
 
 /* enroll.c: returns the number of addresses that could not be enrolled (retry later) */
 int zt_enroll_sync(struct zt *zt, const struct zt_snap *s);
 /* JSON array text of the addresses this process enrolled (malloc'd) */
 char *zt_enroll_dump(void);
+/* Is addr enrolled by this process now? The last enrollment failure, as a sentence. */
+bool zt_enroll_has(const struct zm_addr *addr);
+void zt_enroll_last_error(char *buf, size_t len);
 
 /* admin.c */
 int zt_control_run(struct zt *zt);

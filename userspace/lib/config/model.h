@@ -351,7 +351,8 @@ const char *zm_config_strdup(struct zm_config *cfg, const char *s);
  * waypoints) and build the lookup indexes. Refuses duplicate workload uids, a workload address
  * used twice on one network, duplicate service keys or VIPs, duplicate policy keys and
  * dangling references, reporting each to errs. Returns 0 or -EINVAL (errors reported) or
- * -ENOMEM.
+ * -ENOMEM. A source may change a finalized snapshot it has not published yet (ztunnel's
+ * CNI overlay adds pod addresses) and call this again: every index is built anew.
  */
 int zm_config_finalize(struct zm_config *cfg, struct zm_cfg_errors *errs);
 

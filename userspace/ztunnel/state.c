@@ -4,7 +4,9 @@
  * never see a snapshot change under them; a reload builds a complete new snapshot and swaps
  * the pointer under a short lock, so connections already established keep running untouched.
  * A reload that fails to parse keeps the old snapshot and logs every error. Reloads come from
- * SIGHUP and from polling the file's mtime/size (control thread only).
+ * SIGHUP and from polling the file's mtime/size (control thread only); with istiod as the
+ * source (xds_source.c) snapshots are installed by the xDS thread and the control loop sees
+ * each one as a reload (policy re-check, enrollment).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -19,6 +21,7 @@ static pthread_mutex_t zt_state_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct zt_snap *zt_state_cur;
 static __u64 zt_state_gen;
 static struct stat zt_state_st; /* of the file behind the current snapshot */
+static bool zt_state_fresh;	/* xDS: a snapshot the control loop has not seen yet */
 
 struct zt_snap *zt_state_get(void)
 {
@@ -53,6 +56,26 @@ __u64 zt_state_generation(void)
 	g = zt_state_gen;
 	pthread_mutex_unlock(&zt_state_lock);
 	return g;
+}
+
+int zt_state_install(struct zt *zt, struct zm_config *cfg, char *err, size_t len)
+{
+	struct zt_snap *s = zt_snap_build(cfg, zt->opts.node), *old;
+
+	if (!s) {
+		zm_config_free(cfg);
+		snprintf(err, len, "building indexes of the xDS config: out of memory");
+		return -ENOMEM;
+	}
+	s->refs = 1;
+	pthread_mutex_lock(&zt_state_lock);
+	old = zt_state_cur;
+	zt_state_cur = s;
+	s->generation = ++zt_state_gen;
+	zt_state_fresh = true;
+	pthread_mutex_unlock(&zt_state_lock);
+	zt_state_put(old);
+	return 0;
 }
 
 int zt_state_load(struct zt *zt, char *err, size_t len)
@@ -99,6 +122,13 @@ int zt_state_reload_if_changed(struct zt *zt, bool force)
 	bool changed;
 	int r;
 
+	if (!zt->opts.config) { /* xDS: installed by its thread, seen here once */
+		pthread_mutex_lock(&zt_state_lock);
+		changed = zt_state_fresh;
+		zt_state_fresh = false;
+		pthread_mutex_unlock(&zt_state_lock);
+		return changed ? 1 : 0;
+	}
 	if (stat(zt->opts.config, &st))
 		return force ? -errno : 0;
 	pthread_mutex_lock(&zt_state_lock);

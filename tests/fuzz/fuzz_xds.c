@@ -32,7 +32,8 @@ static void fuzz_one(struct zm_xds *x, const uint8_t *p, size_t n)
 	if (r && r != -EPROTO && r != -ENOMEM)
 		abort();
 	if (!r) {
-		rq = envoy__service__discovery__v3__delta_discovery_request__unpack(NULL, rl, reply);
+		rq =
+		    envoy__service__discovery__v3__delta_discovery_request__unpack(NULL, rl, reply);
 		if (!rq)
 			abort(); /* our own ACK/NACK must decode */
 		envoy__service__discovery__v3__delta_discovery_request__free_unpacked(rq, NULL);

@@ -10,6 +10,8 @@
 #                                        198.18.0.1      198.18.0.2
 #   control plane: in n1's namespace on 198.18.0.1:15012 (TLS, istiod.istio-system.svc, signed
 #   by the mesh CA); service svc.ns.svc.cluster.local VIP 198.19.0.10:80 -> n2a:7777.
+#   certificates: n1 from the dev CA directory; n2 the way istiod's CA is asked, from zmesh-ca
+#   --tokens on 198.18.0.1:15013 (Bearer token, no node certificate, ImpersonatedIdentity).
 #
 # Checks: Bearer token, clusterid and node id reach the control plane; every response ACKed;
 # pods enrolled and traffic flowing (direct and through the VIP); a policy pushed live denies
@@ -73,21 +75,33 @@ nworkloads() { dump "$1" | jq '.workloads | length'; }
 
 zt_start() {
 	local node=$1
+	shift
 	h_bg "$node" env INSTANCE_IP="$(h_node_ip4 "$node")" POD_NAME="ztunnel-$node" \
 		POD_NAMESPACE=istio-system ZT_XDS_PING_MS=1000 ZT_XDS_PING_TIMEOUT_MS=3000 \
 		ZT_XDS_MAX_MSG=1048576 \
 		"$ZT" --xds-address "$CPADDR" --token-file "$TOKEN" --cluster-id Kubernetes \
 		--node "$node" --netns "/var/run/netns/$(h_ns "$node")" --pin-dir "$(h_pin_dir "$node")" \
-		--ca-dir "$M_CA" --poll-ms 100 2>"$H_STATE/zt-$node.log"
+		--poll-ms 100 "$@" 2>"$H_STATE/zt-$node.log"
 	M_ZT_PID[$node]=$H_LAST_PID
 }
 
 scenario "$H_STATE/s1.yaml"
 cp_start "$H_STATE/s1.yaml"
-for n in n1 n2; do
-	m_datapath_load $n
-	zt_start $n
-done
+# zmesh-ca in istiod's form for n2: the token stands for node n2.
+{
+	echo "workloads:"
+	m_workload -4 n2a ns sa-n2a HBONE
+	m_workload -4 n2b ns sa-n2b HBONE
+} >"$H_STATE/ca-mesh.yaml"
+echo "test-token-$$ n2" >"$H_STATE/ca-tokens"
+h_bg n1 "$BUILD/bin/zmesh-ca" --dir "$M_CA" --config "$H_STATE/ca-mesh.yaml" \
+	--listen "$(h_node_ip4 n1):15013" --tokens "$H_STATE/ca-tokens" 2>"$H_STATE/ca.log"
+m_wait_for 20 grep -q 'listening on' "$H_STATE/ca.log" || t_fatal "zmesh-ca did not start: $(cat "$H_STATE/ca.log")"
+mkdir -p "$H_STATE/n2ca" && cp "$M_CA/ca-cert.pem" "$H_STATE/n2ca/"
+m_datapath_load n1
+zt_start n1 --ca-dir "$M_CA"
+m_datapath_load n2
+zt_start n2 --ca-dir "$H_STATE/n2ca" --ca-addr "$(h_node_ip4 n1):15013"
 m_echo_serve n1b n2a n2b
 m_ztunnel_wait n1 n2
 m_wait_for 20 test "$(nworkloads n1)" = 4 || t_fatal "n1 never got 4 workloads: $(cat "$H_STATE/zt-n1.log")"
@@ -107,10 +121,17 @@ t_like "$(dump n1 | jq -c '.workloads[0] | keys')" '"serviceAccount".*"trustDoma
 	"config_dump workloads carry the reference's field names"
 
 send() { h_exec "$1" "$ECHO" send "$2" "$3" --data "hi-$1" --timeout 3 2>&1 | tr '\n' ' '; }
+# n2 fetches its pods' certificates from zmesh-ca once it knows them.
+m_wait_for 30 grep -q "fetched spiffe://cluster.local/ns/ns/sa/sa-n2a" "$H_STATE/zt-n2.log" ||
+	t_fatal "n2 got no certificate for n2a: $(cat "$H_STATE/zt-n2.log")"
 t_like "$(send n1a "$(h_ip4 n2a)" 7777)" "hi-n1a" "n1a -> n2a: traffic flows"
 t_like "$(send n1a 198.19.0.10 80)" "hi-n1a" "n1a -> service VIP 198.19.0.10:80 reaches n2a:7777"
 sleep 0.3
 t_like "$(cat "$H_STATE/zt-n1.log")" "access close dir=outbound via=hbone .*dst.addr=198\.18\.2\.11:7777" "n1 tunnelled it over HBONE"
+t_like "$(cat "$H_STATE/zt-n2.log")" "certificates from the CA at .*15013 \(Bearer token" "n2 asks its CA with the Bearer token, no node certificate"
+t_like "$(cat "$H_STATE/ca.log")" "issued from 198\.18\.0\.2:[0-9]+ caller=spiffe://cluster\.local/ns/istio-system/sa/ztunnel node=n2 identity=spiffe://cluster\.local/ns/ns/sa/sa-n2a" \
+	"zmesh-ca issued n2a's certificate on n2's token (ImpersonatedIdentity)"
+t_ok "$(grep -c "test-token-$$" "$H_STATE/ca.log" "$H_STATE/zt-n1.log" "$H_STATE/zt-n2.log" | grep -vc ':0$')" "the token is logged nowhere"
 wl=$(m_zctl n1 -j workload list)
 t_like "$wl" "$(h_ip4 n1a)" "n1a enrolled on n1 (zmeshctl workload list)"
 t_like "$wl" "$(h_ip4 n1b)" "n1b enrolled on n1"
@@ -155,7 +176,7 @@ t_like "$(dump n1 | jq -c '[.workloads[].name]')" '^\["n1a","n2a","n2b"\]$' "n1 
 # A malformed resource: NACKed by name and field, the rest of the push applied.
 scenario "$H_STATE/s4.yaml" \
 	'- {uid: bad, name: bad, namespace: ns, node: n2, protocol: HBONE, rawAddress: "c61203"}' \
-	'- {uid: Kubernetes//Pod/ns/extra, name: extra, namespace: ns, node: n2, addresses: [198.18.2.99]}'
+	'- {uid: Kubernetes//Pod/ns/extra, name: extra, namespace: ns, serviceAccount: sa-n2b, node: n2, addresses: [198.18.2.99]}'
 sed -i '/n1b/,/^  }/d' "$H_STATE/s4.yaml"
 t_is "$(cp_ctl push "$H_STATE/s4.yaml")" ok "control plane pushes a malformed workload with a good one"
 m_wait_for 10 grep -q '"error": "bad: addresses\[0\]: address of 3 bytes' "$CPLOG"

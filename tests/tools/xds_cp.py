@@ -294,7 +294,10 @@ def cmd_serve(a):
     M = load_messages()
     cp = ControlPlane(yaml.safe_load(open(a.scenario)) or {}, a.log)
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=16),
-                         options=[("grpc.max_send_message_length", 512 << 20)])
+                         options=[("grpc.max_send_message_length", 512 << 20),
+                                  # the test's ztunnels PING every second of silence
+                                  ("grpc.http2.min_ping_interval_without_data_ms", 100),
+                                  ("grpc.http2.max_ping_strikes", 0)])
     handler = grpc.stream_stream_rpc_method_handler(
         cp.serve_stream, request_deserializer=M["DeltaDiscoveryRequest"].FromString,
         response_serializer=lambda b: b)

@@ -87,7 +87,8 @@ static DReq *rb_send(struct rb *b, const char *url, const char *nonce, bool *cha
 	len = protobuf_c_message_pack(&rs.base, msg);
 	r = zm_xds_handle(x, msg, len, &reply, &rl, changed, lg, sizeof(lg));
 	if (!r) {
-		rq = envoy__service__discovery__v3__delta_discovery_request__unpack(NULL, rl, reply);
+		rq =
+		    envoy__service__discovery__v3__delta_discovery_request__unpack(NULL, rl, reply);
 		free(reply);
 	}
 	free(msg);
@@ -148,7 +149,8 @@ static void test_initial(void)
 	size_t len;
 	DReq *rq;
 
-	is_str(zm_xds_node_id(x), "ztunnel~198.18.0.1~zt-1.istio-system~istio-system.svc.cluster.local",
+	is_str(zm_xds_node_id(x),
+	       "ztunnel~198.18.0.1~zt-1.istio-system~istio-system.svc.cluster.local",
 	       "node id in the reference's form");
 	is_int(zm_xds_initial_request(x, ZM_XDS_ADDRESS, &buf, &len), 0, "initial request");
 	rq = envoy__service__discovery__v3__delta_discovery_request__unpack(NULL, len, buf);
@@ -169,8 +171,9 @@ static void test_push_and_ack(void)
 	Istio__Workload__NetworkAddress vip = ISTIO__WORKLOAD__NETWORK_ADDRESS__INIT, *pvip = &vip;
 	Istio__Workload__Port port = ISTIO__WORKLOAD__PORT__INIT, *pport = &port;
 	Istio__Workload__PortList pl = ISTIO__WORKLOAD__PORT_LIST__INIT;
-	Istio__Workload__Workload__ServicesEntry se = ISTIO__WORKLOAD__WORKLOAD__SERVICES_ENTRY__INIT,
-						 *pse = &se;
+	Istio__Workload__Workload__ServicesEntry
+	    se = ISTIO__WORKLOAD__WORKLOAD__SERVICES_ENTRY__INIT,
+	    *pse = &se;
 	ProtobufCBinaryData aa, ba;
 	struct rb rb = {0};
 	struct zm_config *cfg;
@@ -214,7 +217,8 @@ static void test_push_and_ack(void)
 		   "workload b: HBONE, node n2, endpoint of svc 80->8080");
 		ok(zm_config_service_by_key(cfg, "default/svc.default.svc.cluster.local") != NULL,
 		   "service by namespace/hostname");
-		is_str(w ? w->trust_domain : NULL, "cluster.local", "empty trust domain: the default");
+		is_str(w ? w->trust_domain : NULL, "cluster.local",
+		       "empty trust domain: the default");
 		zm_config_free(cfg);
 	}
 }
@@ -236,7 +240,7 @@ static void test_bad_resources(void)
 	da.data = three;
 	da.len = 3; /* address of 3 bytes */
 	wl_init(&e, "e", "e", 1, &ea);
-	e.tunnel_protocol = 7; /* unknown enum */
+	e.tunnel_protocol = 7;	       /* unknown enum */
 	wl_init(&f, "f", "f", 0, &fa); /* the address of a (held) */
 	wl_init(&g, "g", "g", 1, &ga);
 	g.addresses = NULL;
@@ -256,7 +260,8 @@ static void test_bad_resources(void)
 	rb_addr(&rb, "wrong-name", "1", &c, NULL);
 	rq = rb_send(&rb, ZM_XDS_TYPE_ADDRESS, "n-2", &changed);
 	ok(is_nack(rq, "n-2", "d: addresses[0]: address of 3 bytes"), "NACK names d and its field");
-	ok(is_nack(rq, "n-2", "e: tunnel_protocol: unknown value 7"), "NACK names e's unknown enum");
+	ok(is_nack(rq, "n-2", "e: tunnel_protocol: unknown value 7"),
+	   "NACK names e's unknown enum");
 	ok(is_nack(rq, "n-2", "f: ") && strstr(rq->error_detail->message, "already used"),
 	   "NACK: f reuses a's address");
 	ok(is_nack(rq, "n-2", "g: ") && strstr(rq->error_detail->message, "unknown service"),
@@ -376,8 +381,8 @@ static void test_reconnect_and_garbage(void)
 	bool changed;
 	DReq *rq;
 
-	is_int(zm_xds_handle(x, junk, sizeof(junk), &reply, &rl, &changed, lg, sizeof(lg)),
-	       -EPROTO, "a response that does not decode: -EPROTO (reconnect)");
+	is_int(zm_xds_handle(x, junk, sizeof(junk), &reply, &rl, &changed, lg, sizeof(lg)), -EPROTO,
+	       "a response that does not decode: -EPROTO (reconnect)");
 	is_int(zm_xds_initial_request(x, ZM_XDS_ADDRESS, &buf, &len), 0, "reconnect request");
 	rq = envoy__service__discovery__v3__delta_discovery_request__unpack(NULL, len, buf);
 	ok(rq && rq->n_initial_resource_versions == 3, "initial_resource_versions: what we hold");
@@ -402,10 +407,8 @@ static void test_reconnect_and_garbage(void)
 
 int main(void)
 {
-	struct zm_xds_node n = {.ip = "198.18.0.1",
-				.pod_name = "zt-1",
-				.namespace = "istio-system",
-				.node_name = "n1"};
+	struct zm_xds_node n = {
+	    .ip = "198.18.0.1", .pod_name = "zt-1", .namespace = "istio-system", .node_name = "n1"};
 
 	x = zm_xds_new(&n);
 	if (!x)

@@ -86,9 +86,8 @@ int zca_ssl_ctx_init(struct zca *z, char *err, size_t len)
 	SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
 	/* With --tokens a client may authenticate by Bearer token instead of a certificate. */
-	SSL_CTX_set_verify(ctx,
-			   SSL_VERIFY_PEER | (z->tokens_path ? 0 : SSL_VERIFY_FAIL_IF_NO_PEER_CERT),
-			   NULL);
+	SSL_CTX_set_verify(
+	    ctx, SSL_VERIFY_PEER | (z->tokens_path ? 0 : SSL_VERIFY_FAIL_IF_NO_PEER_CERT), NULL);
 	SSL_CTX_set_alpn_select_cb(ctx, zca_alpn_select, NULL);
 	X509_free(cert);
 	EVP_PKEY_free(key);

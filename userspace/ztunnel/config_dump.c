@@ -21,8 +21,8 @@ static json_object *cd_str(const char *s)
 	return json_object_new_string(s ? s : "");
 }
 
-#define JS(s)  cd_str(s)
-#define JADD   json_object_object_add
+#define JS(s) cd_str(s)
+#define JADD  json_object_object_add
 
 static json_object *cd_addr(const struct zm_addr *a)
 {
@@ -108,7 +108,8 @@ static json_object *cd_service(const struct zm_config *cfg, const struct zm_cfg_
 	char k[16];
 
 	for (size_t j = 0; j < s->n_vips; j++)
-		json_object_array_add(vips, cd_net_addr(s->vips[j].vip.network, &s->vips[j].vip.addr));
+		json_object_array_add(vips,
+				      cd_net_addr(s->vips[j].vip.network, &s->vips[j].vip.addr));
 	for (size_t j = 0; j < s->n_ports; j++) {
 		snprintf(k, sizeof(k), "%u", s->ports[j].service_port);
 		JADD(ports, k, json_object_new_int(s->ports[j].target_port));
@@ -186,7 +187,8 @@ static json_object *cd_policy(const struct zm_cfg_policy *p)
 			json_object *c = json_object_new_array();
 
 			for (size_t k = 0; k < p->rules[i].clauses[j].n_matches; k++)
-				json_object_array_add(c, cd_match(&p->rules[i].clauses[j].matches[k]));
+				json_object_array_add(c,
+						      cd_match(&p->rules[i].clauses[j].matches[k]));
 			json_object_array_add(r, c);
 		}
 		json_object_array_add(rules, r);
@@ -217,17 +219,18 @@ static json_object *cd_certs(struct zt *zt)
 	char *txt = zt_identity_certs_json(zt);
 	json_object *in = txt ? json_tokener_parse(txt) : NULL, *out = json_object_new_array();
 
-	for (size_t i = 0; in && json_object_is_type(in, json_type_array) &&
-			   i < json_object_array_length(in);
+	for (size_t i = 0;
+	     in && json_object_is_type(in, json_type_array) && i < json_object_array_length(in);
 	     i++) {
 		json_object *e = json_object_array_get_idx(in, i), *c = json_object_new_object(),
 			    *chain = json_object_new_array(), *v;
 
-		JADD(c, "identity", JS(json_object_object_get_ex(e, "identity", &v)
-					   ? json_object_get_string(v)
-					   : ""));
-		JADD(c, "state",
-		     JS(json_object_object_get_ex(e, "state", &v) ? json_object_get_string(v) : ""));
+		JADD(c, "identity",
+		     JS(json_object_object_get_ex(e, "identity", &v) ? json_object_get_string(v)
+								     : ""));
+		JADD(
+		    c, "state",
+		    JS(json_object_object_get_ex(e, "state", &v) ? json_object_get_string(v) : ""));
 		if (json_object_object_get_ex(e, "serial", &v)) {
 			json_object *leaf = json_object_new_object(), *t;
 

@@ -83,17 +83,18 @@ static int zt_identity_wanted(void *ud, void (*add)(void *ctx, const char *id), 
  * Bearer token and issues each workload's certificate on the ImpersonatedIdentity it asks
  * for. Takes o->roots.
  */
-static int zt_identity_token_mode(struct zt *zt, struct zm_caclient_opts *o, char *err,
-				  size_t len)
+static int zt_identity_token_mode(struct zt *zt, struct zm_caclient_opts *o, char *err, size_t len)
 {
 	const char *td = getenv("TRUST_DOMAIN");
 	int r;
 
-	snprintf(zt->trust_domain, sizeof(zt->trust_domain), "%s", td && *td ? td : "cluster.local");
+	snprintf(zt->trust_domain, sizeof(zt->trust_domain), "%s",
+		 td && *td ? td : "cluster.local");
 	o->token_file = zt->opts.token_file;
 	o->cluster_id = zt->opts.cluster_id;
 	o->trust_domain = zt->trust_domain;
-	o->server_id = zt->opts.cp_name;
+	/* istiod's serving name, as for xDS (its CA shares the port and certificate) */
+	o->server_id = zt->opts.cp_name ? zt->opts.cp_name : "istiod.istio-system.svc";
 	r = zm_caclient_provider_new(o, &zt->idp, err, len);
 	if (!r)
 		fprintf(stderr, "ztunnel: certificates from the CA at %s (Bearer token %s)\n",

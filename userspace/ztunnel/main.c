@@ -33,8 +33,8 @@ static void zt_usage(FILE *f)
 	    "               [--ca-dir DIR] [--workers N] [--admin-port P] [--metrics-port P]\n"
 	    "               [--ready-port P] [--no-enroll] [--poll-ms MS] [--pool-idle-ms MS]\n"
 	    "               [--policy FILE]... [--no-fastpath]\n"
-	    "       ztunnel --xds-address HOST:PORT --node NAME [--token-file F] [--cluster-id ID]\n"
-	    "               [--control-plane-name NAME] [--xds-root-cert PEM] [options above]\n"
+	    "       ztunnel --xds-address HOST:PORT --node NAME [--token-file F] [--cluster-id C]\n"
+	    "               [--istiod-name NAME] [--xds-root-cert PEM] [options above]\n"
 	    "       ztunnel --check --config FILE [--policy FILE]... [--node NAME]\n"
 	    "       ztunnel --help | --version\n"
 	    "\n"
@@ -58,7 +58,7 @@ static void zt_usage(FILE *f)
 	    "--ca-addr it also authenticates certificate requests when --ca-dir holds no node\n"
 	    "certificate; --cluster-id (CLUSTER_ID, default Kubernetes) goes in `clusterid`;\n"
 	    "istiod's certificate must verify against --xds-root-cert (default --ca-dir's\n"
-	    "ca-cert.pem) with the name --control-plane-name (default istiod.istio-system.svc).\n"
+	    "ca-cert.pem) with the name --istiod-name (default istiod.istio-system.svc).\n"
 	    "INSTANCE_IP, POD_NAME, POD_NAMESPACE make the node id, as in Istio.\n"
 	    "--check validates the config and the --policy files (FILE:LINE: field: problem);\n"
 	    "with --node it also counts that node's kernel drop rules.\n");
@@ -115,7 +115,7 @@ static int zt_parse_opts(int argc, char **argv, struct zt_opts *o)
 					   {"xds-address", required_argument, NULL, O_XDS},
 					   {"token-file", required_argument, NULL, O_TOKEN},
 					   {"cluster-id", required_argument, NULL, O_CLUSTER},
-					   {"control-plane-name", required_argument, NULL, O_CPNAME},
+					   {"istiod-name", required_argument, NULL, O_CPNAME},
 					   {"xds-root-cert", required_argument, NULL, O_XDS_ROOT},
 					   {"help", no_argument, NULL, 'h'},
 					   {"version", no_argument, NULL, 'V'},

@@ -60,7 +60,8 @@ static void zt_xds_install(void)
 
 	if (zm_xds_build(zx.x, &cfg, err, sizeof(err))) {
 		/* The state machine only keeps stores that finalize: this is out of memory. */
-		fprintf(stderr, "ztunnel: xds: building the config failed, keeping the previous: %s\n",
+		fprintf(stderr,
+			"ztunnel: xds: building the config failed, keeping the previous: %s\n",
 			err);
 		return;
 	}
@@ -135,8 +136,8 @@ static bool zt_xds_stream(struct zm_grpc_call *c, char *why, size_t len)
 		if (r == 0) {
 			st = zm_grpc_call_status(c, &gm);
 			snprintf(why, len, "stream ended by the server: %s%s%s",
-				 st < 0 ? "no grpc-status" : zm_grpc_status_name(st), *gm ? ": " : "",
-				 gm);
+				 st < 0 ? "no grpc-status" : zm_grpc_status_name(st),
+				 *gm ? ": " : "", gm);
 			r = -ECONNRESET;
 		}
 	}
@@ -187,7 +188,7 @@ static void *zt_xds_thread(void *arg)
 			break;
 		backoff = worked ? ZT_XDS_BACKOFF_MIN_MS
 				 : (backoff * 2 > ZT_XDS_BACKOFF_MAX_MS ? ZT_XDS_BACKOFF_MAX_MS
-									 : backoff * 2);
+									: backoff * 2);
 		fprintf(stderr,
 			"ztunnel: xds: %s: %s; keeping the last config, reconnecting in %d ms\n",
 			zx.addr, why, backoff);
@@ -230,8 +231,9 @@ int zt_xds_start(struct zt *zt, char *err, size_t len)
 	snprintf(zx.cluster, sizeof(zx.cluster), "%s",
 		 o->cluster_id ? o->cluster_id : getenv("CLUSTER_ID") ?: "Kubernetes");
 	node.cluster_id = zx.cluster;
-	/* Keepalive as the HBONE pools: PING after 10 s of silence, drop after 20 s. */
-	zx.ping_ms = zt_xds_env_int("ZT_XDS_PING_MS", 10000);
+	/* PING after 30 s of silence, drop after 20 s unanswered: istiod's gRPC keepalive
+	 * policy sends GOAWAY ("too many pings") to clients that ping more often than 15 s. */
+	zx.ping_ms = zt_xds_env_int("ZT_XDS_PING_MS", 30000);
 	zx.ping_timeout_ms = zt_xds_env_int("ZT_XDS_PING_TIMEOUT_MS", 20000);
 	/* Tests shrink these: the size limit and the keepalive, to show the refusals. */
 	zx.max_msg = (uint32_t)zt_xds_env_int("ZT_XDS_MAX_MSG", (int)ZM_XDS_MAX_MSG);
@@ -249,8 +251,8 @@ int zt_xds_start(struct zt *zt, char *err, size_t len)
 	if (r)
 		return snprintf(err, len, "starting the xDS thread: %s", strerror(r)), -r;
 	zx.started = true;
-	fprintf(stderr, "ztunnel: xds: node id %s, control plane %s (%s)\n",
-		zm_xds_node_id(zx.x), zx.addr, zx.name);
+	fprintf(stderr, "ztunnel: xds: node id %s, control plane %s (%s)\n", zm_xds_node_id(zx.x),
+		zx.addr, zx.name);
 	return 0;
 }
 

@@ -59,7 +59,7 @@ struct zt_opts {
 	const char *xds_address; /* --xds-address / XDS_ADDRESS; NULL: the config file */
 	const char *token_file;	 /* --token-file: Bearer token for istiod's xDS and CA */
 	const char *cluster_id;	 /* --cluster-id / CLUSTER_ID: Istio's clusterid header */
-	const char *cp_name;	 /* --control-plane-name: istiod's TLS name (SPIFFE id or DNS) */
+	const char *cp_name;	 /* --istiod-name: its TLS name (SPIFFE id or DNS) */
 	const char *xds_root;	 /* --xds-root-cert: roots istiod's certificate verifies against */
 };
 

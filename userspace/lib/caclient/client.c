@@ -86,7 +86,8 @@ int zm_caclient_token_read(const char *path, char *buf, size_t len, char *err, s
 	n = fread(buf, 1, len, f);
 	fclose(f);
 	if (n == len)
-		return zm_errf(err, errlen, -EINVAL, "token file %s: over %zu bytes", path, len - 1);
+		return zm_errf(err, errlen, -EINVAL, "token file %s: over %zu bytes", path,
+			       len - 1);
 	while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
 		n--;
 	while (i < n && (buf[i] == ' ' || buf[i] == '\n'))
@@ -231,8 +232,8 @@ static int cac_result(const uint8_t *body, size_t blen, char **chain, size_t max
 
 int zm_caclient_call(const char *addr, struct zm_tls_roots *roots,
 		     const struct zm_caclient_auth *auth, const char *server_id,
-		     const char *csr_pem, const char *impersonated, long validity_s,
-		     int timeout_ms, char **chain, size_t max, size_t *n, char *err, size_t len)
+		     const char *csr_pem, const char *impersonated, long validity_s, int timeout_ms,
+		     char **chain, size_t max, size_t *n, char *err, size_t len)
 {
 	const char *hdrs[] = {"clusterid", auth->cluster_id, NULL};
 	struct zm_grpc_opts o = {.addr = addr,
@@ -254,7 +255,8 @@ int zm_caclient_call(const char *addr, struct zm_tls_roots *roots,
 	r = zm_grpc_unary(&o, ZM_CA_GRPC_PATH, req + ZM_GRPC_HDR, req_len - ZM_GRPC_HDR, &resp,
 			  &resp_len, &status, err, len);
 	if (r == -EREMOTEIO)
-		r = status == ZM_GRPC_PERMISSION_DENIED || status == ZM_GRPC_UNAUTHENTICATED ? -EACCES
+		r = status == ZM_GRPC_PERMISSION_DENIED || status == ZM_GRPC_UNAUTHENTICATED
+			? -EACCES
 		    : status == ZM_GRPC_INVALID_ARGUMENT || status == ZM_GRPC_RESOURCE_EXHAUSTED
 			? -EINVAL
 			: -EPROTO;

@@ -277,7 +277,8 @@ int zm_grpc_call_open(const struct zm_grpc_opts *o, const char *path, struct zm_
 	c->max_msg = o->max_msg ? o->max_msg : GRPC_DEFAULT_MAX;
 	c->ping_ms = o->ping_ms;
 	c->ping_timeout_ms = o->ping_timeout_ms > 0 ? o->ping_timeout_ms : 20000;
-	snprintf(c->server_name, sizeof(c->server_name), "%s", o->server_name ? o->server_name : "");
+	snprintf(c->server_name, sizeof(c->server_name), "%s",
+		 o->server_name ? o->server_name : "");
 	c->fd = grpc_connect(o->addr, timeout, err, len);
 	if (c->fd < 0) {
 		r = c->fd;
@@ -319,8 +320,8 @@ fail:
 	return r;
 }
 
-int zm_grpc_call_send(struct zm_grpc_call *c, const uint8_t *msg, size_t len, bool end,
-		      char *err, size_t errlen)
+int zm_grpc_call_send(struct zm_grpc_call *c, const uint8_t *msg, size_t len, bool end, char *err,
+		      size_t errlen)
 {
 	uint8_t *nb;
 

@@ -50,12 +50,12 @@ struct zm_grpc_opts {
 	struct zm_cert *cert;	    /* client certificate; NULL: none (token auth) */
 	/* Whom we expect: "spiffe://..." (URI SAN) or a DNS name (SAN, also sent as SNI). */
 	const char *server_name;
-	const char *token;	     /* "authorization: Bearer <token>"; NULL or "": none */
-	const char *const *headers;  /* extra name, value, name, value, ..., NULL */
-	int timeout_ms;		     /* connect, handshake, each blocking write; 0: 5000 */
-	uint32_t max_msg;	     /* largest message accepted; 0: 4 MiB */
-	int ping_ms;		     /* PING after this long without input; 0: never */
-	int ping_timeout_ms;	     /* drop when a PING stays unanswered this long */
+	const char *token;	    /* "authorization: Bearer <token>"; NULL or "": none */
+	const char *const *headers; /* extra name, value, name, value, ..., NULL */
+	int timeout_ms;		    /* connect, handshake, each blocking write; 0: 5000 */
+	uint32_t max_msg;	    /* largest message accepted; 0: 4 MiB */
+	int ping_ms;		    /* PING after this long without input; 0: never */
+	int ping_timeout_ms;	    /* drop when a PING stays unanswered this long */
 };
 
 /* One call on its own connection. Not thread-safe: one thread drives it. */
@@ -73,8 +73,8 @@ int zm_grpc_call_open(const struct zm_grpc_opts *o, const char *path, struct zm_
  * Queue one message (msg is copied, framing added) and, with end, half-close our side.
  * Flushes what fits. Returns 0 or -errno (-EPIPE when the call is over).
  */
-int zm_grpc_call_send(struct zm_grpc_call *c, const uint8_t *msg, size_t len, bool end,
-		      char *err, size_t errlen);
+int zm_grpc_call_send(struct zm_grpc_call *c, const uint8_t *msg, size_t len, bool end, char *err,
+		      size_t errlen);
 
 /*
  * Wait at most timeout_ms for the next message. Returns 1 with *msg and *len (valid until the

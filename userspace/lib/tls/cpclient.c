@@ -40,9 +40,9 @@ static int cp_ctx_new(struct zm_tls_roots *roots, struct zm_cert *cert, SSL_CTX 
 	    SSL_CTX_set_alpn_protos(ctx, cp_alpn, sizeof(cp_alpn)) ||
 	    !SSL_CTX_set1_verify_cert_store(ctx, roots->store))
 		goto fail;
-	if (cert && (SSL_CTX_use_certificate(ctx, cert->x509) != 1 ||
-		     SSL_CTX_use_PrivateKey(ctx, cert->pkey) != 1 ||
-		     !SSL_CTX_set1_chain(ctx, cert->chain)))
+	if (cert &&
+	    (SSL_CTX_use_certificate(ctx, cert->x509) != 1 ||
+	     SSL_CTX_use_PrivateKey(ctx, cert->pkey) != 1 || !SSL_CTX_set1_chain(ctx, cert->chain)))
 		goto fail;
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, cp_verify_uri);
 	*out = ctx;
@@ -61,7 +61,8 @@ int zm_tls_cp_ssl_new(struct zm_tls_roots *roots, int fd, struct zm_cert *cert,
 	int r;
 
 	if (!roots || !server_name || !*server_name)
-		return zm_errf(err, len, -EINVAL, "control-plane TLS needs roots and a server name");
+		return zm_errf(err, len, -EINVAL,
+			       "control-plane TLS needs roots and a server name");
 	r = cp_ctx_new(roots, cert, &ctx, err, len);
 	if (r)
 		return r;

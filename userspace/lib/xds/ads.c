@@ -135,8 +135,8 @@ static void xds_reject(struct xds_push *p, const char *name, const char *fmt, ..
 }
 
 /* Translate one decoded resource into a scratch model: the field-level checks. */
-static int xds_check_one(enum zm_xds_type t, const ProtobufCMessage *m, const char *name,
-			 char *err, size_t len)
+static int xds_check_one(enum zm_xds_type t, const ProtobufCMessage *m, const char *name, char *err,
+			 size_t len)
 {
 	struct zm_config *cfg = zm_config_new("xds");
 	union {
@@ -214,6 +214,11 @@ static void xds_take_resources(struct xds_type *ty, enum zm_xds_type t,
 			continue;
 		}
 		p->up[p->n_up] = (struct xds_res){strdup(r->name), strdup(r->version), m};
+		if (!p->up[p->n_up].name || !p->up[p->n_up].version) {
+			xds_res_free(&p->up[p->n_up]);
+			xds_reject(p, r->name, "out of memory");
+			continue;
+		}
 		p->up_ok[p->n_up++] = true;
 	}
 }
@@ -222,8 +227,7 @@ static void xds_take_resources(struct xds_type *ty, enum zm_xds_type t,
  * The candidate store of type ty: held resources, minus removals, with updates (borrowed
  * pointers: the candidate owns nothing). Sorted by name.
  */
-static struct xds_res *xds_candidate(const struct xds_type *ty, const struct xds_push *p,
-				     size_t *n)
+static struct xds_res *xds_candidate(const struct xds_type *ty, const struct xds_push *p, size_t *n)
 {
 	struct xds_res *v = calloc(ty->n + p->n_up + 1, sizeof(*v));
 	size_t k = 0;
@@ -269,8 +273,8 @@ static void xds_err_line(const char *errs, size_t line, char *buf, size_t len)
 }
 
 /* Blame the push for the errors: its named resources, else its removals. Returns the count. */
-static size_t xds_blame(struct xds_push *p, const struct xds_res *cand, size_t nc,
-			const bool *bad, size_t off, const char *errs)
+static size_t xds_blame(struct xds_push *p, const struct xds_res *cand, size_t nc, const bool *bad,
+			size_t off, const char *errs)
 {
 	char why[400];
 	size_t blamed = 0;
@@ -312,7 +316,8 @@ static int xds_settle(struct zm_xds *x, enum zm_xds_type t, struct xds_push *p,
 	int r = -ENOMEM;
 
 	for (int round = 0; errs && round <= XDS_FIX_ROUNDS + 1; round++) {
-		const struct xds_type *o = &x->t[t == ZM_XDS_ADDRESS ? ZM_XDS_AUTHZ : ZM_XDS_ADDRESS];
+		const struct xds_type *o =
+		    &x->t[t == ZM_XDS_ADDRESS ? ZM_XDS_AUTHZ : ZM_XDS_ADDRESS];
 		struct zm_config *cfg;
 		bool *bad = NULL;
 		size_t off;
@@ -409,7 +414,8 @@ int zm_xds_handle(struct zm_xds *x, const uint8_t *msg, size_t len, uint8_t **re
 	log[0] = '\0';
 	rs = envoy__service__discovery__v3__delta_discovery_response__unpack(NULL, len, msg);
 	if (!rs)
-		return zm_errf(log, loglen, -EPROTO, "a DeltaDiscoveryResponse that does not decode");
+		return zm_errf(log, loglen, -EPROTO,
+			       "a DeltaDiscoveryResponse that does not decode");
 	for (t = 0; t < ZM_XDS_N_TYPES && strcmp(rs->type_url, x->t[t].url); t++)
 		;
 	if (t == ZM_XDS_N_TYPES) {

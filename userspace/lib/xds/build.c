@@ -45,7 +45,8 @@ static int xds_fill(struct zm_config *cfg, const struct xds_res *a, size_t n_a,
 			r = xds_tr_service(cfg, ad->service, &cfg->services[cfg->n_services++],
 					   (unsigned int)i + 1, e, sizeof(e));
 		if (r)
-			return zm_errf(err, len, r, "xds:%zu: %s", i + 1, r == -ENOMEM ? "out of memory" : e);
+			return zm_errf(err, len, r, "xds:%zu: %s", i + 1,
+				       r == -ENOMEM ? "out of memory" : e);
 	}
 	for (i = 0; i < n_b; i++) {
 		r = xds_tr_policy(cfg, (const void *)b[i].msg, &cfg->policies[cfg->n_policies++],

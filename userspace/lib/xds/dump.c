@@ -28,13 +28,14 @@ char *zm_xds_dump(struct zm_xds *x)
 		json_object_object_add(j, "resources", json_object_new_int64((int64_t)ty->n));
 		json_object_object_add(j, "lastAckedVersion",
 				       json_object_new_string(ty->acked_version));
-		json_object_object_add(j, "lastAckedNonce", json_object_new_string(ty->acked_nonce));
+		json_object_object_add(j, "lastAckedNonce",
+				       json_object_new_string(ty->acked_nonce));
 		json_object_object_add(j, "acks", json_object_new_int64((int64_t)ty->acks));
 		json_object_object_add(j, "nacks", json_object_new_int64((int64_t)ty->nacks));
 		json_object_object_add(j, "rejectedResources",
 				       json_object_new_int64((int64_t)ty->rejected));
-		json_object_object_add(j, "lastNack",
-				       ty->last_nack ? json_object_new_string(ty->last_nack) : NULL);
+		json_object_object_add(
+		    j, "lastNack", ty->last_nack ? json_object_new_string(ty->last_nack) : NULL);
 		json_object_object_add(j, "lastNackNonce",
 				       json_object_new_string(ty->last_nack_nonce));
 		json_object_object_add(types, ty->url, j);

@@ -66,10 +66,8 @@ int xds_build_from(const struct xds_res *a, size_t n_a, const struct xds_res *b,
 		   struct zm_config **out, bool **bad, char *err, size_t len);
 
 /* Requests (request.c): the initial subscription of a type, and an ACK/NACK. */
-int xds_req_initial(const struct zm_xds *x, const struct xds_type *t, uint8_t **out,
-		    size_t *len);
-int xds_req_ack(const char *url, const char *nonce, const char *error, uint8_t **out,
-		size_t *len);
+int xds_req_initial(const struct zm_xds *x, const struct xds_type *t, uint8_t **out, size_t *len);
+int xds_req_ack(const char *url, const char *nonce, const char *error, uint8_t **out, size_t *len);
 
 /* The resource name istiod gives what this Address holds: the uid, or "<ns>/<hostname>". */
 int xds_address_key(const Istio__Workload__Address *a, char *buf, size_t len);

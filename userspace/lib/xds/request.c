@@ -25,8 +25,7 @@ static int xds_pack(const ProtobufCMessage *m, uint8_t **out, size_t *len)
 	return 0;
 }
 
-int xds_req_initial(const struct zm_xds *x, const struct xds_type *t, uint8_t **out,
-		    size_t *len)
+int xds_req_initial(const struct zm_xds *x, const struct xds_type *t, uint8_t **out, size_t *len)
 {
 	Envoy__Service__Discovery__V3__DeltaDiscoveryRequest rq =
 	    ENVOY__SERVICE__DISCOVERY__V3__DELTA_DISCOVERY_REQUEST__INIT;
@@ -38,14 +37,17 @@ int xds_req_initial(const struct zm_xds *x, const struct xds_type *t, uint8_t **
 					  "CLUSTER_ID"};
 	const char *vals[XDS_META_MAX] = {x->pod, x->ns, x->ip, x->node_name, x->cluster_id};
 	Envoy__Service__Discovery__V3__DeltaDiscoveryRequest__InitialResourceVersionsEntry *irv =
-	    NULL, **pirv = NULL;
+											       NULL,
+											   **pirv =
+											       NULL;
 	size_t n = 0;
 	int r;
 
 	for (size_t i = 0; i < XDS_META_MAX; i++) {
 		if (i == 4 && !vals[i][0])
 			continue;
-		ent[n] = (Google__Protobuf__Struct__FieldsEntry)GOOGLE__PROTOBUF__STRUCT__FIELDS_ENTRY__INIT;
+		ent[n] = (Google__Protobuf__Struct__FieldsEntry)
+		    GOOGLE__PROTOBUF__STRUCT__FIELDS_ENTRY__INIT;
 		val[n] = (Google__Protobuf__Value)GOOGLE__PROTOBUF__VALUE__INIT;
 		val[n].kind_case = GOOGLE__PROTOBUF__VALUE__KIND_STRING_VALUE;
 		val[n].string_value = (char *)vals[i];
@@ -70,8 +72,9 @@ int xds_req_initial(const struct zm_xds *x, const struct xds_type *t, uint8_t **
 			return -ENOMEM;
 		}
 		for (size_t i = 0; i < t->n; i++) {
-			irv[i] = (Envoy__Service__Discovery__V3__DeltaDiscoveryRequest__InitialResourceVersionsEntry)
-			    ENVOY__SERVICE__DISCOVERY__V3__DELTA_DISCOVERY_REQUEST__INITIAL_RESOURCE_VERSIONS_ENTRY__INIT;
+			irv[i] =
+			    (Envoy__Service__Discovery__V3__DeltaDiscoveryRequest__InitialResourceVersionsEntry)
+				ENVOY__SERVICE__DISCOVERY__V3__DELTA_DISCOVERY_REQUEST__INITIAL_RESOURCE_VERSIONS_ENTRY__INIT;
 			irv[i].key = t->v[i].name;
 			irv[i].value = t->v[i].version;
 			pirv[i] = &irv[i];
@@ -85,8 +88,7 @@ int xds_req_initial(const struct zm_xds *x, const struct xds_type *t, uint8_t **
 	return r;
 }
 
-int xds_req_ack(const char *url, const char *nonce, const char *error, uint8_t **out,
-		size_t *len)
+int xds_req_ack(const char *url, const char *nonce, const char *error, uint8_t **out, size_t *len)
 {
 	Envoy__Service__Discovery__V3__DeltaDiscoveryRequest rq =
 	    ENVOY__SERVICE__DISCOVERY__V3__DELTA_DISCOVERY_REQUEST__INIT;

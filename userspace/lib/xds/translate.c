@@ -171,7 +171,8 @@ static int xt_wl_services(struct zm_config *cfg, const Istio__Workload__Workload
 	char f[96 + 256];
 	int r;
 
-	o->services = zm_config_calloc(cfg, w->n_services ? w->n_services : 1, sizeof(*o->services));
+	o->services =
+	    zm_config_calloc(cfg, w->n_services ? w->n_services : 1, sizeof(*o->services));
 	if (!o->services)
 		return -ENOMEM;
 	for (size_t i = 0; i < w->n_services; i++) {
@@ -180,8 +181,9 @@ static int xt_wl_services(struct zm_config *cfg, const Istio__Workload__Workload
 		const char *slash = e->key ? strchr(e->key, '/') : NULL;
 
 		if (!slash || slash == e->key || !slash[1])
-			return xt_fail(err, len, "services[%zu]: key \"%.100s\" is not namespace/hostname",
-				       i, e->key ? e->key : "");
+			return xt_fail(err, len,
+				       "services[%zu]: key \"%.100s\" is not namespace/hostname", i,
+				       e->key ? e->key : "");
 		s->key = zm_config_strdup(cfg, e->key);
 		s->namespace = zm_config_strndup(cfg, e->key, (size_t)(slash - e->key));
 		s->hostname = zm_config_strdup(cfg, slash + 1);
@@ -189,8 +191,9 @@ static int xt_wl_services(struct zm_config *cfg, const Istio__Workload__Workload
 		if (!s->key || !s->namespace || !s->hostname)
 			return -ENOMEM;
 		snprintf(f, sizeof(f), "services[%.200s].ports", e->key);
-		r = xt_ports(cfg, e->value ? e->value->ports : NULL, e->value ? e->value->n_ports : 0,
-			     &s->ports, &s->n_ports, line, f, err, len);
+		r = xt_ports(cfg, e->value ? e->value->ports : NULL,
+			     e->value ? e->value->n_ports : 0, &s->ports, &s->n_ports, line, f, err,
+			     len);
 		if (r)
 			return r;
 	}
@@ -200,9 +203,10 @@ static int xt_wl_services(struct zm_config *cfg, const Istio__Workload__Workload
 		return -ENOMEM;
 	for (size_t i = 0; i < w->n_authorization_policies; i++) {
 		if (!strchr(w->authorization_policies[i], '/'))
-			return xt_fail(err, len,
-				       "authorization_policies[%zu]: \"%.100s\" is not namespace/name",
-				       i, w->authorization_policies[i]);
+			return xt_fail(
+			    err, len,
+			    "authorization_policies[%zu]: \"%.100s\" is not namespace/name", i,
+			    w->authorization_policies[i]);
 		o->policies[i].key = zm_config_strdup(cfg, w->authorization_policies[i]);
 		o->policies[i].line = line;
 		if (!o->policies[i].key)
@@ -294,8 +298,10 @@ static int xt_lb(const Istio__Workload__LoadBalancing *lb, struct zm_cfg_service
 
 		if (v < ISTIO__WORKLOAD__LOAD_BALANCING__SCOPE__REGION ||
 		    v > ISTIO__WORKLOAD__LOAD_BALANCING__SCOPE__NETWORK)
-			return xt_fail(err, len, "load_balancing.routing_preference[%zu]: "
-						 "unknown or unspecified value %d", i, v);
+			return xt_fail(err, len,
+				       "load_balancing.routing_preference[%zu]: "
+				       "unknown or unspecified value %d",
+				       i, v);
 		o->load_balancer.routing_preferences[i] = scopes[v];
 	}
 	o->load_balancer.n_routing_preferences = lb->n_routing_preference;
@@ -319,9 +325,10 @@ int xds_tr_service(struct zm_config *cfg, const Istio__Workload__Service *s,
 	int r;
 
 	if (!s->name[0] || !s->namespace_[0] || !s->hostname[0])
-		return xt_fail(err, len, "%s: missing", !s->name[0]	     ? "name"
-							: !s->namespace_[0] ? "namespace"
-									    : "hostname");
+		return xt_fail(err, len, "%s: missing",
+			       !s->name[0]	   ? "name"
+			       : !s->namespace_[0] ? "namespace"
+						   : "hostname");
 	o->name = zm_config_strdup(cfg, s->name);
 	o->namespace = zm_config_strdup(cfg, s->namespace_);
 	o->hostname = zm_config_strdup(cfg, s->hostname);
@@ -459,8 +466,8 @@ static int xt_dports(struct zm_config *cfg, const uint32_t *v, size_t n,
 	return 0;
 }
 
-static int xt_match(struct zm_config *cfg, const Istio__Security__Match *m,
-		    struct zm_cfg_match *o, const char *p, char *err, size_t len)
+static int xt_match(struct zm_config *cfg, const Istio__Security__Match *m, struct zm_cfg_match *o,
+		    const char *p, char *err, size_t len)
 {
 	char f[4][128];
 	int r;
@@ -470,14 +477,17 @@ static int xt_match(struct zm_config *cfg, const Istio__Security__Match *m,
 	snprintf(f[2], sizeof(f[2]), "%s.principals", p);
 	snprintf(f[3], sizeof(f[3]), "%s.not_principals", p);
 	r = xt_strs(cfg, m->namespaces, m->n_namespaces, &o->namespaces, f[0], err, len);
-	r = r ?: xt_strs(cfg, m->not_namespaces, m->n_not_namespaces, &o->not_namespaces, f[1],
-			 err, len);
+	r = r
+		?: xt_strs(cfg, m->not_namespaces, m->n_not_namespaces, &o->not_namespaces, f[1],
+			   err, len);
 	r = r ?: xt_strs(cfg, m->principals, m->n_principals, &o->principals, f[2], err, len);
-	r = r ?: xt_strs(cfg, m->not_principals, m->n_not_principals, &o->not_principals, f[3],
-			 err, len);
+	r = r
+		?: xt_strs(cfg, m->not_principals, m->n_not_principals, &o->not_principals, f[3],
+			   err, len);
 	r = r ?: xt_sas(cfg, m->service_accounts, m->n_service_accounts, &o->service_accounts);
-	r = r ?: xt_sas(cfg, m->not_service_accounts, m->n_not_service_accounts,
-			&o->not_service_accounts);
+	r = r
+		?: xt_sas(cfg, m->not_service_accounts, m->n_not_service_accounts,
+			  &o->not_service_accounts);
 	if (r)
 		return r;
 	snprintf(f[0], sizeof(f[0]), "%s.source_ips", p);
@@ -485,20 +495,24 @@ static int xt_match(struct zm_config *cfg, const Istio__Security__Match *m,
 	snprintf(f[2], sizeof(f[2]), "%s.destination_ips", p);
 	snprintf(f[3], sizeof(f[3]), "%s.not_destination_ips", p);
 	r = xt_cidrs(cfg, m->source_ips, m->n_source_ips, &o->source_ips, f[0], err, len);
-	r = r ?: xt_cidrs(cfg, m->not_source_ips, m->n_not_source_ips, &o->not_source_ips, f[1],
-			  err, len);
-	r = r ?: xt_cidrs(cfg, m->destination_ips, m->n_destination_ips, &o->destination_ips,
-			  f[2], err, len);
-	r = r ?: xt_cidrs(cfg, m->not_destination_ips, m->n_not_destination_ips,
-			  &o->not_destination_ips, f[3], err, len);
+	r = r
+		?: xt_cidrs(cfg, m->not_source_ips, m->n_not_source_ips, &o->not_source_ips, f[1],
+			    err, len);
+	r = r
+		?: xt_cidrs(cfg, m->destination_ips, m->n_destination_ips, &o->destination_ips,
+			    f[2], err, len);
+	r = r
+		?: xt_cidrs(cfg, m->not_destination_ips, m->n_not_destination_ips,
+			    &o->not_destination_ips, f[3], err, len);
 	if (r)
 		return r;
 	snprintf(f[0], sizeof(f[0]), "%s.destination_ports", p);
 	snprintf(f[1], sizeof(f[1]), "%s.not_destination_ports", p);
 	r = xt_dports(cfg, m->destination_ports, m->n_destination_ports, &o->destination_ports,
 		      f[0], err, len);
-	return r ?: xt_dports(cfg, m->not_destination_ports, m->n_not_destination_ports,
-			      &o->not_destination_ports, f[1], err, len);
+	return r
+		   ?: xt_dports(cfg, m->not_destination_ports, m->n_not_destination_ports,
+				&o->not_destination_ports, f[1], err, len);
 }
 
 int xds_tr_policy(struct zm_config *cfg, const Istio__Security__Authorization *a,
@@ -521,8 +535,8 @@ int xds_tr_policy(struct zm_config *cfg, const Istio__Security__Authorization *a
 	o->scope = a->scope == ISTIO__SECURITY__SCOPE__GLOBAL	   ? ZM_CFG_SCOPE_GLOBAL
 		   : a->scope == ISTIO__SECURITY__SCOPE__NAMESPACE ? ZM_CFG_SCOPE_NAMESPACE
 								   : ZM_CFG_SCOPE_WORKLOAD_SELECTOR;
-	o->action = a->action == ISTIO__SECURITY__ACTION__DENY ? ZM_CFG_ACTION_DENY
-							       : ZM_CFG_ACTION_ALLOW;
+	o->action =
+	    a->action == ISTIO__SECURITY__ACTION__DENY ? ZM_CFG_ACTION_DENY : ZM_CFG_ACTION_ALLOW;
 	o->dry_run = a->dry_run;
 	o->line = line;
 	for (size_t i = 0; i < a->n_rules; i++) {
@@ -536,7 +550,8 @@ int xds_tr_policy(struct zm_config *cfg, const Istio__Security__Authorization *a
 			const Istio__Security__Clause *cl = ru->clauses[j];
 			struct zm_cfg_clause *cc = &rr->clauses[j];
 
-			cc->matches = zm_config_calloc(cfg, cl->n_matches ?: 1, sizeof(*cc->matches));
+			cc->matches =
+			    zm_config_calloc(cfg, cl->n_matches ?: 1, sizeof(*cc->matches));
 			if (!cc->matches)
 				return -ENOMEM;
 			for (size_t k = 0; k < cl->n_matches; k++) {

@@ -31,7 +31,8 @@
 
 #define ZM_XDS_TYPE_ADDRESS "type.googleapis.com/istio.workload.Address"
 #define ZM_XDS_TYPE_AUTHZ   "type.googleapis.com/istio.security.Authorization"
-#define ZM_XDS_PATH	    "/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources"
+#define ZM_XDS_PATH                                                                                \
+	"/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources"
 /* Istio's default xDS and CA port, and the token path of its ztunnel DaemonSet. */
 #define ZM_XDS_PORT_DEFAULT 15012
 #define ZM_XDS_TOKEN_PATH   "/var/run/secrets/tokens/istio-token"

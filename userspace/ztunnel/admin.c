@@ -137,7 +137,8 @@ static void zt_http_serve(struct zt *zt, int lfd, enum zt_port_kind kind)
 		zt_http_reply(fd, 200, "text/plain; version=0.0.4", body ? body : "",
 			      body ? blen : 0);
 	} else if (kind == ZT_READY && !strcmp(path, "/healthz/ready")) {
-		if (atomic_load(&zt->ready))
+		/* With istiod: not ready before both types' first push (as the reference). */
+		if (atomic_load(&zt->ready) && zt_xds_synced())
 			zt_http_reply(fd, 200, "text/plain", "ready\n", 6);
 		else
 			zt_http_reply(fd, 503, "text/plain", "not ready\n", 10);

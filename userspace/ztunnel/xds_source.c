@@ -265,6 +265,11 @@ void zt_xds_stop(void)
 	zx.started = false;
 }
 
+bool zt_xds_synced(void)
+{
+	return !zx.x || zm_xds_synced(zx.x);
+}
+
 char *zt_xds_dump(void)
 {
 	return zx.x ? zm_xds_dump(zx.x) : NULL;

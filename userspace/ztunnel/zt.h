@@ -222,7 +222,8 @@ int zt_state_install(struct zt *zt, struct zm_config *cfg, char *err, size_t len
 /* xds_source.c: the xDS thread (--xds-address) and its state for /config_dump. */
 int zt_xds_start(struct zt *zt, char *err, size_t len);
 void zt_xds_stop(void);
-char *zt_xds_dump(void); /* JSON object text (malloc'd), NULL without xDS */
+char *zt_xds_dump(void);  /* JSON object text (malloc'd), NULL without xDS */
+bool zt_xds_synced(void); /* true without xDS, else once both types had a response */
 
 /* enroll.c: returns the number of addresses that could not be enrolled (retry later) */
 int zt_enroll_sync(struct zt *zt, const struct zt_snap *s);

@@ -411,6 +411,7 @@ int main(int argc, char **argv)
 	if (check) {
 		printf("ok: %zu VirtualService, %zu DestinationRule, %zu AuthorizationPolicy\n",
 		       wp.snap->l7->n_vs, wp.snap->l7->n_dr, wp.snap->l7->n_authz);
+		free(err);
 		return 0;
 	}
 	if (wp_identity_init(&wp, err, WP_ERRLEN)) {

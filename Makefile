@@ -5,6 +5,7 @@
 # file never needs an edit here:
 #   bpf/*.bpf.c                -> build/bpf/<x>.bpf.o and build/bpf/<x>.skel.h
 #   userspace/lib/<dir>/*.c    -> build/libzmesh.a
+#   userspace/lib/xds/proto/**/*.proto -> build/proto/**/*.pb-c.[ch] (protoc-c), into libzmesh.a
 #   userspace/<bin>/*.c        -> build/bin/<bin>   (ztunnel, waypoint, zmeshctl, zmesh-ca, zmesh-cni)
 #   tests/unit/test_*.c        -> build/tests/unit/test_*
 #   tests/bpf/test_*.c         -> build/tests/bpf/test_*
@@ -45,9 +46,9 @@ BPFTOOL ?= bpftool
 ARCH := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
 
 CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE $(SANFLAGS) $(EXTRA_CFLAGS)
-CPPFLAGS := -Iinclude -Iuserspace/lib -I$(BUILD)/bpf -I$(BUILD) -Itests/lib
+CPPFLAGS := -Iinclude -Iuserspace/lib -I$(BUILD)/bpf -I$(BUILD) -I$(BUILD)/proto -Itests/lib
 LDFLAGS := $(SANFLAGS)
-LDLIBS := -lbpf -lelf -lz -lssl -lcrypto -lnghttp2 -lyaml -ljson-c -lmnl -lhttp_parser -lpcre2-8 -lpthread
+LDLIBS := -lbpf -lelf -lz -lssl -lcrypto -lnghttp2 -lyaml -ljson-c -lmnl -lhttp_parser -lpcre2-8 -lprotobuf-c -lpthread
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
 	-I$(BUILD) -Iinclude -Ibpf
 
@@ -58,6 +59,15 @@ SKELS := $(BPF_NAMES:%=$(BUILD)/bpf/%.skel.h)
 
 LIB_SRCS := $(wildcard userspace/lib/*/*.c)
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
+
+# The xDS and Istio protos (ours, wire-compatible with Istio's and Envoy's): C code generated
+# by protoc-c into $(BUILD)/proto, never committed.
+PROTO_DIR := userspace/lib/xds/proto
+PROTOS := $(patsubst $(PROTO_DIR)/%,%,$(shell find $(PROTO_DIR) -name '*.proto' | sort))
+PB_SRCS := $(PROTOS:%.proto=$(BUILD)/proto/%.pb-c.c)
+PB_HDRS := $(PROTOS:%.proto=$(BUILD)/proto/%.pb-c.h)
+PB_OBJS := $(PROTOS:%.proto=$(BUILD)/obj/proto/%.pb-c.o)
+LIB_OBJS += $(PB_OBJS)
 LIB := $(BUILD)/libzmesh.a
 
 BINS := ztunnel waypoint zmeshctl zmesh-ca zmesh-cni
@@ -113,7 +123,18 @@ $(BUILD)/bpf/%.skel.h: $(BUILD)/bpf/%.bpf.o
 	$(msg) SKEL $@
 	$(Q)$(BPFTOOL) gen skeleton $< > $@
 
-$(BUILD)/obj/%.o: %.c | $(SKELS)
+$(BUILD)/obj/%.o: %.c | $(SKELS) $(PB_HDRS)
+	$(msg) CC $<
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
+
+# One protoc-c run makes both files of a proto (a grouped pattern rule).
+$(BUILD)/proto/%.pb-c.c $(BUILD)/proto/%.pb-c.h: $(PROTO_DIR)/%.proto
+	$(msg) PROTOC $<
+	$(Q)mkdir -p $(BUILD)/proto
+	$(Q)protoc-c --proto_path=$(PROTO_DIR) --c_out=$(BUILD)/proto $*.proto
+
+$(BUILD)/obj/proto/%.pb-c.o: $(BUILD)/proto/%.pb-c.c | $(PB_HDRS)
 	$(msg) CC $<
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
@@ -140,11 +161,11 @@ $(BUILD)/.dir:
 
 # Fuzz targets: clang + libFuzzer + ASan/UBSan over the library sources.
 FUZZ_CFLAGS := -std=gnu11 -g -O1 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
-	-Iinclude -Iuserspace/lib -I$(BUILD)/bpf -I$(BUILD)
-$(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_SRCS) | $(SKELS)
+	-Iinclude -Iuserspace/lib -I$(BUILD)/bpf -I$(BUILD) -I$(BUILD)/proto
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_SRCS) $(PB_SRCS) | $(SKELS) $(PB_HDRS)
 	$(msg) FUZZ $@
 	$(Q)mkdir -p $(@D)
-	$(Q)$(CLANG) $(FUZZ_CFLAGS) -o $@ $< $(LIB_SRCS) $(LDLIBS)
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) -o $@ $< $(LIB_SRCS) $(PB_SRCS) $(LDLIBS)
 fuzz: $(FUZZ_BINS)
 	$(Q)scripts/fuzz.sh $(FUZZ_BINS)
 

@@ -45,6 +45,7 @@ struct zca {
 	atomic_int nconns;
 	/* the local config naming which workload runs on which node */
 	const char *config_path;
+	const char *tokens_path; /* --tokens: Bearer tokens of nodes (tokens.c); NULL: none */
 	pthread_mutex_t cfg_lock;
 	struct zm_config *cfg;
 	struct stat cfg_st;
@@ -57,6 +58,15 @@ struct zca_caller {
 	char id[ZM_SPIFFE_ID_MAX]; /* its certificate's SPIFFE id */
 	char node[64];		   /* its certificate's subject CN ("" when none) */
 };
+
+/*
+ * tokens.c: the caller a Bearer token stands for (istiod's way of authenticating ztunnels,
+ * accepted so either CA serves either kind of client). The --tokens file holds lines
+ * "<token> <node name>"; a match makes the caller that node's node account. Returns 0, or
+ * -EACCES when no line matches, -errno when the file cannot be read. Read per call, so
+ * edits apply at once; compared in constant time.
+ */
+int zca_token_caller(struct zca *z, const char *token, struct zca_caller *out);
 
 /* sign.c */
 int zca_load(struct zca *z, const char *dir, const char *config, char *err, size_t len);

@@ -28,13 +28,16 @@ static void zca_usage(FILE *f)
 	    f,
 	    "usage: zmesh-ca [serve] --dir CADIR --config FILE [--listen HOST:PORT]\n"
 	    "                [--default-ttl S] [--max-ttl S] [--max-conns N]\n"
-	    "                [--node-account SPIFFE-ID]\n"
+	    "                [--node-account SPIFFE-ID] [--tokens FILE]\n"
 	    "       zmesh-ca issue-node --dir CADIR --out DIR --node NAME [--lifetime S]\n"
 	    "\n"
 	    "serve: CreateCertificate on HOST:PORT (default 127.0.0.1:%d; port 0 picks one,\n"
 	    "logged as \"listening on\"). A caller authenticates with a node certificate; it gets\n"
 	    "an identity only when FILE (ztunnel's local config) has a workload with that\n"
 	    "identity and `node: <its CN>`. TTL defaults: 86400 s, max 7 days.\n"
+	    "--tokens FILE: also accept `authorization: Bearer TOKEN` (istiod's form) from\n"
+	    "clients without a certificate; FILE lines are \"TOKEN NODE\", the caller then\n"
+	    "counts as NODE's node account (ImpersonatedIdentity asks for a workload).\n"
 	    "issue-node: write DIR/node-cert.pem (CN=NAME, URI SAN the node account\n"
 	    "spiffe://TD/ns/istio-system/sa/ztunnel), DIR/node-key.pem (0600) and "
 	    "DIR/ca-cert.pem:\n"
@@ -160,7 +163,8 @@ int main(int argc, char **argv)
 		O_ACCT,
 		O_OUT,
 		O_NODE,
-		O_LIFE
+		O_LIFE,
+		O_TOKENS
 	};
 	static const struct option lo[] = {{"dir", required_argument, NULL, O_DIR},
 					   {"config", required_argument, NULL, O_CONFIG},
@@ -172,6 +176,7 @@ int main(int argc, char **argv)
 					   {"out", required_argument, NULL, O_OUT},
 					   {"node", required_argument, NULL, O_NODE},
 					   {"lifetime", required_argument, NULL, O_LIFE},
+					   {"tokens", required_argument, NULL, O_TOKENS},
 					   {"help", no_argument, NULL, 'h'},
 					   {0}};
 	static struct zca z;
@@ -216,6 +221,9 @@ int main(int argc, char **argv)
 			break;
 		case O_NODE:
 			node = optarg;
+			break;
+		case O_TOKENS:
+			z.tokens_path = optarg;
 			break;
 		case O_LIFE:
 			bad |= parse_long(optarg, -299, 10L * 365 * 86400, &life);

@@ -29,6 +29,7 @@ struct zca_stream {
 	struct zca_stream *next;
 	int32_t id;
 	char method[16], path[128], ctype[64];
+	char bearer[4096]; /* the authorization header's token ("" when none) */
 	uint8_t *body;
 	size_t len;
 	bool answered;	  /* a response was submitted: ignore further input */
@@ -84,7 +85,9 @@ int zca_ssl_ctx_init(struct zca *z, char *err, size_t len)
 	}
 	SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
-	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+	/* With --tokens a client may authenticate by Bearer token instead of a certificate. */
+	SSL_CTX_set_verify(
+	    ctx, SSL_VERIFY_PEER | (z->tokens_path ? 0 : SSL_VERIFY_FAIL_IF_NO_PEER_CERT), NULL);
 	SSL_CTX_set_alpn_select_cb(ctx, zca_alpn_select, NULL);
 	X509_free(cert);
 	EVP_PKEY_free(key);
@@ -224,6 +227,7 @@ static void zca_stream_done(struct zca_conn *c, struct zca_stream *s)
 	char why[sizeof(s->msg)], *chain[2];
 	nghttp2_data_provider prd = {.source.ptr = s, .read_callback = zca_resp_read};
 	nghttp2_nv hd[] = {NV(":status", "200"), NV("content-type", "application/grpc")};
+	struct zca_caller caller;
 	uint32_t mlen;
 	int comp, st;
 
@@ -234,9 +238,15 @@ static void zca_stream_done(struct zca_conn *c, struct zca_stream *s)
 		return zca_http_fail(c, s, "415", "content-type is not application/grpc");
 	if (strcmp(s->path, ZM_CA_GRPC_PATH))
 		return zca_refuse(c, s, ZM_GRPC_UNIMPLEMENTED, "unknown method");
-	if (!c->caller.id[0])
+	caller = c->caller;
+	if (!caller.id[0] && s->bearer[0] && c->z->tokens_path &&
+	    zca_token_caller(c->z, s->bearer, &caller))
+		return zca_refuse(c, s, ZM_GRPC_UNAUTHENTICATED, "Bearer token not accepted");
+	if (!caller.id[0])
 		return zca_refuse(c, s, ZM_GRPC_UNAUTHENTICATED,
-				  "client certificate carries no SPIFFE id");
+				  c->z->tokens_path
+				      ? "no client certificate with a SPIFFE id and no Bearer token"
+				      : "client certificate carries no SPIFFE id");
 	if (s->len < ZM_GRPC_HDR)
 		return zca_refuse(c, s, ZM_GRPC_INVALID_ARGUMENT, "gRPC frame: no message");
 	comp = zm_grpc_hdr_get(s->body, &mlen);
@@ -252,7 +262,7 @@ static void zca_stream_done(struct zca_conn *c, struct zca_stream *s)
 				      : "gRPC frame: more than one message in a unary call");
 	if (zm_capb_request_decode(s->body + ZM_GRPC_HDR, mlen, &rq, why, sizeof(why)))
 		return zca_refuse(c, s, ZM_GRPC_INVALID_ARGUMENT, why);
-	st = zca_handle(c->z, &c->caller, &rq, chain, why, sizeof(why));
+	st = zca_handle(c->z, &caller, &rq, chain, why, sizeof(why));
 	if (st)
 		return zca_fail(c, s, st, why);
 	st = zm_capb_response_encode((const char *const *)chain, 2, &s->resp, &s->resp_len);
@@ -306,6 +316,9 @@ static int on_header(nghttp2_session *h2, const nghttp2_frame *f, const uint8_t 
 		dst = s->path, cap = sizeof(s->path);
 	else if (nlen == 12 && !memcmp(name, "content-type", 12))
 		dst = s->ctype, cap = sizeof(s->ctype);
+	else if (nlen == 13 && !memcmp(name, "authorization", 13) && vlen > 7 &&
+		 !memcmp(value, "Bearer ", 7) && vlen - 7 < sizeof(s->bearer))
+		dst = s->bearer, cap = sizeof(s->bearer), value += 7, vlen -= 7;
 	if (dst) /* too long for the field: truncated, then fails the exact comparisons */
 		snprintf(dst, cap, "%.*s", (int)(vlen < cap ? vlen : cap - 1), value);
 	return 0;

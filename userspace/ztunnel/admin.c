@@ -114,52 +114,6 @@ static char *zt_metrics_with_gauges(struct zt *zt, size_t *len)
 	return out;
 }
 
-static char *zt_config_dump(struct zt *zt)
-{
-	struct zt_snap *s = zt_state_get();
-	json_object *o = json_object_new_object(), *wls = json_object_new_array();
-	char id[ZT_ID_LEN], a[ZM_ADDR_STRLEN], *enrolled = zt_enroll_dump(), *out;
-	size_t i, j;
-
-	json_object_object_add(o, "node", json_object_new_string(zt->opts.node));
-	json_object_object_add(o, "config", json_object_new_string(zt->opts.config));
-	json_object_object_add(o, "generation", json_object_new_int64((int64_t)s->generation));
-	json_object_object_add(o, "workers", json_object_new_int(zt->n_workers));
-	json_object_object_add(o, "mtls", json_object_new_boolean(zt->idp != NULL));
-	json_object_object_add(o, "pool_idle_ms", json_object_new_int(zt->opts.pool_idle_ms));
-	json_object_object_add(o, "pool_connections",
-			       json_object_new_int(atomic_load(&zt->pool_conns)));
-	json_object_object_add(o, "hbone_inbound_connections",
-			       json_object_new_int(atomic_load(&zt->hbone_inbound)));
-	for (i = 0; i < s->cfg->n_workloads; i++) {
-		const struct zm_cfg_workload *wl = &s->cfg->workloads[i];
-		json_object *w = json_object_new_object(), *ips = json_object_new_array();
-
-		for (j = 0; j < wl->n_ips; j++)
-			json_object_array_add(ips, json_object_new_string(zm_addr_format(
-						       &wl->ips[j].addr, a, sizeof(a))));
-		zm_cfg_workload_identity(wl, id, sizeof(id));
-		json_object_object_add(w, "uid", json_object_new_string(wl->uid));
-		json_object_object_add(w, "name", json_object_new_string(wl->name));
-		json_object_object_add(w, "namespace", json_object_new_string(wl->namespace));
-		json_object_object_add(w, "node", json_object_new_string(wl->node));
-		json_object_object_add(w, "protocol",
-				       json_object_new_string(zm_cfg_protocol_name(wl->protocol)));
-		json_object_object_add(w, "identity", json_object_new_string(id));
-		json_object_object_add(w, "workload_ips", ips);
-		json_object_array_add(wls, w);
-	}
-	json_object_object_add(o, "workloads", wls);
-	json_object_object_add(o, "services", json_object_new_int((int)s->cfg->n_services));
-	json_object_object_add(o, "policies", json_object_new_int((int)s->cfg->n_policies));
-	json_object_object_add(o, "enrolled", enrolled ? json_tokener_parse(enrolled) : NULL);
-	out = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY));
-	json_object_put(o);
-	free(enrolled);
-	zt_state_put(s);
-	return out;
-}
-
 static void zt_http_serve(struct zt *zt, int lfd, enum zt_port_kind kind)
 {
 	struct timeval tv = {1, 0};
@@ -185,7 +139,8 @@ static void zt_http_serve(struct zt *zt, int lfd, enum zt_port_kind kind)
 		zt_http_reply(fd, 200, "text/plain; version=0.0.4", body ? body : "",
 			      body ? blen : 0);
 	} else if (kind == ZT_READY && !strcmp(path, "/healthz/ready")) {
-		if (atomic_load(&zt->ready))
+		/* With istiod: not ready before both types' first push (as the reference). */
+		if (atomic_load(&zt->ready) && zt_xds_synced())
 			zt_http_reply(fd, 200, "text/plain", "ready\n", 6);
 		else
 			zt_http_reply(fd, 503, "text/plain", "not ready\n", 10);

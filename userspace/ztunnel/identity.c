@@ -78,6 +78,31 @@ static int zt_identity_wanted(void *ud, void (*add)(void *ctx, const char *id), 
 	return 0;
 }
 
+/*
+ * istiod's way (--token-file, no node certificate in --ca-dir): the CA authenticates the
+ * Bearer token and issues each workload's certificate on the ImpersonatedIdentity it asks
+ * for. Takes o->roots.
+ */
+static int zt_identity_token_mode(struct zt *zt, struct zm_caclient_opts *o, char *err, size_t len)
+{
+	const char *td = getenv("TRUST_DOMAIN");
+	int r;
+
+	snprintf(zt->trust_domain, sizeof(zt->trust_domain), "%s",
+		 td && *td ? td : "cluster.local");
+	o->token_file = zt->opts.token_file;
+	o->cluster_id = zt->opts.cluster_id;
+	o->trust_domain = zt->trust_domain;
+	/* istiod's serving name, as for xDS (its CA shares the port and certificate) */
+	o->server_id = zt->opts.cp_name ? zt->opts.cp_name : "istiod.istio-system.svc";
+	r = zm_caclient_provider_new(o, &zt->idp, err, len);
+	if (!r)
+		fprintf(stderr, "ztunnel: certificates from the CA at %s (Bearer token %s)\n",
+			zt->opts.ca_addr, zt->opts.token_file);
+	zm_tls_roots_put(o->roots);
+	return r;
+}
+
 /* --ca-addr: roots and node certificate from --ca-dir, workload certificates from the CA. */
 static int zt_identity_from_ca(struct zt *zt, char *err, size_t len)
 {
@@ -99,11 +124,15 @@ static int zt_identity_from_ca(struct zt *zt, char *err, size_t len)
 	r = zm_tls_roots_load(rpath, &o.roots, err, len);
 	if (r)
 		return r;
+	if (zt->opts.token_file && stat(cpath, &st))
+		return zt_identity_token_mode(zt, &o, err, len);
 	r = zm_cert_load_pem(cpath, kpath, &o.node, err, len);
 	if (!r && zm_spiffe_id_parse(zm_cert_identity(o.node), &sid))
 		r = -EINVAL, snprintf(err, len, "%s: not a SPIFFE node identity", cpath);
 	if (!r) {
 		snprintf(zt->trust_domain, sizeof(zt->trust_domain), "%s", sid.trust_domain);
+		o.token_file = zt->opts.token_file;
+		o.cluster_id = zt->opts.cluster_id;
 		r = zm_caclient_provider_new(&o, &zt->idp, err, len);
 	}
 	if (!r)

@@ -35,6 +35,8 @@ static void zt_usage(FILE *f)
 	    "               [--ready-port P] [--no-enroll] [--poll-ms MS] [--pool-idle-ms MS]\n"
 	    "               [--policy FILE]... [--no-fastpath]\n"
 	    "               [--run-dir DIR] [--cgroup-root DIR]\n"
+	    "       ztunnel --xds-address HOST:PORT --node NAME [--token-file F] [--cluster-id C]\n"
+	    "               [--istiod-name NAME] [--xds-root-cert PEM] [options above]\n"
 	    "       ztunnel --check --config FILE [--policy FILE]... [--node NAME]\n"
 	    "       ztunnel --help | --version\n"
 	    "\n"
@@ -52,6 +54,14 @@ static void zt_usage(FILE *f)
 	    "enforced with the config's policies and reloaded with it. Plaintext that the\n"
 	    "policies certainly deny by address and port is dropped in the kernel (tc, XDP);\n"
 	    "--no-fastpath leaves the kernel rule set alone (userspace decides everything).\n"
+	    "--xds-address (XDS_ADDRESS): workloads, services and policies from istiod's delta\n"
+	    "ADS (gRPC over TLS, default port 15012) instead of --config; --token-file (default\n"
+	    "/var/run/secrets/tokens/istio-token) is sent as `authorization: Bearer`, and with\n"
+	    "--ca-addr it also authenticates certificate requests when --ca-dir holds no node\n"
+	    "certificate; --cluster-id (CLUSTER_ID, default Kubernetes) goes in `clusterid`;\n"
+	    "istiod's certificate must verify against --xds-root-cert (default --ca-dir's\n"
+	    "ca-cert.pem) with the name --istiod-name (default istiod.istio-system.svc).\n"
+	    "INSTANCE_IP, POD_NAME, POD_NAMESPACE make the node id, as in Istio.\n"
 	    "--check validates the config and the --policy files (FILE:LINE: field: problem);\n"
 	    "with --node it also counts that node's kernel drop rules.\n"
 	    "--run-dir DIR (or ZMESH_RUN_DIR; /var/run/zmesh in Kubernetes): accept pods from\n"
@@ -88,7 +98,12 @@ static int zt_parse_opts(int argc, char **argv, struct zt_opts *o)
 		O_POLICY,
 		O_NO_FASTPATH,
 		O_RUN_DIR,
-		O_CGROUP_ROOT
+		O_CGROUP_ROOT,
+		O_XDS,
+		O_TOKEN,
+		O_CLUSTER,
+		O_CPNAME,
+		O_XDS_ROOT
 	};
 	static const struct option lo[] = {{"config", required_argument, NULL, 'c'},
 					   {"node", required_argument, NULL, 'n'},
@@ -108,6 +123,11 @@ static int zt_parse_opts(int argc, char **argv, struct zt_opts *o)
 					   {"no-fastpath", no_argument, NULL, O_NO_FASTPATH},
 					   {"run-dir", required_argument, NULL, O_RUN_DIR},
 					   {"cgroup-root", required_argument, NULL, O_CGROUP_ROOT},
+					   {"xds-address", required_argument, NULL, O_XDS},
+					   {"token-file", required_argument, NULL, O_TOKEN},
+					   {"cluster-id", required_argument, NULL, O_CLUSTER},
+					   {"istiod-name", required_argument, NULL, O_CPNAME},
+					   {"xds-root-cert", required_argument, NULL, O_XDS_ROOT},
 					   {"help", no_argument, NULL, 'h'},
 					   {"version", no_argument, NULL, 'V'},
 					   {0}};
@@ -166,6 +186,21 @@ static int zt_parse_opts(int argc, char **argv, struct zt_opts *o)
 		case O_CGROUP_ROOT:
 			o->cgroup_root = optarg;
 			break;
+		case O_XDS:
+			o->xds_address = optarg;
+			break;
+		case O_TOKEN:
+			o->token_file = optarg;
+			break;
+		case O_CLUSTER:
+			o->cluster_id = optarg;
+			break;
+		case O_CPNAME:
+			o->cp_name = optarg;
+			break;
+		case O_XDS_ROOT:
+			o->xds_root = optarg;
+			break;
 		case 'k':
 			o->check = true;
 			break;
@@ -183,12 +218,20 @@ static int zt_parse_opts(int argc, char **argv, struct zt_opts *o)
 		fprintf(stderr, "ztunnel: bad or unexpected argument\n");
 		return -EINVAL;
 	}
-	if (!o->config)
+	if (!o->xds_address && !o->check)
+		o->xds_address = getenv("XDS_ADDRESS");
+	if (!o->config && !o->xds_address)
 		o->config = getenv("LOCAL_XDS_PATH");
 	if (!o->node)
 		o->node = getenv("NODE_NAME");
 	if (!o->run_dir)
 		o->run_dir = getenv("ZMESH_RUN_DIR");
+	if (o->xds_address && o->config) {
+		fprintf(stderr, "ztunnel: --xds-address and --config are two sources: pick one\n");
+		return -EINVAL;
+	}
+	if (o->xds_address && !o->check && o->node && *o->node)
+		return 0;
 	if (!o->config || (!o->check && (!o->node || !*o->node))) {
 		fprintf(stderr, "ztunnel: --config FILE%s is required\n",
 			o->check ? "" : " and --node NAME");
@@ -271,7 +314,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "ztunnel: %s\n", err);
 		return 1;
 	}
-	if (zt_state_load(&zt, err, sizeof(err))) {
+	if (zt.opts.xds_address ? zt_xds_start(&zt, err, sizeof(err))
+				: zt_state_load(&zt, err, sizeof(err))) {
 		fprintf(stderr, "%s\n", err);
 		return 1;
 	}
@@ -294,6 +338,7 @@ int main(int argc, char **argv)
 		r = zt_control_run(&zt);
 	atomic_store(&zt.stop, true);
 	zt_cni_server_stop(&zt);
+	zt_xds_stop();
 	zt_workers_join(&zt);
 	fprintf(stderr, "ztunnel: stopped\n");
 	return r ? 1 : 0;

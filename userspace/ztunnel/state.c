@@ -4,7 +4,8 @@
  * never see a snapshot change under them; a reload builds a complete new snapshot and swaps
  * the pointer under a short lock, so connections already established keep running untouched.
  * A reload that fails to parse keeps the old snapshot and logs every error. Reloads come from
- * SIGHUP and from polling the file's mtime/size (control thread only).
+ * SIGHUP and from polling the file's mtime/size (control thread only); with --xds-address the
+ * xDS thread installs whole snapshots instead (zt_state_install).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -66,6 +67,26 @@ __u64 zt_state_generation(void)
 	return g;
 }
 
+int zt_state_install(struct zt *zt, struct zm_config *cfg, char *err, size_t len)
+{
+	struct zt_snap *s = zt_snap_build(cfg, zt->opts.node), *old;
+
+	if (!s) {
+		zm_config_free(cfg);
+		snprintf(err, len, "building indexes of the xDS config: out of memory");
+		return -ENOMEM;
+	}
+	s->refs = 1;
+	pthread_mutex_lock(&zt_state_lock);
+	old = zt_state_cur;
+	zt_state_cur = s;
+	s->generation = ++zt_state_gen;
+	pthread_mutex_unlock(&zt_state_lock);
+	zt_state_put(old);
+	zt_state_mark_news(); /* the control loop sees it on its next poll, like a reload */
+	return 0;
+}
+
 static int zt_state_load_locked(struct zt *zt, char *err, size_t len)
 {
 	struct zm_config *cfg;
@@ -73,6 +94,12 @@ static int zt_state_load_locked(struct zt *zt, char *err, size_t len)
 	struct stat st;
 	int r;
 
+	/*
+	 * With xDS there is no file: snapshots come whole from the xDS thread
+	 * (zt_state_install), which carries the pods' addresses from istiod itself.
+	 */
+	if (!zt->opts.config)
+		return 0;
 	if (stat(zt->opts.config, &st)) {
 		r = -errno;
 		snprintf(err, len, "%s: %s", zt->opts.config, strerror(errno));
@@ -126,6 +153,8 @@ int zt_state_reload_if_changed(struct zt *zt, bool force)
 	bool changed;
 	int r;
 
+	if (!zt->opts.config) /* xDS: installed by its thread, seen here once */
+		return atomic_exchange(&zt_state_news, false) ? 1 : 0;
 	if (stat(zt->opts.config, &st))
 		return force ? -errno : 0;
 	pthread_mutex_lock(&zt_state_lock);

@@ -40,6 +40,7 @@ struct hb_conn;
 struct hb_stream;
 struct zm_tls_ctx;
 struct zm_identity_provider;
+struct zm_config;
 
 struct zt_opts {
 	const char *config;
@@ -56,6 +57,12 @@ struct zt_opts {
 	const char *cgroup_root; /* --cgroup-root: where pods' cgroup paths start */
 	int poll_ms;		 /* config mtime poll interval */
 	int pool_idle_ms;	 /* release a pooled HBONE connection idle this long */
+	/* istiod (xds_source.c): workloads, services and policies over delta ADS */
+	const char *xds_address; /* --xds-address / XDS_ADDRESS; NULL: the config file */
+	const char *token_file;	 /* --token-file: Bearer token for istiod's xDS and CA */
+	const char *cluster_id;	 /* --cluster-id / CLUSTER_ID: Istio's clusterid header */
+	const char *cp_name;	 /* --istiod-name: its TLS name (SPIFFE id or DNS) */
+	const char *xds_root;	 /* --xds-root-cert: roots istiod's certificate verifies against */
 };
 
 /* An fd in a worker's epoll set; fn runs for its events. */
@@ -215,6 +222,15 @@ __u64 zt_state_generation(void);
 /* Tell the control thread a snapshot came in from elsewhere (policies, fast path follow it). */
 void zt_state_mark_news(void);
 
+/* state.c: swap in a snapshot made by another source (xDS), like a reload; takes cfg. */
+int zt_state_install(struct zt *zt, struct zm_config *cfg, char *err, size_t len);
+
+/* xds_source.c: the xDS thread (--xds-address) and its state for /config_dump. */
+int zt_xds_start(struct zt *zt, char *err, size_t len);
+void zt_xds_stop(void);
+char *zt_xds_dump(void);  /* JSON object text (malloc'd), NULL without xDS */
+bool zt_xds_synced(void); /* true without xDS, else once both types had a response */
+
 /* enroll.c: returns the number of addresses that could not be enrolled (retry later) */
 int zt_enroll_sync(struct zt *zt, const struct zt_snap *s);
 /* JSON array text of the addresses this process enrolled (malloc'd) */
@@ -225,6 +241,8 @@ void zt_enroll_last_error(char *buf, size_t len);
 
 /* admin.c */
 int zt_control_run(struct zt *zt);
+/* config_dump.c: the admin /config_dump JSON (malloc'd) */
+char *zt_config_dump(struct zt *zt);
 
 /* The process singleton, for callbacks that only get a library pointer. */
 extern struct zt *zt_g;

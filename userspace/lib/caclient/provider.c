@@ -39,6 +39,7 @@ struct cac_provider {
 	struct zm_caclient_opts o;
 	char addr[256];
 	char server_id[ZM_SPIFFE_ID_MAX];
+	char token_file[512], cluster_id[128];
 	pthread_t thread;
 	pthread_mutex_t lock;
 	pthread_cond_t wake; /* refresh thread: work to do */
@@ -146,11 +147,21 @@ static int cac_fetch(struct cac_provider *p, const char *id, struct zm_tls_roots
 	size_t n = 0;
 	int r;
 
+	struct zm_caclient_auth auth = {.node = node, .cluster_id = p->cluster_id};
+	char token[4096];
+
+	if (p->token_file[0]) {
+		r = zm_caclient_token_read(p->token_file, token, sizeof(token), err, len);
+		if (r)
+			return r;
+		auth.token = token;
+	}
 	r = zm_caclient_csr_new(id, &key, &csr, err, len);
 	if (r)
 		return r;
-	r = zm_caclient_call(p->addr, roots, node, p->server_id, csr, id, p->o.validity_s,
+	r = zm_caclient_call(p->addr, roots, &auth, p->server_id, csr, id, p->o.validity_s,
 			     p->o.timeout_ms, chain, ZM_CA_MAX_CHAIN, &n, err, len);
+	explicit_bzero(token, sizeof(token));
 	if (!r)
 		r = zm_caclient_cert_build(key, chain, n, roots, out, err, len);
 	if (!r && strcmp(zm_cert_identity(*out), id)) {
@@ -395,11 +406,15 @@ int zm_caclient_provider_new(const struct zm_caclient_opts *o, struct zm_identit
 	struct cac_provider *p;
 	int r;
 
-	if (!o->addr || !o->roots || !o->node ||
-	    zm_spiffe_id_parse(zm_cert_identity(o->node), &node_id)) {
-		snprintf(err, len, "CA client needs an address, roots and a node certificate");
+	if (!o->addr || !o->roots || (!o->node && !o->token_file) ||
+	    (o->node && zm_spiffe_id_parse(zm_cert_identity(o->node), &node_id))) {
+		snprintf(err, len,
+			 "CA client needs an address, roots and a node certificate or a token");
 		return -EINVAL;
 	}
+	if (!o->node)
+		snprintf(node_id.trust_domain, sizeof(node_id.trust_domain), "%s",
+			 o->trust_domain ? o->trust_domain : "cluster.local");
 	p = calloc(1, sizeof(*p));
 	if (!p) {
 		snprintf(err, len, "out of memory");
@@ -413,10 +428,16 @@ int zm_caclient_provider_new(const struct zm_caclient_opts *o, struct zm_identit
 	p->o.addr = p->addr;
 	if (o->server_id)
 		snprintf(p->server_id, sizeof(p->server_id), "%s", o->server_id);
-	else
+	else if (o->node)
 		zm_spiffe_id_format(p->server_id, sizeof(p->server_id), node_id.trust_domain,
 				    "istio-system", "istiod");
+	else
+		zm_caclient_addr_host(o->addr, p->server_id, sizeof(p->server_id));
 	p->o.server_id = p->server_id;
+	snprintf(p->token_file, sizeof(p->token_file), "%s", o->token_file ? o->token_file : "");
+	snprintf(p->cluster_id, sizeof(p->cluster_id), "%s", o->cluster_id ? o->cluster_id : "");
+	p->o.token_file = p->token_file;
+	p->o.cluster_id = p->cluster_id;
 	p->o.timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 5000;
 	p->o.wait_ms = o->wait_ms > 0 ? o->wait_ms : 2000;
 	p->o.keep_unwanted_s = o->keep_unwanted_s > 0 ? o->keep_unwanted_s : 60;

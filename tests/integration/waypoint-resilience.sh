@@ -64,16 +64,16 @@ t_ok "$([ "$fails" -ge 1 ] && [ "$fails" -le 4 ]; echo $?)" "outlier: the failin
 t_is "$(tail -20 <<<"$res" | sort -u | tr '\n' ' ')" "200 " "outlier: the last 20 requests all 200"
 t_like "$(cat "$K8S_DIR/wp.log")" "outlier .*ejected for 60000 ms after 2 consecutive 5xx" "the waypoint logged the ejection"
 
-# connectionPool (circuit breaking): 6 requests at once, each held 6 s by the endpoint (long
-# enough for all six to arrive while the first is in flight, even on a loaded machine: 3 s
-# was not always, when other test runs shared the two CPUs). The queued request finishes
-# after two holds, hence curl's -m 30.
+# connectionPool (circuit breaking): 6 requests at once, each held 12 s by the endpoint (long
+# enough for all six to arrive while the first is in flight, even on a loaded machine: 3 s and
+# 6 s were not always, when several test runs shared the two CPUs). The queued request
+# finishes after two holds, hence curl's -m 40.
 RAT=http://$(k8s_vip ratings):9080
 DET=http://$(k8s_vip details):9080
 burst() { # burst URL: six concurrent requests, their status codes sorted
 	local i
 	for i in 1 2 3 4 5 6; do
-		k8s_curl sleep -m 30 -o /dev/null -w '%{http_code}\n' -H 'x-echo-delay: 6000' "$1/burst/$i" &
+		k8s_curl sleep -m 40 -o /dev/null -w '%{http_code}\n' -H 'x-echo-delay: 12000' "$1/burst/$i" &
 	done
 	wait
 }

@@ -90,6 +90,14 @@ $(BUILD)/vmlinux.h: FORCE | $(BUILD)/.dir
 	$(Q)if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; fi
 FORCE:
 
+# The source revision baked into every binary (common/version.c), replaced only when it
+# changes so that an unchanged tree relinks nothing.
+$(BUILD)/zm-version.h: FORCE | $(BUILD)/.dir
+	$(Q)printf '#define ZM_GIT_REVISION "%s"\n' \
+		"$$(git describe --always --dirty 2>/dev/null || echo unknown)" > $@.tmp
+	$(Q)if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; fi
+$(BUILD)/obj/userspace/lib/common/version.o: $(BUILD)/zm-version.h
+
 $(BUILD)/bpf/%.tmp.o: bpf/%.bpf.c $(BUILD)/vmlinux.h
 	$(msg) BPF $<
 	$(Q)mkdir -p $(@D)
@@ -136,7 +144,7 @@ $(BUILD)/.dir:
 # Fuzz targets: clang + libFuzzer + ASan/UBSan over the library sources.
 FUZZ_CFLAGS := -std=gnu11 -g -O1 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
 	-Iinclude -Iuserspace/lib -I$(BUILD)/bpf -I$(BUILD)
-$(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_SRCS) | $(SKELS)
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_SRCS) $(BUILD)/zm-version.h | $(SKELS)
 	$(msg) FUZZ $@
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CLANG) $(FUZZ_CFLAGS) -o $@ $< $(LIB_SRCS) $(LDLIBS)

@@ -23,6 +23,7 @@
 #include <time.h>
 
 #include "config/config.h"
+#include "obs/log.h"
 #include "datapath/datapath.h"
 #include "zt.h"
 
@@ -104,7 +105,7 @@ static int zt_enroll_wl(struct zm_dp *dp, const struct zm_cfg_workload *wl, stru
 		memset(&e, 0, sizeof(e));
 		r = zt_route_oif(&wl->ips[i].addr, ifname);
 		if (r) {
-			fprintf(stderr, "ztunnel: enroll %s/%s: no route to %s: %s\n",
+			obs_log(OBS_WARN, "enroll", "enroll %s/%s: no route to %s: %s",
 				wl->namespace, wl->name,
 				zm_addr_format(&wl->ips[i].addr, a, sizeof(a)), strerror(-r));
 			failed++;
@@ -122,7 +123,7 @@ static int zt_enroll_wl(struct zm_dp *dp, const struct zm_cfg_workload *wl, stru
 		zt_copy(e.info.node, sizeof(e.info.node), wl->node);
 		r = zm_dp_enroll(dp, &e);
 		if (r) {
-			fprintf(stderr, "ztunnel: enroll %s on %s: %s\n",
+			obs_log(OBS_WARN, "enroll", "enroll %s on %s: %s",
 				zm_addr_format(&e.addrs[0], a, sizeof(a)), ifname, dp->err);
 			failed++;
 			continue;
@@ -149,7 +150,7 @@ static void zt_attach_wl(struct zm_dp *dp, const struct zm_cfg_workload *wl)
 		r = zm_dp_attach(dp, ifname);
 		/* -ENOENT: datapath not loaded yet, which the enrollment path reports. */
 		if (r && r != -ENOENT)
-			fprintf(stderr, "ztunnel: attaching capture to %s of %s/%s: %s\n", ifname,
+			obs_log(OBS_WARN, "enroll", "attaching capture to %s of %s/%s: %s", ifname,
 				wl->namespace, wl->name, dp->err);
 		memcpy(prev, ifname, sizeof(prev));
 	}

@@ -314,6 +314,20 @@ static struct zm_tls_roots *cac_roots(struct zm_identity_provider *ip)
 	return r;
 }
 
+/* The certificates fetched so far (entries still pending have none). */
+static int cac_each(struct zm_identity_provider *ip,
+		    void (*fn)(void *ud, const char *id, const struct zm_cert *cert), void *ud)
+{
+	struct cac_provider *p = (struct cac_provider *)ip;
+
+	pthread_mutex_lock(&p->lock);
+	for (struct cac_entry *e = p->entries; e; e = e->next)
+		if (e->cert)
+			fn(ud, e->id, e->cert);
+	pthread_mutex_unlock(&p->lock);
+	return 0;
+}
+
 static void cac_destroy(struct zm_identity_provider *ip)
 {
 	struct cac_provider *p = (struct cac_provider *)ip;
@@ -408,6 +422,7 @@ int zm_caclient_provider_new(const struct zm_caclient_opts *o, struct zm_identit
 	p->ops.get = cac_get;
 	p->ops.roots = cac_roots;
 	p->ops.destroy = cac_destroy;
+	p->ops.each = cac_each;
 	p->o = *o;
 	snprintf(p->addr, sizeof(p->addr), "%s", o->addr);
 	p->o.addr = p->addr;

@@ -77,6 +77,24 @@ int obs_log_set_format(const char *name)
 	return 0;
 }
 
+int obs_log_opt_format(const char *prog, const char *arg)
+{
+	if (!obs_log_set_format(arg))
+		return 0;
+	fprintf(stderr, "%s: --log-format: \"%s\" is not logfmt or json\n", prog, arg);
+	return -EINVAL;
+}
+
+int obs_log_opt_level(const char *prog, const char *arg)
+{
+	char err[256];
+
+	if (!obs_log_set_levels(arg, err, sizeof(err)))
+		return 0;
+	fprintf(stderr, "%s: --log-level: %s\n", prog, err);
+	return -EINVAL;
+}
+
 enum obs_format obs_log_format(void)
 {
 	return (enum obs_format)atomic_load(&obs_fmt);

@@ -50,6 +50,14 @@ void obs_log_init(const char *proc, const char *const *scopes);
 int obs_log_set_format(const char *name);
 enum obs_format obs_log_format(void);
 
+/*
+ * --log-format FORMAT and --log-level SPEC as every daemon takes them: applied, or -EINVAL
+ * after "PROG: --log-format: \"xml\" is not logfmt or json" (the level spec's own error for
+ * --log-level) on stderr.
+ */
+int obs_log_opt_format(const char *prog, const char *arg);
+int obs_log_opt_level(const char *prog, const char *arg);
+
 /* "error", "warn" ("warning"), "info", "debug", "trace", "off". -EINVAL when unknown. */
 int obs_level_parse(const char *name, enum obs_level *out);
 const char *obs_level_name(enum obs_level l);

@@ -1,0 +1,20 @@
+// SPDX-License-Identifier: Apache-2.0
+/* The version strings (version.h); ZM_GIT_REVISION comes from the generated header. */
+#include "common/version.h"
+
+#include "zm-version.h"
+
+const char *zm_version(void)
+{
+	return ZM_VERSION;
+}
+
+const char *zm_version_revision(void)
+{
+	return ZM_GIT_REVISION;
+}
+
+void zm_version_print(FILE *f, const char *prog)
+{
+	fprintf(f, "%s (zmesh) %s (revision %s)\n", prog, ZM_VERSION, ZM_GIT_REVISION);
+}

@@ -1,0 +1,189 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * Access records and the metrics of proxied connections (telemetry.h). A label set's four
+ * counters are found through a small hash of the label values under one mutex (once per
+ * connection), then counted with relaxed atomics on the data path; the registry renders them.
+ */
+#include "telemetry.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/addr.h"
+#include "obs/metrics.h"
+#include "obs/process.h"
+#include "route.h"
+
+#define ZT_SERIES_SLOTS 256
+
+static const char *zt_or_dash(const char *s)
+{
+	return s && *s ? s : "-";
+}
+
+/* The fields both records share. */
+static void zt_access_common(const struct zt_conn_info *i, const char *event, struct obs_rec *r)
+{
+	char a[ZM_ADDR_STRLEN];
+
+	obs_rec_begin(r, OBS_INFO, "access", event);
+	if (!r->on)
+		return;
+	obs_rec_str(r, "dir", zt_or_dash(i->dir));
+	obs_rec_str(r, "via", zt_or_dash(i->via));
+	obs_rec_str(r, "src.addr", zm_addr_port_format(&i->src, i->sport, a, sizeof(a)));
+	obs_rec_str(r, "src.workload", zt_or_dash(i->src_workload));
+	obs_rec_str(r, "src.identity", zt_or_dash(i->src_id));
+	obs_rec_str(r, "dst.addr", zm_addr_port_format(&i->dst, i->dport, a, sizeof(a)));
+	obs_rec_str(r, "dst.service", zt_or_dash(i->dst_service));
+	obs_rec_str(r, "dst.workload", zt_or_dash(i->dst_workload));
+	obs_rec_str(r, "dst.identity", zt_or_dash(i->dst_id));
+	obs_rec_str(r, "upstream",
+		    i->up_port ? zm_addr_port_format(&i->up, i->up_port, a, sizeof(a)) : "-");
+}
+
+void zt_access_open_rec(const struct zt_conn_info *i, struct obs_rec *r)
+{
+	zt_access_common(i, "open", r);
+}
+
+void zt_access_close_rec(const struct zt_conn_info *i, enum zt_outcome o, const char *detail,
+			 uint64_t duration_ms, struct obs_rec *r)
+{
+	zt_access_common(i, "close", r);
+	if (!r->on)
+		return;
+	obs_rec_u64(r, "bytes_sent", i->bytes_sent);
+	obs_rec_u64(r, "bytes_recv", i->bytes_recv);
+	obs_rec_u64(r, "duration_ms", duration_ms);
+	obs_rec_str(r, "outcome", zt_outcome_name(o));
+	obs_rec_strf(r, "reason", "%s%s%s", zt_outcome_help(o), detail && *detail ? ": " : "",
+		     detail ? detail : "");
+}
+
+/* ---- metrics ---- */
+
+static pthread_mutex_t zt_series_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct zt_series *zt_series_slots[ZT_SERIES_SLOTS];
+static struct obs_family *zt_fam_opened, *zt_fam_closed, *zt_fam_sent, *zt_fam_received;
+
+struct zt_gauges {
+	const atomic_int *pool, *inbound;
+	struct obs_series *pool_s, *inbound_s;
+};
+
+static void zt_gauges_scrape(void *ud)
+{
+	struct zt_gauges *g = ud;
+
+	obs_gauge_set(g->pool_s, atomic_load(g->pool));
+	obs_gauge_set(g->inbound_s, atomic_load(g->inbound));
+}
+
+static int zt_gauges_init(struct obs_registry *reg, const atomic_int *pool,
+			  const atomic_int *inbound)
+{
+	static struct zt_gauges g;
+
+	g.pool = pool;
+	g.inbound = inbound;
+	g.pool_s =
+	    obs_series_get(obs_family_new(reg, OBS_GAUGE, "zmesh_hbone_pool_connections",
+					  "Outbound HBONE connections in the pool.", NULL, NULL, 0),
+			   NULL);
+	g.inbound_s =
+	    obs_series_get(obs_family_new(reg, OBS_GAUGE, "zmesh_hbone_inbound_connections",
+					  "Inbound HBONE (15008) connections.", NULL, NULL, 0),
+			   NULL);
+	if (!g.pool_s || !g.inbound_s)
+		return -ENOMEM;
+	return obs_registry_on_scrape(reg, zt_gauges_scrape, &g);
+}
+
+int zt_metrics_init(struct zm_identity_provider *const *idp, const atomic_int *pool,
+		    const atomic_int *inbound)
+{
+	struct obs_registry *reg = obs_metrics();
+	const char *const *l = OBS_ISTIO_TCP_LABELS;
+	int r;
+
+	if (!reg)
+		return -ENOMEM;
+	zt_fam_opened = obs_family_new(reg, OBS_COUNTER, "istio_tcp_connections_opened_total",
+				       "The total number of TCP connections opened", l, NULL, 0);
+	zt_fam_closed = obs_family_new(reg, OBS_COUNTER, "istio_tcp_connections_closed_total",
+				       "The total number of TCP connections closed", l, NULL, 0);
+	zt_fam_sent = obs_family_new(reg, OBS_COUNTER, "istio_tcp_sent_bytes_total",
+				     "The size of total bytes sent during response in case of a "
+				     "TCP connection",
+				     l, NULL, 0);
+	zt_fam_received = obs_family_new(reg, OBS_COUNTER, "istio_tcp_received_bytes_total",
+					 "The size of total bytes received during request in case "
+					 "of a TCP connection",
+					 l, NULL, 0);
+	if (!zt_fam_opened || !zt_fam_closed || !zt_fam_sent || !zt_fam_received)
+		return -errno;
+	r = zt_gauges_init(reg, pool, inbound);
+	if (!r)
+		r = obs_process_metrics(reg, "ztunnel");
+	if (!r)
+		r = obs_cert_metrics(reg, idp);
+	return r;
+}
+
+/* The cache key: the values joined by a byte no label value holds. */
+static int zt_series_key(const char *const *v, char *buf, size_t len)
+{
+	size_t off = 0, i;
+
+	for (i = 0; i < OBS_ISTIO_TCP_N; i++) {
+		int n = snprintf(buf + off, len - off, "%s\x1f", v[i]);
+
+		if (n < 0 || (size_t)n >= len - off)
+			return -ENOSPC;
+		off += (size_t)n;
+	}
+	return (int)off;
+}
+
+static uint64_t zt_hash(const char *s)
+{
+	uint64_t h = 14695981039346656037ull;
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ull;
+	return h;
+}
+
+struct zt_series *zt_metrics_series(const struct obs_istio_traffic *t)
+{
+	const char *v[OBS_ISTIO_HTTP_N];
+	char key[4096];
+	struct zt_series *s, **slot;
+	int n;
+
+	obs_istio_values(t, false, v);
+	n = zt_series_key(v, key, sizeof(key));
+	if (n < 0)
+		return NULL;
+	slot = &zt_series_slots[zt_hash(key) % ZT_SERIES_SLOTS];
+	pthread_mutex_lock(&zt_series_lock);
+	for (s = *slot; s; s = s->next)
+		if (!strcmp(s->key, key))
+			break;
+	if (!s && (s = calloc(1, sizeof(*s) + (size_t)n + 1))) {
+		memcpy(s->key, key, (size_t)n + 1);
+		s->opened = obs_series_get(zt_fam_opened, v);
+		s->closed = obs_series_get(zt_fam_closed, v);
+		s->sent = obs_series_get(zt_fam_sent, v);
+		s->received = obs_series_get(zt_fam_received, v);
+		s->next = *slot;
+		*slot = s;
+	}
+	pthread_mutex_unlock(&zt_series_lock);
+	return s;
+}

@@ -67,7 +67,7 @@ sleep 0.3
 t_like "$(cat "$H_STATE/zt-n2.log")" "scope=access msg=close dir=inbound via=hbone src.addr=198\.18\.1\.12:[0-9]+ .*outcome=denied reason=\"denied by an authorization policy: 401 no allow policy matched \(1 apply: srv/allow-client\)" "n2 access log: 401, names the policy"
 t_like "$(cat "$H_STATE/zt-n1.log")" "scope=access msg=close dir=outbound via=hbone src.addr=198\.18\.1\.12:[0-9]+ .*outcome=hbone_refused reason=\"[^\"]*status 401" "n1 (client side) logs the 401"
 m2=$(h_exec n2 curl -s -m 2 http://127.0.0.1:15020/metrics)
-t_like "$m2" 'istio_tcp_connections_closed_total\{reporter="destination",source_workload="n1b",.*connection_security_policy="mutual_tls",response_flags="DENY"\} [1-9]' "n2 metrics: closed with response_flags=DENY"
+t_like "$m2" 'istio_tcp_connections_closed_total\{reporter="destination",source_workload="n1b",.*connection_security_policy="mutual_tls",request_protocol="tcp",response_flags="DENY"\} [1-9]' "n2 metrics: closed with response_flags=DENY"
 # plaintext to a selected workload: no identity, so the allow policy refuses it with a reset
 out=$(send n2b n1a 7777)
 t_like "$out" "reset|Connection reset|failed" "plaintext n2b -> n1a:7777 reset by 15006 ($out)"

@@ -78,8 +78,8 @@ t_like "$log1" "scope=access msg=close dir=outbound via=hbone src.addr=198\.18\.
 t_like "$log2" "scope=access msg=close dir=inbound via=hbone src.addr=198\.18\.1\.11:[0-9]+ src.workload=ns/n1a src.identity=spiffe://cluster.local/ns/ns/sa/sa-n1a dst.addr=198\.18\.2\.11:7778 .*outcome=ok" "n2 access log: inbound HBONE with the verified peer identity"
 m1=$(h_exec n1 curl -s -m 2 http://127.0.0.1:15020/metrics)
 m2=$(h_exec n2 curl -s -m 2 http://127.0.0.1:15020/metrics)
-t_like "$m1" 'istio_tcp_connections_opened_total\{reporter="source",source_workload="n1a",.*destination_workload="n2a".*connection_security_policy="mutual_tls",response_flags="-"\} [0-9]+' "n1 metrics: outbound mutual_tls series"
-t_like "$m2" 'istio_tcp_received_bytes_total\{reporter="destination",source_workload="n1a",.*source_principal="spiffe://cluster.local/ns/ns/sa/sa-n1a".*connection_security_policy="mutual_tls",response_flags="-"\} [1-9][0-9]+' "n2 metrics: inbound bytes with the peer principal"
+t_like "$m1" 'istio_tcp_connections_opened_total\{reporter="source",source_workload="n1a",.*destination_workload="n2a".*connection_security_policy="mutual_tls",request_protocol="tcp",response_flags="-"\} [0-9]+' "n1 metrics: outbound mutual_tls series"
+t_like "$m2" 'istio_tcp_received_bytes_total\{reporter="destination",source_workload="n1a",.*source_principal="spiffe://cluster.local/ns/ns/sa/sa-n1a".*connection_security_policy="mutual_tls",request_protocol="tcp",response_flags="-"\} [1-9][0-9]+' "n2 metrics: inbound bytes with the peer principal"
 st=$(m_zctl n2 -j stats)
 t_like "$st" '"captured_inbound_hbone"' "zmeshctl -j stats on n2 counts captured_inbound_hbone"
 t_done

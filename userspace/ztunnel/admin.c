@@ -4,9 +4,9 @@
  * /config_dump, /certs, /logging, /quitquitquit), Prometheus metrics (15020: /metrics,
  * /stats/prometheus) and readiness (15021: /healthz/ready) are served by lib/obs's responder
  * on its own thread; this file adds the ztunnel's own pages. The control loop (the process's
- * main thread once the workers run) is an rt loop: a signalfd (SIGHUP reloads, SIGTERM/SIGINT
- * stop), a timer polling the config's mtime, the auto-enrollment that follows every new
- * snapshot, and a wake-up of every worker when policies or the config changed.
+ * main thread once the workers run, lib/rt's rt_control): SIGHUP reloads, SIGTERM/SIGINT
+ * stop, a timer polls the config's mtime; the auto-enrollment follows every new snapshot,
+ * and every worker is woken to re-check its connections when policies or the config changed.
  */
 #include <errno.h>
 #include <json-c/json.h>
@@ -15,7 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/signalfd.h>
 #include <unistd.h>
 
 #include "config/config.h"
@@ -102,7 +101,7 @@ static void zt_quit(void *ud)
 	struct zt *zt = ud;
 
 	atomic_store(&zt->stop, true);
-	rt_loop_stop(&zt->control);
+	rt_control_stop(&zt->control);
 }
 
 int zt_admin_start(struct zt *zt)
@@ -136,17 +135,6 @@ void zt_admin_stop(void)
 	zt_admin = NULL;
 }
 
-static int zt_signalfd(void)
-{
-	sigset_t set;
-
-	sigemptyset(&set);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
-}
-
 /* Reload (forced or on change) and enroll what the new snapshot says. */
 static int zt_control_reload(struct zt *zt, bool force, bool retry_enroll)
 {
@@ -168,60 +156,35 @@ static int zt_control_reload(struct zt *zt, bool force, bool retry_enroll)
 	return failed;
 }
 
-struct zt_control {
-	struct zt *zt;
-	struct rt_ev sig;
-	struct rt_timer poll;
-	int failed; /* addresses the last enrollment could not enroll: retried */
-};
+static int zt_enroll_failed; /* addresses the last enrollment could not enroll: retried */
 
-static void zt_control_signal(struct rt_loop *l, struct rt_ev *ev, uint32_t events)
+static void zt_control_hup(struct rt_control *c)
 {
-	struct zt_control *c = (struct zt_control *)((char *)ev - offsetof(struct zt_control, sig));
-	struct signalfd_siginfo si;
-
-	(void)events;
-	while (read(ev->fd, &si, sizeof(si)) == sizeof(si)) {
-		if (si.ssi_signo == SIGHUP) {
-			c->failed = zt_control_reload(c->zt, true, c->failed > 0);
-			continue;
-		}
-		atomic_store(&c->zt->stop, true);
-		rt_loop_stop(l);
-	}
+	zt_enroll_failed = zt_control_reload(c->ud, true, zt_enroll_failed > 0);
 }
 
-static void zt_control_poll(struct rt_loop *l, struct rt_timer *t)
+static void zt_control_poll(struct rt_control *c)
 {
-	struct zt_control *c = (struct zt_control *)((char *)t - offsetof(struct zt_control, poll));
+	zt_enroll_failed = zt_control_reload(c->ud, false, zt_enroll_failed > 0);
+}
 
-	c->failed = zt_control_reload(c->zt, false, c->failed > 0);
-	rt_timer_after(l, t, (uint64_t)c->zt->opts.poll_ms);
+int zt_control_init(struct zt *zt)
+{
+	return rt_control_init(&zt->control, (uint64_t)zt->opts.poll_ms, zt_control_hup,
+			       zt_control_poll, zt);
 }
 
 int zt_control_run(struct zt *zt)
 {
-	struct zt_control c = {.zt = zt};
-	struct zt_snap *s;
-	int fd = zt_signalfd();
+	struct zt_snap *s = zt_state_get();
 
-	if (fd < 0)
-		return -errno;
-	rt_ev_init(&c.sig, fd, zt_control_signal);
-	rt_timer_init(&c.poll, zt_control_poll);
-	rt_ev_set(&zt->control, &c.sig, EPOLLIN);
-	rt_timer_after(&zt->control, &c.poll, (uint64_t)zt->opts.poll_ms);
-	s = zt_state_get();
-	c.failed = zt_enroll_sync(zt, s);
+	zt_enroll_failed = zt_enroll_sync(zt, s);
 	zt_state_put(s);
 	atomic_store(&zt->ready, true);
 	obs_log(OBS_INFO, "ztunnel", "node %s ready: %d workers, listening on 15001 15006 15008",
 		zt->opts.node, zt->n_workers);
 	if (!atomic_load(&zt->stop))
-		rt_loop_run(&zt->control);
+		rt_control_run(&zt->control);
 	atomic_store(&zt->ready, false);
-	rt_timer_cancel(&zt->control, &c.poll);
-	rt_ev_close(&zt->control, &c.sig, false);
-	rt_loop_fini(&zt->control);
 	return 0;
 }

@@ -224,19 +224,6 @@ static int zt_check(const char *path, const char *node)
 	return r;
 }
 
-/* Signals go to the control loop's signalfd; SIGPIPE never kills a relay. */
-static void zt_signals_block(void)
-{
-	sigset_t set;
-
-	signal(SIGPIPE, SIG_IGN);
-	sigemptyset(&set);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
-}
-
 static const char *const zt_log_scopes[] = {"access", "hbone", "authz", "config", "identity",
 					    "enroll", "admin", "rt",	NULL};
 
@@ -265,7 +252,11 @@ int main(int argc, char **argv)
 	/* libbpf's notes on replaced filters are expected during enrollment; errors come back
 	 * through zm_dp's own messages. */
 	zm_dp_set_debug(false);
-	zt_signals_block();
+	/* Signals go to the control loop's signalfd; SIGPIPE never kills a relay. */
+	if (zt_control_init(&zt)) {
+		obs_log(OBS_ERROR, "ztunnel", "control loop: %s", strerror(errno));
+		return 1;
+	}
 	/* Each relayed connection holds two sockets and two pipes. */
 	if (rt_nofile_raise(&nofile))
 		obs_log(OBS_WARN, "ztunnel", "raising RLIMIT_NOFILE failed: %llu descriptors",
@@ -287,9 +278,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	zt.n_workers = zt.opts.workers ? zt.opts.workers : rt_workers_default();
-	r = rt_loop_init(&zt.control);
-	if (!r)
-		r = zt_workers_start(&zt);
+	r = zt_workers_start(&zt);
 	if (!r)
 		r = zt_admin_start(&zt);
 	if (!r)
@@ -297,6 +286,7 @@ int main(int argc, char **argv)
 	atomic_store(&zt.stop, true);
 	zt_admin_stop();
 	zt_workers_stop(&zt);
+	rt_control_fini(&zt.control);
 	obs_log(OBS_INFO, "ztunnel", "stopped");
 	return r ? 1 : 0;
 }

@@ -27,6 +27,7 @@
 #include <sys/types.h>
 
 #include "common/addr.h"
+#include "rt/control.h"
 #include "rt/hbset.h"
 #include "rt/workers.h"
 #include "route.h"
@@ -82,7 +83,7 @@ struct zt {
 	int n_workers;
 	struct rt_workers rt;
 	struct zt_worker workers[ZT_MAX_WORKERS];
-	struct rt_loop control; /* the main thread's loop */
+	struct rt_control control; /* the main thread's loop: signals, config polling */
 	atomic_bool stop;
 	atomic_bool ready;
 	/* identities: NULL when no --ca-dir (then HBONE destinations are refused) */
@@ -200,6 +201,8 @@ char *zt_enroll_dump(void);
 /* admin.c: the admin routes and the control loop */
 int zt_admin_start(struct zt *zt);
 void zt_admin_stop(void);
+/* Before any thread starts: blocks the signals the control loop takes. */
+int zt_control_init(struct zt *zt);
 int zt_control_run(struct zt *zt);
 
 /* The process singleton, for callbacks that only get a library pointer. */

@@ -8,21 +8,25 @@
 
 #include "config/model.h"
 
+/* clang-format off */
 #define OBS_ISTIO_COMMON_HEAD                                                                      \
-	"reporter", "source_workload", "source_workload_namespace", "source_principal",            \
-	    "source_app", "source_version", "source_canonical_service",                            \
-	    "source_canonical_revision", "source_cluster", "destination_workload",                 \
-	    "destination_workload_namespace", "destination_principal", "destination_app",          \
-	    "destination_version", "destination_service", "destination_service_name",              \
-	    "destination_service_namespace", "destination_canonical_service",                      \
-	    "destination_canonical_revision", "destination_cluster", "request_protocol"
+	"reporter",                                                                                \
+	"source_workload", "source_workload_namespace", "source_principal",                       \
+	"source_app", "source_version",                                                            \
+	"source_canonical_service", "source_canonical_revision", "source_cluster",                \
+	"destination_workload", "destination_workload_namespace", "destination_principal",        \
+	"destination_app", "destination_version",                                                  \
+	"destination_service", "destination_service_name", "destination_service_namespace",       \
+	"destination_canonical_service", "destination_canonical_revision", "destination_cluster", \
+	"connection_security_policy"
 
-const char *const OBS_ISTIO_TCP_LABELS[] = {OBS_ISTIO_COMMON_HEAD, "connection_security_policy",
-					    "response_flags", NULL};
+const char *const OBS_ISTIO_TCP_LABELS[] = {
+	OBS_ISTIO_COMMON_HEAD, "request_protocol", "response_flags", NULL};
 
-const char *const OBS_ISTIO_HTTP_LABELS[] = {OBS_ISTIO_COMMON_HEAD,  "response_code",
-					     "grpc_response_status", "connection_security_policy",
-					     "response_flags",	     NULL};
+const char *const OBS_ISTIO_HTTP_LABELS[] = {
+	OBS_ISTIO_COMMON_HEAD, "grpc_response_status", "request_protocol", "response_code",
+	"response_flags", NULL};
+/* clang-format on */
 
 _Static_assert(sizeof(OBS_ISTIO_TCP_LABELS) / sizeof(OBS_ISTIO_TCP_LABELS[0]) ==
 		   OBS_ISTIO_TCP_N + 1,
@@ -121,11 +125,11 @@ void obs_istio_values(const struct obs_istio_traffic *t, bool http, const char *
 	v[i++] = obs_unk(t->dst.canonical_service);
 	v[i++] = obs_unk(t->dst.canonical_revision);
 	v[i++] = obs_unk(t->dst.cluster);
-	v[i++] = obs_unk(t->request_protocol);
-	if (http) {
-		v[i++] = obs_unk(t->response_code);
-		v[i++] = t->grpc_response_status ? t->grpc_response_status : "";
-	}
 	v[i++] = obs_unk(t->connection_security_policy);
+	if (http)
+		v[i++] = t->grpc_response_status ? t->grpc_response_status : "";
+	v[i++] = obs_unk(t->request_protocol);
+	if (http)
+		v[i++] = obs_unk(t->response_code);
 	v[i++] = t->response_flags && *t->response_flags ? t->response_flags : "-";
 }

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "obs/log.h"
 #include "caclient/caclient.h"
 #include "caclient/capb.h"
 
@@ -199,9 +200,8 @@ static void cac_reconcile(struct cac_provider *p, bool have_set, time_t now)
 	while ((e = *pp)) {
 		if (!e->wanted && now - e->last_get > p->o.keep_unwanted_s) {
 			*pp = e->next;
-			fprintf(stderr,
-				"caclient: forgetting the certificate of %s: no local "
-				"workload needs it\n",
+			obs_log(OBS_INFO, "identity",
+				"forgetting the certificate of %s: no local workload needs it",
 				e->id);
 			zm_cert_put(e->cert);
 			free(e);
@@ -245,15 +245,15 @@ static void cac_refresh_one(struct cac_provider *p, struct cac_entry *e)
 		e->backoff_ms = ZM_CACLIENT_BACKOFF_MIN_MS;
 		e->next_try_ms = 0;
 		e->error[0] = '\0';
-		fprintf(stderr, "caclient: %s %s: serial %s, expires in %lld s\n",
+		obs_log(OBS_INFO, "identity", "%s %s: serial %s, expires in %lld s",
 			old ? "rotated" : "fetched", id,
 			zm_cert_serial(cert, serial, sizeof(serial)),
 			(long long)(zm_cert_not_after(cert) - now));
 	} else {
 		snprintf(e->error, sizeof(e->error), "%s", err);
 		e->next_try_ms = cac_now_ms() + (uint64_t)e->backoff_ms;
-		fprintf(stderr,
-			"caclient: certificate for %s from %s failed: %s; retry in %d ms%s\n", id,
+		obs_log(OBS_WARN, "identity",
+			"certificate for %s from %s failed: %s; retry in %d ms%s", id,
 			p->addr, err, e->backoff_ms,
 			cac_valid(e, now) ? " (the current one stays in use)" : "");
 		e->backoff_ms = e->backoff_ms * 2 > ZM_CACLIENT_BACKOFF_MAX_MS

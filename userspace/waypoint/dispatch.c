@@ -163,6 +163,9 @@ void wp_route_request(struct wp_ds *ds)
 		if (wp_route_local(ds, &req))
 			return;
 		ds->dest = l7_dest_pick(ds->route->dests, ds->route->n_dests, wp_rand());
+		obs_log(OBS_DEBUG, "http", "%s %s from %s: route %s of %s", req.method, req.path,
+			ds->peer[0] ? ds->peer : "-", ds->route->name ? ds->route->name : "-",
+			ds->svc ? ds->svc->hostname : "-");
 		if (ds->route->timeout_ms)
 			ds->deadline_ms = ds->w->loop->now_ms + ds->route->timeout_ms;
 		if (ds->route->fault.delay_ms &&

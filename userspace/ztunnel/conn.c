@@ -299,6 +299,16 @@ static void zt_outbound_start(struct zt_conn *c, struct zt_snap *s)
 	    zt_authz_mtls_mode(s, r.dst, r.target_port, NULL, 0) == ZM_MTLS_DISABLE)
 		zt_route_plaintext(&r);
 	c->info.via = zt_via_names[r.kind];
+	if (obs_log_on(OBS_DEBUG, "ztunnel")) {
+		char a[ZM_ADDR_STRLEN], b[ZM_ADDR_STRLEN];
+
+		obs_log(OBS_DEBUG, "ztunnel", "route %s -> %s: %s to %s",
+			zm_addr_port_format(&c->info.src, c->info.sport, a, sizeof(a)),
+			zm_addr_port_format(&c->info.dst, c->info.dport, b, sizeof(b)), c->info.via,
+			r.kind == ZT_ROUTE_REFUSE ? "-"
+			: r.dst			  ? r.dst->name
+						  : "passthrough");
+	}
 	zt_conn_describe(c, r.src, r.waypoint ? r.waypoint : r.dst, r.svc, "source",
 			 r.kind == ZT_ROUTE_HBONE, NULL);
 	if (r.kind == ZT_ROUTE_REFUSE) {

@@ -365,6 +365,8 @@ static void obs_client_dispatch(struct obs_client *c, struct obs_http_req *rq)
 		return;
 	}
 	r->fn(r->ud, rq, &rs);
+	obs_log(OBS_DEBUG, "admin", "%s %s%s%s: %d (%zu bytes)", rq->method, rq->path,
+		rq->query[0] ? "?" : "", rq->query, rs.status, rs.len);
 	obs_client_answer(c, &rs, NULL);
 	free(rs.body);
 }
@@ -398,7 +400,7 @@ static void obs_client_request(struct obs_client *c, size_t head_len)
 
 static void obs_client_read(struct obs_client *c)
 {
-	char *end;
+	const char *end;
 	ssize_t n;
 
 	for (;;) {
@@ -428,7 +430,12 @@ static void obs_client_read(struct obs_client *c)
 		c->in_len += (size_t)n;
 		c->in[c->in_len] = '\0';
 	}
-	end = strstr(c->in ? c->in : "", "\r\n\r\n");
+	if (!obs_http_plausible(c->in, c->in_len)) {
+		/* TLS or other binary input: no point waiting for a blank line. */
+		obs_client_error(c, 400, "not an HTTP/1 request");
+		return;
+	}
+	end = memmem(c->in, c->in_len, "\r\n\r\n", 4);
 	if (!end && c->in_len > OBS_ADMIN_HEAD_MAX) {
 		obs_client_error(c, 431, "request head larger than 8 KiB");
 		return;

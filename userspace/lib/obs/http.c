@@ -130,6 +130,26 @@ int obs_http_head_parse(const char *buf, size_t len, struct obs_http_head *h, ch
 	return zm_errf(why, wlen, 400, "request head without its blank line");
 }
 
+bool obs_http_plausible(const char *buf, size_t len)
+{
+	size_t i;
+	bool method = true;
+
+	for (i = 0; i < len && buf[i] != '\n'; i++) {
+		unsigned char c = (unsigned char)buf[i];
+
+		if (method && c == ' ' && i > 0) {
+			method = false;
+			continue;
+		}
+		if (method && (c < 'A' || c > 'Z' || i >= OBS_HTTP_METHOD_MAX))
+			return false;
+		if (c < 0x20 && c != '\r')
+			return false;
+	}
+	return true;
+}
+
 static int obs_hex(char c)
 {
 	if (c >= '0' && c <= '9')

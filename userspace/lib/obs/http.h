@@ -11,6 +11,7 @@
 #ifndef ZMESH_OBS_HTTP_H
 #define ZMESH_OBS_HTTP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #define OBS_HTTP_METHOD_MAX 16
@@ -30,6 +31,14 @@ struct obs_http_head {
  */
 int obs_http_head_parse(const char *buf, size_t len, struct obs_http_head *h, char *why,
 			size_t wlen);
+
+/*
+ * Could buf[0..len) (the start of what a client sent, head possibly incomplete) begin an
+ * HTTP/1 request? False as soon as the method is not an upper-case token followed by a space,
+ * or the request line holds a control byte: a TLS ClientHello or binary junk is refused at
+ * once instead of waiting for a blank line that never comes.
+ */
+bool obs_http_plausible(const char *buf, size_t len);
 
 /*
  * The value of key in a query string, percent-decoded into buf ('+' is a space). 0, -ENOENT

@@ -148,6 +148,21 @@ static void rt_hconn_tick(struct rt_loop *l, struct rt_timer *t)
 	rt_timer_after(l, &h->tick, RT_HCONN_TICK_MS);
 }
 
+static void rt_hset_conn_ready(struct hb_conn *conn)
+{
+	struct rt_hconn *h = rt_hconn_of(conn);
+	char a[ZM_ADDR_STRLEN];
+
+	if (h->server)
+		obs_log(OBS_DEBUG, "hbone", "inbound HBONE connection from %s ready (peer %s)",
+			zm_addr_port_format(&h->peer, h->peer_port, a, sizeof(a)),
+			hb_conn_peer_identity(conn));
+	else
+		obs_log(OBS_DEBUG, "hbone", "HBONE connection %s ready", h->key);
+	if (h->set->ops.on_ready)
+		h->set->ops.on_ready(h);
+}
+
 static void rt_hset_conn_closed(struct hb_conn *conn, int err, const char *reason)
 {
 	struct rt_hconn *h = rt_hconn_of(conn);
@@ -173,6 +188,8 @@ int rt_hset_init(struct rt_hset *s, struct rt_loop *l, const struct rt_hset_ops 
 		s->server_cbs = *ops->server;
 	s->client_cbs.on_conn_close = rt_hset_conn_closed;
 	s->server_cbs.on_conn_close = rt_hset_conn_closed;
+	s->client_cbs.on_ready = rt_hset_conn_ready;
+	s->server_cbs.on_ready = rt_hset_conn_ready;
 	return rt_loop_add_hook(l, rt_hset_after_batch, s);
 }
 

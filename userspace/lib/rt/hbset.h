@@ -58,6 +58,8 @@ struct rt_hset_ops {
 	const struct hb_callbacks *server; /* streams of server connections */
 	/* A connection ended (err 0 clean, else -errno with reason); h->err is set by then. */
 	void (*on_closed)(struct rt_hconn *h, int err, const char *reason);
+	/* Handshake and SETTINGS done (the daemon's callbacks' on_ready is not used). */
+	void (*on_ready)(struct rt_hconn *h);
 	atomic_int *n_client, *n_server; /* optional process-wide gauges, kept up to date */
 };
 

@@ -90,13 +90,16 @@ $(BUILD)/vmlinux.h: FORCE | $(BUILD)/.dir
 	$(Q)if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; fi
 FORCE:
 
-# The source revision baked into every binary (common/version.c), replaced only when it
-# changes so that an unchanged tree relinks nothing.
-$(BUILD)/zm-version.h: FORCE | $(BUILD)/.dir
-	$(Q)printf '#define ZM_GIT_REVISION "%s"\n' \
-		"$$(git describe --always --dirty 2>/dev/null || echo unknown)" > $@.tmp
+# The source revision baked into every binary (common/version.c): a stamp file rewritten only
+# when `git describe` changes, so an unchanged tree recompiles and relinks nothing.
+$(BUILD)/zm-revision: FORCE | $(BUILD)/.dir
+	$(Q)echo "$$(git describe --always --dirty 2>/dev/null || echo unknown)" > $@.tmp
 	$(Q)if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; fi
-$(BUILD)/obj/userspace/lib/common/version.o: $(BUILD)/zm-version.h
+$(BUILD)/obj/userspace/lib/common/version.o: userspace/lib/common/version.c $(BUILD)/zm-revision
+	$(msg) CC $<
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CPPFLAGS) -DZM_GIT_REVISION="\"$$(cat $(BUILD)/zm-revision)\"" $(CFLAGS) \
+		-MMD -MP -c $< -o $@
 
 $(BUILD)/bpf/%.tmp.o: bpf/%.bpf.c $(BUILD)/vmlinux.h
 	$(msg) BPF $<
@@ -144,7 +147,7 @@ $(BUILD)/.dir:
 # Fuzz targets: clang + libFuzzer + ASan/UBSan over the library sources.
 FUZZ_CFLAGS := -std=gnu11 -g -O1 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
 	-Iinclude -Iuserspace/lib -I$(BUILD)/bpf -I$(BUILD)
-$(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_SRCS) $(BUILD)/zm-version.h | $(SKELS)
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_SRCS) | $(SKELS)
 	$(msg) FUZZ $@
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CLANG) $(FUZZ_CFLAGS) -o $@ $< $(LIB_SRCS) $(LDLIBS)

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/list.h"
 #include "h2.h"
 
 static void wp_req_view(struct wp_ds *ds, struct l7_request *r)
@@ -395,7 +396,7 @@ static void wp_ds_http_due(struct wp_ds *ds, uint64_t now)
 
 static void wp_ds_timer_fired(struct rt_loop *l, struct rt_timer *t)
 {
-	struct wp_ds *ds = (struct wp_ds *)((char *)t - offsetof(struct wp_ds, tmr));
+	struct wp_ds *ds = zm_container_of(t, struct wp_ds, tmr);
 
 	if (ds->st && ds->mode == WP_DS_H2)
 		wp_h2d_tick(ds);
@@ -523,10 +524,6 @@ void wp_ds_on_request(struct hb_stream *s, const struct hb_request *req)
 		ds->pod = zm_config_workload_by_ip(ds->snap->mesh, NULL, &req->dst);
 	http_parser_init(&ds->p, HTTP_REQUEST);
 	ds->p.data = ds;
-	ds->next = w->dss;
-	if (w->dss)
-		w->dss->prev = ds;
-	w->dss = ds;
 	hb_stream_set_ud(s, ds);
 	if (!ds->svc && !ds->pod) {
 		obs_log(OBS_WARN, "http", "CONNECT %s from %s: no service or workload there, 503",
@@ -614,12 +611,6 @@ void wp_ds_on_close(struct hb_stream *s, uint32_t error)
 		wp_up_detach(ds->up, false);
 		ds->up = NULL;
 	}
-	if (ds->prev)
-		ds->prev->next = ds->next;
-	else
-		w->dss = ds->next;
-	if (ds->next)
-		ds->next->prev = ds->prev;
 	rt_defer_free_timed(w->loop, &ds->tmr, wp_ds_free, ds);
 }
 

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/list.h"
 #include "h2.h"
 
 #define WP_H2_WINDOW	  (1u << 20)  /* per stream */
@@ -221,7 +222,7 @@ static void wp_h2u_end(struct wp_h2u *u)
 /* A session without requests for WP_UP_IDLE_MS is ended (its timer, armed when it idles). */
 static void wp_h2u_idle_fired(struct rt_loop *l, struct rt_timer *t)
 {
-	struct wp_h2u *u = (struct wp_h2u *)((char *)t - offsetof(struct wp_h2u, tmr));
+	struct wp_h2u *u = zm_container_of(t, struct wp_h2u, tmr);
 
 	if (u->streams || u->dead || !u->up || !u->up->st)
 		return;

@@ -42,7 +42,6 @@ struct wp_h2d;
 struct wp_h2u;
 
 struct wp_ds {
-	struct wp_ds *prev, *next; /* worker's list */
 	struct wp_worker *w;
 	struct rt_timer tmr;  /* at the earliest deadline of its request(s) */
 	struct hb_stream *st; /* NULL once the stream closed */

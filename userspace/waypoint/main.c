@@ -115,20 +115,14 @@ static void wp_quit(void *ud)
 
 static struct obs_admin *wp_admin_start(struct wp *wp)
 {
-	struct obs_admin *a = obs_admin_new();
+	struct obs_admin *a = obs_admin_standard(wp->opts.admin_port, wp->opts.metrics_port,
+						 wp->opts.ready_port, &wp->ready, wp_quit, wp);
 	int r;
 
 	if (!a)
 		return NULL;
-	r = obs_admin_listen(a, OBS_PORT_ADMIN, wp->opts.admin_port, true) ?:
-	    obs_admin_listen(a, OBS_PORT_METRICS, wp->opts.metrics_port, false) ?:
-	    obs_admin_listen(a, OBS_PORT_READY, wp->opts.ready_port, false) ?:
-	    obs_admin_add_metrics(a, OBS_PORT_METRICS) ?:
-	    obs_admin_add_ready(a, OBS_PORT_READY, &wp->ready) ?:
-	    obs_admin_add_logging(a, OBS_PORT_ADMIN) ?:
-	    obs_admin_add_quit(a, OBS_PORT_ADMIN, wp_quit, wp) ?:
-	    obs_admin_route(a, OBS_PORT_ADMIN, "/config_dump", OBS_GET, wp_h_config_dump, wp) ?:
-	    obs_admin_start(a);
+	r = obs_admin_route(a, OBS_PORT_ADMIN, "/config_dump", OBS_GET, wp_h_config_dump, wp)
+		?: obs_admin_start(a);
 	if (r) {
 		obs_admin_free(a);
 		return NULL;
@@ -279,8 +273,7 @@ static int wp_parse_opts(struct wp *wp, int argc, char **argv, bool *check)
 	    {"metrics-port", required_argument, NULL, 'M'},
 	    {"ready-port", required_argument, NULL, 'R'},
 	    {"admin-port", required_argument, NULL, 'A'},
-	    {"log-format", required_argument, NULL, 'F'},
-	    {"log-level", required_argument, NULL, 'L'},
+	    OBS_LOG_OPTIONS,
 	    {"check", no_argument, NULL, 'k'},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, 'V'},
@@ -335,12 +328,6 @@ static int wp_parse_opts(struct wp *wp, int argc, char **argv, bool *check)
 			bad |=
 			    zm_opt_int(p, "--ready-port", optarg, 1, 65535, &wp->opts.ready_port);
 			break;
-		case 'F':
-			bad |= obs_log_opt_format(p, optarg);
-			break;
-		case 'L':
-			bad |= obs_log_opt_level(p, optarg);
-			break;
 		case 'k':
 			*check = true;
 			break;
@@ -351,8 +338,9 @@ static int wp_parse_opts(struct wp *wp, int argc, char **argv, bool *check)
 			zm_version_print(stdout, "waypoint");
 			exit(0);
 		default:
-			zm_opt_bad(p, c, argv);
-			return 2;
+			if (obs_log_getopt(p, c, optarg, argv))
+				return 2;
+			break;
 		}
 	}
 	if (bad)
@@ -424,11 +412,12 @@ int main(int argc, char **argv)
 		obs_log(OBS_WARN, "waypoint", "raising RLIMIT_NOFILE failed: %llu descriptors",
 			(unsigned long long)nofile);
 	wp.n_workers = wp.opts.workers > 0 ? wp.opts.workers : rt_workers_default();
-	if (wp_metrics_init(&wp) || wp_workers_start(&wp))
+	if (wp_metrics_init(&wp) || rt_workers_start(&wp.rt, wp.n_workers, wp_worker_init, &wp))
 		return 1;
+	wp.n_workers = wp.rt.n;
 	admin = wp_admin_start(&wp);
 	if (!admin) {
-		wp_workers_stop(&wp);
+		rt_workers_stop(&wp.rt);
 		return 1;
 	}
 	atomic_store(&wp.ready, true);
@@ -439,7 +428,7 @@ int main(int argc, char **argv)
 	atomic_store(&wp.ready, false);
 	atomic_store(&wp.stop, true);
 	obs_admin_free(admin);
-	wp_workers_stop(&wp);
+	rt_workers_stop(&wp.rt);
 	rt_control_fini(&wp.control);
 	free(wp.stats);
 	free(err);

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/list.h"
 #include "obs/log.h"
 #include "h2.h"
 
@@ -74,7 +75,7 @@ static void wp_up_unidle(struct wp_up *up)
  */
 static void wp_up_timer_fired(struct rt_loop *l, struct rt_timer *t)
 {
-	struct wp_up *up = (struct wp_up *)((char *)t - offsetof(struct wp_up, tmr));
+	struct wp_up *up = zm_container_of(t, struct wp_up, tmr);
 
 	if (!up->st || up->dead)
 		return;

@@ -138,7 +138,7 @@ struct hb_stream *wp_pool_open(struct wp_worker *w, const struct zm_addr *ip, un
 	return st;
 }
 
-static int wp_worker_init(struct rt_worker *rw, void *ud)
+int wp_worker_init(struct rt_worker *rw, void *ud)
 {
 	struct wp *wp = ud;
 	struct wp_worker *w = &wp->workers[rw->id];
@@ -166,18 +166,4 @@ static int wp_worker_init(struct rt_worker *rw, void *ud)
 	}
 	r = rt_listener_start(w->loop, &w->lis, fd, "HBONE [::]:15008", wp_accept, w);
 	return r ? r : rt_hset_init(&w->hset, w->loop, &ops, WP_POOL_IDLE_MS);
-}
-
-int wp_workers_start(struct wp *wp)
-{
-	int r = rt_workers_start(&wp->rt, wp->n_workers, wp_worker_init, wp);
-
-	if (!r)
-		wp->n_workers = wp->rt.n;
-	return r;
-}
-
-void wp_workers_stop(struct wp *wp)
-{
-	rt_workers_stop(&wp->rt);
 }

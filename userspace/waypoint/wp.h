@@ -82,7 +82,6 @@ struct wp_worker {
 	struct rt_hset hset;   /* server and client HBONE connections */
 	struct wp_up *idle;    /* upstream HTTP streams ready for another request */
 	struct wp_h2u *h2us;   /* upstream HTTP/2 sessions (h2.h) */
-	struct wp_ds *dss;     /* live downstream streams (timers) */
 	struct wp_up *shadows; /* mirror copies in flight (upstream.c), for their deadline */
 	unsigned int n_shadows;
 	unsigned long shadow_drops;	 /* copies not sent: WP_SHADOW_MAX were in flight */
@@ -137,8 +136,8 @@ void wp_metric_stream(struct wp *wp, enum wp_stream_proto p);
 int wp_metrics_init(struct wp *wp);
 
 /* workers.c */
-int wp_workers_start(struct wp *wp);
-void wp_workers_stop(struct wp *wp);
+/* rt_workers_start()'s init for one worker (ud: the struct wp): listener, HBONE set. */
+int wp_worker_init(struct rt_worker *rw, void *ud);
 /*
  * An upstream CONNECT stream to ep (authority ip:port, server identity expected_id) on a
  * pooled HBONE client connection of w; ud and cbs_ud go to the stream. NULL with errno.

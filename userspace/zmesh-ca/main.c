@@ -153,9 +153,7 @@ int main(int argc, char **argv)
 		O_OUT,
 		O_NODE,
 		O_LIFE,
-		O_WORKERS,
-		O_LOG_FORMAT,
-		O_LOG_LEVEL
+		O_WORKERS
 	};
 	static const struct option lo[] = {{"dir", required_argument, NULL, O_DIR},
 					   {"config", required_argument, NULL, O_CONFIG},
@@ -168,8 +166,7 @@ int main(int argc, char **argv)
 					   {"node", required_argument, NULL, O_NODE},
 					   {"lifetime", required_argument, NULL, O_LIFE},
 					   {"workers", required_argument, NULL, O_WORKERS},
-					   {"log-format", required_argument, NULL, O_LOG_FORMAT},
-					   {"log-level", required_argument, NULL, O_LOG_LEVEL},
+					   OBS_LOG_OPTIONS,
 					   {"help", no_argument, NULL, 'h'},
 					   {"version", no_argument, NULL, 'V'},
 					   {0}};
@@ -215,12 +212,6 @@ int main(int argc, char **argv)
 			bad |=
 			    zm_opt_int(p, "--workers", optarg, 1, RT_MAX_WORKERS, &workers) ? 1 : 0;
 			break;
-		case O_LOG_FORMAT:
-			bad |= obs_log_opt_format(p, optarg) ? 1 : 0;
-			break;
-		case O_LOG_LEVEL:
-			bad |= obs_log_opt_level(p, optarg) ? 1 : 0;
-			break;
 		case O_ACCT:
 			if (zm_spiffe_id_parse(optarg, NULL)) {
 				fprintf(stderr,
@@ -249,8 +240,7 @@ int main(int argc, char **argv)
 			zm_version_print(stdout, "zmesh-ca");
 			return 0;
 		default:
-			zm_opt_bad(p, c, argv);
-			bad = 1;
+			bad |= obs_log_getopt(p, c, optarg, argv) ? 1 : 0;
 		}
 	}
 	if (!bad && strcmp(cmd, "serve") && strcmp(cmd, "issue-node")) {

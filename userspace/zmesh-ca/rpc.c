@@ -24,6 +24,7 @@
 #include <unistd.h>
 #include <unistd.h>
 
+#include "common/list.h"
 #include "ca.h"
 #include "common/addr.h"
 #include "obs/log.h"
@@ -611,7 +612,7 @@ static void zca_conn_event(struct rt_loop *l, struct rt_ev *ev, uint32_t events)
 
 static void zca_conn_idle(struct rt_loop *l, struct rt_timer *t)
 {
-	struct zca_conn *c = (struct zca_conn *)((char *)t - offsetof(struct zca_conn, idle));
+	struct zca_conn *c = zm_container_of(t, struct zca_conn, idle);
 
 	(void)l;
 	if (c->handshaken) {

@@ -106,19 +106,13 @@ static void zt_quit(void *ud)
 
 int zt_admin_start(struct zt *zt)
 {
-	struct obs_admin *a = obs_admin_new();
+	struct obs_admin *a = obs_admin_standard(zt->opts.admin_port, zt->opts.metrics_port,
+						 zt->opts.ready_port, &zt->ready, zt_quit, zt);
 	int r;
 
 	if (!a)
-		return -ENOMEM;
-	r = obs_admin_listen(a, OBS_PORT_ADMIN, zt->opts.admin_port, true) ?:
-	    obs_admin_listen(a, OBS_PORT_METRICS, zt->opts.metrics_port, false) ?:
-	    obs_admin_listen(a, OBS_PORT_READY, zt->opts.ready_port, false) ?:
-	    obs_admin_add_metrics(a, OBS_PORT_METRICS) ?:
-	    obs_admin_add_ready(a, OBS_PORT_READY, &zt->ready) ?:
-	    obs_admin_add_logging(a, OBS_PORT_ADMIN) ?:
-	    obs_admin_add_quit(a, OBS_PORT_ADMIN, zt_quit, zt) ?:
-	    obs_admin_route(a, OBS_PORT_ADMIN, "/config_dump", OBS_GET, zt_h_config_dump, zt) ?:
+		return -EADDRINUSE;
+	r = obs_admin_route(a, OBS_PORT_ADMIN, "/config_dump", OBS_GET, zt_h_config_dump, zt) ?:
 	    obs_admin_route(a, OBS_PORT_ADMIN, "/certs", OBS_GET, zt_h_certs, zt) ?:
 	    obs_admin_start(a);
 	if (r) {

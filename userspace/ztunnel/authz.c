@@ -485,7 +485,7 @@ uint64_t zt_authz_generation(void)
 void zt_authz_recheck(struct zt_worker *w)
 {
 	uint_fast64_t gen = zt_authz_generation();
-	struct zt_conn *c, *next;
+	struct zm_link *pos, *tmp;
 	struct zt_snap *s;
 	char why[ZM_RBAC_REASON_LEN];
 
@@ -495,10 +495,11 @@ void zt_authz_recheck(struct zt_worker *w)
 	s = zt_state_get();
 	if (!s)
 		return;
-	for (c = w->conns; c; c = next) {
+	zm_list_each_safe(pos, tmp, &w->conns)
+	{
+		struct zt_conn *c = zm_container_of(pos, struct zt_conn, link);
 		bool mtls;
 
-		next = c->next;
 		if (c->state == ZT_CS_DONE || !c->info.dir ||
 		    (strcmp(c->info.dir, "inbound") && strcmp(c->info.dir, "inbound_plain") &&
 		     !(c->info.via && !strcmp(c->info.via, "local"))))

@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "common/list.h"
 #include "config/config.h"
 #include "hbone/hbone.h"
 #include "authz.h"
@@ -40,10 +41,7 @@ struct zt_conn *zt_conn_new(struct zt_worker *w, int fd_a, bool a_is_client)
 	c->ab.pipe[0] = c->ab.pipe[1] = c->ba.pipe[0] = c->ba.pipe[1] = -1;
 	c->info.start_ms = w->loop->now_ms;
 	c->info.via = "-";
-	c->next = w->conns;
-	if (w->conns)
-		w->conns->prev = c;
-	w->conns = c;
+	zm_list_add(&w->conns, &c->link);
 	return c;
 }
 
@@ -107,12 +105,7 @@ void zt_conn_finish(struct zt_conn *c, enum zt_outcome o, const char *fmt, ...)
 	rt_ev_close(w->loop, &c->b.ev, rst);
 	zt_close_pipe(&c->ab);
 	zt_close_pipe(&c->ba);
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		w->conns = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
+	zm_list_del(&c->link);
 	rt_defer_free_timed(w->loop, &c->deadline, zt_conn_free, c);
 }
 
@@ -470,7 +463,7 @@ static void zt_leg_event(struct rt_loop *l, struct rt_ev *ev, uint32_t events)
 /* No answer in time: dial timed out, or the HBONE peer never answered the CONNECT. */
 static void zt_conn_deadline(struct rt_loop *l, struct rt_timer *t)
 {
-	struct zt_conn *c = (struct zt_conn *)((char *)t - offsetof(struct zt_conn, deadline));
+	struct zt_conn *c = zm_container_of(t, struct zt_conn, deadline);
 
 	(void)l;
 	if (c->state != ZT_CS_CONNECTING && c->state != ZT_CS_WAIT_RESPONSE)

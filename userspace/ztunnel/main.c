@@ -78,9 +78,7 @@ static int zt_parse_opts(int argc, char **argv, struct zt_opts *o)
 		O_POOL_IDLE,
 		O_CA_ADDR,
 		O_POLICY,
-		O_NO_FASTPATH,
-		O_LOG_FORMAT,
-		O_LOG_LEVEL
+		O_NO_FASTPATH
 	};
 	static const struct option lo[] = {{"config", required_argument, NULL, 'c'},
 					   {"node", required_argument, NULL, 'n'},
@@ -98,8 +96,7 @@ static int zt_parse_opts(int argc, char **argv, struct zt_opts *o)
 					   {"ca-addr", required_argument, NULL, O_CA_ADDR},
 					   {"policy", required_argument, NULL, O_POLICY},
 					   {"no-fastpath", no_argument, NULL, O_NO_FASTPATH},
-					   {"log-format", required_argument, NULL, O_LOG_FORMAT},
-					   {"log-level", required_argument, NULL, O_LOG_LEVEL},
+					   OBS_LOG_OPTIONS,
 					   {"help", no_argument, NULL, 'h'},
 					   {"version", no_argument, NULL, 'V'},
 					   {0}};
@@ -164,12 +161,6 @@ static int zt_parse_opts(int argc, char **argv, struct zt_opts *o)
 				bad = 1;
 			}
 			break;
-		case O_LOG_FORMAT:
-			bad |= obs_log_opt_format(p, optarg) ? 1 : 0;
-			break;
-		case O_LOG_LEVEL:
-			bad |= obs_log_opt_level(p, optarg) ? 1 : 0;
-			break;
 		case O_NO_FASTPATH:
 			zt_authz_fastpath_off();
 			break;
@@ -183,8 +174,9 @@ static int zt_parse_opts(int argc, char **argv, struct zt_opts *o)
 			zm_version_print(stdout, "ztunnel");
 			exit(0);
 		default:
-			zm_opt_bad(p, c, argv);
-			return -EINVAL;
+			if (obs_log_getopt(p, c, optarg, argv))
+				return -EINVAL;
+			break;
 		}
 	}
 	if (bad)
@@ -278,14 +270,15 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	zt.n_workers = zt.opts.workers ? zt.opts.workers : rt_workers_default();
-	r = zt_workers_start(&zt);
+	r = rt_workers_start(&zt.rt, zt.n_workers, zt_worker_init, &zt);
+	zt.n_workers = zt.rt.n;
 	if (!r)
 		r = zt_admin_start(&zt);
 	if (!r)
 		r = zt_control_run(&zt);
 	atomic_store(&zt.stop, true);
 	zt_admin_stop();
-	zt_workers_stop(&zt);
+	rt_workers_stop(&zt.rt);
 	rt_control_fini(&zt.control);
 	obs_log(OBS_INFO, "ztunnel", "stopped");
 	return r ? 1 : 0;

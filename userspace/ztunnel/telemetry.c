@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "common/addr.h"
+#include "common/hash.h"
 #include "obs/metrics.h"
 #include "obs/process.h"
 #include "route.h"
@@ -150,15 +151,6 @@ static int zt_series_key(const char *const *v, char *buf, size_t len)
 	return (int)off;
 }
 
-static uint64_t zt_hash(const char *s)
-{
-	uint64_t h = 14695981039346656037ull;
-
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ull;
-	return h;
-}
-
 struct zt_series *zt_metrics_series(const struct obs_istio_traffic *t)
 {
 	const char *v[OBS_ISTIO_HTTP_N];
@@ -170,7 +162,7 @@ struct zt_series *zt_metrics_series(const struct obs_istio_traffic *t)
 	n = zt_series_key(v, key, sizeof(key));
 	if (n < 0)
 		return NULL;
-	slot = &zt_series_slots[zt_hash(key) % ZT_SERIES_SLOTS];
+	slot = &zt_series_slots[zm_hash_str(key) % ZT_SERIES_SLOTS];
 	pthread_mutex_lock(&zt_series_lock);
 	for (s = *slot; s; s = s->next)
 		if (!strcmp(s->key, key))

@@ -86,7 +86,7 @@ static void zt_worker_woken(struct rt_loop *l, void *ud)
 	zt_authz_recheck(ud);
 }
 
-static int zt_worker_init(struct rt_worker *rw, void *ud)
+int zt_worker_init(struct rt_worker *rw, void *ud)
 {
 	struct zt *zt = ud;
 	struct zt_worker *w = &zt->workers[rw->id];
@@ -95,22 +95,9 @@ static int zt_worker_init(struct rt_worker *rw, void *ud)
 	w->zt = zt;
 	w->id = rw->id;
 	w->loop = &rw->loop;
+	zm_list_init(&w->conns);
 	rw->ud = w;
 	rt_loop_on_wake(w->loop, zt_worker_woken, w);
 	r = zt_worker_listeners(w);
 	return r ? r : zt_hset_init(w);
-}
-
-int zt_workers_start(struct zt *zt)
-{
-	int r = rt_workers_start(&zt->rt, zt->n_workers, zt_worker_init, zt);
-
-	if (!r)
-		zt->n_workers = zt->rt.n;
-	return r;
-}
-
-void zt_workers_stop(struct zt *zt)
-{
-	rt_workers_stop(&zt->rt);
 }

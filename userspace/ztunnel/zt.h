@@ -27,6 +27,7 @@
 #include <sys/types.h>
 
 #include "common/addr.h"
+#include "common/list.h"
 #include "rt/control.h"
 #include "rt/hbset.h"
 #include "rt/workers.h"
@@ -74,8 +75,8 @@ struct zt_worker {
 	struct rt_listener lis[6];
 	enum zt_lis_kind lis_kind[6];
 	int n_lis;
-	struct zt_conn *conns; /* every live proxied connection of this worker */
-	struct rt_hset hset;   /* HBONE: outbound pool and inbound 15008 connections */
+	struct zm_link conns; /* every live proxied connection of this worker (zt_conn.link) */
+	struct rt_hset hset;  /* HBONE: outbound pool and inbound 15008 connections */
 };
 
 struct zt {
@@ -114,7 +115,7 @@ struct zt_dir {
 enum zt_conn_state { ZT_CS_CONNECTING, ZT_CS_WAIT_RESPONSE, ZT_CS_RELAY, ZT_CS_DONE };
 
 struct zt_conn {
-	struct zt_conn *prev, *next; /* worker's list */
+	struct zm_link link; /* in its worker's conns */
 	struct zt_worker *w;
 	enum zt_conn_state state;
 	bool tunnel;	   /* a <-> HBONE stream, else a <-> b spliced */
@@ -136,8 +137,8 @@ struct zt_conn {
 };
 
 /* worker.c */
-int zt_workers_start(struct zt *zt);
-void zt_workers_stop(struct zt *zt);
+/* rt_workers_start()'s init for one worker (ud: the struct zt): listeners, HBONE set. */
+int zt_worker_init(struct rt_worker *rw, void *ud);
 
 /* conn.c */
 struct zt_conn *zt_conn_new(struct zt_worker *w, int fd_a, bool a_is_client);

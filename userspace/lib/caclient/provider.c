@@ -253,9 +253,8 @@ static void cac_refresh_one(struct cac_provider *p, struct cac_entry *e)
 		snprintf(e->error, sizeof(e->error), "%s", err);
 		e->next_try_ms = cac_now_ms() + (uint64_t)e->backoff_ms;
 		obs_log(OBS_WARN, "identity",
-			"certificate for %s from %s failed: %s; retry in %d ms%s", id,
-			p->addr, err, e->backoff_ms,
-			cac_valid(e, now) ? " (the current one stays in use)" : "");
+			"certificate for %s from %s failed: %s; retry in %d ms%s", id, p->addr, err,
+			e->backoff_ms, cac_valid(e, now) ? " (the current one stays in use)" : "");
 		e->backoff_ms = e->backoff_ms * 2 > ZM_CACLIENT_BACKOFF_MAX_MS
 				    ? ZM_CACLIENT_BACKOFF_MAX_MS
 				    : e->backoff_ms * 2;

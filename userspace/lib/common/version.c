@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
-/* The version strings (version.h); ZM_GIT_REVISION comes from the generated header. */
+/* The version strings (version.h); ZM_GIT_REVISION comes from the build (Makefile). */
 #include "common/version.h"
 
-#include "zm-version.h"
+#ifndef ZM_GIT_REVISION
+#define ZM_GIT_REVISION "unknown"
+#endif
 
 const char *zm_version(void)
 {

@@ -20,6 +20,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "common/list.h"
 #include "obs/http.h"
 #include "obs/log.h"
 #include "obs/metrics.h"
@@ -48,7 +49,7 @@ enum obs_cstate { OBS_C_READ, OBS_C_WRITE, OBS_C_DRAIN };
 struct obs_client {
 	struct rt_ev ev;
 	struct rt_timer deadline;
-	struct obs_client *prev, *next;
+	struct zm_link link; /* in a->clients */
 	struct obs_admin *a;
 	unsigned int port;
 	enum obs_cstate st;
@@ -66,7 +67,7 @@ struct obs_admin {
 	int n_lis;
 	struct obs_route routes[OBS_ROUTES_MAX];
 	int n_routes;
-	struct obs_client *clients;
+	struct zm_link clients; /* struct obs_client.link */
 	int n_clients;
 	const atomic_bool *ready;
 	void (*quit_fn)(void *ud);
@@ -84,6 +85,7 @@ struct obs_admin *obs_admin_new(void)
 		return NULL;
 	}
 	a->loop_ok = true;
+	zm_list_init(&a->clients);
 	return a;
 }
 
@@ -262,12 +264,7 @@ static void obs_client_close(struct obs_client *c)
 	if (c->ev.closed)
 		return;
 	rt_ev_close(&a->loop, &c->ev, false);
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		a->clients = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
+	zm_list_del(&c->link);
 	a->n_clients--;
 	rt_defer_free_timed(&a->loop, &c->deadline, obs_client_free, c);
 }
@@ -471,8 +468,7 @@ static void obs_client_event(struct rt_loop *l, struct rt_ev *ev, uint32_t event
 
 static void obs_client_deadline(struct rt_loop *l, struct rt_timer *t)
 {
-	struct obs_client *c =
-	    (struct obs_client *)((char *)t - offsetof(struct obs_client, deadline));
+	struct obs_client *c = zm_container_of(t, struct obs_client, deadline);
 
 	(void)l;
 	if (c->st == OBS_C_READ)
@@ -499,10 +495,7 @@ static void obs_admin_accept(struct rt_loop *l, struct rt_listener *li, int fd)
 	c->port = al->tags;
 	rt_ev_init(&c->ev, fd, obs_client_event);
 	rt_timer_init(&c->deadline, obs_client_deadline);
-	c->next = a->clients;
-	if (a->clients)
-		a->clients->prev = c;
-	a->clients = c;
+	zm_list_add(&a->clients, &c->link);
 	a->n_clients++;
 	rt_timer_after(l, &c->deadline, OBS_ADMIN_READ_MS);
 	if (rt_ev_set(l, &c->ev, EPOLLIN | EPOLLRDHUP))
@@ -562,6 +555,26 @@ int obs_admin_bound_port(const struct obs_admin *a, unsigned int tags)
 	return -ENOENT;
 }
 
+struct obs_admin *obs_admin_standard(int admin_port, int metrics_port, int ready_port,
+				     const atomic_bool *ready, void (*quit)(void *ud), void *ud)
+{
+	struct obs_admin *a = obs_admin_new();
+
+	if (!a)
+		return NULL;
+	if (obs_admin_listen(a, OBS_PORT_ADMIN, admin_port, true) ||
+	    obs_admin_listen(a, OBS_PORT_METRICS, metrics_port, false) ||
+	    obs_admin_listen(a, OBS_PORT_READY, ready_port, false) ||
+	    obs_admin_add_metrics(a, OBS_PORT_METRICS) ||
+	    obs_admin_add_ready(a, OBS_PORT_READY, ready) ||
+	    obs_admin_add_logging(a, OBS_PORT_ADMIN) ||
+	    obs_admin_add_quit(a, OBS_PORT_ADMIN, quit, ud)) {
+		obs_admin_free(a);
+		return NULL;
+	}
+	return a;
+}
+
 static void *obs_admin_main(void *arg)
 {
 	struct obs_admin *a = arg;
@@ -588,8 +601,8 @@ void obs_admin_free(struct obs_admin *a)
 		rt_loop_stop(&a->loop);
 		pthread_join(a->thread, NULL);
 	}
-	while (a->clients)
-		obs_client_close(a->clients);
+	while (!zm_list_empty(&a->clients))
+		obs_client_close(zm_container_of(a->clients.next, struct obs_client, link));
 	for (i = 0; i < a->n_lis; i++)
 		rt_listener_close(&a->loop, &a->lis[i].li);
 	if (a->loop_ok)

@@ -82,6 +82,15 @@ int obs_admin_add_ready(struct obs_admin *a, unsigned int tags, const atomic_boo
 int obs_admin_add_logging(struct obs_admin *a, unsigned int tags);
 int obs_admin_add_quit(struct obs_admin *a, unsigned int tags, void (*fn)(void *ud), void *ud);
 
+/*
+ * What every daemon serves, in one call: the admin port (127.0.0.1: /logging, /quitquitquit
+ * calling quit(ud)), the metrics port (/metrics, /stats/prometheus) and the readiness port
+ * (/healthz/ready from *ready). Add the daemon's own routes, then obs_admin_start(). NULL
+ * (logged) when a port cannot be bound.
+ */
+struct obs_admin *obs_admin_standard(int admin_port, int metrics_port, int ready_port,
+				     const atomic_bool *ready, void (*quit)(void *ud), void *ud);
+
 /* Start the responder's thread. 0 or -errno. */
 int obs_admin_start(struct obs_admin *a);
 /* Stop, join, close every socket and free. */

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/cliopt.h"
 #include "common/errf.h"
 
 #define OBS_SCOPE_NAME 32
@@ -92,6 +93,16 @@ int obs_log_opt_level(const char *prog, const char *arg)
 	if (!obs_log_set_levels(arg, err, sizeof(err)))
 		return 0;
 	fprintf(stderr, "%s: --log-level: %s\n", prog, err);
+	return -EINVAL;
+}
+
+int obs_log_getopt(const char *prog, int c, const char *arg, char *const *argv)
+{
+	if (c == OBS_OPT_LOG_FORMAT)
+		return obs_log_opt_format(prog, arg);
+	if (c == OBS_OPT_LOG_LEVEL)
+		return obs_log_opt_level(prog, arg);
+	zm_opt_bad(prog, c, argv);
 	return -EINVAL;
 }
 

@@ -58,6 +58,20 @@ enum obs_format obs_log_format(void);
 int obs_log_opt_format(const char *prog, const char *arg);
 int obs_log_opt_level(const char *prog, const char *arg);
 
+/*
+ * The two rows every daemon's getopt_long table has, and their handling, for the default case
+ * of its option switch: 0 when c was one of them and applied; -EINVAL when its value was
+ * refused, or c is no option of ours (getopt's '?' or ':'), with the message printed.
+ */
+#define OBS_OPT_LOG_FORMAT 0x10f0
+#define OBS_OPT_LOG_LEVEL  0x10f1
+#define OBS_LOG_OPTIONS                                                                            \
+	{"log-format", required_argument, NULL, OBS_OPT_LOG_FORMAT},                               \
+	{                                                                                          \
+		"log-level", required_argument, NULL, OBS_OPT_LOG_LEVEL                            \
+	}
+int obs_log_getopt(const char *prog, int c, const char *arg, char *const *argv);
+
 /* "error", "warn" ("warning"), "info", "debug", "trace", "off". -EINVAL when unknown. */
 int obs_level_parse(const char *name, enum obs_level *out);
 const char *obs_level_name(enum obs_level l);

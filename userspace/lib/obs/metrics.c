@@ -7,6 +7,8 @@
  */
 #include "obs/metrics.h"
 
+#include "common/hash.h"
+
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
@@ -267,16 +269,6 @@ static int obs_labels_text(const struct obs_family *f, const char *const *values
 	return (int)off;
 }
 
-/* FNV-1a over the label text. */
-static uint64_t obs_hash(const char *s)
-{
-	uint64_t h = 14695981039346656037ull;
-
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ull;
-	return h;
-}
-
 struct obs_series *obs_series_get(struct obs_family *f, const char *const *values)
 {
 	char text[OBS_LABEL_TEXT_MAX];
@@ -289,7 +281,7 @@ struct obs_series *obs_series_get(struct obs_family *f, const char *const *value
 	n = obs_labels_text(f, values, text, sizeof(text));
 	if (n < 0)
 		return NULL;
-	h = obs_hash(text);
+	h = zm_hash_str(text);
 	pthread_mutex_lock(&f->lock);
 	for (s = f->slots[h % OBS_HASH_SLOTS]; s; s = s->next_hash)
 		if (s->hash == h && !strcmp(s->labels, text))

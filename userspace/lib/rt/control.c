@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 /* The main thread's control loop: signals and config polling (control.h). */
+#include "common/list.h"
 #include "rt/control.h"
 
 #include <errno.h>
@@ -12,7 +13,7 @@
 
 static void rt_control_signal(struct rt_loop *l, struct rt_ev *ev, uint32_t events)
 {
-	struct rt_control *c = (struct rt_control *)((char *)ev - offsetof(struct rt_control, sig));
+	struct rt_control *c = zm_container_of(ev, struct rt_control, sig);
 	struct signalfd_siginfo si;
 
 	(void)events;
@@ -28,7 +29,7 @@ static void rt_control_signal(struct rt_loop *l, struct rt_ev *ev, uint32_t even
 
 static void rt_control_poll(struct rt_loop *l, struct rt_timer *t)
 {
-	struct rt_control *c = (struct rt_control *)((char *)t - offsetof(struct rt_control, poll));
+	struct rt_control *c = zm_container_of(t, struct rt_control, poll);
 
 	if (c->on_poll)
 		c->on_poll(c);

@@ -38,12 +38,7 @@ static void rt_hconn_drop(struct rt_hconn *h)
 	if (h->server ? s->ops.n_server : s->ops.n_client)
 		atomic_fetch_sub(h->server ? s->ops.n_server : s->ops.n_client, 1);
 	rt_ev_del(s->loop, &h->ev);
-	if (h->prev)
-		h->prev->next = h->next;
-	else
-		s->head = h->next;
-	if (h->next)
-		h->next->prev = h->prev;
+	zm_list_del(&h->link);
 	rt_defer_free_timed(s->loop, &h->tick, rt_hconn_free, h);
 }
 
@@ -66,13 +61,11 @@ static void rt_hconn_arm(struct rt_hconn *h)
 static void rt_hset_after_batch(struct rt_loop *l, void *ud)
 {
 	struct rt_hset *s = ud;
-	struct rt_hconn *h, *next;
+	struct zm_link *pos, *tmp;
 
 	(void)l;
-	for (h = s->head; h; h = next) {
-		next = h->next;
-		rt_hconn_arm(h);
-	}
+	zm_list_each_safe(pos, tmp, &s->conns)
+	    rt_hconn_arm(zm_container_of(pos, struct rt_hconn, link));
 }
 
 /* A dial that failed before TLS: reported like any other end of a connection. */
@@ -126,7 +119,7 @@ static void rt_hconn_release_idle(struct rt_hconn *h)
 
 static void rt_hconn_tick(struct rt_loop *l, struct rt_timer *t)
 {
-	struct rt_hconn *h = (struct rt_hconn *)((char *)t - offsetof(struct rt_hconn, tick));
+	struct rt_hconn *h = zm_container_of(t, struct rt_hconn, tick);
 
 	if (h->dead)
 		return;
@@ -179,6 +172,7 @@ int rt_hset_init(struct rt_hset *s, struct rt_loop *l, const struct rt_hset_ops 
 		 uint64_t idle_ms)
 {
 	memset(s, 0, sizeof(*s));
+	zm_list_init(&s->conns);
 	s->loop = l;
 	s->ops = *ops;
 	s->idle_ms = idle_ms;
@@ -195,15 +189,18 @@ int rt_hset_init(struct rt_hset *s, struct rt_loop *l, const struct rt_hset_ops 
 
 void rt_hset_fini(struct rt_hset *s)
 {
-	while (s->head)
-		rt_hconn_drop(s->head);
+	while (!zm_list_empty(&s->conns))
+		rt_hconn_drop(zm_container_of(s->conns.next, struct rt_hconn, link));
 }
 
 struct rt_hconn *rt_hset_find(struct rt_hset *s, const char *key)
 {
-	struct rt_hconn *h;
+	struct zm_link *pos, *tmp;
 
-	for (h = s->head; h; h = h->next) {
+	zm_list_each_safe(pos, tmp, &s->conns)
+	{
+		struct rt_hconn *h = zm_container_of(pos, struct rt_hconn, link);
+
 		if (h->server || h->dead || strcmp(h->key, key) || hb_conn_is_closed(h->hc))
 			continue;
 		if (hb_conn_is_ready(h->hc) ? hb_conn_streams_available(h->hc) > 0
@@ -235,10 +232,7 @@ static struct rt_hconn *rt_hset_add(struct rt_hset *s, bool server, const char *
 	h->idle_since_ms = s->loop->now_ms;
 	h->ud = ud;
 	snprintf(h->key, sizeof(h->key), "%s", key);
-	h->next = s->head;
-	if (s->head)
-		s->head->prev = h;
-	s->head = h;
+	zm_list_add(&s->conns, &h->link);
 	if (server ? s->ops.n_server : s->ops.n_client)
 		atomic_fetch_add(server ? s->ops.n_server : s->ops.n_client, 1);
 	rt_timer_after(s->loop, &h->tick, RT_HCONN_TICK_MS);
@@ -281,10 +275,10 @@ void rt_hconn_used(struct rt_hconn *h)
 
 unsigned int rt_hset_count(const struct rt_hset *s, bool server)
 {
-	const struct rt_hconn *h;
+	const struct zm_link *pos;
 	unsigned int n = 0;
 
-	for (h = s->head; h; h = h->next)
-		n += h->server == server;
+	for (pos = s->conns.next; pos != &s->conns; pos = pos->next)
+		n += zm_container_of(pos, const struct rt_hconn, link)->server == server;
 	return n;
 }

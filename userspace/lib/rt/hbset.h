@@ -28,6 +28,7 @@
 #include <stdint.h>
 
 #include "common/addr.h"
+#include "common/list.h"
 #include "hbone/hbone.h"
 #include "rt/loop.h"
 
@@ -39,7 +40,7 @@ struct rt_hset;
 struct rt_hconn {
 	struct rt_ev ev; /* first: the loop hands us &ev */
 	struct rt_timer tick;
-	struct rt_hconn *prev, *next;
+	struct zm_link link; /* in its set */
 	struct rt_hset *set;
 	struct hb_conn *hc;
 	bool server;
@@ -65,7 +66,7 @@ struct rt_hset_ops {
 
 struct rt_hset {
 	struct rt_loop *loop;
-	struct rt_hconn *head;
+	struct zm_link conns; /* struct rt_hconn.link */
 	uint64_t idle_ms;
 	struct rt_hset_ops ops;
 	struct hb_callbacks client_cbs, server_cbs; /* ops' with on_conn_close wrapped */

@@ -2,6 +2,7 @@
 /*
  * Workers, listeners with accept back-off and the file-descriptor limit (workers.h).
  */
+#include "common/list.h"
 #include "rt/workers.h"
 
 #include <errno.h>
@@ -177,8 +178,7 @@ static void rt_listener_event(struct rt_loop *l, struct rt_ev *ev, uint32_t even
 
 static void rt_listener_retry(struct rt_loop *l, struct rt_timer *t)
 {
-	struct rt_listener *li =
-	    (struct rt_listener *)((char *)t - offsetof(struct rt_listener, retry));
+	struct rt_listener *li = zm_container_of(t, struct rt_listener, retry);
 
 	if (rt_ev_set(l, &li->ev, EPOLLIN))
 		rt_timer_after(l, &li->retry, li->backoff_ms);

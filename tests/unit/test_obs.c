@@ -17,8 +17,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "config/config.h"
 #include "obs/admin.h"
 #include "obs/http.h"
+#include "obs/istio.h"
 #include "obs/log.h"
 #include "obs/metrics.h"
 #include "rt/loop.h"
@@ -357,9 +359,71 @@ static void test_responder(void)
 	obs_admin_free(a);
 }
 
+/* Istio's derivation of canonical service and revision, app and version, cluster. */
+static const char istio_cfg[] =
+    "workloads:\n"
+    "- {uid: a, name: a-pod, namespace: ns, workloadIps: [198.18.1.1], canonicalName: cn,"
+    " canonicalRevision: cr, labels: {app: z, service.istio.io/canonical-name: x}}\n"
+    "- {uid: b, name: b-pod, namespace: ns, workloadIps: [198.18.1.2], clusterId: c1,"
+    " labels: {service.istio.io/canonical-name: x, app.kubernetes.io/name: y, app: z,"
+    " service.istio.io/canonical-revision: r1, version: v9}}\n"
+    "- {uid: c, name: c-pod, namespace: ns, workloadIps: [198.18.1.3],"
+    " labels: {app.kubernetes.io/name: y, app: z, app.kubernetes.io/version: av, version: v2}}\n"
+    "- {uid: d, name: d-pod, namespace: ns, workloadIps: [198.18.1.4], labels: {app: z}}\n"
+    "- {uid: e, name: e-pod, namespace: ns, workloadIps: [198.18.1.5], workloadName: deploy}\n";
+
+static void test_istio_derivation(void)
+{
+	static const struct {
+		const char *cs, *cr, *app, *ver, *cluster;
+	} want[] = {
+	    {"cn", "cr", "z", NULL, "Kubernetes"}, /* explicit fields win over labels */
+	    {"x", "r1", "z", "v9", "c1"},	   /* service.istio.io/canonical-* labels first */
+	    {"y", "av", "z", "v2", "Kubernetes"},  /* then app.kubernetes.io/name and /version */
+	    {"z", "latest", "z", NULL, "Kubernetes"}, /* app; no version: latest */
+	    {"deploy", "latest", NULL, NULL, "Kubernetes"}, /* nothing: the workload name */
+	};
+	struct obs_istio_traffic t = {.reporter = "source"};
+	struct zm_config *cfg;
+	char err[1024];
+	const char *v[OBS_ISTIO_HTTP_N];
+	size_t i;
+
+	if (zm_config_load_buf("istio.yaml", istio_cfg, sizeof(istio_cfg) - 1, &cfg, err,
+			       sizeof(err))) {
+		ok(0, "config: %s", err);
+		return;
+	}
+	for (i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		struct obs_istio_peer p;
+
+		obs_istio_peer_fill(&p, &cfg->workloads[i], false);
+		ok(!strcmp(p.canonical_service, want[i].cs) &&
+		       !strcmp(p.canonical_revision, want[i].cr) &&
+		       (p.app && want[i].app ? !strcmp(p.app, want[i].app) : p.app == want[i].app) &&
+		       (p.version && want[i].ver ? !strcmp(p.version, want[i].ver)
+						 : p.version == want[i].ver) &&
+		       !strcmp(p.cluster, want[i].cluster),
+		   "workload %zu: canonical %s/%s, app %s, version %s, cluster %s", i,
+		   p.canonical_service, p.canonical_revision, p.app ?: "(none)",
+		   p.version ?: "(none)", p.cluster);
+	}
+	obs_istio_peer_fill(&t.src, &cfg->workloads[2], true);
+	is_str(t.src.app, "y", "the ztunnel's way: app is the canonical service");
+	is_str(t.src.version, "av", "... and version the canonical revision");
+	is_str(t.src.principal, "spiffe://cluster.local/ns/ns/sa/default", "principal from the config");
+	obs_istio_values(&t, true, v);
+	is_str(v[0], "source", "reporter first");
+	is_str(v[10], "unknown", "no destination: unknown");
+	is_str(v[OBS_ISTIO_HTTP_N - 4], "", "grpc_response_status empty when not gRPC");
+	is_str(v[OBS_ISTIO_HTTP_N - 1], "-", "response_flags \"-\" when none");
+	zm_config_free(cfg);
+}
+
 int main(void)
 {
 	test_registry();
+	test_istio_derivation();
 	test_scrape_hook();
 	test_log_render();
 	test_ratelimit();

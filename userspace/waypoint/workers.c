@@ -164,6 +164,7 @@ int wp_worker_init(struct rt_worker *rw, void *ud)
 			strerror(-fd));
 		return fd;
 	}
-	r = rt_listener_start(w->loop, &w->lis, fd, "HBONE [::]:15008", wp_accept, w);
+	snprintf(w->lis_name, sizeof(w->lis_name), "HBONE [::]:%d", wp->opts.port);
+	r = rt_listener_start(w->loop, &w->lis, fd, w->lis_name, wp_accept, w);
 	return r ? r : rt_hset_init(&w->hset, w->loop, &ops, WP_POOL_IDLE_MS);
 }

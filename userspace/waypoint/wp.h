@@ -79,6 +79,7 @@ struct wp_worker {
 	int id;
 	struct rt_loop *loop;
 	struct rt_listener lis;
+	char lis_name[32];
 	struct rt_hset hset;   /* server and client HBONE connections */
 	struct wp_up *idle;    /* upstream HTTP streams ready for another request */
 	struct wp_h2u *h2us;   /* upstream HTTP/2 sessions (h2.h) */

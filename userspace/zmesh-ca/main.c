@@ -171,7 +171,8 @@ int main(int argc, char **argv)
 					   {"version", no_argument, NULL, 'V'},
 					   {0}};
 	static struct zca z;
-	const char *dir = NULL, *config = NULL, *listen_at = "127.0.0.1:15012", *out = NULL;
+	const char *dir = NULL, *config = NULL, *listen_at = NULL, *out = NULL;
+	char listen_default[32];
 	const char *node = NULL, *cmd = "serve";
 	long dttl = 86400, mttl = 7 * 86400, conns = ZCA_MAX_CONNS_DEFAULT, life = 365 * 86400;
 	char err[1024];
@@ -276,6 +277,10 @@ int main(int argc, char **argv)
 			printf("node certificate for %s written to %s\n", node, out);
 		zca_fini(&z);
 		return r ? 1 : 0;
+	}
+	if (!listen_at) {
+		snprintf(listen_default, sizeof(listen_default), "127.0.0.1:%d", ZM_PORT_CA);
+		listen_at = listen_default;
 	}
 	rt_nofile_raise(NULL);
 	r = zca_serve(&z, listen_at, workers);

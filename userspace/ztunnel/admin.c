@@ -20,6 +20,7 @@
 #include "config/config.h"
 #include "obs/admin.h"
 #include "obs/log.h"
+#include "zmesh/ports.h"
 #include "authz.h"
 #include "zt.h"
 
@@ -175,8 +176,9 @@ int zt_control_run(struct zt *zt)
 	zt_enroll_failed = zt_enroll_sync(zt, s);
 	zt_state_put(s);
 	atomic_store(&zt->ready, true);
-	obs_log(OBS_INFO, "ztunnel", "node %s ready: %d workers, listening on 15001 15006 15008",
-		zt->opts.node, zt->n_workers);
+	obs_log(OBS_INFO, "ztunnel", "node %s ready: %d workers, listening on %d %d %d",
+		zt->opts.node, zt->n_workers, ZM_PORT_OUTBOUND, ZM_PORT_INBOUND_PLAIN,
+		ZM_PORT_HBONE);
 	if (!atomic_load(&zt->stop))
 		rt_control_run(&zt->control);
 	atomic_store(&zt->ready, false);

@@ -20,13 +20,11 @@
 static const struct {
 	unsigned int port;
 	enum zt_lis_kind kind;
-	const char *name[2];
+	const char *what;
 } zt_ports[] = {
-    {ZM_PORT_OUTBOUND, ZT_LIS_OUTBOUND, {"outbound 0.0.0.0:15001", "outbound [::]:15001"}},
-    {ZM_PORT_INBOUND_PLAIN,
-     ZT_LIS_INBOUND_PLAIN,
-     {"inbound plaintext 0.0.0.0:15006", "inbound plaintext [::]:15006"}},
-    {ZM_PORT_HBONE, ZT_LIS_HBONE, {"HBONE 0.0.0.0:15008", "HBONE [::]:15008"}},
+    {ZM_PORT_OUTBOUND, ZT_LIS_OUTBOUND, "outbound"},
+    {ZM_PORT_INBOUND_PLAIN, ZT_LIS_INBOUND_PLAIN, "inbound plaintext"},
+    {ZM_PORT_HBONE, ZT_LIS_HBONE, "HBONE"},
 };
 
 static void zt_accept(struct rt_loop *l, struct rt_listener *li, int fd)
@@ -60,17 +58,20 @@ static int zt_worker_listeners(struct zt_worker *w)
 						   .transparent = true,
 						   .v6only = true};
 
+			char *name = w->lis_name[w->n_lis];
+
+			snprintf(name, sizeof(w->lis_name[0]), "%s %s:%u", zt_ports[i].what,
+				 fam ? "[::]" : "0.0.0.0", zt_ports[i].port);
 			fd = rt_listen(&o);
 			if (fd < 0) {
 				obs_log(OBS_ERROR, "ztunnel",
 					"listening on %s failed: %s (needs CAP_NET_ADMIN for "
 					"IP_TRANSPARENT)",
-					zt_ports[i].name[fam], strerror(-fd));
+					name, strerror(-fd));
 				return fd;
 			}
 			w->lis_kind[w->n_lis] = zt_ports[i].kind;
-			r = rt_listener_start(w->loop, &w->lis[w->n_lis], fd, zt_ports[i].name[fam],
-					      zt_accept, w);
+			r = rt_listener_start(w->loop, &w->lis[w->n_lis], fd, name, zt_accept, w);
 			if (r)
 				return r;
 			w->n_lis++;

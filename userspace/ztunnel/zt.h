@@ -74,6 +74,7 @@ struct zt_worker {
 	struct rt_loop *loop;
 	struct rt_listener lis[6];
 	enum zt_lis_kind lis_kind[6];
+	char lis_name[6][40]; /* "outbound 0.0.0.0:15001": for the runtime's log lines */
 	int n_lis;
 	struct zm_link conns; /* every live proxied connection of this worker (zt_conn.link) */
 	struct rt_hset hset;  /* HBONE: outbound pool and inbound 15008 connections */

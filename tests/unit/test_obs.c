@@ -380,7 +380,7 @@ static void test_istio_derivation(void)
 	    {"cn", "cr", "z", NULL, "Kubernetes"}, /* explicit fields win over labels */
 	    {"x", "r1", "z", "v9", "c1"},	   /* service.istio.io/canonical-* labels first */
 	    {"y", "av", "z", "v2", "Kubernetes"},  /* then app.kubernetes.io/name and /version */
-	    {"z", "latest", "z", NULL, "Kubernetes"}, /* app; no version: latest */
+	    {"z", "latest", "z", NULL, "Kubernetes"},	    /* app; no version: latest */
 	    {"deploy", "latest", NULL, NULL, "Kubernetes"}, /* nothing: the workload name */
 	};
 	struct obs_istio_traffic t = {.reporter = "source"};
@@ -400,7 +400,8 @@ static void test_istio_derivation(void)
 		obs_istio_peer_fill(&p, &cfg->workloads[i], false);
 		ok(!strcmp(p.canonical_service, want[i].cs) &&
 		       !strcmp(p.canonical_revision, want[i].cr) &&
-		       (p.app && want[i].app ? !strcmp(p.app, want[i].app) : p.app == want[i].app) &&
+		       (p.app && want[i].app ? !strcmp(p.app, want[i].app)
+					     : p.app == want[i].app) &&
 		       (p.version && want[i].ver ? !strcmp(p.version, want[i].ver)
 						 : p.version == want[i].ver) &&
 		       !strcmp(p.cluster, want[i].cluster),
@@ -411,7 +412,8 @@ static void test_istio_derivation(void)
 	obs_istio_peer_fill(&t.src, &cfg->workloads[2], true);
 	is_str(t.src.app, "y", "the ztunnel's way: app is the canonical service");
 	is_str(t.src.version, "av", "... and version the canonical revision");
-	is_str(t.src.principal, "spiffe://cluster.local/ns/ns/sa/default", "principal from the config");
+	is_str(t.src.principal, "spiffe://cluster.local/ns/ns/sa/default",
+	       "principal from the config");
 	obs_istio_values(&t, true, v);
 	is_str(v[0], "source", "reporter first");
 	is_str(v[10], "unknown", "no destination: unknown");

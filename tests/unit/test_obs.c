@@ -91,6 +91,40 @@ static void test_registry(void)
 	obs_registry_free(reg);
 }
 
+static void test_group(void)
+{
+	static const char *const labels[] = {"a", "b", NULL};
+	static const double le[] = {1, 2};
+	struct obs_registry *reg = obs_registry_new();
+	struct obs_family *f[2], *other;
+	struct obs_series *const *s1, *const *s2;
+	struct obs_group *g;
+	size_t len;
+	char *out;
+
+	f[0] = obs_family_new(reg, OBS_COUNTER, "g_total", "c", labels, NULL, 0);
+	f[1] = obs_family_new(reg, OBS_HISTOGRAM, "g_ms", "h", labels, le, 2);
+	other = obs_family_new(reg, OBS_COUNTER, "g_other", "o",
+			       (const char *const[]){"a", "c", NULL}, NULL, 0);
+	ok(!obs_group_new((struct obs_family *[]){f[0], other}, 2) && errno == EINVAL,
+	   "a group needs the same label names");
+	g = obs_group_new(f, 2);
+	ok(g != NULL, "a counter and a histogram with the same labels");
+	s1 = obs_group_get(g, (const char *const[]){"x", "y\"z"});
+	s2 = obs_group_get(g, (const char *const[]){"x", "y\"z"});
+	ok(s1 && s1 == s2, "the same values find the same series, cached");
+	ok(obs_group_get(g, (const char *const[]){"x\x1fy", ""}) !=
+	       obs_group_get(g, (const char *const[]){"x", "y"}),
+	   "values are not confused by the joining byte");
+	obs_counter_add(s1[0], 2);
+	obs_hist_observe(s1[1], 1.5);
+	out = obs_registry_render(reg, &len);
+	ok(has(out, "g_total{a=\"x\",b=\"y\\\"z\"} 2\n"), "the counter counted, escaped");
+	ok(has(out, "g_ms_bucket{a=\"x\",b=\"y\\\"z\",le=\"2\"} 1\n"), "the histogram observed");
+	free(out);
+	obs_registry_free(reg);
+}
+
 static int scrapes;
 
 static void on_scrape(void *ud)
@@ -257,6 +291,8 @@ static int dial(int port)
 	return fd;
 }
 
+static int ask_halfclose; /* shut our side down after the request, as `printf | nc -N` does */
+
 /* Send req, read the whole answer (until close, 3 s at most). */
 static char *ask(int port, const char *req, uint64_t *ms)
 {
@@ -273,6 +309,8 @@ static char *ask(int port, const char *req, uint64_t *ms)
 		close(fd);
 		return buf;
 	}
+	if (ask_halfclose)
+		shutdown(fd, SHUT_WR);
 	for (;;) {
 		struct pollfd p = {fd, POLLIN, 0};
 
@@ -321,6 +359,13 @@ static void test_responder(void)
 	   "metrics content type is Prometheus' text format");
 	r = ask(mp, "GET /healthz/ready HTTP/1.1\r\n\r\n", NULL);
 	ok(has(r, "404 Not Found"), "readiness is not served on the metrics port");
+	ask_halfclose = 1;
+	r = ask(rp, "GET /healthz/ready HTTP/1.0\r\n\r\n", NULL);
+	ok(has(r, "200 OK") && has(r, "ready\n"),
+	   "a client that half-closes after asking is answered");
+	r = ask(rp, "GET /healthz/rea", NULL);
+	ok(!r[0], "one that half-closes mid-request is closed without an answer");
+	ask_halfclose = 0;
 	r = ask(rp, "DELETE /healthz/ready HTTP/1.1\r\n\r\n", NULL);
 	ok(has(r, "405 Method Not Allowed") && has(r, "Allow: GET\r\n"), "wrong method: 405");
 	r = ask(rp, "\x16\x03\x01 garbage\r\n\r\n", NULL);
@@ -425,6 +470,7 @@ static void test_istio_derivation(void)
 int main(void)
 {
 	test_registry();
+	test_group();
 	test_istio_derivation();
 	test_scrape_hook();
 	test_log_render();

@@ -23,8 +23,11 @@ static const double wp_dur_le[] = {0.5,	  1,	  5,	  10,	   25,	   50,	  100,
 				   60000, 300000, 600000, 1800000, 3600000};
 static const double wp_bytes_le[] = {1, 10, 100, 1000, 10000, 100000, 1e6, 1e7, 1e8, 1e9};
 
+/* The request families, in the order of their group's series. */
+enum { WP_M_REQUESTS, WP_M_DURATION, WP_M_REQ_BYTES, WP_M_RESP_BYTES, WP_M_N };
+
 struct wp_metrics {
-	struct obs_family *requests, *duration, *req_bytes, *resp_bytes;
+	struct obs_group *requests; /* [WP_M_...] */
 	struct obs_series *streams[3];
 };
 
@@ -33,7 +36,7 @@ int wp_metrics_init(struct wp *wp)
 	static const char *const proto[] = {"protocol", NULL};
 	struct obs_registry *reg = obs_metrics();
 	const char *const *l = OBS_ISTIO_HTTP_LABELS;
-	struct obs_family *streams;
+	struct obs_family *streams, *f[WP_M_N];
 	struct wp_metrics *m = calloc(1, sizeof(*m));
 	int r;
 
@@ -41,24 +44,25 @@ int wp_metrics_init(struct wp *wp)
 		free(m);
 		return -ENOMEM;
 	}
-	m->requests =
+	f[WP_M_REQUESTS] =
 	    obs_family_new(reg, OBS_COUNTER, "istio_requests_total",
 			   "Total number of requests handled by the waypoint", l, NULL, 0);
-	m->duration = obs_family_new(reg, OBS_HISTOGRAM, "istio_request_duration_milliseconds",
-				     "Duration of requests in milliseconds", l, wp_dur_le,
-				     sizeof(wp_dur_le) / sizeof(wp_dur_le[0]));
-	m->req_bytes = obs_family_new(reg, OBS_HISTOGRAM, "istio_request_bytes",
-				      "Sizes of HTTP request bodies", l, wp_bytes_le,
-				      sizeof(wp_bytes_le) / sizeof(wp_bytes_le[0]));
-	m->resp_bytes = obs_family_new(reg, OBS_HISTOGRAM, "istio_response_bytes",
-				       "Sizes of HTTP response bodies", l, wp_bytes_le,
-				       sizeof(wp_bytes_le) / sizeof(wp_bytes_le[0]));
+	f[WP_M_DURATION] = obs_family_new(reg, OBS_HISTOGRAM, "istio_request_duration_milliseconds",
+					  "Duration of requests in milliseconds", l, wp_dur_le,
+					  sizeof(wp_dur_le) / sizeof(wp_dur_le[0]));
+	f[WP_M_REQ_BYTES] = obs_family_new(reg, OBS_HISTOGRAM, "istio_request_bytes",
+					   "Sizes of HTTP request bodies", l, wp_bytes_le,
+					   sizeof(wp_bytes_le) / sizeof(wp_bytes_le[0]));
+	f[WP_M_RESP_BYTES] = obs_family_new(reg, OBS_HISTOGRAM, "istio_response_bytes",
+					    "Sizes of HTTP response bodies", l, wp_bytes_le,
+					    sizeof(wp_bytes_le) / sizeof(wp_bytes_le[0]));
+	m->requests = obs_group_new(f, WP_M_N);
 	streams = obs_family_new(reg, OBS_COUNTER, "zmesh_waypoint_streams_total",
 				 "Tunnelled streams by the protocol they carried", proto, NULL, 0);
 	m->streams[WP_STREAM_HTTP] = obs_series_get(streams, (const char *const[]){"http"});
 	m->streams[WP_STREAM_HTTP2] = obs_series_get(streams, (const char *const[]){"http2"});
 	m->streams[WP_STREAM_TCP] = obs_series_get(streams, (const char *const[]){"tcp"});
-	if (!m->requests || !m->duration || !m->req_bytes || !m->resp_bytes || !streams) {
+	if (!m->requests || !streams) {
 		free(m);
 		return -EINVAL;
 	}
@@ -86,6 +90,7 @@ void wp_metric_request(struct wp *wp, const struct wp_mreq *r)
 				      .grpc_response_status = r->grpc_status ? r->grpc_status : "",
 				      .connection_security_policy = "mutual_tls",
 				      .response_flags = r->flags};
+	struct obs_series *const *s;
 	const char *v[OBS_ISTIO_HTTP_N];
 	char code[16];
 
@@ -102,10 +107,13 @@ void wp_metric_request(struct wp *wp, const struct wp_mreq *r)
 	snprintf(code, sizeof(code), "%u", r->code);
 	t.response_code = code;
 	obs_istio_values(&t, true, v);
-	obs_counter_add(obs_series_get(wp->m->requests, v), 1);
-	obs_hist_observe(obs_series_get(wp->m->duration, v), (double)r->duration_ms);
-	obs_hist_observe(obs_series_get(wp->m->req_bytes, v), (double)r->request_bytes);
-	obs_hist_observe(obs_series_get(wp->m->resp_bytes, v), (double)r->response_bytes);
+	s = obs_group_get(wp->m->requests, v);
+	if (!s)
+		return;
+	obs_counter_add(s[WP_M_REQUESTS], 1);
+	obs_hist_observe(s[WP_M_DURATION], (double)r->duration_ms);
+	obs_hist_observe(s[WP_M_REQ_BYTES], (double)r->request_bytes);
+	obs_hist_observe(s[WP_M_RESP_BYTES], (double)r->response_bytes);
 }
 
 static const char *wp_dash(const char *s)

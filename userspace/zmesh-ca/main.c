@@ -140,150 +140,158 @@ static int zca_serve(struct zca *z, const char *addr, int workers)
 
 static const char *const zca_log_scopes[] = {"ca", "rpc", "config", "rt", NULL};
 
-int main(int argc, char **argv)
+struct zca_opts {
+	const char *cmd, *dir, *config, *listen, *out, *node;
+	long dttl, mttl, conns, life;
+	int workers;
+	char listen_default[32];
+};
+
+/* The value checks: each names the option and its value. 0, or -EINVAL (printed). */
+static int zca_opt_value(struct zca *z, struct zca_opts *o, int c, char *const *argv)
 {
-	enum {
-		O_DIR = 256,
-		O_CONFIG,
-		O_LISTEN,
-		O_DTTL,
-		O_MTTL,
-		O_CONNS,
-		O_ACCT,
-		O_OUT,
-		O_NODE,
-		O_LIFE,
-		O_WORKERS
-	};
-	static const struct option lo[] = {{"dir", required_argument, NULL, O_DIR},
-					   {"config", required_argument, NULL, O_CONFIG},
-					   {"listen", required_argument, NULL, O_LISTEN},
-					   {"default-ttl", required_argument, NULL, O_DTTL},
-					   {"max-ttl", required_argument, NULL, O_MTTL},
-					   {"max-conns", required_argument, NULL, O_CONNS},
-					   {"node-account", required_argument, NULL, O_ACCT},
-					   {"out", required_argument, NULL, O_OUT},
-					   {"node", required_argument, NULL, O_NODE},
-					   {"lifetime", required_argument, NULL, O_LIFE},
-					   {"workers", required_argument, NULL, O_WORKERS},
+	const char *p = "zmesh-ca";
+	const long year = 365 * 86400;
+
+	switch (c) {
+	case 'd':
+		return zm_opt_long(p, "--default-ttl", optarg, 1, 10 * year, &o->dttl);
+	case 'm':
+		return zm_opt_long(p, "--max-ttl", optarg, 1, 10 * year, &o->mttl);
+	case 'C':
+		return zm_opt_long(p, "--max-conns", optarg, 1, 4096, &o->conns);
+	case 'W':
+		return zm_opt_int(p, "--workers", optarg, 1, RT_MAX_WORKERS, &o->workers);
+	case 'f':
+		return zm_opt_long(p, "--lifetime", optarg, -299, 10 * year, &o->life);
+	case 'a':
+		snprintf(z->node_account, sizeof(z->node_account), "%s", optarg);
+		if (!zm_spiffe_id_parse(optarg, NULL))
+			return 0;
+		fprintf(stderr,
+			"zmesh-ca: --node-account: \"%s\" is not a SPIFFE id "
+			"(spiffe://TD/ns/NS/sa/SA)\n",
+			optarg);
+		return -EINVAL;
+	}
+	return obs_log_getopt(p, c, optarg, argv);
+}
+
+/* What is missing or extra once the options are read. 0 or -EINVAL (printed). */
+static int zca_opts_check(const struct zca_opts *o, int argc, char **argv)
+{
+	bool serve = !strcmp(o->cmd, "serve");
+
+	if (!serve && strcmp(o->cmd, "issue-node"))
+		fprintf(stderr, "zmesh-ca: unknown command \"%s\" (serve or issue-node)\n", o->cmd);
+	else if (optind != argc)
+		fprintf(stderr, "zmesh-ca: unexpected argument \"%s\"\n", argv[optind]);
+	else if (!o->dir || (serve && !o->config) || (!serve && (!o->out || !o->node)))
+		fprintf(stderr, "zmesh-ca: %s needs --dir%s\n", o->cmd,
+			serve ? " and --config" : ", --out and --node");
+	else
+		return 0;
+	return -EINVAL;
+}
+
+/* 0 to run, else the exit status (usage printed, or --help/--version done). */
+static int zca_parse_opts(struct zca *z, struct zca_opts *o, int argc, char **argv)
+{
+	static const struct option lo[] = {{"dir", required_argument, NULL, 'D'},
+					   {"config", required_argument, NULL, 'c'},
+					   {"listen", required_argument, NULL, 'l'},
+					   {"default-ttl", required_argument, NULL, 'd'},
+					   {"max-ttl", required_argument, NULL, 'm'},
+					   {"max-conns", required_argument, NULL, 'C'},
+					   {"node-account", required_argument, NULL, 'a'},
+					   {"out", required_argument, NULL, 'o'},
+					   {"node", required_argument, NULL, 'n'},
+					   {"lifetime", required_argument, NULL, 'f'},
+					   {"workers", required_argument, NULL, 'W'},
 					   OBS_LOG_OPTIONS,
 					   {"help", no_argument, NULL, 'h'},
 					   {"version", no_argument, NULL, 'V'},
 					   {0}};
+	int c, bad = 0;
+
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":h", lo, NULL)) != -1) {
+		switch (c) {
+		case 'D':
+			o->dir = optarg;
+			break;
+		case 'c':
+			o->config = optarg;
+			break;
+		case 'l':
+			o->listen = optarg;
+			break;
+		case 'o':
+			o->out = optarg;
+			break;
+		case 'n':
+			o->node = optarg;
+			break;
+		case 'h':
+			zca_usage(stdout);
+			return -1;
+		case 'V':
+			zm_version_print(stdout, "zmesh-ca");
+			return -1;
+		default:
+			bad |= zca_opt_value(z, o, c, argv) ? 1 : 0;
+		}
+	}
+	if (bad || zca_opts_check(o, argc, argv))
+		return zm_opt_usage("zmesh-ca", "zmesh-ca [serve] --dir CADIR --config FILE "
+						"[OPTIONS] | zmesh-ca issue-node --dir CADIR "
+						"--out DIR --node NAME");
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
 	static struct zca z;
-	const char *dir = NULL, *config = NULL, *listen_at = NULL, *out = NULL;
-	char listen_default[32];
-	const char *node = NULL, *cmd = "serve";
-	long dttl = 86400, mttl = 7 * 86400, conns = ZCA_MAX_CONNS_DEFAULT, life = 365 * 86400;
+	struct zca_opts o = {.cmd = "serve",
+			     .dttl = 86400,
+			     .mttl = 7 * 86400,
+			     .conns = ZCA_MAX_CONNS_DEFAULT,
+			     .life = 365 * 86400};
 	char err[1024];
-	const char *p = "zmesh-ca";
-	int c, bad = 0, r, workers = 0;
+	int r;
 
 	if (argc > 1 && argv[1][0] != '-') {
-		cmd = argv[1];
+		o.cmd = argv[1];
 		argv++;
 		argc--;
 	}
 	obs_log_init("zmesh-ca", zca_log_scopes);
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":h", lo, NULL)) != -1) {
-		switch (c) {
-		case O_DIR:
-			dir = optarg;
-			break;
-		case O_CONFIG:
-			config = optarg;
-			break;
-		case O_LISTEN:
-			listen_at = optarg;
-			break;
-		case O_DTTL:
-			bad |= zm_opt_long(p, "--default-ttl", optarg, 1, 10L * 365 * 86400, &dttl)
-				   ? 1
-				   : 0;
-			break;
-		case O_MTTL:
-			bad |= zm_opt_long(p, "--max-ttl", optarg, 1, 10L * 365 * 86400, &mttl) ? 1
-												: 0;
-			break;
-		case O_CONNS:
-			bad |= zm_opt_long(p, "--max-conns", optarg, 1, 4096, &conns) ? 1 : 0;
-			break;
-		case O_WORKERS:
-			bad |=
-			    zm_opt_int(p, "--workers", optarg, 1, RT_MAX_WORKERS, &workers) ? 1 : 0;
-			break;
-		case O_ACCT:
-			if (zm_spiffe_id_parse(optarg, NULL)) {
-				fprintf(stderr,
-					"zmesh-ca: --node-account: \"%s\" is not a SPIFFE id "
-					"(spiffe://TD/ns/NS/sa/SA)\n",
-					optarg);
-				bad = 1;
-			}
-			snprintf(z.node_account, sizeof(z.node_account), "%s", optarg);
-			break;
-		case O_OUT:
-			out = optarg;
-			break;
-		case O_NODE:
-			node = optarg;
-			break;
-		case O_LIFE:
-			bad |= zm_opt_long(p, "--lifetime", optarg, -299, 10L * 365 * 86400, &life)
-				   ? 1
-				   : 0;
-			break;
-		case 'h':
-			zca_usage(stdout);
-			return 0;
-		case 'V':
-			zm_version_print(stdout, "zmesh-ca");
-			return 0;
-		default:
-			bad |= obs_log_getopt(p, c, optarg, argv) ? 1 : 0;
-		}
-	}
-	if (!bad && strcmp(cmd, "serve") && strcmp(cmd, "issue-node")) {
-		fprintf(stderr, "zmesh-ca: unknown command \"%s\" (serve or issue-node)\n", cmd);
-		bad = 1;
-	} else if (!bad && optind != argc) {
-		fprintf(stderr, "zmesh-ca: unexpected argument \"%s\"\n", argv[optind]);
-		bad = 1;
-	} else if (!bad && (!dir || (!strcmp(cmd, "serve") && !config) ||
-			    (!strcmp(cmd, "issue-node") && (!out || !node)))) {
-		fprintf(stderr, "zmesh-ca: %s needs --dir%s\n", cmd,
-			!strcmp(cmd, "serve") ? " and --config" : ", --out and --node");
-		bad = 1;
-	}
-	if (bad)
-		return zm_opt_usage(p, "zmesh-ca [serve] --dir CADIR --config FILE [OPTIONS] | "
-				       "zmesh-ca issue-node --dir CADIR --out DIR --node NAME");
-	if (dttl > mttl)
-		dttl = mttl;
-	z.default_ttl = dttl;
-	z.max_ttl = mttl;
-	z.max_conns = (int)conns;
+	r = zca_parse_opts(&z, &o, argc, argv);
+	if (r)
+		return r < 0 ? 0 : r;
+	z.default_ttl = o.dttl > o.mttl ? o.mttl : o.dttl;
+	z.max_ttl = o.mttl;
+	z.max_conns = (int)o.conns;
 	signal(SIGPIPE, SIG_IGN);
-	if (zca_load(&z, dir, config, err, sizeof(err))) {
+	if (zca_load(&z, o.dir, o.config, err, sizeof(err))) {
 		obs_log(OBS_ERROR, "ca", "%s", err);
 		return 1;
 	}
-	if (!strcmp(cmd, "issue-node")) {
-		r = zca_issue_node(&z, out, node, life, err, sizeof(err));
+	if (!strcmp(o.cmd, "issue-node")) {
+		r = zca_issue_node(&z, o.out, o.node, o.life, err, sizeof(err));
 		if (r)
 			fprintf(stderr, "zmesh-ca: issue-node: %s\n", err);
 		else
-			printf("node certificate for %s written to %s\n", node, out);
+			printf("node certificate for %s written to %s\n", o.node, o.out);
 		zca_fini(&z);
 		return r ? 1 : 0;
 	}
-	if (!listen_at) {
-		snprintf(listen_default, sizeof(listen_default), "127.0.0.1:%d", ZM_PORT_CA);
-		listen_at = listen_default;
+	if (!o.listen) {
+		snprintf(o.listen_default, sizeof(o.listen_default), "127.0.0.1:%d", ZM_PORT_CA);
+		o.listen = o.listen_default;
 	}
 	rt_nofile_raise(NULL);
-	r = zca_serve(&z, listen_at, workers);
+	r = zca_serve(&z, o.listen, o.workers);
 	zca_fini(&z);
 	return r;
 }

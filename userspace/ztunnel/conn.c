@@ -92,7 +92,7 @@ void zt_conn_finish(struct zt_conn *c, enum zt_outcome o, const char *fmt, ...)
 	zt_access_close_rec(&c->info, o, c->detail, w->loop->now_ms - c->info.start_ms, &rec);
 	obs_rec_emit(&rec);
 	if (c->m)
-		obs_counter_add(c->m->closed, 1);
+		obs_counter_add(c->m[ZT_M_CLOSED], 1);
 	if (c->st) {
 		/* Detach first: the library reports this stream's close later, to nobody. */
 		hb_stream_set_ud(c->st, NULL);
@@ -114,11 +114,11 @@ void zt_conn_count(struct zt_conn *c, bool from_a, size_t n)
 	if (from_a == c->a_is_client) {
 		c->info.bytes_recv += n;
 		if (c->m)
-			obs_counter_add(c->m->received, n);
+			obs_counter_add(c->m[ZT_M_RECEIVED], n);
 	} else {
 		c->info.bytes_sent += n;
 		if (c->m)
-			obs_counter_add(c->m->sent, n);
+			obs_counter_add(c->m[ZT_M_SENT], n);
 	}
 }
 
@@ -171,10 +171,11 @@ static void zt_wl_text(const struct zm_cfg_workload *wl, char *buf, size_t len)
  * as app and version; a source principal only when the peer proved it (mTLS) or, outbound,
  * for our own workload.
  */
-static struct zt_series *zt_conn_series(struct zt_conn *c, const struct zm_cfg_workload *src,
-					const struct zm_cfg_workload *dst,
-					const struct zm_cfg_service *svc, const char *reporter,
-					bool mtls, const char *flags)
+static struct obs_series *const *zt_conn_series(struct zt_conn *c,
+						const struct zm_cfg_workload *src,
+						const struct zm_cfg_workload *dst,
+						const struct zm_cfg_service *svc,
+						const char *reporter, bool mtls, const char *flags)
 {
 	struct obs_istio_traffic t = {.reporter = reporter,
 				      .request_protocol = "tcp",
@@ -212,13 +213,13 @@ void zt_conn_describe(struct zt_conn *c, const struct zm_cfg_workload *src,
 	snprintf(i->dst_service, sizeof(i->dst_service), "%s", svc ? svc->hostname : "");
 	c->m = zt_conn_series(c, src, dst, svc, reporter, mtls, NULL);
 	if (c->m)
-		obs_counter_add(c->m->opened, 1);
+		obs_counter_add(c->m[ZT_M_OPENED], 1);
 }
 
 void zt_conn_series_flag(struct zt_conn *c, const struct zm_cfg_workload *src,
 			 const struct zm_cfg_workload *dst, bool mtls, const char *flags)
 {
-	struct zt_series *m = zt_conn_series(c, src, dst, NULL, "destination", mtls, flags);
+	struct obs_series *const *m = zt_conn_series(c, src, dst, NULL, "destination", mtls, flags);
 
 	if (m)
 		c->m = m;

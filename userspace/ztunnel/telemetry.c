@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
  * Access records and the metrics of proxied connections (telemetry.h). A label set's four
- * counters are found through a small hash of the label values under one mutex (once per
- * connection), then counted with relaxed atomics on the data path; the registry renders them.
+ * counters are one lookup in an obs group (once per connection), then counted with relaxed
+ * atomics on the data path; the registry renders them.
  */
 #include "telemetry.h"
 
@@ -14,12 +14,9 @@
 #include <string.h>
 
 #include "common/addr.h"
-#include "common/hash.h"
 #include "obs/metrics.h"
 #include "obs/process.h"
 #include "route.h"
-
-#define ZT_SERIES_SLOTS 256
 
 static const char *zt_or_dash(const char *s)
 {
@@ -68,9 +65,7 @@ void zt_access_close_rec(const struct zt_conn_info *i, enum zt_outcome o, const 
 
 /* ---- metrics ---- */
 
-static pthread_mutex_t zt_series_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct zt_series *zt_series_slots[ZT_SERIES_SLOTS];
-static struct obs_family *zt_fam_opened, *zt_fam_closed, *zt_fam_sent, *zt_fam_received;
+static struct obs_group *zt_tcp;
 
 struct zt_gauges {
 	const atomic_int *pool, *inbound;
@@ -110,23 +105,25 @@ int zt_metrics_init(struct zm_identity_provider *const *idp, const atomic_int *p
 {
 	struct obs_registry *reg = obs_metrics();
 	const char *const *l = OBS_ISTIO_TCP_LABELS;
+	struct obs_family *f[ZT_M_N];
 	int r;
 
 	if (!reg)
 		return -ENOMEM;
-	zt_fam_opened = obs_family_new(reg, OBS_COUNTER, "istio_tcp_connections_opened_total",
-				       "The total number of TCP connections opened", l, NULL, 0);
-	zt_fam_closed = obs_family_new(reg, OBS_COUNTER, "istio_tcp_connections_closed_total",
-				       "The total number of TCP connections closed", l, NULL, 0);
-	zt_fam_sent = obs_family_new(reg, OBS_COUNTER, "istio_tcp_sent_bytes_total",
-				     "The size of total bytes sent during response in case of a "
-				     "TCP connection",
-				     l, NULL, 0);
-	zt_fam_received = obs_family_new(reg, OBS_COUNTER, "istio_tcp_received_bytes_total",
-					 "The size of total bytes received during request in case "
-					 "of a TCP connection",
-					 l, NULL, 0);
-	if (!zt_fam_opened || !zt_fam_closed || !zt_fam_sent || !zt_fam_received)
+	f[ZT_M_OPENED] = obs_family_new(reg, OBS_COUNTER, "istio_tcp_connections_opened_total",
+					"The total number of TCP connections opened", l, NULL, 0);
+	f[ZT_M_CLOSED] = obs_family_new(reg, OBS_COUNTER, "istio_tcp_connections_closed_total",
+					"The total number of TCP connections closed", l, NULL, 0);
+	f[ZT_M_SENT] = obs_family_new(reg, OBS_COUNTER, "istio_tcp_sent_bytes_total",
+				      "The size of total bytes sent during response in case of a "
+				      "TCP connection",
+				      l, NULL, 0);
+	f[ZT_M_RECEIVED] = obs_family_new(reg, OBS_COUNTER, "istio_tcp_received_bytes_total",
+					  "The size of total bytes received during request in case "
+					  "of a TCP connection",
+					  l, NULL, 0);
+	zt_tcp = obs_group_new(f, ZT_M_N);
+	if (!zt_tcp)
 		return -errno;
 	r = zt_gauges_init(reg, pool, inbound);
 	if (!r)
@@ -136,46 +133,10 @@ int zt_metrics_init(struct zm_identity_provider *const *idp, const atomic_int *p
 	return r;
 }
 
-/* The cache key: the values joined by a byte no label value holds. */
-static int zt_series_key(const char *const *v, char *buf, size_t len)
-{
-	size_t off = 0, i;
-
-	for (i = 0; i < OBS_ISTIO_TCP_N; i++) {
-		int n = snprintf(buf + off, len - off, "%s\x1f", v[i]);
-
-		if (n < 0 || (size_t)n >= len - off)
-			return -ENOSPC;
-		off += (size_t)n;
-	}
-	return (int)off;
-}
-
-struct zt_series *zt_metrics_series(const struct obs_istio_traffic *t)
+struct obs_series *const *zt_metrics_series(const struct obs_istio_traffic *t)
 {
 	const char *v[OBS_ISTIO_HTTP_N];
-	char key[4096];
-	struct zt_series *s, **slot;
-	int n;
 
 	obs_istio_values(t, false, v);
-	n = zt_series_key(v, key, sizeof(key));
-	if (n < 0)
-		return NULL;
-	slot = &zt_series_slots[zm_hash_str(key) % ZT_SERIES_SLOTS];
-	pthread_mutex_lock(&zt_series_lock);
-	for (s = *slot; s; s = s->next)
-		if (!strcmp(s->key, key))
-			break;
-	if (!s && (s = calloc(1, sizeof(*s) + (size_t)n + 1))) {
-		memcpy(s->key, key, (size_t)n + 1);
-		s->opened = obs_series_get(zt_fam_opened, v);
-		s->closed = obs_series_get(zt_fam_closed, v);
-		s->sent = obs_series_get(zt_fam_sent, v);
-		s->received = obs_series_get(zt_fam_received, v);
-		s->next = *slot;
-		*slot = s;
-	}
-	pthread_mutex_unlock(&zt_series_lock);
-	return s;
+	return zt_tcp ? obs_group_get(zt_tcp, v) : NULL;
 }

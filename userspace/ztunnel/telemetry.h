@@ -55,12 +55,8 @@ void zt_access_close_rec(const struct zt_conn_info *i, enum zt_outcome o, const 
 
 /* ---- metrics ---- */
 
-/* The four istio_tcp_* counters of one label set. */
-struct zt_series {
-	struct zt_series *next;
-	struct obs_series *opened, *closed, *sent, *received;
-	char key[]; /* the label values, for the cache */
-};
+/* The four istio_tcp_* counters of one label set: zt_metrics_series()[ZT_M_...]. */
+enum { ZT_M_OPENED, ZT_M_CLOSED, ZT_M_SENT, ZT_M_RECEIVED, ZT_M_N };
 
 /*
  * Register the ztunnel's families in the process registry: istio_tcp_*, the process and
@@ -72,6 +68,6 @@ int zt_metrics_init(struct zm_identity_provider *const *idp, const atomic_int *p
 		    const atomic_int *inbound);
 
 /* The series of a label set, created on first use and kept. NULL on ENOMEM. */
-struct zt_series *zt_metrics_series(const struct obs_istio_traffic *t);
+struct obs_series *const *zt_metrics_series(const struct obs_istio_traffic *t);
 
 #endif

@@ -129,8 +129,8 @@ struct zt_conn {
 	char *buf;
 	size_t buf_cap, buf_len, buf_off;
 	bool a_eof, a_wr_shut, st_eof, st_shut, st_paused;
-	struct rt_timer deadline; /* dial or CONNECT answer, armed until the relay starts */
-	struct zt_series *m;
+	struct rt_timer deadline;    /* dial or CONNECT answer, armed until the relay starts */
+	struct obs_series *const *m; /* its istio_tcp_* series, [ZT_M_...] */
 	struct zt_conn_info info;
 	enum zt_outcome outcome;
 	char detail[160];

@@ -398,9 +398,10 @@ static void obs_client_request(struct obs_client *c, size_t head_len)
 static void obs_client_read(struct obs_client *c)
 {
 	const char *end;
+	bool eof = false;
 	ssize_t n;
 
-	for (;;) {
+	while (!eof) {
 		if (c->in_len + 1 >= c->in_cap) {
 			size_t cap = c->in_cap ? c->in_cap * 2 : 1024;
 			char *p;
@@ -420,10 +421,12 @@ static void obs_client_read(struct obs_client *c)
 		n = recv(c->ev.fd, c->in + c->in_len, c->in_cap - c->in_len - 1, MSG_DONTWAIT);
 		if (n < 0 && errno == EAGAIN)
 			break;
-		if (n <= 0) {
-			obs_client_close(c); /* gone before asking anything complete */
+		if (n < 0) {
+			obs_client_close(c);
 			return;
 		}
+		/* A client may half-close after its request (printf | nc -N): answer it. */
+		eof = n == 0;
 		c->in_len += (size_t)n;
 		c->in[c->in_len] = '\0';
 	}
@@ -439,12 +442,20 @@ static void obs_client_read(struct obs_client *c)
 	}
 	if (end)
 		obs_client_request(c, (size_t)(end + 4 - c->in));
+	else if (eof)
+		obs_client_close(c); /* gone before asking anything complete */
+	else
+		return;
+	/* Still reading (a body on its way) when the client is gone: nothing to answer. */
+	if (eof && c->st == OBS_C_READ)
+		obs_client_close(c);
 }
 
 static void obs_client_event(struct rt_loop *l, struct rt_ev *ev, uint32_t events)
 {
 	struct obs_client *c = (struct obs_client *)ev;
 	char sink[512];
+	ssize_t n;
 
 	(void)l;
 	switch (c->st) {
@@ -458,9 +469,11 @@ static void obs_client_event(struct rt_loop *l, struct rt_ev *ev, uint32_t event
 			obs_client_flush(c);
 		break;
 	case OBS_C_DRAIN:
-		while (recv(ev->fd, sink, sizeof(sink), MSG_DONTWAIT) > 0)
-			;
-		if (errno != EAGAIN || (events & (EPOLLHUP | EPOLLRDHUP | EPOLLERR)))
+		do
+			n = recv(ev->fd, sink, sizeof(sink), MSG_DONTWAIT);
+		while (n > 0);
+		/* EOF (the peer read our answer and closed) or an error: done. */
+		if (n == 0 || errno != EAGAIN || (events & (EPOLLHUP | EPOLLERR)))
 			obs_client_close(c);
 		break;
 	}

@@ -348,40 +348,61 @@ struct obs_out {
 	size_t len, off;
 };
 
+static void obs_putn(struct obs_out *o, const char *s, size_t n)
+{
+	if (o->off + n >= o->len)
+		n = o->len - o->off - 1;
+	memcpy(o->p + o->off, s, n);
+	o->off += n;
+}
+
 static void obs_putc(struct obs_out *o, char c)
 {
-	if (o->off + 1 < o->len)
-		o->p[o->off++] = c;
+	obs_putn(o, &c, 1);
 }
 
 static void obs_puts(struct obs_out *o, const char *s)
 {
-	for (; *s; s++)
-		obs_putc(o, *s);
+	obs_putn(o, s, strlen(s));
 }
 
-/* Escape s for a quoted logfmt or JSON string (the same rules: both read as JSON strings). */
+static bool obs_plain(unsigned char c)
+{
+	return c >= 0x20 && c != 0x7f && c != '"' && c != '\\';
+}
+
+/*
+ * Escape s for a quoted logfmt or JSON string (the same rules: both read as JSON strings).
+ * Runs of plain bytes are copied whole: most values have nothing to escape.
+ */
 static void obs_put_escaped(struct obs_out *o, const char *s)
 {
 	char hex[8];
 
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
+	while (*s) {
+		const char *run = s;
+		unsigned char c;
 
+		while (*s && obs_plain((unsigned char)*s))
+			s++;
+		obs_putn(o, run, (size_t)(s - run));
+		c = (unsigned char)*s;
+		if (!c)
+			break;
+		s++;
 		if (c == '"' || c == '\\') {
-			obs_putc(o, '\\');
-			obs_putc(o, (char)c);
+			hex[0] = '\\';
+			hex[1] = (char)c;
+			obs_putn(o, hex, 2);
 		} else if (c == '\n') {
 			obs_puts(o, "\\n");
 		} else if (c == '\t') {
 			obs_puts(o, "\\t");
 		} else if (c == '\r') {
 			obs_puts(o, "\\r");
-		} else if (c < 0x20 || c == 0x7f) {
+		} else {
 			snprintf(hex, sizeof(hex), "\\u%04x", c);
 			obs_puts(o, hex);
-		} else {
-			obs_putc(o, (char)c);
 		}
 	}
 }

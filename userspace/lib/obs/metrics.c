@@ -363,6 +363,91 @@ double obs_series_value(const struct obs_series *s)
 	return obs_bitsd(atomic_load(&s->fbits));
 }
 
+struct obs_group_entry {
+	struct obs_group_entry *next;
+	uint64_t hash;
+	struct obs_series *series[OBS_GROUP_MAX];
+	char key[]; /* the values, each ended by \x1f */
+};
+
+struct obs_group {
+	struct obs_family *fams[OBS_GROUP_MAX];
+	size_t n;
+	pthread_mutex_t lock;
+	struct obs_group_entry *slots[OBS_HASH_SLOTS];
+};
+
+struct obs_group *obs_group_new(struct obs_family *const *fams, size_t n)
+{
+	struct obs_group *g;
+	size_t i;
+
+	if (!n || n > OBS_GROUP_MAX || !fams[0]) {
+		errno = EINVAL;
+		return NULL;
+	}
+	for (i = 1; i < n; i++) {
+		if (!fams[i] || fams[i]->n_labels != fams[0]->n_labels ||
+		    !obs_family_same(fams[i], fams[i]->type, (const char *const *)fams[0]->labels,
+				     fams[0]->n_labels)) {
+			errno = EINVAL;
+			return NULL;
+		}
+	}
+	g = calloc(1, sizeof(*g));
+	if (!g)
+		return NULL;
+	memcpy(g->fams, fams, n * sizeof(*fams));
+	g->n = n;
+	pthread_mutex_init(&g->lock, NULL);
+	return g;
+}
+
+/* The values joined by a byte none of them holds (a label value never needs \x1f). */
+static int obs_group_key(const struct obs_group *g, const char *const *v, char *buf, size_t len)
+{
+	size_t off = 0, i, n;
+
+	for (i = 0; i < g->fams[0]->n_labels; i++) {
+		n = v[i] ? strlen(v[i]) : 0;
+		if (off + n + 2 > len)
+			return -ENOSPC;
+		memcpy(buf + off, v[i] ? v[i] : "", n);
+		off += n;
+		buf[off++] = '\x1f';
+	}
+	buf[off] = '\0';
+	return (int)off;
+}
+
+struct obs_series *const *obs_group_get(struct obs_group *g, const char *const *values)
+{
+	char key[OBS_LABEL_TEXT_MAX];
+	struct obs_group_entry *e, **slot;
+	uint64_t h;
+	size_t i;
+	int n = obs_group_key(g, values, key, sizeof(key));
+
+	if (n < 0)
+		return NULL;
+	h = zm_hash_str(key);
+	slot = &g->slots[h % OBS_HASH_SLOTS];
+	pthread_mutex_lock(&g->lock);
+	for (e = *slot; e; e = e->next)
+		if (e->hash == h && !strcmp(e->key, key))
+			break;
+	if (!e && (e = calloc(1, sizeof(*e) + (size_t)n + 1))) {
+		memcpy(e->key, key, (size_t)n + 1);
+		e->hash = h;
+		for (i = 0; i < g->n; i++)
+			e->series[i] = obs_series_get(g->fams[i], values);
+		e->next = *slot;
+		*slot = e;
+	}
+	pthread_mutex_unlock(&g->lock);
+	return e ? e->series : NULL;
+}
+
 int obs_registry_on_scrape(struct obs_registry *reg, void (*fn)(void *ud), void *ud)
 {
 	int r = 0;

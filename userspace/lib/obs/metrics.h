@@ -70,6 +70,22 @@ void obs_hist_observe(struct obs_series *s, double v);
 /* The value of a counter or gauge (tests, admin). */
 double obs_series_value(const struct obs_series *s);
 
+/*
+ * Families that share their label names and are counted together (istio_tcp_*'s four, the
+ * request counter and histograms): one lookup of a label tuple gives the series of every
+ * family, cached under the raw values so the data path pays one hash and one short lock per
+ * connection or request instead of formatting and escaping the labels once per family.
+ */
+#define OBS_GROUP_MAX 8
+struct obs_group;
+/* NULL with errno EINVAL (no family, too many, different label names) or ENOMEM. */
+struct obs_group *obs_group_new(struct obs_family *const *fams, size_t n);
+/*
+ * The series of every family of g (in the order given to obs_group_new) for one tuple of label
+ * values; valid for the registry's life. NULL only on ENOMEM.
+ */
+struct obs_series *const *obs_group_get(struct obs_group *g, const char *const *values);
+
 /* Run fn(ud) before every render. -ENOSPC past 16 hooks. */
 int obs_registry_on_scrape(struct obs_registry *reg, void (*fn)(void *ud), void *ud);
 

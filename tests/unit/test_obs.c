@@ -122,6 +122,7 @@ static void test_group(void)
 	ok(has(out, "g_total{a=\"x\",b=\"y\\\"z\"} 2\n"), "the counter counted, escaped");
 	ok(has(out, "g_ms_bucket{a=\"x\",b=\"y\\\"z\",le=\"2\"} 1\n"), "the histogram observed");
 	free(out);
+	obs_group_free(g);
 	obs_registry_free(reg);
 }
 

@@ -448,6 +448,23 @@ struct obs_series *const *obs_group_get(struct obs_group *g, const char *const *
 	return e ? e->series : NULL;
 }
 
+void obs_group_free(struct obs_group *g)
+{
+	struct obs_group_entry *e, *next;
+	size_t i;
+
+	if (!g)
+		return;
+	for (i = 0; i < OBS_HASH_SLOTS; i++) {
+		for (e = g->slots[i]; e; e = next) {
+			next = e->next;
+			free(e);
+		}
+	}
+	pthread_mutex_destroy(&g->lock);
+	free(g);
+}
+
 int obs_registry_on_scrape(struct obs_registry *reg, void (*fn)(void *ud), void *ud)
 {
 	int r = 0;

@@ -85,6 +85,8 @@ struct obs_group *obs_group_new(struct obs_family *const *fams, size_t n);
  * values; valid for the registry's life. NULL only on ENOMEM.
  */
 struct obs_series *const *obs_group_get(struct obs_group *g, const char *const *values);
+/* Free the group's cache (its series stay, they are their families'). */
+void obs_group_free(struct obs_group *g);
 
 /* Run fn(ud) before every render. -ENOSPC past 16 hooks. */
 int obs_registry_on_scrape(struct obs_registry *reg, void (*fn)(void *ud), void *ud);

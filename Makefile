@@ -48,7 +48,7 @@ ARCH := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
 CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE $(SANFLAGS) $(EXTRA_CFLAGS)
 CPPFLAGS := -Iinclude -Iuserspace/lib -I$(BUILD)/bpf -I$(BUILD) -I$(BUILD)/proto -Itests/lib
 LDFLAGS := $(SANFLAGS)
-LDLIBS := -lbpf -lelf -lz -lssl -lcrypto -lnghttp2 -lyaml -ljson-c -lmnl -lhttp_parser -lpcre2-8 -lprotobuf-c -lpthread
+LDLIBS := -lbpf -lelf -lz -lssl -lcrypto -lnghttp2 -lyaml -ljson-c -lmnl -lhttp_parser -lpcre2-8 -lprotobuf-c -lpthread -lm
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
 	-I$(BUILD) -Iinclude -Ibpf
 
@@ -90,7 +90,7 @@ ALL_OBJS := $(LIB_OBJS) $(foreach b,$(BINS),$(patsubst %.c,$(BUILD)/obj/%.o,$(wi
 	$(UNIT_SRCS:%.c=$(BUILD)/obj/%.o) $(BPFT_SRCS:%.c=$(BUILD)/obj/%.o) $(TOOL_SRCS:%.c=$(BUILD)/obj/%.o)
 
 .PHONY: all prereqs test test-unit test-bpf test-integration test-samples samples-check bench demo \
-	lint fuzz image clean help
+	lint fuzz image clean help FORCE
 all: prereqs $(SKELS) $(BIN_PATHS) $(UNIT_BINS) $(BPFT_BINS) $(TOOL_BINS) $(TEST_BPF_OBJS)
 
 # Missing build prerequisites stop here with what to install, not deep inside a recipe.
@@ -104,6 +104,17 @@ $(BUILD)/vmlinux.h: FORCE | $(BUILD)/.dir
 	$(Q)$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > $@.tmp
 	$(Q)if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; fi
 FORCE:
+
+# The source revision baked into every binary (common/version.c): a stamp file rewritten only
+# when `git describe` changes, so an unchanged tree recompiles and relinks nothing.
+$(BUILD)/zm-revision: FORCE | $(BUILD)/.dir
+	$(Q)echo "$$(git describe --always --dirty 2>/dev/null || echo unknown)" > $@.tmp
+	$(Q)if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; fi
+$(BUILD)/obj/userspace/lib/common/version.o: userspace/lib/common/version.c $(BUILD)/zm-revision
+	$(msg) CC $<
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CPPFLAGS) -DZM_GIT_REVISION="\"$$(cat $(BUILD)/zm-revision)\"" $(CFLAGS) \
+		-MMD -MP -c $< -o $@
 
 $(BUILD)/bpf/%.tmp.o: bpf/%.bpf.c $(BUILD)/vmlinux.h
 	$(msg) BPF $<

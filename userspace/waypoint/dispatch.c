@@ -12,6 +12,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/list.h"
 #include "h2.h"
 
 static void wp_req_view(struct wp_ds *ds, struct l7_request *r)
@@ -163,16 +164,20 @@ void wp_route_request(struct wp_ds *ds)
 		if (wp_route_local(ds, &req))
 			return;
 		ds->dest = l7_dest_pick(ds->route->dests, ds->route->n_dests, wp_rand());
+		obs_log(OBS_DEBUG, "http", "%s %s from %s: route %s of %s", req.method, req.path,
+			ds->peer[0] ? ds->peer : "-", ds->route->name ? ds->route->name : "-",
+			ds->svc ? ds->svc->hostname : "-");
 		if (ds->route->timeout_ms)
-			ds->deadline_ms = ds->w->now_ms + ds->route->timeout_ms;
+			ds->deadline_ms = ds->w->loop->now_ms + ds->route->timeout_ms;
 		if (ds->route->fault.delay_ms &&
 		    l7_percent_hit(ds->route->fault.delay_pct, wp_rand())) {
 			ds->rq = WP_RQ_DELAY;
-			ds->delay_until_ms = ds->w->now_ms + ds->route->fault.delay_ms;
+			ds->delay_until_ms = ds->w->loop->now_ms + ds->route->fault.delay_ms;
 			if (ds->deadline_ms)
 				ds->deadline_ms += ds->route->fault.delay_ms;
 			snprintf(ds->flags, sizeof(ds->flags), "DI");
 		}
+		wp_ds_timer_update(ds);
 	}
 	wp_build_upstream_head(ds, &req);
 }
@@ -226,7 +231,7 @@ static bool wp_pool_admit(struct wp_ds *ds)
 		return true;
 	}
 	if (ds->rq == WP_RQ_PENDING)
-		return false; /* still waiting; wp_http_tick tries again */
+		return false; /* still waiting: the stream's timer tries again */
 	if (max_pending && atomic_fetch_add(&t->cl->pending, 1) >= max_pending) {
 		atomic_fetch_sub(&t->cl->pending, 1);
 		goto overflow;
@@ -237,7 +242,7 @@ static bool wp_pool_admit(struct wp_ds *ds)
 	return false;
 overflow:
 	atomic_fetch_add(&t->cl->overflows, 1);
-	fprintf(stderr, "waypoint: %s: connection pool of %s full, 503\n", ds->authority,
+	obs_log(OBS_WARN, "waypoint", "%s: connection pool of %s full, 503", ds->authority,
 		t->cl->key);
 	wp_ds_reply(ds, 503, "UO",
 		    "upstream connect error or disconnect/reset before headers. "
@@ -252,19 +257,24 @@ void wp_ds_dispatch_upstream(struct wp_ds *ds)
 {
 	struct l7_endpoint ep;
 
-	if (!wp_pick_endpoint(ds, &ep) || !wp_pool_admit(ds))
+	if (!wp_pick_endpoint(ds, &ep))
 		return;
+	if (!wp_pool_admit(ds)) {
+		wp_ds_timer_update(ds); /* pending: look again soon */
+		return;
+	}
 	ds->attempts++;
 	ds->ep_name = ep.wl->name;
 	ds->ep_wl = ep.wl;
 	snprintf(ds->ep_key, sizeof(ds->ep_key), "%s", ds->tgt.ep_key);
 	if (ds->route && ds->route->retries.per_try_timeout_ms)
-		ds->try_deadline_ms = ds->w->now_ms + ds->route->retries.per_try_timeout_ms;
+		ds->try_deadline_ms = ds->w->loop->now_ms + ds->route->retries.per_try_timeout_ms;
 	ds->up = wp_up_get(ds->w, ds, &ep, false);
 	if (!ds->up) {
 		wp_ds_upstream_failed(ds, "cannot open an upstream stream", true);
 		return;
 	}
+	wp_ds_timer_update(ds);
 	wp_up_send(ds->up);
 }
 
@@ -304,59 +314,101 @@ void wp_ds_upstream_failed(struct wp_ds *ds, const char *why, bool connect_failu
 		wp_ds_dispatch_upstream(ds);
 		return;
 	}
-	fprintf(stderr, "waypoint: upstream %s for %s: %s\n", ds->ep_key, ds->authority, why);
+	obs_log(OBS_WARN, "waypoint", "upstream %s for %s: %s", ds->ep_key, ds->authority, why);
 	wp_ds_reply(ds, 503, connect_failure ? "UF" : "UC",
 		    "upstream connect error or disconnect/reset before headers", false, NULL);
 	if (ds->msg_done)
 		wp_ds_request_done(ds);
 }
 
-/* ---- timers ---- */
+/* ---- timers: one per downstream stream, at its earliest deadline ---- */
 
-void wp_up_sweep(struct wp_worker *w);
-
-void wp_http_tick(struct wp_worker *w)
+static void wp_earlier(uint64_t *t, uint64_t when)
 {
-	struct wp_ds *ds, *next;
+	if (when && (!*t || when < *t))
+		*t = when;
+}
 
-	wp_up_sweep(w);
-	wp_h2u_sweep(w);
-	for (ds = w->dss; ds; ds = next) {
-		next = ds->next;
-		if (ds->st && ds->mode == WP_DS_H2)
-			wp_h2d_tick(ds);
-		if (!ds->st || ds->mode != WP_DS_HTTP)
-			continue;
-		if (ds->rq == WP_RQ_DELAY && w->now_ms >= ds->delay_until_ms) {
-			ds->rq = WP_RQ_UPSTREAM;
-			wp_ds_dispatch_upstream(ds);
-			wp_ds_process(ds);
-			continue;
-		}
-		if ((ds->rq == WP_RQ_UPSTREAM || ds->rq == WP_RQ_PENDING) && ds->deadline_ms &&
-		    w->now_ms >= ds->deadline_ms && !ds->resp_started) {
-			wp_ds_pool_release(ds);
-			if (ds->up)
-				wp_up_detach(ds->up, false);
-			ds->up = NULL;
-			wp_ds_reply(ds, 504, "UT", "upstream request timeout", false, NULL);
-			if (ds->msg_done)
-				wp_ds_request_done(ds);
-			else
-				ds->close_after = true;
-			continue;
-		}
-		if (ds->rq == WP_RQ_PENDING) {
-			wp_ds_dispatch_upstream(ds);
-			wp_ds_process(ds);
-			continue;
-		}
-		if (ds->rq == WP_RQ_UPSTREAM && ds->try_deadline_ms &&
-		    w->now_ms >= ds->try_deadline_ms && !ds->resp_started && ds->up) {
-			ds->try_deadline_ms = 0;
-			wp_ds_upstream_failed(ds, "per-try timeout", false);
-		}
+/* The earliest moment ds has something to do (0: nothing). */
+static uint64_t wp_ds_next_deadline(const struct wp_ds *ds)
+{
+	uint64_t t = 0;
+
+	if (!ds->st)
+		return 0;
+	if (ds->mode == WP_DS_H2)
+		return wp_h2d_next_deadline(ds);
+	if (ds->mode != WP_DS_HTTP)
+		return 0;
+	if (ds->rq == WP_RQ_DELAY)
+		wp_earlier(&t, ds->delay_until_ms);
+	if (ds->rq == WP_RQ_UPSTREAM || ds->rq == WP_RQ_PENDING)
+		wp_earlier(&t, ds->deadline_ms);
+	if (ds->rq == WP_RQ_UPSTREAM && ds->up)
+		wp_earlier(&t, ds->try_deadline_ms);
+	/* A slot may free on any worker: a pending request looks again every 50 ms. */
+	if (ds->rq == WP_RQ_PENDING)
+		wp_earlier(&t, ds->w->loop->now_ms + WP_PENDING_POLL_MS);
+	return t;
+}
+
+void wp_ds_timer_update(struct wp_ds *ds)
+{
+	uint64_t t = wp_ds_next_deadline(ds);
+
+	if (t)
+		rt_timer_earlier(ds->w->loop, &ds->tmr, t);
+}
+
+/* An HTTP/1 stream's deadlines: fault delay over, request timeout, pending, per-try timeout. */
+static void wp_ds_http_due(struct wp_ds *ds, uint64_t now)
+{
+	if (ds->rq == WP_RQ_DELAY && now >= ds->delay_until_ms) {
+		ds->rq = WP_RQ_UPSTREAM;
+		wp_ds_dispatch_upstream(ds);
+		wp_ds_process(ds);
+		return;
 	}
+	if ((ds->rq == WP_RQ_UPSTREAM || ds->rq == WP_RQ_PENDING) && ds->deadline_ms &&
+	    now >= ds->deadline_ms && !ds->resp_started) {
+		wp_ds_pool_release(ds);
+		if (ds->up)
+			wp_up_detach(ds->up, false);
+		ds->up = NULL;
+		wp_ds_reply(ds, 504, "UT", "upstream request timeout", false, NULL);
+		if (ds->msg_done)
+			wp_ds_request_done(ds);
+		else
+			ds->close_after = true;
+		return;
+	}
+	if (ds->rq == WP_RQ_PENDING) {
+		wp_ds_dispatch_upstream(ds);
+		wp_ds_process(ds);
+		return;
+	}
+	if (ds->rq == WP_RQ_UPSTREAM && ds->try_deadline_ms && now >= ds->try_deadline_ms &&
+	    !ds->resp_started && ds->up) {
+		ds->try_deadline_ms = 0;
+		wp_ds_upstream_failed(ds, "per-try timeout", false);
+	}
+}
+
+static void wp_ds_timer_fired(struct rt_loop *l, struct rt_timer *t)
+{
+	struct wp_ds *ds = zm_container_of(t, struct wp_ds, tmr);
+
+	if (ds->st && ds->mode == WP_DS_H2)
+		wp_h2d_tick(ds);
+	else if (ds->st && ds->mode == WP_DS_HTTP)
+		wp_ds_http_due(ds, l->now_ms);
+	/* Released in there? Its timer was cancelled with it, and ds->st is NULL. */
+	wp_ds_timer_update(ds);
+}
+
+void wp_ds_timer_init(struct wp_ds *ds)
+{
+	rt_timer_init(&ds->tmr, wp_ds_timer_fired);
 }
 
 /* ---- mirroring ---- */
@@ -394,15 +446,15 @@ void wp_ds_mirror(struct wp_ds *ds)
 	wp_q_free(&q);
 	if (err == -EBUSY) {
 		/* Dropped copies are counted; a stalled mirror logs one line a second, not each. */
-		if (!w->shadow_drops++ || w->now_ms - w->shadow_log_ms >= 1000) {
-			w->shadow_log_ms = w->now_ms;
-			fprintf(stderr,
-				"waypoint: mirror to %s: %u copies in flight on this worker, "
-				"copy dropped (%lu dropped so far)\n",
-				r->mirror.host, w->n_shadows, w->shadow_drops);
-		}
+		w->shadow_drops++;
+		if (obs_ratelimit_ok(&w->shadow_log, w->loop->now_ms, 1000, NULL))
+			obs_log(
+			    OBS_WARN, "mirror",
+			    "mirror to %s: %u copies in flight on this worker, copy dropped (%lu "
+			    "dropped so far)",
+			    r->mirror.host, w->n_shadows, w->shadow_drops);
 	} else if (err) {
-		fprintf(stderr, "waypoint: mirror to %s: cannot open a stream\n", r->mirror.host);
+		obs_log(OBS_WARN, "mirror", "mirror to %s: cannot open a stream", r->mirror.host);
 	}
 }
 
@@ -457,6 +509,7 @@ void wp_ds_on_request(struct hb_stream *s, const struct hb_request *req)
 	}
 	ds->w = w;
 	ds->st = s;
+	wp_ds_timer_init(ds);
 	ds->snap = wp_snap_get(w->wp);
 	ds->vip = req->dst;
 	ds->port = req->dst_port;
@@ -471,13 +524,9 @@ void wp_ds_on_request(struct hb_stream *s, const struct hb_request *req)
 		ds->pod = zm_config_workload_by_ip(ds->snap->mesh, NULL, &req->dst);
 	http_parser_init(&ds->p, HTTP_REQUEST);
 	ds->p.data = ds;
-	ds->next = w->dss;
-	if (w->dss)
-		w->dss->prev = ds;
-	w->dss = ds;
 	hb_stream_set_ud(s, ds);
 	if (!ds->svc && !ds->pod) {
-		fprintf(stderr, "waypoint: CONNECT %s from %s: no service or workload there, 503\n",
+		obs_log(OBS_WARN, "http", "CONNECT %s from %s: no service or workload there, 503",
 			req->authority, ds->peer);
 		hb_stream_respond(s, HB_STATUS_UNAVAILABLE);
 		return;
@@ -562,13 +611,7 @@ void wp_ds_on_close(struct hb_stream *s, uint32_t error)
 		wp_up_detach(ds->up, false);
 		ds->up = NULL;
 	}
-	if (ds->prev)
-		ds->prev->next = ds->next;
-	else
-		w->dss = ds->next;
-	if (ds->next)
-		ds->next->prev = ds->prev;
-	wp_defer_free(w, wp_ds_free, ds);
+	rt_defer_free_timed(w->loop, &ds->tmr, wp_ds_free, ds);
 }
 
 /* Plain TCP inside the tunnel: one endpoint (the VirtualService's tcp route, if any). */
@@ -580,23 +623,22 @@ void wp_ds_tcp_start(struct wp_ds *ds)
 	if (vs && vs->n_tcp)
 		ds->dest = l7_dest_pick(vs->tcp, vs->n_tcp, wp_rand());
 	if (wp_pick_endpoint(ds, &ep) && !wp_cl_conn_allowed(ds->tgt.cl, ds->tgt.policy)) {
-		fprintf(stderr,
-			"waypoint: tcp stream to %s: connection pool of %s full (%u), "
-			"resetting\n",
+		obs_log(OBS_WARN, "waypoint",
+			"tcp stream to %s: connection pool of %s full (%u), "
+			"resetting",
 			ds->authority, ds->tgt.cl->key, ds->tgt.policy->pool.max_connections);
 		atomic_fetch_add(&ds->tgt.cl->overflows, 1);
 		hb_stream_reset(ds->st, HB_ERR_CONNECT_ERROR);
 		return;
 	}
 	if (!ds->tgt.ep.wl || !(ds->up = wp_up_get(ds->w, ds, &ep, true))) {
-		fprintf(stderr, "waypoint: tcp stream to %s: no endpoint reachable, resetting\n",
+		obs_log(OBS_WARN, "waypoint", "tcp stream to %s: no endpoint reachable, resetting",
 			ds->authority);
 		hb_stream_reset(ds->st, HB_ERR_CONNECT_ERROR);
 		return;
 	}
 	snprintf(ds->ep_key, sizeof(ds->ep_key), "%s", ds->tgt.ep_key);
 	ds->ep_wl = ep.wl;
-	fprintf(stderr, "access tcp src.principal=%s authority=%s upstream=%s(%s)\n",
-		ds->peer[0] ? ds->peer : "-", ds->authority, ds->ep_key, ep.wl->name);
+	wp_access_tcp(ds, ep.wl->name);
 	wp_up_send(ds->up);
 }

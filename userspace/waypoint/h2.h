@@ -77,6 +77,7 @@ struct wp_h2u {
 	struct wp_h2rq *rqs;
 	unsigned int streams;
 	uint64_t idle_ms;
+	struct rt_timer tmr; /* idle: ended after WP_UP_IDLE_MS without requests */
 	bool ok200, in_recv, dead;
 };
 
@@ -91,6 +92,8 @@ void wp_h2d_input(struct wp_ds *ds, const uint8_t *buf, size_t len);
 void wp_h2d_pump(struct wp_h2d *d);
 void wp_h2d_close(struct wp_ds *ds);
 void wp_h2d_tick(struct wp_ds *ds);
+/* The earliest deadline of ds's requests (0: none). */
+uint64_t wp_h2d_next_deadline(const struct wp_ds *ds);
 /* From h2up.c: the upstream's answer for rq. */
 void wp_h2rq_on_response(struct wp_h2rq *rq);
 void wp_h2rq_on_data(struct wp_h2rq *rq);
@@ -109,7 +112,6 @@ void wp_h2u_cancel(struct wp_h2rq *rq);		    /* reset rq's upstream stream, forg
 void wp_h2u_resume(struct wp_h2rq *rq);		    /* more request body or its end */
 void wp_h2u_consumed(struct wp_h2rq *rq, size_t n); /* the client took n response bytes */
 void wp_h2u_pump(struct wp_h2u *u);
-void wp_h2u_sweep(struct wp_worker *w);
 /* hb_stream callbacks of an upstream stream carrying a session (up->h2u set). */
 void wp_h2u_on_response(struct wp_up *up, int status);
 void wp_h2u_on_data(struct wp_up *up, const uint8_t *buf, size_t len);

@@ -196,7 +196,7 @@ static void wp_h2rq_up_done(struct wp_h2rq *rq)
 static void wp_h2rq_shadow_end(struct wp_h2rq *rq, const char *why)
 {
 	if (why)
-		fprintf(stderr, "waypoint: h2 mirror copy of %s to %s: %s\n", rq->path,
+		obs_log(OBS_INFO, "mirror", "h2 mirror copy of %s to %s: %s", rq->path,
 			rq->tgt.ep_key[0] ? rq->tgt.ep_key : "-", why);
 	wp_h2u_cancel(rq);
 	wp_h2rq_finish(rq, 0);
@@ -325,7 +325,8 @@ static void wp_h2rq_dispatch(struct wp_h2rq *rq)
 	rq->active = wp_ep_stat(w->wp, rq->tgt.ep_key);
 	atomic_fetch_add(&rq->active->active, 1);
 	if (r && r->retries.per_try_timeout_ms && !rq->shadow)
-		rq->try_deadline_ms = w->now_ms + r->retries.per_try_timeout_ms;
+		rq->try_deadline_ms = w->loop->now_ms + r->retries.per_try_timeout_ms;
+	wp_ds_timer_update(rq->d->ds);
 	return;
 overflow:
 	atomic_fetch_add(&rq->tgt.cl->overflows, 1);
@@ -388,7 +389,7 @@ void wp_h2rq_on_upstream_failed(struct wp_h2rq *rq, bool connect_failure, const 
 		wp_h2rq_retry(rq);
 		return;
 	}
-	fprintf(stderr, "waypoint: h2 upstream %s for %s %s: %s\n", rq->tgt.ep_key,
+	obs_log(OBS_INFO, "h2", "h2 upstream %s for %s %s: %s", rq->tgt.ep_key,
 		rq->d->ds->authority, rq->path, why);
 	wp_h2rq_reply(rq, 503, connect_failure ? "UF" : "UC",
 		      "upstream connect error or disconnect/reset before headers", NULL, NULL);
@@ -553,14 +554,17 @@ static void wp_h2rq_start(struct wp_h2rq *rq)
 		snprintf(rq->path_up, sizeof(rq->path_up), "%s", rq->path);
 	rq->dest = l7_dest_pick(r->dests, r->n_dests, wp_rand());
 	if (r->timeout_ms)
-		rq->deadline_ms = ds->w->now_ms + r->timeout_ms;
+		rq->deadline_ms = ds->w->loop->now_ms + r->timeout_ms;
 	if (r->fault.delay_ms && l7_percent_hit(r->fault.delay_pct, wp_rand())) {
-		rq->delay_until_ms = ds->w->now_ms + r->fault.delay_ms;
+		rq->delay_until_ms = ds->w->loop->now_ms + r->fault.delay_ms;
 		if (rq->deadline_ms)
 			rq->deadline_ms += r->fault.delay_ms;
 		snprintf(rq->flags, sizeof(rq->flags), "DI");
+		wp_ds_timer_update(ds);
 		return; /* wp_h2d_tick dispatches it */
 	}
+	if (rq->deadline_ms)
+		wp_ds_timer_update(ds);
 	wp_h2rq_dispatch(rq);
 }
 
@@ -596,7 +600,7 @@ static void wp_h2rq_mirror(struct wp_h2rq *rq)
 		return;
 	if (!rq->copy_ok || w->n_shadows >= WP_SHADOW_MAX) {
 		w->shadow_drops++;
-		fprintf(stderr, "waypoint: h2 mirror copy of %s not sent: %s\n", rq->path,
+		obs_log(OBS_WARN, "mirror", "h2 mirror copy of %s not sent: %s", rq->path,
 			rq->copy_ok ? "too many copies in flight" : "body too large to copy");
 		return;
 	}
@@ -619,7 +623,7 @@ static void wp_h2rq_mirror(struct wp_h2rq *rq)
 	}
 	sh->shadow = sh->body_eof = true;
 	sh->d = rq->d;
-	sh->start_ms = w->now_ms;
+	sh->start_ms = w->loop->now_ms;
 	sh->method = wp_h2_get(&sh->req, ":method");
 	sh->path = wp_h2_get(&sh->req, ":path");
 	sh->authority = wp_h2_get(&sh->req, ":authority");
@@ -632,7 +636,8 @@ static void wp_h2rq_mirror(struct wp_h2rq *rq)
 	snprintf(sh->request_id, sizeof(sh->request_id), "%s", rq->request_id);
 	wp_q_put(&sh->body, rq->copy.p + rq->copy.off, wp_q_size(&rq->copy));
 	sh->req_bytes = wp_q_size(&sh->body);
-	sh->deadline_ms = w->now_ms + (r->timeout_ms ? r->timeout_ms : WP_SHADOW_MS);
+	sh->deadline_ms = w->loop->now_ms + (r->timeout_ms ? r->timeout_ms : WP_SHADOW_MS);
+	wp_ds_timer_update(rq->d->ds);
 	sh->next = rq->d->rqs;
 	if (rq->d->rqs)
 		rq->d->rqs->prev = sh;
@@ -669,7 +674,7 @@ static void wp_h2rq_finish(struct wp_h2rq *rq, uint32_t error)
 		    .code = rq->status,
 		    .grpc_status = rq->grpc_status,
 		    .flags = rq->flags,
-		    .duration_ms = ds->w->now_ms - rq->start_ms,
+		    .duration_ms = ds->w->loop->now_ms - rq->start_ms,
 		    .request_bytes = rq->req_bytes,
 		    .response_bytes = rq->local ? 0 : rq->resp_bytes,
 		    .method = rq->method,
@@ -702,7 +707,7 @@ static void wp_h2rq_finish(struct wp_h2rq *rq, uint32_t error)
 	 * readable, marked done, until the worker's batch of events is over.
 	 */
 	rq->done = true;
-	wp_defer_free(ds->w, wp_h2rq_free, rq);
+	rt_defer_free(ds->w->loop, wp_h2rq_free, rq);
 }
 
 /* ---- server session callbacks ---- */
@@ -719,7 +724,7 @@ static int wp_h2d_on_begin(nghttp2_session *s, const nghttp2_frame *f, void *ud)
 		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
 	rq->d = d;
 	rq->sid = f->hd.stream_id;
-	rq->start_ms = d->ds->w->now_ms;
+	rq->start_ms = d->ds->w->loop->now_ms;
 	rq->next = d->rqs;
 	if (d->rqs)
 		d->rqs->prev = rq;
@@ -738,9 +743,9 @@ static int wp_h2d_on_header(nghttp2_session *s, const nghttp2_frame *f, const ui
 	if (!rq || rq->head_done)
 		return 0; /* request trailers are not forwarded */
 	if (wp_h2hdrs_add(&rq->req, name, nlen, value, vlen)) {
-		fprintf(stderr,
-			"waypoint: h2 request from %s: more than %u headers or %u bytes, "
-			"stream refused\n",
+		obs_log(OBS_WARN, "h2",
+			"h2 request from %s: more than %u headers or %u bytes, "
+			"stream refused",
 			rq->d->ds->peer, WP_H2_MAX_HEADERS, WP_H2_HEADER_BYTES);
 		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
 	}
@@ -811,7 +816,7 @@ static int wp_h2d_on_error(nghttp2_session *s, int code, const char *msg, size_t
 	struct wp_h2d *d = ud;
 
 	(void)s;
-	fprintf(stderr, "waypoint: h2 from %s (%s): %.*s (%s)\n", d->ds->peer, d->ds->authority,
+	obs_log(OBS_WARN, "h2", "h2 from %s (%s): %.*s (%s)", d->ds->peer, d->ds->authority,
 		(int)len, msg, nghttp2_strerror(code));
 	return 0;
 }
@@ -858,7 +863,7 @@ int wp_h2d_start(struct wp_ds *ds)
 		return -ENOMEM;
 	}
 	ds->h2 = d;
-	atomic_fetch_add(&ds->w->wp->h2_streams, 1);
+	wp_metric_stream(ds->w->wp, WP_STREAM_HTTP2);
 	wp_h2d_input(ds, (const uint8_t *)ds->in.p + ds->in.off, wp_q_size(&ds->in));
 	wp_q_free(&ds->in);
 	return 0;
@@ -880,7 +885,7 @@ void wp_h2d_input(struct wp_ds *ds, const uint8_t *buf, size_t len)
 	rv = nghttp2_session_mem_recv(d->s, buf, len);
 	d->in_recv = false;
 	if (rv < 0) {
-		fprintf(stderr, "waypoint: h2 from %s (%s): %s, closing\n", ds->peer, ds->authority,
+		obs_log(OBS_WARN, "h2", "h2 from %s (%s): %s, closing", ds->peer, ds->authority,
 			nghttp2_strerror((int)rv));
 		nghttp2_session_terminate_session(d->s, NGHTTP2_PROTOCOL_ERROR);
 	}
@@ -891,7 +896,7 @@ void wp_h2d_tick(struct wp_ds *ds)
 {
 	struct wp_h2d *d = ds->h2;
 	struct wp_h2rq *rq, *next;
-	uint64_t now = ds->w->now_ms;
+	uint64_t now = ds->w->loop->now_ms;
 
 	if (!d)
 		return;
@@ -924,6 +929,29 @@ void wp_h2d_tick(struct wp_ds *ds)
 		}
 	}
 	wp_h2d_pump(d);
+}
+
+uint64_t wp_h2d_next_deadline(const struct wp_ds *ds)
+{
+	const struct wp_h2rq *rq;
+	uint64_t t = 0;
+
+#define WP_EARLIER(x)                                                                              \
+	do {                                                                                       \
+		if ((x) && (!t || (x) < t))                                                        \
+			t = (x);                                                                   \
+	} while (0)
+	for (rq = ds->h2 ? ds->h2->rqs : NULL; rq; rq = rq->next) {
+		WP_EARLIER(rq->delay_until_ms);
+		if (rq->done || rq->local)
+			continue;
+		if (!rq->resp_eof)
+			WP_EARLIER(rq->deadline_ms);
+		if (rq->u && !rq->resp_submitted)
+			WP_EARLIER(rq->try_deadline_ms);
+	}
+#undef WP_EARLIER
+	return t;
 }
 
 void wp_h2d_close(struct wp_ds *ds)

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/list.h"
 #include "h2.h"
 
 #define WP_H2_WINDOW	  (1u << 20)  /* per stream */
@@ -36,7 +37,7 @@ void wp_h2u_pump(struct wp_h2u *u)
 	}
 	u->in_recv = false;
 	if (u->dead) {
-		fprintf(stderr, "waypoint: h2 upstream %s: session failed, closing\n", up->key);
+		obs_log(OBS_WARN, "h2", "h2 upstream %s: session failed, closing", up->key);
 		hb_stream_reset(up->st, HB_ERR_INTERNAL);
 		return;
 	}
@@ -161,8 +162,10 @@ static int wp_h2u_on_stream_close(nghttp2_session *s, int32_t sid, uint32_t erro
 
 	if (u->streams)
 		u->streams--;
-	if (!u->streams)
-		u->idle_ms = u->w->now_ms;
+	if (!u->streams) {
+		u->idle_ms = u->w->loop->now_ms;
+		rt_timer_arm(u->w->loop, &u->tmr, u->idle_ms + WP_UP_IDLE_MS);
+	}
 	if (!rq)
 		return 0;
 	nghttp2_session_set_stream_user_data(s, sid, NULL);
@@ -178,7 +181,7 @@ static int wp_h2u_on_error(nghttp2_session *s, int code, const char *msg, size_t
 	struct wp_h2u *u = ud;
 
 	(void)s;
-	fprintf(stderr, "waypoint: h2 upstream %s: %.*s (%s)\n", u->key, (int)len, msg,
+	obs_log(OBS_WARN, "h2", "h2 upstream %s: %.*s (%s)", u->key, (int)len, msg,
 		nghttp2_strerror(code));
 	return 0;
 }
@@ -202,6 +205,32 @@ static nghttp2_session_callbacks *wp_h2u_callbacks(void)
 
 	pthread_once(&once, wp_h2u_cbs_init);
 	return wp_h2u_cbs;
+}
+
+/* GOAWAY, then our half of the CONNECT stream: the pod closes its side when done. */
+static void wp_h2u_end(struct wp_h2u *u)
+{
+	nghttp2_session_terminate_session(u->s, NGHTTP2_NO_ERROR);
+	wp_h2u_pump(u);
+	u->dead = true;
+	if (u->up && u->up->st) {
+		wp_q_flush(&u->up->out, u->up->st);
+		hb_stream_shutdown(u->up->st);
+	}
+}
+
+/* A session without requests for WP_UP_IDLE_MS is ended (its timer, armed when it idles). */
+static void wp_h2u_idle_fired(struct rt_loop *l, struct rt_timer *t)
+{
+	struct wp_h2u *u = zm_container_of(t, struct wp_h2u, tmr);
+
+	if (u->streams || u->dead || !u->up || !u->up->st)
+		return;
+	if (l->now_ms - u->idle_ms < WP_UP_IDLE_MS) {
+		rt_timer_arm(l, t, u->idle_ms + WP_UP_IDLE_MS);
+		return;
+	}
+	wp_h2u_end(u);
 }
 
 static struct wp_h2u *wp_h2u_new(struct wp_worker *w, struct wp_h2rq *rq)
@@ -228,7 +257,7 @@ static struct wp_h2u *wp_h2u_new(struct wp_worker *w, struct wp_h2rq *rq)
 		goto err;
 	up->w = w;
 	up->h2u = u;
-	up->opened_ms = w->now_ms;
+	up->opened_ms = w->loop->now_ms;
 	snprintf(up->key, sizeof(up->key), "%s", rq->tgt.ep_key);
 	zm_cfg_workload_identity(ep->wl, id, sizeof(id));
 	up->st = wp_pool_open(w, rq->tgt.addr, ep->target_port, id, rq->d->ds->forwarded, up);
@@ -240,7 +269,9 @@ static struct wp_h2u *wp_h2u_new(struct wp_worker *w, struct wp_h2rq *rq)
 	u->w = w;
 	u->up = up;
 	u->cl = rq->tgt.cl;
-	u->idle_ms = w->now_ms;
+	u->idle_ms = w->loop->now_ms;
+	rt_timer_init(&u->tmr, wp_h2u_idle_fired);
+	rt_timer_arm(w->loop, &u->tmr, u->idle_ms + WP_UP_IDLE_MS);
 	u->owner = rq->d;
 	snprintf(u->key, sizeof(u->key), "%s", rq->tgt.ep_key);
 	u->next = w->h2us;
@@ -346,7 +377,7 @@ void wp_h2u_on_response(struct wp_up *up, int status)
 		u->ok200 = true;
 		return;
 	}
-	fprintf(stderr, "waypoint: h2 upstream %s: CONNECT answered %d\n", up->key, status);
+	obs_log(OBS_WARN, "h2", "h2 upstream %s: CONNECT answered %d", up->key, status);
 	u->dead = true; /* the stream's close fails its requests */
 }
 
@@ -361,7 +392,7 @@ void wp_h2u_on_data(struct wp_up *up, const uint8_t *buf, size_t len)
 	rv = nghttp2_session_mem_recv(u->s, buf, len);
 	u->in_recv = false;
 	if (rv < 0) {
-		fprintf(stderr, "waypoint: h2 upstream %s: %s, closing\n", up->key,
+		obs_log(OBS_WARN, "h2", "h2 upstream %s: %s, closing", up->key,
 			nghttp2_strerror((int)rv));
 		u->dead = true;
 		if (up->st)
@@ -397,19 +428,7 @@ void wp_h2u_on_close(struct wp_up *up)
 		if (!rq->resp_eof || rq->shadow)
 			wp_h2rq_on_upstream_failed(rq, !u->ok200, "upstream connection lost");
 	}
-	wp_defer_free(u->w, wp_h2u_free, u);
-}
-
-/* GOAWAY, then our half of the CONNECT stream: the pod closes its side when done. */
-static void wp_h2u_end(struct wp_h2u *u)
-{
-	nghttp2_session_terminate_session(u->s, NGHTTP2_NO_ERROR);
-	wp_h2u_pump(u);
-	u->dead = true;
-	if (u->up && u->up->st) {
-		wp_q_flush(&u->up->out, u->up->st);
-		hb_stream_shutdown(u->up->st);
-	}
+	rt_defer_free_timed(u->w->loop, &u->tmr, wp_h2u_free, u);
 }
 
 void wp_h2u_close_owned(struct wp_worker *w, const struct wp_h2d *d)
@@ -422,17 +441,5 @@ void wp_h2u_close_owned(struct wp_worker *w, const struct wp_h2d *d)
 		u->owner = NULL;
 		if (!u->dead && u->up && u->up->st)
 			wp_h2u_end(u);
-	}
-}
-
-void wp_h2u_sweep(struct wp_worker *w)
-{
-	struct wp_h2u *u;
-
-	for (u = w->h2us; u; u = u->next) {
-		if (u->streams || u->dead || !u->up || !u->up->st ||
-		    w->now_ms - u->idle_ms < WP_UP_IDLE_MS)
-			continue;
-		wp_h2u_end(u);
 	}
 }

@@ -365,7 +365,7 @@ static const http_parser_settings wp_rq_settings = {
 static void wp_ds_log_request(struct wp_ds *ds)
 {
 	struct wp *wp = ds->w->wp;
-	uint64_t dur = ds->w->now_ms - ds->start_ms;
+	uint64_t dur = ds->w->loop->now_ms - ds->start_ms;
 	char dst_id[ZM_SPIFFE_ID_MAX] = "";
 	const char *wl_name = NULL;
 	struct wp_mreq mr;
@@ -463,7 +463,7 @@ static bool wp_ds_parse(struct wp_ds *ds)
 	if (!avail)
 		return true;
 	if (ds->rq == WP_RQ_HEAD && !ds->head_done && !ds->parsed)
-		ds->start_ms = ds->w->now_ms;
+		ds->start_ms = ds->w->loop->now_ms;
 	n = http_parser_execute(&ds->p, &wp_rq_settings, ds->in.p + ds->in.off + ds->parsed, avail);
 	ds->req_bytes += n;
 	if (HTTP_PARSER_ERRNO(&ds->p) != HPE_OK && HTTP_PARSER_ERRNO(&ds->p) != HPE_PAUSED)
@@ -519,7 +519,7 @@ static void wp_ds_detect(struct wp_ds *ds)
 	for (i = 0; i < n && i < 20; i++) {
 		if (s[i] == ' ' && i > 0) {
 			ds->mode = WP_DS_HTTP;
-			atomic_fetch_add(&ds->w->wp->http_streams, 1);
+			wp_metric_stream(ds->w->wp, WP_STREAM_HTTP);
 			return;
 		}
 		if (s[i] < 'A' || s[i] > 'Z')
@@ -528,7 +528,7 @@ static void wp_ds_detect(struct wp_ds *ds)
 	if ((i == n && i < 20 && !ds->in_eof) || !n)
 		return; /* too little yet */
 	ds->mode = WP_DS_TCP;
-	atomic_fetch_add(&ds->w->wp->tcp_streams, 1);
+	wp_metric_stream(ds->w->wp, WP_STREAM_TCP);
 }
 
 void wp_ds_tcp_start(struct wp_ds *ds);

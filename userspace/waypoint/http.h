@@ -42,8 +42,8 @@ struct wp_h2d;
 struct wp_h2u;
 
 struct wp_ds {
-	struct wp_ds *prev, *next; /* worker's list */
 	struct wp_worker *w;
+	struct rt_timer tmr;  /* at the earliest deadline of its request(s) */
 	struct hb_stream *st; /* NULL once the stream closed */
 	struct wp_snap *snap;
 	const struct zm_cfg_service *svc;
@@ -92,6 +92,7 @@ struct wp_ds {
 struct wp_up {
 	struct wp_up *next_idle;
 	struct wp_worker *w;
+	struct rt_timer tmr; /* mirror copy: its deadline; idle keep-alive: its idle timeout */
 	struct hb_stream *st;
 	struct wp_ds *ds;
 	char key[ZM_ADDR_STRLEN];
@@ -138,6 +139,11 @@ void wp_ds_upgraded(struct wp_ds *ds);
 /* The upstream of ds failed before a response: retry or answer 503. */
 void wp_ds_upstream_failed(struct wp_ds *ds, const char *why, bool connect_failure);
 void wp_ds_dispatch_upstream(struct wp_ds *ds);
+/* Arm ds's timer for a deadline just set (no-op when an earlier one is armed). */
+void wp_ds_timer_update(struct wp_ds *ds);
+void wp_ds_timer_init(struct wp_ds *ds);
+/* The access record of a plain TCP stream relayed to upstream workload name. */
+void wp_access_tcp(const struct wp_ds *ds, const char *name);
 /* The route's mirror: a copy of the finished request to the mirror host, answer dropped. */
 void wp_ds_mirror(struct wp_ds *ds);
 

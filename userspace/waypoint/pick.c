@@ -147,7 +147,7 @@ int wp_target_pick(struct wp_worker *w, struct wp_target *t)
 	if (!n)
 		return -ENOENT;
 	for (i = 0; i < n; i++)
-		if (!wp_ejected(wp, &eps[i], t->family, w->now_ms))
+		if (!wp_ejected(wp, &eps[i], t->family, w->loop->now_ms))
 			eps[live++] = eps[i];
 	if (!live)
 		live = n; /* everything ejected: Envoy's panic mode routes to all */
@@ -193,19 +193,19 @@ void wp_outlier_note(struct wp_worker *w, const struct wp_target *t, const char 
 	/* maxEjectionPercent: no ejection once that share of the cluster is out. */
 	n = l7_endpoints(t->snap->mesh, t->csvc, t->cport, t->subset, eps, L7_MAX_ENDPOINTS);
 	for (i = 0; i < n; i++)
-		ejected += wp_ejected(w->wp, &eps[i], t->family, w->now_ms);
+		ejected += wp_ejected(w->wp, &eps[i], t->family, w->loop->now_ms);
 	if (!n || ejected * 100 >= (size_t)pol->outlier.max_ejection_pct * n) {
-		fprintf(stderr,
-			"waypoint: outlier %s not ejected: %zu of %zu endpoints already "
-			"out (maxEjectionPercent %u)\n",
+		obs_log(OBS_WARN, "upstream",
+			"outlier %s not ejected: %zu of %zu endpoints already "
+			"out (maxEjectionPercent %u)",
 			key, ejected, n, pol->outlier.max_ejection_pct);
 		return;
 	}
 	k = atomic_fetch_add(&st->ejections, 1) + 1;
-	until = w->now_ms + (uint64_t)pol->outlier.base_ejection_ms * k;
+	until = w->loop->now_ms + (uint64_t)pol->outlier.base_ejection_ms * k;
 	atomic_store(&st->ejected_until_ms, until);
-	fprintf(stderr, "waypoint: outlier %s ejected for %llu ms after %u consecutive 5xx\n", key,
-		(unsigned long long)(until - w->now_ms), pol->outlier.consecutive_5xx);
+	obs_log(OBS_WARN, "upstream", "outlier %s ejected for %llu ms after %u consecutive 5xx",
+		key, (unsigned long long)(until - w->loop->now_ms), pol->outlier.consecutive_5xx);
 }
 
 bool wp_cl_request_begin(struct wp_cl_stat *cl, const struct l7_traffic_policy *pol)

@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/list.h"
+#include "obs/log.h"
 #include "h2.h"
 
 void wp_head_emit(struct wp_q *q, const struct wp_head *h, const struct l7_header_ops *ops);
@@ -56,6 +58,7 @@ static void wp_up_unidle(struct wp_up *up)
 
 	if (!up->idle)
 		return;
+	rt_timer_cancel(up->w->loop, &up->tmr);
 	for (pp = &up->w->idle; *pp; pp = &(*pp)->next_idle) {
 		if (*pp == up) {
 			*pp = up->next_idle;
@@ -63,6 +66,31 @@ static void wp_up_unidle(struct wp_up *up)
 		}
 	}
 	up->idle = false;
+}
+
+/*
+ * A mirror copy's deadline (it ends when the mirror closes after answering our half-closed
+ * request; one that never does is reset at the route timeout, else WP_SHADOW_MS), or an idle
+ * keep-alive stream's idle timeout.
+ */
+static void wp_up_timer_fired(struct rt_loop *l, struct rt_timer *t)
+{
+	struct wp_up *up = zm_container_of(t, struct wp_up, tmr);
+
+	if (!up->st || up->dead)
+		return;
+	if (up->shadow) {
+		obs_log(OBS_WARN, "mirror", "mirror copy to %s still open after %llu ms, reset",
+			up->key, (unsigned long long)(l->now_ms - up->opened_ms));
+		up->dead = true;
+		hb_stream_reset(up->st, HB_ERR_CANCEL);
+		return;
+	}
+	if (!up->idle)
+		return;
+	wp_up_unidle(up);
+	up->dead = true;
+	hb_stream_reset(up->st, HB_ERR_CANCEL);
 }
 
 static void wp_up_reset_parser(struct wp_up *up)
@@ -92,7 +120,8 @@ struct wp_up *wp_up_get(struct wp_worker *w, struct wp_ds *ds, const struct l7_e
 			return NULL;
 		up->w = w;
 		up->tcp = tcp;
-		up->opened_ms = w->now_ms;
+		up->opened_ms = w->loop->now_ms;
+		rt_timer_init(&up->tmr, wp_up_timer_fired);
 		snprintf(up->key, sizeof(up->key), "%s", key);
 		zm_cfg_workload_identity(ep->wl, id, sizeof(id));
 		up->st = wp_pool_open(w, addr, ep->target_port, id, ds->forwarded, up);
@@ -141,7 +170,8 @@ int wp_up_shadow(struct wp_worker *w, const struct l7_endpoint *ep, uint8_t fami
 		return -ENOMEM;
 	up->w = w;
 	up->shadow = true;
-	up->opened_ms = w->now_ms;
+	up->opened_ms = w->loop->now_ms;
+	rt_timer_init(&up->tmr, wp_up_timer_fired);
 	zm_addr_port_format(addr, ep->target_port, up->key, sizeof(up->key));
 	zm_cfg_workload_identity(ep->wl, id, sizeof(id));
 	if (wp_q_put(&up->out, bytes, len))
@@ -149,7 +179,8 @@ int wp_up_shadow(struct wp_worker *w, const struct l7_endpoint *ep, uint8_t fami
 	up->st = wp_pool_open(w, addr, ep->target_port, id, forwarded, up);
 	if (!up->st)
 		goto err;
-	up->shadow_until_ms = w->now_ms + timeout_ms;
+	up->shadow_until_ms = w->loop->now_ms + timeout_ms;
+	rt_timer_arm(w->loop, &up->tmr, up->shadow_until_ms);
 	up->next_shadow = w->shadows;
 	w->shadows = up;
 	w->n_shadows++;
@@ -176,7 +207,8 @@ void wp_up_detach(struct wp_up *up, bool reusable)
 	if (reusable && up->st && up->ok200 && !up->eof && up->msg_done && up->keepalive &&
 	    !wp_q_size(&ds->upq) && !up->tcp && (!up->max_rq || up->nreq < up->max_rq)) {
 		up->idle = true;
-		up->idle_ms = up->w->now_ms;
+		up->idle_ms = up->w->loop->now_ms;
+		rt_timer_arm(up->w->loop, &up->tmr, up->idle_ms + up->idle_timeout_ms);
 		up->next_idle = up->w->idle;
 		up->w->idle = up;
 		return;
@@ -543,32 +575,5 @@ void wp_up_on_close(struct hb_stream *s, uint32_t error)
 		if (up->ds)
 			wp_up_detach(up, false);
 	}
-	wp_defer_free(up->w, wp_up_free, up);
-}
-
-void wp_up_sweep(struct wp_worker *w)
-{
-	struct wp_up *up, *next;
-
-	/*
-	 * Mirror copies end when the mirror closes after answering our half-closed request; one
-	 * that never does is reset at its deadline (the route timeout, else WP_SHADOW_MS).
-	 */
-	for (up = w->shadows; up; up = up->next_shadow) {
-		if (w->now_ms < up->shadow_until_ms || !up->st || up->dead)
-			continue;
-		fprintf(stderr, "waypoint: mirror copy to %s still open after %llu ms, reset\n",
-			up->key, (unsigned long long)(w->now_ms - up->opened_ms));
-		up->dead = true;
-		hb_stream_reset(up->st, HB_ERR_CANCEL);
-	}
-
-	for (up = w->idle; up; up = next) {
-		next = up->next_idle;
-		if (w->now_ms - up->idle_ms < up->idle_timeout_ms || !up->st)
-			continue;
-		wp_up_unidle(up);
-		up->dead = true;
-		hb_stream_reset(up->st, HB_ERR_CANCEL);
-	}
+	rt_defer_free_timed(up->w->loop, &up->tmr, wp_up_free, up);
 }

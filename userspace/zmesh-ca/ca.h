@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * zmesh-ca: the mesh's certificate service. Shared types of its three files: main.c (options,
- * the listener, one thread per connection, `issue-node`), rpc.c (TLS + HTTP/2 + gRPC framing
- * of one connection) and sign.c (CSR checks, node authorization against the local config,
- * certificate issuance). The CA key stays inside lib/tls's struct zm_ca and is never logged.
+ * the runtime's workers and their listeners, `issue-node`), rpc.c (TLS + HTTP/2 + gRPC framing
+ * of one connection, event-driven on a worker's loop) and sign.c (CSR checks, node
+ * authorization against the local config, certificate issuance). The CA key stays inside
+ * lib/tls's struct zm_ca and is never logged.
  */
 #ifndef ZMESH_CA_CA_H
 #define ZMESH_CA_CA_H
@@ -87,8 +88,12 @@ int zca_server_cert(struct zca *z, X509 **cert, EVP_PKEY **key, char *err, size_
 int zca_issue_node(struct zca *z, const char *dir, const char *name, long lifetime_s, char *err,
 		   size_t len);
 
-/* rpc.c: serve one accepted connection until it closes; closes fd. */
-void zca_conn_serve(struct zca *z, int fd);
+/*
+ * rpc.c: serve an accepted connection (counted in z->nconns by the caller) on loop l until it
+ * closes; owns fd from now on.
+ */
+struct rt_loop;
+void zca_conn_start(struct zca *z, struct rt_loop *l, int fd);
 int zca_ssl_ctx_init(struct zca *z, char *err, size_t len);
 
 #endif

@@ -1,14 +1,15 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
- * One zmesh-ca connection: mutual TLS 1.3 (client certificate required and verified against
- * the CA's root; ALPN h2 required), then an HTTP/2 server session (nghttp2) carrying unary
- * gRPC calls. Each connection has its own thread and a blocking socket with send/receive
- * timeouts, so a stalled peer costs one thread for at most ZCA_IDLE_MS; the accept loop caps
- * the number of threads. gRPC framing: a request is exactly one uncompressed length-prefixed
- * message of at most ZM_CA_MAX_REQUEST bytes; the answer is HEADERS (:status 200,
- * content-type application/grpc), the response message, and trailers grpc-status/message, or
- * a trailers-only answer for errors. HTTP/2 garbage ends the connection with a GOAWAY (nghttp2)
- * and a log line; gRPC-level garbage gets a status on its stream.
+ * One zmesh-ca connection, driven by a worker's event loop (lib/rt): mutual TLS 1.3 (client
+ * certificate required and verified against the CA's root; ALPN h2 required) handshaken on a
+ * non-blocking socket, then an HTTP/2 server session (nghttp2) carrying unary gRPC calls. A
+ * connection idle (or a handshake stalled) for ZCA_IDLE_MS is closed by its timer, so a
+ * stalled peer costs a few kilobytes, not a thread. gRPC framing: a request is exactly one
+ * uncompressed length-prefixed message of at most ZM_CA_MAX_REQUEST bytes; the answer is
+ * HEADERS (:status 200, content-type application/grpc), the response message, and trailers
+ * grpc-status/message, or a trailers-only answer for errors. HTTP/2 garbage ends the
+ * connection with a GOAWAY (nghttp2) and a log line; gRPC-level garbage gets a status on its
+ * stream.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -18,12 +19,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
-#include <sys/time.h>
+#include <unistd.h>
 #include <unistd.h>
 
+#include "common/list.h"
 #include "ca.h"
 #include "common/addr.h"
+#include "obs/log.h"
+#include "rt/loop.h"
 
 struct zca_stream {
 	struct zca_stream *next;
@@ -42,12 +47,17 @@ struct zca_stream {
 };
 
 struct zca_conn {
+	struct rt_ev ev; /* first: the loop hands us &ev */
+	struct rt_timer idle;
+	struct rt_loop *loop;
 	struct zca *z;
-	int fd;
 	SSL *ssl;
 	nghttp2_session *h2;
 	struct zca_stream *streams;
 	struct zca_caller caller;
+	bool handshaken;
+	uint8_t *out; /* bytes nghttp2 produced that TLS did not take yet */
+	size_t out_len, out_off, out_cap;
 };
 
 static const unsigned char alpn_h2[] = {2, 'h', '2'};
@@ -84,6 +94,9 @@ int zca_ssl_ctx_init(struct zca *z, char *err, size_t len)
 		goto fail;
 	}
 	SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+	/* Non-blocking writes: a partial SSL_write is fine and the buffer may move between
+	 * retries. */
+	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
 	/* With --tokens a client may authenticate by Bearer token instead of a certificate. */
 	SSL_CTX_set_verify(
@@ -206,7 +219,7 @@ static void zca_http_fail(struct zca_conn *c, struct zca_stream *s, const char *
 {
 	nghttp2_nv hd[] = {NV(":status", status)};
 
-	fprintf(stderr, "zmesh-ca: refused from %s: HTTP %s: %s\n", c->caller.addr, status, why);
+	obs_log(OBS_WARN, "rpc", "refused from %s: HTTP %s: %s", c->caller.addr, status, why);
 	s->answered = true;
 	nghttp2_submit_response(c->h2, s->id, hd, 1, NULL);
 	zca_stop_input(c, s);
@@ -215,7 +228,7 @@ static void zca_http_fail(struct zca_conn *c, struct zca_stream *s, const char *
 static void zca_refuse(struct zca_conn *c, struct zca_stream *s, int status, const char *why)
 {
 	atomic_fetch_add(&c->z->refused, 1);
-	fprintf(stderr, "zmesh-ca: refused from %s caller=%s: %s %s\n", c->caller.addr,
+	obs_log(OBS_WARN, "rpc", "refused from %s caller=%s: %s %s", c->caller.addr,
 		c->caller.id[0] ? c->caller.id : "-", zm_grpc_status_name(status), why);
 	zca_fail(c, s, status, why);
 }
@@ -442,128 +455,219 @@ static const char *zca_ssl_why(SSL *ssl, int ret, char *buf, size_t len)
 {
 	long v = SSL_get_verify_result(ssl);
 	unsigned long e = ERR_get_error();
-	int se = SSL_get_error(ssl, ret);
 
+	(void)ret;
 	if (v != X509_V_OK)
 		snprintf(buf, len, "client certificate refused: %s",
 			 X509_verify_cert_error_string(v));
 	else if (e)
 		snprintf(buf, len, "%s", ERR_reason_error_string(e) ?: "TLS error");
-	else if (se == SSL_ERROR_SYSCALL && (errno == EAGAIN || errno == EWOULDBLOCK))
-		snprintf(buf, len, "timed out after %d ms", ZCA_IDLE_MS);
 	else
 		snprintf(buf, len, "connection closed during the handshake");
 	ERR_clear_error();
 	return buf;
 }
 
-/* Send what nghttp2 has queued. Returns 0 or -1 (peer gone). */
+static void zca_conn_free(void *p)
+{
+	struct zca_conn *c = p;
+
+	nghttp2_session_del(c->h2); /* frees nghttp2's streams, not ours: */
+	while (c->streams) {
+		struct zca_stream *s = c->streams;
+
+		c->streams = s->next;
+		free(s->body);
+		free(s->resp);
+		free(s);
+	}
+	ERR_clear_error();
+	SSL_free(c->ssl);
+	free(c->out);
+	free(c);
+}
+
+static void zca_conn_close(struct zca_conn *c)
+{
+	if (c->ev.closed)
+		return;
+	if (c->handshaken && !c->out_len) {
+		SSL_shutdown(c->ssl); /* best effort: non-blocking */
+		ERR_clear_error();
+	}
+	rt_ev_close(c->loop, &c->ev, false);
+	atomic_fetch_sub(&c->z->nconns, 1);
+	rt_defer_free_timed(c->loop, &c->idle, zca_conn_free, c);
+}
+
+/* Queue what nghttp2 has to send and write what TLS takes. 0, or -1 when the peer is gone. */
 static int zca_flush(struct zca_conn *c)
 {
 	const uint8_t *p;
 	ssize_t n;
 
 	while ((n = nghttp2_session_mem_send(c->h2, &p)) > 0) {
-		for (ssize_t off = 0; off < n;) {
-			int w = SSL_write(c->ssl, p + off, (int)(n - off));
+		if (c->out_len + (size_t)n > c->out_cap) {
+			size_t cap = (c->out_len + (size_t)n) * 2;
+			uint8_t *nb = realloc(c->out, cap);
 
-			if (w <= 0) {
-				ERR_clear_error();
+			if (!nb)
 				return -1;
-			}
-			off += w;
+			c->out = nb;
+			c->out_cap = cap;
 		}
+		memcpy(c->out + c->out_len, p, (size_t)n);
+		c->out_len += (size_t)n;
 	}
-	return n < 0 ? -1 : 0;
+	if (n < 0)
+		return -1;
+	while (c->out_off < c->out_len) {
+		int w = SSL_write(c->ssl, c->out + c->out_off, (int)(c->out_len - c->out_off));
+
+		if (w <= 0) {
+			int e = SSL_get_error(c->ssl, w);
+
+			ERR_clear_error();
+			return e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ ? 0 : -1;
+		}
+		c->out_off += (size_t)w;
+	}
+	c->out_off = c->out_len = 0;
+	return 0;
 }
 
-static void zca_h2_loop(struct zca_conn *c)
+/* Read what TLS has for us into the session. 0 to go on, -1 when the connection is over. */
+static int zca_read(struct zca_conn *c)
 {
 	uint8_t buf[16384];
 	ssize_t rv;
-	int n;
+	int n, e;
 
-	while (nghttp2_session_want_read(c->h2) || nghttp2_session_want_write(c->h2)) {
-		if (zca_flush(c))
-			return;
-		if (!nghttp2_session_want_read(c->h2))
-			break;
+	for (;;) {
 		n = SSL_read(c->ssl, buf, sizeof(buf));
-		if (n <= 0) {
-			int e = SSL_get_error(c->ssl, n);
-			unsigned long le = ERR_peek_error();
-
-			/* A peer closing without close_notify (most gRPC clients) is a normal end.
-			 */
-			if (e == SSL_ERROR_SYSCALL && !le && errno == EAGAIN)
-				fprintf(stderr,
-					"zmesh-ca: connection from %s idle for %d ms, closed\n",
-					c->caller.addr, ZCA_IDLE_MS);
-			else if (e == SSL_ERROR_SSL &&
-				 ERR_GET_REASON(le) != SSL_R_UNEXPECTED_EOF_WHILE_READING)
-				fprintf(stderr, "zmesh-ca: connection from %s ended: %s\n",
-					c->caller.addr, ERR_reason_error_string(le) ?: "TLS error");
-			ERR_clear_error();
-			return;
-		}
+		if (n <= 0)
+			break;
+		rt_timer_after(c->loop, &c->idle, ZCA_IDLE_MS);
 		rv = nghttp2_session_mem_recv(c->h2, buf, (size_t)n);
 		if (rv < 0) {
-			fprintf(stderr, "zmesh-ca: refused from %s: HTTP/2 protocol error: %s\n",
+			obs_log(OBS_WARN, "rpc", "refused from %s: HTTP/2 protocol error: %s",
 				c->caller.addr, nghttp2_strerror((int)rv));
 			nghttp2_session_terminate_session(c->h2, NGHTTP2_PROTOCOL_ERROR);
 			zca_flush(c);
+			return -1;
+		}
+	}
+	e = SSL_get_error(c->ssl, n);
+	if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+		return 0;
+	/* A peer closing without close_notify (most gRPC clients) is a normal end. */
+	if (e == SSL_ERROR_SSL &&
+	    ERR_GET_REASON(ERR_peek_error()) != SSL_R_UNEXPECTED_EOF_WHILE_READING)
+		obs_log(OBS_INFO, "rpc", "connection from %s ended: %s", c->caller.addr,
+			ERR_reason_error_string(ERR_peek_error()) ?: "TLS error");
+	ERR_clear_error();
+	return -1;
+}
+
+/* The handshake: 1 done, 0 in progress, -1 refused (logged). */
+static int zca_handshake(struct zca_conn *c)
+{
+	char why[256];
+	X509 *peer;
+	int r = SSL_accept(c->ssl), e;
+
+	if (r == 1) {
+		peer = SSL_get0_peer_certificate(c->ssl);
+		if (peer)
+			zca_caller_fill(&c->caller, peer);
+		if (zca_h2_new(c))
+			return -1;
+		c->handshaken = true;
+		return 1;
+	}
+	e = SSL_get_error(c->ssl, r);
+	if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+		ERR_clear_error();
+		return 0;
+	}
+	atomic_fetch_add(&c->z->refused, 1);
+	obs_log(OBS_WARN, "rpc", "refused from %s: TLS handshake failed: %s", c->caller.addr,
+		zca_ssl_why(c->ssl, r, why, sizeof(why)));
+	return -1;
+}
+
+static void zca_conn_event(struct rt_loop *l, struct rt_ev *ev, uint32_t events)
+{
+	struct zca_conn *c = (struct zca_conn *)ev;
+	int r;
+
+	(void)l;
+	(void)events;
+	if (!c->handshaken) {
+		r = zca_handshake(c);
+		if (r < 0) {
+			zca_conn_close(c);
+			return;
+		}
+		if (!r) {
+			rt_ev_set(c->loop, ev, SSL_want_write(c->ssl) ? EPOLLOUT : EPOLLIN);
 			return;
 		}
 	}
+	if (zca_read(c) || zca_flush(c) ||
+	    (!nghttp2_session_want_read(c->h2) && !nghttp2_session_want_write(c->h2) &&
+	     !c->out_len)) {
+		zca_conn_close(c);
+		return;
+	}
+	rt_ev_set(c->loop, ev, c->out_len ? EPOLLIN | EPOLLOUT : EPOLLIN);
 }
 
-void zca_conn_serve(struct zca *z, int fd)
+static void zca_conn_idle(struct rt_loop *l, struct rt_timer *t)
 {
-	struct zca_conn c = {.z = z, .fd = fd};
-	struct timeval tv = {ZCA_IDLE_MS / 1000, (ZCA_IDLE_MS % 1000) * 1000};
+	struct zca_conn *c = zm_container_of(t, struct zca_conn, idle);
+
+	(void)l;
+	if (c->handshaken) {
+		obs_log(OBS_INFO, "rpc", "connection from %s idle for %d ms, closed",
+			c->caller.addr, ZCA_IDLE_MS);
+	} else {
+		atomic_fetch_add(&c->z->refused, 1);
+		obs_log(OBS_WARN, "rpc",
+			"refused from %s: TLS handshake failed: timed out after %d ms",
+			c->caller.addr, ZCA_IDLE_MS);
+	}
+	zca_conn_close(c);
+}
+
+void zca_conn_start(struct zca *z, struct rt_loop *l, int fd)
+{
+	struct zca_conn *c = calloc(1, sizeof(*c));
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
 	struct zm_addr a;
 	unsigned int port;
-	char why[256];
-	X509 *peer;
-	int r;
 
-	snprintf(c.caller.addr, sizeof(c.caller.addr), "?");
+	if (!c) {
+		close(fd);
+		atomic_fetch_sub(&z->nconns, 1);
+		return;
+	}
+	c->z = z;
+	c->loop = l;
+	rt_ev_init(&c->ev, fd, zca_conn_event);
+	rt_timer_init(&c->idle, zca_conn_idle);
+	snprintf(c->caller.addr, sizeof(c->caller.addr), "?");
 	if (!getpeername(fd, (struct sockaddr *)&ss, &sl) &&
 	    !zm_addr_from_sockaddr((struct sockaddr *)&ss, &a, &port))
-		zm_addr_port_format(&a, port, c.caller.addr, sizeof(c.caller.addr));
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	c.ssl = SSL_new(z->ssl_ctx);
-	if (!c.ssl || !SSL_set_fd(c.ssl, fd))
-		goto out;
-	errno = 0;
-	r = SSL_accept(c.ssl);
-	if (r != 1) {
-		atomic_fetch_add(&z->refused, 1);
-		fprintf(stderr, "zmesh-ca: refused from %s: TLS handshake failed: %s\n",
-			c.caller.addr, zca_ssl_why(c.ssl, r, why, sizeof(why)));
-		goto out;
+		zm_addr_port_format(&a, port, c->caller.addr, sizeof(c->caller.addr));
+	c->ssl = SSL_new(z->ssl_ctx);
+	if (!c->ssl || !SSL_set_fd(c->ssl, fd)) {
+		rt_ev_close(l, &c->ev, false);
+		atomic_fetch_sub(&z->nconns, 1);
+		zca_conn_free(c);
+		return;
 	}
-	peer = SSL_get0_peer_certificate(c.ssl);
-	if (peer)
-		zca_caller_fill(&c.caller, peer);
-	if (zca_h2_new(&c))
-		goto out;
-	zca_h2_loop(&c);
-	SSL_shutdown(c.ssl);
-out:
-	nghttp2_session_del(c.h2); /* frees nghttp2's streams, not ours: */
-	while (c.streams) {
-		struct zca_stream *s = c.streams;
-
-		c.streams = s->next;
-		free(s->body);
-		free(s->resp);
-		free(s);
-	}
-	ERR_clear_error();
-	SSL_free(c.ssl);
-	close(fd);
+	rt_timer_after(l, &c->idle, ZCA_IDLE_MS);
+	zca_conn_event(l, &c->ev, EPOLLIN);
 }

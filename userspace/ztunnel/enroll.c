@@ -26,6 +26,7 @@
 #include <time.h>
 
 #include "config/config.h"
+#include "obs/log.h"
 #include "datapath/datapath.h"
 #include "agent.h"
 #include "zt.h"
@@ -120,7 +121,7 @@ static int zt_enroll_wl(struct zm_dp *dp, const struct zm_cfg_workload *wl, stru
 			? 0
 			: zt_route_oif(&wl->ips[i].addr, ifname);
 		if (r) {
-			fprintf(stderr, "ztunnel: enroll %s/%s: no route to %s: %s\n",
+			obs_log(OBS_WARN, "enroll", "enroll %s/%s: no route to %s: %s",
 				wl->namespace, wl->name,
 				zm_addr_format(&wl->ips[i].addr, a, sizeof(a)), strerror(-r));
 			zt_enroll_note("no route to the address: ", strerror(-r));
@@ -140,7 +141,7 @@ static int zt_enroll_wl(struct zm_dp *dp, const struct zm_cfg_workload *wl, stru
 		zt_copy(e.info.node, sizeof(e.info.node), wl->node);
 		r = zm_dp_enroll(dp, &e);
 		if (r) {
-			fprintf(stderr, "ztunnel: enroll %s on %s: %s\n",
+			obs_log(OBS_WARN, "enroll", "enroll %s on %s: %s",
 				zm_addr_format(&e.addrs[0], a, sizeof(a)), ifname, dp->err);
 			zt_enroll_note("", dp->err);
 			failed++;
@@ -168,7 +169,7 @@ static void zt_attach_wl(struct zm_dp *dp, const struct zm_cfg_workload *wl)
 		r = zm_dp_attach(dp, ifname);
 		/* -ENOENT: datapath not loaded yet, which the enrollment path reports. */
 		if (r && r != -ENOENT)
-			fprintf(stderr, "ztunnel: attaching capture to %s of %s/%s: %s\n", ifname,
+			obs_log(OBS_WARN, "enroll", "attaching capture to %s of %s/%s: %s", ifname,
 				wl->namespace, wl->name, dp->err);
 		memcpy(prev, ifname, sizeof(prev));
 	}

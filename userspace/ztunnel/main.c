@@ -16,9 +16,12 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "common/cliopt.h"
 #include "common/netns.h"
+#include "common/version.h"
 #include "config/config.h"
 #include "datapath/datapath.h"
+#include "obs/log.h"
 #include "zmesh/ports.h"
 #include "agent.h"
 #include "authz.h"
@@ -37,6 +40,7 @@ static void zt_usage(FILE *f)
 	    "               [--run-dir DIR] [--cgroup-root DIR]\n"
 	    "       ztunnel --xds-address HOST:PORT --node NAME [--token-file F] [--cluster-id C]\n"
 	    "               [--istiod-name NAME] [--xds-root-cert PEM] [options above]\n"
+	    "               [--log-format logfmt|json] [--log-level SPEC]\n"
 	    "       ztunnel --check --config FILE [--policy FILE]... [--node NAME]\n"
 	    "       ztunnel --help | --version\n"
 	    "\n"
@@ -68,19 +72,14 @@ static void zt_usage(FILE *f)
 	    "the zmesh-cni plugin on DIR/cni.sock once ready, remembered in DIR/pods.json; a\n"
 	    "config workload with the pod's namespace and name takes the pod's addresses.\n"
 	    "--cgroup-root: the cgroup v2 root the plugin's cgroup paths start from (default:\n"
-	    "the first cgroup2 mount).\n");
+	    "the first cgroup2 mount).\n"
+	    "--log-format: logfmt (default) or json, for every line. --log-level: LEVEL or\n"
+	    "SCOPE:LEVEL[,...] (error warn info debug trace off; scopes: ztunnel access hbone\n"
+	    "authz config identity enroll admin rt); POST /logging?level=SPEC on the admin\n"
+	    "port changes it at run time.\n");
 }
 
-static int zt_parse_int(const char *s, int lo, int hi, int *out)
-{
-	char *end;
-	long v = strtol(s, &end, 10);
-
-	if (!*s || *end || v < lo || v > hi)
-		return -EINVAL;
-	*out = (int)v;
-	return 0;
-}
+#define ZT_USAGE_LINE "ztunnel --config FILE --node NAME [OPTIONS] | ztunnel --check --config FILE"
 
 static int zt_parse_opts(int argc, char **argv, struct zt_opts *o)
 {
@@ -128,12 +127,15 @@ static int zt_parse_opts(int argc, char **argv, struct zt_opts *o)
 					   {"cluster-id", required_argument, NULL, O_CLUSTER},
 					   {"istiod-name", required_argument, NULL, O_CPNAME},
 					   {"xds-root-cert", required_argument, NULL, O_XDS_ROOT},
+					   OBS_LOG_OPTIONS,
 					   {"help", no_argument, NULL, 'h'},
 					   {"version", no_argument, NULL, 'V'},
 					   {0}};
+	const char *p = "ztunnel";
 	int c, bad = 0;
 
-	while ((c = getopt_long(argc, argv, "c:n:w:h", lo, NULL)) != -1) {
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":c:n:w:h", lo, NULL)) != -1) {
 		switch (c) {
 		case 'c':
 			o->config = optarg;
@@ -151,22 +153,31 @@ static int zt_parse_opts(int argc, char **argv, struct zt_opts *o)
 			o->ca_dir = optarg;
 			break;
 		case 'w':
-			bad |= zt_parse_int(optarg, 1, ZT_MAX_WORKERS, &o->workers);
+			bad |= zm_opt_int(p, "--workers", optarg, 1, ZT_MAX_WORKERS, &o->workers)
+				   ? 1
+				   : 0;
 			break;
 		case O_ADMIN:
-			bad |= zt_parse_int(optarg, 1, 65535, &o->admin_port);
+			bad |=
+			    zm_opt_int(p, "--admin-port", optarg, 1, 65535, &o->admin_port) ? 1 : 0;
 			break;
 		case O_METRICS:
-			bad |= zt_parse_int(optarg, 1, 65535, &o->metrics_port);
+			bad |= zm_opt_int(p, "--metrics-port", optarg, 1, 65535, &o->metrics_port)
+				   ? 1
+				   : 0;
 			break;
 		case O_READY:
-			bad |= zt_parse_int(optarg, 1, 65535, &o->ready_port);
+			bad |=
+			    zm_opt_int(p, "--ready-port", optarg, 1, 65535, &o->ready_port) ? 1 : 0;
 			break;
 		case O_POLL:
-			bad |= zt_parse_int(optarg, 50, 3600000, &o->poll_ms);
+			bad |= zm_opt_int(p, "--poll-ms", optarg, 50, 3600000, &o->poll_ms) ? 1 : 0;
 			break;
 		case O_POOL_IDLE:
-			bad |= zt_parse_int(optarg, 100, 86400000, &o->pool_idle_ms);
+			bad |=
+			    zm_opt_int(p, "--pool-idle-ms", optarg, 100, 86400000, &o->pool_idle_ms)
+				? 1
+				: 0;
 			break;
 		case O_NOENROLL:
 			o->no_enroll = true;
@@ -175,7 +186,11 @@ static int zt_parse_opts(int argc, char **argv, struct zt_opts *o)
 			o->ca_addr = optarg;
 			break;
 		case O_POLICY:
-			bad |= zt_authz_add_file(optarg) ? 1 : 0;
+			if (zt_authz_add_file(optarg)) {
+				fprintf(stderr, "ztunnel: --policy %s: more than %d policy files\n",
+					optarg, ZT_AUTHZ_MAX_FILES);
+				bad = 1;
+			}
 			break;
 		case O_NO_FASTPATH:
 			zt_authz_fastpath_off();
@@ -208,14 +223,19 @@ static int zt_parse_opts(int argc, char **argv, struct zt_opts *o)
 			zt_usage(stdout);
 			exit(0);
 		case 'V':
-			printf("ztunnel (zmesh) 0.1.0\n");
+			zm_version_print(stdout, "ztunnel");
 			exit(0);
 		default:
-			return -EINVAL;
+			if (obs_log_getopt(p, c, optarg, argv))
+				return -EINVAL;
+			break;
 		}
 	}
-	if (bad || optind != argc) {
-		fprintf(stderr, "ztunnel: bad or unexpected argument\n");
+	if (bad)
+		return -EINVAL;
+	if (optind != argc) {
+		fprintf(stderr, "ztunnel: unexpected argument \"%s\" (options only)\n",
+			argv[optind]);
 		return -EINVAL;
 	}
 	if (!o->xds_address && !o->check)
@@ -258,35 +278,14 @@ static int zt_check(const char *path, const char *node)
 	return r;
 }
 
-/* Signals go to the control loop's signalfd; SIGPIPE never kills a relay. */
-static void zt_signals_block(void)
-{
-	sigset_t set;
-
-	signal(SIGPIPE, SIG_IGN);
-	sigemptyset(&set);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
-}
-
-static void zt_raise_nofile(void)
-{
-	struct rlimit rl;
-
-	/* Each relayed connection holds two sockets (and a pipe per busy direction). */
-	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
-	}
-}
+static const char *const zt_log_scopes[] = {
+    "access", "hbone", "authz", "config", "identity", "enroll", "admin", "rt", "cni", "xds", NULL};
 
 int main(int argc, char **argv)
 {
 	static struct zt zt;
 	char err[8192];
-	long ncpu;
+	uint64_t nofile = 0;
 	int r;
 
 	zt.opts = (struct zt_opts){.admin_port = ZM_PORT_ADMIN,
@@ -294,44 +293,54 @@ int main(int argc, char **argv)
 				   .ready_port = ZM_PORT_READY,
 				   .poll_ms = 1000,
 				   .pool_idle_ms = ZT_POOL_IDLE_MS};
-	if (zt_parse_opts(argc, argv, &zt.opts)) {
-		zt_usage(stderr);
-		return 2;
-	}
+	obs_log_init("ztunnel", zt_log_scopes);
+	if (zt_parse_opts(argc, argv, &zt.opts))
+		return zm_opt_usage("ztunnel", ZT_USAGE_LINE);
 	if (zt.opts.check)
 		return zt_check(zt.opts.config, zt.opts.node);
 	if (zt.opts.netns && zm_netns_enter(zt.opts.netns, err, sizeof(err))) {
-		fprintf(stderr, "ztunnel: %s\n", err);
+		obs_log(OBS_ERROR, "ztunnel", "%s", err);
 		return 1;
 	}
 	zt_g = &zt;
 	/* libbpf's notes on replaced filters are expected during enrollment; errors come back
 	 * through zm_dp's own messages. */
 	zm_dp_set_debug(false);
-	zt_signals_block();
-	zt_raise_nofile();
+	/* Signals go to the control loop's signalfd; SIGPIPE never kills a relay. */
+	if (zt_control_init(&zt)) {
+		obs_log(OBS_ERROR, "ztunnel", "control loop: %s", strerror(errno));
+		return 1;
+	}
+	/* Each relayed connection holds two sockets (and a pipe per busy direction). */
+	if (rt_nofile_raise(&nofile))
+		obs_log(OBS_WARN, "ztunnel", "raising RLIMIT_NOFILE failed: %llu descriptors",
+			(unsigned long long)nofile);
 	if (zt_agent_init(&zt, err, sizeof(err))) {
-		fprintf(stderr, "ztunnel: %s\n", err);
+		obs_log(OBS_ERROR, "cni", "%s", err);
 		return 1;
 	}
 	if (zt.opts.xds_address ? zt_xds_start(&zt, err, sizeof(err))
 				: zt_state_load(&zt, err, sizeof(err))) {
-		fprintf(stderr, "%s\n", err);
+		obs_log(OBS_ERROR, "config", "%s", err);
 		return 1;
 	}
 	if (zt_authz_init(err, sizeof(err))) {
-		fprintf(stderr, "%s\n", err);
+		obs_log(OBS_ERROR, "authz", "%s", err);
 		return 1;
 	}
 	if (zt_identity_init(&zt, err, sizeof(err))) {
-		fprintf(stderr, "ztunnel: identities from %s: %s\n", zt.opts.ca_dir, err);
+		obs_log(OBS_ERROR, "identity", "identities from %s: %s", zt.opts.ca_dir, err);
 		return 1;
 	}
-	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-	zt.n_workers = zt.opts.workers ? zt.opts.workers : (int)(ncpu > 0 ? ncpu : 1);
-	if (zt.n_workers > ZT_MAX_WORKERS)
-		zt.n_workers = ZT_MAX_WORKERS;
-	r = zt_workers_start(&zt);
+	if (zt_metrics_init(&zt.idp, &zt.pool_conns, &zt.hbone_inbound)) {
+		obs_log(OBS_ERROR, "ztunnel", "registering the metrics failed");
+		return 1;
+	}
+	zt.n_workers = zt.opts.workers ? zt.opts.workers : rt_workers_default();
+	r = rt_workers_start(&zt.rt, zt.n_workers, zt_worker_init, &zt);
+	zt.n_workers = zt.rt.n;
+	if (!r)
+		r = zt_admin_start(&zt);
 	if (!r)
 		r = zt_cni_server_start(&zt);
 	if (!r)
@@ -339,7 +348,9 @@ int main(int argc, char **argv)
 	atomic_store(&zt.stop, true);
 	zt_cni_server_stop(&zt);
 	zt_xds_stop();
-	zt_workers_join(&zt);
-	fprintf(stderr, "ztunnel: stopped\n");
+	zt_admin_stop();
+	rt_workers_stop(&zt.rt);
+	rt_control_fini(&zt.control);
+	obs_log(OBS_INFO, "ztunnel", "stopped");
 	return r ? 1 : 0;
 }

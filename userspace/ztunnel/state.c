@@ -16,6 +16,7 @@
 
 #include "config/config.h"
 #include "agent.h"
+#include "obs/log.h"
 #include "zt.h"
 
 static pthread_mutex_t zt_state_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -167,14 +168,14 @@ int zt_state_reload_if_changed(struct zt *zt, bool force)
 	r = zt_state_load(zt, err, sizeof(err));
 	if (r) {
 		/* Keep serving the last good config: a typo must not take the node down. */
-		fprintf(stderr, "ztunnel: reloading %s failed, keeping the previous config:\n%s\n",
+		obs_log(OBS_WARN, "config", "reloading %s failed, keeping the previous config:\n%s",
 			zt->opts.config, err);
 		pthread_mutex_lock(&zt_state_lock);
 		zt_state_st = st; /* do not retry the same broken file every poll */
 		pthread_mutex_unlock(&zt_state_lock);
 		return r;
 	}
-	fprintf(stderr, "ztunnel: config %s reloaded (generation %llu)\n", zt->opts.config,
+	obs_log(OBS_INFO, "config", "config %s reloaded (generation %llu)", zt->opts.config,
 		(unsigned long long)zt_state_generation());
 	return 1;
 }

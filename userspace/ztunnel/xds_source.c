@@ -25,6 +25,7 @@
 #include "grpc/grpc.h"
 #include "tls/tls.h"
 #include "xds/xds.h"
+#include "obs/log.h"
 #include "zt.h"
 
 #define ZT_XDS_BACKOFF_MIN_MS 10
@@ -60,15 +61,14 @@ static void zt_xds_install(void)
 
 	if (zm_xds_build(zx.x, &cfg, err, sizeof(err))) {
 		/* The state machine only keeps stores that finalize: this is out of memory. */
-		fprintf(stderr,
-			"ztunnel: xds: building the config failed, keeping the previous: %s\n",
+		obs_log(OBS_WARN, "xds", "building the config failed, keeping the previous: %s",
 			err);
 		return;
 	}
 	if (zt_state_install(zx.zt, cfg, err, sizeof(err)))
-		fprintf(stderr, "ztunnel: xds: %s\n", err);
+		obs_log(OBS_WARN, "xds", "%s", err);
 	else
-		fprintf(stderr, "ztunnel: xds: config applied (generation %llu)\n",
+		obs_log(OBS_INFO, "xds", "config applied (generation %llu)",
 			(unsigned long long)zt_state_generation());
 }
 
@@ -104,7 +104,7 @@ static int zt_xds_on_message(struct zm_grpc_call *c, const uint8_t *m, size_t ml
 		return r;
 	}
 	if (log[0])
-		fprintf(stderr, "ztunnel: xds: NACK: %s\n", log);
+		obs_log(OBS_WARN, "xds", "NACK: %s", log);
 	if (changed)
 		zt_xds_install();
 	r = zm_grpc_call_send(c, reply, rl, false, err, len);
@@ -176,7 +176,7 @@ static void *zt_xds_thread(void *arg)
 		explicit_bzero(token, sizeof(token));
 		zm_tls_roots_put(o.roots);
 		if (!r) {
-			fprintf(stderr, "ztunnel: xds: stream to %s established\n", zx.addr);
+			obs_log(OBS_INFO, "xds", "stream to %s established", zx.addr);
 			zm_xds_set_connected(zx.x, true, NULL);
 			worked = zt_xds_stream(c, why, sizeof(why));
 			zm_xds_set_connected(zx.x, false, why);
@@ -189,8 +189,7 @@ static void *zt_xds_thread(void *arg)
 		backoff = worked ? ZT_XDS_BACKOFF_MIN_MS
 				 : (backoff * 2 > ZT_XDS_BACKOFF_MAX_MS ? ZT_XDS_BACKOFF_MAX_MS
 									: backoff * 2);
-		fprintf(stderr,
-			"ztunnel: xds: %s: %s; keeping the last config, reconnecting in %d ms\n",
+		obs_log(OBS_WARN, "xds", "%s: %s; keeping the last config, reconnecting in %d ms",
 			zx.addr, why, backoff);
 		zt_xds_sleep(backoff);
 	}
@@ -251,8 +250,8 @@ int zt_xds_start(struct zt *zt, char *err, size_t len)
 	if (r)
 		return snprintf(err, len, "starting the xDS thread: %s", strerror(r)), -r;
 	zx.started = true;
-	fprintf(stderr, "ztunnel: xds: node id %s, control plane %s (%s)\n", zm_xds_node_id(zx.x),
-		zx.addr, zx.name);
+	obs_log(OBS_INFO, "xds", "node id %s, control plane %s (%s)", zm_xds_node_id(zx.x), zx.addr,
+		zx.name);
 	return 0;
 }
 

@@ -1,11 +1,16 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The ztunnel process: shared types and the prototypes modules call across files. One
- * struct zt per process; one struct zt_worker per core, each with its own epoll loop and its
- * own SO_REUSEPORT listeners, so a connection's work stays on the CPU that accepted it (the
- * pool of HBONE client connections is per worker for the same reason: nghttp2 sessions are
- * single-threaded). The main thread runs the control loop: admin/metrics/readiness HTTP,
- * config reload (SIGHUP and mtime polling) and auto-enrollment.
+ * struct zt per process; one struct zt_worker per core on the runtime's workers (lib/rt), each
+ * with its own SO_REUSEPORT listeners and its own HBONE connection set, so a connection's
+ * work stays on the CPU that accepted it (nghttp2 sessions are single-threaded). The main
+ * thread runs the control loop (config reload on SIGHUP and mtime polling, auto-enrollment);
+ * admin/metrics/readiness are lib/obs's responder on its own thread.
+ *
+ * Files: main.c (options, start-up), worker.c (listeners, accept paths), conn.c (a proxied
+ * connection's life), relay.c (moving bytes), hconn.c (HBONE client pool and 15008 server),
+ * authz.c (L4 policy), route.c (pure routing), telemetry.c (access log, istio_tcp_*),
+ * admin.c (control loop and admin routes), identity.c, state.c, enroll.c.
  *
  * A proxied connection (struct zt_conn) is either two sockets relayed with splice() (plain
  * legs: same node, plain TCP, passthrough, inbound plaintext) or one socket and an HBONE
@@ -22,10 +27,14 @@
 #include <sys/types.h>
 
 #include "common/addr.h"
+#include "common/list.h"
+#include "rt/control.h"
+#include "rt/hbset.h"
+#include "rt/workers.h"
 #include "route.h"
-#include "logfmt.h"
+#include "telemetry.h"
 
-#define ZT_MAX_WORKERS	      64
+#define ZT_MAX_WORKERS	      RT_MAX_WORKERS
 #define ZT_CONNECT_TIMEOUT_MS 10000	      /* upstream dial */
 #define ZT_POOL_IDLE_MS	      (5 * 60 * 1000) /* default --pool-idle-ms (section 3) */
 #define ZT_BUF_MIN	      1024
@@ -65,47 +74,31 @@ struct zt_opts {
 	const char *xds_root;	 /* --xds-root-cert: roots istiod's certificate verifies against */
 };
 
-/* An fd in a worker's epoll set; fn runs for its events. */
-struct zt_ev {
-	void (*fn)(struct zt_worker *w, struct zt_ev *ev, uint32_t events);
-	int fd;
-	uint32_t armed; /* events registered, 0 when not in the set */
-};
-
 enum zt_lis_kind { ZT_LIS_OUTBOUND, ZT_LIS_INBOUND_PLAIN, ZT_LIS_HBONE };
 
-struct zt_listener {
-	struct zt_ev ev;
-	enum zt_lis_kind kind;
-};
-
-/* Deferred release: objects closed inside a batch of events are freed after it. */
-struct zt_dead {
-	struct zt_dead *next;
-	void (*free_fn)(void *p);
-	void *p;
-};
-
+/* One worker's state, hung off its runtime worker (rt_worker.ud). */
 struct zt_worker {
 	struct zt *zt;
 	int id;
-	int epfd;
-	pthread_t thread;
-	struct zt_listener lis[6];
+	struct rt_loop *loop;
+	struct rt_listener lis[6];
+	enum zt_lis_kind lis_kind[6];
+	char lis_name[6][40]; /* "outbound 0.0.0.0:15001": for the runtime's log lines */
 	int n_lis;
-	struct zt_conn *conns; /* every live proxied connection of this worker */
-	struct zt_pool *pool;  /* outbound HBONE client connections */
-	struct zt_hsrv *hsrv;  /* inbound HBONE server connections */
-	struct zt_dead *dead;
-	uint64_t now_ms;
+	struct zm_link conns; /* every live proxied connection of this worker (zt_conn.link) */
+	struct rt_hset hset;  /* HBONE: outbound pool and inbound 15008 connections */
 };
 
 struct zt {
 	struct zt_opts opts;
 	int n_workers;
+	struct rt_workers rt;
 	struct zt_worker workers[ZT_MAX_WORKERS];
+	struct rt_control control; /* the main thread's loop: signals, config polling */
 	atomic_bool stop;
-	atomic_bool ready;
+	atomic_bool ready;    /* what /healthz/ready says: zt_ready_update() keeps it */
+	atomic_bool running;  /* the control loop runs (workers up, first enrollment done) */
+	atomic_bool draining; /* /drain was called (preStop): never ready again */
 	/* identities: NULL when no --ca-dir (then HBONE destinations are refused) */
 	struct zm_identity_provider *idp;
 	struct zm_tls_ctx *tls_client;
@@ -117,7 +110,7 @@ struct zt {
 
 /* One end of a plain leg. */
 struct zt_leg {
-	struct zt_ev ev;
+	struct rt_ev ev;
 	struct zt_conn *c;
 	int side; /* 0: a, 1: b */
 };
@@ -134,7 +127,7 @@ struct zt_dir {
 enum zt_conn_state { ZT_CS_CONNECTING, ZT_CS_WAIT_RESPONSE, ZT_CS_RELAY, ZT_CS_DONE };
 
 struct zt_conn {
-	struct zt_conn *prev, *next; /* worker's list */
+	struct zm_link link; /* in its worker's conns */
 	struct zt_worker *w;
 	enum zt_conn_state state;
 	bool tunnel;	   /* a <-> HBONE stream, else a <-> b spliced */
@@ -147,8 +140,8 @@ struct zt_conn {
 	char *buf;
 	size_t buf_cap, buf_len, buf_off;
 	bool a_eof, a_wr_shut, st_eof, st_shut, st_paused;
-	uint64_t deadline_ms;
-	struct zt_series *m;
+	struct rt_timer deadline;    /* dial or CONNECT answer, armed until the relay starts */
+	struct obs_series *const *m; /* its istio_tcp_* series, [ZT_M_...] */
 	struct zt_conn_info info;
 	enum zt_outcome outcome;
 	char detail[160];
@@ -156,12 +149,8 @@ struct zt_conn {
 };
 
 /* worker.c */
-int zt_workers_start(struct zt *zt);
-void zt_workers_join(struct zt *zt);
-int zt_ev_set(struct zt_worker *w, struct zt_ev *ev, uint32_t events);
-void zt_ev_del(struct zt_worker *w, struct zt_ev *ev);
-void zt_defer_free(struct zt_worker *w, void (*free_fn)(void *), void *p);
-uint64_t zt_now_ms(void);
+/* rt_workers_start()'s init for one worker (ud: the struct zt): listeners, HBONE set. */
+int zt_worker_init(struct rt_worker *rw, void *ud);
 
 /* conn.c */
 struct zt_conn *zt_conn_new(struct zt_worker *w, int fd_a, bool a_is_client);
@@ -173,10 +162,17 @@ struct zm_cfg_service;
 void zt_conn_describe(struct zt_conn *c, const struct zm_cfg_workload *src,
 		      const struct zm_cfg_workload *dst, const struct zm_cfg_service *svc,
 		      const char *reporter, bool mtls, const char *peer_id);
+/*
+ * Move an inbound connection to the series of the same labels with response_flags flags
+ * ("DENY"): its close is counted there (its open already was, in the plain series).
+ */
+void zt_conn_series_flag(struct zt_conn *c, const struct zm_cfg_workload *src,
+			 const struct zm_cfg_workload *dst, bool mtls, const char *flags);
 void zt_conn_log_open(struct zt_conn *c);
 void zt_outbound_accept(struct zt_worker *w, int fd);
 void zt_inbound_plain_accept(struct zt_worker *w, int fd);
-void zt_conn_tick(struct zt_worker *w);
+/* Arm c's dial/answer deadline ZT_CONNECT_TIMEOUT_MS from now. */
+void zt_conn_deadline_start(struct zt_conn *c);
 void zt_conn_reset_fd(int fd);
 void zt_conn_count(struct zt_conn *c, bool from_a, size_t n);
 
@@ -192,18 +188,10 @@ void zt_tunnel_on_eof(struct hb_stream *s);
 void zt_tunnel_on_writable(struct hb_stream *s);
 void zt_tunnel_on_stream_close(struct hb_stream *s, uint32_t error);
 
-/* hbone_out.c: the pool */
-int zt_pool_new(struct zt_worker *w);
-void zt_pool_free(struct zt_worker *w);
-void zt_pool_tick(struct zt_worker *w);
+/* hconn.c: HBONE, outbound (the pool) and inbound (15008) */
+int zt_hset_init(struct zt_worker *w);
 int zt_hbone_connect(struct zt_conn *c, const struct zt_route *r);
-size_t zt_pool_conn_count(struct zt_worker *w);
-void zt_hconn_after_batch(struct zt_worker *w);
-
-/* hbone_in.c */
 void zt_hbone_accept(struct zt_worker *w, int fd);
-void zt_hsrv_tick(struct zt_worker *w);
-void zt_hsrv_free_all(struct zt_worker *w);
 
 /* identity.c */
 int zt_identity_init(struct zt *zt, char *err, size_t len);
@@ -239,7 +227,13 @@ char *zt_enroll_dump(void);
 bool zt_enroll_has(const struct zm_addr *addr);
 void zt_enroll_last_error(char *buf, size_t len);
 
-/* admin.c */
+/* admin.c: the admin routes and the control loop */
+int zt_admin_start(struct zt *zt);
+void zt_admin_stop(void);
+/* ready = running && !draining && (without xDS, or xDS had both types' first answer). */
+void zt_ready_update(struct zt *zt);
+/* Before any thread starts: blocks the signals the control loop takes. */
+int zt_control_init(struct zt *zt);
 int zt_control_run(struct zt *zt);
 /* config_dump.c: the admin /config_dump JSON (malloc'd) */
 char *zt_config_dump(struct zt *zt);

@@ -19,10 +19,11 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
+#include "zmesh/ports.h"
 #include "tls/tls.h"
 
 /* Default port of the CA service (istiod's). */
-#define ZM_CA_PORT_DEFAULT	   15012
+#define ZM_CA_PORT_DEFAULT	   ZM_PORT_CA
 /* File names inside a node directory written by `zmesh-ca issue-node`. */
 #define ZM_NODE_CERT_FILE	   "node-cert.pem"
 #define ZM_NODE_KEY_FILE	   "node-key.pem"

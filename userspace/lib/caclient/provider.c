@@ -16,6 +16,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "obs/log.h"
 #include "caclient/caclient.h"
 #include "caclient/capb.h"
 
@@ -210,9 +211,8 @@ static void cac_reconcile(struct cac_provider *p, bool have_set, time_t now)
 	while ((e = *pp)) {
 		if (!e->wanted && now - e->last_get > p->o.keep_unwanted_s) {
 			*pp = e->next;
-			fprintf(stderr,
-				"caclient: forgetting the certificate of %s: no local "
-				"workload needs it\n",
+			obs_log(OBS_INFO, "identity",
+				"forgetting the certificate of %s: no local workload needs it",
 				e->id);
 			zm_cert_put(e->cert);
 			free(e);
@@ -256,17 +256,16 @@ static void cac_refresh_one(struct cac_provider *p, struct cac_entry *e)
 		e->backoff_ms = ZM_CACLIENT_BACKOFF_MIN_MS;
 		e->next_try_ms = 0;
 		e->error[0] = '\0';
-		fprintf(stderr, "caclient: %s %s: serial %s, expires in %lld s\n",
+		obs_log(OBS_INFO, "identity", "%s %s: serial %s, expires in %lld s",
 			old ? "rotated" : "fetched", id,
 			zm_cert_serial(cert, serial, sizeof(serial)),
 			(long long)(zm_cert_not_after(cert) - now));
 	} else {
 		snprintf(e->error, sizeof(e->error), "%s", err);
 		e->next_try_ms = cac_now_ms() + (uint64_t)e->backoff_ms;
-		fprintf(stderr,
-			"caclient: certificate for %s from %s failed: %s; retry in %d ms%s\n", id,
-			p->addr, err, e->backoff_ms,
-			cac_valid(e, now) ? " (the current one stays in use)" : "");
+		obs_log(OBS_WARN, "identity",
+			"certificate for %s from %s failed: %s; retry in %d ms%s", id, p->addr, err,
+			e->backoff_ms, cac_valid(e, now) ? " (the current one stays in use)" : "");
 		e->backoff_ms = e->backoff_ms * 2 > ZM_CACLIENT_BACKOFF_MAX_MS
 				    ? ZM_CACLIENT_BACKOFF_MAX_MS
 				    : e->backoff_ms * 2;
@@ -323,6 +322,20 @@ static struct zm_tls_roots *cac_roots(struct zm_identity_provider *ip)
 	r = zm_tls_roots_ref(p->o.roots);
 	pthread_mutex_unlock(&p->lock);
 	return r;
+}
+
+/* The certificates fetched so far (entries still pending have none). */
+static int cac_each(struct zm_identity_provider *ip,
+		    void (*fn)(void *ud, const char *id, const struct zm_cert *cert), void *ud)
+{
+	struct cac_provider *p = (struct cac_provider *)ip;
+
+	pthread_mutex_lock(&p->lock);
+	for (struct cac_entry *e = p->entries; e; e = e->next)
+		if (e->cert)
+			fn(ud, e->id, e->cert);
+	pthread_mutex_unlock(&p->lock);
+	return 0;
 }
 
 static void cac_destroy(struct zm_identity_provider *ip)
@@ -423,6 +436,7 @@ int zm_caclient_provider_new(const struct zm_caclient_opts *o, struct zm_identit
 	p->ops.get = cac_get;
 	p->ops.roots = cac_roots;
 	p->ops.destroy = cac_destroy;
+	p->ops.each = cac_each;
 	p->o = *o;
 	snprintf(p->addr, sizeof(p->addr), "%s", o->addr);
 	p->o.addr = p->addr;

@@ -19,7 +19,9 @@ cd "$(dirname "$0")/../.."
 . tests/lib/tap.sh
 . tests/lib/harness.sh
 BUILD=${BUILD:-build}
-SAMPLES=${ZMESH_SHARED_DIR:-../shared}/istio-samples/samples/bookinfo/networking
+. tests/lib/samples.sh
+SAMPLES=$(samples_dir 2>&1) || t_fatal "$SAMPLES"
+SAMPLES=$SAMPLES/bookinfo/networking
 HECHO=$BUILD/tests/tools/zm-httpecho
 ZT=$BUILD/bin/ztunnel
 WP=$BUILD/bin/waypoint
@@ -27,7 +29,7 @@ ZCTL=$BUILD/bin/zmeshctl
 ZCA=$BUILD/bin/zmesh-ca
 LABELS=tests/data/istio/standard-metrics-labels.txt
 for b in "$HECHO" "$ZT" "$WP" "$ZCTL" "$ZCA"; do [ -x "$b" ] || t_fatal "$b not built (run make)"; done
-[ -f "$SAMPLES/virtual-service-reviews-v3.yaml" ] || t_fatal "Istio samples not found at $SAMPLES"
+why=$(samples_need "$SAMPLES" virtual-service-reviews-v3.yaml 2>&1) || t_fatal "$why"
 for c in curl python3; do command -v $c >/dev/null || t_fatal "$c not installed"; done
 
 h_init

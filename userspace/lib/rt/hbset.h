@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * One worker's HBONE connections, client (the pool) and server (accepted on 15008), driven by
- * lib/hbone on the worker's loop with one policy for every daemon (DESIGN.md section 3):
+ * lib/hbone on the worker's loop with one policy for every daemon (userspace/lib/hbone/README.md):
  *  - Pooling: a client connection has a key (the daemon's: ztunnel uses source identity,
  *    expected destination identity, source IP and destination ip:port); rt_hset_find() returns
  *    the first connection of a key with a stream slot free (a connection still handshaking

@@ -127,7 +127,7 @@ m_wait_for 30 grep -q "fetched spiffe://cluster.local/ns/ns/sa/sa-n2a" "$H_STATE
 t_like "$(send n1a "$(h_ip4 n2a)" 7777)" "hi-n1a" "n1a -> n2a: traffic flows"
 t_like "$(send n1a 198.19.0.10 80)" "hi-n1a" "n1a -> service VIP 198.19.0.10:80 reaches n2a:7777"
 sleep 0.3
-t_like "$(cat "$H_STATE/zt-n1.log")" "access close dir=outbound via=hbone .*dst.addr=198\.18\.2\.11:7777" "n1 tunnelled it over HBONE"
+t_like "$(cat "$H_STATE/zt-n1.log")" "scope=access msg=close dir=outbound via=hbone .*dst.addr=198\.18\.2\.11:7777" "n1 tunnelled it over HBONE"
 t_like "$(cat "$H_STATE/zt-n2.log")" "certificates from the CA at .*15013 \(Bearer token" "n2 asks its CA with the Bearer token, no node certificate"
 t_like "$(cat "$H_STATE/ca.log")" "issued from 198\.18\.0\.2:[0-9]+ caller=spiffe://cluster\.local/ns/istio-system/sa/ztunnel node=n2 identity=spiffe://cluster\.local/ns/ns/sa/sa-n2a" \
 	"zmesh-ca issued n2a's certificate on n2's token (ImpersonatedIdentity)"
@@ -182,7 +182,7 @@ t_is "$(cp_ctl push "$H_STATE/s4.yaml")" ok "control plane pushes a malformed wo
 m_wait_for 10 grep -q '"error": "bad: addresses\[0\]: address of 3 bytes' "$CPLOG"
 t_like "$(grep '"error": "bad' "$CPLOG" | tail -1)" '"error": "bad: addresses\[0\]: address of 3 bytes \(want 4 or 16\)"' \
 	"NACK error_detail names the resource and field"
-t_like "$(cat "$H_STATE/zt-n1.log")" "xds: NACK: bad: addresses\[0\]" "ztunnel logs the NACK"
+t_like "$(cat "$H_STATE/zt-n1.log")" "scope=xds msg=\"NACK: bad: addresses\\[0\\]" "ztunnel logs the NACK"
 m_wait_for 10 sh -c "curl_out=\$(ip netns exec $(h_ns n1) curl -s -m 2 http://127.0.0.1:15000/config_dump); echo \"\$curl_out\" | grep -q '\"name\":\"extra\"\\|\"name\": \"extra\"'"
 t_like "$(dump n1 | jq -c '[.workloads[].name]')" '"extra"' "the good workload of the same push applied"
 t_like "$(dump n1 | jq -c '.xds.types["type.googleapis.com/istio.workload.Address"].nacks')" '^[1-9]' "config_dump counts the NACK"

@@ -42,6 +42,7 @@ struct zt_conn *zt_conn_new(struct zt_worker *w, int fd_a, bool a_is_client)
 	c->info.start_ms = w->loop->now_ms;
 	c->info.via = "-";
 	zm_list_add(&w->conns, &c->link);
+	atomic_fetch_add(&w->zt->n_conns, 1);
 	return c;
 }
 
@@ -49,6 +50,7 @@ static void zt_conn_free(void *p)
 {
 	struct zt_conn *c = p;
 
+	atomic_fetch_sub(&c->w->zt->n_conns, 1);
 	free(c->buf);
 	free(c);
 }

@@ -12,7 +12,7 @@
 #   tests/tools/*.c            -> build/tests/tools/*
 #   tests/fuzz/fuzz_*.c        -> build/fuzz/fuzz_*   (make fuzz, clang + libFuzzer)
 #
-# make [all] | test | bench | demo | lint | fuzz | image | clean     V=1 for full commands
+# make [all] | test | bench | soak | demo | lint | fuzz | image | clean     V=1 for full commands
 # make test-samples ISTIO_SAMPLES=DIR [ZTUNNEL_EXAMPLES=DIR]   the acceptance corpus (Istio's
 #                                       published samples/ tree), tests/run.sh samples
 # make SANITIZE=1 ...  builds into build-san/ with ASan+UBSan (tests run the same way)
@@ -89,8 +89,8 @@ FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 ALL_OBJS := $(LIB_OBJS) $(foreach b,$(BINS),$(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard userspace/$(b)/*.c))) \
 	$(UNIT_SRCS:%.c=$(BUILD)/obj/%.o) $(BPFT_SRCS:%.c=$(BUILD)/obj/%.o) $(TOOL_SRCS:%.c=$(BUILD)/obj/%.o)
 
-.PHONY: all prereqs test test-unit test-bpf test-integration test-samples samples-check bench demo \
-	lint fuzz image clean help FORCE
+.PHONY: all prereqs test test-unit test-bpf test-integration test-samples samples-check bench soak \
+	demo lint fuzz image clean help FORCE
 all: prereqs $(SKELS) $(BIN_PATHS) $(UNIT_BINS) $(BPFT_BINS) $(TOOL_BINS) $(TEST_BPF_OBJS)
 
 # Missing build prerequisites stop here with what to install, not deep inside a recipe.
@@ -195,6 +195,11 @@ image: all
 bench: all
 	$(Q)BUILD=$(BUILD) scripts/bench.sh
 
+# About ten minutes of mixed traffic while ztunnels are upgraded and killed, the CA restarted,
+# policies and configs churned; per fault what was lost, then "N passed, N failed".
+soak: all
+	$(Q)BUILD=$(BUILD) scripts/soak.sh
+
 # ISTIO_SAMPLES=DIR: the bookinfo scene (and test-samples) on Istio's published samples/ tree
 # instead of the project's own tests/data/samples; ZTUNNEL_EXAMPLES=DIR adds the reference
 # ztunnel's local-config examples to test-samples. Checked before anything runs.
@@ -221,7 +226,7 @@ help:
 
 # Unknown targets get a list of the real ones instead of make's terse message.
 .DEFAULT:
-	@echo "make: unknown target '$@'. Targets: all test test-unit test-bpf test-integration test-samples bench demo lint fuzz image clean help (SANITIZE=1, V=1)" >&2
+	@echo "make: unknown target '$@'. Targets: all test test-unit test-bpf test-integration test-samples bench soak demo lint fuzz image clean help (SANITIZE=1, V=1)" >&2
 	@exit 2
 
 -include $(wildcard $(ALL_OBJS:.o=.d) $(BPF_NAMES:%=$(BUILD)/bpf/%.tmp.d))

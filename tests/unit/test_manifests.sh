@@ -41,7 +41,7 @@ done < <($PY tests/tools/k8s-schema.py $files)
 
 # The checker must not be vacuous: broken copies fail.
 ds=$K/30-zmesh-node.yaml
-sed 's/containerPort: 15008/containrPort: 15008/' "$ds" >"$tmp/typo.yaml"
+sed 's/failureThreshold: 2/failureTreshold: 2/' "$ds" >"$tmp/typo.yaml"
 sed 's/periodSeconds: 5/periodSeconds: "5"/' "$ds" >"$tmp/type.yaml"
 sed 's/type: RollingUpdate/type: Rolling/' "$ds" >"$tmp/enum.yaml"
 sed 's/^  selector:$/  selectr:/' "$ds" >"$tmp/required.yaml"

@@ -9,6 +9,9 @@
 #    are logged and counted (zmesh_config_refused_total{reason}).
 #  - /healthz/ready is 503, with one log line saying why, while the datapath is pinned with
 #    another ABI version or missing, and 200 again once it is back.
+#  - A connection made to ztunnel's capture port itself (from the node, which the datapath
+#    does not see; pods are refused by the datapath, see capture.sh) is refused, not proxied
+#    back to the same port.
 #
 #   n1a 198.18.1.11 -- n1 === wire0 (tcpdump) === n2 -- n2a 198.18.2.11   (HBONE, echo 7777)
 set -u
@@ -99,4 +102,9 @@ m_datapath_load n1
 m_wait_for 5 is_ready 200
 t_ok $? "the datapath loaded again: the pods enrolled again and ready"
 t_is "$(enrolled)" "n1a" "n1a enrolled in the new datapath"
+
+out=$(h_exec n1 "$ECHO" send 198.18.0.1 15001 --data loop --timeout 3 2>&1)
+t_ok "$(grep -q loop <<<"$out"; [ $? = 1 ]; echo $?)" "the node dialling its own 15001 gets nothing proxied ($out)"
+m_wait_for 5 grep -q "outcome=proxy_port" "$ZLOG"
+t_ok $? "ztunnel refused it (outcome=proxy_port), no dial to itself"
 t_done

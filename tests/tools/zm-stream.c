@@ -8,7 +8,7 @@
  *
  *   zm-stream HOST PORT [--seconds S] [--rate KB_PER_S] [--stall-ms MS]
  *
- * Prints "stream ok sent=N echoed=N seconds=S" (exit 0) or "stream FAILED at byte N: why"
+ * Prints "stream ok sent=N echoed=N seconds=S" (exit 0) or "stream FAILED at byte N sent=S: why"
  * (exit 1); --stall-ms (default 5000) is how long the echo may fall silent while bytes are
  * outstanding. Exit 2 on usage errors.
  */
@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,6 +55,22 @@ static int usage(void)
 	return 2;
 }
 
+/* One failure line: where the echo stopped, how much was sent, why. Returns 1 (exit status). */
+static int fail(uint64_t echoed, uint64_t sent, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int fail(uint64_t echoed, uint64_t sent, const char *fmt, ...)
+{
+	va_list ap;
+
+	printf("stream FAILED at byte %llu sent=%llu: ", (unsigned long long)echoed,
+	       (unsigned long long)sent);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	putchar('\n');
+	return 1;
+}
+
 static int dial(const char *host, const char *port)
 {
 	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai;
@@ -65,8 +82,7 @@ static int dial(const char *host, const char *port)
 	}
 	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0 || connect(fd, ai->ai_addr, ai->ai_addrlen)) {
-		printf("stream FAILED at byte 0: connect %s port %s: %s\n", host, port,
-		       strerror(errno));
+		fail(0, 0, "connect %s port %s: %s", host, port, strerror(errno));
 		if (fd >= 0)
 			close(fd);
 		fd = -1;
@@ -93,16 +109,15 @@ static int run_read(struct run *r)
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return 0;
 	if (n < 0) {
-		printf("stream FAILED at byte %llu: read: %s\n", (unsigned long long)r->echoed,
-		       strerror(errno));
+		fail(r->echoed, r->sent, "read: %s", strerror(errno));
 		return -1;
 	}
 	if (n == 0)
 		return 1;
 	for (ssize_t i = 0; i < n; i++) {
 		if (buf[i] != gen_next(&r->rx)) {
-			printf("stream FAILED at byte %llu: the echo differs (lost or corrupted)\n",
-			       (unsigned long long)(r->echoed + (uint64_t)i));
+			fail(r->echoed + (uint64_t)i, r->sent,
+			     "the echo differs (lost or corrupted)");
 			return -1;
 		}
 	}
@@ -136,8 +151,7 @@ static int run_write(struct run *r, uint64_t t)
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return 0;
 	if (n < 0) {
-		printf("stream FAILED at byte %llu: write: %s\n", (unsigned long long)r->sent,
-		       strerror(errno));
+		fail(r->echoed, r->sent, "write: %s", strerror(errno));
 		return -1;
 	}
 	r->pend_off += (size_t)n;
@@ -187,11 +201,8 @@ int main(int argc, char **argv)
 		if (run_write(&r, t))
 			return 1;
 		if (r.echoed < r.sent && t - r.last_rx > r.stall_ms) {
-			printf("stream FAILED at byte %llu: no echo for %llu ms (%llu bytes "
-			       "outstanding)\n",
-			       (unsigned long long)r.echoed, (unsigned long long)(t - r.last_rx),
-			       (unsigned long long)(r.sent - r.echoed));
-			return 1;
+			return fail(r.echoed, r.sent, "no echo for %llu ms",
+				    (unsigned long long)(t - r.last_rx));
 		}
 		p.events = POLLIN | (r.pend_len ? POLLOUT : 0);
 		if (poll(&p, 1, 5) < 0 && errno != EINTR)
@@ -205,9 +216,7 @@ int main(int argc, char **argv)
 			break;
 	}
 	if (!r.shut || r.echoed != r.sent) {
-		printf("stream FAILED at byte %llu: the server closed early (sent %llu)\n",
-		       (unsigned long long)r.echoed, (unsigned long long)r.sent);
-		return 1;
+		return fail(r.echoed, r.sent, "the server closed early");
 	}
 	printf("stream ok sent=%llu echoed=%llu seconds=%llu\n", (unsigned long long)r.sent,
 	       (unsigned long long)r.echoed, (unsigned long long)((now_ms() - r.start) / 1000));

@@ -317,6 +317,17 @@ static const char *const wp_log_scopes[] = {"access", "hbone",	  "http",   "h2",
 					    "mirror", "upstream", "config", "identity",
 					    "admin",  "rt",	  NULL};
 
+/* Who the waypoint is, for routes that name the proxy (sourceLabels, sourceNamespace). */
+static void wp_self_init(struct wp *wp)
+{
+	struct zm_spiffe_id id;
+
+	if (!wp->opts.identity || zm_spiffe_id_parse(wp->opts.identity, &id))
+		return;
+	snprintf(wp->self_ns, sizeof(wp->self_ns), "%s", id.ns);
+	snprintf(wp->self_sa, sizeof(wp->self_sa), "%s", id.sa);
+}
+
 int main(int argc, char **argv)
 {
 	static struct wp wp;
@@ -342,6 +353,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	pthread_mutex_init(&wp.snap_lock, NULL);
+	wp_self_init(&wp);
 	wp.stats = calloc(1, sizeof(*wp.stats));
 	if (!wp.stats)
 		return 1;

@@ -119,6 +119,7 @@ struct wp_req {
 
 	/* the decisions */
 	const struct l7_http_route *route;
+	const struct l7_http_match *match; /* the route's match that selected it, NULL none */
 	const struct l7_dest *dest;
 	bool cors; /* a CORS request whose origin the route's policy allows */
 	struct wp_target tgt;

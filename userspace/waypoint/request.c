@@ -195,17 +195,19 @@ static void wp_req_complete(struct wp_req *r)
 	wp_req_finish(r);
 }
 
-static void wp_req_answer(struct wp_req *r, unsigned int code, const char *flags, const char *body,
-			  const struct wp_hdrs *extra)
+/* A local answer (a). A gRPC call, or a grpcStatus abort, is answered the gRPC way. */
+static void wp_req_answer(struct wp_req *r, const struct wp_answer *a)
 {
-	struct wp_resp resp = {.status = code, .len = (int64_t)strlen(body)};
-	char gs[16];
+	struct wp_resp resp = {.status = a->code, .len = (int64_t)strlen(a->body)};
+	const char *body = a->body;
+	int gs = a->grpc_status;
+	char gsbuf[16];
 
 	if (r->finished)
 		return;
 	if (r->up)
 		r->up_ops->cancel(r);
-	wp_req_flags(r, flags);
+	wp_req_flags(r, a->flags);
 	r->local = true;
 	if (r->resp_started) {
 		/* Part of the response went out already: only a reset tells the client. */
@@ -214,28 +216,29 @@ static void wp_req_answer(struct wp_req *r, unsigned int code, const char *flags
 		return;
 	}
 	r->resp_started = true;
-	if (r->grpc && r->proto == WP_H2) {
-		/* A gRPC call gets a gRPC answer: 200, trailers-only, grpc-status (Envoy's map). */
-		snprintf(gs, sizeof(gs), "%u", wp_grpc_status_of(code));
-		snprintf(r->grpc_status, sizeof(r->grpc_status), "%.7s", gs);
+	if (gs < 0 && r->grpc && r->proto == WP_H2)
+		gs = (int)wp_grpc_status_of(a->code);
+	if (gs >= 0) {
+		/* 200, trailers-only, grpc-status (Envoy's map from the HTTP status). */
+		snprintf(gsbuf, sizeof(gsbuf), "%d", gs);
+		snprintf(r->grpc_status, sizeof(r->grpc_status), "%.7s", gsbuf);
 		r->status = resp.status = 200;
 		resp.len = -1;
 		wp_hdrs_add_str(&resp.h, "content-type", WP_REQ_GRPC_CT);
-		wp_hdrs_add_str(&resp.h, "grpc-status", gs);
+		wp_hdrs_add_str(&resp.h, "grpc-status", gsbuf);
 		wp_hdrs_add_str(&resp.h, "grpc-message", body);
+		wp_route_response(r, &resp, a->route_ops);
 		r->down->head(r, &resp, true);
 		wp_hdrs_clear(&resp.h);
 		wp_req_complete(r);
 		return;
 	}
-	r->status = code;
-	if (extra)
-		wp_hdrs_copy(&resp.h, extra);
+	r->status = a->code;
+	wp_hdrs_copy(&resp.h, &a->h);
 	if (*body && !wp_hdrs_get(&resp.h, "content-type"))
 		wp_hdrs_add_str(&resp.h, "content-type", "text/plain");
 	wp_hdrs_add_str(&resp.h, "server", "zmesh-waypoint");
-	if (r->cors)
-		wp_route_response(r, &resp);
+	wp_route_response(r, &resp, a->route_ops);
 	r->down->head(r, &resp, !*body);
 	wp_hdrs_clear(&resp.h);
 	if (*body) {
@@ -247,7 +250,12 @@ static void wp_req_answer(struct wp_req *r, unsigned int code, const char *flags
 
 void wp_req_reply(struct wp_req *r, unsigned int code, const char *flags, const char *body)
 {
-	wp_req_answer(r, code, flags, body, NULL);
+	struct wp_answer a = WP_ANSWER_INIT;
+
+	a.code = code;
+	a.flags = flags;
+	a.body = body;
+	wp_req_answer(r, &a);
 }
 
 /* ---- the request ---- */
@@ -266,16 +274,29 @@ static void wp_req_request_id(struct wp_req *r)
 		 b & 0xfff, (c >> 16 & 0x3fff) | 0x8000, c & 0xffff, d);
 }
 
+/* After the fault delay: the route's own action (redirect, direct response) or forward. */
+static void wp_req_act(struct wp_req *r)
+{
+	struct wp_answer a = WP_ANSWER_INIT;
+
+	r->state = WP_RQ_HEAD;
+	if (wp_route_action(r, &a) == WP_ROUTE_ANSWER)
+		wp_req_answer(r, &a);
+	else
+		wp_req_forward(r);
+	wp_answer_free(&a);
+}
+
 void wp_req_start(struct wp_req *r)
 {
 	const char *ct = wp_hdrs_get(&r->h, "content-type");
 	const struct l7_http_route *rt;
-	struct wp_answer a = {0};
+	struct wp_answer a = WP_ANSWER_INIT;
 
 	r->grpc = ct && !strncmp(ct, WP_REQ_GRPC_CT, strlen(WP_REQ_GRPC_CT));
 	wp_req_request_id(r);
 	if (wp_route_decide(r, &a) == WP_ROUTE_ANSWER) {
-		wp_req_answer(r, a.code, a.flags, a.body, &a.h);
+		wp_req_answer(r, &a);
 		wp_answer_free(&a);
 		return;
 	}
@@ -292,7 +313,7 @@ void wp_req_start(struct wp_req *r)
 		wp_req_arm(r);
 		return;
 	}
-	wp_req_forward(r);
+	wp_req_act(r);
 }
 
 /* ---- mirroring ---- */
@@ -350,7 +371,7 @@ static const struct wp_down_ops wp_shadow_down = {
     .upgraded = wp_shadow_upgraded,
 };
 
-static void wp_req_mirror_dropped(struct wp_req *r, const char *why)
+static void wp_req_mirror_dropped(struct wp_req *r, const struct l7_mirror *m, const char *why)
 {
 	struct wp_worker *w = r->c->w;
 
@@ -358,35 +379,31 @@ static void wp_req_mirror_dropped(struct wp_req *r, const char *why)
 	w->shadow_drops++;
 	if (obs_ratelimit_ok(&w->shadow_log, w->loop->now_ms, 1000, NULL))
 		obs_log(OBS_WARN, "mirror", "mirror to %s: %s, copy dropped (%lu dropped so far)",
-			r->route->mirror.host, why, w->shadow_drops);
+			m->dest.host, why, w->shadow_drops);
 }
 
 /*
- * The route's mirror, once the client's request is whole: a copy of the head sent upstream
- * (":authority" with Envoy's "-shadow" suffix) and of the body (up to WP_RETRY_COPY_MAX) to
- * the mirror host; its answer is dropped, and it is reset when still open after the route's
- * timeout (WP_SHADOW_MS when none). At most WP_SHADOW_MAX copies per worker are in flight.
+ * A copy of r for mirror m: the head sent upstream (":authority" with Envoy's "-shadow"
+ * suffix) and the body (up to WP_RETRY_COPY_MAX) to the mirror host; its answer is dropped,
+ * and it is reset when still open after the route's timeout (WP_SHADOW_MS when none). At most
+ * WP_SHADOW_MAX copies per worker are in flight.
  */
-static void wp_req_mirror(struct wp_req *r)
+static void wp_req_mirror_one(struct wp_req *r, const struct l7_mirror *m)
 {
 	const struct l7_http_route *rt = r->route;
 	struct wp_worker *w = r->c->w;
 	struct wp_req *sh;
 	char auth[HB_AUTHORITY_MAX + 300];
 
-	if (r->mirrored || !rt || !rt->mirror.host || !rt->mirror.service || r->shadow ||
-	    !r->up_path)
-		return;
-	r->mirrored = true;
-	if (!l7_percent_hit(rt->mirror_pct, wp_rand()))
+	if (!m->dest.service || !l7_percent_hit(m->pct, wp_rand()))
 		return;
 	if (!r->copy_ok) {
-		wp_req_mirror_dropped(r, "body larger than 64 KiB");
+		wp_req_mirror_dropped(r, m, "body larger than 64 KiB");
 		return;
 	}
 	if (w->n_shadows >= WP_SHADOW_MAX) {
 		snprintf(auth, sizeof(auth), "%u copies in flight on this worker", w->n_shadows);
-		wp_req_mirror_dropped(r, auth);
+		wp_req_mirror_dropped(r, m, auth);
 		return;
 	}
 	sh = wp_req_new(r->c, r->proto, &wp_shadow_down, NULL);
@@ -409,11 +426,23 @@ static void wp_req_mirror(struct wp_req *r)
 	sh->body_eof = true;
 	sh->req_bytes = wp_q_size(&sh->body);
 	sh->route = rt;
-	sh->dest = &rt->mirror;
+	sh->dest = &m->dest;
 	sh->state = WP_RQ_UPSTREAM;
 	snprintf(sh->request_id, sizeof(sh->request_id), "%s", r->request_id);
 	sh->deadline_ms = wp_now(r) + (rt->timeout_ms ? rt->timeout_ms : WP_SHADOW_MS);
 	wp_req_forward(sh);
+}
+
+/* The route's mirrors, once the client's request is whole. */
+static void wp_req_mirror(struct wp_req *r)
+{
+	size_t i;
+
+	if (r->mirrored || !r->route || r->shadow || !r->up_path)
+		return;
+	r->mirrored = true;
+	for (i = 0; i < r->route->n_mirrors; i++)
+		wp_req_mirror_one(r, &r->route->mirrors[i]);
 }
 
 /* ---- the exchange ---- */
@@ -516,8 +545,8 @@ static void wp_req_forward(struct wp_req *r)
 	}
 	r->active = wp_ep_stat(c->w->wp, r->tgt.ep_key);
 	atomic_fetch_add(&r->active->active, 1);
-	if (r->route && r->route->retries.per_try_timeout_ms && !r->shadow)
-		r->try_deadline_ms = wp_now(r) + r->route->retries.per_try_timeout_ms;
+	if (wp_route_per_try_ms(r) && !r->shadow)
+		r->try_deadline_ms = wp_now(r) + wp_route_per_try_ms(r);
 	wp_req_arm(r);
 	if (r->body_eof)
 		wp_req_mirror(r);
@@ -603,7 +632,7 @@ static void wp_ev_head(struct wp_req *r, struct wp_resp *resp, bool end)
 	r->try_deadline_ms = 0;
 	r->resp_started = true;
 	r->resp_bytes += wp_resp_head_size(resp);
-	wp_route_response(r, resp);
+	wp_route_response(r, resp, true);
 	r->down->head(r, resp, end);
 	if (end)
 		wp_req_complete(r);
@@ -646,7 +675,7 @@ static void wp_ev_upgraded(struct wp_req *r, struct wp_resp *resp, struct wp_tun
 	r->up = NULL;
 	r->status = resp->status;
 	r->resp_started = r->resp_done = true;
-	wp_route_response(r, resp);
+	wp_route_response(r, resp, true);
 	wp_req_finish(r);
 	r->down->upgraded(r, resp, t);
 }
@@ -748,12 +777,11 @@ static void wp_req_timer_fired(struct rt_loop *l, struct rt_timer *t)
 			wp_req_finish(r);
 			return;
 		}
-		wp_req_answer(r, 504, "UT", "upstream request timeout", NULL);
+		wp_req_reply(r, 504, "UT", "upstream request timeout");
 		return;
 	}
 	if (r->state == WP_RQ_DELAY && now >= r->delay_until_ms) {
-		r->state = WP_RQ_HEAD;
-		wp_req_forward(r);
+		wp_req_act(r);
 		return;
 	}
 	if (r->state == WP_RQ_PENDING) {
@@ -765,7 +793,7 @@ static void wp_req_timer_fired(struct rt_loop *l, struct rt_timer *t)
 		/* perTryTimeout: this attempt is over; another follows, or a 504. */
 		r->try_deadline_ms = 0;
 		if (!wp_req_retry(r, wp_route_retry_failure(r, WP_UPF_RESET, true)))
-			wp_req_answer(r, 504, "UT", "upstream request timeout", NULL);
+			wp_req_reply(r, 504, "UT", "upstream request timeout");
 		return;
 	}
 	wp_req_arm(r);

@@ -8,6 +8,7 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/random.h>
 
 #include "obs/log.h"
@@ -50,6 +51,20 @@ void wp_snap_put(struct wp_snap *s)
 	free(s);
 }
 
+/* The waypoint's own workload: its namespace and service account (the first such). */
+static const struct zm_cfg_workload *wp_snap_self(const struct zm_config *mesh, const char *ns,
+						  const char *sa)
+{
+	size_t i;
+
+	for (i = 0; ns[0] && i < mesh->n_workloads; i++)
+		if (!strcmp(mesh->workloads[i].namespace, ns) &&
+		    mesh->workloads[i].service_account &&
+		    !strcmp(mesh->workloads[i].service_account, sa))
+			return &mesh->workloads[i];
+	return NULL;
+}
+
 struct wp_snap *wp_snap_load(struct wp *wp, char *err, size_t len)
 {
 	struct wp_snap *s = calloc(1, sizeof(*s));
@@ -63,6 +78,7 @@ struct wp_snap *wp_snap_load(struct wp *wp, char *err, size_t len)
 		goto err;
 	if (l7_config_load(wp->opts.configs, (size_t)wp->opts.n_configs, s->mesh, &s->l7, err, len))
 		goto err;
+	s->self = wp_snap_self(s->mesh, wp->self_ns, wp->self_sa);
 	return s;
 err:
 	wp_snap_put(s);

@@ -62,6 +62,7 @@ struct wp_snap {
 	atomic_int refs;
 	struct zm_config *mesh;
 	struct l7_config *l7;
+	const struct zm_cfg_workload *self; /* the waypoint's own workload, if the mesh has it */
 };
 
 struct wp_opts {
@@ -104,6 +105,7 @@ struct wp {
 	struct zm_identity_provider *idp;
 	struct zm_tls_ctx *tls_server, *tls_client;
 	char trust_domain[128];
+	char self_ns[64], self_sa[128]; /* of --identity */
 	pthread_mutex_t snap_lock;
 	struct wp_snap *snap;
 	struct rt_control control; /* the main thread: signals, config polling */

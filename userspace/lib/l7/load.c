@@ -385,15 +385,24 @@ int l7_kvmap_at(struct l7_ld *ld, yaml_node_t *map, const char *key, struct l7_k
 	return l7_at(ld, map, key, l7_kvmap, &kvs);
 }
 
-int l7_regex_compile(struct l7_ld *ld, yaml_node_t *n, struct l7_strm *m)
+#ifndef PCRE2_MATCH_INVALID_UTF
+#define PCRE2_MATCH_INVALID_UTF 0 /* older PCRE2: a subject that is not UTF-8 fails to match */
+#endif
+
+static int l7_regex_build(struct l7_ld *ld, yaml_node_t *n, struct l7_strm *m, uint32_t anchors)
 {
 	PCRE2_UCHAR msg[160];
 	PCRE2_SIZE off;
 	pcre2_code *re;
 	int code;
 
+	if (strlen(m->value) > 1024) {
+		zm_yl_error(&ld->yl, n, "regex is too large, max length allowed is 1024");
+		return -EINVAL;
+	}
 	re = pcre2_compile((PCRE2_SPTR)m->value, PCRE2_ZERO_TERMINATED,
-			   PCRE2_ANCHORED | PCRE2_ENDANCHORED | PCRE2_UTF, &code, &off, NULL);
+			   anchors | PCRE2_UTF | PCRE2_DOLLAR_ENDONLY | PCRE2_MATCH_INVALID_UTF,
+			   &code, &off, NULL);
 	if (!re) {
 		pcre2_get_error_message(code, msg, sizeof(msg));
 		zm_yl_error(&ld->yl, n, "invalid regex \"%s\" at offset %zu: %s", m->value,
@@ -407,6 +416,16 @@ int l7_regex_compile(struct l7_ld *ld, yaml_node_t *n, struct l7_strm *m)
 	}
 	m->re = re;
 	return 0;
+}
+
+int l7_regex_compile(struct l7_ld *ld, yaml_node_t *n, struct l7_strm *m)
+{
+	return l7_regex_build(ld, n, m, PCRE2_ANCHORED | PCRE2_ENDANCHORED);
+}
+
+int l7_regex_compile_search(struct l7_ld *ld, yaml_node_t *n, struct l7_strm *m)
+{
+	return l7_regex_build(ld, n, m, 0);
 }
 
 int l7_strmatch(struct l7_ld *ld, yaml_node_t *n, void *m)

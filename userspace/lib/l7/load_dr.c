@@ -478,9 +478,11 @@ int l7_config_check(struct l7_config *cfg, const struct zm_config *mesh, struct 
 					 "spec.http[%zu].route[%zu].destination", j, k);
 				ret = l7_dest_check(cfg, mesh, errs, &r->dests[k], path) ?: ret;
 			}
-			if (r->mirror.host) {
-				snprintf(path, sizeof(path), "spec.http[%zu].mirror", j);
-				ret = l7_dest_check(cfg, mesh, errs, &r->mirror, path) ?: ret;
+			for (k = 0; k < r->n_mirrors; k++) {
+				snprintf(path, sizeof(path), "spec.http[%zu].mirror%s", j,
+					 k ? "s" : "");
+				ret = l7_dest_check(cfg, mesh, errs, &r->mirrors[k].dest, path)
+					  ?: ret;
 			}
 		}
 		for (k = 0; k < vs->n_tcp; k++) {

@@ -43,6 +43,7 @@ void wp_in_on_request(struct hb_stream *s, const struct hb_request *req)
 static void wp_in_tcp(struct wp_conn *c)
 {
 	const struct l7_vs *vs = c->svc ? l7_vs_find(c->snap->l7, c->svc->hostname) : NULL;
+	/* (TCPRoute is not read: a VirtualService's tcp route, or the service itself.) */
 	struct wp_target t = {.snap = c->snap,
 			      .svc = c->svc,
 			      .pod = c->pod,

@@ -367,8 +367,10 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (check) {
-		printf("ok: %zu VirtualService, %zu DestinationRule, %zu AuthorizationPolicy\n",
-		       wp.snap->l7->n_vs, wp.snap->l7->n_dr, wp.snap->l7->n_authz);
+		printf("ok: %zu VirtualService, %zu DestinationRule, %zu AuthorizationPolicy, "
+		       "%zu HTTPRoute/GRPCRoute\n",
+		       wp.snap->l7->n_vs, wp.snap->l7->n_dr, wp.snap->l7->n_authz,
+		       wp.snap->l7->n_gw);
 		free(err);
 		return 0;
 	}

@@ -2,12 +2,12 @@
 /*
  * The decisions of the request lifecycle (route.h), as Envoy makes them from the
  * configuration Istio generates, in the order of its filter chain: L7 AuthorizationPolicy
- * (RBAC: 403 "RBAC: access denied"), the route (the first matching http route of the
- * service's VirtualService; 404 when none matches), CORS (a preflight the policy covers is
- * answered here), fault abort, then the route's own action (redirect, direct response, or a
- * weighted destination). The head sent upstream gets the path rewrite, the authority rewrite
- * and the header operations in Envoy's order: for a single destination its operations join the
- * route's; for weighted ones the destination's are applied first, then the route's; within one
+ * (RBAC: 403 "RBAC: access denied"), the route (the first matching one of the service's
+ * Gateway API routes, else of its VirtualService; 404 when none matches), CORS (a preflight the
+ * policy covers is answered here), fault abort, then the route's own action (redirect, direct
+ * response, or a weighted destination). The head sent upstream gets the path rewrite, the authority
+ * rewrite and the header operations in Envoy's order: for a single destination its operations join
+ * the route's; for weighted ones the destination's are applied first, then the route's; within one
  * level, removes before set and add. Responses get the same, then the CORS fields.
  */
 #include <errno.h>
@@ -37,6 +37,7 @@ void wp_route_view(const struct wp_req *r, struct l7_request *out)
 	    .proxy_labels = self ? self->labels : NULL,
 	    .n_proxy_labels = self ? self->n_labels : 0,
 	    .proxy_namespace = c->w->wp->self_ns,
+	    .proxy_gateway = c->w->wp->self_sa,
 	};
 }
 
@@ -105,7 +106,8 @@ enum wp_route_verdict wp_route_decide(struct wp_req *r, struct wp_answer *a)
 	wp_route_view(r, &req);
 	if (c->svc && !l7_authz_allows(l7, c->svc->hostname, c->svc->namespace, &req, &pol))
 		return wp_answer(a, 403, "RBAC", L7_DENY_BODY);
-	vs = c->svc ? l7_vs_find(l7, c->svc->hostname) : NULL;
+	vs = c->svc ? l7_routes_for(l7, c->svc->hostname, req.proxy_namespace, req.proxy_gateway)
+		    : NULL;
 	if (!vs)
 		return WP_ROUTE_FORWARD;
 	rt = r->route = l7_route_match(vs, &req, &r->match);

@@ -107,6 +107,6 @@ void wp_snap_reload(struct wp *wp)
 	wp_snap_put(old);
 	obs_log(OBS_INFO, "config",
 		"config reloaded: %zu VirtualService, %zu DestinationRule, "
-		"%zu AuthorizationPolicy",
-		s->l7->n_vs, s->l7->n_dr, s->l7->n_authz);
+		"%zu AuthorizationPolicy, %zu HTTPRoute/GRPCRoute",
+		s->l7->n_vs, s->l7->n_dr, s->l7->n_authz, s->l7->n_gw);
 }

@@ -28,7 +28,7 @@ static size_t l7_matched_prefix(const struct l7_http_match *m, size_t plen)
 {
 	if (!m)
 		return 1; /* a route without match is Envoy's prefix "/" */
-	if (m->uri.kind == L7_STR_PREFIX)
+	if (m->uri.kind == L7_STR_PREFIX || m->uri.kind == L7_STR_PATH_PREFIX)
 		return strlen(m->uri.value) <= plen ? strlen(m->uri.value) : plen;
 	if (m->uri.kind == L7_STR_NONE)
 		return 1;
@@ -80,6 +80,13 @@ int l7_rewrite_path(const struct l7_http_route *r, const struct l7_http_match *m
 		return w < 0 || (size_t)w >= len ? -ENOSPC : 0;
 	}
 	keep = l7_matched_prefix(m, plen);
+	if (m && m->uri.kind == L7_STR_PATH_PREFIX && !strcmp(r->rewrite.uri, "/")) {
+		/* Istio's Gateway API rewrite to "/": ^PREFIX(/?)(.*) -> /\2 */
+		if (keep < plen && req->path[keep] == '/')
+			keep++;
+		w = snprintf(buf, len, "/%.*s%s", (int)(plen - keep), req->path + keep, q);
+		return w < 0 || (size_t)w >= len ? -ENOSPC : 0;
+	}
 	w = snprintf(buf, len, "%s%.*s%s", r->rewrite.uri, (int)(plen - keep), req->path + keep, q);
 	return w < 0 || (size_t)w >= len ? -ENOSPC : 0;
 }

@@ -86,6 +86,11 @@ int l7_load_vs(struct l7_ld *ld, yaml_node_t *spec, struct l7_vs *vs);
 int l7_destination_load(struct l7_ld *ld, yaml_node_t *n, void *out);
 /* corsPolicy into the struct l7_cors at out. */
 int l7_cors_load(struct l7_ld *ld, yaml_node_t *n, void *out);
+/* Gateway API: an HTTPRoute / GRPCRoute spec (gr->kind, name set), a waypoint Gateway spec. */
+int l7_load_gw_route(struct l7_ld *ld, yaml_node_t *spec, struct l7_gw_route *gr);
+int l7_load_gateway(struct l7_ld *ld, yaml_node_t *spec, const char *name);
+/* Attach the Gateway API routes to their parents (l7_config.gw_vs). 0 or -ENOMEM. */
+int l7_gw_attach(struct l7_config *cfg);
 int l7_load_dr(struct l7_ld *ld, yaml_node_t *spec, struct l7_dr *dr);
 int l7_load_authz(struct l7_ld *ld, yaml_node_t *spec, struct l7_authz *az);
 /* Resolve destinations against the mesh and the loaded DestinationRules. */

@@ -30,6 +30,11 @@ enum l7_str_kind {
 	L7_STR_EXACT,
 	L7_STR_PREFIX,
 	L7_STR_REGEX, /* PCRE2, anchored at both ends like Envoy's RE2 full match */
+	/*
+	 * Envoy's path_separated_prefix (Gateway API PathPrefix): the path is the prefix, or
+	 * starts with it followed by "/".
+	 */
+	L7_STR_PATH_PREFIX,
 };
 
 struct l7_strm {
@@ -218,6 +223,13 @@ struct l7_vs {
 	const char **hosts; /* qualified; may start with "*." */
 	size_t n_hosts;
 	bool not_mesh; /* spec.gateways without "mesh": not applied by waypoints */
+	/*
+	 * Routes of Gateway API HTTPRoutes and GRPCRoutes (l7_config.gw_vs), Istio's "Gateway
+	 * semantics": per Service they attach to, or per waypoint Gateway (gw_parent "ns/name",
+	 * hosts from the route's hostnames, "*" when none).
+	 */
+	bool gateway_api;
+	const char *gw_parent;
 	struct l7_http_route *http;
 	size_t n_http;
 	struct l7_dest *tcp; /* first tcp route's destinations */
@@ -312,9 +324,30 @@ struct l7_authz {
 	enum l7_authz_action action;
 	const char **target_services; /* targetRefs kind Service (qualified); none: namespace */
 	size_t n_target_services;
-	bool targets_gateway; /* a targetRef of kind Gateway: every service through us */
-	bool has_selector;    /* spec.selector: a workload policy, enforced by ztunnel, not us */
+	const char **target_gateways; /* targetRefs kind Gateway: "ns/name" of a waypoint */
+	size_t n_target_gateways;
+	bool has_selector; /* spec.selector: a workload policy, enforced by ztunnel, not us */
 	struct l7_authz_rule *rules;
+	size_t n_rules;
+	const char *file;
+	unsigned int line;
+};
+
+/* A parentRef of a Gateway API route. */
+struct l7_gw_parent {
+	bool service; /* a Service (GAMMA), else a Gateway (a waypoint) */
+	const char *name, *namespace;
+	unsigned int port; /* 0: every port */
+};
+
+/* An HTTPRoute or GRPCRoute as read (its rules become routes of l7_config.gw_vs). */
+struct l7_gw_route {
+	const char *kind, *name, *namespace;
+	struct l7_gw_parent *parents;
+	size_t n_parents;
+	const char **hostnames; /* qualified */
+	size_t n_hostnames;
+	struct l7_http_route *rules; /* one per rule, with all its matches */
 	size_t n_rules;
 	const char *file;
 	unsigned int line;
@@ -325,6 +358,10 @@ struct l7_arena;
 struct l7_config {
 	struct l7_vs *vs;
 	size_t n_vs;
+	struct l7_gw_route *gw;
+	size_t n_gw;
+	struct l7_vs *gw_vs; /* the Gateway API routes by parent, sorted as istiod sorts them */
+	size_t n_gw_vs;
 	struct l7_dr *dr;
 	size_t n_dr;
 	struct l7_authz *authz;
@@ -371,6 +408,7 @@ struct l7_request {
 	const struct zm_cfg_label *proxy_labels;
 	size_t n_proxy_labels;
 	const char *proxy_namespace;
+	const char *proxy_gateway; /* the waypoint's Gateway name (its service account) */
 };
 
 /* First value of header name (lower case) or NULL; ":method" etc. are the request's. */
@@ -384,6 +422,13 @@ const char *l7_request_header_all(const struct l7_request *req, const char *name
 
 /* The VirtualService whose hosts cover hostname (exact before wildcard); NULL when none. */
 const struct l7_vs *l7_vs_find(const struct l7_config *cfg, const char *hostname);
+/*
+ * The routes for a request to service hostname through the waypoint gw_ns/gw_name: Gateway
+ * API routes first (attached to the Service, then to the waypoint's Gateway), as Istio
+ * selects routes with Gateway semantics before VirtualServices; else the VirtualService.
+ */
+const struct l7_vs *l7_routes_for(const struct l7_config *cfg, const char *hostname,
+				  const char *gw_ns, const char *gw_name);
 /* The DestinationRule of hostname, or NULL. */
 const struct l7_dr *l7_dr_find(const struct l7_config *cfg, const char *hostname);
 const struct l7_subset *l7_dr_subset(const struct l7_dr *dr, const char *name);
@@ -438,8 +483,11 @@ const struct l7_retry *l7_route_retry(const struct l7_http_route *r);
 
 /*
  * L7 authorization of req to the service svc_host (qualified) in svc_ns: any matching DENY
- * refuses; with ALLOW policies in scope one must match; else allowed. Returns true to allow;
- * *policy names the deciding policy (or NULL).
+ * refuses; with ALLOW policies in scope one must match; else allowed. Policies in scope: those
+ * whose targetRefs name the service or this waypoint's Gateway (req->proxy_namespace and
+ * proxy_gateway), and those without targetRefs or selector of the service's namespace (or
+ * the root namespace, istio-system). Returns true to allow; *policy names the deciding
+ * policy (or NULL).
  */
 bool l7_authz_allows(const struct l7_config *cfg, const char *svc_host, const char *svc_ns,
 		     const struct l7_request *req, const struct l7_authz **policy);

@@ -152,6 +152,10 @@ static bool l7_strm_match_len(const struct l7_strm *m, const char *s, size_t len
 	case L7_STR_PREFIX:
 		vl = strlen(m->value);
 		return vl <= len && !(icase ? strncasecmp : strncmp)(m->value, s, vl);
+	case L7_STR_PATH_PREFIX:
+		vl = strlen(m->value);
+		return vl <= len && !(icase ? strncasecmp : strncmp)(m->value, s, vl) &&
+		       (vl == len || s[vl] == '/' || (vl && m->value[vl - 1] == '/'));
 	case L7_STR_REGEX:
 		if (!m->re) { /* policy "*suffix" form */
 			vl = strlen(m->value);
@@ -435,20 +439,33 @@ static bool l7_rule_match(const struct l7_authz_rule *r, const struct l7_request
 	return true;
 }
 
-static bool l7_authz_in_scope(const struct l7_authz *az, const char *svc_host, const char *svc_ns)
+/* A targetRef to Gateway ns/name names this waypoint (any, when the caller did not say). */
+static bool l7_authz_our_gateway(const char *ref, const struct l7_request *req)
+{
+	size_t nl;
+
+	if (!req->proxy_gateway || !req->proxy_namespace)
+		return true;
+	nl = strlen(req->proxy_namespace);
+	return !strncmp(ref, req->proxy_namespace, nl) && ref[nl] == '/' &&
+	       !strcmp(ref + nl + 1, req->proxy_gateway);
+}
+
+static bool l7_authz_in_scope(const struct l7_authz *az, const char *svc_host, const char *svc_ns,
+			      const struct l7_request *req)
 {
 	size_t i;
 
 	if (az->has_selector)
 		return false;
-	if (az->targets_gateway)
-		return true;
-	if (az->n_target_services) {
-		for (i = 0; i < az->n_target_services; i++)
-			if (!strcasecmp(az->target_services[i], svc_host))
-				return true;
+	for (i = 0; i < az->n_target_gateways; i++)
+		if (l7_authz_our_gateway(az->target_gateways[i], req))
+			return true;
+	for (i = 0; i < az->n_target_services; i++)
+		if (!strcasecmp(az->target_services[i], svc_host))
+			return true;
+	if (az->n_target_services || az->n_target_gateways)
 		return false;
-	}
 	return !strcmp(az->namespace, svc_ns) || !strcmp(az->namespace, "istio-system");
 }
 
@@ -474,7 +491,7 @@ bool l7_authz_allows(const struct l7_config *cfg, const char *svc_host, const ch
 	for (i = 0; i < cfg->n_authz; i++) {
 		const struct l7_authz *az = &cfg->authz[i];
 
-		if (!l7_authz_in_scope(az, svc_host, svc_ns))
+		if (!l7_authz_in_scope(az, svc_host, svc_ns, req))
 			continue;
 		if (az->action == L7_AUTHZ_DENY && l7_authz_matches(az, req)) {
 			*policy = az;
@@ -487,7 +504,7 @@ bool l7_authz_allows(const struct l7_config *cfg, const char *svc_host, const ch
 	for (i = 0; i < cfg->n_authz; i++) {
 		const struct l7_authz *az = &cfg->authz[i];
 
-		if (az->action == L7_AUTHZ_ALLOW && l7_authz_in_scope(az, svc_host, svc_ns) &&
+		if (az->action == L7_AUTHZ_ALLOW && l7_authz_in_scope(az, svc_host, svc_ns, req) &&
 		    l7_authz_matches(az, req)) {
 			*policy = az;
 			return true;

@@ -15,8 +15,14 @@
 #   k8s_dualstack                   (before k8s_start) services also get an IPv6 VIP
 #                                   2001:2:0:250::N, workloads their IPv6 address, and the
 #                                   waypoint is reached on its IPv6 address (k8s.py)
-#   k8s_apply FILE...               the Deployments/Services of FILE become pods (before k8s_start)
-#   k8s_waypoint [NODE]             a waypoint pod (default: the last node) for every service
+#   k8s_apply FILE...               the Deployments/Services of FILE become pods (before k8s_start);
+#                                   Namespaces and istio-waypoint Gateways count for attachment
+#   k8s_waypoint [NODE]             the waypoint pod (default: on the last node), attached the
+#                                   Istio way: by the applied files' Gateway of class
+#                                   istio-waypoint and istio.io/use-waypoint labels, or, when
+#                                   they have none, by what `istioctl waypoint apply
+#                                   --enroll-namespace` makes (Gateway default/waypoint and the
+#                                   default Namespace labelled to use it: every service)
 #   k8s_routes FILE...              Istio resources for the waypoint (live: waits for reload)
 #   k8s_start                       datapaths, ztunnels, waypoint; waits until all are ready
 #   k8s_pod NAME                    harness pod of a k8s pod ("reviews-v1-0") or deployment
@@ -111,9 +117,33 @@ k8s_dualstack() {
 }
 
 k8s_waypoint() {
-	local node=${1:-${K8S_NODES##*,}}
+	local node=${1:-${K8S_NODES##*,}} files
 	h_pod "$node" wp
 	echo "wp $(h_ip4 wp) $node $(h_ip6 wp)" >"$K8S_DIR/waypoint"
+	mapfile -t files <"$K8S_DIR/files"
+	if [ ${#files[@]} = 0 ] || ! grep -qs 'gatewayClassName: *istio-waypoint' "${files[@]}"; then
+		cat >"$K8S_DIR/waypoint.yaml" <<'YAML'
+# What `istioctl waypoint apply --enroll-namespace` creates: the waypoint's Gateway, and its
+# namespace labelled so that every service in it uses the waypoint.
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: waypoint
+  namespace: default
+  labels: {istio.io/waypoint-for: service}
+spec:
+  gatewayClassName: istio-waypoint
+  listeners:
+  - {name: mesh, port: 15008, protocol: HBONE}
+---
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: default
+  labels: {istio.io/use-waypoint: waypoint}
+YAML
+		realpath "$K8S_DIR/waypoint.yaml" >>"$K8S_DIR/files"
+	fi
 	k8s__mesh
 }
 

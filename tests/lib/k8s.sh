@@ -24,6 +24,9 @@
 #                                   --enroll-namespace` makes (Gateway default/waypoint and the
 #                                   default Namespace labelled to use it: every service)
 #   k8s_routes FILE...              Istio resources for the waypoint (live: waits for reload)
+#   k8s_ztunnel_policy FILE...      (before k8s_start) ztunnel --policy files (Istio
+#                                   AuthorizationPolicy / PeerAuthentication YAML)
+#   K8S_WP_ARGS=(...)               (before k8s_start) more waypoint arguments
 #   k8s_start                       datapaths, ztunnels, waypoint; waits until all are ready
 #   k8s_pod NAME                    harness pod of a k8s pod ("reviews-v1-0") or deployment
 #   k8s_vip SERVICE                 a service's VIP; k8s_vip6 SERVICE its IPv6 VIP (dual stack)
@@ -165,6 +168,16 @@ k8s_routes() {
 	t_fatal "waypoint did not reload $*: $(tail -5 "$K8S_DIR/wp.log")"
 }
 
+K8S_WP_ARGS=()
+K8S_ZT_ARGS=()
+k8s_ztunnel_policy() {
+	local f
+	for f in "$@"; do
+		[ -f "$f" ] || t_fatal "k8s_ztunnel_policy: no such file $f"
+		K8S_ZT_ARGS+=(--policy "$f")
+	done
+}
+
 k8s_start() {
 	local n i hname node name ns sa labels ports
 	for n in ${K8S_NODES//,/ }; do
@@ -172,13 +185,14 @@ k8s_start() {
 			datapath load --uplink wire0 >/dev/null || t_fatal "datapath load on $n failed"
 		h_bg "$n" "$BUILD/bin/ztunnel" --config "$K8S_DIR/mesh.yaml" --node "$n" \
 			--netns "/var/run/netns/$(h_ns "$n")" --pin-dir "$(h_pin_dir "$n")" \
-			--ca-dir "$K8S_DIR/ca" 2>"$K8S_DIR/zt-$n.log"
+			--ca-dir "$K8S_DIR/ca" "${K8S_ZT_ARGS[@]}" 2>"$K8S_DIR/zt-$n.log"
 	done
 	if [ -f "$K8S_DIR/waypoint" ]; then
 		h_bg wp "$BUILD/bin/waypoint" --config "$K8S_DIR/routes.yaml" \
 			--mesh-config "$K8S_DIR/mesh.yaml" \
 			--identity spiffe://cluster.local/ns/default/sa/waypoint \
-			--ca-dir "$K8S_DIR/ca" --netns "/var/run/netns/$(h_ns wp)" 2>"$K8S_DIR/wp.log"
+			--ca-dir "$K8S_DIR/ca" --netns "/var/run/netns/$(h_ns wp)" \
+			"${K8S_WP_ARGS[@]}" 2>"$K8S_DIR/wp.log"
 	fi
 	for n in ${K8S_NODES//,/ }; do
 		h_wait_port "$n" 15008 10 || t_fatal "ztunnel on $n did not start: $(cat "$K8S_DIR/zt-$n.log")"

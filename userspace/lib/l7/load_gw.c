@@ -335,8 +335,11 @@ static int l7_gw_redirect(struct l7_ld *ld, yaml_node_t *n, void *route)
 	else
 		r->redirect.port_rule =
 		    r->redirect.scheme ? L7_PORT_PROTOCOL_DEFAULT : L7_PORT_FROM_REQUEST;
-	if (r->redirect.code != 301 && r->redirect.code != 302) {
-		zm_yl_error(&ld->yl, n, "statusCode %u: want 301 or 302", r->redirect.code);
+	/* 301 and 302 (standard), 303, 307 and 308 (experimental); Istio takes all five. */
+	if (r->redirect.code != 301 && r->redirect.code != 302 && r->redirect.code != 303 &&
+	    r->redirect.code != 307 && r->redirect.code != 308) {
+		zm_yl_error(&ld->yl, n, "statusCode %u: want 301, 302, 303, 307 or 308",
+			    r->redirect.code);
 		ret = -EINVAL;
 	}
 	if (r->redirect.scheme && strcmp(r->redirect.scheme, "http") &&

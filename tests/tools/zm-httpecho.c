@@ -307,8 +307,13 @@ static void *serve(void *arg)
 		end[2] = '\0';
 		req_init(&q);
 		line = strtok_r(buf, "\r\n", &save);
-		if (!line || sscanf(line, "%31s %1023s %15s", q.method, q.target, q.version) != 3)
+		if (!line)
 			goto out;
+		if (sscanf(line, "%31s %1023s %15s", q.method, q.target, q.version) != 3) {
+			/* Not a request line (bytes relayed as TCP): echoed as they came. */
+			snprintf(q.target, sizeof(q.target), "%.1023s", line);
+			q.method[0] = q.version[0] = '\0';
+		}
 		if (!strcmp(q.version, "HTTP/1.0"))
 			close_after = 1;
 		while ((line = strtok_r(NULL, "\r\n", &save))) {

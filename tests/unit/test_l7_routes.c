@@ -270,6 +270,61 @@ static void test_gateway_api(void)
 	l7_config_free(cfg);
 }
 
+/* tests/data/l7/gateway-api-routes.yaml: every Gateway API field, as istiod translates it. */
+static void test_gateway_api_file(void)
+{
+	const char *f = "tests/data/l7/gateway-api-routes.yaml";
+	struct l7_config *cfg = NULL;
+	const struct l7_http_route *r;
+	const struct l7_vs *vs;
+	char err[ERRLEN];
+
+	if (!is_int(l7_config_load(&f, 1, NULL, &cfg, err, sizeof(err)), 0,
+		    "gateway-api-routes.yaml loads"))
+		tap_bail("%s", err);
+	is_int(cfg->n_gw, 3, "two HTTPRoutes and a GRPCRoute");
+	vs = l7_routes_for(cfg, "reviews.default.svc.cluster.local", "default", "waypoint");
+	if (!ok(vs && vs->gateway_api && vs->n_http == 3, "reviews: three routes"))
+		tap_bail("no routes for reviews");
+	/* Sorted as istiod sorts them: exact path, then prefix, then regex. */
+	r = &vs->http[1];
+	is_str(r->name, "jason", "the rule's name; the exact-path rule sorted before it");
+	ok(r->matches[0].uri.kind == L7_STR_PATH_PREFIX && !strcmp(r->matches[0].uri.value, "/api"),
+	   "PathPrefix /api/ is the path-separated prefix /api");
+	is_int(r->matches[0].port, 9080, "parentRef port becomes a port match");
+	ok(r->matches[0].n_headers == 2 && !strcmp(r->matches[0].headers[0].name, "end-user") &&
+	       r->matches[0].headers[1].m.kind == L7_STR_REGEX,
+	   "headers: exact (name lower-cased) and RegularExpression");
+	ok(r->matches[0].method.kind == L7_STR_EXACT && r->matches[0].n_query_params == 1,
+	   "method and queryParams");
+	ok(r->req_ops.n_set == 1 && !strcmp(r->req_ops.authority, "reviews-v2") &&
+	       r->req_ops.n_add == 1 && r->req_ops.n_remove == 1,
+	   "RequestHeaderModifier: set, add, remove; Host is the authority rewrite");
+	is_str(r->resp_ops.set[0].value, "c", "ResponseHeaderModifier");
+	is_str(r->rewrite.uri, "/v2", "ReplacePrefixMatch /v2/ (trailing / trimmed)");
+	ok(r->n_mirrors == 1 && r->mirrors[0].pct == 25, "RequestMirror fraction 1/4");
+	ok(r->n_dests == 2 && r->total_weight == 100 && r->dests[0].req_ops.n_add == 1,
+	   "backendRefs with weights and their own filters");
+	ok(r->timeout_ms == 90000 && r->retries_set && r->retries.per_try_timeout_ms == 500 &&
+	       r->retries.attempts == 3 && r->retries.codes[0] == 503,
+	   "timeouts (1m30s, backendRequest as per-try with retry) and retry codes");
+	r = &vs->http[0];
+	ok(r->redirect.set && r->redirect.code == 301 && !strcmp(r->redirect.uri, "/new") &&
+	       r->redirect.port_rule == L7_PORT_FIXED && r->redirect.port == 8443,
+	   "RequestRedirect: status, ReplaceFullPath, port");
+	ok(vs->http[2].rewrite.re && !strcmp(vs->http[2].rewrite.authority, "reviews.internal"),
+	   "URLRewrite ReplaceFullPath (a regex rewrite of /.*) and hostname");
+	vs = l7_routes_for(cfg, "ratings.default.svc.cluster.local", NULL, NULL);
+	ok(vs && vs->n_http == 2 && vs->http[0].matches[0].uri.kind == L7_STR_EXACT &&
+	       !strcmp(vs->http[0].matches[0].uri.value, "/ratings.Ratings/Get"),
+	   "GRPCRoute: each match a route; service and method as an exact path");
+	vs = l7_routes_for(cfg, "details.default.svc.cluster.local", "default", "waypoint");
+	ok(vs && vs->gw_parent, "a route attached to the waypoint's Gateway, by hostname");
+	ok(!l7_routes_for(cfg, "details.default.svc.cluster.local", "default", "other"),
+	   "not for another waypoint");
+	l7_config_free(cfg);
+}
+
 int main(void)
 {
 	test_header_matching();
@@ -277,5 +332,6 @@ int main(void)
 	test_rewrites();
 	test_cors_and_retries();
 	test_gateway_api();
+	test_gateway_api_file();
 	return tap_done();
 }

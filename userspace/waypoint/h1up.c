@@ -198,10 +198,13 @@ static int wp_h1up_start(struct wp_req *r)
 		rt_timer_init(&c->tmr, wp_h1c_idle_fired);
 		snprintf(c->key, sizeof(c->key), "%s", r->tgt.ep_key);
 		c->t = wp_tun_open(w, r->tgt.addr, r->tgt.ep.target_port, r->tgt.ep.wl,
-				   r->c->forwarded, r->tgt.cl, &wp_h1c_tun_ops, c);
+				   r->c->forwarded, r->tgt.cl, pol ? pol->pool.max_connections : 0,
+				   &wp_h1c_tun_ops, c);
 		if (!c->t) {
+			int busy = errno == EBUSY;
+
 			free(c);
-			return -EHOSTUNREACH;
+			return busy ? -EBUSY : -EHOSTUNREACH;
 		}
 		c->max_rq = pol ? pol->pool.max_requests_per_conn : 0;
 		c->idle_timeout_ms =

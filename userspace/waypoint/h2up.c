@@ -401,6 +401,8 @@ static struct wp_h2u *wp_h2u_new(struct wp_req *r)
 	nghttp2_option *opt = NULL;
 	struct wp_h2u *u = calloc(1, sizeof(*u));
 
+	int busy = 0;
+
 	if (!u || !wp_h2u_callbacks() || nghttp2_option_new(&opt))
 		goto err;
 	nghttp2_option_set_no_auto_window_update(opt, 1);
@@ -416,9 +418,12 @@ static struct wp_h2u *wp_h2u_new(struct wp_req *r)
 	snprintf(u->key, sizeof(u->key), "%s", r->tgt.ep_key);
 	rt_timer_init(&u->tmr, wp_h2u_idle_fired);
 	u->t = wp_tun_open(w, r->tgt.addr, r->tgt.ep.target_port, r->tgt.ep.wl, r->c->forwarded,
-			   r->tgt.cl, &wp_h2u_tun_ops, u);
-	if (!u->t)
+			   r->tgt.cl, r->tgt.policy ? r->tgt.policy->pool.max_connections : 0,
+			   &wp_h2u_tun_ops, u);
+	if (!u->t) {
+		busy = errno == EBUSY;
 		goto err;
+	}
 	u->idle_ms = w->loop->now_ms;
 	rt_timer_arm(w->loop, &u->tmr, u->idle_ms + WP_UP_IDLE_MS);
 	u->next = w->h2us;
@@ -430,6 +435,7 @@ err:
 	if (u && u->s)
 		nghttp2_session_del(u->s);
 	free(u);
+	errno = busy ? EBUSY : EHOSTUNREACH;
 	return NULL;
 }
 
@@ -477,7 +483,7 @@ static int wp_h2up_start(struct wp_req *r)
 	if (!u && !wp_cl_conn_allowed(r->tgt.cl, r->tgt.policy))
 		return -EBUSY;
 	if (!u && !(u = wp_h2u_new(r)))
-		return -EHOSTUNREACH;
+		return errno == EBUSY ? -EBUSY : -EHOSTUNREACH;
 	x = calloc(1, sizeof(*x));
 	if (!x)
 		return -ENOMEM;

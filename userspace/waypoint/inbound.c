@@ -60,7 +60,10 @@ static void wp_in_tcp(struct wp_conn *c)
 		wp_conn_reset(c, HB_ERR_CONNECT_ERROR);
 		return;
 	}
-	if (!wp_cl_conn_allowed(t.cl, t.policy)) {
+	/* The slot is claimed atomically: two workers cannot both take the last one. */
+	tun = wp_tun_open(c->w, t.addr, t.ep.target_port, t.ep.wl, c->forwarded, t.cl,
+			  t.policy ? t.policy->pool.max_connections : 0, NULL, NULL);
+	if (!tun && errno == EBUSY) {
 		obs_log(OBS_WARN, "waypoint",
 			"tcp stream to %s: connection pool of %s full (%u), resetting",
 			c->authority, t.cl->key, t.policy->pool.max_connections);
@@ -68,7 +71,6 @@ static void wp_in_tcp(struct wp_conn *c)
 		wp_conn_reset(c, HB_ERR_CONNECT_ERROR);
 		return;
 	}
-	tun = wp_tun_open(c->w, t.addr, t.ep.target_port, t.ep.wl, c->forwarded, t.cl, NULL, NULL);
 	if (!tun || wp_relay_start(c, tun)) {
 		obs_log(OBS_WARN, "waypoint", "tcp stream to %s: no endpoint reachable, resetting",
 			c->authority);

@@ -86,13 +86,22 @@ static struct hb_stream *wp_tun_stream(struct wp_worker *w, const struct zm_addr
 
 struct wp_tun *wp_tun_open(struct wp_worker *w, const struct zm_addr *ip, unsigned int port,
 			   const struct zm_cfg_workload *wl, const char *forwarded,
-			   struct wp_cl_stat *cl, const struct wp_tun_ops *ops, void *ud)
+			   struct wp_cl_stat *cl, unsigned int max_conns,
+			   const struct wp_tun_ops *ops, void *ud)
 {
 	char id[ZM_SPIFFE_ID_MAX];
-	struct wp_tun *t = calloc(1, sizeof(*t));
+	struct wp_tun *t;
 
-	if (!t)
+	if (!wp_cl_conn_claim(cl, max_conns)) {
+		errno = EBUSY;
 		return NULL;
+	}
+	t = calloc(1, sizeof(*t));
+	if (!t) {
+		wp_cl_conn_release(cl);
+		errno = ENOMEM;
+		return NULL;
+	}
 	t->w = w;
 	t->ops = ops;
 	t->ud = ud;
@@ -101,12 +110,14 @@ struct wp_tun *wp_tun_open(struct wp_worker *w, const struct zm_addr *ip, unsign
 	zm_cfg_workload_identity(wl, id, sizeof(id));
 	t->st = wp_tun_stream(w, ip, port, id, forwarded, t);
 	if (!t->st) {
+		int err = errno;
+
 		free(t);
+		wp_cl_conn_release(cl);
+		errno = err;
 		return NULL;
 	}
 	t->cl = cl;
-	if (cl)
-		atomic_fetch_add(&cl->conns, 1);
 	return t;
 }
 
@@ -229,8 +240,7 @@ void wp_tun_on_close(struct hb_stream *s, uint32_t error)
 	if (!t)
 		return;
 	t->st = NULL;
-	if (t->cl)
-		atomic_fetch_sub(&t->cl->conns, 1);
+	wp_cl_conn_release(t->cl);
 	t->cl = NULL;
 	if (t->ops && t->ops->closed)
 		t->ops->closed(t, t->ud, error);

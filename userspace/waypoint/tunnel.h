@@ -45,11 +45,13 @@ struct wp_tun {
 
 /*
  * A tunnel to ip:port of endpoint workload wl, carrying forwarded (the client, "for=..."),
- * owned by ops/ud and counted in cl (may be NULL). NULL with errno when no stream could be had.
+ * owned by ops/ud and counted in cl (may be NULL) against its max_conns (0: no limit). NULL
+ * with errno when no stream could be had: EBUSY when cl already has max_conns connections.
  */
 struct wp_tun *wp_tun_open(struct wp_worker *w, const struct zm_addr *ip, unsigned int port,
 			   const struct zm_cfg_workload *wl, const char *forwarded,
-			   struct wp_cl_stat *cl, const struct wp_tun_ops *ops, void *ud);
+			   struct wp_cl_stat *cl, unsigned int max_conns,
+			   const struct wp_tun_ops *ops, void *ud);
 /* Queue bytes and write what the stream takes. 0, or -errno on a dead tunnel. */
 int wp_tun_write(struct wp_tun *t, const void *buf, size_t len);
 int wp_tun_flush(struct wp_tun *t);

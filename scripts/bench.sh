@@ -890,6 +890,62 @@ run_idle() {
 	wait "$cli" "$srv" 2>/dev/null
 }
 
+# profile NAME PID... -- CMD...: CMD (a load) while `perf record -g` samples the PIDs (software
+# clock: this machine has no hardware counters), then CMD again under `perf trace -s` (system
+# calls by thread). The top of both goes to $OUT/profile-NAME.txt: CPU by shared object, the
+# symbols above 0.7%, and each thread's most frequent system calls. Evidence for where the
+# proxies' CPU goes; never a figure. Skipped with a note when perf is missing.
+profile() {
+	local name=$1 pids='' perf_pid data=$OUT/raw/$1.perf.data txt=$OUT/profile-$1.txt
+	shift
+	while [ "$1" != -- ]; do pids+=${pids:+,}$1 && shift; done
+	shift
+	if ! command -v perf >/dev/null; then
+		echo "perf missing (Debian package linux-perf): no profile" >"$txt"
+		return 0
+	fi
+	perf record -q -e cpu-clock -F 999 -g -p "$pids" -o "$data" >/dev/null 2>&1 &
+	perf_pid=$!
+	sleep 0.3
+	"$@" >/dev/null 2>&1
+	kill -INT "$perf_pid" 2>/dev/null
+	wait "$perf_pid" 2>/dev/null
+	perf trace -s -p "$pids" -o "$OUT/raw/$name.trace.txt" >/dev/null 2>&1 &
+	perf_pid=$!
+	sleep 0.3
+	"$@" >/dev/null 2>&1
+	kill -INT "$perf_pid" 2>/dev/null
+	wait "$perf_pid" 2>/dev/null
+	{
+		echo "# $name: perf record -e cpu-clock -g -p $pids (both ztunnels)"
+		echo "## CPU by shared object"
+		perf report -i "$data" --stdio --no-children --sort dso -g none 2>/dev/null |
+			grep -v '^#' | grep -v '^$' | head -8
+		echo "## symbols >= 0.7%"
+		perf report -i "$data" --stdio --no-children --sort dso,sym -g none \
+			--percent-limit 0.7 2>/dev/null | grep -v '^#' | grep -v '^$' | head -30
+		echo "## system calls (perf trace -s, the same load again): calls per thread"
+		awk '/events,/ { print } / (calls|---)/ { next }
+			$2 ~ /^[0-9]+$/ && NF >= 8 { if (++n[t] <= 6) print }
+			/events,/ { t++ }' "$OUT/raw/$name.trace.txt" 2>/dev/null
+	} >"$txt"
+}
+
+# run_profiles: where the two ztunnels spend their CPU under bulk throughput (iperf3, one
+# stream) and under the request load (1,000 req/s and the closed-loop maximum), cross-node.
+run_profiles() {
+	[ "${BENCH_PROFILE:-1}" = 1 ] || return 0
+	log "$PLACE: profiles of both ztunnels (perf record)"
+	profile zt-iperf1 "${ZM_PIDS[@]}" -- h_exec n1a timeout $((T_IPERF + 20)) \
+		iperf3 -c "$SRV" -p 5201 -t "$T_IPERF" -P 1
+	profile zt-iperf4 "${ZM_PIDS[@]}" -- h_exec n1a timeout $((T_IPERF + 20)) \
+		iperf3 -c "$SRV" -p 5201 -t "$T_IPERF" -P 4
+	profile zt-rr1k "${ZM_PIDS[@]}" -- h_exec n1a timeout $((T_RR + 20)) "$RR" client \
+		"$SRV" 8080 --rate 1000 --duration "$T_RR"
+	profile zt-conn "${ZM_PIDS[@]}" -- h_exec n1a timeout $((T_CONN + 20)) "$RR" connect \
+		"$SRV" 8080 --duration "$T_CONN"
+}
+
 run_zmesh() {
 	local rep s0 sc
 	[ -n "$ZM_SCENARIOS" ] || return 0
@@ -918,6 +974,7 @@ run_zmesh() {
 	done
 	# The extra scenarios run in the first placement only (time budget).
 	if [ "$PLACE" = "${PLACEMENTS%% *}" ]; then
+		want zmesh-cross && run_profiles
 		want zmesh-pol10 || want zmesh-pol1000 && run_policies
 		want zmesh-waypoint && run_waypoint
 		want "zmesh-idle$((IDLE_CONNS / 1000))k" && run_idle

@@ -13,8 +13,26 @@
 
 #include "internal.h"
 
-#define HB_BUF_MIN	(16u << 10)
-#define HB_BUF_KEEP_MAX (64u << 10) /* a drained buffer bigger than this is released */
+#define HB_BUF_MIN  (16u << 10)
+#define HB_BUF_BIG  (256u << 10) /* the size a busy buffer jumps to, pooled when drained */
+#define HB_POOL_MAX 8		 /* drained big buffers a thread keeps for its next busy one */
+
+/*
+ * The calling thread's spare big buffers. A bulk transfer drains and refills its buffers
+ * many times a second; parking a drained one here (instead of free() and a fresh malloc()
+ * grown by doubling, which copied the live bytes each time) keeps that cheap, and a buffer
+ * of an idle stream or connection is never kept by its owner. lib/hbone's objects belong to
+ * one thread (hbone.h), so a buffer never changes threads while in use.
+ */
+static __thread struct {
+	uint8_t *p[HB_POOL_MAX];
+	int n;
+} hb_pool;
+
+static uint8_t *hb_pool_get(void)
+{
+	return hb_pool.n ? hb_pool.p[--hb_pool.n] : malloc(HB_BUF_BIG);
+}
 
 int hb_buf_append(struct hb_buf *b, const void *p, size_t n)
 {
@@ -29,10 +47,20 @@ int hb_buf_append(struct hb_buf *b, const void *p, size_t n)
 	}
 	need = b->off + b->len + n;
 	if (need > b->cap) {
-		cap = b->cap ? b->cap : HB_BUF_MIN;
+		cap = need <= HB_BUF_MIN ? HB_BUF_MIN : HB_BUF_BIG;
 		while (cap < need)
 			cap *= 2;
-		d = realloc(b->data, cap);
+		if (cap == HB_BUF_BIG) {
+			d = hb_pool_get();
+			if (d && b->len)
+				memcpy(d, b->data + b->off, b->len);
+			if (d) {
+				free(b->data);
+				b->off = 0;
+			}
+		} else {
+			d = realloc(b->data, cap);
+		}
 		if (!d)
 			return -ENOMEM;
 		b->data = d;
@@ -46,10 +74,8 @@ int hb_buf_append(struct hb_buf *b, const void *p, size_t n)
 void hb_buf_drop(struct hb_buf *b, size_t n)
 {
 	if (n >= b->len) {
-		b->off = 0;
-		b->len = 0;
-		if (b->cap > HB_BUF_KEEP_MAX)
-			hb_buf_free(b);
+		/* Drained: nothing is kept per object (idle streams cost no buffer). */
+		hb_buf_free(b);
 		return;
 	}
 	b->off += n;
@@ -58,7 +84,10 @@ void hb_buf_drop(struct hb_buf *b, size_t n)
 
 void hb_buf_free(struct hb_buf *b)
 {
-	free(b->data);
+	if (b->cap == HB_BUF_BIG && hb_pool.n < HB_POOL_MAX)
+		hb_pool.p[hb_pool.n++] = b->data;
+	else
+		free(b->data);
 	memset(b, 0, sizeof(*b));
 }
 
@@ -174,6 +203,11 @@ void hb_stream_deliver(struct hb_stream *s)
 	}
 }
 
+/*
+ * nghttp2 asks for a DATA frame's payload: we only say how much (NO_COPY) and hand the bytes
+ * over in hb_data_send_cb, straight from the stream's queue into the connection's frame
+ * batch. One copy instead of two (into nghttp2's frame buffer, then out of it).
+ */
 ssize_t hb_data_read_cb(nghttp2_session *h2, int32_t id, uint8_t *buf, size_t length,
 			uint32_t *flags, nghttp2_data_source *src, void *ud)
 {
@@ -182,26 +216,54 @@ ssize_t hb_data_read_cb(nghttp2_session *h2, int32_t id, uint8_t *buf, size_t le
 
 	(void)h2;
 	(void)id;
+	(void)buf;
 	(void)ud;
-	if (n) {
-		memcpy(buf, s->tx.data + s->tx.off, n);
-		hb_buf_drop(&s->tx, n);
-		s->conn->bytes_sent += n;
-	}
-	if (!s->tx.len && s->tx_eof) {
+	if (n)
+		*flags |= NGHTTP2_DATA_FLAG_NO_COPY;
+	if (s->tx.len == n && s->tx_eof) {
 		*flags |= NGHTTP2_DATA_FLAG_EOF;
 		s->tx_done = true;
 	} else if (!n) {
 		s->deferred = true;
 		return NGHTTP2_ERR_DEFERRED;
 	}
+	return (ssize_t)n;
+}
+
+int hb_data_send_cb(nghttp2_session *h2, nghttp2_frame *frame, const uint8_t *framehd,
+		    size_t length, nghttp2_data_source *src, void *ud)
+{
+	struct hb_conn *conn = ud;
+	struct hb_stream *s = src->ptr;
+
+	(void)h2;
+	(void)frame; /* no padding: we never ask for it */
+	if (length > s->tx.len || hb_buf_append(&conn->out, framehd, 9) ||
+	    hb_buf_append(&conn->out, s->tx.data + s->tx.off, length))
+		return NGHTTP2_ERR_CALLBACK_FAILURE;
+	hb_buf_drop(&s->tx, length);
+	conn->bytes_sent += length;
 	/* Wake the writer once half the buffer is free, not per frame. */
 	if (s->want_writable && s->tx.len <= HB_SEND_BUFFER / 2) {
 		s->want_writable = false;
 		s->tell_writable = true;
-		s->conn->notify = true;
+		conn->notify = true;
 	}
-	return (ssize_t)n;
+	/* A full batch goes to TLS before nghttp2 packs the next frame. */
+	return conn->out.len >= HB_OUT_BATCH ? NGHTTP2_ERR_PAUSE : 0;
+}
+
+/* DATA frames as large as the peer allows, up to HB_DATA_FRAME_MAX (nghttp2: 16 KiB). */
+ssize_t hb_data_len_cb(nghttp2_session *h2, uint8_t type, int32_t id, int32_t conn_window,
+		       int32_t stream_window, uint32_t peer_max_frame, void *ud)
+{
+	(void)h2;
+	(void)type;
+	(void)id;
+	(void)conn_window;
+	(void)stream_window;
+	(void)ud;
+	return peer_max_frame < HB_DATA_FRAME_MAX ? (ssize_t)peer_max_frame : HB_DATA_FRAME_MAX;
 }
 
 static void hb_stream_kick(struct hb_stream *s)

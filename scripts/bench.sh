@@ -13,6 +13,9 @@
 #   zmesh-same            n1a -> n1b through node n1's ztunnel
 #   zmesh-pol10/-pol1000  zmesh-cross with 10 / 1,000 Istio AuthorizationPolicies (ALLOW, all
 #                         letting the client through) loaded: connection rate and time only
+#   zmesh-scale           a config of 50,000 workloads and 10,000 services swapped in: the
+#                         time both ztunnels take to load and apply it, the RSS it adds, and
+#                         the connection figures with it in force
 #   zmesh-waypoint        n1a -> service VIP -> ztunnel n1 -> waypoint (pod n2b) -> ztunnel
 #                         n2 -> n2a: request/response, maximum rate and connection figures,
 #                         the waypoint's own CPU and RSS beside the ztunnels'; compared with
@@ -46,7 +49,7 @@ REPORT="$PY scripts/bench-report.py"
 report() { $REPORT "$@" 2>&1 | sed "s/^bench-report: //"; return "${PIPESTATUS[0]}"; }
 RR=$BUILD/tests/tools/zm-rr
 ZMESHCTL=$BUILD/bin/zmeshctl
-ZTUNNEL=$BUILD/bin/ztunnel
+ZTUNNEL=${BENCH_ZTUNNEL:-$BUILD/bin/ztunnel} # BENCH_ZTUNNEL: another build, for A/B runs
 WAYPOINT=$BUILD/bin/waypoint
 # Extra ztunnel flags (certificates, log level...) until its command line settles.
 ZTUNNEL_ARGS=${ZTUNNEL_ARGS:-}
@@ -75,7 +78,8 @@ want() { # want SCENARIO: whether this run measures it (BENCH_ONLY)
 
 [ -x "$PY" ] || die "$PY not found (Debian package python3)"
 ALL_SCENARIOS="direct direct-same relay stunnel haproxy-mtls zmesh-cross zmesh-same"
-ALL_SCENARIOS+=" zmesh-pol10 zmesh-pol1000 zmesh-waypoint zmesh-idle$((IDLE_CONNS / 1000))k"
+ALL_SCENARIOS+=" zmesh-pol10 zmesh-pol1000 zmesh-scale zmesh-waypoint"
+ALL_SCENARIOS+=" zmesh-idle$((IDLE_CONNS / 1000))k"
 for sc in $BENCH_ONLY; do
 	case " $ALL_SCENARIOS zmesh crypto " in
 	*" $sc "*) ;;
@@ -246,7 +250,7 @@ measure() {
 		fi
 		c0=$(cpu_ticks "${pids[@]}")
 		# shellcheck disable=SC2046
-		h_exec n1a timeout $((T_IPERF + 20)) $(pin 0) iperf3 -c "$host" -p "$iport" \
+		h_exec n1a timeout $((T_IPERF + 20)) $(pin 0) iperf3 -c "$host" -p "$iport" ${BENCH_IPERF_ARGS:-} \
 			-t "$T_IPERF" -P "$n" -J >"$raw.iperf$n.json" 2>"$raw.iperf$n.err"
 		c1=$(cpu_ticks "${pids[@]}")
 		if out=$(report parse-iperf "$raw.iperf$n.json" 2>&1); then
@@ -808,6 +812,80 @@ run_policies() {
 	set_policies 0 || log "ztunnel did not reload the empty policy file"
 }
 
+# scale_config SMALL OUT: the bench's config (SMALL, zmesh_config) plus SCALE_WL workloads on
+# other nodes and SCALE_SVC services of SCALE_WL / SCALE_SVC endpoints each, none of them
+# receiving traffic (IPv6 addresses of 2001:2:0:5::/64 and VIPs of 2001:2:0:6::/64): what a
+# large cluster's config costs to load, hold and route against.
+SCALE_WL=${BENCH_SCALE_WORKLOADS:-50000} SCALE_SVC=${BENCH_SCALE_SERVICES:-10000}
+scale_config() {
+	$PY - "$1" "$2" "$SCALE_WL" "$SCALE_SVC" <<-'EOF'
+		import sys
+		small, out, nwl, nsvc = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+		lines = open(small).read().splitlines()
+		cut = lines.index("services:")
+		wl = ["- {uid: Kubernetes//Pod/scale/w%d, name: w%d, namespace: scale, "
+		      "serviceAccount: sa%d, protocol: HBONE, node: far%d, "
+		      'workloadIps: ["2001:2:0:5::%x"], '
+		      "services: {scale/s%d.scale.svc.cluster.local: {80: 8080}}}"
+		      % (i, i, i % 100, i % 500, i + 1, i % nsvc) for i in range(nwl)]
+		svc = ["- {name: s%d, namespace: scale, hostname: s%d.scale.svc.cluster.local, "
+		       'vips: ["/2001:2:0:6::%x"], ports: {80: 8080}}' % (j, j, j + 1)
+		       for j in range(nsvc)]
+		with open(out, "w") as f:
+		    f.write("\n".join(lines[:cut] + wl + lines[cut:] + svc) + "\n")
+	EOF
+}
+
+# set_config FILE: FILE becomes both ztunnels' config (renamed over it: they poll its mtime);
+# waits for both to say it is applied and prints the larger "applied in" time in ms.
+set_config() {
+	local l1=$OUT/logs/ztunnel-n1-$PLACE.log l2=$OUT/logs/ztunnel-n2-$PLACE.log n1 n2 i
+	n1=$(grep -c " applied in " "$l1") n2=$(grep -c " applied in " "$l2")
+	mv "$1" "$H_STATE/zmesh/config.yaml" || return 1
+	for ((i = 0; i < 600; i++)); do
+		if [ "$(grep -c " applied in " "$l1")" -gt "$n1" ] &&
+			[ "$(grep -c " applied in " "$l2")" -gt "$n2" ]; then
+			cat "$l1" "$l2" | sed -n 's/.* applied in \([0-9]*\) ms.*/\1/p' |
+				tail -n +"$((n1 + n2 + 1))" | sort -n | tail -1
+			return 0
+		fi
+		sleep 0.1
+	done
+	return 1
+}
+
+# run_scale: the scale scenario. The ztunnels' RSS before, the time both take to load and
+# apply a config of SCALE_WL workloads and SCALE_SVC services (their own log line), the RSS
+# that config added, then the connection figures with it in force (against zmesh-cross's,
+# measured with the small config); the small config is put back afterwards.
+run_scale() {
+	local sc=zmesh-scale d=$H_STATE/zmesh rep b a ms c0
+	if ! scale_config "$d/config.yaml" "$d/config-scale.yaml" 2>"$OUT/logs/scale-gen.log"; then
+		fail_all "$PLACE" $sc "generating the config: $(why "$OUT/logs/scale-gen.log" "?")"
+		return
+	fi
+	b=$(rss_kib "${ZM_PIDS[@]}")
+	log "$PLACE: scale, $SCALE_WL workloads and $SCALE_SVC services"
+	if ! ms=$(set_config "$d/config-scale.yaml"); then
+		fail_all "$PLACE" $sc "ztunnel did not apply the config in 60 s: $(why "$OUT/logs/ztunnel-n1-$PLACE.log" "?")"
+	else
+		sleep 1
+		a=$(rss_kib "${ZM_PIDS[@]}")
+		sample "$PLACE" $sc scale_load_s 1 "$(awk -v m="$ms" 'BEGIN { printf "%.3f", m / 1000 }')"
+		sample "$PLACE" $sc scale_rss_added_mib 1 "$(kib_to_mib $((a - b)))"
+		c0=$(captured n1)
+		FIGS="conn"
+		for ((rep = 1; rep <= REPS; rep++)); do
+			measure "$PLACE" $sc "$rep" "$SRV" 5201 8080 "${ZM_PIDS[@]}"
+		done
+		FIGS="iperf rr conn"
+		[ "$(captured n1)" = "$c0" ] &&
+			fail_all "$PLACE" $sc "traffic was not captured (zmeshctl stats unchanged)"
+	fi
+	zmesh_config "$d/config-small.yaml"
+	set_config "$d/config-small.yaml" >/dev/null || log "ztunnel did not take the small config back"
+}
+
 run_waypoint() {
 	local d=$H_STATE/zmesh sc=zmesh-waypoint rep wp i c0 log=$OUT/logs/waypoint-$PLACE.log
 	[ -x "$WAYPOINT" ] || { fail_all "$PLACE" $sc "waypoint not built"; return; }
@@ -882,6 +960,7 @@ run_idle() {
 		sample "$PLACE" "$sc" idle_conns 1 "$held"
 		sample "$PLACE" "$sc" rss_idle_mib 1 "$(awk -v k=$((b1 + b2)) 'BEGIN { printf "%.2f", k / 1024 }')"
 		sample "$PLACE" "$sc" rss_held_mib 1 "$(awk -v k=$((a1 + a2)) 'BEGIN { printf "%.2f", k / 1024 }')"
+		sample "$PLACE" "$sc" zt_rss_idle_mib 1 "$(kib_to_mib $((b1 > b2 ? b1 : b2)))"
 		sample_ratio "$PLACE" "$sc" rss_per_conn_n1_b 1 $(((a1 - b1) * 1024)) "$held"
 		sample_ratio "$PLACE" "$sc" rss_per_conn_n2_b 1 $(((a2 - b2) * 1024)) "$held"
 	fi
@@ -976,6 +1055,7 @@ run_zmesh() {
 	if [ "$PLACE" = "${PLACEMENTS%% *}" ]; then
 		want zmesh-cross && run_profiles
 		want zmesh-pol10 || want zmesh-pol1000 && run_policies
+		want zmesh-scale && run_scale
 		want zmesh-waypoint && run_waypoint
 		want "zmesh-idle$((IDLE_CONNS / 1000))k" && run_idle
 	fi

@@ -49,7 +49,6 @@ static void zt_conn_free(void *p)
 {
 	struct zt_conn *c = p;
 
-	free(c->buf);
 	free(c);
 }
 

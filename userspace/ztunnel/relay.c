@@ -6,8 +6,9 @@
  * come from a small per-worker pool and go back as soon as they are empty, so an idle relayed
  * connection costs its two sockets and nothing else (2 fds, not 6), and the fd limit, not
  * pipes, bounds how many same-node connections a node carries. A tunnel leg (socket <-> HBONE
- * stream) reads into a buffer that starts at 1 KiB and grows to 16 KiB and 256 KiB only while the
- * peer keeps filling it, so idle connections stay small. Both keep TCP semantics: EOF on one side
+ * stream) reads straight into the stream's send queue (hb_stream_write_space): reads start at
+ * 1 KiB and grow to 16 KiB and 256 KiB only while the peer keeps filling them, and an idle
+ * connection holds no buffer at all. Both keep TCP semantics: EOF on one side
  * becomes a half-close (shutdown(SHUT_WR) or END_STREAM) on the other; a reset on either side
  * resets the other. Backpressure: a direction stops reading while its pipe or buffer cannot drain.
  */
@@ -189,7 +190,7 @@ static void zt_tunnel_arm(struct zt_conn *c)
 
 	if (c->state != ZT_CS_RELAY)
 		return;
-	if (!c->a_eof && !c->buf_len)
+	if (!c->a_eof && !c->st_full)
 		e |= EPOLLIN;
 	if (c->st_paused)
 		e |= EPOLLOUT;
@@ -203,65 +204,45 @@ static void zt_tunnel_check_done(struct zt_conn *c)
 		zt_conn_finish(c, ZT_OUT_OK, NULL);
 }
 
-/* Hand buffered socket bytes to the stream. false when the connection ended. */
-static bool zt_tunnel_flush(struct zt_conn *c)
+/* The socket reached EOF: END_STREAM once the queued bytes are out. */
+static void zt_tunnel_eof(struct zt_conn *c)
 {
-	ssize_t n;
-
-	while (c->buf_len) {
-		n = hb_stream_write(c->st, c->buf + c->buf_off, c->buf_len);
-		if (n < 0) {
-			zt_conn_finish(
-			    c, c->a_is_client ? ZT_OUT_UPSTREAM_RESET : ZT_OUT_DOWNSTREAM_RESET,
-			    "stream write: %s", strerror((int)-n));
-			return false;
-		}
-		if (!n)
-			return true; /* on_writable resumes */
-		zt_conn_count(c, true, (size_t)n);
-		c->buf_off += (size_t)n;
-		c->buf_len -= (size_t)n;
-	}
-	c->buf_off = 0;
-	if (c->a_eof && !c->st_shut) {
+	c->a_eof = true;
+	if (!c->st_shut) {
 		hb_stream_shutdown(c->st);
 		c->st_shut = true;
 	}
-	return true;
 }
 
-/* Grow 1 KiB -> 16 KiB -> 256 KiB when the last read filled the buffer. */
-static int zt_tunnel_buf(struct zt_conn *c, bool filled)
-{
-	size_t want = c->buf_cap;
-	char *nb;
-
-	if (!c->buf_cap)
-		want = ZT_BUF_MIN;
-	else if (filled && c->buf_cap < ZT_BUF_MAX)
-		want = c->buf_cap == ZT_BUF_MIN ? ZT_BUF_MID : ZT_BUF_MAX;
-	if (want == c->buf_cap)
-		return 0;
-	nb = realloc(c->buf, want);
-	if (!nb)
-		return -ENOMEM;
-	c->buf = nb;
-	c->buf_cap = want;
-	return 0;
-}
-
+/*
+ * Read socket a straight into the stream's send queue (no buffer of ours, no copy) until the
+ * socket is drained, the queue is full (on_writable resumes) or 16 reads. A read that comes
+ * back short means the socket is empty: no further read() just to hear EAGAIN. The read size
+ * starts at 1 KiB and grows to 16 KiB and 256 KiB only while reads fill it, so an
+ * interactive connection never asks for a big buffer.
+ */
 static void zt_tunnel_read(struct zt_conn *c)
 {
-	bool filled = false;
-	ssize_t n;
+	ssize_t room, n;
+	void *p;
 	int i;
 
-	for (i = 0; i < 16 && !c->a_eof && !c->buf_len && c->st; i++) {
-		if (zt_tunnel_buf(c, filled)) {
-			zt_conn_finish(c, ZT_OUT_INTERNAL, "out of memory");
+	for (i = 0; i < 16 && !c->a_eof && c->st; i++) {
+		if (!c->rd_want)
+			c->rd_want = ZT_BUF_MIN;
+		room = hb_stream_write_space(c->st, c->rd_want, &p);
+		if (room <= 0) {
+			if (!room) {
+				c->st_full = true; /* on_writable resumes */
+				break;
+			}
+			zt_conn_finish(
+			    c, c->a_is_client ? ZT_OUT_UPSTREAM_RESET : ZT_OUT_DOWNSTREAM_RESET,
+			    "stream write: %s", strerror((int)-room));
 			return;
 		}
-		n = read(c->a.ev.fd, c->buf, c->buf_cap);
+		n = read(c->a.ev.fd, p, (size_t)room);
+		hb_stream_write_commit(c->st, n > 0 ? (size_t)n : 0);
 		if (n < 0 && errno == EAGAIN)
 			break;
 		if (n < 0) {
@@ -270,14 +251,18 @@ static void zt_tunnel_read(struct zt_conn *c)
 			    "read: %s", strerror(errno));
 			return;
 		}
-		if (n == 0)
-			c->a_eof = true;
-		filled = (size_t)n == c->buf_cap;
-		c->buf_off = 0;
-		c->buf_len = (size_t)n;
-		if (!zt_tunnel_flush(c))
-			return;
+		if (n == 0) {
+			zt_tunnel_eof(c);
+			break;
+		}
+		zt_conn_count(c, true, (size_t)n);
+		if (n < room)
+			break;
+		if (c->rd_want < ZT_BUF_MAX)
+			c->rd_want = c->rd_want == ZT_BUF_MIN ? ZT_BUF_MID : ZT_BUF_MAX;
 	}
+	if (c->state != ZT_CS_RELAY)
+		return;
 	zt_tunnel_check_done(c);
 	if (c->state == ZT_CS_RELAY)
 		zt_tunnel_arm(c);
@@ -353,8 +338,7 @@ void zt_tunnel_on_writable(struct hb_stream *s)
 
 	if (!c || c->state != ZT_CS_RELAY)
 		return;
-	if (!zt_tunnel_flush(c))
-		return;
+	c->st_full = false;
 	zt_tunnel_read(c);
 }
 

@@ -37,9 +37,9 @@
 #define ZT_MAX_WORKERS	      RT_MAX_WORKERS
 #define ZT_CONNECT_TIMEOUT_MS 10000	      /* upstream dial */
 #define ZT_POOL_IDLE_MS	      (5 * 60 * 1000) /* default --pool-idle-ms (section 3) */
-#define ZT_BUF_MIN	      1024
-#define ZT_BUF_MID	      (16 * 1024)
-#define ZT_BUF_MAX	      (256 * 1024)
+#define ZT_BUF_MIN	      1024	      /* tunnel reads: the first size */
+#define ZT_BUF_MID	      (16 * 1024)     /* after a read filled the first */
+#define ZT_BUF_MAX	      (256 * 1024)    /* after a read filled the second */
 
 struct zt;
 struct zt_worker;
@@ -136,9 +136,9 @@ struct zt_conn {
 	struct zt_leg a, b;
 	struct zt_dir ab, ba; /* plain relay */
 	struct hb_stream *st;
-	/* tunnel relay, socket a -> stream: */
-	char *buf;
-	size_t buf_cap, buf_len, buf_off;
+	/* tunnel relay, socket a -> stream (read straight into the stream's queue): */
+	size_t rd_want; /* the next read's size: ZT_BUF_MIN, _MID or _MAX */
+	bool st_full;	/* the stream's queue is full: reading waits for on_writable */
 	bool a_eof, a_wr_shut, st_eof, st_shut, st_paused;
 	struct rt_timer deadline;    /* dial or CONNECT answer, armed until the relay starts */
 	struct obs_series *const *m; /* its istio_tcp_* series, [ZT_M_...] */

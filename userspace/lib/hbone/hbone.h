@@ -214,6 +214,17 @@ int hb_stream_respond(struct hb_stream *s, int status);
  */
 ssize_t hb_stream_write(struct hb_stream *s, const void *buf, size_t len);
 
+/*
+ * Zero-copy variant of hb_stream_write(): room for up to want bytes straight in the stream's
+ * send queue, so a proxy can read() its socket into it. Returns the room (0..want; 0 when the
+ * queue is full: on_writable follows) with *buf pointing at it, or the errors of
+ * hb_stream_write() (-ENOMEM too). Nothing is queued until hb_stream_write_commit(s, n) says
+ * how many bytes (<= the room) were put there (0 when the read found nothing: an empty queue
+ * then gives its buffer back); no other call on s may come in between.
+ */
+ssize_t hb_stream_write_space(struct hb_stream *s, size_t want, void **buf);
+int hb_stream_write_commit(struct hb_stream *s, size_t n);
+
 /* Bytes queued by hb_stream_write() and not yet handed to TLS. */
 size_t hb_stream_unsent(const struct hb_stream *s);
 
@@ -243,6 +254,12 @@ void hb_stream_set_ud(struct hb_stream *s, void *ud);
 struct hb_conn *hb_stream_conn(const struct hb_stream *s);
 /* The HTTP/2 stream id (odd, client-initiated), for logs. */
 int32_t hb_stream_id(const struct hb_stream *s);
+
+/*
+ * Give back the calling thread's spare buffers (the pool of drained 256 KiB buffers and the
+ * read batch buffer). For a thread that has gone quiet; they are made again when needed.
+ */
+void hb_thread_trim(void);
 
 /* ---- header builders and parsers (section 3) ---- */
 

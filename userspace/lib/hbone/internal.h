@@ -25,6 +25,8 @@ struct hb_buf {
 	size_t cap;
 };
 
+/* Room for n more bytes at data + off + len (not counted in len yet); NULL when out of memory. */
+uint8_t *hb_buf_reserve(struct hb_buf *b, size_t n);
 int hb_buf_append(struct hb_buf *b, const void *p, size_t n);
 void hb_buf_drop(struct hb_buf *b, size_t n);
 void hb_buf_free(struct hb_buf *b);
@@ -124,6 +126,7 @@ int hb_wire_attach(struct hb_conn *conn, SSL *ssl);
 int hb_wire_flush(struct hb_conn *conn);
 
 /* tlsio.c */
+void hb_tlsio_trim(void); /* free the calling thread's read batch buffer */
 int hb_conn_finish(struct hb_conn *conn, int err, const char *reason);
 int hb_conn_fail(struct hb_conn *conn, int err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

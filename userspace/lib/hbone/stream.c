@@ -34,13 +34,11 @@ static uint8_t *hb_pool_get(void)
 	return hb_pool.n ? hb_pool.p[--hb_pool.n] : malloc(HB_BUF_BIG);
 }
 
-int hb_buf_append(struct hb_buf *b, const void *p, size_t n)
+uint8_t *hb_buf_reserve(struct hb_buf *b, size_t n)
 {
 	size_t need, cap;
 	uint8_t *d;
 
-	if (n == 0)
-		return 0;
 	if (b->off && b->off + b->len + n > b->cap) {
 		memmove(b->data, b->data + b->off, b->len);
 		b->off = 0;
@@ -62,11 +60,30 @@ int hb_buf_append(struct hb_buf *b, const void *p, size_t n)
 			d = realloc(b->data, cap);
 		}
 		if (!d)
-			return -ENOMEM;
+			return NULL;
 		b->data = d;
 		b->cap = cap;
 	}
-	memcpy(b->data + b->off + b->len, p, n);
+	return b->data + b->off + b->len;
+}
+
+void hb_thread_trim(void)
+{
+	while (hb_pool.n)
+		free(hb_pool.p[--hb_pool.n]);
+	hb_tlsio_trim();
+}
+
+int hb_buf_append(struct hb_buf *b, const void *p, size_t n)
+{
+	uint8_t *d;
+
+	if (n == 0)
+		return 0;
+	d = hb_buf_reserve(b, n);
+	if (!d)
+		return -ENOMEM;
+	memcpy(d, p, n);
 	b->len += n;
 	return 0;
 }
@@ -365,15 +382,56 @@ int hb_stream_respond(struct hb_stream *s, int status)
 	return 0;
 }
 
-ssize_t hb_stream_write(struct hb_stream *s, const void *buf, size_t len)
+/* Whether the stream takes bytes now: 0, -EINVAL or -EPIPE (see hb_stream_write). */
+static int hb_stream_writable(const struct hb_stream *s)
 {
-	size_t room, n;
-
 	if (s->conn->role == HB_ROLE_SERVER && s->status && s->status != 200)
 		return -EINVAL;
 	if (s->reset || s->h2_closed || s->tx_eof || s->conn->state == HB_CONN_CLOSED ||
 	    (s->conn->role == HB_ROLE_CLIENT && s->status && s->status != 200))
 		return -EPIPE;
+	return 0;
+}
+
+ssize_t hb_stream_write_space(struct hb_stream *s, size_t want, void **buf)
+{
+	size_t room = HB_SEND_BUFFER > s->tx.len ? HB_SEND_BUFFER - s->tx.len : 0;
+	int err = hb_stream_writable(s);
+
+	if (err)
+		return err;
+	if (want < room)
+		room = want;
+	if (!room) {
+		s->want_writable = true;
+		return 0;
+	}
+	*buf = hb_buf_reserve(&s->tx, room);
+	return *buf ? (ssize_t)room : -ENOMEM;
+}
+
+int hb_stream_write_commit(struct hb_stream *s, size_t n)
+{
+	if (!n) {
+		if (!s->tx.len)
+			hb_buf_free(&s->tx); /* nothing came: an idle stream keeps no buffer */
+		return 0;
+	}
+	if (s->tx.off + s->tx.len + n > s->tx.cap)
+		return -EINVAL;
+	s->tx.len += n;
+	hb_stream_kick(s);
+	hb_conn_soft_flush(s->conn);
+	return 0;
+}
+
+ssize_t hb_stream_write(struct hb_stream *s, const void *buf, size_t len)
+{
+	size_t room, n;
+	int err = hb_stream_writable(s);
+
+	if (err)
+		return err;
 	room = HB_SEND_BUFFER > s->tx.len ? HB_SEND_BUFFER - s->tx.len : 0;
 	n = len < room ? len : room;
 	if (n < len)

@@ -29,6 +29,12 @@
  */
 static __thread uint8_t *hb_read_buf;
 
+void hb_tlsio_trim(void)
+{
+	free(hb_read_buf);
+	hb_read_buf = NULL;
+}
+
 int hb_conn_finish(struct hb_conn *conn, int err, const char *reason)
 {
 	struct hb_stream *s;

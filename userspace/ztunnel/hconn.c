@@ -198,6 +198,7 @@ int zt_hbone_connect(struct zt_conn *c, const struct zt_route *r)
 	rt_hconn_used(h); /* idle time counts from the last use */
 	c->state = ZT_CS_WAIT_RESPONSE;
 	zt_conn_deadline_start(c);
+	zt_relay_tunnel_early(c);
 	return 0;
 }
 

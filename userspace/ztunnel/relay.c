@@ -184,11 +184,23 @@ void zt_relay_plain_event(struct zt_conn *c, int side, uint32_t events)
 
 /* ---- tunnel legs: socket a <-> HBONE stream ---- */
 
+/*
+ * Whether socket a is read into the stream now: in the relay, and outbound already while the
+ * CONNECT waits for its answer (early data: the client's first bytes ride right behind the
+ * HEADERS instead of waiting a round trip for the 200; the server holds them, uncredited,
+ * until its upstream is connected, and drops them with any other answer).
+ */
+static bool zt_tunnel_reading(const struct zt_conn *c)
+{
+	return c->state == ZT_CS_RELAY ||
+	       (c->state == ZT_CS_WAIT_RESPONSE && c->tunnel && !c->connect_on_a && c->st);
+}
+
 static void zt_tunnel_arm(struct zt_conn *c)
 {
 	uint32_t e = 0;
 
-	if (c->state != ZT_CS_RELAY)
+	if (!zt_tunnel_reading(c))
 		return;
 	if (!c->a_eof && !c->st_full)
 		e |= EPOLLIN;
@@ -261,11 +273,13 @@ static void zt_tunnel_read(struct zt_conn *c)
 		if (c->rd_want < ZT_BUF_MAX)
 			c->rd_want = c->rd_want == ZT_BUF_MIN ? ZT_BUF_MID : ZT_BUF_MAX;
 	}
-	if (c->state != ZT_CS_RELAY)
-		return;
 	zt_tunnel_check_done(c);
-	if (c->state == ZT_CS_RELAY)
-		zt_tunnel_arm(c);
+	zt_tunnel_arm(c);
+}
+
+void zt_relay_tunnel_early(struct zt_conn *c)
+{
+	zt_tunnel_read(c);
 }
 
 int zt_relay_tunnel_start(struct zt_conn *c)
@@ -288,7 +302,8 @@ void zt_relay_tunnel_event(struct zt_conn *c, uint32_t events)
 		if (c->state != ZT_CS_RELAY)
 			return;
 	}
-	zt_tunnel_read(c);
+	if (zt_tunnel_reading(c))
+		zt_tunnel_read(c);
 }
 
 size_t zt_tunnel_on_data(struct hb_stream *s, const uint8_t *buf, size_t len)
@@ -336,7 +351,7 @@ void zt_tunnel_on_writable(struct hb_stream *s)
 {
 	struct zt_conn *c = hb_stream_ud(s);
 
-	if (!c || c->state != ZT_CS_RELAY)
+	if (!c || !zt_tunnel_reading(c))
 		return;
 	c->st_full = false;
 	zt_tunnel_read(c);

@@ -179,6 +179,8 @@ void zt_conn_count(struct zt_conn *c, bool from_a, size_t n);
 /* relay.c */
 int zt_relay_plain_start(struct zt_conn *c);
 int zt_relay_tunnel_start(struct zt_conn *c);
+/* Outbound, CONNECT sent: start reading the client into the stream before the 200. */
+void zt_relay_tunnel_early(struct zt_conn *c);
 void zt_relay_plain_event(struct zt_conn *c, int side, uint32_t events);
 /* Give a direction's pipe back to the worker's pool (closed if it still holds bytes). */
 void zt_relay_pipe_put(struct zt_dir *d);

@@ -188,10 +188,13 @@ int zt_hbone_connect(struct zt_conn *c, const struct zt_route *r)
 	req = (struct hb_request){
 	    .authority = auth, .forwarded = fwd, .baggage = bag, .traceparent = tp};
 	c->tunnel = true;
+	hb_conn_cork(h->hc); /* the CONNECT and the client's first bytes in one record */
 	c->st = hb_stream_open(h->hc, &req, c);
 	if (!c->st) {
+		err = errno;
+		hb_conn_uncork(h->hc);
 		zt_conn_finish(c, ZT_OUT_TLS_FAILED, "opening a stream on %s: %s", key,
-			       strerror(errno));
+			       strerror(err));
 		return -EIO;
 	}
 	c->pool_conn = h;
@@ -199,6 +202,7 @@ int zt_hbone_connect(struct zt_conn *c, const struct zt_route *r)
 	c->state = ZT_CS_WAIT_RESPONSE;
 	zt_conn_deadline_start(c);
 	zt_relay_tunnel_early(c);
+	hb_conn_uncork(h->hc);
 	return 0;
 }
 

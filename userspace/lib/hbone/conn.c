@@ -198,6 +198,17 @@ int hb_conn_tick(struct hb_conn *conn, uint64_t now_ms)
 	return 0;
 }
 
+void hb_conn_cork(struct hb_conn *conn)
+{
+	conn->corked++;
+}
+
+void hb_conn_uncork(struct hb_conn *conn)
+{
+	if (conn->corked && !--conn->corked)
+		hb_conn_soft_flush(conn);
+}
+
 int hb_conn_shutdown(struct hb_conn *conn)
 {
 	if (conn->state == HB_CONN_CLOSED)

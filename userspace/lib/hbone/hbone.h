@@ -166,6 +166,14 @@ uint32_t hb_conn_want(const struct hb_conn *conn);
 int hb_conn_tick(struct hb_conn *conn, uint64_t now_ms);
 
 /*
+ * Hold what stream calls queue on conn until the matching hb_conn_uncork() (they nest), so
+ * that calls made in a row (open a stream, then write its first bytes) leave in one TLS
+ * record and one send() instead of one each. hb_conn_io() still sends as usual.
+ */
+void hb_conn_cork(struct hb_conn *conn);
+void hb_conn_uncork(struct hb_conn *conn);
+
+/*
  * Stop taking new streams (GOAWAY); the connection finishes once its streams are done.
  * Returns 0 or -errno.
  */

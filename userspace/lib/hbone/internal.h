@@ -85,6 +85,7 @@ struct hb_conn {
 	unsigned int nstreams; /* live, announced or not */
 	int in_h2;	       /* depth of nghttp2 calls on the stack: no mem_send inside */
 	bool soft_flushing;    /* sending from a stream call: stream closes wait for io */
+	int corked;	       /* hb_conn_cork() depth: stream calls do not send */
 	struct hb_buf out;     /* serialized frames not yet taken by SSL_write */
 	struct hb_buf wire;    /* TLS records not yet taken by send() (wire.c) */
 	bool own_bio;	       /* the SSL reads and writes through wire.c's BIO */

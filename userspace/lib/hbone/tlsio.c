@@ -183,7 +183,8 @@ int hb_conn_write(struct hb_conn *conn)
  */
 void hb_conn_soft_flush(struct hb_conn *conn)
 {
-	if (conn->in_h2 || conn->soft_flushing || conn->state != HB_CONN_H2 || conn->pending_err)
+	if (conn->in_h2 || conn->soft_flushing || conn->corked || conn->state != HB_CONN_H2 ||
+	    conn->pending_err)
 		return;
 	conn->soft_flushing = true;
 	hb_conn_write(conn);

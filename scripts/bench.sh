@@ -944,6 +944,11 @@ run_idle() {
 	# worker kept from the scenarios before are given back, as on an idle node.
 	sleep 5
 	b1=$(rss_kib "${ZM_PIDS[0]}") b2=$(rss_kib "${ZM_PIDS[1]}")
+	for i in 0 1; do # where an idle ztunnel's RSS is: KiB per mapping, largest first
+		awk '/^[0-9a-f]+-[0-9a-f]+ / { m = $6 ? $6 : "[anon]" } /^Rss:/ { r[m] += $2 }
+			END { for (m in r) if (r[m]) print r[m], m }' "/proc/${ZM_PIDS[$i]}/smaps" |
+			sort -rn >"$OUT/raw/$PLACE-idle-rss-n$((i + 1)).txt" 2>/dev/null
+	done
 	h_bg n1a bash -c "ulimit -n \$(ulimit -Hn) && exec \"\$0\" hold $SRV 8090 --conns $IDLE_CONNS --seconds 300" \
 		"$RR" >"$res" 2>"$res.err"
 	cli=$H_LAST_PID

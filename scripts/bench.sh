@@ -36,7 +36,10 @@
 # with its reason, never left out.
 # BENCH_ONLY="SCENARIO..." runs only the named scenarios ("zmesh": all zmesh ones, "crypto":
 # the openssl ceiling), e.g. BENCH_ONLY="direct zmesh-cross zmesh-waypoint" for the waypoint
-# comparison.
+# comparison. In the first placement, perf profiles of both ztunnels go to
+# build/bench/profile-zt-*.txt (BENCH_PROFILE=0: none). For A/B runs: BENCH_ZTUNNEL (another
+# ztunnel build), BENCH_IPERF_ARGS (extra iperf3 client arguments, e.g. "-b 2000M"),
+# BENCH_REPS, BENCH_PLACEMENTS. The report ends with issue 18's goals table.
 # All traffic stays inside the harness's namespaces; configs, certificates and pid files live
 # in the run's state directory and go with it.
 set -u # not -e: every step reports its own failure into the results
@@ -920,6 +923,14 @@ run_waypoint() {
 	done
 	[ "$(grep -c "dst.identity=$WP_ID" "$OUT/logs/ztunnel-n1-$PLACE.log")" -gt "$c0" ] ||
 		fail_all "$PLACE" $sc "ztunnel n1 never tunnelled to the waypoint (access log)"
+	# Where the waypoint's CPU goes at 1,000 req/s and at the closed-loop maximum (for the
+	# waypoint's own work, issue 14's; measured here, changed there).
+	if [ "${BENCH_PROFILE:-1}" = 1 ]; then
+		profile wp-rr1k "$wp" -- h_exec n1a timeout $((T_RR + 20)) "$RR" client "$VIP" 8080 \
+			--rate 1000 --duration "$T_RR"
+		profile wp-max "$wp" -- h_exec n1a timeout $((T_RR + 20)) "$RR" load "$VIP" 8080 \
+			--duration "$T_RR" --conns "$LOAD_CONNS"
+	fi
 	h_stop "$wp"
 	wait "$wp" 2>/dev/null
 }
@@ -1003,7 +1014,7 @@ profile() {
 	kill -INT "$perf_pid" 2>/dev/null
 	wait "$perf_pid" 2>/dev/null
 	{
-		echo "# $name: perf record -e cpu-clock -g -p $pids (both ztunnels)"
+		echo "# $name: perf record -e cpu-clock -g -p $pids"
 		echo "## CPU by shared object"
 		perf report -i "$data" --stdio --no-children --sort dso -g none 2>/dev/null |
 			grep -v '^#' | grep -v '^$' | head -8

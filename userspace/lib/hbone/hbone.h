@@ -202,7 +202,8 @@ uint64_t hb_conn_bytes_received(const struct hb_conn *conn);
 /*
  * Client: open a CONNECT stream (no :scheme/:path; req->authority, optional forwarded,
  * baggage, traceparent). Allowed once ready (or before: the request waits for the
- * handshake). Bytes may be written at once; they flow after the server's 200. Returns the
+ * handshake). Bytes may be written at once and follow the request right away (early data:
+ * a server holds them until it answers and drops them with any answer but 200). Returns the
  * stream, or NULL with errno (EAGAIN: no stream slot, EINVAL bad request, EPIPE conn closed).
  */
 struct hb_stream *hb_stream_open(struct hb_conn *conn, const struct hb_request *req, void *ud);

@@ -147,6 +147,8 @@ static void test_tunnel(void)
 	is_str(hb_conn_peer_identity(p.s.conn), TH_CLIENT_ID, "server sees the client identity");
 	is_int(hb_conn_streams_available(p.c.conn), 100, "100 streams available");
 	ok(p.c.conn->own_bio && p.s.conn->own_bio, "both sides run on wire.c's BIO");
+	id = hb_ktls_probe();
+	ok(id == 0 || id == -ENOENT, "kTLS probe says yes (0) or no (-ENOENT): %d", id);
 	is_int(SSL_get_fd(p.s.conn->ssl), p.s.conn->fd,
 	       "SSL_get_fd() still finds the socket (lib/tls picks certificates by it)");
 

@@ -12,6 +12,7 @@
 #include <netinet/in.h>
 #include <string.h>
 
+#include "hbone/hbone.h"
 #include "obs/log.h"
 #include "authz.h"
 #include "zt.h"
@@ -99,6 +100,11 @@ int zt_worker_init(struct rt_worker *rw, void *ud)
 	zm_list_init(&w->conns);
 	rw->ud = w;
 	rt_loop_on_wake(w->loop, zt_worker_woken, w);
+	if (!w->id) {
+		r = hb_ktls_probe();
+		obs_log(OBS_INFO, "hbone", "kTLS %s: TLS records are made in userspace",
+			r ? "not in this kernel" : "available but not used yet");
+	}
 	r = zt_worker_listeners(w);
 	return r ? r : zt_hset_init(w);
 }

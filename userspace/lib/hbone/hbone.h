@@ -265,6 +265,13 @@ struct hb_conn *hb_stream_conn(const struct hb_stream *s);
 int32_t hb_stream_id(const struct hb_stream *s);
 
 /*
+ * Whether this kernel has kTLS (the "tls" TCP ULP): 0 when it has, -ENOENT (or another
+ * -errno) when not. lib/hbone does TLS in userspace either way; this is the runtime check a
+ * kTLS record layer (in place of wire.c's BIO) would sit behind.
+ */
+int hb_ktls_probe(void);
+
+/*
  * Give back the calling thread's spare buffers (the pool of drained 256 KiB buffers and the
  * read batch buffer). For a thread that has gone quiet; they are made again when needed.
  */

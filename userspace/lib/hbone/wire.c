@@ -13,6 +13,8 @@
  * the wire buffer would go.
  */
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/bio.h>
 #include <pthread.h>
 #include <sys/epoll.h>
@@ -129,6 +131,19 @@ int hb_wire_attach(struct hb_conn *conn, SSL *ssl)
 	SSL_set_default_read_buffer_len(ssl, HB_TLS_READ_AHEAD);
 	conn->own_bio = true;
 	return 0;
+}
+
+int hb_ktls_probe(void)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), r;
+
+	if (fd < 0)
+		return -errno;
+	/* The kernel's "tls" ULP refuses an unconnected socket (ENOTCONN) only when it exists. */
+	r = setsockopt(fd, IPPROTO_TCP, TCP_ULP, "tls", sizeof("tls"));
+	r = r ? (errno == ENOTCONN ? 0 : -errno) : 0;
+	close(fd);
+	return r;
 }
 
 int hb_wire_flush(struct hb_conn *conn)

@@ -63,7 +63,7 @@ FIGURES = [
 MACHINE_FIGURES = [
     ("aes128gcm_16k_Bps", "AES-128-GCM, 16 KiB blocks, 1 core", "bytes/s", "higher"),
 ]
-SCENARIOS = ["direct", "direct-same", "relay", "stunnel", "haproxy-mtls", "zmesh-cross",
+SCENARIOS = ["direct", "direct-same", "relay", "relay2", "stunnel", "haproxy-mtls", "zmesh-cross",
              "zmesh-same", "zmesh-pol10", "zmesh-pol1000", "zmesh-scale", "zmesh-waypoint",
              "zmesh-idle10k"]
 PLACEMENTS = ["unpinned", "pinned"]

@@ -6,6 +6,8 @@
 # server n1b. Scenarios:
 #   direct, direct-same   pod to pod, nothing in between (the baselines)
 #   relay                 one plaintext userspace hop (haproxy mode tcp in node n1)
+#   relay2                two plaintext hops, haproxy in n1 -> haproxy in n2: what any pair
+#                         of proxies costs before TLS (the floor of a two-node tunnel)
 #   stunnel               stunnel client in n1 + stunnel server in n2, mutual TLS 1.3, P-256
 #   haproxy-mtls          haproxy in n1 + haproxy in n2, mutual TLS 1.3, P-256
 #   zmesh-cross           n1a -> n2a captured by the zmesh datapath through both ztunnels
@@ -80,7 +82,7 @@ want() { # want SCENARIO: whether this run measures it (BENCH_ONLY)
 }
 
 [ -x "$PY" ] || die "$PY not found (Debian package python3)"
-ALL_SCENARIOS="direct direct-same relay stunnel haproxy-mtls zmesh-cross zmesh-same"
+ALL_SCENARIOS="direct direct-same relay relay2 stunnel haproxy-mtls zmesh-cross zmesh-same"
 ALL_SCENARIOS+=" zmesh-pol10 zmesh-pol1000 zmesh-scale zmesh-waypoint"
 ALL_SCENARIOS+=" zmesh-idle$((IDLE_CONNS / 1000))k"
 for sc in $BENCH_ONLY; do
@@ -501,6 +503,36 @@ start_relay() {
 	fi
 }
 
+start_relay2() {
+	local c1=$H_STATE/bench/relay2-n1.cfg c2=$H_STATE/bench/relay2-n2.cfg t p2
+	t=$(printf '\t')
+	haproxy_conf "$c1" <<-EOF
+		listen iperf
+		${t}bind $GW1:45201
+		${t}server s $WIRE2:45443
+		listen rr
+		${t}bind $GW1:48080
+		${t}server s $WIRE2:48444
+	EOF
+	haproxy_conf "$c2" <<-EOF
+		listen iperf
+		${t}bind $WIRE2:45443
+		${t}server s $SRV:5201
+		listen rr
+		${t}bind $WIRE2:48444
+		${t}server s $SRV:8080
+	EOF
+	if start_proxy relay2-n2 n2 1 48444 haproxy -db -f "$c2"; then
+		p2=$PROXY_PID
+		if start_proxy relay2-n1 n1 0 48080 haproxy -db -f "$c1"; then
+			SC_PIDS[relay2]="$PROXY_PID $p2"
+			return
+		fi
+		h_stop "$p2"
+	fi
+	SC_FAIL[relay2]=$PROXY_ERR
+}
+
 start_stunnel() {
 	local d=$H_STATE/bench cs=$H_STATE/bench/stunnel-n1.conf ss=$H_STATE/bench/stunnel-n2.conf
 	local a b common="sslVersionMin = TLSv1.3
@@ -580,6 +612,13 @@ start_baselines() {
 	else
 		start_relay
 	fi
+	if ! want relay2; then
+		:
+	elif m=$(missing haproxy); then
+		SC_FAIL[relay2]=$m
+	else
+		start_relay2
+	fi
 	if ! want stunnel; then
 		:
 	elif m=$(missing stunnel4 openssl); then
@@ -604,7 +643,7 @@ start_baselines() {
 # drift of the machine spreads over all of them instead of biasing one.
 run_baselines() {
 	local rep sc
-	for sc in relay stunnel haproxy-mtls; do
+	for sc in relay relay2 stunnel haproxy-mtls; do
 		[ -n "${SC_FAIL[$sc]:-}" ] && fail_all "$PLACE" "$sc" "${SC_FAIL[$sc]}"
 	done
 	for ((rep = 1; rep <= REPS; rep++)); do
@@ -616,13 +655,16 @@ run_baselines() {
 		[ -n "${SC_PIDS[relay]:-}" ] &&
 			measure "$PLACE" relay "$rep" "$GW1" 15201 18080 ${SC_PIDS[relay]}
 		# shellcheck disable=SC2086
+		[ -n "${SC_PIDS[relay2]:-}" ] &&
+			measure "$PLACE" relay2 "$rep" "$GW1" 45201 48080 ${SC_PIDS[relay2]}
+		# shellcheck disable=SC2086
 		[ -n "${SC_PIDS[stunnel]:-}" ] &&
 			measure "$PLACE" stunnel "$rep" "$GW1" 25201 28080 ${SC_PIDS[stunnel]}
 		# shellcheck disable=SC2086
 		[ -n "${SC_PIDS[haproxy-mtls]:-}" ] &&
 			measure "$PLACE" haproxy-mtls "$rep" "$GW1" 35201 38080 ${SC_PIDS[haproxy-mtls]}
 	done
-	for sc in relay stunnel haproxy-mtls; do
+	for sc in relay relay2 stunnel haproxy-mtls; do
 		# shellcheck disable=SC2086
 		[ -n "${SC_PIDS[$sc]:-}" ] && stop_pids ${SC_PIDS[$sc]}
 	done
@@ -1096,7 +1138,7 @@ if want crypto; then
 	crypto_ceiling
 fi
 # The scenarios measured in every placement (the others: in the first one only).
-MAIN_SCENARIOS=$(for sc in direct direct-same relay stunnel haproxy-mtls zmesh-cross zmesh-same; do
+MAIN_SCENARIOS=$(for sc in direct direct-same relay relay2 stunnel haproxy-mtls zmesh-cross zmesh-same; do
 	want "$sc" && echo "$sc"
 done)
 for PLACE in $PLACEMENTS; do

@@ -12,9 +12,11 @@
 #   tests/tools/*.c            -> build/tests/tools/*
 #   tests/fuzz/fuzz_*.c        -> build/fuzz/fuzz_*   (make fuzz, clang + libFuzzer)
 #
-# make [all] | test | bench | demo | lint | fuzz | image | clean     V=1 for full commands
+# make [all] | test | bench | soak | demo | lint | fuzz | image | clean     V=1 for full commands
 # make test-samples ISTIO_SAMPLES=DIR [ZTUNNEL_EXAMPLES=DIR]   the acceptance corpus (Istio's
 #                                       published samples/ tree), tests/run.sh samples
+# make test-conformance ISTIO_CONFORMANCE=DIR   Istio's own L7 cases with their expected
+#                                       outcomes, through the harness (tests/conformance/)
 # make SANITIZE=1 ...  builds into build-san/ with ASan+UBSan (tests run the same way)
 # make image: OCI archives build/images/zmesh-{node,waypoint,ca}.tar (buildah, FROM scratch)
 
@@ -48,7 +50,7 @@ ARCH := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
 CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE $(SANFLAGS) $(EXTRA_CFLAGS)
 CPPFLAGS := -Iinclude -Iuserspace/lib -I$(BUILD)/bpf -I$(BUILD) -I$(BUILD)/proto -Itests/lib
 LDFLAGS := $(SANFLAGS)
-LDLIBS := -lbpf -lelf -lz -lssl -lcrypto -lnghttp2 -lyaml -ljson-c -lmnl -lhttp_parser -lpcre2-8 -lprotobuf-c -lpthread -lm
+LDLIBS := -lbpf -lelf -lz -lssl -lcrypto -lnghttp2 -lyaml -ljson-c -lmnl -lpcre2-8 -lprotobuf-c -lpthread -lm
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
 	-I$(BUILD) -Iinclude -Ibpf
 
@@ -89,8 +91,8 @@ FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 ALL_OBJS := $(LIB_OBJS) $(foreach b,$(BINS),$(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard userspace/$(b)/*.c))) \
 	$(UNIT_SRCS:%.c=$(BUILD)/obj/%.o) $(BPFT_SRCS:%.c=$(BUILD)/obj/%.o) $(TOOL_SRCS:%.c=$(BUILD)/obj/%.o)
 
-.PHONY: all prereqs test test-unit test-bpf test-integration test-samples samples-check bench demo \
-	lint fuzz image clean help FORCE
+.PHONY: all prereqs test test-unit test-bpf test-integration test-samples samples-check \
+	test-conformance bench soak demo lint fuzz image clean help FORCE
 all: prereqs $(SKELS) $(BIN_PATHS) $(UNIT_BINS) $(BPFT_BINS) $(TOOL_BINS) $(TEST_BPF_OBJS)
 
 # Missing build prerequisites stop here with what to install, not deep inside a recipe.
@@ -195,6 +197,11 @@ image: all
 bench: all
 	$(Q)BUILD=$(BUILD) scripts/bench.sh
 
+# About ten minutes of mixed traffic while ztunnels are upgraded and killed, the CA restarted,
+# policies and configs churned; per fault what was lost, then "N passed, N failed".
+soak: all
+	$(Q)BUILD=$(BUILD) scripts/soak.sh
+
 # ISTIO_SAMPLES=DIR: the bookinfo scene (and test-samples) on Istio's published samples/ tree
 # instead of the project's own tests/data/samples; ZTUNNEL_EXAMPLES=DIR adds the reference
 # ztunnel's local-config examples to test-samples. Checked before anything runs.
@@ -209,6 +216,12 @@ test-samples: all
 	$(Q)BUILD=$(BUILD) ISTIO_SAMPLES="$(ISTIO_SAMPLES)" ZTUNNEL_EXAMPLES="$(ZTUNNEL_EXAMPLES)" \
 		tests/run.sh samples
 
+# ISTIO_CONFORMANCE=DIR: Istio's own routing and authorization cases, read by path; a
+# missing or wrong DIR is one line naming the path and the file expected, and exit 2.
+test-conformance: all
+	$(Q)ISTIO_CONFORMANCE="$(ISTIO_CONFORMANCE)" tests/lib/conformance.sh check >/dev/null
+	$(Q)BUILD=$(BUILD) ISTIO_CONFORMANCE="$(ISTIO_CONFORMANCE)" tests/run.sh conformance
+
 lint:
 	$(Q)scripts/lint.sh
 
@@ -221,7 +234,7 @@ help:
 
 # Unknown targets get a list of the real ones instead of make's terse message.
 .DEFAULT:
-	@echo "make: unknown target '$@'. Targets: all test test-unit test-bpf test-integration test-samples bench demo lint fuzz image clean help (SANITIZE=1, V=1)" >&2
+	@echo "make: unknown target '$@'. Targets: all test test-unit test-bpf test-integration test-samples test-conformance bench soak demo lint fuzz image clean help (SANITIZE=1, V=1)" >&2
 	@exit 2
 
 -include $(wildcard $(ALL_OBJS:.o=.d) $(BPF_NAMES:%=$(BUILD)/bpf/%.tmp.d))

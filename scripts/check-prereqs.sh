@@ -25,7 +25,6 @@ need_hdr nghttp2/nghttp2.h libnghttp2-dev
 need_hdr yaml.h libyaml-dev
 need_hdr json-c/json.h libjson-c-dev
 need_hdr libmnl/libmnl.h libmnl-dev
-need_hdr http_parser.h libhttp-parser-dev
 need_hdr pcre2.h libpcre2-dev
 need_hdr protobuf-c/protobuf-c.h libprotobuf-c-dev
 need_cmd protoc-c protobuf-c-compiler

@@ -20,7 +20,7 @@ fi
 packages=(
 	# build
 	make gcc clang llvm pkg-config bpftool libbpf-dev libelf-dev zlib1g-dev
-	libssl-dev libnghttp2-dev libyaml-dev libjson-c-dev libmnl-dev libhttp-parser-dev libpcre2-dev
+	libssl-dev libnghttp2-dev libyaml-dev libjson-c-dev libmnl-dev libpcre2-dev
 	libprotobuf-c-dev protobuf-c-compiler
 	libclang-rt-14-dev
 	# tests and harness

@@ -2,10 +2,10 @@
 /*
  * waypoint: the L7 proxy of zmesh. Terminates HBONE on 15008 with its own workload identity,
  * applies Istio VirtualService / DestinationRule / AuthorizationPolicy (lib/l7) to HTTP/1.1
- * inside each tunnel (other bytes are relayed as plain TCP), and originates HBONE to the
- * chosen endpoint pods. This file: options, the network namespace, identity and TLS contexts,
- * the refcounted config snapshot and its reload (SIGHUP or a changed file; a broken update
- * keeps the previous snapshot), and the admin routes: admin (15000, 127.0.0.1 only:
+ * and HTTP/2 inside each tunnel (other bytes are relayed as plain TCP), and originates HBONE to
+ * the chosen endpoint pods. This file: options, the network namespace, identity and TLS
+ * contexts, config reload on SIGHUP or a changed file (snap.c), and the admin routes: admin
+ * (15000, 127.0.0.1 only:
  * /config_dump, /logging, /quitquitquit), Prometheus metrics (15020) and readiness (15021),
  * served by lib/obs's responder on its own thread.
  */
@@ -17,7 +17,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -34,61 +33,6 @@
 
 #define WP_ERRLEN  8192
 #define WP_POLL_MS 500 /* config files' mtimes are looked at this often */
-
-struct wp *wp_g;
-
-uint32_t wp_rand(void)
-{
-	static __thread uint64_t s;
-
-	if (!s && getrandom(&s, sizeof(s), 0) != sizeof(s))
-		s = rt_now_ms() | 1;
-	/* xorshift64*: routing and fault percentages, not secrets */
-	s ^= s >> 12;
-	s ^= s << 25;
-	s ^= s >> 27;
-	return (uint32_t)((s * 2685821657736338717ull) >> 32);
-}
-
-struct wp_snap *wp_snap_get(struct wp *wp)
-{
-	struct wp_snap *s;
-
-	pthread_mutex_lock(&wp->snap_lock);
-	s = wp->snap;
-	atomic_fetch_add(&s->refs, 1);
-	pthread_mutex_unlock(&wp->snap_lock);
-	return s;
-}
-
-void wp_snap_put(struct wp_snap *s)
-{
-	if (!s || atomic_fetch_sub(&s->refs, 1) != 1)
-		return;
-	l7_config_free(s->l7);
-	zm_config_free(s->mesh);
-	free(s);
-}
-
-/* Build a snapshot from the files; NULL with the reasons in err. */
-static struct wp_snap *wp_snap_load(struct wp *wp, char *err, size_t len)
-{
-	struct wp_snap *s = calloc(1, sizeof(*s));
-
-	if (!s) {
-		snprintf(err, len, "out of memory");
-		return NULL;
-	}
-	atomic_init(&s->refs, 1);
-	if (zm_config_load_file(wp->opts.mesh_config, &s->mesh, err, len))
-		goto err;
-	if (l7_config_load(wp->opts.configs, (size_t)wp->opts.n_configs, s->mesh, &s->l7, err, len))
-		goto err;
-	return s;
-err:
-	wp_snap_put(s);
-	return NULL;
-}
 
 static void wp_h_config_dump(void *ud, const struct obs_http_req *rq, struct obs_http_resp *rs)
 {
@@ -144,38 +88,12 @@ static time_t wp_configs_mtime(struct wp *wp)
 	return t;
 }
 
-static void wp_reload(struct wp *wp)
-{
-	char *err = malloc(WP_ERRLEN);
-	struct wp_snap *s, *old;
-
-	if (!err)
-		return;
-	s = wp_snap_load(wp, err, WP_ERRLEN);
-	if (!s) {
-		obs_log(OBS_WARN, "config", "config reload refused, keeping the previous one:\n%s",
-			err);
-		free(err);
-		return;
-	}
-	free(err);
-	pthread_mutex_lock(&wp->snap_lock);
-	old = wp->snap;
-	wp->snap = s;
-	pthread_mutex_unlock(&wp->snap_lock);
-	wp_snap_put(old);
-	obs_log(OBS_INFO, "config",
-		"config reloaded: %zu VirtualService, %zu DestinationRule, "
-		"%zu AuthorizationPolicy",
-		s->l7->n_vs, s->l7->n_dr, s->l7->n_authz);
-}
-
 static void wp_control_hup(struct rt_control *c)
 {
 	struct wp *wp = c->ud;
 
 	wp->cfg_mtime = wp_configs_mtime(wp);
-	wp_reload(wp);
+	wp_snap_reload(wp);
 }
 
 /* A changed file reloads as SIGHUP does. */
@@ -187,7 +105,7 @@ static void wp_control_poll(struct rt_control *c)
 	if (m == wp->cfg_mtime)
 		return;
 	wp->cfg_mtime = m;
-	wp_reload(wp);
+	wp_snap_reload(wp);
 }
 
 static int wp_cert_select(void *ud, const struct zm_addr *local, struct zm_cert **out)
@@ -246,10 +164,14 @@ static void wp_usage(FILE *f)
 	       "                --identity spiffe://TD/ns/NS/sa/SA --ca-dir DIR [--netns PATH]\n"
 	       "                [--workers N] [--port 15008] [--admin-port 15000]\n"
 	       "                [--metrics-port 15020] [--ready-port 15021]\n"
+	       "                [--request-head-timeout 30s] [--idle-timeout 60s]\n"
 	       "                [--log-format logfmt|json] [--log-level SPEC]\n"
 	       "       waypoint --check --config ISTIO_YAML ... --mesh-config ZMESH_CONFIG\n"
 	       "       waypoint --help | --version\n"
 	       "\n"
+	       "--request-head-timeout: an HTTP/1 request head not complete by then is answered\n"
+	       "408 and its connection closed; --idle-timeout: a connection without a request in\n"
+	       "flight that long is closed (0 turns either off).\n"
 	       "--log-format: logfmt (default) or json, for every line. --log-level: LEVEL or\n"
 	       "SCOPE:LEVEL[,...] (error warn info debug trace off; scopes: waypoint access\n"
 	       "hbone http h2 mirror upstream config identity admin rt); POST\n"
@@ -259,6 +181,27 @@ static void wp_usage(FILE *f)
 #define WP_USAGE_LINE                                                                              \
 	"waypoint --config ISTIO_YAML --mesh-config FILE --identity SPIFFE_ID --ca-dir DIR "       \
 	"[OPTIONS]"
+
+/* A duration "30s", "500ms", "2m" or plain milliseconds; 0 turns the timeout off. */
+static int wp_opt_duration(const char *prog, const char *opt, const char *arg, uint32_t *out_ms)
+{
+	char *end;
+	double x = strtod(arg, &end), mul = 1;
+
+	if (!strcmp(end, "s"))
+		mul = 1000;
+	else if (!strcmp(end, "m"))
+		mul = 60000;
+	else if (strcmp(end, "ms") && *end)
+		end = NULL;
+	if (end == arg || !end || x < 0 || x * mul > 86400000.0) {
+		fprintf(stderr, "%s: %s: \"%s\" is not a duration (like 30s, 500ms, 0 for none)\n",
+			prog, opt, arg);
+		return 1;
+	}
+	*out_ms = (uint32_t)(x * mul + 0.5);
+	return 0;
+}
 
 static int wp_parse_opts(struct wp *wp, int argc, char **argv, bool *check)
 {
@@ -273,6 +216,8 @@ static int wp_parse_opts(struct wp *wp, int argc, char **argv, bool *check)
 	    {"metrics-port", required_argument, NULL, 'M'},
 	    {"ready-port", required_argument, NULL, 'R'},
 	    {"admin-port", required_argument, NULL, 'A'},
+	    {"request-head-timeout", required_argument, NULL, 'H'},
+	    {"idle-timeout", required_argument, NULL, 'I'},
 	    OBS_LOG_OPTIONS,
 	    {"check", no_argument, NULL, 'k'},
 	    {"help", no_argument, NULL, 'h'},
@@ -286,6 +231,8 @@ static int wp_parse_opts(struct wp *wp, int argc, char **argv, bool *check)
 	wp->opts.admin_port = ZM_PORT_ADMIN;
 	wp->opts.metrics_port = ZM_PORT_METRICS;
 	wp->opts.ready_port = ZM_PORT_READY;
+	wp->opts.head_timeout_ms = WP_HEAD_TIMEOUT_MS;
+	wp->opts.idle_timeout_ms = WP_IDLE_TIMEOUT_MS;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
 		switch (c) {
@@ -328,6 +275,14 @@ static int wp_parse_opts(struct wp *wp, int argc, char **argv, bool *check)
 			bad |=
 			    zm_opt_int(p, "--ready-port", optarg, 1, 65535, &wp->opts.ready_port);
 			break;
+		case 'H':
+			bad |= wp_opt_duration(p, "--request-head-timeout", optarg,
+					       &wp->opts.head_timeout_ms);
+			break;
+		case 'I':
+			bad |=
+			    wp_opt_duration(p, "--idle-timeout", optarg, &wp->opts.idle_timeout_ms);
+			break;
 		case 'k':
 			*check = true;
 			break;
@@ -362,6 +317,17 @@ static const char *const wp_log_scopes[] = {"access", "hbone",	  "http",   "h2",
 					    "mirror", "upstream", "config", "identity",
 					    "admin",  "rt",	  NULL};
 
+/* Who the waypoint is, for routes that name the proxy (sourceLabels, sourceNamespace). */
+static void wp_self_init(struct wp *wp)
+{
+	struct zm_spiffe_id id;
+
+	if (!wp->opts.identity || zm_spiffe_id_parse(wp->opts.identity, &id))
+		return;
+	snprintf(wp->self_ns, sizeof(wp->self_ns), "%s", id.ns);
+	snprintf(wp->self_sa, sizeof(wp->self_sa), "%s", id.sa);
+}
+
 int main(int argc, char **argv)
 {
 	static struct wp wp;
@@ -387,6 +353,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	pthread_mutex_init(&wp.snap_lock, NULL);
+	wp_self_init(&wp);
 	wp.stats = calloc(1, sizeof(*wp.stats));
 	if (!wp.stats)
 		return 1;
@@ -400,8 +367,10 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (check) {
-		printf("ok: %zu VirtualService, %zu DestinationRule, %zu AuthorizationPolicy\n",
-		       wp.snap->l7->n_vs, wp.snap->l7->n_dr, wp.snap->l7->n_authz);
+		printf("ok: %zu VirtualService, %zu DestinationRule, %zu AuthorizationPolicy, "
+		       "%zu HTTPRoute/GRPCRoute\n",
+		       wp.snap->l7->n_vs, wp.snap->l7->n_dr, wp.snap->l7->n_authz,
+		       wp.snap->l7->n_gw);
 		free(err);
 		return 0;
 	}

@@ -236,3 +236,27 @@ bool wp_cl_conn_allowed(const struct wp_cl_stat *cl, const struct l7_traffic_pol
 
 	return !cl || !max || atomic_load(&cl->conns) < max;
 }
+
+bool wp_cl_conn_claim(struct wp_cl_stat *cl, unsigned int max)
+{
+	unsigned int n;
+
+	if (!cl)
+		return true;
+	if (!max) {
+		atomic_fetch_add(&cl->conns, 1);
+		return true;
+	}
+	n = atomic_load(&cl->conns);
+	do {
+		if (n >= max)
+			return false;
+	} while (!atomic_compare_exchange_weak(&cl->conns, &n, n + 1));
+	return true;
+}
+
+void wp_cl_conn_release(struct wp_cl_stat *cl)
+{
+	if (cl)
+		atomic_fetch_sub(&cl->conns, 1);
+}

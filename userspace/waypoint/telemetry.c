@@ -15,7 +15,7 @@
 #include "obs/istio.h"
 #include "obs/metrics.h"
 #include "obs/process.h"
-#include "http.h"
+#include "wp.h"
 
 /* Istio's default duration buckets (ms) and exponential byte buckets. */
 static const double wp_dur_le[] = {0.5,	  1,	  5,	  10,	   25,	   50,	  100,
@@ -148,13 +148,13 @@ void wp_request_finish(struct wp *wp, const struct wp_mreq *r)
 	wp_metric_request(wp, r);
 }
 
-void wp_access_tcp(const struct wp_ds *ds, const char *name)
+void wp_access_tcp(const char *peer, const char *authority, const char *upstream, const char *name)
 {
 	struct obs_rec rec;
 
 	obs_rec_begin(&rec, OBS_INFO, "access", "tcp");
-	obs_rec_str(&rec, "src.principal", wp_dash(ds->peer));
-	obs_rec_str(&rec, "authority", ds->authority);
-	obs_rec_strf(&rec, "upstream", "%s(%s)", ds->ep_key, name);
+	obs_rec_str(&rec, "src.principal", wp_dash(peer));
+	obs_rec_str(&rec, "authority", authority);
+	obs_rec_strf(&rec, "upstream", "%s(%s)", upstream, name);
 	obs_rec_emit(&rec);
 }

@@ -4,9 +4,10 @@
  * (istio.v1.auth.IstioCertificateService/CreateCertificate, gRPC over HTTP/2 over mutual TLS)
  * with a CA directory written by `zmeshctl ca init`, for nodes authenticated by certificates
  * from `zmesh-ca issue-node`. Entry point: options, then the runtime's workers (lib/rt), each
- * with its own SO_REUSEPORT listener, serving connections on its event loop (at most
- * --max-conns at once; more are closed right after accept and logged). Exit status: 0 after
- * SIGTERM/SIGINT, 1 on a startup error, 2 on usage.
+ * with its own SO_REUSEPORT listener, serving connections on its event loop within the bounds
+ * of ca.h (deadlines per phase, --max-conns, --max-conns-per-peer), and optionally Prometheus
+ * metrics on --metrics-port (lib/obs). Exit status: 0 after SIGTERM/SIGINT, 1 on a startup
+ * error, 2 on usage.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -24,7 +25,10 @@
 #include "common/addr.h"
 #include "common/cliopt.h"
 #include "common/version.h"
+#include "obs/admin.h"
 #include "obs/log.h"
+#include "obs/metrics.h"
+#include "obs/process.h"
 #include "rt/control.h"
 #include "rt/workers.h"
 
@@ -33,7 +37,9 @@ static void zca_usage(FILE *f)
 	fprintf(
 	    f,
 	    "usage: zmesh-ca [serve] --dir CADIR --config FILE [--listen HOST:PORT]\n"
-	    "                [--default-ttl S] [--max-ttl S] [--max-conns N] [--workers N]\n"
+	    "                [--default-ttl S] [--max-ttl S] [--workers N]\n"
+	    "                [--max-conns N] [--max-conns-per-peer N] [--handshake-timeout-ms MS]\n"
+	    "                [--request-timeout-ms MS] [--idle-timeout-ms MS] [--metrics-port P]\n"
 	    "                [--node-account SPIFFE-ID] [--tokens FILE] [--log-format "
 	    "logfmt|json]\n"
 	    "                [--log-level SPEC]\n"
@@ -47,11 +53,20 @@ static void zca_usage(FILE *f)
 	    "--tokens FILE: also accept `authorization: Bearer TOKEN` (istiod's form) from\n"
 	    "clients without a certificate; FILE lines are \"TOKEN NODE\", the caller then\n"
 	    "counts as NODE's node account (ImpersonatedIdentity asks for a workload).\n"
+	    "Bounds: at most --max-conns connections (default %d) and --max-conns-per-peer\n"
+	    "from one source address (default %d); a TLS handshake must finish within\n"
+	    "--handshake-timeout-ms (default %d), a request be answered within\n"
+	    "--request-timeout-ms of its start (default %d), and a connection without a\n"
+	    "request start one within --idle-timeout-ms (default %d). When every slot is\n"
+	    "taken, a connection waiting in its handshake or idle makes room (of the address\n"
+	    "with the most connections open, the one waiting longest).\n"
+	    "--metrics-port P: Prometheus /metrics on P (istiod's is 15014; default off).\n"
 	    "issue-node: write DIR/node-cert.pem (CN=NAME, URI SAN the node account\n"
 	    "spiffe://TD/ns/istio-system/sa/ztunnel), DIR/node-key.pem (0600) and "
 	    "DIR/ca-cert.pem:\n"
 	    "what `ztunnel --ca-addr HOST:PORT --ca-dir DIR` needs.\n",
-	    ZM_CA_PORT_DEFAULT);
+	    ZM_CA_PORT_DEFAULT, ZCA_MAX_CONNS_DEFAULT, ZCA_PEER_CONNS_DEFAULT,
+	    ZCA_HANDSHAKE_MS_DEFAULT, ZCA_REQUEST_MS_DEFAULT, ZCA_IDLE_MS_DEFAULT);
 }
 
 struct zca_serve {
@@ -63,15 +78,7 @@ struct zca_serve {
 
 static void zca_accept(struct rt_loop *l, struct rt_listener *li, int fd)
 {
-	struct zca *z = li->ud;
-
-	if (atomic_fetch_add(&z->nconns, 1) >= z->max_conns) {
-		atomic_fetch_sub(&z->nconns, 1);
-		obs_log(OBS_WARN, "rpc", "refused a connection: %d connections open", z->max_conns);
-		close(fd);
-		return;
-	}
-	zca_conn_start(z, l, fd);
+	zca_conn_accept(li->ud, l, fd);
 }
 
 /* Per worker: a listener of the SO_REUSEPORT group on the --listen address. */
@@ -91,6 +98,7 @@ static int zca_worker_init(struct rt_worker *w, void *ud)
 
 	if (fd < 0)
 		return fd;
+	zca_worker_setup(sv->z, w);
 	if (!o.port) {
 		/* Port 0: the first worker's pick is every worker's port. */
 		struct sockaddr_storage b;
@@ -103,9 +111,26 @@ static int zca_worker_init(struct rt_worker *w, void *ud)
 	return rt_listener_start(&w->loop, &sv->lis[w->id], fd, "CA listener", zca_accept, sv->z);
 }
 
-static int zca_serve(struct zca *z, const char *addr, int workers)
+/* --metrics-port: /metrics and /stats/prometheus on every address. NULL (logged) on failure. */
+static struct obs_admin *zca_metrics_start(int port)
+{
+	struct obs_admin *a = obs_admin_new();
+
+	if (!a || obs_process_metrics(obs_metrics(), "zmesh-ca") ||
+	    obs_admin_listen(a, OBS_PORT_METRICS, port, false) ||
+	    obs_admin_add_metrics(a, OBS_PORT_METRICS) || obs_admin_start(a)) {
+		obs_log(OBS_ERROR, "ca", "--metrics-port %d: cannot serve metrics", port);
+		obs_admin_free(a);
+		return NULL;
+	}
+	obs_log(OBS_INFO, "ca", "metrics on port %d", obs_admin_bound_port(a, OBS_PORT_METRICS));
+	return a;
+}
+
+static int zca_serve(struct zca *z, const char *addr, int workers, int metrics_port)
 {
 	static struct zca_serve sv;
+	struct obs_admin *adm = NULL;
 	struct rt_control ctl;
 	struct rt_workers ws;
 	char err[512], text[ZM_ADDR_STRLEN];
@@ -123,11 +148,23 @@ static int zca_serve(struct zca *z, const char *addr, int workers)
 		obs_log(OBS_ERROR, "ca", "%s", err);
 		return 1;
 	}
+	if (zca_limits_init(z)) {
+		obs_log(OBS_ERROR, "ca", "out of memory");
+		return 1;
+	}
 	if (rt_control_init(&ctl, 0, NULL, NULL, z))
 		return 1;
+	if (metrics_port >= 0) {
+		adm = zca_metrics_start(metrics_port);
+		if (!adm) {
+			rt_control_fini(&ctl);
+			return 1;
+		}
+	}
 	r = rt_workers_start(&ws, workers, zca_worker_init, &sv);
 	if (r) {
 		obs_log(OBS_ERROR, "ca", "listening on %s: %s", addr, strerror(-r));
+		obs_admin_free(adm);
 		rt_control_fini(&ctl);
 		return 1;
 	}
@@ -136,8 +173,13 @@ static int zca_serve(struct zca *z, const char *addr, int workers)
 		zm_addr_port_format(&a, port, text, sizeof(text)));
 	obs_log(OBS_INFO, "ca", "trust domain %s, node account %s, config %s, %d workers", z->td,
 		z->node_account, z->config_path, ws.n);
+	obs_log(OBS_INFO, "ca",
+		"limits: %d connections, %d per peer; deadlines: handshake %d ms, request %d ms, "
+		"idle %d ms",
+		z->max_conns, z->peer_conns, z->handshake_ms, z->request_ms, z->idle_ms);
 	rt_control_run(&ctl);
 	rt_workers_stop(&ws);
+	obs_admin_free(adm);
 	rt_control_fini(&ctl);
 	return 0;
 }
@@ -147,8 +189,17 @@ static const char *const zca_log_scopes[] = {"ca", "rpc", "config", "rt", NULL};
 struct zca_opts {
 	const char *cmd, *dir, *config, *listen, *out, *node;
 	long dttl, mttl, conns, life;
-	int workers;
+	int workers, metrics_port; /* metrics_port -1: none */
 	char listen_default[32];
+};
+
+/* Options without a short form. */
+enum {
+	O_PEER_CONNS = 0x100,
+	O_HANDSHAKE_MS,
+	O_REQUEST_MS,
+	O_IDLE_MS,
+	O_METRICS_PORT,
 };
 
 /* The value checks: each names the option and its value. 0, or -EINVAL (printed). */
@@ -166,6 +217,17 @@ static int zca_opt_value(struct zca *z, struct zca_opts *o, int c, char *const *
 		return zm_opt_long(p, "--max-conns", optarg, 1, 4096, &o->conns);
 	case 'W':
 		return zm_opt_int(p, "--workers", optarg, 1, RT_MAX_WORKERS, &o->workers);
+	case O_PEER_CONNS:
+		return zm_opt_int(p, "--max-conns-per-peer", optarg, 1, 4096, &z->peer_conns);
+	case O_HANDSHAKE_MS:
+		return zm_opt_int(p, "--handshake-timeout-ms", optarg, 100, 600000,
+				  &z->handshake_ms);
+	case O_REQUEST_MS:
+		return zm_opt_int(p, "--request-timeout-ms", optarg, 100, 600000, &z->request_ms);
+	case O_IDLE_MS:
+		return zm_opt_int(p, "--idle-timeout-ms", optarg, 100, 86400000, &z->idle_ms);
+	case O_METRICS_PORT:
+		return zm_opt_int(p, "--metrics-port", optarg, 0, 65535, &o->metrics_port);
 	case 'f':
 		return zm_opt_long(p, "--lifetime", optarg, -299, 10 * year, &o->life);
 	case 'a':
@@ -201,22 +263,28 @@ static int zca_opts_check(const struct zca_opts *o, int argc, char **argv)
 /* 0 to run, else the exit status (usage printed, or --help/--version done). */
 static int zca_parse_opts(struct zca *z, struct zca_opts *o, int argc, char **argv)
 {
-	static const struct option lo[] = {{"dir", required_argument, NULL, 'D'},
-					   {"config", required_argument, NULL, 'c'},
-					   {"listen", required_argument, NULL, 'l'},
-					   {"default-ttl", required_argument, NULL, 'd'},
-					   {"max-ttl", required_argument, NULL, 'm'},
-					   {"max-conns", required_argument, NULL, 'C'},
-					   {"node-account", required_argument, NULL, 'a'},
-					   {"out", required_argument, NULL, 'o'},
-					   {"node", required_argument, NULL, 'n'},
-					   {"lifetime", required_argument, NULL, 'f'},
-					   {"workers", required_argument, NULL, 'W'},
-					   {"tokens", required_argument, NULL, 'T'},
-					   OBS_LOG_OPTIONS,
-					   {"help", no_argument, NULL, 'h'},
-					   {"version", no_argument, NULL, 'V'},
-					   {0}};
+	static const struct option lo[] = {
+	    {"dir", required_argument, NULL, 'D'},
+	    {"config", required_argument, NULL, 'c'},
+	    {"listen", required_argument, NULL, 'l'},
+	    {"default-ttl", required_argument, NULL, 'd'},
+	    {"max-ttl", required_argument, NULL, 'm'},
+	    {"max-conns", required_argument, NULL, 'C'},
+	    {"max-conns-per-peer", required_argument, NULL, O_PEER_CONNS},
+	    {"handshake-timeout-ms", required_argument, NULL, O_HANDSHAKE_MS},
+	    {"request-timeout-ms", required_argument, NULL, O_REQUEST_MS},
+	    {"idle-timeout-ms", required_argument, NULL, O_IDLE_MS},
+	    {"metrics-port", required_argument, NULL, O_METRICS_PORT},
+	    {"node-account", required_argument, NULL, 'a'},
+	    {"out", required_argument, NULL, 'o'},
+	    {"node", required_argument, NULL, 'n'},
+	    {"lifetime", required_argument, NULL, 'f'},
+	    {"workers", required_argument, NULL, 'W'},
+	    {"tokens", required_argument, NULL, 'T'},
+	    OBS_LOG_OPTIONS,
+	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},
+	    {0}};
 	int c, bad = 0;
 
 	opterr = 0;
@@ -264,6 +332,7 @@ int main(int argc, char **argv)
 			     .dttl = 86400,
 			     .mttl = 7 * 86400,
 			     .conns = ZCA_MAX_CONNS_DEFAULT,
+			     .metrics_port = -1,
 			     .life = 365 * 86400};
 	char err[1024];
 	int r;
@@ -274,6 +343,10 @@ int main(int argc, char **argv)
 		argc--;
 	}
 	obs_log_init("zmesh-ca", zca_log_scopes);
+	z.peer_conns = ZCA_PEER_CONNS_DEFAULT;
+	z.handshake_ms = ZCA_HANDSHAKE_MS_DEFAULT;
+	z.request_ms = ZCA_REQUEST_MS_DEFAULT;
+	z.idle_ms = ZCA_IDLE_MS_DEFAULT;
 	r = zca_parse_opts(&z, &o, argc, argv);
 	if (r)
 		return r < 0 ? 0 : r;
@@ -299,7 +372,8 @@ int main(int argc, char **argv)
 		o.listen = o.listen_default;
 	}
 	rt_nofile_raise(NULL);
-	r = zca_serve(&z, o.listen, o.workers);
+	r = zca_serve(&z, o.listen, o.workers, o.metrics_port);
+	zca_limits_fini(&z);
 	zca_fini(&z);
 	return r;
 }

@@ -57,8 +57,8 @@ static void zt_h_certs(void *ud, const struct obs_http_req *rq, struct obs_http_
 
 void zt_ready_update(struct zt *zt)
 {
-	atomic_store(&zt->ready,
-		     atomic_load(&zt->running) && !atomic_load(&zt->draining) && zt_xds_synced());
+	atomic_store(&zt->ready, atomic_load(&zt->running) && atomic_load(&zt->healthy) &&
+				     !atomic_load(&zt->draining) && zt_xds_synced());
 }
 
 static void zt_h_drain(void *ud, const struct obs_http_req *rq, struct obs_http_resp *rs)
@@ -150,7 +150,12 @@ static void zt_control_hup(struct rt_control *c)
 
 static void zt_control_poll(struct rt_control *c)
 {
+	int missing;
+
 	zt_enroll_failed = zt_control_reload(c->ud, false, zt_enroll_failed > 0);
+	missing = zt_health_check(c->ud, zt_enroll_failed);
+	if (missing)
+		zt_enroll_failed = missing; /* enrolled again on the next poll */
 	zt_ready_update(c->ud);
 }
 
@@ -166,6 +171,7 @@ int zt_control_run(struct zt *zt)
 
 	zt_enroll_failed = zt_enroll_sync(zt, s);
 	zt_state_put(s);
+	zt_health_check(zt, zt_enroll_failed);
 	atomic_store(&zt->running, true);
 	zt_ready_update(zt);
 	obs_log(OBS_INFO, "ztunnel", "node %s ready: %d workers, listening on %d %d %d",

@@ -244,6 +244,9 @@ static void zt_cni_serve(struct zt *zt, int fd)
 	free(buf);
 }
 
+/* The file our socket is bound to: at exit it is removed only if it is still that one. */
+static struct stat zt_cni_node;
+
 static int zt_cni_listen(void)
 {
 	struct sockaddr_un sun = {.sun_family = AF_UNIX};
@@ -254,7 +257,7 @@ static int zt_cni_listen(void)
 	memcpy(sun.sun_path, zt_cni_path, sizeof(sun.sun_path));
 	unlink(zt_cni_path); /* a socket left by a ztunnel that died */
 	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) || chmod(zt_cni_path, 0600) ||
-	    listen(fd, 64)) {
+	    lstat(zt_cni_path, &zt_cni_node) || listen(fd, 64)) {
 		int e = -errno;
 
 		close(fd);
@@ -267,6 +270,7 @@ static void *zt_cni_main(void *arg)
 {
 	struct zt *zt = arg;
 	struct pollfd p = {.events = POLLIN};
+	struct stat now;
 	int c;
 
 	/* Only a ready ztunnel may accept pods: until then the plugin finds no socket. */
@@ -291,8 +295,13 @@ static void *zt_cni_main(void *arg)
 		zt_cni_serve(zt, c);
 		close(c);
 	}
-	/* Gone before the process is: new pods wait for the next ztunnel. */
-	unlink(zt_cni_path);
+	/*
+	 * Gone before the process is: new pods wait for the next ztunnel. After a hand-over the
+	 * path may already be the new ztunnel's socket: only our own is removed.
+	 */
+	if (!lstat(zt_cni_path, &now) && now.st_ino == zt_cni_node.st_ino &&
+	    now.st_dev == zt_cni_node.st_dev)
+		unlink(zt_cni_path);
 	close(p.fd);
 	return NULL;
 }

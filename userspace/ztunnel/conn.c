@@ -42,6 +42,7 @@ struct zt_conn *zt_conn_new(struct zt_worker *w, int fd_a, bool a_is_client)
 	c->info.start_ms = w->loop->now_ms;
 	c->info.via = "-";
 	zm_list_add(&w->conns, &c->link);
+	atomic_fetch_add(&w->zt->n_conns, 1);
 	return c;
 }
 
@@ -49,6 +50,7 @@ static void zt_conn_free(void *p)
 {
 	struct zt_conn *c = p;
 
+	atomic_fetch_sub(&c->w->zt->n_conns, 1);
 	free(c);
 }
 
@@ -322,6 +324,20 @@ static void zt_outbound_start(struct zt_conn *c, struct zt_snap *s)
 		zt_conn_finish(c, ZT_OUT_DIAL_FAILED, "%s", strerror(-err));
 }
 
+/*
+ * Refuse a connection made to a capture port itself (15001 or 15006 as the destination): the
+ * datapath never captures those, so someone dialled ztunnel directly (a node address, from a
+ * pod the datapath did not see, or from the node), and "proxying" it would dial the same port
+ * again, a loop holding sockets in SYN-SENT. True when refused (reset, logged).
+ */
+static bool zt_conn_capture_port(struct zt_conn *c)
+{
+	if (c->info.dport != ZM_PORT_OUTBOUND && c->info.dport != ZM_PORT_INBOUND_PLAIN)
+		return false;
+	zt_conn_finish(c, ZT_OUT_PROXY_PORT, "connection to port %u itself refused", c->info.dport);
+	return true;
+}
+
 void zt_outbound_accept(struct zt_worker *w, int fd)
 {
 	struct zt_conn *c = zt_conn_new(w, fd, true);
@@ -339,6 +355,8 @@ void zt_outbound_accept(struct zt_worker *w, int fd)
 	}
 	c->info.sport = (__u16)sport;
 	c->info.dport = (__u16)dport;
+	if (zt_conn_capture_port(c))
+		return;
 	s = zt_state_get();
 	zt_outbound_start(c, s);
 	zt_state_put(s);
@@ -365,6 +383,8 @@ void zt_inbound_plain_accept(struct zt_worker *w, int fd)
 	}
 	c->info.sport = (__u16)sport;
 	c->info.dport = (__u16)dport;
+	if (zt_conn_capture_port(c))
+		return;
 	s = zt_state_get();
 	dst = zt_route_local_workload(s, &c->info.dst);
 	src = zm_config_workload_by_ip(s->cfg, NULL, &c->info.src);

@@ -284,3 +284,56 @@ char *zt_enroll_dump(void)
 	fclose(f);
 	return buf;
 }
+
+struct zt_present {
+	const struct zm_addr *want;
+	bool *seen;
+	size_t n;
+};
+
+static int zt_present_cb(const void *key, const void *values, const struct zm_dp_map_info *mi,
+			 void *ctx)
+{
+	struct zt_present *p = ctx;
+	size_t i;
+
+	(void)values;
+	(void)mi;
+	for (i = 0; i < p->n; i++)
+		if (!memcmp(key, &p->want[i], sizeof(p->want[i])))
+			p->seen[i] = true;
+	return 0;
+}
+
+int zt_enroll_missing(struct zt *zt, char *why, size_t len)
+{
+	static struct zm_addr want[ZT_MAX_ENROLLED];
+	static bool seen[ZT_MAX_ENROLLED];
+	struct zt_present p = {.want = want, .seen = seen};
+	char a[ZM_ADDR_STRLEN];
+	struct zm_dp dp;
+	size_t i;
+	int missing = 0, r;
+
+	if (zt->opts.no_enroll)
+		return 0;
+	pthread_mutex_lock(&zt_enroll_lock);
+	p.n = zt_n_enrolled;
+	memcpy(want, zt_enrolled, p.n * sizeof(want[0]));
+	pthread_mutex_unlock(&zt_enroll_lock);
+	memset(seen, 0, p.n * sizeof(seen[0]));
+	zm_dp_init(&dp, zt->opts.pin_dir);
+	r = zm_dp_map_walk(&dp, ZM_STR(ZM_MAP_WORKLOADS), zt_present_cb, &p, NULL);
+	zm_dp_close(&dp);
+	if (r)
+		return 0; /* the datapath check reports that */
+	for (i = 0; i < p.n; i++) {
+		if (seen[i])
+			continue;
+		if (!missing)
+			snprintf(why, len, "%s is enrolled by us but missing from the datapath",
+				 zm_addr_format(&want[i], a, sizeof(a)));
+		missing++;
+	}
+	return missing;
+}

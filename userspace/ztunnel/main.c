@@ -22,6 +22,7 @@
 #include "config/config.h"
 #include "datapath/datapath.h"
 #include "obs/log.h"
+#include "rt/handover.h"
 #include "zmesh/ports.h"
 #include "agent.h"
 #include "authz.h"
@@ -37,7 +38,8 @@ static void zt_usage(FILE *f)
 	    "               [--ca-dir DIR] [--workers N] [--admin-port P] [--metrics-port P]\n"
 	    "               [--ready-port P] [--no-enroll] [--poll-ms MS] [--pool-idle-ms MS]\n"
 	    "               [--policy FILE]... [--no-fastpath]\n"
-	    "               [--run-dir DIR] [--cgroup-root DIR]\n"
+	    "               [--run-dir DIR] [--cgroup-root DIR] [--handover PATH|none]\n"
+	    "               [--drain-timeout SECONDS]\n"
 	    "       ztunnel --xds-address HOST:PORT --node NAME [--token-file F] [--cluster-id C]\n"
 	    "               [--istiod-name NAME] [--xds-root-cert PEM] [options above]\n"
 	    "               [--log-format logfmt|json] [--log-level SPEC]\n"
@@ -73,6 +75,13 @@ static void zt_usage(FILE *f)
 	    "config workload with the pod's namespace and name takes the pod's addresses.\n"
 	    "--cgroup-root: the cgroup v2 root the plugin's cgroup paths start from (default:\n"
 	    "the first cgroup2 mount).\n"
+	    "--handover PATH (default RUN_DIR/ztunnel.handover; none: off): a new ztunnel takes\n"
+	    "the listening sockets of the one running on this node over PATH and serves on them;\n"
+	    "the old one stops accepting and drains, so an upgrade drops no connection.\n"
+	    "SIGTERM drains: no longer accepting, GOAWAY on HBONE, exit when the last connection\n"
+	    "closes or after --drain-timeout SECONDS (0: no limit; default after a hand-over: no\n"
+	    "limit; after SIGTERM: CONNECTION_TERMINATION_DEADLINE, or\n"
+	    "TERMINATION_GRACE_PERIOD_SECONDS less 5, or 5). A second SIGTERM cuts what is left.\n"
 	    "--log-format: logfmt (default) or json, for every line. --log-level: LEVEL or\n"
 	    "SCOPE:LEVEL[,...] (error warn info debug trace off; scopes: ztunnel access hbone\n"
 	    "authz config identity enroll admin rt); POST /logging?level=SPEC on the admin\n"
@@ -102,7 +111,9 @@ static int zt_parse_opts(int argc, char **argv, struct zt_opts *o)
 		O_TOKEN,
 		O_CLUSTER,
 		O_CPNAME,
-		O_XDS_ROOT
+		O_XDS_ROOT,
+		O_HANDOVER,
+		O_DRAIN
 	};
 	static const struct option lo[] = {{"config", required_argument, NULL, 'c'},
 					   {"node", required_argument, NULL, 'n'},
@@ -127,6 +138,8 @@ static int zt_parse_opts(int argc, char **argv, struct zt_opts *o)
 					   {"cluster-id", required_argument, NULL, O_CLUSTER},
 					   {"istiod-name", required_argument, NULL, O_CPNAME},
 					   {"xds-root-cert", required_argument, NULL, O_XDS_ROOT},
+					   {"handover", required_argument, NULL, O_HANDOVER},
+					   {"drain-timeout", required_argument, NULL, O_DRAIN},
 					   OBS_LOG_OPTIONS,
 					   {"help", no_argument, NULL, 'h'},
 					   {"version", no_argument, NULL, 'V'},
@@ -216,6 +229,15 @@ static int zt_parse_opts(int argc, char **argv, struct zt_opts *o)
 		case O_XDS_ROOT:
 			o->xds_root = optarg;
 			break;
+		case O_HANDOVER:
+			o->handover = optarg;
+			break;
+		case O_DRAIN:
+			bad |=
+			    zm_opt_int(p, "--drain-timeout", optarg, 0, 86400, &o->drain_timeout_s)
+				? 1
+				: 0;
+			break;
 		case 'k':
 			o->check = true;
 			break;
@@ -260,6 +282,46 @@ static int zt_parse_opts(int argc, char **argv, struct zt_opts *o)
 	return 0;
 }
 
+/*
+ * Before any socket is made: take over from the ztunnel serving this node, or start fresh.
+ * 0, or the exit status (the message logged; a running ztunnel is never disturbed).
+ */
+static int zt_handover_begin(struct zt *zt, char *err, size_t len)
+{
+	static char path[256];
+	const char *p = zt->opts.handover;
+	pid_t old = 0;
+
+	if (p && !strcmp(p, "none"))
+		p = NULL;
+	else if (!p && zt->opts.run_dir)
+		p = snprintf(path, sizeof(path), "%s/ztunnel.handover", zt->opts.run_dir) <
+			    (int)sizeof(path)
+			? path
+			: NULL;
+	zt->opts.handover = p;
+	if (rt_handover_begin(p, "ztunnel", &old, err, len)) {
+		obs_log(OBS_ERROR, "ztunnel", "%s", err);
+		return 1;
+	}
+	if (old)
+		obs_log(OBS_INFO, "ztunnel", "taking over from the ztunnel running as pid %d (%s)",
+			(int)old, p);
+	return 0;
+}
+
+/* Serving now: the old process (if any) stops accepting; later ones can take over from us. */
+static void zt_handover_commit(struct zt *zt)
+{
+	const struct rt_handover_ops ops = {.release = zt_drain_handed_over, .ud = zt};
+	char err[512];
+
+	/* Keep serving either way: the inherited sockets are ours, dropping them would cut. */
+	if (rt_handover_commit(&zt->control.loop, &ops, err, sizeof(err)))
+		obs_log(OBS_WARN, "ztunnel", "%s; no hand-over to a later ztunnel possible", err);
+	rt_control_on_term(&zt->control, zt_drain_on_term);
+}
+
 static int zt_check(const char *path, const char *node)
 {
 	char err[8192];
@@ -288,7 +350,8 @@ int main(int argc, char **argv)
 	uint64_t nofile = 0;
 	int r;
 
-	zt.opts = (struct zt_opts){.admin_port = ZM_PORT_ADMIN,
+	zt.opts = (struct zt_opts){.drain_timeout_s = -1,
+				   .admin_port = ZM_PORT_ADMIN,
 				   .metrics_port = ZM_PORT_METRICS,
 				   .ready_port = ZM_PORT_READY,
 				   .poll_ms = 1000,
@@ -302,6 +365,9 @@ int main(int argc, char **argv)
 		obs_log(OBS_ERROR, "ztunnel", "%s", err);
 		return 1;
 	}
+	r = zt_handover_begin(&zt, err, sizeof(err));
+	if (r)
+		return r;
 	zt_g = &zt;
 	/* libbpf's notes on replaced filters are expected during enrollment; errors come back
 	 * through zm_dp's own messages. */
@@ -344,11 +410,14 @@ int main(int argc, char **argv)
 	if (!r)
 		r = zt_cni_server_start(&zt);
 	if (!r)
+		zt_handover_commit(&zt);
+	if (!r)
 		r = zt_control_run(&zt);
 	atomic_store(&zt.stop, true);
 	zt_cni_server_stop(&zt);
 	zt_xds_stop();
 	zt_admin_stop();
+	rt_handover_fini(&zt.control.loop);
 	rt_workers_stop(&zt.rt);
 	rt_control_fini(&zt.control);
 	obs_log(OBS_INFO, "ztunnel", "stopped");

@@ -17,6 +17,7 @@
 #include "config/config.h"
 #include "agent.h"
 #include "obs/log.h"
+#include "obs/metrics.h"
 #include "zt.h"
 
 static pthread_mutex_t zt_state_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -88,7 +89,59 @@ int zt_state_install(struct zt *zt, struct zm_config *cfg, char *err, size_t len
 	return 0;
 }
 
-static int zt_state_load_locked(struct zt *zt, char *err, size_t len)
+/* This node's mesh workloads: what the datapath enrolls. */
+static size_t zt_state_local_mesh(const struct zm_config *cfg, const char *node)
+{
+	size_t i, n = 0;
+
+	for (i = 0; cfg && i < cfg->n_workloads; i++)
+		n += !strcmp(cfg->workloads[i].node, node) &&
+		     cfg->workloads[i].protocol == ZM_CFG_PROTO_HBONE;
+	return n;
+}
+
+/* A config load refused (the previous config stays): counted by reason. */
+static void zt_state_refused(const char *reason)
+{
+	static const char *const labels[] = {"reason", NULL};
+	static struct obs_family *f;
+	const char *const v[] = {reason};
+	struct obs_series *s;
+
+	if (!f)
+		f = obs_family_new(obs_metrics(), OBS_COUNTER, "zmesh_config_refused_total",
+				   "Config loads refused, the previous config kept in force "
+				   "(reason: invalid, unenroll_all)",
+				   labels, NULL, 0);
+	s = f ? obs_series_get(f, v) : NULL;
+	if (s)
+		obs_counter_add(s, 1);
+}
+
+/*
+ * Fail safe: a config that would unenroll every mesh workload of this node is refused unless
+ * it says so explicitly (`workloads: []`). A file truncated at a line boundary, or a source that
+ * lost its workloads, reads as "no workloads", and obeying it would send every pod's traffic
+ * out in plaintext within a second. 0, or -ECANCELED with err set.
+ */
+static int zt_state_guard(struct zt *zt, const struct zm_config *cfg, char *err, size_t len)
+{
+	struct zt_snap *cur = zt_state_get();
+	size_t now = cur ? zt_state_local_mesh(cur->cfg, zt->opts.node) : 0;
+
+	zt_state_put(cur);
+	if (!now || cfg->workloads_empty || zt_state_local_mesh(cfg, zt->opts.node))
+		return 0;
+	snprintf(err, len,
+		 "%s: the new config would unenroll every mesh workload of node %s (%zu now): "
+		 "refused, the previous config stays (a config meaning no workloads says "
+		 "workloads: [])",
+		 zt->opts.config, zt->opts.node, now);
+	return -ECANCELED;
+}
+
+/* guard: a file reload (zt_state_guard); CNI pods coming and going are not guarded. */
+static int zt_state_load_locked(struct zt *zt, bool guard, char *err, size_t len)
 {
 	struct zm_config *cfg;
 	struct zt_snap *s, *old;
@@ -111,6 +164,8 @@ static int zt_state_load_locked(struct zt *zt, char *err, size_t len)
 		return r;
 	/* Pods announced by the CNI plugin bring the addresses the file leaves out. */
 	r = zt_agent_overlay(cfg, zt->opts.node, err, len);
+	if (!r && guard)
+		r = zt_state_guard(zt, cfg, err, len);
 	if (r) {
 		zm_config_free(cfg);
 		return r;
@@ -132,14 +187,19 @@ static int zt_state_load_locked(struct zt *zt, char *err, size_t len)
 	return 0;
 }
 
-int zt_state_load(struct zt *zt, char *err, size_t len)
+static int zt_state_load_guarded(struct zt *zt, bool guard, char *err, size_t len)
 {
 	int r;
 
 	pthread_mutex_lock(&zt_state_load_lock);
-	r = zt_state_load_locked(zt, err, len);
+	r = zt_state_load_locked(zt, guard, err, len);
 	pthread_mutex_unlock(&zt_state_load_lock);
 	return r;
+}
+
+int zt_state_load(struct zt *zt, char *err, size_t len)
+{
+	return zt_state_load_guarded(zt, false, err, len);
 }
 
 /*
@@ -165,11 +225,12 @@ int zt_state_reload_if_changed(struct zt *zt, bool force)
 	pthread_mutex_unlock(&zt_state_lock);
 	if (!force && !changed)
 		return atomic_exchange(&zt_state_news, false) ? 1 : 0;
-	r = zt_state_load(zt, err, sizeof(err));
+	r = zt_state_load_guarded(zt, true, err, sizeof(err));
 	if (r) {
 		/* Keep serving the last good config: a typo must not take the node down. */
 		obs_log(OBS_WARN, "config", "reloading %s failed, keeping the previous config:\n%s",
 			zt->opts.config, err);
+		zt_state_refused(r == -ECANCELED ? "unenroll_all" : "invalid");
 		pthread_mutex_lock(&zt_state_lock);
 		zt_state_st = st; /* do not retry the same broken file every poll */
 		pthread_mutex_unlock(&zt_state_lock);

@@ -11,9 +11,11 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "hbone/hbone.h"
 #include "obs/log.h"
+#include "rt/handover.h"
 #include "authz.h"
 #include "zt.h"
 #include "zmesh/ports.h"
@@ -46,45 +48,103 @@ static void zt_accept(struct rt_loop *l, struct rt_listener *li, int fd)
 	}
 }
 
+/* Start accepting on fd as listener kind; it is offered to a future process under name. */
+static int zt_worker_listen_fd(struct zt_worker *w, int fd, enum zt_lis_kind kind, const char *what,
+			       bool v6, const char *name)
+{
+	char *text = w->lis_name[w->n_lis];
+	int r;
+
+	if (w->n_lis == ZT_MAX_LIS) {
+		obs_log(OBS_ERROR, "ztunnel", "worker %d: more than %d listening sockets", w->id,
+			ZT_MAX_LIS);
+		close(fd);
+		return -ENOSPC;
+	}
+	snprintf(text, sizeof(w->lis_name[0]), "%s %s", what, v6 ? "[::]" : "0.0.0.0");
+	w->lis_kind[w->n_lis] = kind;
+	r = rt_listener_start(w->loop, &w->lis[w->n_lis], fd, text, zt_accept, w);
+	if (r) {
+		close(fd);
+		return r;
+	}
+	w->n_lis++;
+	return rt_export_add(name, fd);
+}
+
+/*
+ * One kind and family of listener for this worker: the sockets inherited from the process we
+ * took over from (spread so that every later worker still gets one, the rest kept here: none is
+ * closed, so no connection waiting in an accept queue is lost), else a new socket joining the
+ * SO_REUSEPORT group.
+ */
+static int zt_worker_listen(struct zt_worker *w, unsigned int i, bool v6)
+{
+	struct rt_listen_opts o = {.family = v6 ? AF_INET6 : AF_INET,
+				   .port = zt_ports[i].port,
+				   .reuseport = true,
+				   .transparent = true,
+				   .v6only = true};
+	unsigned int left = (unsigned int)(w->zt->n_workers - w->id), want, k;
+	char name[RT_HANDOVER_NAME_LEN], what[32];
+	int fd, r;
+
+	snprintf(name, sizeof(name), "ztunnel:%u:%d", zt_ports[i].port, v6 ? 6 : 4);
+	snprintf(what, sizeof(what), "%s :%u", zt_ports[i].what, zt_ports[i].port);
+	/* This worker's share of what is left, rounded up. */
+	want = (rt_inherit_count(name) + left - 1) / left;
+	for (k = 0; k < want; k++) {
+		fd = rt_inherit_take(name);
+		r = zt_worker_listen_fd(w, fd, zt_ports[i].kind, what, v6, name);
+		if (r)
+			return r;
+	}
+	if (want)
+		return 0;
+	fd = rt_listen(&o);
+	if (fd < 0) {
+		obs_log(OBS_ERROR, "ztunnel",
+			"listening on %s %s failed: %s (needs CAP_NET_ADMIN for IP_TRANSPARENT)",
+			what, v6 ? "[::]" : "0.0.0.0", strerror(-fd));
+		return fd;
+	}
+	return zt_worker_listen_fd(w, fd, zt_ports[i].kind, what, v6, name);
+}
+
 static int zt_worker_listeners(struct zt_worker *w)
 {
-	size_t i;
-	int fam, fd, r;
+	unsigned int i;
+	int r;
 
 	for (i = 0; i < sizeof(zt_ports) / sizeof(zt_ports[0]); i++) {
-		for (fam = 0; fam < 2; fam++) {
-			struct rt_listen_opts o = {.family = fam ? AF_INET6 : AF_INET,
-						   .port = zt_ports[i].port,
-						   .reuseport = true,
-						   .transparent = true,
-						   .v6only = true};
-
-			char *name = w->lis_name[w->n_lis];
-
-			snprintf(name, sizeof(w->lis_name[0]), "%s %s:%u", zt_ports[i].what,
-				 fam ? "[::]" : "0.0.0.0", zt_ports[i].port);
-			fd = rt_listen(&o);
-			if (fd < 0) {
-				obs_log(OBS_ERROR, "ztunnel",
-					"listening on %s failed: %s (needs CAP_NET_ADMIN for "
-					"IP_TRANSPARENT)",
-					name, strerror(-fd));
-				return fd;
-			}
-			w->lis_kind[w->n_lis] = zt_ports[i].kind;
-			r = rt_listener_start(w->loop, &w->lis[w->n_lis], fd, name, zt_accept, w);
-			if (r)
-				return r;
-			w->n_lis++;
-		}
+		r = zt_worker_listen(w, i, false) ?: zt_worker_listen(w, i, true);
+		if (r)
+			return r;
 	}
 	return 0;
+}
+
+void zt_worker_quiet(struct zt_worker *w)
+{
+	int i;
+
+	if (!atomic_load(&w->zt->quiet) || w->quiet)
+		return;
+	w->quiet = true;
+	for (i = 0; i < w->n_lis; i++) {
+		rt_export_del(w->lis[i].ev.fd);
+		rt_listener_close(w->loop, &w->lis[i]);
+	}
+	w->n_lis = 0;
+	rt_hset_drain(&w->hset);
+	atomic_fetch_add(&w->zt->n_quiet, 1);
 }
 
 /* The control thread changed policies or the config: re-check live connections. */
 static void zt_worker_woken(struct rt_loop *l, void *ud)
 {
 	(void)l;
+	zt_worker_quiet(ud);
 	zt_authz_recheck(ud);
 }
 

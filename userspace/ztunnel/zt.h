@@ -34,6 +34,7 @@
 #include "route.h"
 #include "telemetry.h"
 
+#define ZT_MAX_LIS	      24 /* listening sockets per worker */
 #define ZT_MAX_WORKERS	      RT_MAX_WORKERS
 #define ZT_CONNECT_TIMEOUT_MS 10000	      /* upstream dial */
 #define ZT_POOL_IDLE_MS	      (5 * 60 * 1000) /* default --pool-idle-ms (section 3) */
@@ -72,6 +73,9 @@ struct zt_opts {
 	const char *cluster_id;	 /* --cluster-id / CLUSTER_ID: Istio's clusterid header */
 	const char *cp_name;	 /* --istiod-name: its TLS name (SPIFFE id or DNS) */
 	const char *xds_root;	 /* --xds-root-cert: roots istiod's certificate verifies against */
+	/* drain.c: hand-over and drain */
+	const char *handover; /* --handover PATH; default RUN_DIR/ztunnel.handover; NULL: none */
+	int drain_timeout_s;  /* --drain-timeout; -1: not given (defaults apply), 0: unlimited */
 };
 
 enum zt_lis_kind { ZT_LIS_OUTBOUND, ZT_LIS_INBOUND_PLAIN, ZT_LIS_HBONE };
@@ -81,10 +85,12 @@ struct zt_worker {
 	struct zt *zt;
 	int id;
 	struct rt_loop *loop;
-	struct rt_listener lis[6];
-	enum zt_lis_kind lis_kind[6];
-	char lis_name[6][40]; /* "outbound 0.0.0.0:15001": for the runtime's log lines */
+	/* Up to ZT_MAX_LIS: a hand-over from a process with more workers brings more sockets. */
+	struct rt_listener lis[ZT_MAX_LIS];
+	enum zt_lis_kind lis_kind[ZT_MAX_LIS];
+	char lis_name[ZT_MAX_LIS][40]; /* "outbound 0.0.0.0:15001": for the log lines */
 	int n_lis;
+	bool quiet;	      /* listeners closed, HBONE draining (zt_worker_quiet) */
 	struct zm_link conns; /* every live proxied connection of this worker (zt_conn.link) */
 	struct rt_hset hset;  /* HBONE: outbound pool and inbound 15008 connections */
 };
@@ -98,7 +104,16 @@ struct zt {
 	atomic_bool stop;
 	atomic_bool ready;    /* what /healthz/ready says: zt_ready_update() keeps it */
 	atomic_bool running;  /* the control loop runs (workers up, first enrollment done) */
-	atomic_bool draining; /* /drain was called (preStop): never ready again */
+	atomic_bool draining; /* /drain, SIGTERM or a hand-over: never ready again */
+	atomic_bool healthy;  /* health.c: datapath, enrollment and certificates all fine */
+	/* drain.c: stopping without cutting connections */
+	atomic_bool quiet;	    /* workers must stop accepting and send GOAWAYs */
+	atomic_int n_quiet;	    /* workers that did */
+	atomic_int n_conns;	    /* proxied connections (struct zt_conn) over all workers */
+	struct rt_timer drain_tick; /* in the control loop: done yet? deadline passed? */
+	uint64_t drain_deadline_ms; /* control loop clock; 0: no deadline */
+	uint64_t drain_started_ms;
+	unsigned int n_terms; /* SIGTERMs and SIGINTs seen (control loop) */
 	/* identities: NULL when no --ca-dir (then HBONE destinations are refused) */
 	struct zm_identity_provider *idp;
 	struct zm_tls_ctx *tls_client;
@@ -228,12 +243,38 @@ char *zt_enroll_dump(void);
 /* Is addr enrolled by this process now? The last enrollment failure, as a sentence. */
 bool zt_enroll_has(const struct zm_addr *addr);
 void zt_enroll_last_error(char *buf, size_t len);
+/*
+ * Addresses we enrolled that the pinned datapath does not hold (it was unloaded and loaded
+ * again, or a hand edited it): how many, the first one described in why. Control loop.
+ */
+int zt_enroll_missing(struct zt *zt, char *why, size_t len);
 
 /* admin.c: the admin routes and the control loop */
 int zt_admin_start(struct zt *zt);
 void zt_admin_stop(void);
-/* ready = running && !draining && (without xDS, or xDS had both types' first answer). */
+/*
+ * ready = running && healthy && !draining && (without xDS, or xDS had both types' first
+ * answer).
+ */
 void zt_ready_update(struct zt *zt);
+/*
+ * health.c, control loop: datapath of our ABI, local workloads enrolled, certificates held.
+ * Returns the addresses that need enrolling again (the control loop retries them).
+ */
+int zt_health_check(struct zt *zt, int enroll_failed);
+
+/* drain.c: stopping without cutting connections, and upgrades that hand sockets over */
+/* Drain after a plain SIGTERM: Istio's CONNECTION_TERMINATION_DEADLINE, or
+ * TERMINATION_GRACE_PERIOD_SECONDS less 5 s, or 5 s (the reference ztunnel's rule). */
+int zt_drain_default_s(void);
+/* Stop accepting, GOAWAY, exit once no connection is left or after timeout_s (0: never). */
+void zt_drain_begin(struct zt *zt, int timeout_s, const char *why);
+/* SIGTERM/SIGINT: drain; a second one cuts what is left and stops. */
+void zt_drain_on_term(struct rt_control *c);
+/* A newer ztunnel serves on our sockets (rt_handover_ops.release). */
+void zt_drain_handed_over(void *ud);
+/* In each worker after a wake-up: close its listeners and GOAWAY once zt->quiet is set. */
+void zt_worker_quiet(struct zt_worker *w);
 /* Before any thread starts: blocks the signals the control loop takes. */
 int zt_control_init(struct zt *zt);
 int zt_control_run(struct zt *zt);

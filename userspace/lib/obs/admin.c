@@ -24,6 +24,7 @@
 #include "obs/http.h"
 #include "obs/log.h"
 #include "obs/metrics.h"
+#include "rt/handover.h"
 #include "rt/workers.h"
 
 #define OBS_ROUTES_MAX 32
@@ -519,12 +520,18 @@ int obs_admin_listen(struct obs_admin *a, unsigned int tags, int port, bool loop
 {
 	struct in_addr lo = {htonl(INADDR_LOOPBACK)};
 	struct rt_listen_opts o = {.family = AF_INET6, .port = (unsigned int)port, .backlog = 256};
+	char name[RT_HANDOVER_NAME_LEN];
 	struct obs_admin_lis *al;
 	int fd, r;
 
 	if (a->n_lis == OBS_LIS_MAX)
 		return -ENOSPC;
-	if (loopback_only) {
+	/* Taken over from the process we replace (rt/handover.h), else a socket of our own. */
+	snprintf(name, sizeof(name), "obs:%u:%d", tags, port);
+	fd = rt_inherit_take(name);
+	if (fd >= 0) {
+		/* inherited, already listening */
+	} else if (loopback_only) {
 		o.family = AF_INET;
 		o.addr = &lo;
 		fd = rt_listen(&o);
@@ -549,7 +556,7 @@ int obs_admin_listen(struct obs_admin *a, unsigned int tags, int port, bool loop
 		return r;
 	}
 	a->n_lis++;
-	return 0;
+	return rt_export_add(name, fd);
 }
 
 int obs_admin_bound_port(const struct obs_admin *a, unsigned int tags)
@@ -616,8 +623,10 @@ void obs_admin_free(struct obs_admin *a)
 	}
 	while (!zm_list_empty(&a->clients))
 		obs_client_close(zm_container_of(a->clients.next, struct obs_client, link));
-	for (i = 0; i < a->n_lis; i++)
+	for (i = 0; i < a->n_lis; i++) {
+		rt_export_del(a->lis[i].li.ev.fd);
 		rt_listener_close(&a->loop, &a->lis[i].li);
+	}
 	if (a->loop_ok)
 		rt_loop_fini(&a->loop);
 	free(a);

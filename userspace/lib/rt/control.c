@@ -19,7 +19,10 @@ static void rt_control_signal(struct rt_loop *l, struct rt_ev *ev, uint32_t even
 	(void)events;
 	while (read(ev->fd, &si, sizeof(si)) == sizeof(si)) {
 		if (si.ssi_signo != SIGHUP) {
-			rt_loop_stop(l);
+			if (c->on_term)
+				c->on_term(c);
+			else
+				rt_loop_stop(l);
 			continue;
 		}
 		if (c->on_hup)

@@ -20,13 +20,22 @@ struct rt_control {
 	uint64_t poll_ms;
 	void (*on_hup)(struct rt_control *c);
 	void (*on_poll)(struct rt_control *c);
+	void (*on_term)(struct rt_control *c); /* NULL: SIGTERM/SIGINT stop the loop */
 	void *ud;
 };
 
 /* 0 or -errno. on_hup and on_poll may be NULL; poll_ms 0 means no polling. */
 int rt_control_init(struct rt_control *c, uint64_t poll_ms, void (*on_hup)(struct rt_control *c),
 		    void (*on_poll)(struct rt_control *c), void *ud);
-/* Until SIGTERM/SIGINT or rt_control_stop(). */
+/*
+ * SIGTERM and SIGINT call fn (a drain) instead of stopping the loop; fn stops it with
+ * rt_control_stop() when it is done.
+ */
+static inline void rt_control_on_term(struct rt_control *c, void (*fn)(struct rt_control *c))
+{
+	c->on_term = fn;
+}
+/* Until SIGTERM/SIGINT (without on_term) or rt_control_stop(). */
 void rt_control_run(struct rt_control *c);
 /* From any thread (an admin /quitquitquit). */
 void rt_control_stop(struct rt_control *c);

@@ -111,8 +111,12 @@ static void rt_hconn_event(struct rt_loop *l, struct rt_ev *ev, uint32_t events)
 
 static void rt_hconn_release_idle(struct rt_hconn *h)
 {
-	obs_log(OBS_INFO, "hbone", "HBONE connection %s idle for %llu ms: released", h->key,
-		(unsigned long long)h->set->idle_ms);
+	if (h->set->draining)
+		obs_log(OBS_DEBUG, "hbone",
+			"HBONE connection %s: no streams left, released (drain)", h->key);
+	else
+		obs_log(OBS_INFO, "hbone", "HBONE connection %s idle for %llu ms: released", h->key,
+			(unsigned long long)h->set->idle_ms);
 	/* The peer gets a GOAWAY (best effort: flushed now), we free the TLS state. */
 	hb_conn_shutdown(h->hc);
 	hb_conn_io(h->hc, EPOLLOUT);
@@ -132,7 +136,8 @@ static void rt_hconn_tick(struct rt_loop *l, struct rt_timer *t)
 		}
 		if (hb_conn_stream_count(h->hc)) {
 			h->idle_since_ms = l->now_ms;
-		} else if (!h->server && l->now_ms - h->idle_since_ms >= h->set->idle_ms) {
+		} else if (h->set->draining ||
+			   (!h->server && l->now_ms - h->idle_since_ms >= h->set->idle_ms)) {
 			rt_hconn_release_idle(h);
 			return;
 		}
@@ -212,6 +217,26 @@ void rt_hset_fini(struct rt_hset *s)
 	rt_timer_cancel(s->loop, &s->trim);
 	while (!zm_list_empty(&s->conns))
 		rt_hconn_drop(zm_container_of(s->conns.next, struct rt_hconn, link));
+}
+
+void rt_hset_drain(struct rt_hset *s)
+{
+	struct zm_link *pos, *tmp;
+
+	s->draining = true;
+	zm_list_each_safe(pos, tmp, &s->conns)
+	{
+		struct rt_hconn *h = zm_container_of(pos, struct rt_hconn, link);
+
+		if (h->dead)
+			continue;
+		if (h->connecting)
+			rt_hconn_dial_failed(h, ESHUTDOWN);
+		else if (!hb_conn_stream_count(h->hc))
+			rt_hconn_release_idle(h);
+		else
+			hb_conn_shutdown(h->hc);
+	}
 }
 
 struct rt_hconn *rt_hset_find(struct rt_hset *s, const char *key)

@@ -72,6 +72,7 @@ struct rt_hset {
 	struct rt_loop *loop;
 	struct zm_link conns; /* struct rt_hconn.link */
 	uint64_t idle_ms;
+	bool draining; /* rt_hset_drain(): a connection without streams is closed at once */
 	struct rt_hset_ops ops;
 	struct hb_callbacks client_cbs, server_cbs; /* ops' with on_conn_close wrapped */
 	struct rt_timer trim;			    /* every RT_HSET_TRIM_MS: quiet? trim */
@@ -84,6 +85,13 @@ int rt_hset_init(struct rt_hset *s, struct rt_loop *l, const struct rt_hset_ops 
 		 uint64_t idle_ms);
 /* Release every connection (their streams get CANCEL). */
 void rt_hset_fini(struct rt_hset *s);
+
+/*
+ * Drain (the process stops): every connection gets a GOAWAY, so peers open no new streams
+ * here; one without streams is released at once, the others as soon as their last stream
+ * ends (checked on each tick). Streams in flight are never cut by this.
+ */
+void rt_hset_drain(struct rt_hset *s);
 
 /* A client connection of key with a stream slot free, NULL when none. */
 struct rt_hconn *rt_hset_find(struct rt_hset *s, const char *key);

@@ -236,8 +236,8 @@ static void zt_tunnel_eof(struct zt_conn *c)
 static void zt_tunnel_read(struct zt_conn *c)
 {
 	ssize_t room, n;
+	int i, rerr;
 	void *p;
-	int i;
 
 	for (i = 0; i < 16 && !c->a_eof && c->st; i++) {
 		if (!c->rd_want)
@@ -254,13 +254,15 @@ static void zt_tunnel_read(struct zt_conn *c)
 			return;
 		}
 		n = read(c->a.ev.fd, p, (size_t)room);
+		/* The commit may free or send: read()'s errno is kept before it. */
+		rerr = n < 0 ? errno : 0;
 		hb_stream_write_commit(c->st, n > 0 ? (size_t)n : 0);
-		if (n < 0 && errno == EAGAIN)
+		if (n < 0 && rerr == EAGAIN)
 			break;
 		if (n < 0) {
 			zt_conn_finish(
 			    c, c->a_is_client ? ZT_OUT_DOWNSTREAM_RESET : ZT_OUT_UPSTREAM_RESET,
-			    "read: %s", strerror(errno));
+			    "read: %s", strerror(rerr));
 			return;
 		}
 		if (n == 0) {

@@ -185,15 +185,28 @@ void zt_relay_plain_event(struct zt_conn *c, int side, uint32_t events)
 /* ---- tunnel legs: socket a <-> HBONE stream ---- */
 
 /*
- * Whether socket a is read into the stream now: in the relay, and outbound already while the
- * CONNECT waits for its answer (early data: the client's first bytes ride right behind the
- * HEADERS instead of waiting a round trip for the 200; the server holds them, uncredited,
- * until its upstream is connected, and drops them with any other answer).
+ * Whether socket a is read into the stream now: in the relay, and, with --hbone-early-data,
+ * outbound already while the CONNECT waits for its answer (the client's first bytes ride
+ * right behind the HEADERS instead of waiting a round trip for the 200; the server holds
+ * them, uncredited, until its upstream is connected, and drops them with any other answer,
+ * which resets the client as without early data). Off by default: Istio's ztunnel waits
+ * for the 200, and a peer may refuse a CONNECT that carries data before its answer.
  */
 static bool zt_tunnel_reading(const struct zt_conn *c)
 {
-	return c->state == ZT_CS_RELAY ||
-	       (c->state == ZT_CS_WAIT_RESPONSE && c->tunnel && !c->connect_on_a && c->st);
+	return c->state == ZT_CS_RELAY || (c->state == ZT_CS_WAIT_RESPONSE && c->tunnel &&
+					   !c->connect_on_a && c->st && c->w->zt->opts.early_data);
+}
+
+/* Bytes socket a may still give the stream now: unlimited in the relay, ZT_EARLY_MAX before. */
+static size_t zt_tunnel_allowance(const struct zt_conn *c, size_t want)
+{
+	size_t left;
+
+	if (c->state == ZT_CS_RELAY)
+		return want;
+	left = c->early < ZT_EARLY_MAX ? ZT_EARLY_MAX - c->early : 0;
+	return want < left ? want : left;
 }
 
 static void zt_tunnel_arm(struct zt_conn *c)
@@ -202,7 +215,7 @@ static void zt_tunnel_arm(struct zt_conn *c)
 
 	if (!zt_tunnel_reading(c))
 		return;
-	if (!c->a_eof && !c->st_full)
+	if (!c->a_eof && !c->st_full && zt_tunnel_allowance(c, 1))
 		e |= EPOLLIN;
 	if (c->st_paused)
 		e |= EPOLLOUT;
@@ -237,12 +250,16 @@ static void zt_tunnel_read(struct zt_conn *c)
 {
 	ssize_t room, n;
 	int i, rerr;
+	size_t want;
 	void *p;
 
 	for (i = 0; i < 16 && !c->a_eof && c->st; i++) {
 		if (!c->rd_want)
 			c->rd_want = ZT_BUF_MIN;
-		room = hb_stream_write_space(c->st, c->rd_want, &p);
+		want = zt_tunnel_allowance(c, c->rd_want);
+		if (!want)
+			break; /* early data used up: the rest waits for the 200 */
+		room = hb_stream_write_space(c->st, want, &p);
 		if (room <= 0) {
 			if (!room) {
 				c->st_full = true; /* on_writable resumes */
@@ -270,6 +287,8 @@ static void zt_tunnel_read(struct zt_conn *c)
 			break;
 		}
 		zt_conn_count(c, true, (size_t)n);
+		if (c->state != ZT_CS_RELAY)
+			c->early += (size_t)n;
 		if (n < room)
 			break;
 		if (c->rd_want < ZT_BUF_MAX)

@@ -39,7 +39,7 @@ static void zt_usage(FILE *f)
 	    "               [--ready-port P] [--no-enroll] [--poll-ms MS] [--pool-idle-ms MS]\n"
 	    "               [--policy FILE]... [--no-fastpath]\n"
 	    "               [--run-dir DIR] [--cgroup-root DIR] [--handover PATH|none]\n"
-	    "               [--drain-timeout SECONDS]\n"
+	    "               [--drain-timeout SECONDS] [--hbone-early-data]\n"
 	    "       ztunnel --xds-address HOST:PORT --node NAME [--token-file F] [--cluster-id C]\n"
 	    "               [--istiod-name NAME] [--xds-root-cert PEM] [options above]\n"
 	    "               [--log-format logfmt|json] [--log-level SPEC]\n"
@@ -82,6 +82,11 @@ static void zt_usage(FILE *f)
 	    "closes or after --drain-timeout SECONDS (0: no limit; default after a hand-over: no\n"
 	    "limit; after SIGTERM: CONNECTION_TERMINATION_DEADLINE, or\n"
 	    "TERMINATION_GRACE_PERIOD_SECONDS less 5, or 5). A second SIGTERM cuts what is left.\n"
+	    "--hbone-early-data: outbound, send a connection's first bytes (at most 16 KiB)\n"
+	    "right behind the CONNECT instead of after the 200 (one round trip less per new\n"
+	    "connection). Off by default: Istio's ztunnel waits for the 200, and a peer may\n"
+	    "refuse CONNECTs that carry data before their answer (Envoy's\n"
+	    "reject_connect_request_early_data answers 400).\n"
 	    "--log-format: logfmt (default) or json, for every line. --log-level: LEVEL or\n"
 	    "SCOPE:LEVEL[,...] (error warn info debug trace off; scopes: ztunnel access hbone\n"
 	    "authz config identity enroll admin rt); POST /logging?level=SPEC on the admin\n"
@@ -113,7 +118,8 @@ static int zt_parse_opts(int argc, char **argv, struct zt_opts *o)
 		O_CPNAME,
 		O_XDS_ROOT,
 		O_HANDOVER,
-		O_DRAIN
+		O_DRAIN,
+		O_EARLY
 	};
 	static const struct option lo[] = {{"config", required_argument, NULL, 'c'},
 					   {"node", required_argument, NULL, 'n'},
@@ -140,6 +146,7 @@ static int zt_parse_opts(int argc, char **argv, struct zt_opts *o)
 					   {"xds-root-cert", required_argument, NULL, O_XDS_ROOT},
 					   {"handover", required_argument, NULL, O_HANDOVER},
 					   {"drain-timeout", required_argument, NULL, O_DRAIN},
+					   {"hbone-early-data", no_argument, NULL, O_EARLY},
 					   OBS_LOG_OPTIONS,
 					   {"help", no_argument, NULL, 'h'},
 					   {"version", no_argument, NULL, 'V'},
@@ -237,6 +244,9 @@ static int zt_parse_opts(int argc, char **argv, struct zt_opts *o)
 			    zm_opt_int(p, "--drain-timeout", optarg, 0, 86400, &o->drain_timeout_s)
 				? 1
 				: 0;
+			break;
+		case O_EARLY:
+			o->early_data = true;
 			break;
 		case 'k':
 			o->check = true;

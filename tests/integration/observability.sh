@@ -74,6 +74,9 @@ sleep 0.5 # enrollment happens right after ztunnel readiness
 for i in $(seq 5); do h_exec n1a curl -s -m 5 -o /dev/null "http://$VIP:9080/r/$i"; done
 t_like "$(h_exec n1a curl -s -m 5 "http://$VIP:9080/once")" "pod=reviews-v3" \
 	"traffic flows client -> ztunnel n1 -> waypoint -> ztunnel n1 -> reviews-v3"
+# Bytes that are not HTTP (22 of them): the waypoint relays them as TCP.
+t_like "$(h_exec n1a bash -c "exec 3<>/dev/tcp/$VIP/9080; printf '\x16\x03\x01not http at all\r\n\r\n' >&3; timeout 2 cat <&3" | tr -d '\0' | tr '\r\n' '  ')" \
+	"pod=reviews-v3 request=.*not http" "a TCP stream through the waypoint"
 
 # ---- Istio's label set, against the documented list ----
 want() { # want SET...: the label names of those sets, sorted
@@ -107,6 +110,11 @@ for m in istio_requests_total istio_request_duration_milliseconds_count \
 	check_labels "$mw" $m "common http" "waypoint"
 done
 check_labels "$mw" istio_request_duration_milliseconds_bucket "common http" "waypoint" "" le
+for m in istio_tcp_connections_opened_total istio_tcp_received_bytes_total istio_tcp_sent_bytes_total; do
+	check_labels "$mw" $m common "waypoint (its TCP relay)"
+done
+t_like "$mw" 'istio_tcp_received_bytes_total\{reporter="waypoint",source_workload="client",.*destination_workload="reviews-v3",.*destination_principal="spiffe://cluster.local/ns/default/sa/bookinfo-reviews",.*destination_service="reviews.default.svc.cluster.local",.*connection_security_policy="mutual_tls",request_protocol="tcp",response_flags="-"\} 22' \
+	"waypoint: the relayed TCP stream counted, its 22 bytes from the client"
 t_like "$m1" 'istio_tcp_connections_opened_total\{reporter="source",source_workload="client",source_workload_namespace="default",source_principal="spiffe://cluster.local/ns/default/sa/sleep",source_app="sleep",source_version="latest",source_canonical_service="sleep",source_canonical_revision="latest",source_cluster="Kubernetes",destination_workload="waypoint",.*destination_service="reviews.default.svc.cluster.local",destination_service_name="reviews",destination_service_namespace="default",.*connection_security_policy="mutual_tls",request_protocol="tcp",response_flags="-"\} [1-9]' \
 	"ztunnel: canonical service from the app label, revision latest, cluster Kubernetes, the service named"
 t_like "$mw" 'istio_requests_total\{reporter="waypoint",source_workload="client",.*destination_workload="reviews-v3",destination_workload_namespace="default",destination_principal="spiffe://cluster.local/ns/default/sa/bookinfo-reviews",destination_app="reviews",destination_version="v3",destination_service="reviews.default.svc.cluster.local",destination_service_name="reviews",destination_service_namespace="default",destination_canonical_service="reviews",destination_canonical_revision="v3",destination_cluster="Kubernetes",.*request_protocol="http",response_code="200",response_flags="-"\} [1-9]' \

@@ -454,7 +454,7 @@ static void wp_h1d_upgraded(struct wp_req *r, const struct wp_resp *resp, struct
 	d->state = WP_H1D_CLOSED;
 	wp_req_release(r, false);
 	rt_timer_cancel(c->w->loop, &c->tmr);
-	wp_relay_start(c, t);
+	wp_relay_start(c, t, NULL);
 }
 
 static const struct wp_down_ops wp_h1d_down = {

@@ -49,6 +49,7 @@ static void wp_in_tcp(struct wp_conn *c)
 			      .pod = c->pod,
 			      .port = c->port,
 			      .family = c->vip.family};
+	struct wp_tcp_obs *obs;
 	struct wp_tun *tun;
 
 	wp_metric_stream(c->w->wp, WP_STREAM_TCP);
@@ -71,13 +72,20 @@ static void wp_in_tcp(struct wp_conn *c)
 		wp_conn_reset(c, HB_ERR_CONNECT_ERROR);
 		return;
 	}
-	if (!tun || wp_relay_start(c, tun)) {
+	obs = tun ? calloc(1, sizeof(*obs)) : NULL;
+	if (obs) {
+		*obs = (struct wp_tcp_obs){.peer = c->peer,
+					   .authority = c->authority,
+					   .src = c->src_wl,
+					   .dst = t.ep.wl,
+					   .svc = c->svc};
+		snprintf(obs->upstream, sizeof(obs->upstream), "%s", t.ep_key);
+	}
+	if (!tun || wp_relay_start(c, tun, obs)) {
 		obs_log(OBS_WARN, "waypoint", "tcp stream to %s: no endpoint reachable, resetting",
 			c->authority);
 		wp_conn_reset(c, HB_ERR_CONNECT_ERROR);
-		return;
 	}
-	wp_access_tcp(c->peer, c->authority, t.ep_key, t.ep.wl->name);
 }
 
 /* The first bytes decide; false while there are too few of them. */
@@ -186,12 +194,11 @@ void wp_in_on_close(struct hb_stream *s, uint32_t error)
 {
 	struct wp_conn *c = hb_stream_ud(s);
 
-	(void)error;
 	if (!c)
 		return;
 	wp_conn_unlink(c);
 	rt_timer_cancel(c->w->loop, &c->tmr);
-	wp_relay_close(c);
+	wp_relay_close(c, error);
 	if (c->codec && c->codec->close)
 		c->codec->close(c);
 	wp_conn_put(c);

@@ -15,15 +15,20 @@ struct wp_relay {
 	struct wp_conn *c; /* a reference */
 	struct wp_tun *t;  /* NULL once closed */
 	bool sent_eof;
+	uint32_t up_error;	/* the endpoint's stream ended with this error (0: none) */
+	struct wp_tcp_obs *obs; /* plain TCP streams: telemetry (NULL after a WebSocket 101) */
 };
 
-/* Relay c and t from now on: what c->in holds goes first, then t's held bytes to c. */
-int wp_relay_start(struct wp_conn *c, struct wp_tun *t);
+/*
+ * Relay c and t from now on: what c->in holds goes first, then t's held bytes to c. With obs
+ * (a plain TCP stream; taken over, freed with the relay), its open and close are recorded.
+ */
+int wp_relay_start(struct wp_conn *c, struct wp_tun *t, struct wp_tcp_obs *obs);
 /* c->in has more, or the client half-closed (c->in_eof). */
 void wp_relay_input(struct wp_conn *c);
 /* c->out drained. */
 void wp_relay_writable(struct wp_conn *c);
-/* The client's stream is gone: the tunnel is reset. */
-void wp_relay_close(struct wp_conn *c);
+/* The client's stream is gone (error: its reset code, 0 clean): the tunnel is reset. */
+void wp_relay_close(struct wp_conn *c, uint32_t error);
 
 #endif

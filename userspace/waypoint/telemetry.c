@@ -28,6 +28,7 @@ enum { WP_M_REQUESTS, WP_M_DURATION, WP_M_REQ_BYTES, WP_M_RESP_BYTES, WP_M_N };
 
 struct wp_metrics {
 	struct obs_group *requests; /* [WP_M_...] */
+	struct obs_group *tcp;	    /* [OBS_TCP_...] */
 	struct obs_series *streams[3];
 };
 
@@ -57,12 +58,13 @@ int wp_metrics_init(struct wp *wp)
 					    "Sizes of HTTP response bodies", l, wp_bytes_le,
 					    sizeof(wp_bytes_le) / sizeof(wp_bytes_le[0]));
 	m->requests = obs_group_new(f, WP_M_N);
+	m->tcp = obs_istio_tcp_group(reg);
 	streams = obs_family_new(reg, OBS_COUNTER, "zmesh_waypoint_streams_total",
 				 "Tunnelled streams by the protocol they carried", proto, NULL, 0);
 	m->streams[WP_STREAM_HTTP] = obs_series_get(streams, (const char *const[]){"http"});
 	m->streams[WP_STREAM_HTTP2] = obs_series_get(streams, (const char *const[]){"http2"});
 	m->streams[WP_STREAM_TCP] = obs_series_get(streams, (const char *const[]){"tcp"});
-	if (!m->requests || !streams) {
+	if (!m->requests || !m->tcp || !streams) {
 		free(m);
 		return -EINVAL;
 	}
@@ -148,13 +150,62 @@ void wp_request_finish(struct wp *wp, const struct wp_mreq *r)
 	wp_metric_request(wp, r);
 }
 
-void wp_access_tcp(const char *peer, const char *authority, const char *upstream, const char *name)
+static void wp_tcp_rec(struct obs_rec *rec, const struct wp_tcp_obs *o, const char *msg)
+{
+	obs_rec_begin(rec, OBS_INFO, "access", msg);
+	obs_rec_str(rec, "src.principal", wp_dash(o->peer));
+	obs_rec_str(rec, "src.workload", o->src ? o->src->name : "-");
+	obs_rec_str(rec, "authority", o->authority);
+	obs_rec_str(rec, "dst.service", o->svc ? o->svc->hostname : "-");
+	obs_rec_strf(rec, "upstream", "%s(%s)", o->upstream, o->dst ? o->dst->name : "-");
+}
+
+void wp_tcp_open(struct wp *wp, struct wp_tcp_obs *o)
+{
+	struct obs_istio_traffic t = {.reporter = "waypoint",
+				      .request_protocol = "tcp",
+				      .connection_security_policy = "mutual_tls",
+				      .response_flags = "-"};
+	struct obs_rec rec;
+
+	o->opened_ms = rt_now_ms();
+	if (wp->m) {
+		obs_istio_peer_fill(&t.src, o->src, false);
+		obs_istio_peer_fill(&t.dst, o->dst, false);
+		wp_principal(t.src.principal, sizeof(t.src.principal), o->peer);
+		if (o->dst)
+			zm_cfg_workload_identity(o->dst, t.dst.principal, sizeof(t.dst.principal));
+		obs_istio_service_fill(&t, o->svc);
+		o->m = obs_istio_tcp_series(wp->m->tcp, &t);
+		if (o->m)
+			obs_counter_add(o->m[OBS_TCP_OPENED], 1);
+	}
+	wp_tcp_rec(&rec, o, "tcp open");
+	obs_rec_emit(&rec);
+}
+
+void wp_tcp_bytes(struct wp_tcp_obs *o, uint64_t rx, uint64_t tx)
+{
+	o->received += rx;
+	o->sent += tx;
+	if (!o->m)
+		return;
+	if (rx)
+		obs_counter_add(o->m[OBS_TCP_RECEIVED], rx);
+	if (tx)
+		obs_counter_add(o->m[OBS_TCP_SENT], tx);
+}
+
+void wp_tcp_close(struct wp_tcp_obs *o, const char *reason)
 {
 	struct obs_rec rec;
 
-	obs_rec_begin(&rec, OBS_INFO, "access", "tcp");
-	obs_rec_str(&rec, "src.principal", wp_dash(peer));
-	obs_rec_str(&rec, "authority", authority);
-	obs_rec_strf(&rec, "upstream", "%s(%s)", upstream, name);
+	if (o->m)
+		obs_counter_add(o->m[OBS_TCP_CLOSED], 1);
+	wp_tcp_rec(&rec, o, "tcp close");
+	obs_rec_u64(&rec, "bytes_received", o->received);
+	obs_rec_u64(&rec, "bytes_sent", o->sent);
+	obs_rec_u64(&rec, "duration_ms", rt_now_ms() - o->opened_ms);
+	obs_rec_str(&rec, "reason", reason);
 	obs_rec_emit(&rec);
 }

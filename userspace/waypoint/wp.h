@@ -152,8 +152,23 @@ struct wp_mreq {
 };
 /* One finished request: its access-log record and its metrics. */
 void wp_request_finish(struct wp *wp, const struct wp_mreq *r);
-/* The access record of a plain TCP stream from peer to authority, relayed to upstream. */
-void wp_access_tcp(const char *peer, const char *authority, const char *upstream, const char *name);
+/*
+ * A plain TCP stream relayed from a client to an endpoint: Istio's istio_tcp_* series (reporter
+ * "waypoint") and an access record when it opens and when it closes, with bytes and reason.
+ * The pointers stay valid while the stream lives (they point into its connection).
+ */
+struct wp_tcp_obs {
+	const char *peer, *authority; /* the client's principal (no spiffe://), its VIP:port */
+	const struct zm_cfg_workload *src, *dst;
+	const struct zm_cfg_service *svc;
+	char upstream[ZM_ADDR_STRLEN];	    /* the endpoint's addr:port */
+	struct obs_series *const *m;	    /* NULL without metrics */
+	uint64_t opened_ms, received, sent; /* from the client, to the client */
+};
+void wp_tcp_open(struct wp *wp, struct wp_tcp_obs *o);
+/* Bytes relayed: rx from the client, tx to it. */
+void wp_tcp_bytes(struct wp_tcp_obs *o, uint64_t rx, uint64_t tx);
+void wp_tcp_close(struct wp_tcp_obs *o, const char *reason);
 /* A downstream stream was classified: counts zmesh_waypoint_streams_total{protocol}. */
 enum wp_stream_proto { WP_STREAM_HTTP, WP_STREAM_HTTP2, WP_STREAM_TCP };
 void wp_metric_stream(struct wp *wp, enum wp_stream_proto p);

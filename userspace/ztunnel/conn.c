@@ -84,7 +84,7 @@ void zt_conn_finish(struct zt_conn *c, enum zt_outcome o, const char *fmt, ...)
 	zt_access_close_rec(&c->info, o, c->detail, w->loop->now_ms - c->info.start_ms, &rec);
 	obs_rec_emit(&rec);
 	if (c->m)
-		obs_counter_add(c->m[ZT_M_CLOSED], 1);
+		obs_counter_add(c->m[OBS_TCP_CLOSED], 1);
 	if (c->st) {
 		/* Detach first: the library reports this stream's close later, to nobody. */
 		hb_stream_set_ud(c->st, NULL);
@@ -106,11 +106,11 @@ void zt_conn_count(struct zt_conn *c, bool from_a, size_t n)
 	if (from_a == c->a_is_client) {
 		c->info.bytes_recv += n;
 		if (c->m)
-			obs_counter_add(c->m[ZT_M_RECEIVED], n);
+			obs_counter_add(c->m[OBS_TCP_RECEIVED], n);
 	} else {
 		c->info.bytes_sent += n;
 		if (c->m)
-			obs_counter_add(c->m[ZT_M_SENT], n);
+			obs_counter_add(c->m[OBS_TCP_SENT], n);
 	}
 }
 
@@ -205,7 +205,7 @@ void zt_conn_describe(struct zt_conn *c, const struct zm_cfg_workload *src,
 	snprintf(i->dst_service, sizeof(i->dst_service), "%s", svc ? svc->hostname : "");
 	c->m = zt_conn_series(c, src, dst, svc, reporter, mtls, NULL);
 	if (c->m)
-		obs_counter_add(c->m[ZT_M_OPENED], 1);
+		obs_counter_add(c->m[OBS_TCP_OPENED], 1);
 }
 
 void zt_conn_series_flag(struct zt_conn *c, const struct zm_cfg_workload *src,

@@ -104,25 +104,11 @@ int zt_metrics_init(struct zm_identity_provider *const *idp, const atomic_int *p
 		    const atomic_int *inbound)
 {
 	struct obs_registry *reg = obs_metrics();
-	const char *const *l = OBS_ISTIO_TCP_LABELS;
-	struct obs_family *f[ZT_M_N];
 	int r;
 
 	if (!reg)
 		return -ENOMEM;
-	f[ZT_M_OPENED] = obs_family_new(reg, OBS_COUNTER, "istio_tcp_connections_opened_total",
-					"The total number of TCP connections opened", l, NULL, 0);
-	f[ZT_M_CLOSED] = obs_family_new(reg, OBS_COUNTER, "istio_tcp_connections_closed_total",
-					"The total number of TCP connections closed", l, NULL, 0);
-	f[ZT_M_SENT] = obs_family_new(reg, OBS_COUNTER, "istio_tcp_sent_bytes_total",
-				      "The size of total bytes sent during response in case of a "
-				      "TCP connection",
-				      l, NULL, 0);
-	f[ZT_M_RECEIVED] = obs_family_new(reg, OBS_COUNTER, "istio_tcp_received_bytes_total",
-					  "The size of total bytes received during request in case "
-					  "of a TCP connection",
-					  l, NULL, 0);
-	zt_tcp = obs_group_new(f, ZT_M_N);
+	zt_tcp = obs_istio_tcp_group(reg);
 	if (!zt_tcp)
 		return -errno;
 	r = zt_gauges_init(reg, pool, inbound);
@@ -135,8 +121,5 @@ int zt_metrics_init(struct zm_identity_provider *const *idp, const atomic_int *p
 
 struct obs_series *const *zt_metrics_series(const struct obs_istio_traffic *t)
 {
-	const char *v[OBS_ISTIO_HTTP_N];
-
-	obs_istio_values(t, false, v);
-	return zt_tcp ? obs_group_get(zt_tcp, v) : NULL;
+	return obs_istio_tcp_series(zt_tcp, t);
 }

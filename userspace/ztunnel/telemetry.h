@@ -55,8 +55,7 @@ void zt_access_close_rec(const struct zt_conn_info *i, enum zt_outcome o, const 
 
 /* ---- metrics ---- */
 
-/* The four istio_tcp_* counters of one label set: zt_metrics_series()[ZT_M_...]. */
-enum { ZT_M_OPENED, ZT_M_CLOSED, ZT_M_SENT, ZT_M_RECEIVED, ZT_M_N };
+/* The four istio_tcp_* counters of one label set: zt_metrics_series()[OBS_TCP_...]. */
 
 /*
  * Register the ztunnel's families in the process registry: istio_tcp_*, the process and

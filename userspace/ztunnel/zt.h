@@ -161,7 +161,7 @@ struct zt_conn {
 	size_t early;	/* bytes sent before the CONNECT's answer (at most ZT_EARLY_MAX) */
 	bool a_eof, a_wr_shut, st_eof, st_shut, st_paused;
 	struct rt_timer deadline;    /* dial or CONNECT answer, armed until the relay starts */
-	struct obs_series *const *m; /* its istio_tcp_* series, [ZT_M_...] */
+	struct obs_series *const *m; /* its istio_tcp_* series, [OBS_TCP_...] */
 	struct zt_conn_info info;
 	enum zt_outcome outcome;
 	char detail[160];

@@ -133,3 +133,34 @@ void obs_istio_values(const struct obs_istio_traffic *t, bool http, const char *
 		v[i++] = obs_unk(t->response_code);
 	v[i++] = t->response_flags && *t->response_flags ? t->response_flags : "-";
 }
+
+struct obs_group *obs_istio_tcp_group(struct obs_registry *reg)
+{
+	const char *const *l = OBS_ISTIO_TCP_LABELS;
+	struct obs_family *f[OBS_TCP_N];
+
+	f[OBS_TCP_OPENED] = obs_family_new(reg, OBS_COUNTER, "istio_tcp_connections_opened_total",
+					   "The total number of TCP connections opened", l, NULL, 0);
+	f[OBS_TCP_CLOSED] = obs_family_new(reg, OBS_COUNTER, "istio_tcp_connections_closed_total",
+					   "The total number of TCP connections closed", l, NULL, 0);
+	f[OBS_TCP_SENT] = obs_family_new(reg, OBS_COUNTER, "istio_tcp_sent_bytes_total",
+					 "The size of total bytes sent during response in case of a "
+					 "TCP connection",
+					 l, NULL, 0);
+	f[OBS_TCP_RECEIVED] = obs_family_new(reg, OBS_COUNTER, "istio_tcp_received_bytes_total",
+					     "The size of total bytes received during request in "
+					     "case of a TCP connection",
+					     l, NULL, 0);
+	return obs_group_new(f, OBS_TCP_N);
+}
+
+struct obs_series *const *obs_istio_tcp_series(struct obs_group *g,
+					       const struct obs_istio_traffic *t)
+{
+	const char *v[OBS_ISTIO_HTTP_N];
+
+	if (!g)
+		return NULL;
+	obs_istio_values(t, false, v);
+	return obs_group_get(g, v);
+}

@@ -75,4 +75,13 @@ const char *obs_istio_wl_label(const struct zm_cfg_workload *wl, const char *key
  */
 void obs_istio_values(const struct obs_istio_traffic *t, bool http, const char **v);
 
+/*
+ * The istio_tcp_* counters, registered in reg as one group over OBS_ISTIO_TCP_LABELS (NULL with
+ * errno on failure); obs_istio_tcp_series() gives a label set's four, indexed OBS_TCP_*.
+ */
+enum { OBS_TCP_OPENED, OBS_TCP_CLOSED, OBS_TCP_SENT, OBS_TCP_RECEIVED, OBS_TCP_N };
+struct obs_group *obs_istio_tcp_group(struct obs_registry *reg);
+struct obs_series *const *obs_istio_tcp_series(struct obs_group *g,
+					       const struct obs_istio_traffic *t);
+
 #endif

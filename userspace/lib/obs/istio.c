@@ -139,14 +139,17 @@ struct obs_group *obs_istio_tcp_group(struct obs_registry *reg)
 	const char *const *l = OBS_ISTIO_TCP_LABELS;
 	struct obs_family *f[OBS_TCP_N];
 
-	f[OBS_TCP_OPENED] = obs_family_new(reg, OBS_COUNTER, "istio_tcp_connections_opened_total",
-					   "The total number of TCP connections opened", l, NULL, 0);
-	f[OBS_TCP_CLOSED] = obs_family_new(reg, OBS_COUNTER, "istio_tcp_connections_closed_total",
-					   "The total number of TCP connections closed", l, NULL, 0);
-	f[OBS_TCP_SENT] = obs_family_new(reg, OBS_COUNTER, "istio_tcp_sent_bytes_total",
-					 "The size of total bytes sent during response in case of a "
-					 "TCP connection",
-					 l, NULL, 0);
+	f[OBS_TCP_OPENED] =
+	    obs_family_new(reg, OBS_COUNTER, "istio_tcp_connections_opened_total",
+			   "The total number of TCP connections opened", l, NULL, 0);
+	f[OBS_TCP_CLOSED] =
+	    obs_family_new(reg, OBS_COUNTER, "istio_tcp_connections_closed_total",
+			   "The total number of TCP connections closed", l, NULL, 0);
+	f[OBS_TCP_SENT] =
+	    obs_family_new(reg, OBS_COUNTER, "istio_tcp_sent_bytes_total",
+			   "The size of total bytes sent during response in case of a "
+			   "TCP connection",
+			   l, NULL, 0);
 	f[OBS_TCP_RECEIVED] = obs_family_new(reg, OBS_COUNTER, "istio_tcp_received_bytes_total",
 					     "The size of total bytes received during request in "
 					     "case of a TCP connection",

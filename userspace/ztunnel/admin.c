@@ -122,7 +122,8 @@ static char *zt_config_dump(struct zt *zt)
 	size_t i, j;
 
 	json_object_object_add(o, "node", json_object_new_string(zt->opts.node));
-	json_object_object_add(o, "config", json_object_new_string(zt->opts.config));
+	json_object_object_add(o, "config",
+			       json_object_new_string(zt->opts.config ? zt->opts.config : "kubernetes"));
 	json_object_object_add(o, "generation", json_object_new_int64((int64_t)s->generation));
 	json_object_object_add(o, "workers", json_object_new_int(zt->n_workers));
 	json_object_object_add(o, "mtls", json_object_new_boolean(zt->idp != NULL));
@@ -153,6 +154,12 @@ static char *zt_config_dump(struct zt *zt)
 	json_object_object_add(o, "services", json_object_new_int((int)s->cfg->n_services));
 	json_object_object_add(o, "policies", json_object_new_int((int)s->cfg->n_policies));
 	json_object_object_add(o, "enrolled", enrolled ? json_tokener_parse(enrolled) : NULL);
+	if (zt_kube_enabled(zt)) {
+		char *k = zt_kube_dump();
+
+		json_object_object_add(o, "kubernetes", k ? json_tokener_parse(k) : NULL);
+		free(k);
+	}
 	out = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY));
 	json_object_put(o);
 	free(enrolled);

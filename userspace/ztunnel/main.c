@@ -35,6 +35,7 @@ static void zt_usage(FILE *f)
 	    "               [--ready-port P] [--no-enroll] [--poll-ms MS] [--pool-idle-ms MS]\n"
 	    "               [--policy FILE]... [--no-fastpath]\n"
 	    "               [--run-dir DIR] [--cgroup-root DIR]\n"
+	    "       ztunnel --kube | --kubeconfig FILE --node NAME [--kube-sa-dir DIR] [options]\n"
 	    "       ztunnel --check --config FILE [--policy FILE]... [--node NAME]\n"
 	    "       ztunnel --help | --version\n"
 	    "\n"
@@ -58,7 +59,13 @@ static void zt_usage(FILE *f)
 	    "the zmesh-cni plugin on DIR/cni.sock once ready, remembered in DIR/pods.json; a\n"
 	    "config workload with the pod's namespace and name takes the pod's addresses.\n"
 	    "--cgroup-root: the cgroup v2 root the plugin's cgroup paths start from (default:\n"
-	    "the first cgroup2 mount).\n");
+	    "the first cgroup2 mount).\n"
+	    "--kube (in a pod: KUBERNETES_SERVICE_HOST/_PORT, the service account token and CA\n"
+	    "in --kube-sa-dir, default /var/run/secrets/kubernetes.io/serviceaccount) or\n"
+	    "--kubeconfig FILE: workloads, services and Istio policies from the Kubernetes API\n"
+	    "instead of --config (pods in the mesh by istio.io/dataplane-mode=ambient on their\n"
+	    "namespace or themselves); not ready before the first list of everything.\n"
+	    "TRUST_DOMAIN, CLUSTER_DOMAIN, CLUSTER_ID (cluster.local, cluster.local, Kubernetes).\n");
 }
 
 static int zt_parse_int(const char *s, int lo, int hi, int *out)
@@ -88,7 +95,10 @@ static int zt_parse_opts(int argc, char **argv, struct zt_opts *o)
 		O_POLICY,
 		O_NO_FASTPATH,
 		O_RUN_DIR,
-		O_CGROUP_ROOT
+		O_CGROUP_ROOT,
+		O_KUBE,
+		O_KUBECONFIG,
+		O_KUBE_SA
 	};
 	static const struct option lo[] = {{"config", required_argument, NULL, 'c'},
 					   {"node", required_argument, NULL, 'n'},
@@ -108,6 +118,9 @@ static int zt_parse_opts(int argc, char **argv, struct zt_opts *o)
 					   {"no-fastpath", no_argument, NULL, O_NO_FASTPATH},
 					   {"run-dir", required_argument, NULL, O_RUN_DIR},
 					   {"cgroup-root", required_argument, NULL, O_CGROUP_ROOT},
+					   {"kube", no_argument, NULL, O_KUBE},
+					   {"kubeconfig", required_argument, NULL, O_KUBECONFIG},
+					   {"kube-sa-dir", required_argument, NULL, O_KUBE_SA},
 					   {"help", no_argument, NULL, 'h'},
 					   {"version", no_argument, NULL, 'V'},
 					   {0}};
@@ -166,6 +179,15 @@ static int zt_parse_opts(int argc, char **argv, struct zt_opts *o)
 		case O_CGROUP_ROOT:
 			o->cgroup_root = optarg;
 			break;
+		case O_KUBE:
+			o->kube = true;
+			break;
+		case O_KUBECONFIG:
+			o->kubeconfig = optarg;
+			break;
+		case O_KUBE_SA:
+			o->kube_sa_dir = optarg;
+			break;
 		case 'k':
 			o->check = true;
 			break;
@@ -183,12 +205,21 @@ static int zt_parse_opts(int argc, char **argv, struct zt_opts *o)
 		fprintf(stderr, "ztunnel: bad or unexpected argument\n");
 		return -EINVAL;
 	}
-	if (!o->config)
-		o->config = getenv("LOCAL_XDS_PATH");
 	if (!o->node)
 		o->node = getenv("NODE_NAME");
 	if (!o->run_dir)
 		o->run_dir = getenv("ZMESH_RUN_DIR");
+	if ((o->kube || o->kubeconfig) && !o->check) {
+		if (o->config) {
+			fprintf(stderr, "ztunnel: --config and the Kubernetes API are two sources: "
+					"pick one\n");
+			return -EINVAL;
+		}
+		if (o->node && *o->node)
+			return 0;
+	}
+	if (!o->config)
+		o->config = getenv("LOCAL_XDS_PATH");
 	if (!o->config || (!o->check && (!o->node || !*o->node))) {
 		fprintf(stderr, "ztunnel: --config FILE%s is required\n",
 			o->check ? "" : " and --node NAME");
@@ -271,6 +302,11 @@ int main(int argc, char **argv)
 		fprintf(stderr, "ztunnel: %s\n", err);
 		return 1;
 	}
+	if (zt_kube_enabled(&zt) && zt_kube_start(&zt, err, sizeof(err))) {
+		fprintf(stderr, "ztunnel: kube: %s\n", err);
+		zt_kube_stop();
+		return 1;
+	}
 	if (zt_state_load(&zt, err, sizeof(err))) {
 		fprintf(stderr, "%s\n", err);
 		return 1;
@@ -294,6 +330,7 @@ int main(int argc, char **argv)
 		r = zt_control_run(&zt);
 	atomic_store(&zt.stop, true);
 	zt_cni_server_stop(&zt);
+	zt_kube_stop();
 	zt_workers_join(&zt);
 	fprintf(stderr, "ztunnel: stopped\n");
 	return r ? 1 : 0;

@@ -4,7 +4,9 @@
  * never see a snapshot change under them; a reload builds a complete new snapshot and swaps
  * the pointer under a short lock, so connections already established keep running untouched.
  * A reload that fails to parse keeps the old snapshot and logs every error. Reloads come from
- * SIGHUP and from polling the file's mtime/size (control thread only).
+ * SIGHUP and from polling the file's mtime/size (control thread only); with the Kubernetes API
+ * as the source (kube_source.c) snapshots are built from its store by its thread and by the
+ * CNI thread, and the control loop sees each one as a reload.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -66,6 +68,23 @@ __u64 zt_state_generation(void)
 	return g;
 }
 
+/* The source's config: the Kubernetes API's store, or the file (its stat in *st). */
+static int zt_state_base(struct zt *zt, struct zm_config **cfg, struct stat *st, char *err,
+			 size_t len)
+{
+	int r;
+
+	memset(st, 0, sizeof(*st));
+	if (zt_kube_enabled(zt))
+		return zt_kube_config(cfg, err, len);
+	if (stat(zt->opts.config, st)) {
+		r = -errno;
+		snprintf(err, len, "%s: %s", zt->opts.config, strerror(errno));
+		return r;
+	}
+	return zm_config_load_file(zt->opts.config, cfg, err, len);
+}
+
 static int zt_state_load_locked(struct zt *zt, char *err, size_t len)
 {
 	struct zm_config *cfg;
@@ -73,12 +92,7 @@ static int zt_state_load_locked(struct zt *zt, char *err, size_t len)
 	struct stat st;
 	int r;
 
-	if (stat(zt->opts.config, &st)) {
-		r = -errno;
-		snprintf(err, len, "%s: %s", zt->opts.config, strerror(errno));
-		return r;
-	}
-	r = zm_config_load_file(zt->opts.config, &cfg, err, len);
+	r = zt_state_base(zt, &cfg, &st, err, len);
 	if (r)
 		return r;
 	/* Pods announced by the CNI plugin bring the addresses the file leaves out. */
@@ -89,8 +103,8 @@ static int zt_state_load_locked(struct zt *zt, char *err, size_t len)
 	}
 	s = zt_snap_build(cfg, zt->opts.node);
 	if (!s) {
+		snprintf(err, len, "building indexes of %s: out of memory", cfg->source);
 		zm_config_free(cfg);
-		snprintf(err, len, "building indexes of %s: out of memory", zt->opts.config);
 		return -ENOMEM;
 	}
 	s->refs = 1; /* the state's own reference */
@@ -126,6 +140,8 @@ int zt_state_reload_if_changed(struct zt *zt, bool force)
 	bool changed;
 	int r;
 
+	if (!zt->opts.config) /* the Kubernetes API: its thread installs, announced here */
+		return atomic_exchange(&zt_state_news, false) ? 1 : 0;
 	if (stat(zt->opts.config, &st))
 		return force ? -errno : 0;
 	pthread_mutex_lock(&zt_state_lock);

@@ -55,6 +55,10 @@ struct zt_opts {
 	const char *run_dir;	 /* --run-dir: cni.sock and pods.json (agent.h), NULL: none */
 	const char *cgroup_root; /* --cgroup-root: where pods' cgroup paths start */
 	int poll_ms;		 /* config mtime poll interval */
+	/* The Kubernetes API as the source (kube_source.c), instead of config */
+	bool kube;		 /* --kube: in-cluster settings */
+	const char *kubeconfig;	 /* --kubeconfig FILE */
+	const char *kube_sa_dir; /* --kube-sa-dir: in-cluster token and CA, default the kubelet's */
 	int pool_idle_ms;	 /* release a pooled HBONE connection idle this long */
 };
 
@@ -222,6 +226,19 @@ char *zt_enroll_dump(void);
 /* Is addr enrolled by this process now? The last enrollment failure, as a sentence. */
 bool zt_enroll_has(const struct zm_addr *addr);
 void zt_enroll_last_error(char *buf, size_t len);
+
+/*
+ * kube_source.c: the Kubernetes API source. start waits for the first list of everything;
+ * config builds a snapshot's config from the store (state.c); cni_pod makes sure the store
+ * knows a pod before the CNI verdict (-EAGAIN with err: ask again later); dump is JSON text.
+ */
+struct zm_config;
+bool zt_kube_enabled(const struct zt *zt);
+int zt_kube_start(struct zt *zt, char *err, size_t len);
+void zt_kube_stop(void);
+int zt_kube_config(struct zm_config **out, char *err, size_t len);
+int zt_kube_cni_pod(const char *ns, const char *name, char *err, size_t len);
+char *zt_kube_dump(void);
 
 /* admin.c */
 int zt_control_run(struct zt *zt);

@@ -220,6 +220,7 @@ enum zm_kube_verdict zm_kube_store_event(struct zm_kube_store *st, enum zm_kube_
 	struct json_tokener *tok = json_tokener_new_ex(64);
 	json_object *ev = NULL, *obj, *meta;
 	const char *type = NULL, *ns, *name;
+	char q[ZM_CFG_QUOTE_BUF];
 
 	if (log && loglen)
 		log[0] = '\0';
@@ -258,8 +259,9 @@ enum zm_kube_verdict zm_kube_store_event(struct zm_kube_store *st, enum zm_kube_
 	}
 	goto out;
 garbage:
-	zm_kube_logf(&l, "watch of %s: not a watch event (%zu bytes%s%.60s): the stream is broken",
-		     zm_kube_kind_resource(k), len, len ? ": " : "", len ? line : "");
+	zm_cfg_quote(line, len, q, sizeof(q));
+	zm_kube_logf(&l, "watch of %s: not a watch event (%zu bytes: %s): the stream is broken",
+		     zm_kube_kind_resource(k), len, q);
 out:
 	json_object_put(ev);
 	if (tok)

@@ -43,7 +43,7 @@ struct zca {
 	SSL_CTX *ssl_ctx;
 	int max_conns;
 	atomic_int nconns;
-	/* the local config naming which workload runs on which node */
+	/* the local config naming which workload runs on which node (NULL: from the API) */
 	const char *config_path;
 	pthread_mutex_t cfg_lock;
 	struct zm_config *cfg;
@@ -57,6 +57,12 @@ struct zca_caller {
 	char id[ZM_SPIFFE_ID_MAX]; /* its certificate's SPIFFE id */
 	char node[64];		   /* its certificate's subject CN ("" when none) */
 };
+
+/*
+ * kube.c: the Kubernetes API instead of config_path (kubeconfig NULL: in-cluster settings).
+ * Waits for the first list of pods, then keeps z->cfg current from a thread. 0 or -errno.
+ */
+int zca_kube_start(struct zca *z, const char *kubeconfig, char *err, size_t len);
 
 /* sign.c */
 int zca_load(struct zca *z, const char *dir, const char *config, char *err, size_t len);

@@ -26,7 +26,8 @@ static void zca_usage(FILE *f)
 {
 	fprintf(
 	    f,
-	    "usage: zmesh-ca [serve] --dir CADIR --config FILE [--listen HOST:PORT]\n"
+	    "usage: zmesh-ca [serve] --dir CADIR (--config FILE | --kube | --kubeconfig FILE)\n"
+	    "                [--listen HOST:PORT]\n"
 	    "                [--default-ttl S] [--max-ttl S] [--max-conns N]\n"
 	    "                [--node-account SPIFFE-ID]\n"
 	    "       zmesh-ca issue-node --dir CADIR --out DIR --node NAME [--lifetime S]\n"
@@ -34,7 +35,9 @@ static void zca_usage(FILE *f)
 	    "serve: CreateCertificate on HOST:PORT (default 127.0.0.1:%d; port 0 picks one,\n"
 	    "logged as \"listening on\"). A caller authenticates with a node certificate; it gets\n"
 	    "an identity only when FILE (ztunnel's local config) has a workload with that\n"
-	    "identity and `node: <its CN>`. TTL defaults: 86400 s, max 7 days.\n"
+	    "identity and `node: <its CN>`; with --kube (in a pod) or --kubeconfig FILE, only\n"
+	    "while a pod of that namespace and service account runs on that node (Kubernetes\n"
+	    "API: list and watch of pods and namespaces). TTL defaults: 86400 s, max 7 days.\n"
 	    "issue-node: write DIR/node-cert.pem (CN=NAME, URI SAN the node account\n"
 	    "spiffe://TD/ns/istio-system/sa/ztunnel), DIR/node-key.pem (0600) and "
 	    "DIR/ca-cert.pem:\n"
@@ -115,7 +118,7 @@ static int zca_serve(struct zca *z, const char *addr)
 		return 1;
 	}
 	fprintf(stderr, "zmesh-ca: trust domain %s, node account %s, config %s\n", z->td,
-		z->node_account, z->config_path);
+		z->node_account, z->config_path ? z->config_path : "(Kubernetes API)");
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	for (;;) {
@@ -160,7 +163,9 @@ int main(int argc, char **argv)
 		O_ACCT,
 		O_OUT,
 		O_NODE,
-		O_LIFE
+		O_LIFE,
+		O_KUBE,
+		O_KUBECONFIG
 	};
 	static const struct option lo[] = {{"dir", required_argument, NULL, O_DIR},
 					   {"config", required_argument, NULL, O_CONFIG},
@@ -172,11 +177,14 @@ int main(int argc, char **argv)
 					   {"out", required_argument, NULL, O_OUT},
 					   {"node", required_argument, NULL, O_NODE},
 					   {"lifetime", required_argument, NULL, O_LIFE},
+					   {"kube", no_argument, NULL, O_KUBE},
+					   {"kubeconfig", required_argument, NULL, O_KUBECONFIG},
 					   {"help", no_argument, NULL, 'h'},
 					   {0}};
 	static struct zca z;
 	const char *dir = NULL, *config = NULL, *listen_at = "127.0.0.1:15012", *out = NULL;
-	const char *node = NULL, *cmd = "serve";
+	const char *node = NULL, *cmd = "serve", *kubeconfig = NULL;
+	bool kube = false;
 	long dttl = 86400, mttl = 7 * 86400, conns = ZCA_MAX_CONNS_DEFAULT, life = 365 * 86400;
 	char err[1024];
 	int c, bad = 0, r;
@@ -217,6 +225,13 @@ int main(int argc, char **argv)
 		case O_NODE:
 			node = optarg;
 			break;
+		case O_KUBE:
+			kube = true;
+			break;
+		case O_KUBECONFIG:
+			kubeconfig = optarg;
+			kube = true;
+			break;
 		case O_LIFE:
 			bad |= parse_long(optarg, -299, 10L * 365 * 86400, &life);
 			break;
@@ -228,7 +243,8 @@ int main(int argc, char **argv)
 		}
 	}
 	if (bad || optind != argc || !dir || (strcmp(cmd, "serve") && strcmp(cmd, "issue-node")) ||
-	    (!strcmp(cmd, "serve") && !config) || (!strcmp(cmd, "issue-node") && (!out || !node))) {
+	    (!strcmp(cmd, "serve") && !config == !kube) ||
+	    (!strcmp(cmd, "issue-node") && (!out || !node))) {
 		fprintf(stderr, "zmesh-ca: bad or missing argument\n");
 		zca_usage(stderr);
 		return 2;
@@ -251,6 +267,11 @@ int main(int argc, char **argv)
 			printf("node certificate for %s written to %s\n", node, out);
 		zca_fini(&z);
 		return r ? 1 : 0;
+	}
+	if (kube && zca_kube_start(&z, kubeconfig, err, sizeof(err))) {
+		fprintf(stderr, "zmesh-ca: kube: %s\n", err);
+		zca_fini(&z);
+		return 1;
 	}
 	r = zca_serve(&z, listen_at);
 	zca_fini(&z);

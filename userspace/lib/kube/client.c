@@ -453,8 +453,10 @@ struct zm_kube_client *zm_kube_client_new(const struct zm_kube_client_opts *o, c
 	curl_multi_setopt(c->m, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
 	for (k = 0; k < ZM_KUBE_N_KINDS; k++) {
 		c->r[k] = (struct zm_kr){.c = c, .k = k, .want_list = true};
-		if (o->no_policies && (k == ZM_KUBE_AUTHZ || k == ZM_KUBE_PEERAUTH))
-			c->r[k].off = c->r[k].synced = true, c->r[k].next_ms = UINT64_MAX;
+		if (o->kinds && !(o->kinds & (1u << k))) { /* not wanted: never asked for */
+			c->r[k].off = c->r[k].synced = true;
+			c->r[k].next_ms = UINT64_MAX;
+		}
 	}
 	return c;
 }

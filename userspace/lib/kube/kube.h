@@ -196,7 +196,7 @@ struct zm_kube_client_opts {
 	unsigned int watch_timeout_s; /* timeoutSeconds of a watch, 0: 300..600 at random */
 	unsigned int stall_ms;	      /* a watch silent this long is restarted, 0: 120000 */
 	unsigned int backoff_max_ms;  /* 0: 30000 */
-	bool no_policies;	      /* do not watch AuthorizationPolicy / PeerAuthentication */
+	unsigned int kinds;	      /* (1u << enum zm_kube_kind) of the kinds to watch; 0: all */
 };
 
 /* NULL with a sentence in err. */

@@ -16,7 +16,8 @@
 #                                             +------------------------------+
 #
 # Checks: ztunnel is ready once everything is listed, with PeerAuthentications forbidden by
-# RBAC (a 403 named in the log, the rest served); the CNI accepts a Deployment's pod by the
+# RBAC (a 403 named in the log, the rest served); zmesh-ca --kubeconfig issues a node only
+# the identities of the pods running on it; the CNI accepts a Deployment's pod by the
 # namespace's label; labelling namespace demo istio.io/dataplane-mode=ambient meshes its pods
 # (enrolled; client -> web is HBONE on the wire, no payload in the clear) and removing the
 # label unmeshes them (plaintext again); the Service's VIP balances over the Deployment's
@@ -93,6 +94,20 @@ stop_capture() {
 	sleep 0.2
 }
 on_wire() { tcpdump -nn -r "$H_STATE/$1.pcap" "tcp port $2" 2>/dev/null | wc -l; }
+
+# zmesh-ca --kubeconfig: a node gets an identity only while a pod of that account runs on it.
+"$BUILD/bin/zmesh-ca" issue-node --dir "$M_CA" --out "$H_STATE/n1-id" --node n1 >/dev/null ||
+	t_fatal "zmesh-ca issue-node failed"
+h_bg n1 "$BUILD/bin/zmesh-ca" --dir "$M_CA" --kubeconfig "$K_DIR/kubeconfig" --listen 127.0.0.1:15012 \
+	2>"$H_STATE/ca.log"
+h_wait_port n1 15012 10 || t_fatal "zmesh-ca did not start: $(cat "$H_STATE/ca.log")"
+ca_get() { # ca_get SA: ask zmesh-ca for spiffe://cluster.local/ns/demo/sa/SA as node n1
+	h_exec n1 /usr/bin/python3 tests/tools/ca_grpc_client.py get --id "spiffe://cluster.local/ns/demo/sa/$1" \
+		--addr 127.0.0.1:15012 --roots "$H_STATE/n1-id/ca-cert.pem" --cert "$H_STATE/n1-id/node-cert.pem" \
+		--key "$H_STATE/n1-id/node-key.pem" 2>/dev/null
+}
+t_like "$(ca_get client)" "^OK 2" "zmesh-ca (Kubernetes API) gives n1 the identity of its pod client-0"
+t_like "$(ca_get web)" "^ERROR PERMISSION_DENIED" "and refuses n1 the web identity: its pods run on n2"
 
 # 3. Not labelled yet: nothing enrolled, traffic in the clear.
 t_is "$(enrolled n1)" "" "before the label nothing is enrolled on n1"

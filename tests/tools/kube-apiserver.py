@@ -43,6 +43,7 @@ RES = {  # resource -> (api prefix, kind, namespaced)
     "authorizationpolicies": ("/apis/security.istio.io/v1", "AuthorizationPolicy", True),
     "peerauthentications": ("/apis/security.istio.io/v1", "PeerAuthentication", True),
 }
+HISTORY_MAX = 20000
 API_VERSION = {"/api/v1": "v1", "/apis/discovery.k8s.io/v1": "discovery.k8s.io/v1",
                "/apis/security.istio.io/v1": "security.istio.io/v1"}
 
@@ -64,9 +65,10 @@ class Store:
         self.faults = {"stall": set(), "forbid": set()}
         self.garbage = {r: 0 for r in RES}  # bumped by a control: each open watch sends one
         self.token_epoch = 0
+        self.no_save = False
 
     def save(self):
-        if not self.path:
+        if not self.path or self.no_save:
             return
         tmp = self.path + ".tmp"
         json.dump({"rv": self.rv, "objs": {r: list(v.values()) for r, v in self.objs.items()}},
@@ -78,6 +80,9 @@ class Store:
         obj = copy.deepcopy(obj)
         obj["metadata"]["resourceVersion"] = str(self.rv)
         self.history.append((self.rv, res, typ, obj))
+        if len(self.history) > HISTORY_MAX:  # compaction, as etcd's: older watches get 410
+            del self.history[:HISTORY_MAX // 2]
+            self.min_rv = self.history[0][0] - 1
         return obj
 
     def put(self, res, obj):
@@ -86,7 +91,7 @@ class Store:
         old = self.objs[res].get(key)
         m.setdefault("uid", "uid-%s-%s-%s" % (res, key[0], key[1]))
         m.setdefault("creationTimestamp",
-                     old["metadata"]["creationTimestamp"] if old else
+                     (old or {}).get("metadata", {}).get("creationTimestamp") or
                      time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
         obj = self._event(res, "MODIFIED" if old else "ADDED", obj)
         self.objs[res][key] = obj
@@ -149,6 +154,7 @@ class Store:
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body are two writes: no 40 ms stalls
 
     def log_message(self, fmt, *args):
         if self.server.verbose:
@@ -383,6 +389,7 @@ def main():
     ap.add_argument("--state")
     ap.add_argument("--restart-gap", type=int, default=0)
     ap.add_argument("--bookmark-s", type=float, default=1.0)
+    ap.add_argument("--no-save", action="store_true", help="load --state, never write it (bench)")
     ap.add_argument("-v", action="store_true")
     a = ap.parse_args()
     host, _, port = a.listen.rpartition(":")
@@ -394,6 +401,7 @@ def main():
     ctx.set_alpn_protocols(["http/1.1"])
     srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
     srv.store = Store(a.state, a.restart_gap)
+    srv.store.no_save = a.no_save
     srv.token_file = a.token_file
     srv.bookmark_s = a.bookmark_s
     srv.verbose = a.v

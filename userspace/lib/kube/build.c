@@ -58,6 +58,8 @@ struct zm_kb {
 	struct zm_kb_claim *claims; /* sorted by address */
 	size_t n_claims;
 	size_t first_addr_wl; /* workloads from here on stand for bare endpoint addresses */
+	const char **intern;  /* open addressing set of the snapshot's strings */
+	size_t n_intern, cap_intern;
 };
 
 static int zm_kb_key_cmp(const void *a, const void *b)
@@ -76,9 +78,53 @@ static const struct zm_kb_key *zm_kb_find(const struct zm_kb_key *v, size_t n, c
 	return n ? bsearch(&k, v, n, sizeof(*v), zm_kb_key_cmp) : NULL;
 }
 
+static size_t zm_kb_str_hash(const char *s)
+{
+	size_t h = 5381;
+
+	while (*s)
+		h = h * 33 + (unsigned char)*s++;
+	return h;
+}
+
+static int zm_kb_intern_grow(struct zm_kb *b)
+{
+	size_t cap = b->cap_intern ? b->cap_intern * 2 : 4096, i, j;
+	const char **v = calloc(cap, sizeof(*v));
+
+	if (!v)
+		return -ENOMEM;
+	for (i = 0; i < b->cap_intern; i++) {
+		if (!b->intern[i])
+			continue;
+		for (j = zm_kb_str_hash(b->intern[i]) & (cap - 1); v[j]; j = (j + 1) & (cap - 1))
+			;
+		v[j] = b->intern[i];
+	}
+	free(b->intern);
+	b->intern = v;
+	b->cap_intern = cap;
+	return 0;
+}
+
+/*
+ * The snapshot's copy of s, one per distinct text: namespaces, nodes, accounts, label keys
+ * and values repeat across thousands of pods (measured: a 50,000-pod model is ~25% smaller).
+ */
 static const char *zm_kb_dup(struct zm_kb *b, const char *s)
 {
-	return zm_config_strdup(b->cfg, s ? s : "");
+	size_t j;
+
+	s = s ? s : "";
+	if (b->n_intern * 2 >= b->cap_intern && zm_kb_intern_grow(b))
+		return NULL;
+	for (j = zm_kb_str_hash(s) & (b->cap_intern - 1); b->intern[j];
+	     j = (j + 1) & (b->cap_intern - 1))
+		if (!strcmp(b->intern[j], s))
+			return b->intern[j];
+	b->intern[j] = zm_config_strdup(b->cfg, s);
+	b->n_intern += b->intern[j] != NULL;
+	return b->intern[j];
 }
 
 static const struct zm_kube_ns *zm_kb_ns(const struct zm_kb *b, const char *ns)
@@ -703,6 +749,7 @@ int zm_kube_store_build(const struct zm_kube_store *st, const struct zm_kube_opt
 out:
 	if (r == -ENOMEM && err && errlen)
 		snprintf(err, errlen, "kubernetes: building the model: out of memory");
+	free(b.intern);
 	free(b.pods);
 	free(b.svcs);
 	free(b.refs);

@@ -122,8 +122,8 @@ static char *zt_config_dump(struct zt *zt)
 	size_t i, j;
 
 	json_object_object_add(o, "node", json_object_new_string(zt->opts.node));
-	json_object_object_add(o, "config",
-			       json_object_new_string(zt->opts.config ? zt->opts.config : "kubernetes"));
+	json_object_object_add(
+	    o, "config", json_object_new_string(zt->opts.config ? zt->opts.config : "kubernetes"));
 	json_object_object_add(o, "generation", json_object_new_int64((int64_t)s->generation));
 	json_object_object_add(o, "workers", json_object_new_int(zt->n_workers));
 	json_object_object_add(o, "mtls", json_object_new_boolean(zt->idp != NULL));

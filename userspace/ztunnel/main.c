@@ -65,7 +65,8 @@ static void zt_usage(FILE *f)
 	    "--kubeconfig FILE: workloads, services and Istio policies from the Kubernetes API\n"
 	    "instead of --config (pods in the mesh by istio.io/dataplane-mode=ambient on their\n"
 	    "namespace or themselves); not ready before the first list of everything.\n"
-	    "TRUST_DOMAIN, CLUSTER_DOMAIN, CLUSTER_ID (cluster.local, cluster.local, Kubernetes).\n");
+	    "TRUST_DOMAIN, CLUSTER_DOMAIN, CLUSTER_ID (cluster.local, cluster.local, "
+	    "Kubernetes).\n");
 }
 
 static int zt_parse_int(const char *s, int lo, int hi, int *out)

@@ -150,7 +150,8 @@ t_ok $? "scale up: a third pod made by CNI" || echo "# $out"
 W3=$(c_ip web-6f7c9-z9p3c)
 c_bg web-6f7c9-z9p3c "$HTTPECHO" --port 7777 --name web-6f7c9-z9p3c >/dev/null 2>&1
 m_wait_for 5 c_exec web-6f7c9-z9p3c ss -Hltn "sport = :7777" | grep -q . 2>/dev/null
-sleep 0.3
+sees_new() { pods_seen 6 | grep -q z9p3c; }
+m_wait_for 10 sees_new || true
 t_is "$(pods_seen 24)" "web-6f7c9-k8m4b,web-6f7c9-q2x7a,web-6f7c9-z9p3c" "the new pod is balanced over"
 k_delete pods demo web-6f7c9-q2x7a
 c_cni DEL n2 web-6f7c9-q2x7a demo >/dev/null

@@ -677,7 +677,8 @@ static int zm_kb_refs(struct zm_kb *b)
 {
 	size_t i = 0, j, k, n;
 
-	qsort(b->refs, b->n_refs, sizeof(*b->refs), zm_kb_ref_cmp);
+	if (b->n_refs)
+		qsort(b->refs, b->n_refs, sizeof(*b->refs), zm_kb_ref_cmp);
 	while (i < b->n_refs) {
 		struct zm_cfg_workload *w = &b->cfg->workloads[b->refs[i].wl];
 
@@ -737,7 +738,7 @@ int zm_kube_store_build(const struct zm_kube_store *st, const struct zm_kube_opt
 	wls = r ? NULL : zm_config_calloc(b.cfg, b.cfg->n_workloads, sizeof(*wls));
 	if (!r && !wls)
 		r = -ENOMEM;
-	if (!r)
+	if (!r && b.cfg->n_workloads)
 		memcpy(wls, b.cfg->workloads, b.cfg->n_workloads * sizeof(*wls));
 	free(b.cfg->workloads);
 	b.cfg->workloads = wls;

@@ -575,8 +575,9 @@ static void zm_kube_slice_ports(struct zm_kube_pctx *p, json_object *ports, stru
 		if (proto && strcmp(proto, "TCP"))
 			continue;
 		snprintf(field, sizeof(field), "ports[%zu].port", i);
+		/* A null port means "all ports" (the API's wording): nothing to map. */
 		port = json_object_is_type(e, json_type_object)
-			   ? zm_kube_port(p, e, "port", field, true)
+			   ? zm_kube_port(p, e, "port", field, false)
 			   : 0;
 		if (!port)
 			continue;

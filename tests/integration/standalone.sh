@@ -43,7 +43,7 @@ for doc in $(cd "$clone" && grep -oE '\]\(([^)#]+)\)' README.md | sed -E 's/^\]\
 done
 
 # A plain build, whatever the outer run is (make SANITIZE=1 test passes SANITIZE and BUILD down).
-t_run "make in the clone builds everything" -- env -u MAKEFLAGS -u MAKELEVEL -u BUILD make -C "$clone" -j2
+t_run "make in the clone builds everything" -- env -u MAKEFLAGS -u MAKELEVEL -u BUILD -u SANITIZE make -C "$clone" -j2
 out=$(cd "$clone" && env -u ISTIO_SAMPLES -u ZTUNNEL_EXAMPLES BUILD=build tests/run.sh unit 2>&1)
 st=$?
 t_ok "$st" "the clone's unit tier passes on its own inputs ($(tail -1 <<<"$out"))" ||

@@ -298,6 +298,8 @@ class Handler(BaseHTTPRequestHandler):
                     evs = [e for e in st.history if e[0] > since and e[1] == res]
                     if not evs:
                         st.lock.wait(0.2)
+                        evs = [e for e in st.history if e[0] > since and e[1] == res]
+                    head = st.rv  # every event of res up to head is in evs
                     stalled = res in st.faults["stall"]
                     garbage = st.garbage[res] != garbage_seen
                     garbage_seen = st.garbage[res]
@@ -312,7 +314,8 @@ class Handler(BaseHTTPRequestHandler):
                         self._chunk(json.dumps({"type": typ, "object": self._typed(res, o)}).encode() + b"\n")
                         last_sent = time.time()
                 if bookmarks and time.time() - last_sent >= self.server.bookmark_s:
-                    since = max(since, st.rv)
+                    # Only as far as what was looked at: a later event must not be skipped.
+                    since = max(since, head)
                     prefix, kind, _ = RES[res]
                     self._chunk(json.dumps({"type": "BOOKMARK", "object": {
                         "kind": kind, "apiVersion": API_VERSION[prefix],

@@ -76,7 +76,7 @@ scenario() {
 	sleep 2
 	line="$name: $pods pods, $svcs services: ready after $ready s (ztunnel CPU $(awk -v c="$(cpu "$zt")" \
 		-v t="$(getconf CLK_TCK)" 'BEGIN {printf "%.2f", c / t}') s), RSS $(rss "$zt") MiB"
-	line="$line, model $(dump '[(.workloads | length), .services]' | tr -d '[]') workloads,services"
+	line="$line, model $(dump '[(.workloads | length), (.services | length)]' | tr -d '[]') workloads,services"
 	if [ "$churn" = 1 ]; then
 		c0=$(cpu "$zt")
 		line="$line; $(h_exec n1 /usr/bin/python3 scripts/bench-kube.py churn https://127.0.0.1:6443 \

@@ -30,8 +30,9 @@ need_hdr yaml.h libyaml-dev
 need_hdr json-c/json.h libjson-c-dev
 need_hdr curl/curl.h libcurl4-openssl-dev
 need_hdr libmnl/libmnl.h libmnl-dev
-need_hdr http_parser.h libhttp-parser-dev
 need_hdr pcre2.h libpcre2-dev
+need_hdr protobuf-c/protobuf-c.h libprotobuf-c-dev
+need_cmd protoc-c protobuf-c-compiler
 
 if [ ! -r /sys/kernel/btf/vmlinux ]; then
 	missing+=("kernel BTF (/sys/kernel/btf/vmlinux): boot a kernel built with CONFIG_DEBUG_INFO_BTF=y")

@@ -5,7 +5,8 @@
 # bookinfo's Deployments and Services (tests/data/samples, our bookinfo-style application in
 # Istio's formats; Istio's own samples with ISTIO_SAMPLES=DIR) into pods on three nodes
 # (each runs a small echo server answering with its pod name), writes the matching zmesh
-# config, and starts ztunnel on every node and a waypoint for the services. Then
+# config, and starts ztunnel on every node and a waypoint, attached the Istio way: its
+# Gateway (class istio-waypoint) and the namespace labelled istio.io/use-waypoint. Then
 # bookinfo's VirtualService and DestinationRule files steer traffic to reviews, an L7
 # AuthorizationPolicy refuses writes, and the waypoint's access log and Istio metrics show
 # what happened. Everything is removed on exit. Takes ~10 s.
@@ -22,12 +23,33 @@ tally() { sort | uniq -c | sort -k2 | awk '{printf "    %-14s %s\n", $2, $1}'; }
 say "bookinfo through a waypoint ($K8S_SAMPLES): three nodes, its Deployments as pods"
 k8s_init 3 2
 k8s_apply "$K8S_SAMPLES/bookinfo/platform/kube/bookinfo.yaml" "$K8S_SAMPLES/sleep/sleep.yaml"
+cat >"$K8S_DIR/waypoint-gateway.yaml" <<'YAML'
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: waypoint
+  namespace: default
+  labels: {istio.io/waypoint-for: service}
+spec:
+  gatewayClassName: istio-waypoint
+  listeners:
+  - {name: mesh, port: 15008, protocol: HBONE}
+---
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: default
+  labels: {istio.io/use-waypoint: waypoint}
+YAML
+echo "the waypoint, as istioctl waypoint apply --enroll-namespace makes it:"
+sed 's/^/    /' "$K8S_DIR/waypoint-gateway.yaml"
+k8s_apply "$K8S_DIR/waypoint-gateway.yaml"
 k8s_waypoint
 k8s_routes "$NET/destination-rule-all.yaml" "$NET/virtual-service-reviews-test-v2.yaml"
 k8s_start
 awk '{printf "    %-22s node %s  labels %s\n", $3, $2, $6}' "$K8S_DIR/pods"
 REV=http://$(k8s_vip reviews):9080
-echo "services have VIPs; reviews is $REV; every service's traffic goes through the waypoint"
+echo "services have VIPs; reviews is $REV; every service of the labelled namespace goes through the waypoint"
 
 say "virtual-service-reviews-test-v2.yaml: user jason goes to reviews v2, everybody else to v1"
 echo "10 requests from sleep without the header, answered by:"
@@ -59,7 +81,7 @@ printf '$ curl -X POST %s/reviews/0     -> ' "$REV"
 k8s_curl sleep -X POST -w ' (%{http_code})\n' "$REV/reviews/0"
 
 say "The waypoint's access log (one line per request) and Istio metrics on its :15020"
-grep '^access http' "$K8S_DIR/wp.log" | tail -3 |
+grep 'scope=access msg=http' "$K8S_DIR/wp.log" | tail -3 |
 	sed -E 's/.*(src.principal=[^ ]+).*( method=[^ ]+ path=[^ ]+).*( upstream=[^ ]+ status=[0-9]+ flags=[^ ]+).*( duration_ms=[0-9]+).*/    \1\2\3\4/'
 k8s_metrics | grep '^istio_requests_total' |
 	sed -E 's/.*destination_workload="([^"]+)".*response_code="([0-9]+)",response_flags="([^"]+)"\} ([0-9]+)/    \1 \2 \3: \4 requests/' |

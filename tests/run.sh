@@ -2,12 +2,16 @@
 # SPDX-License-Identifier: Apache-2.0
 #
 # Runs every test tier and prints one closing line "N passed, N failed".
-# Usage: tests/run.sh [unit|bpf|integration|samples ...]   (default: unit, bpf, integration)
+# Usage: tests/run.sh [unit|bpf|integration|samples|conformance ...]
+#        (default: unit, bpf, integration)
 #
 # The samples tier (make test-samples) is the acceptance corpus, run on demand: the loader
 # checks (tests/samples/) and every integration test marked "# corpus: istio-samples", on the
 # samples tree ISTIO_SAMPLES names (an Istio release's samples/; tests/lib/samples.sh). It
-# refuses to start without a usable ISTIO_SAMPLES. The other tiers read only the repository.
+# refuses to start without a usable ISTIO_SAMPLES. The conformance tier (make
+# test-conformance) runs tests/conformance/*.sh on Istio's own L7 cases, read by path from
+# ISTIO_CONFORMANCE (tests/lib/conformance.sh), and refuses to start without them. The other
+# tiers read only the repository.
 #
 # Each test is a program printing TAP. A test point counts as passed only on "ok" without a
 # SKIP or TODO directive; "not ok", a "Bail out!", a missing or wrong plan, a non-zero exit, a
@@ -25,6 +29,11 @@ total_pass=0
 total_fail=0
 logdir=$BUILD/test-logs
 
+for tier in "${tiers[@]}"; do
+	[ "$tier" = conformance ] || continue
+	. tests/lib/conformance.sh
+	conformance_dir >/dev/null || exit 2
+done
 for tier in "${tiers[@]}"; do
 	[ "$tier" = samples ] || continue
 	if [ -z "${ISTIO_SAMPLES:-}" ]; then
@@ -51,7 +60,8 @@ list_tests() {
 		ls tests/samples/*.sh 2>/dev/null
 		grep -lx '# corpus: istio-samples.*' tests/integration/*.sh
 		;;
-	*) echo "tests/run.sh: unknown tier '$1' (want unit, bpf, integration or samples)" >&2; return 1 ;;
+	conformance) ls tests/conformance/*.sh 2>/dev/null ;;
+	*) echo "tests/run.sh: unknown tier '$1' (want unit, bpf, integration, samples or conformance)" >&2; return 1 ;;
 	esac
 }
 

@@ -14,6 +14,7 @@
 #define ZM_PORT_ADMIN	      15000 /* localhost only: /config_dump, /logging, /quitquitquit */
 #define ZM_PORT_METRICS	      15020 /* Prometheus /metrics */
 #define ZM_PORT_READY	      15021 /* /healthz/ready */
+#define ZM_PORT_CA	      15012 /* zmesh-ca: the certificate API (istiod's port) */
 
 /*
  * Packets the tc program hands to a local socket carry this mark; the node namespace routes

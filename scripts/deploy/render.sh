@@ -8,7 +8,8 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 out=${1:-$here/kubernetes}
-vars=(ZMESH_IMAGE_PREFIX ZMESH_VERSION ZMESH_TRUST_DOMAIN ZMESH_NAMESPACE ZMESH_UPLINK)
+vars=(ZMESH_IMAGE_PREFIX ZMESH_VERSION ZMESH_TRUST_DOMAIN ZMESH_NAMESPACE ZMESH_UPLINK
+	ZMESH_UPGRADE_DRAIN_SECONDS)
 declare -A val
 while IFS='=' read -r k v; do
 	case $k in ZMESH_*) val[$k]=$v ;; esac

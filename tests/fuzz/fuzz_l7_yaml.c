@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
  * libFuzzer target for the waypoint's L7 config loader (lib/l7: VirtualService,
- * DestinationRule, AuthorizationPolicy documents): any byte string goes through
+ * DestinationRule, AuthorizationPolicy, HTTPRoute, GRPCRoute and Gateway documents, and the
+ * attachment of Gateway API routes to their parents): any byte string goes through
  * l7_config_load_buf() without a mesh config (no host checks), which must return 0 or -errno
  * without crashing, hanging or leaking, and say why when it refuses. Regexes go through
  * PCRE2, so a pattern that compiles slowly shows up as a timeout here. Seeds: tests/data/l7/

@@ -113,4 +113,25 @@ t_run "logged: HTTP/2 protocol error" -- logged "HTTP/2 protocol error"
 t_like "$(cli "$tmp/n1" get --id $A)" "^OK 2" "zmesh-ca still serves after all that"
 t_run "zmesh-ca still running" -- kill -0 "$pid"
 t_ok "$(grep -c 'PRIVATE KEY' "$tmp/ca.log")" "no key material in the log"
+kill "$pid" && wait "$pid" 2>/dev/null
+pid=
+
+# istiod's form: no client certificate, a Bearer token standing for a node, and the identity
+# asked for in the ImpersonatedIdentity metadata.
+echo "tok-n1-secret n1" >"$tmp/tokens"
+"$CA" --dir "$tmp/ca" --config "$tmp/cfg.yaml" --listen 127.0.0.1:0 --tokens "$tmp/tokens" \
+	2>"$tmp/ca.log" &
+pid=$!
+for _ in $(seq 50); do grep -q 'listening on' "$tmp/ca.log" && break; sleep 0.1; done
+port=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$tmp/ca.log")
+[ -n "$port" ] || t_fatal "zmesh-ca --tokens did not start: $(cat "$tmp/ca.log")"
+tcli() { $PY $CLI get --addr 127.0.0.1:$port --roots "$tmp/n1/ca-cert.pem" "$@" 2>/dev/null; }
+t_like "$(tcli --id $A --impersonate $A --token tok-n1-secret)" "^OK 2 .*URI:$A\$" \
+	"Bearer token of n1 + ImpersonatedIdentity: $A issued without a client certificate"
+t_like "$(tcli --id $B --impersonate $B --token tok-n1-secret)" "^ERROR PERMISSION_DENIED" \
+	"the token's node is authorized like its certificate would be ($B is on n2)"
+t_like "$(tcli --id $A --impersonate $A --token wrong)" "^ERROR UNAUTHENTICATED" "unknown token refused"
+t_like "$(tcli --id $A --impersonate $A)" "^ERROR UNAUTHENTICATED" "neither certificate nor token refused"
+t_like "$(cli "$tmp/n1" get --id $A)" "^OK 2" "a node certificate still works with --tokens"
+t_ok "$(grep -c 'tok-n1-secret' "$tmp/ca.log")" "the token is never logged"
 t_done

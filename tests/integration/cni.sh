@@ -119,13 +119,13 @@ sleep 0.2
 t_ok "$([ "$(tcpdump -nn -r "$H_STATE/wire.pcap" 'tcp port 15008' 2>/dev/null | wc -l)" -gt 0 ]; echo $?)" "the wire carries HBONE (15008)"
 t_is "$(tcpdump -nn -r "$H_STATE/wire.pcap" 'tcp port 7777' 2>/dev/null | wc -l)" "0" "the app port never appears on the wire"
 t_ok "$(! grep -aq "$MARK" "$H_STATE/wire.pcap"; echo $?)" "the payload is not on the wire in plaintext"
-t_like "$(cat "$H_STATE/zt-n1.log")" "access close dir=outbound via=hbone src.addr=$A1:[0-9]+ src.workload=demo/a1 src.identity=spiffe://cluster.local/ns/demo/sa/sa-a .*dst.identity=spiffe://cluster.local/ns/demo/sa/sa-b" \
+t_like "$(cat "$H_STATE/zt-n1.log")" "scope=access msg=close dir=outbound via=hbone src.addr=$A1:[0-9]+ src.workload=demo/a1 src.identity=spiffe://cluster.local/ns/demo/sa/sa-a .*dst.identity=spiffe://cluster.local/ns/demo/sa/sa-b" \
 	"n1 logs a1 -> b1 as mTLS HBONE with both identities"
 
 out=$(c_exec a1 "$ECHO" send "$A2" 7777 --data same-node 2>&1 | tr '\n' ' ')
 t_like "$out" "^peer=$A1:[0-9]+ .*same-node" "a1 -> a2 on the same node"
 sleep 0.3
-t_like "$(cat "$H_STATE/zt-n1.log")" "access close dir=outbound via=local src.addr=$A1:[0-9]+ .*dst.addr=$A2:7777" "same-node traffic is spliced (via=local)"
+t_like "$(cat "$H_STATE/zt-n1.log")" "scope=access msg=close dir=outbound via=local src.addr=$A1:[0-9]+ .*dst.addr=$A2:7777" "same-node traffic is spliced (via=local)"
 
 out=$(c_exec c1 "$ECHO" send "$B1" 7777 --data left-alone 2>&1 | tr '\n' ' ')
 t_like "$out" "left-alone" "the unselected pod c1 still reaches b1"

@@ -195,7 +195,7 @@ h_stop "$dump"
 sleep 0.2
 t_ok "$([ "$(tcpdump -nn -r "$H_STATE/wire.pcap" 'tcp port 15008' 2>/dev/null | wc -l)" -gt 0 ]; echo $?)" "the wire carries HBONE (15008)"
 t_ok "$(! grep -aq "$MARK" "$H_STATE/wire.pcap"; echo $?)" "the payload is not on the wire in plaintext"
-t_like "$(pm n1 logs zmesh-node-n1-ztunnel 2>&1)" "access close dir=outbound via=hbone src.addr=$A1:[0-9]+ src.workload=podman/a1 src.identity=spiffe://cluster.local/ns/podman/sa/sa-a1 .*dst.identity=spiffe://cluster.local/ns/podman/sa/sa-b1 .*outcome=ok" \
+t_like "$(pm n1 logs zmesh-node-n1-ztunnel 2>&1)" "scope=access msg=close dir=outbound via=hbone src.addr=$A1:[0-9]+ src.workload=podman/a1 src.identity=spiffe://cluster.local/ns/podman/sa/sa-a1 .*dst.identity=spiffe://cluster.local/ns/podman/sa/sa-b1 .*outcome=ok" \
 	"ztunnel's access log: mTLS HBONE with both identities (certificates from zmesh-ca)"
 out=$(pm n1 exec a1 /usr/bin/zm-echo send "$A2" 7777 --data same-node 2>&1 | tr '\n' ' ')
 t_like "$out" "^peer=$A1:[0-9]+ .*same-node" "a1 -> a2 on the same node"

@@ -140,7 +140,7 @@ out=$(h_exec n1a bash -c "exec 3<>/dev/tcp/$VIP/9080; printf '\x16\x03\x01hello-
 t_like "$out" "pod=reviews-v[123] +request=.*hello-not-http" "non-HTTP bytes relayed unchanged as TCP to an endpoint"
 
 m=$(h_exec n2a curl -s -m 2 http://127.0.0.1:15020/metrics)
-t_like "$m" 'istio_requests_total\{reporter="waypoint",source_principal="spiffe://cluster.local/ns/default/sa/sleep",destination_service="reviews.default.svc.cluster.local",destination_workload="reviews-v2",.*response_code="200"' "metrics: requests to reviews-v2 by the client's principal"
+t_like "$m" 'istio_requests_total\{reporter="waypoint",source_workload="client",source_workload_namespace="default",source_principal="spiffe://cluster.local/ns/default/sa/sleep",.*destination_workload="reviews-v2",.*destination_service="reviews.default.svc.cluster.local",.*response_code="200"' "metrics: requests to reviews-v2 by the client's principal"
 t_like "$m" 'response_code="403",response_flags="RBAC"\} [1-9]' "metrics: the 403 denials"
 t_like "$(cat "$H_STATE/zt-n1.log")" "dst.identity=spiffe://cluster.local/ns/wp/sa/waypoint" "ztunnel n1 tunnelled to the waypoint's identity"
 t_done

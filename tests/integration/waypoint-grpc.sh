@@ -73,7 +73,7 @@ t_is "$(grep -c '^OK pod=grpc-echo-v1-0' <<<"$out")" 200 "200 calls on one chann
 
 # Logs and metrics.
 log=$(cat "$K8S_DIR/wp.log")
-t_like "$log" "access http src.principal=cluster.local/ns/default/sa/sleep src.workload=sleep-0 method=POST path=/echo.Echo/Shout .*route=shout-to-v2 upstream=.*\(grpc-echo-v2-0\) status=200 .*protocol=HTTP/2 grpc_status=0" "access log: method path, route, upstream, grpc_status"
+t_like "$log" "scope=access msg=http src.principal=cluster.local/ns/default/sa/sleep src.workload=sleep-0 method=POST path=/echo.Echo/Shout .*route=shout-to-v2 upstream=.*\(grpc-echo-v2-0\) status=200 .*protocol=HTTP/2 grpc_status=0" "access log: method path, route, upstream, grpc_status"
 m=$(k8s_metrics)
 t_like "$m" 'destination_workload="grpc-echo-v2-0".*grpc_response_status="0",request_protocol="grpc",response_code="200",response_flags="-"\} [1-9]' "istio_requests_total with request_protocol grpc"
 t_like "$m" 'grpc_response_status="5",request_protocol="grpc",response_code="200"' "grpc_response_status 5 (NOT_FOUND) counted"
@@ -82,6 +82,6 @@ t_like "$m" 'grpc_response_status="4",request_protocol="grpc",response_code="200
 
 # A broken client: a DATA frame where SETTINGS must come is a connection error; the waypoint goes on.
 h_exec "$(k8s_pod sleep)" timeout 5 bash -c "exec 3<>/dev/tcp/${T%:*}/50051; printf 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x04\x00\x00\x00\x00\x00\x00DATA' >&3; cat <&3 >/dev/null" 2>/dev/null
-t_like "$(cat "$K8S_DIR/wp.log")" "waypoint: h2 from cluster.local/ns/default/sa/sleep \(198\.18\.250\.[0-9]+:50051\): .*SETTINGS" "a malformed HTTP/2 frame is logged and the connection closed"
+t_like "$(cat "$K8S_DIR/wp.log")" "scope=h2 msg=\"h2 from cluster.local/ns/default/sa/sleep \(198\.18\.250\.[0-9]+:50051\): .*SETTINGS" "a malformed HTTP/2 frame is logged and the connection closed"
 t_like "$(call Say)" "^OK pod=grpc-echo-v1-0" "and other calls are not disturbed"
 t_done

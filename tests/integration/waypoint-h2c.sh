@@ -89,7 +89,7 @@ PY
 out=$(h_exec "$(k8s_pod sleep)" timeout 10 /usr/bin/python3 "$K8S_DIR/h2cli.py" "$(k8s_vip grpc-echo)" 50051 /pkg.Svc/A /pkg.Svc/B /pkg.Svc/C)
 t_is "$(grep -c '^h2c-echo' <<<"$out")" 3 "three h2 streams (gRPC-style POSTs) on one connection all answered"
 t_like "$(sed -n 3p <<<"$out")" "path=/pkg.Svc/C" "each stream answered with its own path"
-t_like "$(cat "$K8S_DIR/wp.log")" "access http src.principal=cluster.local/ns/default/sa/sleep src.workload=sleep-0 method=POST path=/pkg.Svc/C authority=198\.18\.250\.[0-9]+:50051 .*upstream=.*\(grpc-echo-0\) status=200 .* protocol=HTTP/2" "each HTTP/2 request logged on its own"
+t_like "$(cat "$K8S_DIR/wp.log")" "scope=access msg=http src.principal=cluster.local/ns/default/sa/sleep src.workload=sleep-0 method=POST path=/pkg.Svc/C authority=198\.18\.250\.[0-9]+:50051 .*upstream=.*\(grpc-echo-0\) status=200 .* protocol=HTTP/2" "each HTTP/2 request logged on its own"
 t_like "$(k8s_metrics)" 'zmesh_waypoint_streams_total\{protocol="http2"\} 2' "two HTTP/2 client connections counted"
 t_like "$(k8s_metrics)" 'request_protocol="grpc",response_code="200",response_flags="-"\} 3' "the three application/grpc POSTs counted as grpc requests"
 

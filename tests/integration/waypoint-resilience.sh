@@ -64,16 +64,16 @@ t_ok "$([ "$fails" -ge 1 ] && [ "$fails" -le 4 ]; echo $?)" "outlier: the failin
 t_is "$(tail -20 <<<"$res" | sort -u | tr '\n' ' ')" "200 " "outlier: the last 20 requests all 200"
 t_like "$(cat "$K8S_DIR/wp.log")" "outlier .*ejected for 60000 ms after 2 consecutive 5xx" "the waypoint logged the ejection"
 
-# connectionPool (circuit breaking): 6 requests at once, each held 6 s by the endpoint (long
-# enough for all six to arrive while the first is in flight, even on a loaded machine: 3 s
-# was not always, when other test runs shared the two CPUs). The queued request finishes
-# after two holds, hence curl's -m 30.
+# connectionPool (circuit breaking): 6 requests at once, each held 12 s by the endpoint (long
+# enough for all six to arrive while the first is in flight, even on a loaded machine: 3 s and
+# 6 s were not always, when several test runs shared the two CPUs). The queued request
+# finishes after two holds, hence curl's -m 40.
 RAT=http://$(k8s_vip ratings):9080
 DET=http://$(k8s_vip details):9080
 burst() { # burst URL: six concurrent requests, their status codes sorted
 	local i
 	for i in 1 2 3 4 5 6; do
-		k8s_curl sleep -m 30 -o /dev/null -w '%{http_code}\n' -H 'x-echo-delay: 6000' "$1/burst/$i" &
+		k8s_curl sleep -m 40 -o /dev/null -w '%{http_code}\n' -H 'x-echo-delay: 12000' "$1/burst/$i" &
 	done
 	wait
 }
@@ -123,15 +123,15 @@ t_is "$(grep -c '^header=x-request-id' <<<"$out")" 1 "and not duplicated"
 t_like "$out" "header=traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01" "traceparent passed through"
 t_like "$out" "header=x-b3-traceid: 80f198ee56343ba864fe8b2a57d3eff7" "x-b3-traceid passed through"
 t_like "$out" "header=b3: 80f198ee56343ba8-e457b5a2e4d86bd1-1" "b3 passed through"
-t_like "$(cat "$K8S_DIR/wp.log")" "access http src.principal=cluster.local/ns/default/sa/sleep src.workload=sleep-0 method=GET path=/trace .* status=200 .*request_id=my-id-1 bytes_received=[1-9][0-9]* bytes_sent=[1-9][0-9]*" "access log line with request id and sizes"
-n=$(grep -c "^access http" "$K8S_DIR/wp.log")
+t_like "$(cat "$K8S_DIR/wp.log")" "scope=access msg=http src.principal=cluster.local/ns/default/sa/sleep src.workload=sleep-0 method=GET path=/trace .* status=200 .*request_id=my-id-1 bytes_received=[1-9][0-9]* bytes_sent=[1-9][0-9]*" "access log line with request id and sizes"
+n=$(grep -c "scope=access msg=http " "$K8S_DIR/wp.log")
 k8s_curl sleep -o /dev/null "$REV/one-more"
 sleep 0.2
-t_is "$(grep -c "^access http" "$K8S_DIR/wp.log")" $((n + 1)) "exactly one access-log line per request"
+t_is "$(grep -c "scope=access msg=http " "$K8S_DIR/wp.log")" $((n + 1)) "exactly one access-log line per request"
 
 # Metrics with Istio's names and labels.
 m=$(k8s_metrics)
-L='reporter="waypoint",source_principal="spiffe://cluster.local/ns/default/sa/sleep",destination_service="reviews.default.svc.cluster.local",destination_workload="reviews-v1-0",source_workload="sleep-0",source_workload_namespace="default",source_app="sleep",source_version="unknown",source_canonical_service="sleep",destination_workload_namespace="default",destination_app="reviews",destination_version="v1",destination_canonical_service="reviews",destination_principal="spiffe://cluster.local/ns/default/sa/bookinfo-reviews",destination_service_name="reviews",destination_service_namespace="default",connection_security_policy="mutual_tls",grpc_response_status="",request_protocol="http",response_code="200",response_flags="-"'
+L='reporter="waypoint",source_workload="sleep-0",source_workload_namespace="default",source_principal="spiffe://cluster.local/ns/default/sa/sleep",source_app="sleep",source_version="unknown",source_canonical_service="sleep",source_canonical_revision="latest",source_cluster="Kubernetes",destination_workload="reviews-v1-0",destination_workload_namespace="default",destination_principal="spiffe://cluster.local/ns/default/sa/bookinfo-reviews",destination_app="reviews",destination_version="v1",destination_service="reviews.default.svc.cluster.local",destination_service_name="reviews",destination_service_namespace="default",destination_canonical_service="reviews",destination_canonical_revision="v1",destination_cluster="Kubernetes",connection_security_policy="mutual_tls",grpc_response_status="",request_protocol="http",response_code="200",response_flags="-"'
 t_like "$m" "istio_requests_total\{$L\} [1-9]" "istio_requests_total with Istio's labels"
 t_like "$m" "istio_request_duration_milliseconds_bucket\{$L,le=\"5000\"\} [1-9]" "istio_request_duration_milliseconds histogram buckets"
 t_like "$m" "istio_request_duration_milliseconds_count\{$L\} [1-9]" "duration count"

@@ -29,7 +29,7 @@ t_like "$(ws "$U/v2/room" hi)" "^chat-v2-0: hi$" "VirtualService routes the Upgr
 out=$(ws "$U/admin/x" hi)
 t_like "$out" "HTTP 403" "AuthorizationPolicy denies the Upgrade request (403)"
 log=$(cat "$K8S_DIR/wp.log")
-t_like "$log" "access http src.principal=cluster.local/ns/default/sa/sleep src.workload=sleep-0 method=GET path=/room .*route=default upstream=.*\(chat-v1-0\) status=101 " "access log: the Upgrade request answered 101"
+t_like "$log" "scope=access msg=http src.principal=cluster.local/ns/default/sa/sleep src.workload=sleep-0 method=GET path=/room .*route=default upstream=.*\(chat-v1-0\) status=101 " "access log: the Upgrade request answered 101"
 t_like "$log" "path=/admin/x .*status=403 flags=RBAC" "the denied one logged with 403 RBAC"
 t_like "$(k8s_curl sleep -s -o /dev/null -w '%{http_code}' -H 'Connection: Upgrade' -H 'Upgrade: h2c' -H 'HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA' "http://$(k8s_vip chat):8080/x")" "^400$" "an h2c Upgrade is refused with 400"
 t_like "$(k8s_metrics)" 'destination_workload="chat-v1-0".*response_code="101",response_flags="-"\} 1' "metrics count the 101"

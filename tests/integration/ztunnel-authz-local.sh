@@ -35,7 +35,7 @@ send() { # send POD DST_POD PORT [FAMILY]: prints what the client saw
 
 t_like "$(send n1a n1c 7777)" "hi-n1a" "no policy: n1a -> n1c (same node) allowed"
 t_like "$(send n1b n1c 7777)" "hi-n1b" "no policy: n1b -> n1c allowed"
-t_like "$(cat "$H_STATE/zt-n1.log")" "access open dir=outbound via=local src.addr=198\.18\.1\.12:[0-9]+ .*dst.addr=198\.18\.1\.13:7777" "same-node connections go through ztunnel (via=local)"
+t_like "$(cat "$H_STATE/zt-n1.log")" "scope=access msg=open dir=outbound via=local src.addr=198\.18\.1\.12:[0-9]+ .*dst.addr=198\.18\.1\.13:7777" "same-node connections go through ztunnel (via=local)"
 
 m_policy_set "apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
@@ -48,7 +48,7 @@ spec:
 t_like "$(send n1a n1c 7777)" "hi-n1a" "ALLOW by principal: srv/client allowed on the same node"
 out=$(send n1b n1c 7777)
 t_ok "$(! grep -q hi-n1b <<<"$out"; echo $?)" "ALLOW by principal: bad-ns/other refused on the same node ($out)"
-t_like "$(cat "$H_STATE/zt-n1.log")" "access close dir=outbound via=local src.addr=198\.18\.1\.12:[0-9]+ src.workload=bad-ns/n1b src.identity=spiffe://cluster.local/ns/bad-ns/sa/other .*outcome=denied reason=\".*srv/allow-client" "access log: outcome=denied naming the policy"
+t_like "$(cat "$H_STATE/zt-n1.log")" "scope=access msg=close dir=outbound via=local src.addr=198\.18\.1\.12:[0-9]+ src.workload=bad-ns/n1b src.identity=spiffe://cluster.local/ns/bad-ns/sa/other .*outcome=denied reason=\".*srv/allow-client" "access log: outcome=denied naming the policy"
 t_like "$(h_exec n1 curl -s -m 2 http://127.0.0.1:15020/metrics)" 'istio_tcp_connections_closed_total\{.*source_workload="n1b",.*response_flags="DENY"' "metrics: the refusal counted in a DENY series"
 out=$(send n1b n1c 7777 6)
 t_ok "$(! grep -q hi-n1b <<<"$out"; echo $?)" "IPv6: bad-ns/other refused on the same node too"

@@ -64,14 +64,14 @@ t_like "$(send n1a n2a 7777)" "hi-n1a" "allow-by-principal: srv/client allowed"
 out=$(send n1b n2a 7777)
 t_ok "$(! echo "$out" | grep -q hi-n1b; echo $?)" "allow-by-principal: bad-ns/other refused ($out)"
 sleep 0.3
-t_like "$(cat "$H_STATE/zt-n2.log")" "access close dir=inbound via=hbone src.addr=198\.18\.1\.12:[0-9]+ .*outcome=denied reason=\"denied by an authorization policy: 401 no allow policy matched \(1 apply: srv/allow-client\)" "n2 access log: 401, names the policy"
-t_like "$(cat "$H_STATE/zt-n1.log")" "access close dir=outbound via=hbone src.addr=198\.18\.1\.12:[0-9]+ .*outcome=hbone_refused reason=\"[^\"]*status 401" "n1 (client side) logs the 401"
+t_like "$(cat "$H_STATE/zt-n2.log")" "scope=access msg=close dir=inbound via=hbone src.addr=198\.18\.1\.12:[0-9]+ .*outcome=denied reason=\"denied by an authorization policy: 401 no allow policy matched \(1 apply: srv/allow-client\)" "n2 access log: 401, names the policy"
+t_like "$(cat "$H_STATE/zt-n1.log")" "scope=access msg=close dir=outbound via=hbone src.addr=198\.18\.1\.12:[0-9]+ .*outcome=hbone_refused reason=\"[^\"]*status 401" "n1 (client side) logs the 401"
 m2=$(h_exec n2 curl -s -m 2 http://127.0.0.1:15020/metrics)
-t_like "$m2" 'istio_tcp_connections_closed_total\{reporter="destination",source_workload="n1b",.*response_flags="DENY",connection_security_policy="mutual_tls"\} [1-9]' "n2 metrics: closed with response_flags=DENY"
+t_like "$m2" 'istio_tcp_connections_closed_total\{reporter="destination",source_workload="n1b",.*connection_security_policy="mutual_tls",request_protocol="tcp",response_flags="DENY"\} [1-9]' "n2 metrics: closed with response_flags=DENY"
 # plaintext to a selected workload: no identity, so the allow policy refuses it with a reset
 out=$(send n2b n1a 7777)
 t_like "$out" "reset|Connection reset|failed" "plaintext n2b -> n1a:7777 reset by 15006 ($out)"
-t_like "$(cat "$H_STATE/zt-n1.log")" "access close dir=inbound_plain via=tcp src.addr=198\.18\.2\.12:[0-9]+ .*outcome=denied" "n1 access log: inbound_plain denied"
+t_like "$(cat "$H_STATE/zt-n1.log")" "scope=access msg=close dir=inbound_plain via=tcp src.addr=198\.18\.2\.12:[0-9]+ .*outcome=denied" "n1 access log: inbound_plain denied"
 
 # 2. deny by namespace
 m_policy_set "$DENY_BAD"
@@ -120,7 +120,7 @@ metadata: {name: dry, namespace: srv, annotations: {istio.io/dry-run: \"true\"}}
 spec: {action: DENY, rules: [{}]}"
 t_like "$(send n1a n2a 7777)" "hi-n1a" "dry-run DENY: traffic still flows"
 sleep 0.3
-t_like "$(cat "$H_STATE/zt-n2.log")" "authz dry-run .*dst.workload=srv/n2a enforced=allow: .*with dry-run policies: deny \(denied by AuthorizationPolicy srv/dry\)" "dry-run verdict logged"
+t_like "$(cat "$H_STATE/zt-n2.log")" "scope=authz msg=dry-run .*dst.workload=srv/n2a enforced=allow reason=\".*with dry-run policies: deny \(denied by AuthorizationPolicy srv/dry\)" "dry-run verdict logged"
 
 # 6. L7 attributes without a waypoint deny
 m_policy_set "$HDR

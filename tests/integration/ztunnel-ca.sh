@@ -103,7 +103,7 @@ t_ok $rc "24 s transfer across a rotation completed without reset"
 t_like "$out" "iperf Done" "iperf3 finished normally"
 S2_N2A=$(cert_field n2 $ID_N2A serial)
 t_ok "$([ -n "$S2_N2A" ] && [ "$S2_N2A" != "$S1_N2A" ]; echo $?)" "n2a rotated: $S1_N2A -> $S2_N2A"
-t_like "$(cat "$H_STATE/zt-n2.log")" "caclient: rotated $ID_N2A" "ztunnel n2 logged the rotation"
+t_like "$(cat "$H_STATE/zt-n2.log")" "rotated $ID_N2A" "ztunnel n2 logged the rotation"
 S_NOW=$(cert_field n2 $ID_N2A serial)
 t_is "$(served_serial)" "$(norm "$S_NOW")" "a new connection is served the new serial"
 t_like "$(send n1a n2a 7777)" "hi-n1a" "new connection after rotation"

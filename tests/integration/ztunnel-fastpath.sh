@@ -58,7 +58,7 @@ set_policy() { printf '%s\n' "$1" | m_policy_write; }
 t_like "$(grep 'kernel fast path' "$H_STATE/zt-n1.log")" "0 drop rules from 0 policies for node n1" \
 	"startup: ztunnel compiled an empty kernel set"
 t_like "$(send n1b 7777)" "hi-n1b" "no policy: plaintext n1b -> n1a:7777 through 15006"
-t_like "$(cat "$H_STATE/zt-n1.log")" "access close dir=inbound_plain via=tcp src.addr=$N1B:" \
+t_like "$(cat "$H_STATE/zt-n1.log")" "scope=access msg=close dir=inbound_plain via=tcp src.addr=$N1B:" \
 	"no policy: n1's access log saw n1b"
 
 # 1. An Istio DENY on ipBlocks and ports.

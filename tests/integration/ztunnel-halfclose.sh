@@ -63,8 +63,8 @@ for case in "same-node n1b" "cross-node n2a"; do
 done
 sleep 0.3
 log1=$(cat "$H_STATE/zt-n1.log")
-t_like "$log1" "access close dir=outbound via=local .*dst.addr=198\.18\.1\.12:9002 .*outcome=upstream_reset" "n1 logs the same-node server reset as upstream_reset"
-t_like "$log1" "access close dir=outbound via=hbone .*dst.addr=198\.18\.2\.11:9002 .*outcome=upstream_reset" "n1 logs the cross-node server reset as upstream_reset"
-t_like "$log1" "access close dir=outbound via=hbone .*dst.addr=198\.18\.2\.11:9003 .*outcome=downstream_reset" "n1 logs the cross-node client reset as downstream_reset"
-t_like "$(cat "$H_STATE/zt-n2.log")" "access close dir=inbound via=hbone .*dst.addr=198\.18\.2\.11:9002 .*outcome=upstream_reset" "n2 logs the server reset of the inbound tunnel"
+t_like "$log1" "scope=access msg=close dir=outbound via=local .*dst.addr=198\.18\.1\.12:9002 .*outcome=upstream_reset" "n1 logs the same-node server reset as upstream_reset"
+t_like "$log1" "scope=access msg=close dir=outbound via=hbone .*dst.addr=198\.18\.2\.11:9002 .*outcome=upstream_reset" "n1 logs the cross-node server reset as upstream_reset"
+t_like "$log1" "scope=access msg=close dir=outbound via=hbone .*dst.addr=198\.18\.2\.11:9003 .*outcome=downstream_reset" "n1 logs the cross-node client reset as downstream_reset"
+t_like "$(cat "$H_STATE/zt-n2.log")" "scope=access msg=close dir=inbound via=hbone .*dst.addr=198\.18\.2\.11:9002 .*outcome=upstream_reset" "n2 logs the server reset of the inbound tunnel"
 t_done

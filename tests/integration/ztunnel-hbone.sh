@@ -69,17 +69,17 @@ t_ok "$([ "$ntls" -ge 1 ] && [ "$ntls" -le 4 ]; echo $?)" "they used $ntls poole
 # A CONNECT to a port nobody listens on: 503 from n2, the client sees its connection fail.
 out=$(h_exec n1a "$ECHO" send "$(h_ip4 n2a)" 7999 --data x 2>&1)
 sleep 0.3
-t_like "$(cat "$H_STATE/zt-n2.log")" "access close dir=inbound via=hbone .*dst.addr=198\.18\.2\.11:7999 .*outcome=dial_failed" "n2 logs the failed dial of an inbound CONNECT"
-t_like "$(cat "$H_STATE/zt-n1.log")" "access close dir=outbound via=hbone .*outcome=hbone_refused reason=\"[^\"]*status 503" "n1 logs the 503 answer"
+t_like "$(cat "$H_STATE/zt-n2.log")" "scope=access msg=close dir=inbound via=hbone .*dst.addr=198\.18\.2\.11:7999 .*outcome=dial_failed" "n2 logs the failed dial of an inbound CONNECT"
+t_like "$(cat "$H_STATE/zt-n1.log")" "scope=access msg=close dir=outbound via=hbone .*outcome=hbone_refused reason=\"[^\"]*status 503" "n1 logs the 503 answer"
 
 log1=$(cat "$H_STATE/zt-n1.log")
 log2=$(cat "$H_STATE/zt-n2.log")
-t_like "$log1" "access close dir=outbound via=hbone src.addr=198\.18\.1\.11:[0-9]+ src.workload=ns/n1a src.identity=spiffe://cluster.local/ns/ns/sa/sa-n1a dst.addr=198\.18\.2\.11:7778 .*dst.identity=spiffe://cluster.local/ns/ns/sa/sa-n2a upstream=198\.18\.2\.11:15008 bytes_sent=4000000 bytes_recv=4000000 .*outcome=ok" "n1 access log: outbound HBONE with identities and bytes"
-t_like "$log2" "access close dir=inbound via=hbone src.addr=198\.18\.1\.11:[0-9]+ src.workload=ns/n1a src.identity=spiffe://cluster.local/ns/ns/sa/sa-n1a dst.addr=198\.18\.2\.11:7778 .*outcome=ok" "n2 access log: inbound HBONE with the verified peer identity"
+t_like "$log1" "scope=access msg=close dir=outbound via=hbone src.addr=198\.18\.1\.11:[0-9]+ src.workload=ns/n1a src.identity=spiffe://cluster.local/ns/ns/sa/sa-n1a dst.addr=198\.18\.2\.11:7778 .*dst.identity=spiffe://cluster.local/ns/ns/sa/sa-n2a upstream=198\.18\.2\.11:15008 bytes_sent=4000000 bytes_recv=4000000 .*outcome=ok" "n1 access log: outbound HBONE with identities and bytes"
+t_like "$log2" "scope=access msg=close dir=inbound via=hbone src.addr=198\.18\.1\.11:[0-9]+ src.workload=ns/n1a src.identity=spiffe://cluster.local/ns/ns/sa/sa-n1a dst.addr=198\.18\.2\.11:7778 .*outcome=ok" "n2 access log: inbound HBONE with the verified peer identity"
 m1=$(h_exec n1 curl -s -m 2 http://127.0.0.1:15020/metrics)
 m2=$(h_exec n2 curl -s -m 2 http://127.0.0.1:15020/metrics)
-t_like "$m1" 'istio_tcp_connections_opened_total\{reporter="source",source_workload="n1a",.*destination_workload="n2a".*connection_security_policy="mutual_tls"\} [0-9]+' "n1 metrics: outbound mutual_tls series"
-t_like "$m2" 'istio_tcp_received_bytes_total\{reporter="destination",source_workload="n1a",.*source_principal="spiffe://cluster.local/ns/ns/sa/sa-n1a".*connection_security_policy="mutual_tls"\} [1-9][0-9]+' "n2 metrics: inbound bytes with the peer principal"
+t_like "$m1" 'istio_tcp_connections_opened_total\{reporter="source",source_workload="n1a",.*destination_workload="n2a".*connection_security_policy="mutual_tls",request_protocol="tcp",response_flags="-"\} [0-9]+' "n1 metrics: outbound mutual_tls series"
+t_like "$m2" 'istio_tcp_received_bytes_total\{reporter="destination",source_workload="n1a",.*source_principal="spiffe://cluster.local/ns/ns/sa/sa-n1a".*connection_security_policy="mutual_tls",request_protocol="tcp",response_flags="-"\} [1-9][0-9]+' "n2 metrics: inbound bytes with the peer principal"
 st=$(m_zctl n2 -j stats)
 t_like "$st" '"captured_inbound_hbone"' "zmeshctl -j stats on n2 counts captured_inbound_hbone"
 t_done

@@ -86,7 +86,7 @@ pyclient 6 --expect-id "$(id_of n1a)" --contract \
 t_ok $? "IPv6: python h2 client against ztunnel 15008 ran clean"
 p_tap "py-client v6" <"$H_STATE/a6.out"
 sleep 0.2
-t_like "$(cat "$H_STATE/zt-n1.log")" "access close dir=inbound via=hbone src.addr=198\.18\.2\.12:[0-9]+ src.workload=ns/n2b src.identity=$(id_of n2b) dst.addr=198\.18\.1\.11:7777 .*outcome=ok" \
+t_like "$(cat "$H_STATE/zt-n1.log")" "scope=access msg=close dir=inbound via=hbone src.addr=198\.18\.2\.12:[0-9]+ src.workload=ns/n2b src.identity=$(id_of n2b) dst.addr=198\.18\.1\.11:7777 .*outcome=ok" \
 	"ztunnel logs the python client's verified identity and the kept source address"
 
 # ---- (b) ztunnel's outbound -> python h2 server on n2a:15008 ----
@@ -99,9 +99,9 @@ done
 out=$(h_exec n1a "$ECHO" send "$(h_ip4 n2a)" 9 --data x 2>&1)
 t_ok $((!$?)) "the python server's 503 reaches the client as a failed connection"
 sleep 0.2
-t_like "$(cat "$H_STATE/zt-n1.log")" "access close dir=outbound via=hbone .*dst.addr=198\.18\.2\.11:9 .*outcome=hbone_refused reason=\"[^\"]*status 503" \
+t_like "$(cat "$H_STATE/zt-n1.log")" "scope=access msg=close dir=outbound via=hbone .*dst.addr=198\.18\.2\.11:9 .*outcome=hbone_refused reason=\"[^\"]*status 503" \
 	"ztunnel logs the 503 from the python server"
-t_like "$(cat "$H_STATE/zt-n1.log")" "access close dir=outbound via=hbone src.addr=198\.18\.1\.11:[0-9]+ .*dst.identity=$(id_of n2a) upstream=198\.18\.2\.11:15008 bytes_sent=4000000 bytes_recv=4000000 .*outcome=ok" \
+t_like "$(cat "$H_STATE/zt-n1.log")" "scope=access msg=close dir=outbound via=hbone src.addr=198\.18\.1\.11:[0-9]+ .*dst.identity=$(id_of n2a) upstream=198\.18\.2\.11:15008 bytes_sent=4000000 bytes_recv=4000000 .*outcome=ok" \
 	"ztunnel logs the 4 MB outbound transfer with the python server's identity"
 
 # ---- (c) status codes at 15008 ----
@@ -114,9 +114,9 @@ t_ok $? "status codes: one connection, each bad request answered, the next still
 p_tap "status" <"$H_STATE/c.out"
 sleep 0.2
 log=$(cat "$H_STATE/zt-n1.log")
-t_like "$log" "access close dir=inbound via=hbone src.addr=198\.18\.2\.12:[0-9]+ .*dst.addr=198\.18\.1\.12:7777 .*outcome=bad_request reason=\"[^\"]*400 authority is not the address the connection arrived on" \
+t_like "$log" "scope=access msg=close dir=inbound via=hbone src.addr=198\.18\.2\.12:[0-9]+ .*dst.addr=198\.18\.1\.12:7777 .*outcome=bad_request reason=\"[^\"]*400 authority is not the address the connection arrived on" \
 	"400 for another workload's authority is logged with its reason"
-t_like "$log" "access close dir=inbound via=hbone .*dst.addr=198\.18\.1\.11:7999 .*outcome=dial_failed reason=\"upstream connect failed: 198\.18\.1\.11:7999: Connection refused" \
+t_like "$log" "scope=access msg=close dir=inbound via=hbone .*dst.addr=198\.18\.1\.11:7999 .*outcome=dial_failed reason=\"upstream connect failed: 198\.18\.1\.11:7999: Connection refused" \
 	"503 for a failed dial is logged with its reason"
 # 503 no such local workload: the connection is up, then n1a leaves the config.
 reloads_reach() { [ "$(grep -c 'reloaded (generation' "$H_STATE/zt-n1.log")" -ge "$1" ]; }
@@ -131,11 +131,11 @@ wait $cpid
 t_ok $? "503 when the authority's workload is no longer on this node (after a reload)"
 p_tap "no workload" <"$H_STATE/c2.out"
 sleep 0.2
-t_like "$(cat "$H_STATE/zt-n1.log")" "access close dir=inbound via=hbone .*dst.addr=198\.18\.1\.11:7777 .*outcome=no_local_workload reason=\"[^\"]*503" \
+t_like "$(cat "$H_STATE/zt-n1.log")" "scope=access msg=close dir=inbound via=hbone .*dst.addr=198\.18\.1\.11:7777 .*outcome=no_local_workload reason=\"[^\"]*503" \
 	"503 for a missing local workload is logged with its reason"
 write_config
 m_wait_for 5 reloads_reach 2
-t_like "$log" "access close dir=inbound via=hbone .*dst.addr=198\.18\.1\.11:7780 .*outcome=denied reason=\"[^\"]*401 .*ns/deny-7780" \
+t_like "$log" "scope=access msg=close dir=inbound via=hbone .*dst.addr=198\.18\.1\.11:7780 .*outcome=denied reason=\"[^\"]*401 .*ns/deny-7780" \
 	"401 for a policy deny is logged naming the policy"
 
 # ---- (d) pool idle release ----

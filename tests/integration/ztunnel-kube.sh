@@ -59,9 +59,9 @@ done
 m_ca_init
 for n in n1 n2; do k_ztunnel_start $n --ca-dir "$M_CA" --poll-ms 100; done
 m_ztunnel_wait n1 n2
-t_like "$(cat "$H_STATE/zt-n1.log")" "kube: workloads from the Kubernetes API at https://198.18.0.1:6443" \
+t_like "$(cat "$H_STATE/zt-n1.log")" "scope=kube msg=\"workloads from the Kubernetes API at https://198.18.0.1:6443" \
 	"n1 takes its model from the API (kubeconfig)"
-t_like "$(cat "$H_STATE/zt-n2.log")" "kube: peerauthentications: 403 Forbidden: RBAC does not let" \
+t_like "$(cat "$H_STATE/zt-n2.log")" "scope=kube msg=\"peerauthentications: 403 Forbidden: RBAC does not let" \
 	"a resource RBAC forbids is named, and ztunnel is ready without it"
 t_is "$(h_exec n2 curl -s http://127.0.0.1:15000/config_dump | jq -r .kubernetes.resources.pods.state)" "watching" \
 	"n2 (in-cluster settings) lists and watches pods"
@@ -133,7 +133,7 @@ t_like "$out" "^peer=$C:[0-9]+ .*$MARK" "client-0 -> web pod through zmesh, the 
 t_ok "$([ "$(on_wire mesh 15008)" -gt 0 ]; echo $?)" "the wire carries HBONE (15008)"
 t_is "$(on_wire mesh 7778)" "0" "the app port never appears on the wire"
 t_ok "$(! grep -aq "$MARK" "$H_STATE/mesh.pcap"; echo $?)" "the payload is not on the wire in plaintext"
-t_like "$(cat "$H_STATE/zt-n1.log")" "access close dir=outbound via=hbone src.addr=$C:[0-9]+ src.workload=demo/client-0 src.identity=spiffe://cluster.local/ns/demo/sa/client .*dst.identity=spiffe://cluster.local/ns/demo/sa/web" \
+t_like "$(cat "$H_STATE/zt-n1.log")" "scope=access msg=close dir=outbound via=hbone src.addr=$C:[0-9]+ src.workload=demo/client-0 src.identity=spiffe://cluster.local/ns/demo/sa/client .*dst.identity=spiffe://cluster.local/ns/demo/sa/web" \
 	"identities from spec.serviceAccountName on both ends"
 
 # 5. The Service balances over the Deployment's pods and follows scaling.
@@ -219,7 +219,7 @@ echo token-two >"$K_DIR/kc-token.new" && mv "$K_DIR/kc-token.new" "$K_DIR/kc-tok
 k_put pods demo broken-0 '{"metadata":{"name":"broken-0","namespace":"demo"},"spec":{"nodeName":"n1",
   "serviceAccountName":["x"]},"status":{"podIPs":[{"ip":"198.18.1.300"}]}}'
 m_wait_for 10 grep -q "Pod demo/broken-0: status.podIPs\[0\].ip" "$H_STATE/zt-n1.log" || true
-t_like "$(cat "$H_STATE/zt-n1.log")" "Pod demo/broken-0: status.podIPs\[0\].ip: \"198.18.1.300\" is not an IP address" \
+t_like "$(cat "$H_STATE/zt-n1.log")" "Pod demo/broken-0: status.podIPs\[0\].ip: \\\\\"198.18.1.300\\\\\" is not an IP address" \
 	"a malformed object is named with its field (after the rotated token was read)"
 t_like "$(cat "$H_STATE/zt-n1.log")" "Pod demo/broken-0: spec.serviceAccountName: not a string" "each bad field"
 

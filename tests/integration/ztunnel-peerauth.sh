@@ -96,10 +96,10 @@ t_ok $? "DISABLE: the payload is on the wire in cleartext (tcpdump on wire0)"
 t_is "$(pkts 'tcp port 15008')" 0 "DISABLE: no HBONE (15008) packet for that flow"
 t_like "$(pkts "tcp and dst host $N2A and dst port 7777")" '^[1-9]' \
 	"DISABLE: the wire carries TCP to $N2A:7777 itself"
-t_like "$(log_n1)" "access close dir=outbound via=tcp_mtls_disabled src.addr=198\.18\.1\.11:[0-9]+ .*dst.addr=$N2A:7777 .*upstream=$N2A:7777 .*outcome=ok" \
+t_like "$(log_n1)" "scope=access msg=close dir=outbound via=tcp_mtls_disabled src.addr=198\.18\.1\.11:[0-9]+ .*dst.addr=$N2A:7777 .*upstream=$N2A:7777 .*outcome=ok" \
 	"n1 access log: outbound marked via=tcp_mtls_disabled, upstream the pod itself"
-t_diag "n1: $(log_n1 | grep -m1 'access close dir=outbound via=tcp_mtls_disabled' | cut -d' ' -f3-)"
-t_like "$(log_n2)" "access close dir=inbound_plain via=tcp src.addr=198\.18\.1\.11:[0-9]+ .*dst.addr=$N2A:7777 .*outcome=ok" \
+t_diag "n1: $(log_n1 | grep -m1 'scope=access msg=close dir=outbound via=tcp_mtls_disabled' | cut -d' ' -f3-)"
+t_like "$(log_n2)" "scope=access msg=close dir=inbound_plain via=tcp src.addr=198\.18\.1\.11:[0-9]+ .*dst.addr=$N2A:7777 .*outcome=ok" \
 	"n2 access log: accepted on 15006 (inbound plaintext)"
 m1=$(h_exec n1 curl -s -m 2 http://127.0.0.1:15020/metrics)
 m2=$(h_exec n2 curl -s -m 2 http://127.0.0.1:15020/metrics)
@@ -116,7 +116,7 @@ in_clear "$MARK"
 t_ok $((!$?)) "port-level STRICT: the payload is not visible on the wire"
 t_like "$(pkts 'tcp port 15008')" '^[1-9]' "port-level STRICT: the flow went over HBONE (15008)"
 t_is "$(pkts 'tcp port 7778')" 0 "port-level STRICT: nothing to port 7778 on the wire"
-t_like "$(log_n1)" "access close dir=outbound via=hbone src.addr=198\.18\.1\.11:[0-9]+ .*dst.addr=$N2A:7778 .*upstream=$N2A:15008 .*outcome=ok" \
+t_like "$(log_n1)" "scope=access msg=close dir=outbound via=hbone src.addr=198\.18\.1\.11:[0-9]+ .*dst.addr=$N2A:7778 .*upstream=$N2A:15008 .*outcome=ok" \
 	"n1 access log: via=hbone to $N2A:15008"
 
 # 3. A destination left at PERMISSIVE still gets mTLS.
@@ -170,7 +170,7 @@ m_policy_write <"$DATA/disalbe.yaml"
 m_wait_for 5 eval 'log_n1 | grep -q "reloading policy files failed"'
 t_like "$(log_n1)" "reloading policy files failed, keeping the previous policies:.*" \
 	"reload of the typo: logged, previous policies kept"
-t_like "$(log_n1)" "$M_POL:10: spec\.mtls\.mode: unknown value \"DISALBE\"" "  the log names FILE:LINE and the field"
+t_like "$(log_n1)" "$M_POL:10: spec\.mtls\.mode: unknown value [\\]?\"DISALBE[\\]?\"" "  the log names FILE:LINE and the field"
 before=$(log_n1 | grep -c "via=tcp_mtls_disabled .*dst.addr=$N2A:7777 .*outcome=ok")
 t_like "$(send n1a "$N2A" 7777 still-plain)" "still-plain" "after the refused reload: n1a -> n2a:7777 works"
 sleep 0.3

@@ -121,20 +121,20 @@ t_like "$out" "^peer=198\.18\.1\.11:[0-9]+ .*hello-n1a" "unknown destination (n2
 
 sleep 0.3
 log1=$(cat "$H_STATE/zt-n1.log")
-t_like "$log1" "access open dir=outbound via=local src.addr=198\.18\.1\.11:[0-9]+ src.workload=ns/n1a src.identity=spiffe://cluster.local/ns/ns/sa/sa-n1a dst.addr=198\.18\.1\.12:7777" "access log: open line of a same-node connection"
-t_like "$log1" "access close dir=outbound via=local .* bytes_sent=4000000 bytes_recv=4000000 duration_ms=[0-9]+ outcome=ok" "access log: close line with bytes both ways and outcome"
-t_like "$log1" "access close dir=outbound via=tcp .*dst.addr=\[2001:2:0:2::12\]:7778" "access log: IPv6 cross-node plain connection"
-t_like "$log1" "access open dir=outbound via=local .*dst.addr=198\.18\.100\.1:80 dst.service=echo.ns.svc.cluster.local" "access log: VIP connection names the service"
-t_like "$log1" "access close dir=outbound via=passthrough .*dst.addr=198\.18\.0\.2:7777" "access log: passthrough"
-t_like "$log1" "access close dir=inbound_plain via=tcp src.addr=198\.18\.2\.12:[0-9]+ .*outcome=ok" "access log: inbound plaintext on n1"
-t_like "$(cat "$H_STATE/zt-n2.log")" "access close dir=inbound_plain via=tcp src.addr=198\.18\.2\.12:[0-9]+ .*dst.addr=198\.18\.2\.11:7777.*outcome=ok" \
+t_like "$log1" "scope=access msg=open dir=outbound via=local src.addr=198\.18\.1\.11:[0-9]+ src.workload=ns/n1a src.identity=spiffe://cluster.local/ns/ns/sa/sa-n1a dst.addr=198\.18\.1\.12:7777" "access log: open line of a same-node connection"
+t_like "$log1" "scope=access msg=close dir=outbound via=local .* bytes_sent=4000000 bytes_recv=4000000 duration_ms=[0-9]+ outcome=ok" "access log: close line with bytes both ways and outcome"
+t_like "$log1" "scope=access msg=close dir=outbound via=tcp .*dst.addr=\[2001:2:0:2::12\]:7778" "access log: IPv6 cross-node plain connection"
+t_like "$log1" "scope=access msg=open dir=outbound via=local .*dst.addr=198\.18\.100\.1:80 dst.service=echo.ns.svc.cluster.local" "access log: VIP connection names the service"
+t_like "$log1" "scope=access msg=close dir=outbound via=passthrough .*dst.addr=198\.18\.0\.2:7777" "access log: passthrough"
+t_like "$log1" "scope=access msg=close dir=inbound_plain via=tcp src.addr=198\.18\.2\.12:[0-9]+ .*outcome=ok" "access log: inbound plaintext on n1"
+t_like "$(cat "$H_STATE/zt-n2.log")" "scope=access msg=close dir=inbound_plain via=tcp src.addr=198\.18\.2\.12:[0-9]+ .*dst.addr=198\.18\.2\.11:7777.*outcome=ok" \
 	"access log: same-node plaintext n2b -> n2a went through n2's 15006"
 opened1=$(metric n1 istio_tcp_connections_opened_total)
 t_ok "$([ "$opened1" -ge $((opened0 + 20)) ]; echo $?)" "istio_tcp_connections_opened_total rose ($opened0 -> $opened1)"
 recv=$(metric n1 istio_tcp_received_bytes_total)
 t_ok "$([ "$recv" -ge 24000000 ]; echo $?)" "istio_tcp_received_bytes_total counts the bulk transfers ($recv)"
 m=$(h_exec n1 curl -s -m 2 http://127.0.0.1:15020/metrics)
-t_like "$m" 'istio_tcp_connections_closed_total\{reporter="source",source_workload="n1a",source_workload_namespace="ns",source_principal="spiffe://cluster.local/ns/ns/sa/sa-n1a",destination_workload="n1b"' "metrics carry Istio's labels"
+t_like "$m" 'istio_tcp_connections_closed_total\{reporter="source",source_workload="n1a",source_workload_namespace="ns",source_principal="spiffe://cluster.local/ns/ns/sa/sa-n1a",source_app="n1a",source_version="latest",source_canonical_service="n1a",source_canonical_revision="latest",source_cluster="Kubernetes",destination_workload="n1b"' "metrics carry Istio's labels"
 st=$(m_zctl n1 -j stats)
 t_like "$st" '"captured_outbound"' "zmeshctl -j stats shows captured_outbound"
 dump=$(h_exec n1 curl -s -m 2 http://127.0.0.1:15000/config_dump | tr -d ' \n')

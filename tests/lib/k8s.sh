@@ -15,9 +15,18 @@
 #   k8s_dualstack                   (before k8s_start) services also get an IPv6 VIP
 #                                   2001:2:0:250::N, workloads their IPv6 address, and the
 #                                   waypoint is reached on its IPv6 address (k8s.py)
-#   k8s_apply FILE...               the Deployments/Services of FILE become pods (before k8s_start)
-#   k8s_waypoint [NODE]             a waypoint pod (default: the last node) for every service
+#   k8s_apply FILE...               the Deployments/Services of FILE become pods (before k8s_start);
+#                                   Namespaces and istio-waypoint Gateways count for attachment
+#   k8s_waypoint [NODE]             the waypoint pod (default: on the last node), attached the
+#                                   Istio way: by the applied files' Gateway of class
+#                                   istio-waypoint and istio.io/use-waypoint labels, or, when
+#                                   they have none, by what `istioctl waypoint apply
+#                                   --enroll-namespace` makes (Gateway default/waypoint and the
+#                                   default Namespace labelled to use it: every service)
 #   k8s_routes FILE...              Istio resources for the waypoint (live: waits for reload)
+#   k8s_ztunnel_policy FILE...      (before k8s_start) ztunnel --policy files (Istio
+#                                   AuthorizationPolicy / PeerAuthentication YAML)
+#   K8S_WP_ARGS=(...)               (before k8s_start) more waypoint arguments
 #   k8s_start                       datapaths, ztunnels, waypoint; waits until all are ready
 #   k8s_pod NAME                    harness pod of a k8s pod ("reviews-v1-0") or deployment
 #   k8s_vip SERVICE                 a service's VIP; k8s_vip6 SERVICE its IPv6 VIP (dual stack)
@@ -111,9 +120,33 @@ k8s_dualstack() {
 }
 
 k8s_waypoint() {
-	local node=${1:-${K8S_NODES##*,}}
+	local node=${1:-${K8S_NODES##*,}} files
 	h_pod "$node" wp
 	echo "wp $(h_ip4 wp) $node $(h_ip6 wp)" >"$K8S_DIR/waypoint"
+	mapfile -t files <"$K8S_DIR/files"
+	if [ ${#files[@]} = 0 ] || ! grep -qs 'gatewayClassName: *istio-waypoint' "${files[@]}"; then
+		cat >"$K8S_DIR/waypoint.yaml" <<'YAML'
+# What `istioctl waypoint apply --enroll-namespace` creates: the waypoint's Gateway, and its
+# namespace labelled so that every service in it uses the waypoint.
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: waypoint
+  namespace: default
+  labels: {istio.io/waypoint-for: service}
+spec:
+  gatewayClassName: istio-waypoint
+  listeners:
+  - {name: mesh, port: 15008, protocol: HBONE}
+---
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: default
+  labels: {istio.io/use-waypoint: waypoint}
+YAML
+		realpath "$K8S_DIR/waypoint.yaml" >>"$K8S_DIR/files"
+	fi
 	k8s__mesh
 }
 
@@ -135,6 +168,16 @@ k8s_routes() {
 	t_fatal "waypoint did not reload $*: $(tail -5 "$K8S_DIR/wp.log")"
 }
 
+K8S_WP_ARGS=()
+K8S_ZT_ARGS=()
+k8s_ztunnel_policy() {
+	local f
+	for f in "$@"; do
+		[ -f "$f" ] || t_fatal "k8s_ztunnel_policy: no such file $f"
+		K8S_ZT_ARGS+=(--policy "$f")
+	done
+}
+
 k8s_start() {
 	local n i hname node name ns sa labels ports
 	for n in ${K8S_NODES//,/ }; do
@@ -142,13 +185,14 @@ k8s_start() {
 			datapath load --uplink wire0 >/dev/null || t_fatal "datapath load on $n failed"
 		h_bg "$n" "$BUILD/bin/ztunnel" --config "$K8S_DIR/mesh.yaml" --node "$n" \
 			--netns "/var/run/netns/$(h_ns "$n")" --pin-dir "$(h_pin_dir "$n")" \
-			--ca-dir "$K8S_DIR/ca" 2>"$K8S_DIR/zt-$n.log"
+			--ca-dir "$K8S_DIR/ca" "${K8S_ZT_ARGS[@]}" 2>"$K8S_DIR/zt-$n.log"
 	done
 	if [ -f "$K8S_DIR/waypoint" ]; then
 		h_bg wp "$BUILD/bin/waypoint" --config "$K8S_DIR/routes.yaml" \
 			--mesh-config "$K8S_DIR/mesh.yaml" \
 			--identity spiffe://cluster.local/ns/default/sa/waypoint \
-			--ca-dir "$K8S_DIR/ca" --netns "/var/run/netns/$(h_ns wp)" 2>"$K8S_DIR/wp.log"
+			--ca-dir "$K8S_DIR/ca" --netns "/var/run/netns/$(h_ns wp)" \
+			"${K8S_WP_ARGS[@]}" 2>"$K8S_DIR/wp.log"
 	fi
 	for n in ${K8S_NODES//,/ }; do
 		h_wait_port "$n" 15008 10 || t_fatal "ztunnel on $n did not start: $(cat "$K8S_DIR/zt-$n.log")"

@@ -88,7 +88,8 @@ def cmd_get(a):
         call = ch.unary_unary(PATH, request_serializer=lambda m: m.SerializeToString(),
                               response_deserializer=Resp.FromString)
         try:
-            resp = call(req, timeout=a.timeout)
+            md = [("authorization", "Bearer " + a.token)] if a.token else None
+            resp = call(req, timeout=a.timeout, metadata=md)
         except grpc.RpcError as e:
             print("ERROR %s %s" % (e.code().name, e.details()))
             return 1
@@ -188,6 +189,7 @@ def main():
     p.add_argument("--csr-kind", default="ec",
                    choices=["ec", "rsa1024", "twosans", "dns", "nospiffe"])
     p.add_argument("--impersonate")
+    p.add_argument("--token", help="send authorization: Bearer TOKEN (istiod's form)")
     p.add_argument("--validity", type=int, default=0)
     p.add_argument("--server-name", default="istiod.istio-system.svc")
     p.add_argument("--out")

@@ -51,7 +51,7 @@ static pid_t ca_start(const char *listen)
 			fclose(f);
 		if (p) {
 			snprintf(addr, sizeof(addr), "%s", p + 13);
-			addr[strcspn(addr, "\n")] = '\0';
+			addr[strcspn(addr, "\"\n")] = '\0'; /* logfmt quotes the message */
 			return pid;
 		}
 		usleep(50000);

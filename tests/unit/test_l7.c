@@ -124,8 +124,9 @@ static void test_full_translation(void)
 	is_int(r->fault.delay_ms, 7000, "fault delay 7s");
 	ok(r->fault.delay_pct == 12.5, "delay percentage 12.5");
 	is_int(r->fault.abort_status, 503, "abort status");
-	is_str(r->mirror.host, "ratings.default.svc.cluster.local", "mirror host");
-	ok(r->mirror_pct == 25, "mirrorPercentage 25");
+	is_int(r->n_mirrors, 1, "one mirror");
+	is_str(r->mirrors[0].dest.host, "ratings.default.svc.cluster.local", "mirror host");
+	ok(r->mirrors[0].pct == 25, "mirrorPercentage 25");
 	is_int(r->total_weight, 100, "weights 70+30");
 	is_int(r->dests[0].port, 9080, "destination port");
 	r = &cfg->vs[0].http[2];
@@ -207,7 +208,7 @@ static void test_matching(void)
 					 .port = cases[i].port,
 					 .headers = cases[i].h,
 					 .n_headers = cases[i].nh};
-		const struct l7_http_route *r = l7_route_match(vs, &req);
+		const struct l7_http_route *r = l7_route_match(vs, &req, NULL);
 
 		is_str(r && r->name ? r->name : (r ? "" : "(none)"), cases[i].want,
 		       "%s %s (%zu headers, port %u)", cases[i].method, cases[i].path, cases[i].nh,
@@ -220,7 +221,7 @@ static void test_matching(void)
 					 .n_headers = 2,
 					 .port = 9080};
 
-		l7_rewrite_path(&vs->http[0], &req, path, sizeof(path));
+		l7_rewrite_path(&vs->http[0], &vs->http[0].matches[0], &req, path, sizeof(path));
 		is_str(path, "/v2/v1/x?debug=1",
 		       "rewrite replaces the matched prefix, keeps query");
 	}

@@ -45,7 +45,7 @@ int main(void)
 	ok(vs != NULL, "the reviews VirtualService");
 	is_int(route(vs, "timeout")->timeout_ms, 500, "timeout 500ms");
 	r = route(vs, "retry");
-	ok(r->retries.set, "retries set");
+	ok(r->retries_set, "retries set");
 	is_int(r->retries.attempts, 3, "attempts 3");
 	is_int(r->retries.per_try_timeout_ms, 2000, "perTryTimeout 2s");
 	is_int(r->retries.retry_on, L7_RETRY_5XX, "retryOn 5xx");
@@ -53,10 +53,11 @@ int main(void)
 	is_int(r->retries.per_try_timeout_ms, 300, "perTryTimeout 300ms");
 	is_int(r->retries.retry_on, L7_RETRY_5XX | L7_RETRY_RESET, "retryOn 5xx,reset");
 	r = route(vs, "mirror");
-	is_str(r->mirror.host, "reviews.default.svc.cluster.local", "mirror host qualified");
-	is_str(r->mirror.subset, "v3", "mirror subset");
-	ok(r->mirror.service != NULL, "mirror resolved to the service");
-	ok(r->mirror_pct == 100.0, "mirrorPercentage 100");
+	is_str(r->mirrors[0].dest.host, "reviews.default.svc.cluster.local",
+	       "mirror host qualified");
+	is_str(r->mirrors[0].dest.subset, "v3", "mirror subset");
+	ok(r->mirrors[0].dest.service != NULL, "mirror resolved to the service");
+	ok(r->mirrors[0].pct == 100.0, "mirrorPercentage 100");
 	r = route(vs, "redirect");
 	ok(r->redirect.set && r->redirect.code == 302, "redirect 302");
 	is_str(r->redirect.uri, "/moved/here", "redirect uri");

@@ -8,8 +8,8 @@
 # or an unknown enum value fails, shown on broken copies); the configs they carry pass
 # `ztunnel --check` / `waypoint --check`; and the zmesh-node DaemonSet says what the issue
 # asks: host network, only BPF/NET_ADMIN/SYS_ADMIN (and DAC_OVERRIDE for the CNI files),
-# the hostPath mounts, NODE_NAME from spec.nodeName, readiness on 15021, a preStop drain and
-# a rolling update. `kubectl apply --dry-run=client` needs an API server for discovery even in
+# the hostPath mounts, NODE_NAME from spec.nodeName, readiness on 15021, no preStop and no
+# containerPorts, and a surge rolling update (the new pod takes the old one's sockets over). `kubectl apply --dry-run=client` needs an API server for discovery even in
 # client mode, so it cannot run offline and is not part of this test.
 set -u
 cd "$(dirname "$0")/../.."
@@ -41,7 +41,7 @@ done < <($PY tests/tools/k8s-schema.py $files)
 
 # The checker must not be vacuous: broken copies fail.
 ds=$K/30-zmesh-node.yaml
-sed 's/containerPort: 15008/containrPort: 15008/' "$ds" >"$tmp/typo.yaml"
+sed 's/failureThreshold: 2/failureTreshold: 2/' "$ds" >"$tmp/typo.yaml"
 sed 's/periodSeconds: 5/periodSeconds: "5"/' "$ds" >"$tmp/type.yaml"
 sed 's/type: RollingUpdate/type: Rolling/' "$ds" >"$tmp/enum.yaml"
 sed 's/^  selector:$/  selectr:/' "$ds" >"$tmp/required.yaml"
@@ -84,8 +84,10 @@ print("hostPaths", ",".join(sorted(mounts)))
 print("mounts-declared", used <= vols, "volumes-used", vols <= used)
 print("nodename", env["NODE_NAME"]["valueFrom"]["fieldRef"]["fieldPath"])
 print("ready", zt["readinessProbe"]["httpGet"]["port"], zt["readinessProbe"]["httpGet"]["path"])
-print("prestop", zt["lifecycle"]["preStop"]["httpGet"]["path"], p["terminationGracePeriodSeconds"])
-print("update", s["updateStrategy"]["type"])
+print("prestop", "lifecycle" in zt, p["terminationGracePeriodSeconds"])
+print("ports", "ports" in zt)
+ru = s["updateStrategy"]["rollingUpdate"]
+print("update", s["updateStrategy"]["type"], ru["maxSurge"], ru["maxUnavailable"])
 print("selector", all(p and s["template"]["metadata"]["labels"].get(k) == v for k, v in s["selector"]["matchLabels"].items()))
 print("init", ",".join(c["name"] for c in p["initContainers"]))
 print("source", "--kube" in zt["args"] and "--config" not in zt["args"], env.get("TRUST_DOMAIN", {}).get("value"))
@@ -103,8 +105,9 @@ t_is "$(g hostPaths)" "/etc/cni/net.d,/opt/cni/bin,/sys/fs/bpf,/sys/fs/cgroup,/v
 t_is "$(g mounts-declared)" "True volumes-used True" "every mount has a volume and every volume is mounted"
 t_is "$(g nodename)" "spec.nodeName" "NODE_NAME comes from spec.nodeName"
 t_is "$(g ready)" "15021 /healthz/ready" "readiness on 15021 /healthz/ready"
-t_is "$(g prestop)" "/drain 30" "preStop drains, 30 s grace"
-t_is "$(g update)" "RollingUpdate" "rolling update"
+t_is "$(g prestop)" "False 3600" "no preStop (SIGTERM drains); an hour to drain after an upgrade"
+t_is "$(g ports)" "False" "no containerPorts (hostPorts would keep the surge pod off the node)"
+t_is "$(g update)" "RollingUpdate 1 0" "rolling update with surge: the new pod takes the sockets over"
 t_is "$(g selector)" "True" "the selector matches the pod template"
 t_is "$(g init)" "install-cni,node-cert,load-datapath" "init: chain the CNI, node certificate, load or adopt the datapath"
 t_is "$(g source)" "True cluster.local" "ztunnel takes its model from the Kubernetes API (--kube), in the trust domain"

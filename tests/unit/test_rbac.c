@@ -183,12 +183,30 @@ static const struct eval_case cases[] = {
      "ns1}\n"
      "spec: {rules: [{to: [{operation: {methods: [GET]}}]}]}\n",
      "w", CLIENT, "198.18.1.1", 80, false, "", "no allow policy matched"},
-    {"istio L7 DENY broadened with a waypoint", "",
+    /* istiod: "this DENY policy has no enforceable rules at ztunnel and will have no effect" */
+    {"istio DENY with only L7 attributes has no effect at ztunnel", "",
      "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: l7, namespace: "
      "ns1}\n"
      "spec: {action: DENY, rules: [{to: [{operation: {paths: [/admin]}}], when: [{key: "
      "\"request.headers[x]\", values: [y]}]}]}\n",
-     "w", CLIENT, "198.18.1.1", 80, false, "ns1/l7", ""},
+     "w", CLIENT, "198.18.1.1", 80, true, "", "no allow policy applies"},
+    {"istio DENY with only L7 attributes, no waypoint: no effect either", "",
+     "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: l7, namespace: "
+     "ns1}\n"
+     "spec: {action: DENY, rules: [{to: [{operation: {paths: [/admin]}}]}]}\n",
+     "s", CLIENT, "198.18.1.1", 80, true, "", "no allow policy applies"},
+    /* istiod: "DENY policy with HTTP attributes is enforced without the HTTP rules" */
+    {"istio DENY mixing a port and a path denies the port", "",
+     "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: l7, namespace: "
+     "ns1}\n"
+     "spec: {action: DENY, rules: [{to: [{operation: {ports: [\"80\"], paths: [/admin]}}]}]}\n",
+     "s", CLIENT, "198.18.1.1", 80, false, "ns1/l7", "denied by AuthorizationPolicy ns1/l7"},
+    {"istio policy with targetRefs is the waypoint's: skipped", "",
+     "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: wp, namespace: "
+     "ns1}\n"
+     "spec: {targetRefs: [{kind: Gateway, group: gateway.networking.k8s.io, name: waypoint}], "
+     "action: DENY, rules: [{}]}\n",
+     "s", CLIENT, "198.18.1.1", 80, true, "", "no allow policy applies"},
     {"istio STRICT denies plaintext", "",
      "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: strict, "
      "namespace: ns1}\n"

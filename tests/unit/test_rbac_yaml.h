@@ -156,9 +156,10 @@ static const struct {
      "destination.port or an L7 key)"},
     {AP MD "spec: {rules: [{when: [{key: destination.ip, values: [300.1.1.1]}]}]}\n",
      "p.yaml:4: spec.rules[0].when[0].values[0]: invalid CIDR \"300.1.1.1\""},
-    {AP MD "spec: {targetRefs: [{kind: Service, name: x}]}\n",
-     "p.yaml:4: spec.targetRefs: not supported: targetRefs bind a policy to a waypoint or "
-     "gateway, which enforces it; ztunnel enforces selector and namespace policies only"},
+    {AP MD "spec: {targetRefs: [{kind: Service, name: x}], selector: {matchLabels: {a: b}}}\n",
+     "p.yaml:4: spec: only one of targetRefs or selector can be set"},
+    {AP MD "spec: {targetRefs: ok}\n",
+     "p.yaml:4: spec.targetRefs: want a list of {group, kind, name}"},
     {AP MD "spec: {rules: [{from: [{source: {serviceAccounts: [client]}}]}]}\n",
      "p.yaml:4: spec.rules[0].from[0].source.serviceAccounts[0]: invalid service account "
      "\"client\" (want <namespace>/<name>)"},

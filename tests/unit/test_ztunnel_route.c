@@ -2,7 +2,8 @@
 /*
  * Unit tests of the ztunnel's pure parts: routing decisions (userspace/ztunnel/route.c) on a
  * config loaded with zm_config_load_buf, weighted endpoint choice, HBONE pool keys, and the
- * exact access-log and metric-label text (logfmt.c). The ztunnel's sources are not in
+ * exact access-log records and Istio label values (telemetry.c, lib/obs/istio.c). The
+ * ztunnel's sources are not in
  * libzmesh.a, so the two files are compiled into this test directly.
  */
 #include <errno.h>
@@ -10,7 +11,7 @@
 #include <string.h>
 
 #include "../lib/tap.h"
-#include "../../userspace/ztunnel/logfmt.c"
+#include "../../userspace/ztunnel/telemetry.c"
 #include "../../userspace/ztunnel/route.c"
 
 static const char cfg_text[] =
@@ -169,40 +170,58 @@ static void test_log(void)
 				 .up_port = 15008,
 				 .bytes_sent = 5,
 				 .bytes_recv = 7};
-	struct zt_labels l = {.reporter = "source",
-			      .source_workload = "a",
-			      .source_principal = "spiffe://td/ns/ns/sa/a",
-			      .connection_security_policy = "mutual_tls"};
-	char buf[ZT_LOG_LEN];
+	struct obs_rec r;
+	char buf[4096];
 
 	i.src = A("198.18.1.11");
 	i.dst = A("198.18.2.11");
 	i.up = A("198.18.2.11");
 	snprintf(i.src_workload, sizeof(i.src_workload), "ns/a");
 	snprintf(i.src_id, sizeof(i.src_id), "spiffe://td/ns/ns/sa/a");
-	ok(zt_log_format_open(&i, buf, sizeof(buf)) > 0, "open line formats");
-	is_str(buf,
-	       "access open dir=outbound via=hbone src.addr=198.18.1.11:40000 src.workload=ns/a "
-	       "src.identity=spiffe://td/ns/ns/sa/a dst.addr=198.18.2.11:7777 dst.service=- "
-	       "dst.workload=- dst.identity=- upstream=198.18.2.11:15008",
-	       "open line text");
-	ok(zt_log_format_close(&i, ZT_OUT_DIAL_FAILED, "198.18.2.11:15008: Connection refused", 12,
-			       buf, sizeof(buf)) > 0,
-	   "close line formats");
-	ok(strstr(buf, " bytes_sent=5 bytes_recv=7 duration_ms=12 outcome=dial_failed "
-		       "reason=\"upstream connect failed: 198.18.2.11:15008: Connection "
-		       "refused\"") != NULL,
-	   "close line: bytes, duration, outcome and hint");
-	is_int(zt_log_format_open(&i, buf, 40), -ENOSPC, "short buffer: -ENOSPC");
-	ok(zt_labels_format(&l, buf, sizeof(buf)) > 0, "labels format");
-	is_str(buf,
-	       "{reporter=\"source\",source_workload=\"a\",source_workload_namespace=\"unknown\","
-	       "source_principal=\"spiffe://td/ns/ns/sa/a\",destination_workload=\"unknown\","
-	       "destination_workload_namespace=\"unknown\",destination_principal=\"unknown\","
-	       "destination_service=\"unknown\",request_protocol=\"tcp\",response_flags=\"-\","
-	       "connection_security_policy=\"mutual_tls\"}",
-	       "Istio label text");
+	zt_access_open_rec(&i, &r);
+	obs_rec_render(&r, buf, sizeof(buf));
+	ok(strstr(buf, " level=info scope=access msg=open dir=outbound via=hbone "
+		       "src.addr=198.18.1.11:40000 src.workload=ns/a "
+		       "src.identity=spiffe://td/ns/ns/sa/a dst.addr=198.18.2.11:7777 "
+		       "dst.service=- dst.workload=- dst.identity=- upstream=198.18.2.11:15008") &&
+	       !strstr(buf, "truncated"),
+	   "open record (%s)", buf);
+	zt_access_close_rec(&i, ZT_OUT_DIAL_FAILED, "198.18.2.11:15008: Connection refused", 12,
+			    &r);
+	obs_rec_render(&r, buf, sizeof(buf));
+	ok(strstr(buf, " upstream=198.18.2.11:15008 bytes_sent=5 bytes_recv=7 duration_ms=12 "
+		       "outcome=dial_failed reason=\"upstream connect failed: 198.18.2.11:15008: "
+		       "Connection refused\"") != NULL,
+	   "close record: bytes, duration, outcome and hint (%s)", buf);
+	obs_log_set_format("json");
+	obs_rec_render(&r, buf, sizeof(buf));
+	ok(strstr(buf, "\"scope\":\"access\",\"msg\":\"close\",\"dir\":\"outbound\"") &&
+	       strstr(buf, "\"bytes_sent\":5,\"bytes_recv\":7,\"duration_ms\":12,"),
+	   "the same record in JSON (%s)", buf);
+	obs_log_set_format("logfmt");
 	is_str(zt_outcome_name(ZT_OUT_OK), "ok", "outcome names");
+}
+
+/* Istio's labels of a connection, as lib/obs/istio.c derives them from the workloads. */
+static void test_labels(struct zt_snap *s)
+{
+	struct obs_istio_traffic t = {.reporter = "source",
+				      .request_protocol = "tcp",
+				      .connection_security_policy = "unknown"};
+	const char *v[OBS_ISTIO_HTTP_N];
+	size_t i;
+
+	obs_istio_peer_fill(&t.src, &s->cfg->workloads[0], true);
+	obs_istio_values(&t, false, v);
+	for (i = 0; OBS_ISTIO_TCP_LABELS[i]; i++)
+		;
+	is_int(i, OBS_ISTIO_TCP_N, "TCP label names");
+	is_str(OBS_ISTIO_TCP_LABELS[0], "reporter", "reporter first");
+	is_str(v[1], s->cfg->workloads[0].name, "source_workload is the workload's name");
+	is_str(v[7], "latest", "no revision anywhere: canonical revision \"latest\"");
+	is_str(v[8], "Kubernetes", "default cluster");
+	is_str(v[9], "unknown", "no destination: unknown");
+	is_str(v[OBS_ISTIO_TCP_N - 1], "-", "response_flags \"-\" when none");
 }
 
 int main(void)
@@ -220,6 +239,7 @@ int main(void)
 	test_endpoints(s);
 	test_pool_key();
 	test_log();
+	test_labels(s);
 	zt_snap_destroy(s);
 	return tap_done();
 }

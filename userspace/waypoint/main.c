@@ -2,11 +2,12 @@
 /*
  * waypoint: the L7 proxy of zmesh. Terminates HBONE on 15008 with its own workload identity,
  * applies Istio VirtualService / DestinationRule / AuthorizationPolicy (lib/l7) to HTTP/1.1
- * inside each tunnel (other bytes are relayed as plain TCP), and originates HBONE to the
- * chosen endpoint pods. This file: options, the network namespace, identity and TLS contexts,
- * the refcounted config snapshot and its reload (SIGHUP or a changed file; a broken update
- * keeps the previous snapshot), and the control thread serving Prometheus metrics (15020) and
- * readiness (15021).
+ * and HTTP/2 inside each tunnel (other bytes are relayed as plain TCP), and originates HBONE to
+ * the chosen endpoint pods. This file: options, the network namespace, identity and TLS
+ * contexts, config reload on SIGHUP or a changed file (snap.c), and the admin routes: admin
+ * (15000, 127.0.0.1 only:
+ * /config_dump, /logging, /quitquitquit), Prometheus metrics (15020) and readiness (15021),
+ * served by lib/obs's responder on its own thread.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -16,144 +17,61 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "common/cliopt.h"
 #include "common/netns.h"
+#include "common/version.h"
+#include "obs/admin.h"
+#include "obs/log.h"
 #include "tls/tls.h"
+#include "zmesh/ports.h"
 #include "pick.h"
 
-#define WP_ERRLEN 8192
+#define WP_ERRLEN  8192
+#define WP_POLL_MS 500 /* config files' mtimes are looked at this often */
 
-struct wp *wp_g;
-static volatile sig_atomic_t wp_hup, wp_term;
-
-uint64_t wp_now_ms(void)
+static void wp_h_config_dump(void *ud, const struct obs_http_req *rq, struct obs_http_resp *rs)
 {
-	struct timespec ts;
+	struct wp *wp = ud;
+	struct wp_snap *sn = wp_snap_get(wp);
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	(void)rq;
+	obs_http_text(rs, 200,
+		      "{\"identity\": \"%s\", \"workers\": %d, \"virtual_services\": %zu, "
+		      "\"destination_rules\": %zu, \"authorization_policies\": %zu, "
+		      "\"workloads\": %zu, \"services\": %zu}\n",
+		      wp->opts.identity, wp->n_workers, sn->l7->n_vs, sn->l7->n_dr, sn->l7->n_authz,
+		      sn->mesh->n_workloads, sn->mesh->n_services);
+	rs->ctype = "application/json";
+	wp_snap_put(sn);
 }
 
-uint32_t wp_rand(void)
+static void wp_quit(void *ud)
 {
-	static __thread uint64_t s;
+	struct wp *wp = ud;
 
-	if (!s && getrandom(&s, sizeof(s), 0) != sizeof(s))
-		s = wp_now_ms() | 1;
-	/* xorshift64*: routing and fault percentages, not secrets */
-	s ^= s >> 12;
-	s ^= s << 25;
-	s ^= s >> 27;
-	return (uint32_t)((s * 2685821657736338717ull) >> 32);
+	rt_control_stop(&wp->control);
 }
 
-struct wp_snap *wp_snap_get(struct wp *wp)
+static struct obs_admin *wp_admin_start(struct wp *wp)
 {
-	struct wp_snap *s;
+	struct obs_admin *a = obs_admin_standard(wp->opts.admin_port, wp->opts.metrics_port,
+						 wp->opts.ready_port, &wp->ready, wp_quit, wp);
+	int r;
 
-	pthread_mutex_lock(&wp->snap_lock);
-	s = wp->snap;
-	atomic_fetch_add(&s->refs, 1);
-	pthread_mutex_unlock(&wp->snap_lock);
-	return s;
-}
-
-void wp_snap_put(struct wp_snap *s)
-{
-	if (!s || atomic_fetch_sub(&s->refs, 1) != 1)
-		return;
-	l7_config_free(s->l7);
-	zm_config_free(s->mesh);
-	free(s);
-}
-
-/* Build a snapshot from the files; NULL with the reasons in err. */
-static struct wp_snap *wp_snap_load(struct wp *wp, char *err, size_t len)
-{
-	struct wp_snap *s = calloc(1, sizeof(*s));
-
-	if (!s) {
-		snprintf(err, len, "out of memory");
+	if (!a)
+		return NULL;
+	r = obs_admin_route(a, OBS_PORT_ADMIN, "/config_dump", OBS_GET, wp_h_config_dump, wp)
+		?: obs_admin_start(a);
+	if (r) {
+		obs_admin_free(a);
 		return NULL;
 	}
-	atomic_init(&s->refs, 1);
-	if (zm_config_load_file(wp->opts.mesh_config, &s->mesh, err, len))
-		goto err;
-	if (l7_config_load(wp->opts.configs, (size_t)wp->opts.n_configs, s->mesh, &s->l7, err, len))
-		goto err;
-	return s;
-err:
-	wp_snap_put(s);
-	return NULL;
-}
-
-static int wp_ctl_listen(int port)
-{
-	struct sockaddr_in6 a = {.sin6_family = AF_INET6, .sin6_addr = in6addr_any};
-	int one = 1, zero = 0, fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	if (fd < 0)
-		return -errno;
-	a.sin6_port = htons((uint16_t)port);
-	setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) || listen(fd, 64)) {
-		int e = -errno;
-
-		close(fd);
-		return e;
-	}
-	return fd;
-}
-
-static void wp_ctl_answer(struct wp *wp, int fd, bool metrics)
-{
-	char req[2048], *body = NULL, hdr[256];
-	size_t blen = 0;
-	FILE *f;
-	ssize_t n;
-	int code = 200;
-	struct pollfd pfd = {.fd = fd, .events = POLLIN};
-
-	if (poll(&pfd, 1, 1000) <= 0 || (n = read(fd, req, sizeof(req) - 1)) <= 0)
-		return;
-	req[n] = '\0';
-	f = open_memstream(&body, &blen);
-	if (!f)
-		return;
-	if (metrics && (strstr(req, "GET /metrics") || strstr(req, "GET /stats/prometheus"))) {
-		wp_metrics_print(wp, f);
-		fprintf(f,
-			"# TYPE zmesh_waypoint_streams_total counter\n"
-			"zmesh_waypoint_streams_total{protocol=\"http\"} %lu\n"
-			"zmesh_waypoint_streams_total{protocol=\"http2\"} %lu\n"
-			"zmesh_waypoint_streams_total{protocol=\"tcp\"} %lu\n",
-			atomic_load(&wp->http_streams), atomic_load(&wp->h2_streams),
-			atomic_load(&wp->tcp_streams));
-	} else if (!metrics && strstr(req, "GET /healthz/ready")) {
-		if (atomic_load(&wp->ready)) {
-			fprintf(f, "ready\n");
-		} else {
-			code = 503;
-			fprintf(f, "not ready\n");
-		}
-	} else {
-		code = 404;
-		fprintf(f, "not found\n");
-	}
-	fclose(f);
-	snprintf(hdr, sizeof(hdr),
-		 "HTTP/1.1 %d %s\r\ncontent-type: text/plain\r\n"
-		 "content-length: %zu\r\nconnection: close\r\n\r\n",
-		 code, code == 200 ? "OK" : "Error", blen);
-	if (write(fd, hdr, strlen(hdr)) >= 0 && blen && write(fd, body, blen) < 0)
-		fprintf(stderr, "waypoint: control answer: %s\n", strerror(errno));
-	free(body);
+	return a;
 }
 
 static time_t wp_configs_mtime(struct wp *wp)
@@ -170,72 +88,24 @@ static time_t wp_configs_mtime(struct wp *wp)
 	return t;
 }
 
-static void wp_reload(struct wp *wp)
+static void wp_control_hup(struct rt_control *c)
 {
-	char *err = malloc(WP_ERRLEN);
-	struct wp_snap *s, *old;
+	struct wp *wp = c->ud;
 
-	if (!err)
-		return;
-	s = wp_snap_load(wp, err, WP_ERRLEN);
-	if (!s) {
-		fprintf(stderr, "waypoint: config reload refused, keeping the previous one:\n%s\n",
-			err);
-		free(err);
-		return;
-	}
-	free(err);
-	pthread_mutex_lock(&wp->snap_lock);
-	old = wp->snap;
-	wp->snap = s;
-	pthread_mutex_unlock(&wp->snap_lock);
-	wp_snap_put(old);
-	fprintf(stderr,
-		"waypoint: config reloaded: %zu VirtualService, %zu DestinationRule, "
-		"%zu AuthorizationPolicy\n",
-		s->l7->n_vs, s->l7->n_dr, s->l7->n_authz);
+	wp->cfg_mtime = wp_configs_mtime(wp);
+	wp_snap_reload(wp);
 }
 
-int wp_ctl_run(struct wp *wp)
+/* A changed file reloads as SIGHUP does. */
+static void wp_control_poll(struct rt_control *c)
 {
-	struct pollfd pfd[2];
-	time_t mtime = wp_configs_mtime(wp);
-	int i;
+	struct wp *wp = c->ud;
+	time_t m = wp_configs_mtime(wp);
 
-	pfd[0].fd = wp_ctl_listen(wp->opts.metrics_port);
-	pfd[1].fd = wp_ctl_listen(wp->opts.ready_port);
-	if (pfd[0].fd < 0 || pfd[1].fd < 0) {
-		fprintf(stderr, "waypoint: cannot listen on %d/%d\n", wp->opts.metrics_port,
-			wp->opts.ready_port);
-		return -EADDRINUSE;
-	}
-	pfd[0].events = pfd[1].events = POLLIN;
-	while (!wp_term) {
-		time_t now_m;
-
-		if (poll(pfd, 2, 500) > 0) {
-			for (i = 0; i < 2; i++) {
-				int fd;
-
-				if (!(pfd[i].revents & POLLIN))
-					continue;
-				fd = accept4(pfd[i].fd, NULL, NULL, SOCK_CLOEXEC);
-				if (fd < 0)
-					continue;
-				wp_ctl_answer(wp, fd, i == 0);
-				close(fd);
-			}
-		}
-		now_m = wp_configs_mtime(wp);
-		if (wp_hup || now_m != mtime) {
-			wp_hup = 0;
-			mtime = now_m;
-			wp_reload(wp);
-		}
-	}
-	close(pfd[0].fd);
-	close(pfd[1].fd);
-	return 0;
+	if (m == wp->cfg_mtime)
+		return;
+	wp->cfg_mtime = m;
+	wp_snap_reload(wp);
 }
 
 static int wp_cert_select(void *ud, const struct zm_addr *local, struct zm_cert **out)
@@ -289,21 +159,48 @@ static int wp_identity_init(struct wp *wp, char *err, size_t len)
 
 static void wp_usage(FILE *f)
 {
-	fprintf(f,
-		"usage: waypoint --config ISTIO_YAML [--config ...] --mesh-config ZMESH_CONFIG\n"
-		"                --identity spiffe://TD/ns/NS/sa/SA --ca-dir DIR [--netns PATH]\n"
-		"                [--workers N] [--port 15008] [--metrics-port 15020]\n"
-		"                [--ready-port 15021]\n"
-		"       waypoint --check --config ISTIO_YAML ... --mesh-config ZMESH_CONFIG\n"
-		"       waypoint --help | --version\n");
+	fprintf(
+	    f, "usage: waypoint --config ISTIO_YAML [--config ...] --mesh-config ZMESH_CONFIG\n"
+	       "                --identity spiffe://TD/ns/NS/sa/SA --ca-dir DIR [--netns PATH]\n"
+	       "                [--workers N] [--port 15008] [--admin-port 15000]\n"
+	       "                [--metrics-port 15020] [--ready-port 15021]\n"
+	       "                [--request-head-timeout 30s] [--idle-timeout 60s]\n"
+	       "                [--log-format logfmt|json] [--log-level SPEC]\n"
+	       "       waypoint --check --config ISTIO_YAML ... --mesh-config ZMESH_CONFIG\n"
+	       "       waypoint --help | --version\n"
+	       "\n"
+	       "--request-head-timeout: an HTTP/1 request head not complete by then is answered\n"
+	       "408 and its connection closed; --idle-timeout: a connection without a request in\n"
+	       "flight that long is closed (0 turns either off).\n"
+	       "--log-format: logfmt (default) or json, for every line. --log-level: LEVEL or\n"
+	       "SCOPE:LEVEL[,...] (error warn info debug trace off; scopes: waypoint access\n"
+	       "hbone http h2 mirror upstream config identity admin rt); POST\n"
+	       "/logging?level=SPEC on the admin port (127.0.0.1:15000) changes it at run time.\n");
 }
 
-static void wp_on_signal(int sig)
+#define WP_USAGE_LINE                                                                              \
+	"waypoint --config ISTIO_YAML --mesh-config FILE --identity SPIFFE_ID --ca-dir DIR "       \
+	"[OPTIONS]"
+
+/* A duration "30s", "500ms", "2m" or plain milliseconds; 0 turns the timeout off. */
+static int wp_opt_duration(const char *prog, const char *opt, const char *arg, uint32_t *out_ms)
 {
-	if (sig == SIGHUP)
-		wp_hup = 1;
-	else
-		wp_term = 1;
+	char *end;
+	double x = strtod(arg, &end), mul = 1;
+
+	if (!strcmp(end, "s"))
+		mul = 1000;
+	else if (!strcmp(end, "m"))
+		mul = 60000;
+	else if (strcmp(end, "ms") && *end)
+		end = NULL;
+	if (end == arg || !end || x < 0 || x * mul > 86400000.0) {
+		fprintf(stderr, "%s: %s: \"%s\" is not a duration (like 30s, 500ms, 0 for none)\n",
+			prog, opt, arg);
+		return 1;
+	}
+	*out_ms = (uint32_t)(x * mul + 0.5);
+	return 0;
 }
 
 static int wp_parse_opts(struct wp *wp, int argc, char **argv, bool *check)
@@ -318,21 +215,33 @@ static int wp_parse_opts(struct wp *wp, int argc, char **argv, bool *check)
 	    {"port", required_argument, NULL, 'p'},
 	    {"metrics-port", required_argument, NULL, 'M'},
 	    {"ready-port", required_argument, NULL, 'R'},
+	    {"admin-port", required_argument, NULL, 'A'},
+	    {"request-head-timeout", required_argument, NULL, 'H'},
+	    {"idle-timeout", required_argument, NULL, 'I'},
+	    OBS_LOG_OPTIONS,
 	    {"check", no_argument, NULL, 'k'},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, 'V'},
 	    {0},
 	};
-	int c;
+	const char *p = "waypoint";
+	int c, bad = 0;
 
-	wp->opts.port = 15008;
-	wp->opts.metrics_port = 15020;
-	wp->opts.ready_port = 15021;
-	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+	wp->opts.port = ZM_PORT_HBONE;
+	wp->opts.admin_port = ZM_PORT_ADMIN;
+	wp->opts.metrics_port = ZM_PORT_METRICS;
+	wp->opts.ready_port = ZM_PORT_READY;
+	wp->opts.head_timeout_ms = WP_HEAD_TIMEOUT_MS;
+	wp->opts.idle_timeout_ms = WP_IDLE_TIMEOUT_MS;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
-			if (wp->opts.n_configs == 16)
+			if (wp->opts.n_configs == 16) {
+				fprintf(stderr, "waypoint: --config %s: at most 16 files\n",
+					optarg);
 				return 2;
+			}
 			wp->opts.configs[wp->opts.n_configs++] = optarg;
 			break;
 		case 'm':
@@ -348,16 +257,31 @@ static int wp_parse_opts(struct wp *wp, int argc, char **argv, bool *check)
 			wp->opts.netns = optarg;
 			break;
 		case 'w':
-			wp->opts.workers = atoi(optarg);
+			bad |= zm_opt_int(p, "--workers", optarg, 1, WP_MAX_WORKERS,
+					  &wp->opts.workers);
 			break;
 		case 'p':
-			wp->opts.port = atoi(optarg);
+			bad |= zm_opt_int(p, "--port", optarg, 1, 65535, &wp->opts.port);
+			break;
+		case 'A':
+			bad |=
+			    zm_opt_int(p, "--admin-port", optarg, 1, 65535, &wp->opts.admin_port);
 			break;
 		case 'M':
-			wp->opts.metrics_port = atoi(optarg);
+			bad |= zm_opt_int(p, "--metrics-port", optarg, 1, 65535,
+					  &wp->opts.metrics_port);
 			break;
 		case 'R':
-			wp->opts.ready_port = atoi(optarg);
+			bad |=
+			    zm_opt_int(p, "--ready-port", optarg, 1, 65535, &wp->opts.ready_port);
+			break;
+		case 'H':
+			bad |= wp_opt_duration(p, "--request-head-timeout", optarg,
+					       &wp->opts.head_timeout_ms);
+			break;
+		case 'I':
+			bad |=
+			    wp_opt_duration(p, "--idle-timeout", optarg, &wp->opts.idle_timeout_ms);
 			break;
 		case 'k':
 			*check = true;
@@ -366,16 +290,42 @@ static int wp_parse_opts(struct wp *wp, int argc, char **argv, bool *check)
 			wp_usage(stdout);
 			exit(0);
 		case 'V':
-			printf("waypoint (zmesh) 0.2.0\n");
+			zm_version_print(stdout, "waypoint");
 			exit(0);
 		default:
-			return 2;
+			if (obs_log_getopt(p, c, optarg, argv))
+				return 2;
+			break;
 		}
 	}
-	if (optind != argc || !wp->opts.mesh_config ||
-	    (!*check && (!wp->opts.identity || !wp->opts.ca_dir)))
+	if (bad)
 		return 2;
+	if (optind != argc) {
+		fprintf(stderr, "waypoint: unexpected argument \"%s\" (options only)\n",
+			argv[optind]);
+		return 2;
+	}
+	if (!wp->opts.mesh_config || (!*check && (!wp->opts.identity || !wp->opts.ca_dir))) {
+		fprintf(stderr, "waypoint: --mesh-config%s required\n",
+			*check ? " is" : ", --identity and --ca-dir are");
+		return 2;
+	}
 	return 0;
+}
+
+static const char *const wp_log_scopes[] = {"access", "hbone",	  "http",   "h2",
+					    "mirror", "upstream", "config", "identity",
+					    "admin",  "rt",	  NULL};
+
+/* Who the waypoint is, for routes that name the proxy (sourceLabels, sourceNamespace). */
+static void wp_self_init(struct wp *wp)
+{
+	struct zm_spiffe_id id;
+
+	if (!wp->opts.identity || zm_spiffe_id_parse(wp->opts.identity, &id))
+		return;
+	snprintf(wp->self_ns, sizeof(wp->self_ns), "%s", id.ns);
+	snprintf(wp->self_sa, sizeof(wp->self_sa), "%s", id.sa);
 }
 
 int main(int argc, char **argv)
@@ -383,57 +333,73 @@ int main(int argc, char **argv)
 	static struct wp wp;
 	char *err = calloc(1, WP_ERRLEN);
 	bool check = false;
-	long ncpu;
+	struct obs_admin *admin;
+	uint64_t nofile = 0;
 
 	wp_g = &wp;
 	if (!err)
 		return 1;
-	if (wp_parse_opts(&wp, argc, argv, &check)) {
-		wp_usage(stderr);
-		return 2;
-	}
+	obs_log_init("waypoint", wp_log_scopes);
+	if (wp_parse_opts(&wp, argc, argv, &check))
+		return zm_opt_usage("waypoint", WP_USAGE_LINE);
 	/* setns() first: every thread and socket must live in the pod's namespace. */
 	if (wp.opts.netns && zm_netns_enter(wp.opts.netns, err, WP_ERRLEN)) {
-		fprintf(stderr, "waypoint: %s\n", err);
+		obs_log(OBS_ERROR, "waypoint", "%s", err);
+		return 1;
+	}
+	/* Before any thread: signals go to the control loop's signalfd. */
+	if (rt_control_init(&wp.control, WP_POLL_MS, wp_control_hup, wp_control_poll, &wp)) {
+		obs_log(OBS_ERROR, "waypoint", "control loop: %s", strerror(errno));
 		return 1;
 	}
 	pthread_mutex_init(&wp.snap_lock, NULL);
-	pthread_mutex_init(&wp.m_lock, NULL);
+	wp_self_init(&wp);
 	wp.stats = calloc(1, sizeof(*wp.stats));
 	if (!wp.stats)
 		return 1;
 	pthread_mutex_init(&wp.stats->lock, NULL);
 	wp.snap = wp_snap_load(&wp, err, WP_ERRLEN);
 	if (!wp.snap) {
-		fprintf(stderr, "%s", err);
+		if (check)
+			fprintf(stderr, "%s", err);
+		else
+			obs_log(OBS_ERROR, "config", "%s", err);
 		return 1;
 	}
 	if (check) {
-		printf("ok: %zu VirtualService, %zu DestinationRule, %zu AuthorizationPolicy\n",
-		       wp.snap->l7->n_vs, wp.snap->l7->n_dr, wp.snap->l7->n_authz);
+		printf("ok: %zu VirtualService, %zu DestinationRule, %zu AuthorizationPolicy, "
+		       "%zu HTTPRoute/GRPCRoute\n",
+		       wp.snap->l7->n_vs, wp.snap->l7->n_dr, wp.snap->l7->n_authz,
+		       wp.snap->l7->n_gw);
 		free(err);
 		return 0;
 	}
 	if (wp_identity_init(&wp, err, WP_ERRLEN)) {
-		fprintf(stderr, "waypoint: identity: %s\n", err);
+		obs_log(OBS_ERROR, "identity", "identity: %s", err);
 		return 1;
 	}
-	signal(SIGPIPE, SIG_IGN);
-	signal(SIGHUP, wp_on_signal);
-	signal(SIGTERM, wp_on_signal);
-	signal(SIGINT, wp_on_signal);
-	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-	wp.n_workers = wp.opts.workers > 0 ? wp.opts.workers : (int)(ncpu > 0 ? ncpu : 1);
-	if (wp.n_workers > WP_MAX_WORKERS)
-		wp.n_workers = WP_MAX_WORKERS;
-	if (wp_workers_start(&wp))
+	if (rt_nofile_raise(&nofile))
+		obs_log(OBS_WARN, "waypoint", "raising RLIMIT_NOFILE failed: %llu descriptors",
+			(unsigned long long)nofile);
+	wp.n_workers = wp.opts.workers > 0 ? wp.opts.workers : rt_workers_default();
+	if (wp_metrics_init(&wp) || rt_workers_start(&wp.rt, wp.n_workers, wp_worker_init, &wp))
 		return 1;
+	wp.n_workers = wp.rt.n;
+	admin = wp_admin_start(&wp);
+	if (!admin) {
+		rt_workers_stop(&wp.rt);
+		return 1;
+	}
 	atomic_store(&wp.ready, true);
-	fprintf(stderr, "waypoint: %s serving HBONE on %d with %d workers\n", wp.opts.identity,
+	obs_log(OBS_INFO, "waypoint", "%s serving HBONE on %d with %d workers", wp.opts.identity,
 		wp.opts.port, wp.n_workers);
-	wp_ctl_run(&wp);
+	wp.cfg_mtime = wp_configs_mtime(&wp);
+	rt_control_run(&wp.control);
+	atomic_store(&wp.ready, false);
 	atomic_store(&wp.stop, true);
-	wp_workers_join(&wp);
+	obs_admin_free(admin);
+	rt_workers_stop(&wp.rt);
+	rt_control_fini(&wp.control);
 	free(wp.stats);
 	free(err);
 	return 0;

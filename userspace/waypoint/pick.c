@@ -147,7 +147,7 @@ int wp_target_pick(struct wp_worker *w, struct wp_target *t)
 	if (!n)
 		return -ENOENT;
 	for (i = 0; i < n; i++)
-		if (!wp_ejected(wp, &eps[i], t->family, w->now_ms))
+		if (!wp_ejected(wp, &eps[i], t->family, w->loop->now_ms))
 			eps[live++] = eps[i];
 	if (!live)
 		live = n; /* everything ejected: Envoy's panic mode routes to all */
@@ -193,19 +193,19 @@ void wp_outlier_note(struct wp_worker *w, const struct wp_target *t, const char 
 	/* maxEjectionPercent: no ejection once that share of the cluster is out. */
 	n = l7_endpoints(t->snap->mesh, t->csvc, t->cport, t->subset, eps, L7_MAX_ENDPOINTS);
 	for (i = 0; i < n; i++)
-		ejected += wp_ejected(w->wp, &eps[i], t->family, w->now_ms);
+		ejected += wp_ejected(w->wp, &eps[i], t->family, w->loop->now_ms);
 	if (!n || ejected * 100 >= (size_t)pol->outlier.max_ejection_pct * n) {
-		fprintf(stderr,
-			"waypoint: outlier %s not ejected: %zu of %zu endpoints already "
-			"out (maxEjectionPercent %u)\n",
+		obs_log(OBS_WARN, "upstream",
+			"outlier %s not ejected: %zu of %zu endpoints already "
+			"out (maxEjectionPercent %u)",
 			key, ejected, n, pol->outlier.max_ejection_pct);
 		return;
 	}
 	k = atomic_fetch_add(&st->ejections, 1) + 1;
-	until = w->now_ms + (uint64_t)pol->outlier.base_ejection_ms * k;
+	until = w->loop->now_ms + (uint64_t)pol->outlier.base_ejection_ms * k;
 	atomic_store(&st->ejected_until_ms, until);
-	fprintf(stderr, "waypoint: outlier %s ejected for %llu ms after %u consecutive 5xx\n", key,
-		(unsigned long long)(until - w->now_ms), pol->outlier.consecutive_5xx);
+	obs_log(OBS_WARN, "upstream", "outlier %s ejected for %llu ms after %u consecutive 5xx",
+		key, (unsigned long long)(until - w->loop->now_ms), pol->outlier.consecutive_5xx);
 }
 
 bool wp_cl_request_begin(struct wp_cl_stat *cl, const struct l7_traffic_policy *pol)
@@ -235,4 +235,28 @@ bool wp_cl_conn_allowed(const struct wp_cl_stat *cl, const struct l7_traffic_pol
 	unsigned int max = pol ? pol->pool.max_connections : 0;
 
 	return !cl || !max || atomic_load(&cl->conns) < max;
+}
+
+bool wp_cl_conn_claim(struct wp_cl_stat *cl, unsigned int max)
+{
+	unsigned int n;
+
+	if (!cl)
+		return true;
+	if (!max) {
+		atomic_fetch_add(&cl->conns, 1);
+		return true;
+	}
+	n = atomic_load(&cl->conns);
+	do {
+		if (n >= max)
+			return false;
+	} while (!atomic_compare_exchange_weak(&cl->conns, &n, n + 1));
+	return true;
+}
+
+void wp_cl_conn_release(struct wp_cl_stat *cl)
+{
+	if (cl)
+		atomic_fetch_sub(&cl->conns, 1);
 }

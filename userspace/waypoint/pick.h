@@ -72,7 +72,13 @@ void wp_outlier_note(struct wp_worker *w, const struct wp_target *t, const char 
 /* connectionPool: may one more request start in this cluster? Counts it when true. */
 bool wp_cl_request_begin(struct wp_cl_stat *cl, const struct l7_traffic_policy *pol);
 void wp_cl_request_end(struct wp_cl_stat *cl);
-/* May a new upstream connection open? (tcp.maxConnections) */
+/* May a new upstream connection open? (tcp.maxConnections) A hint: workers race. */
 bool wp_cl_conn_allowed(const struct wp_cl_stat *cl, const struct l7_traffic_policy *pol);
+/*
+ * Take one of cl's max connection slots (0: unlimited), atomically across workers: false when
+ * all are taken. Every true is paired with wp_cl_conn_release.
+ */
+bool wp_cl_conn_claim(struct wp_cl_stat *cl, unsigned int max);
+void wp_cl_conn_release(struct wp_cl_stat *cl);
 
 #endif

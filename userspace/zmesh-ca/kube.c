@@ -5,10 +5,13 @@
  * lists and watches Pods and Namespaces (lib/kube) and turns them into the same config model
  * the file gives (workload: namespace, service account, node), so sign.c's rule is unchanged:
  * a node gets spiffe://TD/ns/NS/sa/SA only while a pod of that account runs on it. Startup
- * waits for the first list; while the API server is away the last model keeps deciding.
+ * waits for the first list; while the API server is away the last model keeps deciding. The
+ * thread runs with every signal blocked: SIGTERM is the control loop's (rt_control).
  */
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +19,7 @@
 
 #include "common/errf.h"
 #include "kube/kube.h"
+#include "obs/log.h"
 #include "ca.h"
 
 static struct {
@@ -25,6 +29,9 @@ static struct {
 	struct zm_kube_client *client;
 	struct zm_kube_opts opts;
 	uint64_t built;
+	pthread_t thread;
+	bool started;
+	atomic_bool stop;
 	char log[16384];
 } zck;
 
@@ -41,8 +48,7 @@ static void zca_kube_build(void)
 				sizeof(err));
 	zm_kube_client_unlock(zck.client);
 	if (r) {
-		fprintf(stderr, "zmesh-ca: kube: building the model failed, keeping the last: %s\n",
-			err);
+		obs_log(OBS_WARN, "kube", "building the model failed, keeping the last: %s", err);
 		return;
 	}
 	pthread_mutex_lock(&zck.z->cfg_lock);
@@ -57,7 +63,7 @@ static void *zca_kube_thread(void *arg)
 	uint64_t serial;
 
 	(void)arg;
-	for (;;) {
+	while (!atomic_load(&zck.stop)) {
 		zm_kube_client_step(zck.client, 200);
 		zm_kube_client_lock(zck.client);
 		serial = zm_kube_store_serial(zck.store);
@@ -72,7 +78,7 @@ int zca_kube_start(struct zca *z, const char *kubeconfig, char *err, size_t len)
 {
 	struct zm_kube_client_opts co = {0};
 	time_t said = time(NULL);
-	pthread_t t;
+	sigset_t all, old;
 	int r;
 
 	zck.z = z;
@@ -93,18 +99,34 @@ int zca_kube_start(struct zca *z, const char *kubeconfig, char *err, size_t len)
 	while (!zm_kube_client_synced(zck.client)) {
 		zm_kube_client_step(zck.client, 100);
 		if (time(NULL) - said >= 5) {
-			fprintf(stderr,
-				"zmesh-ca: kube: waiting for the first list of pods from %s\n",
+			obs_log(OBS_INFO, "kube", "waiting for the first list of pods from %s",
 				zck.conn.server);
 			said = time(NULL);
 		}
 	}
 	zca_kube_build();
-	fprintf(stderr, "zmesh-ca: kube: identities by node from the Kubernetes API at %s\n",
+	obs_log(OBS_INFO, "kube", "identities by node from the Kubernetes API at %s",
 		zck.conn.server);
-	r = pthread_create(&t, NULL, zca_kube_thread, NULL);
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	r = pthread_create(&zck.thread, NULL, zca_kube_thread, NULL);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (r)
 		return zm_errf(err, len, -r, "starting the Kubernetes thread: %s", strerror(r));
-	pthread_detach(t);
+	zck.started = true;
 	return 0;
+}
+
+void zca_kube_stop(void)
+{
+	if (zck.started) {
+		atomic_store(&zck.stop, true);
+		pthread_join(zck.thread, NULL);
+		zck.started = false;
+	}
+	zm_kube_client_free(zck.client);
+	zm_kube_store_free(zck.store);
+	zm_kube_conn_free(&zck.conn);
+	zck.client = NULL;
+	zck.store = NULL;
 }

@@ -1,127 +1,23 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
- * One zmesh-ca connection: mutual TLS 1.3 (client certificate required and verified against
- * the CA's root; ALPN h2 required), then an HTTP/2 server session (nghttp2) carrying unary
- * gRPC calls. Each connection has its own thread and a blocking socket with send/receive
- * timeouts, so a stalled peer costs one thread for at most ZCA_IDLE_MS; the accept loop caps
- * the number of threads. gRPC framing: a request is exactly one uncompressed length-prefixed
- * message of at most ZM_CA_MAX_REQUEST bytes; the answer is HEADERS (:status 200,
- * content-type application/grpc), the response message, and trailers grpc-status/message, or
- * a trailers-only answer for errors. HTTP/2 garbage ends the connection with a GOAWAY (nghttp2)
- * and a log line; gRPC-level garbage gets a status on its stream.
+ * The HTTP/2 server session (nghttp2) of a zmesh-ca connection and the unary gRPC calls it
+ * carries; the socket, TLS and the deadlines are conn.c's. gRPC framing: a request is exactly
+ * one uncompressed length-prefixed message of at most ZM_CA_MAX_REQUEST bytes; the answer is
+ * HEADERS (:status 200, content-type application/grpc), the response message, and trailers
+ * grpc-status/message, or a trailers-only answer for errors. HTTP/2 garbage ends the
+ * connection with a GOAWAY (nghttp2) and a log line; gRPC-level garbage gets a status on its
+ * stream. A stream's HEADERS make the connection busy (its request deadline runs from then);
+ * the close of its last stream makes it idle.
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <nghttp2/nghttp2.h>
-#include <openssl/err.h>
-#include <openssl/x509v3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/time.h>
-#include <unistd.h>
 
 #include "ca.h"
-#include "common/addr.h"
-
-struct zca_stream {
-	struct zca_stream *next;
-	int32_t id;
-	char method[16], path[128], ctype[64];
-	uint8_t *body;
-	size_t len;
-	bool answered;	  /* a response was submitted: ignore further input */
-	bool ended;	  /* the client sent END_STREAM */
-	size_t discarded; /* bytes received after the answer */
-	uint8_t *resp;
-	size_t resp_len, resp_off;
-	int status;
-	char msg[320];
-};
-
-struct zca_conn {
-	struct zca *z;
-	int fd;
-	SSL *ssl;
-	nghttp2_session *h2;
-	struct zca_stream *streams;
-	struct zca_caller caller;
-};
-
-static const unsigned char alpn_h2[] = {2, 'h', '2'};
-
-static int zca_alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
-			   const unsigned char *in, unsigned int inlen, void *arg)
-{
-	(void)ssl;
-	(void)arg;
-	if (SSL_select_next_proto((unsigned char **)out, outlen, alpn_h2, sizeof(alpn_h2), in,
-				  inlen) != OPENSSL_NPN_NEGOTIATED)
-		return SSL_TLSEXT_ERR_ALERT_FATAL; /* gRPC needs h2: refuse in the handshake */
-	return SSL_TLSEXT_ERR_OK;
-}
-
-int zca_ssl_ctx_init(struct zca *z, char *err, size_t len)
-{
-	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
-	EVP_PKEY *key = NULL;
-	X509 *cert = NULL;
-	int r;
-
-	if (!ctx)
-		return snprintf(err, len, "SSL_CTX_new failed"), -ENOMEM;
-	r = zca_server_cert(z, &cert, &key, err, len);
-	if (r)
-		goto fail;
-	if (!SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) ||
-	    !SSL_CTX_set_ciphersuites(ctx, "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384") ||
-	    SSL_CTX_use_certificate(ctx, cert) != 1 || SSL_CTX_use_PrivateKey(ctx, key) != 1 ||
-	    !X509_STORE_add_cert(SSL_CTX_get_cert_store(ctx), z->ca_cert)) {
-		snprintf(err, len, "configuring TLS: %s", ERR_reason_error_string(ERR_get_error()));
-		r = -EINVAL;
-		goto fail;
-	}
-	SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
-	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
-	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
-	SSL_CTX_set_alpn_select_cb(ctx, zca_alpn_select, NULL);
-	X509_free(cert);
-	EVP_PKEY_free(key);
-	z->ssl_ctx = ctx;
-	return 0;
-fail:
-	ERR_clear_error();
-	X509_free(cert);
-	EVP_PKEY_free(key);
-	SSL_CTX_free(ctx);
-	return r;
-}
-
-/* The caller's SPIFFE id (first spiffe:// URI SAN that parses) and subject CN. */
-static void zca_caller_fill(struct zca_caller *c, X509 *x)
-{
-	GENERAL_NAMES *names = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
-
-	for (int i = 0; names && i < sk_GENERAL_NAME_num(names) && !c->id[0]; i++) {
-		const GENERAL_NAME *gn = sk_GENERAL_NAME_value(names, i);
-		int n;
-
-		if (gn->type != GEN_URI)
-			continue;
-		n = ASN1_STRING_length(gn->d.uniformResourceIdentifier);
-		if (n <= 0 || (size_t)n >= sizeof(c->id))
-			continue;
-		memcpy(c->id, ASN1_STRING_get0_data(gn->d.uniformResourceIdentifier), (size_t)n);
-		c->id[n] = '\0';
-		if (strlen(c->id) != (size_t)n || zm_spiffe_id_parse(c->id, NULL))
-			c->id[0] = '\0';
-	}
-	GENERAL_NAMES_free(names);
-	if (X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName, c->node,
-				      sizeof(c->node)) <= 0)
-		c->node[0] = '\0';
-}
+#include "conn.h"
+#include "obs/log.h"
 
 /* ---- answering ---- */
 
@@ -203,7 +99,7 @@ static void zca_http_fail(struct zca_conn *c, struct zca_stream *s, const char *
 {
 	nghttp2_nv hd[] = {NV(":status", status)};
 
-	fprintf(stderr, "zmesh-ca: refused from %s: HTTP %s: %s\n", c->caller.addr, status, why);
+	obs_log(OBS_WARN, "rpc", "refused from %s: HTTP %s: %s", c->caller.addr, status, why);
 	s->answered = true;
 	nghttp2_submit_response(c->h2, s->id, hd, 1, NULL);
 	zca_stop_input(c, s);
@@ -212,7 +108,7 @@ static void zca_http_fail(struct zca_conn *c, struct zca_stream *s, const char *
 static void zca_refuse(struct zca_conn *c, struct zca_stream *s, int status, const char *why)
 {
 	atomic_fetch_add(&c->z->refused, 1);
-	fprintf(stderr, "zmesh-ca: refused from %s caller=%s: %s %s\n", c->caller.addr,
+	obs_log(OBS_WARN, "rpc", "refused from %s caller=%s: %s %s", c->caller.addr,
 		c->caller.id[0] ? c->caller.id : "-", zm_grpc_status_name(status), why);
 	zca_fail(c, s, status, why);
 }
@@ -224,6 +120,7 @@ static void zca_stream_done(struct zca_conn *c, struct zca_stream *s)
 	char why[sizeof(s->msg)], *chain[2];
 	nghttp2_data_provider prd = {.source.ptr = s, .read_callback = zca_resp_read};
 	nghttp2_nv hd[] = {NV(":status", "200"), NV("content-type", "application/grpc")};
+	struct zca_caller caller;
 	uint32_t mlen;
 	int comp, st;
 
@@ -234,9 +131,15 @@ static void zca_stream_done(struct zca_conn *c, struct zca_stream *s)
 		return zca_http_fail(c, s, "415", "content-type is not application/grpc");
 	if (strcmp(s->path, ZM_CA_GRPC_PATH))
 		return zca_refuse(c, s, ZM_GRPC_UNIMPLEMENTED, "unknown method");
-	if (!c->caller.id[0])
+	caller = c->caller;
+	if (!caller.id[0] && s->bearer[0] && c->z->tokens_path &&
+	    zca_token_caller(c->z, s->bearer, &caller))
+		return zca_refuse(c, s, ZM_GRPC_UNAUTHENTICATED, "Bearer token not accepted");
+	if (!caller.id[0])
 		return zca_refuse(c, s, ZM_GRPC_UNAUTHENTICATED,
-				  "client certificate carries no SPIFFE id");
+				  c->z->tokens_path
+				      ? "no client certificate with a SPIFFE id and no Bearer token"
+				      : "client certificate carries no SPIFFE id");
 	if (s->len < ZM_GRPC_HDR)
 		return zca_refuse(c, s, ZM_GRPC_INVALID_ARGUMENT, "gRPC frame: no message");
 	comp = zm_grpc_hdr_get(s->body, &mlen);
@@ -252,7 +155,7 @@ static void zca_stream_done(struct zca_conn *c, struct zca_stream *s)
 				      : "gRPC frame: more than one message in a unary call");
 	if (zm_capb_request_decode(s->body + ZM_GRPC_HDR, mlen, &rq, why, sizeof(why)))
 		return zca_refuse(c, s, ZM_GRPC_INVALID_ARGUMENT, why);
-	st = zca_handle(c->z, &c->caller, &rq, chain, why, sizeof(why));
+	st = zca_handle(c->z, &caller, &rq, chain, why, sizeof(why));
 	if (st)
 		return zca_fail(c, s, st, why);
 	st = zm_capb_response_encode((const char *const *)chain, 2, &s->resp, &s->resp_len);
@@ -283,9 +186,11 @@ static int on_begin_headers(nghttp2_session *h2, const nghttp2_frame *f, void *u
 	if (!s)
 		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* resets the stream */
 	s->id = f->hd.stream_id;
+	s->start_ms = c->loop->now_ms;
 	s->next = c->streams;
 	c->streams = s;
 	nghttp2_session_set_stream_user_data(h2, s->id, s);
+	zca_conn_phase(c, ZCA_PH_BUSY);
 	return 0;
 }
 
@@ -306,6 +211,9 @@ static int on_header(nghttp2_session *h2, const nghttp2_frame *f, const uint8_t 
 		dst = s->path, cap = sizeof(s->path);
 	else if (nlen == 12 && !memcmp(name, "content-type", 12))
 		dst = s->ctype, cap = sizeof(s->ctype);
+	else if (nlen == 13 && !memcmp(name, "authorization", 13) && vlen > 7 &&
+		 !memcmp(value, "Bearer ", 7) && vlen - 7 < sizeof(s->bearer))
+		dst = s->bearer, cap = sizeof(s->bearer), value += 7, vlen -= 7;
 	if (dst) /* too long for the field: truncated, then fails the exact comparisons */
 		snprintf(dst, cap, "%.*s", (int)(vlen < cap ? vlen : cap - 1), value);
 	return 0;
@@ -389,10 +297,11 @@ static int on_stream_close(nghttp2_session *h2, int32_t id, uint32_t error, void
 	free(s->body);
 	free(s->resp);
 	free(s);
+	zca_conn_phase(c, c->streams ? ZCA_PH_BUSY : ZCA_PH_IDLE);
 	return 0;
 }
 
-static int zca_h2_new(struct zca_conn *c)
+int zca_h2_new(struct zca_conn *c)
 {
 	nghttp2_session_callbacks *cb;
 	nghttp2_option *opt;
@@ -421,136 +330,4 @@ static int zca_h2_new(struct zca_conn *c)
 	if (r)
 		return -ENOMEM;
 	return nghttp2_submit_settings(c->h2, NGHTTP2_FLAG_NONE, iv, 3) ? -ENOMEM : 0;
-}
-
-/* ---- the connection ---- */
-
-static const char *zca_ssl_why(SSL *ssl, int ret, char *buf, size_t len)
-{
-	long v = SSL_get_verify_result(ssl);
-	unsigned long e = ERR_get_error();
-	int se = SSL_get_error(ssl, ret);
-
-	if (v != X509_V_OK)
-		snprintf(buf, len, "client certificate refused: %s",
-			 X509_verify_cert_error_string(v));
-	else if (e)
-		snprintf(buf, len, "%s", ERR_reason_error_string(e) ?: "TLS error");
-	else if (se == SSL_ERROR_SYSCALL && (errno == EAGAIN || errno == EWOULDBLOCK))
-		snprintf(buf, len, "timed out after %d ms", ZCA_IDLE_MS);
-	else
-		snprintf(buf, len, "connection closed during the handshake");
-	ERR_clear_error();
-	return buf;
-}
-
-/* Send what nghttp2 has queued. Returns 0 or -1 (peer gone). */
-static int zca_flush(struct zca_conn *c)
-{
-	const uint8_t *p;
-	ssize_t n;
-
-	while ((n = nghttp2_session_mem_send(c->h2, &p)) > 0) {
-		for (ssize_t off = 0; off < n;) {
-			int w = SSL_write(c->ssl, p + off, (int)(n - off));
-
-			if (w <= 0) {
-				ERR_clear_error();
-				return -1;
-			}
-			off += w;
-		}
-	}
-	return n < 0 ? -1 : 0;
-}
-
-static void zca_h2_loop(struct zca_conn *c)
-{
-	uint8_t buf[16384];
-	ssize_t rv;
-	int n;
-
-	while (nghttp2_session_want_read(c->h2) || nghttp2_session_want_write(c->h2)) {
-		if (zca_flush(c))
-			return;
-		if (!nghttp2_session_want_read(c->h2))
-			break;
-		n = SSL_read(c->ssl, buf, sizeof(buf));
-		if (n <= 0) {
-			int e = SSL_get_error(c->ssl, n);
-			unsigned long le = ERR_peek_error();
-
-			/* A peer closing without close_notify (most gRPC clients) is a normal end.
-			 */
-			if (e == SSL_ERROR_SYSCALL && !le && errno == EAGAIN)
-				fprintf(stderr,
-					"zmesh-ca: connection from %s idle for %d ms, closed\n",
-					c->caller.addr, ZCA_IDLE_MS);
-			else if (e == SSL_ERROR_SSL &&
-				 ERR_GET_REASON(le) != SSL_R_UNEXPECTED_EOF_WHILE_READING)
-				fprintf(stderr, "zmesh-ca: connection from %s ended: %s\n",
-					c->caller.addr, ERR_reason_error_string(le) ?: "TLS error");
-			ERR_clear_error();
-			return;
-		}
-		rv = nghttp2_session_mem_recv(c->h2, buf, (size_t)n);
-		if (rv < 0) {
-			fprintf(stderr, "zmesh-ca: refused from %s: HTTP/2 protocol error: %s\n",
-				c->caller.addr, nghttp2_strerror((int)rv));
-			nghttp2_session_terminate_session(c->h2, NGHTTP2_PROTOCOL_ERROR);
-			zca_flush(c);
-			return;
-		}
-	}
-}
-
-void zca_conn_serve(struct zca *z, int fd)
-{
-	struct zca_conn c = {.z = z, .fd = fd};
-	struct timeval tv = {ZCA_IDLE_MS / 1000, (ZCA_IDLE_MS % 1000) * 1000};
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof(ss);
-	struct zm_addr a;
-	unsigned int port;
-	char why[256];
-	X509 *peer;
-	int r;
-
-	snprintf(c.caller.addr, sizeof(c.caller.addr), "?");
-	if (!getpeername(fd, (struct sockaddr *)&ss, &sl) &&
-	    !zm_addr_from_sockaddr((struct sockaddr *)&ss, &a, &port))
-		zm_addr_port_format(&a, port, c.caller.addr, sizeof(c.caller.addr));
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	c.ssl = SSL_new(z->ssl_ctx);
-	if (!c.ssl || !SSL_set_fd(c.ssl, fd))
-		goto out;
-	errno = 0;
-	r = SSL_accept(c.ssl);
-	if (r != 1) {
-		atomic_fetch_add(&z->refused, 1);
-		fprintf(stderr, "zmesh-ca: refused from %s: TLS handshake failed: %s\n",
-			c.caller.addr, zca_ssl_why(c.ssl, r, why, sizeof(why)));
-		goto out;
-	}
-	peer = SSL_get0_peer_certificate(c.ssl);
-	if (peer)
-		zca_caller_fill(&c.caller, peer);
-	if (zca_h2_new(&c))
-		goto out;
-	zca_h2_loop(&c);
-	SSL_shutdown(c.ssl);
-out:
-	nghttp2_session_del(c.h2); /* frees nghttp2's streams, not ours: */
-	while (c.streams) {
-		struct zca_stream *s = c.streams;
-
-		c.streams = s->next;
-		free(s->body);
-		free(s->resp);
-		free(s);
-	}
-	ERR_clear_error();
-	SSL_free(c.ssl);
-	close(fd);
 }

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "ca.h"
+#include "obs/log.h"
 #include "common/errf.h"
 #include "config/config.h"
 
@@ -67,7 +68,7 @@ static X509 *zca_leaf(struct zca *z, EVP_PKEY *pubkey, const char *uri, const ch
 	X509 *x = NULL;
 
 	if (zm_ca_sign_pubkey(z->ca, pubkey, &o, &x, err, sizeof(err)))
-		fprintf(stderr, "zmesh-ca: %s\n", err);
+		obs_log(OBS_ERROR, "ca", "%s", err);
 	return x;
 }
 
@@ -317,7 +318,7 @@ static void zca_config_refresh(struct zca *z)
 		return; /* the Kubernetes API keeps z->cfg (kube.c) */
 	if (stat(z->config_path, &st)) {
 		if (!z->cfg)
-			fprintf(stderr, "zmesh-ca: config %s: %s\n", z->config_path,
+			obs_log(OBS_WARN, "config", "config %s: %s", z->config_path,
 				strerror(errno));
 		return;
 	}
@@ -326,7 +327,7 @@ static void zca_config_refresh(struct zca *z)
 	    st.st_ino == z->cfg_st.st_ino)
 		return;
 	if (zm_config_load_file(z->config_path, &cfg, err, sizeof(err))) {
-		fprintf(stderr, "zmesh-ca: config %s not reloaded: %s\n", z->config_path, err);
+		obs_log(OBS_WARN, "config", "config %s not reloaded: %s", z->config_path, err);
 		z->cfg_st = st; /* do not re-log until it changes again */
 		return;
 	}
@@ -334,7 +335,7 @@ static void zca_config_refresh(struct zca *z)
 		zm_config_free(z->cfg);
 	z->cfg = cfg;
 	z->cfg_st = st;
-	fprintf(stderr, "zmesh-ca: config %s loaded: %zu workloads\n", z->config_path,
+	obs_log(OBS_INFO, "config", "config %s loaded: %zu workloads", z->config_path,
 		cfg->n_workloads);
 }
 
@@ -452,7 +453,7 @@ int zca_handle(struct zca *z, const struct zca_caller *c, const struct zm_capb_r
 log:
 	X509_REQ_free(req);
 	atomic_fetch_add(st ? &z->refused : &z->issued, 1);
-	fprintf(stderr, "zmesh-ca: %s from %s caller=%s node=%s identity=%s: %s%s%s\n",
+	obs_log(st ? OBS_WARN : OBS_INFO, "ca", "%s from %s caller=%s node=%s identity=%s: %s%s%s",
 		st ? "refused" : "issued", c->addr, c->id, c->node[0] ? c->node : "-",
 		uri[0] ? uri : (imp[0] ? imp : "-"), st ? zm_grpc_status_name(st) : "",
 		st ? " " : "", why);

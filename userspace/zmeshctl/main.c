@@ -8,6 +8,7 @@
 #include "zmeshctl.h"
 
 #include "common/netns.h"
+#include "common/version.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -15,53 +16,99 @@
 #include <stdlib.h>
 #include <string.h>
 
+/*
+ * The command table: OBJECT COMMAND as bpftool spells them. A NULL command is an object that is
+ * a command by itself (version). Objects and commands match by unique prefix (`zmeshctl m l`
+ * is `map list`); exact names win over prefixes.
+ */
 const struct cli_cmd cli_cmds[] = {
     {"datapath", "load", cmd_datapath_load,
      "[--uplink IFNAME]... [--fail-open] [--xdp native|generic|off]\n"
-     "\t\t(--xdp: policy program on the uplinks; native is for physical NICs)"},
-    {"datapath", "unload", cmd_datapath_unload, ""},
-    {"datapath", "status", cmd_datapath_status, ""},
-    {"datapath", "attach", cmd_datapath_attach, "IFNAME... (every pod's host-side veth)"},
-    {"datapath", "detach", cmd_datapath_detach, "IFNAME..."},
-    {"enroll", NULL, cmd_enroll,
+     "\t\t(--xdp: policy program on the uplinks; native is for physical NICs)",
+     "load and attach the BPF datapath, pin it"},
+    {"datapath", "unload", cmd_datapath_unload, "", "detach and unpin the datapath"},
+    {"datapath", "status", cmd_datapath_status, "", "what is loaded and attached where"},
+    {"datapath", "attach", cmd_datapath_attach, "IFNAME... (every pod's host-side veth)",
+     "attach capture to pod veths"},
+    {"datapath", "detach", cmd_datapath_detach, "IFNAME...", "detach capture from pod veths"},
+    {"workload", "enroll", cmd_enroll,
      "--ip ADDR [--ip ADDR]... --veth IFNAME [--name N] [--namespace NS]\n"
      "\t\t[--service-account SA] [--trust-domain TD] [--node NODE]\n"
-     "\t\t[--pod-netns PATH|NAME] [--cgroup PATH] [--no-hbone]"},
-    {"unenroll", NULL, cmd_unenroll, "--ip ADDR | --veth IFNAME"},
-    {"workload", "list", cmd_workload_list, ""},
-    {"map", "list", cmd_map_list, ""},
-    {"map", "dump", cmd_map_dump, "NAME"},
-    {"stats", NULL, cmd_stats, ""},
-    {"conn", "list", cmd_conn_list, ""},
-    {"policy", "list", cmd_policy_list, ""},
+     "\t\t[--pod-netns PATH|NAME] [--cgroup PATH] [--no-hbone]",
+     "capture a pod's traffic"},
+    {"workload", "unenroll", cmd_unenroll, "--ip ADDR | --veth IFNAME", "stop capturing a pod"},
+    {"workload", "list", cmd_workload_list, "", "enrolled workloads"},
+    {"map", "list", cmd_map_list, "", "the datapath's maps"},
+    {"map", "dump", cmd_map_dump, "NAME", "a map's entries, decoded"},
+    {"stats", "show", cmd_stats, "", "per-reason packet counters"},
+    {"conn", "list", cmd_conn_list, "", "captured connections (sockops)"},
+    {"policy", "list", cmd_policy_list, "", "kernel fast-path rules and their drops"},
     {"policy", "set", cmd_policy_set,
      "--file RULES.json|- | --rule policy=NS/NAME,dst=ADDR[,port=N][,src=CIDR][,defer]...\n"
-     "\t\t(replaces the whole fast-path rule set; no rules clears it)"},
-    {"ca", "init", cmd_ca_init, "--dir DIR [--trust-domain TD]"},
-    {"cert", "list", cmd_cert_list, "[--admin HOST:PORT] (default 127.0.0.1:15000)"},
-    {NULL, NULL, NULL, NULL},
+     "\t\t(replaces the whole fast-path rule set; no rules clears it)",
+     "replace the fast-path rules"},
+    {"ca", "init", cmd_ca_init, "--dir DIR [--trust-domain TD]", "create a dev CA"},
+    {"cert", "list", cmd_cert_list, "[--admin HOST:PORT] (default 127.0.0.1:15000)",
+     "the node's workload certificates"},
+    {"version", NULL, cmd_version, "", "version and source revision"},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+/* The spellings before OBJECT COMMAND, still accepted. */
+static const struct {
+	const char *word, *object, *command;
+} cli_aliases[] = {
+    {"enroll", "workload", "enroll"},
+    {"unenroll", "workload", "unenroll"},
+    {"stats", "stats", "show"}, /* `zmeshctl stats` without a command */
 };
 
 static const struct cli_cmd *cli_current;
 
+#define CLI_SHORT_USAGE                                                                            \
+	"Usage: zmeshctl [OPTIONS] OBJECT COMMAND [ARGS]\n"                                        \
+	"       OBJECT := { datapath | workload | map | stats | conn | policy | ca | cert |\n"     \
+	"                   version }\n"                                                           \
+	"Run 'zmeshctl help' for every command, 'zmeshctl OBJECT help' for one object's.\n"
+
 static void cli_usage(FILE *f)
 {
+	const char *obj = NULL;
+
 	fprintf(f, "Usage: zmeshctl [OPTIONS] OBJECT COMMAND [ARGS]\n\n");
-	for (const struct cli_cmd *k = cli_cmds; k->object; k++)
+	for (const struct cli_cmd *k = cli_cmds; k->object; k++) {
+		if (!obj || strcmp(obj, k->object))
+			fprintf(f, "%s", obj ? "\n" : "");
+		obj = k->object;
 		fprintf(f, "  zmeshctl %s%s%s %s\n", k->object, k->command ? " " : "",
 			k->command ?: "", k->usage);
+	}
 	fprintf(f,
-		"  zmeshctl help\n\n"
+		"\n  zmeshctl help | zmeshctl OBJECT help\n\n"
+		"Objects and commands may be shortened to a unique prefix (zmeshctl m l).\n"
+		"Old spellings still work: enroll, unenroll, stats.\n\n"
 		"OPTIONS (anywhere on the line):\n"
-		"  -j, --json        JSON output; errors as {\"error\": \"...\"}\n"
+		"  -j, --json        JSON output, compact; errors as {\"error\": \"...\"}\n"
+		"  -p, --pretty      JSON output, indented (implies -j)\n"
 		"  --pin-dir DIR     bpffs pin directory (default %s)\n"
 		"  --netns PATH|NAME node network namespace to operate in\n"
 		"                    (/var/run/netns/NAME or /proc/PID/ns/net)\n"
 		"  -d, --debug       show libbpf messages (verifier logs)\n"
 		"  --force           read the maps of another ABI version's datapath\n"
+		"  -V, --version     same as zmeshctl version\n"
 		"  -h, --help        this text\n\n"
 		"Exit status: 0 ok, 1 error, 2 usage.\n",
 		ZM_PIN_DIR_DEFAULT);
+}
+
+/* One object's commands (zmeshctl OBJECT help; a missing command). */
+static void cli_object_usage(FILE *f, const char *obj)
+{
+	for (const struct cli_cmd *k = cli_cmds; k->object; k++)
+		if (!strcmp(k->object, obj))
+			fprintf(f, "  zmeshctl %s%s%s %s\n%s%s%s", k->object, k->command ? " " : "",
+				k->command ?: "", k->usage, k->help ? "\t\t" : "", k->help ?: "",
+				k->help ? "\n" : "");
 }
 
 static void cli_vreport(struct cli *c, const char *fmt, va_list ap)
@@ -104,7 +151,7 @@ int cli_usage_fail(struct cli *c, const char *fmt, ...)
 				cli_current->command ? " " : "", cli_current->command ?: "",
 				cli_current->usage);
 		else
-			cli_usage(stderr);
+			fputs(CLI_SHORT_USAGE, stderr);
 	}
 	return CLI_USAGE;
 }
@@ -116,10 +163,13 @@ int cli_dp_fail(struct cli *c, int err)
 
 int cli_emit(struct cli *c, json_object *obj, void (*human)(json_object *obj))
 {
+	/* bpftool's convention: -j compact (one line, for tools), -p indented (for people). */
+	int flags = JSON_C_TO_STRING_NOSLASHESCAPE |
+		    (c->pretty ? JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED
+			       : JSON_C_TO_STRING_PLAIN);
+
 	if (c->json)
-		printf("%s\n", json_object_to_json_string_ext(
-				   obj, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
-					    JSON_C_TO_STRING_NOSLASHESCAPE));
+		printf("%s\n", json_object_to_json_string_ext(obj, flags));
 	else if (human)
 		human(obj);
 	json_object_put(obj);
@@ -162,6 +212,8 @@ int cli_getopt(struct cli *c, int argc, char **argv, const struct option *own)
 	static struct option all[64];
 	static const struct option globals[] = {
 	    {"json", no_argument, NULL, 'j'},
+	    {"pretty", no_argument, NULL, 'p'},
+	    {"version", no_argument, NULL, 'V'},
 	    {"debug", no_argument, NULL, 'd'},
 	    {"help", no_argument, NULL, 'h'},
 	    {"pin-dir", required_argument, NULL, CLI_OPT_PIN_DIR},
@@ -176,19 +228,27 @@ int cli_getopt(struct cli *c, int argc, char **argv, const struct option *own)
 	memcpy(&all[n], globals, sizeof(globals));
 	memset(&all[n + sizeof(globals) / sizeof(globals[0])], 0, sizeof(all[0]));
 	for (;;) {
-		opt = getopt_long(argc, argv, c->stop_at_word ? "+:jdh" : ":jdh", all, NULL);
+		opt = getopt_long(argc, argv, c->stop_at_word ? "+:jpdhV" : ":jpdhV", all, NULL);
 		switch (opt) {
 		case 'j':
 			c->json = true;
+			continue;
+		case 'p':
+			c->json = c->pretty = true;
+			continue;
+		case 'V':
+			c->want_version = true;
 			continue;
 		case 'd':
 			c->debug = true;
 			continue;
 		case 'h':
-			cli_current ? printf("Usage: zmeshctl %s%s%s %s\n", cli_current->object,
-					     cli_current->command ? " " : "",
-					     cli_current->command ?: "", cli_current->usage)
-				    : (cli_usage(stdout), 0);
+			if (cli_current)
+				printf("Usage: zmeshctl %s%s%s %s\n", cli_current->object,
+				       cli_current->command ? " " : "", cli_current->command ?: "",
+				       cli_current->usage);
+			else
+				cli_usage(stdout);
 			exit(CLI_OK);
 		case CLI_OPT_PIN_DIR:
 			c->pin_dir = optarg;
@@ -247,11 +307,119 @@ static int cli_parse_globals(struct cli *c, int argc, char **argv)
 	return 0;
 }
 
+/* name among the words the table gives for (object; NULL: objects): exact, else a unique prefix. */
+static const char *cli_match(struct cli *c, const char *object, const char *name, int *rc)
+{
+	const char *hit = NULL, *seen[32];
+	char list[512] = "";
+	size_t n = 0, len = strlen(name), i;
+
+	for (const struct cli_cmd *k = cli_cmds; k->object; k++) {
+		const char *w = object ? k->command : k->object;
+
+		if ((object && (strcmp(k->object, object) || !w)) || n == 32)
+			continue;
+		for (i = 0; i < n && strcmp(seen[i], w); i++)
+			;
+		if (i < n)
+			continue;
+		seen[n++] = w;
+		if (!strcmp(w, name))
+			return w;
+		if (!strncmp(w, name, len)) {
+			snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s",
+				 hit ? ", " : "", w);
+			if (hit)
+				hit = "";
+			else
+				hit = w;
+		}
+	}
+	if (hit && *hit)
+		return hit;
+	if (hit)
+		*rc = cli_usage_fail(c, "ambiguous %s \"%s\": %s", object ? "command" : "object",
+				     name, list);
+	else if (object)
+		*rc = cli_usage_fail(c, "unknown command \"%s %s\" (zmeshctl %s help)", object,
+				     name, object);
+	else
+		*rc = cli_usage_fail(c, "unknown object \"%s\"", name);
+	return NULL;
+}
+
+static const struct cli_cmd *cli_find(const char *object, const char *command)
+{
+	for (const struct cli_cmd *k = cli_cmds; k->object; k++)
+		if (!strcmp(k->object, object) &&
+		    (command ? k->command && !strcmp(k->command, command) : !k->command))
+			return k;
+	return NULL;
+}
+
+/* The whole table as "OBJECT COMMAND" lines (the bash completion reads it). */
+static int cli_list_commands(void)
+{
+	for (const struct cli_cmd *k = cli_cmds; k->object; k++)
+		printf("%s%s%s\n", k->object, k->command ? " " : "", k->command ?: "");
+	return CLI_OK;
+}
+
+static int cli_run(struct cli *c, const struct cli_cmd *k, int argc, char **argv)
+{
+	int ret;
+
+	cli_current = k;
+	optind = 0; /* GNU getopt: start over on the command's own argv */
+	ret = k->run(c, argc, argv);
+	zm_dp_close(&c->dp);
+	return ret;
+}
+
+/* OBJECT [COMMAND] at argv[first]: resolve aliases, prefixes and help; run. */
+static int cli_dispatch(struct cli *c, int argc, char **argv, int first)
+{
+	const char *obj = argv[first], *cmd;
+	const struct cli_cmd *k;
+	int rc = CLI_USAGE, at;
+	size_t i;
+
+	for (i = 0; i < sizeof(cli_aliases) / sizeof(cli_aliases[0]); i++) {
+		if (strcmp(obj, cli_aliases[i].word))
+			continue;
+		/* `stats show` as well as the old `stats`: the alias only without a command. */
+		if (!strcmp(obj, cli_aliases[i].object) && first + 1 < argc &&
+		    argv[first + 1][0] != '-')
+			break;
+		return cli_run(c, cli_find(cli_aliases[i].object, cli_aliases[i].command),
+			       argc - first, argv + first);
+	}
+	obj = cli_match(c, NULL, obj, &rc);
+	if (!obj)
+		return rc;
+	k = cli_find(obj, NULL);
+	if (k) /* an object that is a command by itself */
+		return cli_run(c, k, argc - first, argv + first);
+	at = first + 1;
+	if (at >= argc || argv[at][0] == '-') {
+		fprintf(stderr, "zmeshctl: %s needs a command:\n", obj);
+		cli_object_usage(stderr, obj);
+		return CLI_USAGE;
+	}
+	if (!strcmp(argv[at], "help")) {
+		cli_object_usage(stdout, obj);
+		return CLI_OK;
+	}
+	cmd = cli_match(c, obj, argv[at], &rc);
+	if (!cmd)
+		return rc;
+	return cli_run(c, cli_find(obj, cmd), argc - at, argv + at);
+}
+
 int main(int argc, char **argv)
 {
 	struct cli c = {0};
-	const char *obj, *cmd;
-	int first, ret;
+	int first;
 
 	c.dp.lock_fd = -1;
 	c.stop_at_word = true;
@@ -260,27 +428,17 @@ int main(int argc, char **argv)
 		return CLI_USAGE;
 	c.stop_at_word = false;
 	first = optind;
-	if (first >= argc || !strcmp(argv[first], "help")) {
-		cli_usage(first >= argc ? stderr : stdout);
-		return first >= argc ? CLI_USAGE : CLI_OK;
+	if (c.want_version && first >= argc)
+		return cli_run(&c, cli_find("version", NULL), 1, (char *[]){"version", NULL});
+	if (first >= argc) {
+		fputs(CLI_SHORT_USAGE, stderr);
+		return CLI_USAGE;
 	}
-	obj = argv[first];
-	cmd = first + 1 < argc ? argv[first + 1] : NULL;
-	for (const struct cli_cmd *k = cli_cmds; k->object; k++) {
-		if (strcmp(k->object, obj))
-			continue;
-		if (k->command && (!cmd || strcmp(k->command, cmd)))
-			continue;
-		cli_current = k;
-		optind = 0; /* GNU getopt: start over on the command's own argv */
-		/* The command's parser sees argv from its own name on. */
-		ret = k->command ? k->run(&c, argc - first - 1, argv + first + 1)
-				 : k->run(&c, argc - first, argv + first);
-		zm_dp_close(&c.dp);
-		return ret;
+	if (!strcmp(argv[first], "help")) {
+		if (first + 1 < argc && !strcmp(argv[first + 1], "commands"))
+			return cli_list_commands();
+		cli_usage(stdout);
+		return CLI_OK;
 	}
-	for (const struct cli_cmd *k = cli_cmds; k->object; k++)
-		if (!strcmp(k->object, obj))
-			return cli_usage_fail(&c, "unknown command \"%s %s\"", obj, cmd ?: "");
-	return cli_usage_fail(&c, "unknown object \"%s\"", obj);
+	return cli_dispatch(&c, argc, argv, first);
 }

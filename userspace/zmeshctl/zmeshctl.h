@@ -20,6 +20,8 @@
 
 struct cli {
 	bool json;
+	bool pretty;	   /* -p: indented JSON */
+	bool want_version; /* -V/--version */
 	bool debug;
 	const char *pin_dir;
 	const char *netns; /* node namespace to setns() into, NULL: stay */
@@ -34,6 +36,7 @@ struct cli_cmd {
 	const char *command; /* NULL: the object alone is the command ("stats") */
 	int (*run)(struct cli *c, int argc, char **argv);
 	const char *usage; /* arguments after OBJECT COMMAND */
+	const char *help;  /* one line: what it does */
 };
 
 extern const struct cli_cmd cli_cmds[];
@@ -90,6 +93,7 @@ int cmd_policy_list(struct cli *c, int argc, char **argv);
 int cmd_policy_set(struct cli *c, int argc, char **argv);
 int cmd_ca_init(struct cli *c, int argc, char **argv);
 int cmd_cert_list(struct cli *c, int argc, char **argv);
+int cmd_version(struct cli *c, int argc, char **argv);
 
 /* Decoders shared by map dump, workload list and conn list. */
 json_object *dec_addr(const struct zm_addr *a);

@@ -18,6 +18,7 @@
 #include "common/errf.h"
 #include "config/config.h"
 #include "datapath/datapath.h"
+#include "obs/log.h"
 #include "zt.h"
 
 static pthread_mutex_t zt_agent_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -147,13 +148,12 @@ static int zt_agent_load_file(char *err, size_t len)
 	for (i = 0; i < n; i++) {
 		o = json_object_array_get_idx(root, i);
 		if (zt_agent_pod_from_json(o, &p, why, sizeof(why))) {
-			fprintf(stderr, "ztunnel: %s: pod %zu dropped: %s\n", zt_agent_file, i,
-				why);
+			obs_log(OBS_WARN, "cni", "%s: pod %zu dropped: %s", zt_agent_file, i, why);
 			continue;
 		}
 		/* The pod went away while no ztunnel listened: its DEL never reached us. */
 		if (!if_nametoindex(p.veth)) {
-			fprintf(stderr, "ztunnel: pod %s/%s is gone (no %s), forgetting it\n",
+			obs_log(OBS_INFO, "cni", "pod %s/%s is gone (no %s), forgetting it",
 				p.namespace, p.name, p.veth);
 			continue;
 		}
@@ -303,7 +303,7 @@ void zt_agent_attach_pending(struct zm_dp *dp)
 		zt_agent_attached[i] = !r;
 		/* -ENOENT: datapath not loaded yet, which the enrollment path reports. */
 		if (r && r != -ENOENT)
-			fprintf(stderr, "ztunnel: attaching capture to %s of pod %s/%s: %s\n",
+			obs_log(OBS_WARN, "cni", "attaching capture to %s of pod %s/%s: %s",
 				zt_agent_pods[i].veth, zt_agent_pods[i].namespace,
 				zt_agent_pods[i].name, dp->err);
 	}
@@ -432,7 +432,7 @@ int zt_agent_save(void)
 	if (json_object_to_file_ext(tmp, a, JSON_C_TO_STRING_PRETTY) ||
 	    rename(tmp, zt_agent_file)) {
 		r = -errno;
-		fprintf(stderr, "ztunnel: writing %s failed: %s (a restart would forget pods)\n",
+		obs_log(OBS_ERROR, "cni", "writing %s failed: %s (a restart would forget pods)",
 			zt_agent_file, strerror(errno));
 	}
 	json_object_put(a);

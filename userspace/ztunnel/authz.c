@@ -22,6 +22,7 @@
 
 #include "authz.h"
 #include "config/config.h"
+#include "obs/log.h"
 #include "datapath/datapath.h"
 #include "rbac/rbac.h"
 #include "zt.h"
@@ -189,8 +190,9 @@ void zt_authz_set_api(struct zm_rbac_set *set)
 	size_t i;
 
 	if ((set && !r) || !s) {
-		fprintf(stderr, "ztunnel: policies from the Kubernetes API: out of memory, "
-				"keeping the previous ones\n");
+		obs_log(OBS_ERROR, "authz",
+			"policies from the Kubernetes API: out of memory, keeping the previous "
+			"ones");
 		zt_authz_ref_put(r);
 		free(s);
 		return;
@@ -279,9 +281,8 @@ static int zt_fp_replace(struct zm_dp *dp, struct zm_dp_policy_rule *v, size_t *
 
 	if (!err)
 		return 0;
-	fprintf(stderr,
-		"ztunnel: kernel fast path: replacing the rule set (%zu rules) failed: %s\n", *n,
-		dp->err);
+	obs_log(OBS_WARN, "authz",
+		"kernel fast path: replacing the rule set (%zu rules) failed: %s", *n, dp->err);
 	*n = zt_fp_intersect(v, *n);
 	err = zm_dp_policy_replace(dp, v, *n);
 	if (err) {
@@ -289,14 +290,14 @@ static int zt_fp_replace(struct zm_dp *dp, struct zm_dp_policy_rule *v, size_t *
 		err = zm_dp_policy_replace(dp, NULL, 0);
 	}
 	if (err)
-		fprintf(stderr,
-			"ztunnel: kernel fast path: clearing the rule set failed too: %s; "
-			"retrying\n",
+		obs_log(OBS_WARN, "authz",
+			"kernel fast path: clearing the rule set failed too: %s; "
+			"retrying",
 			dp->err);
 	else
-		fprintf(stderr,
-			"ztunnel: kernel fast path: kept only the %zu rules the old and the new "
-			"policies both deny\n",
+		obs_log(OBS_WARN, "authz",
+			"kernel fast path: kept only the %zu rules the old and the new "
+			"policies both deny",
 			*n);
 	return err;
 }
@@ -328,9 +329,9 @@ static void zt_fp_sync(void)
 	zm_dp_init(&dp, zt_g->opts.pin_dir);
 	if (zm_dp_map_walk(&dp, ZM_STR(ZM_MAP_POL_GEN), zt_fp_gen_cb, &serial, NULL)) {
 		if (!zt_fp_waiting)
-			fprintf(stderr,
-				"ztunnel: kernel fast path: %s; userspace enforces every policy "
-				"until the datapath is loaded\n",
+			obs_log(OBS_INFO, "authz",
+				"kernel fast path: %s; userspace enforces every policy "
+				"until the datapath is loaded",
 				dp.err);
 		zt_fp_waiting = true;
 		zt_fp_serial = 0;
@@ -339,20 +340,20 @@ static void zt_fp_sync(void)
 	if (!zt_fp_dirty && serial == zt_fp_serial)
 		goto out;
 	if (!zt_fp_dirty && zt_fp_serial)
-		fprintf(stderr,
-			"ztunnel: kernel fast path: the rule set was replaced outside ztunnel "
-			"(serial %llu, ours %llu): restoring it\n",
+		obs_log(OBS_WARN, "authz",
+			"kernel fast path: the rule set was replaced outside ztunnel "
+			"(serial %llu, ours %llu): restoring it",
 			(unsigned long long)serial, (unsigned long long)zt_fp_serial);
 	zt_fp_waiting = false;
 	zt_fp_dirty = false;
 	err = zt_fp_compile(&v, &n);
 	if (err == -E2BIG)
-		fprintf(stderr,
-			"ztunnel: kernel fast path: the policies need more than %u rules; the "
-			"first %zu go to the kernel, userspace enforces the rest\n",
+		obs_log(OBS_WARN, "authz",
+			"kernel fast path: the policies need more than %u rules; the "
+			"first %zu go to the kernel, userspace enforces the rest",
 			ZM_MAX_POL_RULES, n);
 	else if (err)
-		fprintf(stderr, "ztunnel: kernel fast path: compiling failed: %s; clearing it\n",
+		obs_log(OBS_WARN, "authz", "kernel fast path: compiling failed: %s; clearing it",
 			strerror(-err));
 	if (zt_fp_replace(&dp, v, &n)) {
 		zt_fp_dirty = true;
@@ -363,7 +364,7 @@ static void zt_fp_sync(void)
 	zt_fp_n_live = n;
 	v = NULL;
 	zm_dp_map_walk(&dp, ZM_STR(ZM_MAP_POL_GEN), zt_fp_gen_cb, &zt_fp_serial, NULL);
-	fprintf(stderr, "ztunnel: kernel fast path: %zu drop rules from %zu policies for node %s\n",
+	obs_log(OBS_INFO, "authz", "kernel fast path: %zu drop rules from %zu policies for node %s",
 		zt_fp_n_live, zt_fp_count_policies(zt_fp_live, zt_fp_n_live), zt_g->opts.node);
 out:
 	free(v);
@@ -380,7 +381,7 @@ int zt_authz_init(char *err, size_t len)
 	for (i = 0; i < s->n; i++)
 		n += s->v[i]->set->n_policies;
 	if (zt_authz_n_files)
-		fprintf(stderr, "ztunnel: %zu policies from %zu --policy files\n", n, s->n);
+		obs_log(OBS_INFO, "authz", "%zu policies from %zu --policy files", n, s->n);
 	zt_authz_swap(s);
 	zt_fp_sync();
 	return 0;
@@ -448,12 +449,12 @@ void zt_authz_reload(bool force, bool config_changed)
 		/* Do not retry the same broken file every poll: remember what we saw. */
 		memcpy(zt_authz_st, st, sizeof(st));
 		if (!s) {
-			fprintf(stderr,
-				"ztunnel: reloading policy files failed, keeping the previous "
-				"policies:\n%s\n",
+			obs_log(OBS_WARN, "authz",
+				"reloading policy files failed, keeping the previous "
+				"policies:\n%s",
 				err);
 		} else {
-			fprintf(stderr, "ztunnel: policy files reloaded\n");
+			obs_log(OBS_INFO, "authz", "policy files reloaded");
 			zt_authz_swap(s);
 			zt_fp_dirty = true;
 			config_changed = false; /* the swap bumped the generation already */
@@ -465,36 +466,13 @@ void zt_authz_reload(bool force, bool config_changed)
 	zt_fp_sync();
 }
 
-/* The workload label Istio's metrics use. */
-static const char *zt_authz_wl_label(const struct zm_cfg_workload *wl)
-{
-	if (!wl)
-		return NULL;
-	return wl->workload_name[0] ? wl->workload_name : wl->name;
-}
-
 /* Point c at its series with response_flags="DENY": the close is counted there. */
 static void zt_authz_deny_series(struct zt_conn *c, const struct zt_snap *s,
 				 const struct zm_cfg_workload *dst)
 {
 	const struct zm_cfg_workload *src = zm_config_workload_by_ip(s->cfg, NULL, &c->info.src);
-	bool mtls = !strcmp(c->info.dir, "inbound");
-	struct zt_labels l = {
-	    .reporter = "destination",
-	    .source_workload = zt_authz_wl_label(src),
-	    .source_workload_namespace = src ? src->namespace : NULL,
-	    .source_principal = mtls ? c->info.src_id : NULL,
-	    .destination_workload = zt_authz_wl_label(dst),
-	    .destination_workload_namespace = dst ? dst->namespace : NULL,
-	    .destination_principal = c->info.dst_id,
-	    .destination_service = c->info.dst_service,
-	    .connection_security_policy = mtls ? "mutual_tls" : "unknown",
-	    .response_flags = "DENY",
-	};
-	struct zt_series *m = zt_metrics_series(&l);
 
-	if (m)
-		c->m = m;
+	zt_conn_series_flag(c, src, dst, !strcmp(c->info.dir, "inbound"), "DENY");
 }
 
 /* Evaluate against snapshot s; 0 allow, -EACCES deny (why filled), -ENOENT no workload. */
@@ -511,7 +489,8 @@ static int zt_authz_eval_to(struct zt_conn *c, const struct zt_snap *s,
 	const struct zm_rbac_set *v[ZT_AUTHZ_MAX_FILES + 1];
 	struct zm_rbac_conn rc = {c->info.src, *dst_addr, dport, peer_id, dst};
 	struct zm_rbac_result r;
-	char line[ZT_LOG_LEN], a[ZM_ADDR_STRLEN], b[ZM_ADDR_STRLEN];
+	char a[ZM_ADDR_STRLEN];
+	struct obs_rec rec;
 
 	src.sets = v;
 	src.n_sets = zt_authz_view(sets, v);
@@ -522,14 +501,15 @@ static int zt_authz_eval_to(struct zt_conn *c, const struct zt_snap *s,
 	zm_rbac_evaluate(&src, &rc, &r);
 	zt_authz_put(sets);
 	if (r.dry_run_differs) {
-		snprintf(line, sizeof(line),
-			 "authz dry-run src.addr=%s src.identity=%s dst.addr=%s dst.workload=%s/%s "
-			 "enforced=%s: %s; %s",
-			 zm_addr_port_format(&c->info.src, c->info.sport, a, sizeof(a)),
-			 peer_id && *peer_id ? peer_id : "-",
-			 zm_addr_port_format(dst_addr, dport, b, sizeof(b)), dst->namespace,
-			 dst->name, r.allow ? "allow" : "deny", r.reason, r.dry_run);
-		zt_log_emit(line);
+		obs_rec_begin(&rec, OBS_INFO, "authz", "dry-run");
+		obs_rec_str(&rec, "src.addr",
+			    zm_addr_port_format(&c->info.src, c->info.sport, a, sizeof(a)));
+		obs_rec_str(&rec, "src.identity", peer_id && *peer_id ? peer_id : "-");
+		obs_rec_str(&rec, "dst.addr", zm_addr_port_format(dst_addr, dport, a, sizeof(a)));
+		obs_rec_strf(&rec, "dst.workload", "%s/%s", dst->namespace, dst->name);
+		obs_rec_str(&rec, "enforced", r.allow ? "allow" : "deny");
+		obs_rec_strf(&rec, "reason", "%s; %s", r.reason, r.dry_run);
+		obs_rec_emit(&rec);
 	}
 	if (r.allow)
 		return 0;
@@ -584,10 +564,15 @@ int zt_authz_inbound(struct zt_conn *c, const char *peer_id, char *why, size_t l
 	return r == -EACCES ? r : 0;
 }
 
+uint64_t zt_authz_generation(void)
+{
+	return atomic_load(&zt_authz_gen) + zt_state_generation();
+}
+
 void zt_authz_recheck(struct zt_worker *w)
 {
-	uint_fast64_t gen = atomic_load(&zt_authz_gen) + zt_state_generation();
-	struct zt_conn *c, *next;
+	uint_fast64_t gen = zt_authz_generation();
+	struct zm_link *pos, *tmp;
 	struct zt_snap *s;
 	char why[ZM_RBAC_REASON_LEN];
 
@@ -597,10 +582,11 @@ void zt_authz_recheck(struct zt_worker *w)
 	s = zt_state_get();
 	if (!s)
 		return;
-	for (c = w->conns; c; c = next) {
+	zm_list_each_safe(pos, tmp, &w->conns)
+	{
+		struct zt_conn *c = zm_container_of(pos, struct zt_conn, link);
 		bool mtls;
 
-		next = c->next;
 		if (c->state == ZT_CS_DONE || !c->info.dir ||
 		    (strcmp(c->info.dir, "inbound") && strcmp(c->info.dir, "inbound_plain") &&
 		     !(c->info.via && !strcmp(c->info.via, "local"))))

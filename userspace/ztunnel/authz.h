@@ -11,6 +11,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "rbac/rbac.h" /* ZM_RBAC_REASON_LEN: the size of a why buffer */
 
@@ -87,7 +88,13 @@ struct zm_cfg_workload;
 enum zm_mtls_mode zt_authz_mtls_mode(const struct zt_snap *s, const struct zm_cfg_workload *wl,
 				     __u16 port, char *by, size_t len);
 
-/* Worker tick: after a policy change, close this worker's inbound connections now denied. */
+/* Changes whenever the policies or the config snapshot change. */
+uint64_t zt_authz_generation(void);
+
+/*
+ * On a worker, woken by the control thread after the generation changed: close this worker's
+ * inbound connections that the policies now deny.
+ */
 void zt_authz_recheck(struct zt_worker *w);
 
 #endif

@@ -33,6 +33,7 @@
 #include "common/errf.h"
 #include "config/config.h"
 #include "agent.h"
+#include "obs/log.h"
 #include "zt.h"
 
 #define ZT_CNI_MAX_REQ (64 * 1024)
@@ -143,7 +144,7 @@ static int zt_cni_add(struct zt *zt, json_object *req, json_object *reply, char 
 		return r;
 	}
 	zt_agent_save();
-	fprintf(stderr, "ztunnel: cni: pod %s/%s (%s) on %s announced\n", p.namespace, p.name,
+	obs_log(OBS_INFO, "cni", "pod %s/%s (%s) on %s announced", p.namespace, p.name,
 		p.container_id, p.veth);
 	return 0;
 }
@@ -159,8 +160,7 @@ static int zt_cni_del(struct zt *zt, json_object *req, char *err, size_t len)
 	if (!zt_agent_del(json_object_get_string(v), &p))
 		return 0;
 	zt_agent_save();
-	fprintf(stderr, "ztunnel: cni: pod %s/%s (%s) withdrawn\n", p.namespace, p.name,
-		p.container_id);
+	obs_log(OBS_INFO, "cni", "pod %s/%s (%s) withdrawn", p.namespace, p.name, p.container_id);
 	return zt_cni_rebuild(zt, err, len);
 }
 
@@ -211,7 +211,7 @@ static json_object *zt_cni_dispatch(struct zt *zt, const char *buf, size_t n)
 		json_object_put(reply);
 		reply = json_object_new_object();
 		json_object_object_add(reply, "error", json_object_new_string(err));
-		fprintf(stderr, "ztunnel: cni: %.32s request refused: %s\n", op ? op : "bad", err);
+		obs_log(OBS_WARN, "cni", "%.32s request refused: %s", op ? op : "bad", err);
 	}
 	json_object_put(req); /* op points into it */
 	json_object_object_add(reply, "ok", json_object_new_boolean(!r));
@@ -243,10 +243,13 @@ static void zt_cni_serve(struct zt *zt, int fd)
 							JSON_C_TO_STRING_NOSLASHESCAPE);
 	wlen = strlen(out);
 	if (write(fd, out, wlen) != (ssize_t)wlen || write(fd, "\n", 1) != 1)
-		fprintf(stderr, "ztunnel: cni: reply lost: %s\n", strerror(errno));
+		obs_log(OBS_WARN, "cni", "reply lost: %s", strerror(errno));
 	json_object_put(reply);
 	free(buf);
 }
+
+/* The file our socket is bound to: at exit it is removed only if it is still that one. */
+static struct stat zt_cni_node;
 
 static int zt_cni_listen(void)
 {
@@ -258,7 +261,7 @@ static int zt_cni_listen(void)
 	memcpy(sun.sun_path, zt_cni_path, sizeof(sun.sun_path));
 	unlink(zt_cni_path); /* a socket left by a ztunnel that died */
 	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) || chmod(zt_cni_path, 0600) ||
-	    listen(fd, 64)) {
+	    lstat(zt_cni_path, &zt_cni_node) || listen(fd, 64)) {
 		int e = -errno;
 
 		close(fd);
@@ -271,6 +274,7 @@ static void *zt_cni_main(void *arg)
 {
 	struct zt *zt = arg;
 	struct pollfd p = {.events = POLLIN};
+	struct stat now;
 	int c;
 
 	/* Only a ready ztunnel may accept pods: until then the plugin finds no socket. */
@@ -280,11 +284,11 @@ static void *zt_cni_main(void *arg)
 		return NULL;
 	p.fd = zt_cni_listen();
 	if (p.fd < 0) {
-		fprintf(stderr, "ztunnel: cni: listening on %s failed: %s (pods cannot start)\n",
+		obs_log(OBS_ERROR, "cni", "listening on %s failed: %s (pods cannot start)",
 			zt_cni_path, strerror(-p.fd));
 		return NULL;
 	}
-	fprintf(stderr, "ztunnel: cni: accepting pods on %s\n", zt_cni_path);
+	obs_log(OBS_INFO, "cni", "accepting pods on %s", zt_cni_path);
 	/* Unready again (preStop's /drain, or stopping): new pods wait for the next ztunnel. */
 	while (!atomic_load(&zt->stop) && atomic_load(&zt->ready)) {
 		if (poll(&p, 1, 250) <= 0)
@@ -295,8 +299,13 @@ static void *zt_cni_main(void *arg)
 		zt_cni_serve(zt, c);
 		close(c);
 	}
-	/* Gone before the process is: new pods wait for the next ztunnel. */
-	unlink(zt_cni_path);
+	/*
+	 * Gone before the process is: new pods wait for the next ztunnel. After a hand-over the
+	 * path may already be the new ztunnel's socket: only our own is removed.
+	 */
+	if (!lstat(zt_cni_path, &now) && now.st_ino == zt_cni_node.st_ino &&
+	    now.st_dev == zt_cni_node.st_dev)
+		unlink(zt_cni_path);
 	close(p.fd);
 	return NULL;
 }
@@ -309,7 +318,7 @@ int zt_cni_server_start(struct zt *zt)
 		return 0;
 	if (snprintf(zt_cni_path, sizeof(zt_cni_path), "%s/cni.sock", zt->opts.run_dir) >=
 	    (int)sizeof(zt_cni_path)) {
-		fprintf(stderr, "ztunnel: --run-dir %s is too long for a socket path\n",
+		obs_log(OBS_ERROR, "cni", "--run-dir %s is too long for a socket path",
 			zt->opts.run_dir);
 		return -ENAMETOOLONG;
 	}

@@ -16,12 +16,14 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "common/list.h"
 #include "config/config.h"
 #include "hbone/hbone.h"
 #include "authz.h"
 #include "zt.h"
 
-static void zt_leg_event(struct zt_worker *w, struct zt_ev *ev, uint32_t events);
+static void zt_leg_event(struct rt_loop *l, struct rt_ev *ev, uint32_t events);
+static void zt_conn_deadline(struct rt_loop *l, struct rt_timer *t);
 
 struct zt_conn *zt_conn_new(struct zt_worker *w, int fd_a, bool a_is_client)
 {
@@ -31,15 +33,16 @@ struct zt_conn *zt_conn_new(struct zt_worker *w, int fd_a, bool a_is_client)
 		return NULL;
 	c->w = w;
 	c->a_is_client = a_is_client;
-	c->a = (struct zt_leg){{zt_leg_event, fd_a, 0}, c, 0};
-	c->b = (struct zt_leg){{zt_leg_event, -1, 0}, c, 1};
+	rt_ev_init(&c->a.ev, fd_a, zt_leg_event);
+	rt_ev_init(&c->b.ev, -1, zt_leg_event);
+	c->a.c = c->b.c = c;
+	c->b.side = 1;
+	rt_timer_init(&c->deadline, zt_conn_deadline);
 	c->ab.pipe[0] = c->ab.pipe[1] = c->ba.pipe[0] = c->ba.pipe[1] = -1;
-	c->info.start_ms = w->now_ms;
+	c->info.start_ms = w->loop->now_ms;
 	c->info.via = "-";
-	c->next = w->conns;
-	if (w->conns)
-		w->conns->prev = c;
-	w->conns = c;
+	zm_list_add(&w->conns, &c->link);
+	atomic_fetch_add(&w->zt->n_conns, 1);
 	return c;
 }
 
@@ -47,6 +50,7 @@ static void zt_conn_free(void *p)
 {
 	struct zt_conn *c = p;
 
+	atomic_fetch_sub(&c->w->zt->n_conns, 1);
 	free(c->buf);
 	free(c);
 }
@@ -65,7 +69,7 @@ void zt_conn_reset_fd(int fd)
 void zt_conn_finish(struct zt_conn *c, enum zt_outcome o, const char *fmt, ...)
 {
 	struct zt_worker *w = c->w;
-	char line[ZT_LOG_LEN];
+	struct obs_rec rec;
 	bool rst = o != ZT_OUT_OK;
 	va_list ap;
 
@@ -78,11 +82,10 @@ void zt_conn_finish(struct zt_conn *c, enum zt_outcome o, const char *fmt, ...)
 		vsnprintf(c->detail, sizeof(c->detail), fmt, ap);
 		va_end(ap);
 	}
-	if (zt_log_format_close(&c->info, o, c->detail, w->now_ms - c->info.start_ms, line,
-				sizeof(line)) > 0)
-		zt_log_emit(line);
+	zt_access_close_rec(&c->info, o, c->detail, w->loop->now_ms - c->info.start_ms, &rec);
+	obs_rec_emit(&rec);
 	if (c->m)
-		atomic_fetch_add_explicit(&c->m->closed, 1, memory_order_relaxed);
+		obs_counter_add(c->m[ZT_M_CLOSED], 1);
 	if (c->st) {
 		/* Detach first: the library reports this stream's close later, to nobody. */
 		hb_stream_set_ud(c->st, NULL);
@@ -90,27 +93,13 @@ void zt_conn_finish(struct zt_conn *c, enum zt_outcome o, const char *fmt, ...)
 			hb_stream_reset(c->st, HB_ERR_CONNECT_ERROR);
 		c->st = NULL;
 	}
-	zt_ev_del(w, &c->a.ev);
-	zt_ev_del(w, &c->b.ev);
-	if (rst) {
-		zt_conn_reset_fd(c->a.ev.fd);
-		zt_conn_reset_fd(c->b.ev.fd);
-	} else {
-		if (c->a.ev.fd >= 0)
-			close(c->a.ev.fd);
-		if (c->b.ev.fd >= 0)
-			close(c->b.ev.fd);
-	}
-	c->a.ev.fd = c->b.ev.fd = -1;
+	/* A reset goes out as an RST: the peer learns the connection failed, not a clean EOF. */
+	rt_ev_close(w->loop, &c->a.ev, rst);
+	rt_ev_close(w->loop, &c->b.ev, rst);
 	zt_relay_pipe_put(&c->ab);
 	zt_relay_pipe_put(&c->ba);
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		w->conns = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
-	zt_defer_free(w, zt_conn_free, c);
+	zm_list_del(&c->link);
+	rt_defer_free_timed(w->loop, &c->deadline, zt_conn_free, c);
 }
 
 void zt_conn_count(struct zt_conn *c, bool from_a, size_t n)
@@ -118,11 +107,11 @@ void zt_conn_count(struct zt_conn *c, bool from_a, size_t n)
 	if (from_a == c->a_is_client) {
 		c->info.bytes_recv += n;
 		if (c->m)
-			atomic_fetch_add_explicit(&c->m->received, n, memory_order_relaxed);
+			obs_counter_add(c->m[ZT_M_RECEIVED], n);
 	} else {
 		c->info.bytes_sent += n;
 		if (c->m)
-			atomic_fetch_add_explicit(&c->m->sent, n, memory_order_relaxed);
+			obs_counter_add(c->m[ZT_M_SENT], n);
 	}
 }
 
@@ -170,11 +159,32 @@ static void zt_wl_text(const struct zm_cfg_workload *wl, char *buf, size_t len)
 		buf[0] = '\0';
 }
 
-static const char *zt_wl_label(const struct zm_cfg_workload *wl)
+/*
+ * Istio's labels of c (c->info filled): the reference reports canonical service and revision
+ * as app and version; a source principal only when the peer proved it (mTLS) or, outbound,
+ * for our own workload.
+ */
+static struct obs_series *const *zt_conn_series(struct zt_conn *c,
+						const struct zm_cfg_workload *src,
+						const struct zm_cfg_workload *dst,
+						const struct zm_cfg_service *svc,
+						const char *reporter, bool mtls, const char *flags)
 {
-	if (!wl)
-		return NULL;
-	return wl->workload_name[0] ? wl->workload_name : wl->name;
+	struct obs_istio_traffic t = {.reporter = reporter,
+				      .request_protocol = "tcp",
+				      .response_flags = flags,
+				      .connection_security_policy =
+					  mtls ? "mutual_tls" : "unknown"};
+	bool src_known = mtls || !strcmp(reporter, "source");
+
+	obs_istio_peer_fill(&t.src, src, true);
+	obs_istio_peer_fill(&t.dst, dst, true);
+	snprintf(t.src.principal, sizeof(t.src.principal), "%s", src_known ? c->info.src_id : "");
+	snprintf(t.dst.principal, sizeof(t.dst.principal), "%s", c->info.dst_id);
+	obs_istio_service_fill(&t, svc);
+	if (!svc && c->info.dst_service[0])
+		t.dst_service = c->info.dst_service;
+	return zt_metrics_series(&t);
 }
 
 /* Fill the descriptive fields of c->info and pick its metric series; counts the open. */
@@ -183,7 +193,6 @@ void zt_conn_describe(struct zt_conn *c, const struct zm_cfg_workload *src,
 		      const char *reporter, bool mtls, const char *peer_id)
 {
 	struct zt_conn_info *i = &c->info;
-	struct zt_labels l;
 
 	zt_wl_text(src, i->src_workload, sizeof(i->src_workload));
 	zt_wl_text(dst, i->dst_workload, sizeof(i->dst_workload));
@@ -195,28 +204,31 @@ void zt_conn_describe(struct zt_conn *c, const struct zm_cfg_workload *src,
 	if (dst)
 		zm_cfg_workload_identity(dst, i->dst_id, sizeof(i->dst_id));
 	snprintf(i->dst_service, sizeof(i->dst_service), "%s", svc ? svc->hostname : "");
-	l = (struct zt_labels){
-	    .reporter = reporter,
-	    .source_workload = zt_wl_label(src),
-	    .source_workload_namespace = src ? src->namespace : NULL,
-	    .source_principal = i->src_id,
-	    .destination_workload = zt_wl_label(dst),
-	    .destination_workload_namespace = dst ? dst->namespace : NULL,
-	    .destination_principal = i->dst_id,
-	    .destination_service = i->dst_service,
-	    .connection_security_policy = mtls ? "mutual_tls" : "unknown",
-	};
-	c->m = zt_metrics_series(&l);
+	c->m = zt_conn_series(c, src, dst, svc, reporter, mtls, NULL);
 	if (c->m)
-		atomic_fetch_add_explicit(&c->m->opened, 1, memory_order_relaxed);
+		obs_counter_add(c->m[ZT_M_OPENED], 1);
+}
+
+void zt_conn_series_flag(struct zt_conn *c, const struct zm_cfg_workload *src,
+			 const struct zm_cfg_workload *dst, bool mtls, const char *flags)
+{
+	struct obs_series *const *m = zt_conn_series(c, src, dst, NULL, "destination", mtls, flags);
+
+	if (m)
+		c->m = m;
 }
 
 void zt_conn_log_open(struct zt_conn *c)
 {
-	char line[ZT_LOG_LEN];
+	struct obs_rec rec;
 
-	if (zt_log_format_open(&c->info, line, sizeof(line)) > 0)
-		zt_log_emit(line);
+	zt_access_open_rec(&c->info, &rec);
+	obs_rec_emit(&rec);
+}
+
+void zt_conn_deadline_start(struct zt_conn *c)
+{
+	rt_timer_after(c->w->loop, &c->deadline, ZT_CONNECT_TIMEOUT_MS);
 }
 
 /* Start a plain upstream connection on leg b (a is the client). */
@@ -230,8 +242,8 @@ static int zt_conn_dial_b(struct zt_conn *c, const struct zm_addr *src, const st
 	if (r)
 		return r;
 	c->state = ZT_CS_CONNECTING;
-	c->deadline_ms = c->w->now_ms + ZT_CONNECT_TIMEOUT_MS;
-	return zt_ev_set(c->w, &c->b.ev, EPOLLOUT);
+	zt_conn_deadline_start(c);
+	return rt_ev_set(c->w->loop, &c->b.ev, EPOLLOUT);
 }
 
 static bool zt_sock_ends(int fd, struct zm_addr *local, unsigned int *lport, struct zm_addr *peer,
@@ -274,6 +286,16 @@ static void zt_outbound_start(struct zt_conn *c, struct zt_snap *s)
 	    zt_authz_mtls_mode(s, r.dst, r.target_port, NULL, 0) == ZM_MTLS_DISABLE)
 		zt_route_plaintext(&r);
 	c->info.via = zt_via_names[r.kind];
+	if (obs_log_on(OBS_DEBUG, "ztunnel")) {
+		char a[ZM_ADDR_STRLEN], b[ZM_ADDR_STRLEN];
+
+		obs_log(OBS_DEBUG, "ztunnel", "route %s -> %s: %s to %s",
+			zm_addr_port_format(&c->info.src, c->info.sport, a, sizeof(a)),
+			zm_addr_port_format(&c->info.dst, c->info.dport, b, sizeof(b)), c->info.via,
+			r.kind == ZT_ROUTE_REFUSE ? "-"
+			: r.dst			  ? r.dst->name
+						  : "passthrough");
+	}
 	zt_conn_describe(c, r.src, r.waypoint ? r.waypoint : r.dst, r.svc, "source",
 			 r.kind == ZT_ROUTE_HBONE, NULL);
 	if (r.kind == ZT_ROUTE_REFUSE) {
@@ -303,6 +325,20 @@ static void zt_outbound_start(struct zt_conn *c, struct zt_snap *s)
 		zt_conn_finish(c, ZT_OUT_DIAL_FAILED, "%s", strerror(-err));
 }
 
+/*
+ * Refuse a connection made to a capture port itself (15001 or 15006 as the destination): the
+ * datapath never captures those, so someone dialled ztunnel directly (a node address, from a
+ * pod the datapath did not see, or from the node), and "proxying" it would dial the same port
+ * again, a loop holding sockets in SYN-SENT. True when refused (reset, logged).
+ */
+static bool zt_conn_capture_port(struct zt_conn *c)
+{
+	if (c->info.dport != ZM_PORT_OUTBOUND && c->info.dport != ZM_PORT_INBOUND_PLAIN)
+		return false;
+	zt_conn_finish(c, ZT_OUT_PROXY_PORT, "connection to port %u itself refused", c->info.dport);
+	return true;
+}
+
 void zt_outbound_accept(struct zt_worker *w, int fd)
 {
 	struct zt_conn *c = zt_conn_new(w, fd, true);
@@ -320,6 +356,8 @@ void zt_outbound_accept(struct zt_worker *w, int fd)
 	}
 	c->info.sport = (__u16)sport;
 	c->info.dport = (__u16)dport;
+	if (zt_conn_capture_port(c))
+		return;
 	s = zt_state_get();
 	zt_outbound_start(c, s);
 	zt_state_put(s);
@@ -346,6 +384,8 @@ void zt_inbound_plain_accept(struct zt_worker *w, int fd)
 	}
 	c->info.sport = (__u16)sport;
 	c->info.dport = (__u16)dport;
+	if (zt_conn_capture_port(c))
+		return;
 	s = zt_state_get();
 	dst = zt_route_local_workload(s, &c->info.dst);
 	src = zm_config_workload_by_ip(s->cfg, NULL, &c->info.src);
@@ -400,6 +440,7 @@ static void zt_conn_connected(struct zt_conn *c, struct zt_leg *leg)
 		return;
 	}
 	c->state = ZT_CS_RELAY;
+	rt_timer_cancel(c->w->loop, &c->deadline);
 	if (c->tunnel) {
 		/* Section 3: 200 only once the upstream connection is up. */
 		if (hb_stream_respond(c->st, HB_STATUS_OK)) {
@@ -412,14 +453,12 @@ static void zt_conn_connected(struct zt_conn *c, struct zt_leg *leg)
 	}
 }
 
-static void zt_leg_event(struct zt_worker *w, struct zt_ev *ev, uint32_t events)
+static void zt_leg_event(struct rt_loop *l, struct rt_ev *ev, uint32_t events)
 {
 	struct zt_leg *leg = (struct zt_leg *)ev;
 	struct zt_conn *c = leg->c;
 
-	(void)w;
-	if (c->state == ZT_CS_DONE)
-		return;
+	(void)l;
 	if (c->state == ZT_CS_CONNECTING) {
 		if (leg == (c->connect_on_a ? &c->a : &c->b))
 			zt_conn_connected(c, leg);
@@ -433,18 +472,15 @@ static void zt_leg_event(struct zt_worker *w, struct zt_ev *ev, uint32_t events)
 		zt_relay_plain_event(c, leg->side, events);
 }
 
-void zt_conn_tick(struct zt_worker *w)
+/* No answer in time: dial timed out, or the HBONE peer never answered the CONNECT. */
+static void zt_conn_deadline(struct rt_loop *l, struct rt_timer *t)
 {
-	struct zt_conn *c, *next;
+	struct zt_conn *c = zm_container_of(t, struct zt_conn, deadline);
 
-	for (c = w->conns; c; c = next) {
-		next = c->next;
-		if ((c->state == ZT_CS_CONNECTING || c->state == ZT_CS_WAIT_RESPONSE) &&
-		    w->now_ms >= c->deadline_ms) {
-			if (c->connect_on_a)
-				zt_conn_answer(c, HB_STATUS_UNAVAILABLE);
-			zt_conn_finish(c, ZT_OUT_DIAL_TIMEOUT, "no answer after %d ms",
-				       ZT_CONNECT_TIMEOUT_MS);
-		}
-	}
+	(void)l;
+	if (c->state != ZT_CS_CONNECTING && c->state != ZT_CS_WAIT_RESPONSE)
+		return;
+	if (c->connect_on_a)
+		zt_conn_answer(c, HB_STATUS_UNAVAILABLE);
+	zt_conn_finish(c, ZT_OUT_DIAL_TIMEOUT, "no answer after %d ms", ZT_CONNECT_TIMEOUT_MS);
 }

@@ -26,6 +26,7 @@
 #include <time.h>
 
 #include "config/config.h"
+#include "obs/log.h"
 #include "datapath/datapath.h"
 #include "agent.h"
 #include "zt.h"
@@ -120,7 +121,7 @@ static int zt_enroll_wl(struct zm_dp *dp, const struct zm_cfg_workload *wl, stru
 			? 0
 			: zt_route_oif(&wl->ips[i].addr, ifname);
 		if (r) {
-			fprintf(stderr, "ztunnel: enroll %s/%s: no route to %s: %s\n",
+			obs_log(OBS_WARN, "enroll", "enroll %s/%s: no route to %s: %s",
 				wl->namespace, wl->name,
 				zm_addr_format(&wl->ips[i].addr, a, sizeof(a)), strerror(-r));
 			zt_enroll_note("no route to the address: ", strerror(-r));
@@ -140,7 +141,7 @@ static int zt_enroll_wl(struct zm_dp *dp, const struct zm_cfg_workload *wl, stru
 		zt_copy(e.info.node, sizeof(e.info.node), wl->node);
 		r = zm_dp_enroll(dp, &e);
 		if (r) {
-			fprintf(stderr, "ztunnel: enroll %s on %s: %s\n",
+			obs_log(OBS_WARN, "enroll", "enroll %s on %s: %s",
 				zm_addr_format(&e.addrs[0], a, sizeof(a)), ifname, dp->err);
 			zt_enroll_note("", dp->err);
 			failed++;
@@ -168,7 +169,7 @@ static void zt_attach_wl(struct zm_dp *dp, const struct zm_cfg_workload *wl)
 		r = zm_dp_attach(dp, ifname);
 		/* -ENOENT: datapath not loaded yet, which the enrollment path reports. */
 		if (r && r != -ENOENT)
-			fprintf(stderr, "ztunnel: attaching capture to %s of %s/%s: %s\n", ifname,
+			obs_log(OBS_WARN, "enroll", "attaching capture to %s of %s/%s: %s", ifname,
 				wl->namespace, wl->name, dp->err);
 		memcpy(prev, ifname, sizeof(prev));
 	}
@@ -282,4 +283,57 @@ char *zt_enroll_dump(void)
 	fputc(']', f);
 	fclose(f);
 	return buf;
+}
+
+struct zt_present {
+	const struct zm_addr *want;
+	bool *seen;
+	size_t n;
+};
+
+static int zt_present_cb(const void *key, const void *values, const struct zm_dp_map_info *mi,
+			 void *ctx)
+{
+	struct zt_present *p = ctx;
+	size_t i;
+
+	(void)values;
+	(void)mi;
+	for (i = 0; i < p->n; i++)
+		if (!memcmp(key, &p->want[i], sizeof(p->want[i])))
+			p->seen[i] = true;
+	return 0;
+}
+
+int zt_enroll_missing(struct zt *zt, char *why, size_t len)
+{
+	static struct zm_addr want[ZT_MAX_ENROLLED];
+	static bool seen[ZT_MAX_ENROLLED];
+	struct zt_present p = {.want = want, .seen = seen};
+	char a[ZM_ADDR_STRLEN];
+	struct zm_dp dp;
+	size_t i;
+	int missing = 0, r;
+
+	if (zt->opts.no_enroll)
+		return 0;
+	pthread_mutex_lock(&zt_enroll_lock);
+	p.n = zt_n_enrolled;
+	memcpy(want, zt_enrolled, p.n * sizeof(want[0]));
+	pthread_mutex_unlock(&zt_enroll_lock);
+	memset(seen, 0, p.n * sizeof(seen[0]));
+	zm_dp_init(&dp, zt->opts.pin_dir);
+	r = zm_dp_map_walk(&dp, ZM_STR(ZM_MAP_WORKLOADS), zt_present_cb, &p, NULL);
+	zm_dp_close(&dp);
+	if (r)
+		return 0; /* the datapath check reports that */
+	for (i = 0; i < p.n; i++) {
+		if (seen[i])
+			continue;
+		if (!missing)
+			snprintf(why, len, "%s is enrolled by us but missing from the datapath",
+				 zm_addr_format(&want[i], a, sizeof(a)));
+		missing++;
+	}
+	return missing;
 }

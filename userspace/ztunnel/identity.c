@@ -24,6 +24,7 @@
 
 #include "caclient/caclient.h"
 #include "config/config.h"
+#include "obs/log.h"
 #include "tls/tls.h"
 #include "zt.h"
 
@@ -51,7 +52,7 @@ static int zt_cert_select(void *ud, const struct zm_addr *local, struct zm_cert 
 	if (r) {
 		char a[ZM_ADDR_STRLEN];
 
-		fprintf(stderr, "ztunnel: no server certificate for %s: %s\n",
+		obs_log(OBS_WARN, "identity", "no server certificate for %s: %s",
 			zm_addr_format(local, a, sizeof(a)),
 			r == -ENOENT ? "no workload of this node has that address" : err);
 	}
@@ -78,6 +79,31 @@ static int zt_identity_wanted(void *ud, void (*add)(void *ctx, const char *id), 
 	return 0;
 }
 
+/*
+ * istiod's way (--token-file, no node certificate in --ca-dir): the CA authenticates the
+ * Bearer token and issues each workload's certificate on the ImpersonatedIdentity it asks
+ * for. Takes o->roots.
+ */
+static int zt_identity_token_mode(struct zt *zt, struct zm_caclient_opts *o, char *err, size_t len)
+{
+	const char *td = getenv("TRUST_DOMAIN");
+	int r;
+
+	snprintf(zt->trust_domain, sizeof(zt->trust_domain), "%s",
+		 td && *td ? td : "cluster.local");
+	o->token_file = zt->opts.token_file;
+	o->cluster_id = zt->opts.cluster_id;
+	o->trust_domain = zt->trust_domain;
+	/* istiod's serving name, as for xDS (its CA shares the port and certificate) */
+	o->server_id = zt->opts.cp_name ? zt->opts.cp_name : "istiod.istio-system.svc";
+	r = zm_caclient_provider_new(o, &zt->idp, err, len);
+	if (!r)
+		obs_log(OBS_INFO, "identity", "certificates from the CA at %s (Bearer token %s)",
+			zt->opts.ca_addr, zt->opts.token_file);
+	zm_tls_roots_put(o->roots);
+	return r;
+}
+
 /* --ca-addr: roots and node certificate from --ca-dir, workload certificates from the CA. */
 static int zt_identity_from_ca(struct zt *zt, char *err, size_t len)
 {
@@ -99,15 +125,19 @@ static int zt_identity_from_ca(struct zt *zt, char *err, size_t len)
 	r = zm_tls_roots_load(rpath, &o.roots, err, len);
 	if (r)
 		return r;
+	if (zt->opts.token_file && stat(cpath, &st))
+		return zt_identity_token_mode(zt, &o, err, len);
 	r = zm_cert_load_pem(cpath, kpath, &o.node, err, len);
 	if (!r && zm_spiffe_id_parse(zm_cert_identity(o.node), &sid))
 		r = -EINVAL, snprintf(err, len, "%s: not a SPIFFE node identity", cpath);
 	if (!r) {
 		snprintf(zt->trust_domain, sizeof(zt->trust_domain), "%s", sid.trust_domain);
+		o.token_file = zt->opts.token_file;
+		o.cluster_id = zt->opts.cluster_id;
 		r = zm_caclient_provider_new(&o, &zt->idp, err, len);
 	}
 	if (!r)
-		fprintf(stderr, "ztunnel: certificates from the CA at %s (node identity %s)\n",
+		obs_log(OBS_INFO, "identity", "certificates from the CA at %s (node identity %s)",
 			zt->opts.ca_addr, zm_cert_identity(o.node));
 	zm_cert_put(o.node);
 	zm_tls_roots_put(o.roots);
@@ -185,12 +215,12 @@ static struct zm_cert *zt_node_cert_reload(struct zt *zt)
 	snprintf(cpath, sizeof(cpath), "%s/%s", zt->opts.ca_dir, ZM_NODE_CERT_FILE);
 	snprintf(kpath, sizeof(kpath), "%s/%s", zt->opts.ca_dir, ZM_NODE_KEY_FILE);
 	if (stat(kpath, &st) || (st.st_mode & 077)) {
-		fprintf(stderr, "ztunnel: %s missing or not mode 0600: node certificate kept\n",
+		obs_log(OBS_WARN, "identity", "%s missing or not mode 0600: node certificate kept",
 			kpath);
 		return NULL;
 	}
 	if (zm_cert_load_pem(cpath, kpath, &node, err, sizeof(err))) {
-		fprintf(stderr, "ztunnel: node certificate kept: %s\n", err);
+		obs_log(OBS_WARN, "identity", "node certificate kept: %s", err);
 		return NULL;
 	}
 	return node;
@@ -212,7 +242,7 @@ void zt_identity_reload(struct zt *zt, bool force)
 	snprintf(path, sizeof(path), "%s/%s", zt->opts.ca_dir, ZM_CA_CERT_FILE);
 	if (zm_tls_roots_load(path, &roots, err, sizeof(err))) {
 		/* A half-written or emptied bundle must not take trust away: keep the old. */
-		fprintf(stderr, "ztunnel: trust bundle kept: %s\n", err);
+		obs_log(OBS_WARN, "identity", "trust bundle kept: %s", err);
 		return;
 	}
 	zm_tls_ctx_set_roots(zt->tls_client, roots);
@@ -221,7 +251,7 @@ void zt_identity_reload(struct zt *zt, bool force)
 		node = zt_node_cert_reload(zt);
 		zm_caclient_provider_update(zt->idp, roots, node);
 	}
-	fprintf(stderr, "ztunnel: trust bundle %s reloaded: %d root%s%s\n", path,
+	obs_log(OBS_INFO, "identity", "trust bundle %s reloaded: %d root%s%s", path,
 		zm_tls_roots_count(roots), zm_tls_roots_count(roots) == 1 ? "" : "s",
 		node ? ", node certificate reloaded, workload certificates re-fetched" : "");
 	zm_cert_put(node);

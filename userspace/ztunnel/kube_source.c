@@ -15,7 +15,11 @@
  *   mesh only because its event is late, and while the API cannot be asked the ADD fails
  *   with "try again" (the kubelet retries).
  * Startup waits for the first list of every kind (so a restart never unenrolls running pods
- * from an empty model); afterwards the last good model serves while the API server is away.
+ * from an empty model, and an upgrade's new process takes no socket over before it has a
+ * model), and readiness (zt_ready_update) counts it with xDS's first answers; afterwards the
+ * last good model serves while the API server is away. Its builds go through zt_state_load()
+ * unguarded: a complete list saying no pod of this node is meshed is the cluster's answer,
+ * not a truncated file (state.c, zt_state_guard).
  */
 #include <errno.h>
 #include <malloc.h>
@@ -29,6 +33,7 @@
 
 #include "common/errf.h"
 #include "kube/kube.h"
+#include "obs/log.h"
 #include "rbac/rbac.h"
 #include "authz.h"
 #include "zt.h"
@@ -45,6 +50,7 @@ static struct {
 	pthread_t thread;
 	bool started;
 	atomic_bool stop;
+	atomic_bool waiting; /* for the first list of every kind: not ready (zt_kube_synced) */
 	atomic_ulong built_serial; /* the store's serial behind the last build */
 	unsigned int build_ms;
 	char *log, *last_log; /* the build's notes, and the previous build's (said once) */
@@ -75,7 +81,7 @@ static unsigned int zt_kube_env(const char *name, unsigned int def)
 	return v && *v ? (unsigned int)strtoul(v, NULL, 10) : def;
 }
 
-/* Print the lines of log that the previous build did not have. */
+/* Log the lines of the build's notes that the previous build did not have. */
 static void zt_kube_say_new(const char *log)
 {
 	const char *p = log, *nl;
@@ -85,7 +91,7 @@ static void zt_kube_say_new(const char *log)
 		int n = (int)(nl ? nl - p : (long)strlen(p));
 
 		if (n && !(zk.last_log && memmem(zk.last_log, strlen(zk.last_log), p, (size_t)n)))
-			fprintf(stderr, "ztunnel: kube: %.*s\n", n, p);
+			obs_log(OBS_WARN, "kube", "%.*s", n, p);
 	}
 	free(zk.last_log);
 	zk.last_log = strdup(log);
@@ -125,13 +131,11 @@ static void zt_kube_policies(void)
 	}
 	/* Each object was checked alone when it came: this can only fail on duplicates. */
 	if (zm_rbac_load_buf("kubernetes", text, strlen(text), &set, err, sizeof(err))) {
-		fprintf(stderr, "ztunnel: kube: policies refused, keeping the previous ones:\n%s\n",
-			err);
+		obs_log(OBS_WARN, "kube", "policies refused, keeping the previous ones:\n%s", err);
 		free(text);
 		return;
 	}
-	fprintf(stderr,
-		"ztunnel: kube: %zu AuthorizationPolicies and PeerAuthentications in force\n", n);
+	obs_log(OBS_INFO, "kube", "%zu AuthorizationPolicies and PeerAuthentications in force", n);
 	zt_authz_set_api(set);
 	free(zk.last_policies);
 	zk.last_policies = text;
@@ -145,8 +149,7 @@ static void zt_kube_apply(void)
 
 	zt_kube_policies();
 	if (zt_state_load(zk.zt, err, sizeof(err))) {
-		fprintf(stderr,
-			"ztunnel: kube: building the model failed, keeping the previous: %s\n",
+		obs_log(OBS_WARN, "kube", "building the model failed, keeping the previous: %s",
 			err);
 		return;
 	}
@@ -230,6 +233,7 @@ int zt_kube_start(struct zt *zt, char *err, size_t len)
 	int r;
 
 	zk.zt = zt;
+	atomic_store(&zk.waiting, true);
 	zk.build_ms = zt_kube_env("ZMESH_KUBE_BUILD_MS", 100);
 	zk.opts = (struct zm_kube_opts){.node = zt->opts.node,
 					.trust_domain = getenv("TRUST_DOMAIN"),
@@ -253,7 +257,7 @@ int zt_kube_start(struct zt *zt, char *err, size_t len)
 	zk.client = zm_kube_client_new(&co, err, len);
 	if (!zk.client)
 		return -ENOMEM;
-	fprintf(stderr, "ztunnel: kube: workloads from the Kubernetes API at %s (node %s)\n",
+	obs_log(OBS_INFO, "kube", "workloads from the Kubernetes API at %s (node %s)",
 		zk.conn.server, zt->opts.node);
 	while (!zm_kube_client_synced(zk.client)) {
 		if (zt_kube_signalled())
@@ -261,13 +265,14 @@ int zt_kube_start(struct zt *zt, char *err, size_t len)
 				       "stopped while waiting for the API server");
 		zm_kube_client_step(zk.client, 100);
 		if (time(NULL) - said >= 5) {
-			fprintf(stderr,
-				"ztunnel: kube: still waiting for the first list of every "
-				"resource from %s (not ready until then)\n",
+			obs_log(OBS_INFO, "kube",
+				"still waiting for the first list of every resource from %s (not "
+				"ready until then)",
 				zk.conn.server);
 			said = time(NULL);
 		}
 	}
+	atomic_store(&zk.waiting, false);
 	zt_kube_policies();
 	r = pthread_create(&zk.thread, NULL, zt_kube_thread, NULL);
 	if (r)
@@ -293,6 +298,11 @@ void zt_kube_stop(void)
 	zk.store = NULL;
 }
 
+bool zt_kube_synced(void)
+{
+	return !atomic_load(&zk.waiting);
+}
+
 int zt_kube_cni_pod(const char *ns, const char *name, char *err, size_t len)
 {
 	bool have_ns, have_pod;
@@ -316,9 +326,7 @@ int zt_kube_cni_pod(const char *ns, const char *name, char *err, size_t len)
 			       "whether it is in the mesh (%s): try again",
 			       ns, name, err);
 	if (!have_pod)
-		fprintf(stderr,
-			"ztunnel: kube: pod %s/%s fetched for the CNI before its watch "
-			"event\n",
+		obs_log(OBS_INFO, "kube", "pod %s/%s fetched for the CNI before its watch event",
 			ns, name);
 	return 0;
 }

@@ -16,9 +16,13 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "common/cliopt.h"
 #include "common/netns.h"
+#include "common/version.h"
 #include "config/config.h"
 #include "datapath/datapath.h"
+#include "obs/log.h"
+#include "rt/handover.h"
 #include "zmesh/ports.h"
 #include "agent.h"
 #include "authz.h"
@@ -34,8 +38,13 @@ static void zt_usage(FILE *f)
 	    "               [--ca-dir DIR] [--workers N] [--admin-port P] [--metrics-port P]\n"
 	    "               [--ready-port P] [--no-enroll] [--poll-ms MS] [--pool-idle-ms MS]\n"
 	    "               [--policy FILE]... [--no-fastpath]\n"
-	    "               [--run-dir DIR] [--cgroup-root DIR]\n"
-	    "       ztunnel --kube | --kubeconfig FILE --node NAME [--kube-sa-dir DIR] [options]\n"
+	    "               [--run-dir DIR] [--cgroup-root DIR] [--handover PATH|none]\n"
+	    "               [--drain-timeout SECONDS]\n"
+	    "       ztunnel --xds-address HOST:PORT --node NAME [--token-file F] [--cluster-id C]\n"
+	    "               [--istiod-name NAME] [--xds-root-cert PEM] [options above]\n"
+	    "       ztunnel --kube | --kubeconfig FILE --node NAME [--kube-sa-dir DIR]\n"
+	    "               [options above]\n"
+	    "               [--log-format logfmt|json] [--log-level SPEC]\n"
 	    "       ztunnel --check --config FILE [--policy FILE]... [--node NAME]\n"
 	    "       ztunnel --help | --version\n"
 	    "\n"
@@ -53,6 +62,14 @@ static void zt_usage(FILE *f)
 	    "enforced with the config's policies and reloaded with it. Plaintext that the\n"
 	    "policies certainly deny by address and port is dropped in the kernel (tc, XDP);\n"
 	    "--no-fastpath leaves the kernel rule set alone (userspace decides everything).\n"
+	    "--xds-address (XDS_ADDRESS): workloads, services and policies from istiod's delta\n"
+	    "ADS (gRPC over TLS, default port 15012) instead of --config; --token-file (default\n"
+	    "/var/run/secrets/tokens/istio-token) is sent as `authorization: Bearer`, and with\n"
+	    "--ca-addr it also authenticates certificate requests when --ca-dir holds no node\n"
+	    "certificate; --cluster-id (CLUSTER_ID, default Kubernetes) goes in `clusterid`;\n"
+	    "istiod's certificate must verify against --xds-root-cert (default --ca-dir's\n"
+	    "ca-cert.pem) with the name --istiod-name (default istiod.istio-system.svc).\n"
+	    "INSTANCE_IP, POD_NAME, POD_NAMESPACE make the node id, as in Istio.\n"
 	    "--check validates the config and the --policy files (FILE:LINE: field: problem);\n"
 	    "with --node it also counts that node's kernel drop rules.\n"
 	    "--run-dir DIR (or ZMESH_RUN_DIR; /var/run/zmesh in Kubernetes): accept pods from\n"
@@ -60,25 +77,27 @@ static void zt_usage(FILE *f)
 	    "config workload with the pod's namespace and name takes the pod's addresses.\n"
 	    "--cgroup-root: the cgroup v2 root the plugin's cgroup paths start from (default:\n"
 	    "the first cgroup2 mount).\n"
+	    "--handover PATH (default RUN_DIR/ztunnel.handover; none: off): a new ztunnel takes\n"
+	    "the listening sockets of the one running on this node over PATH and serves on them;\n"
+	    "the old one stops accepting and drains, so an upgrade drops no connection.\n"
+	    "SIGTERM drains: no longer accepting, GOAWAY on HBONE, exit when the last connection\n"
+	    "closes or after --drain-timeout SECONDS (0: no limit; default after a hand-over: no\n"
+	    "limit; after SIGTERM: CONNECTION_TERMINATION_DEADLINE, or\n"
+	    "TERMINATION_GRACE_PERIOD_SECONDS less 5, or 5). A second SIGTERM cuts what is left.\n"
 	    "--kube (in a pod: KUBERNETES_SERVICE_HOST/_PORT, the service account token and CA\n"
 	    "in --kube-sa-dir, default /var/run/secrets/kubernetes.io/serviceaccount) or\n"
 	    "--kubeconfig FILE: workloads, services and Istio policies from the Kubernetes API\n"
 	    "instead of --config (pods in the mesh by istio.io/dataplane-mode=ambient on their\n"
 	    "namespace or themselves); not ready before the first list of everything.\n"
 	    "TRUST_DOMAIN, CLUSTER_DOMAIN, CLUSTER_ID (cluster.local, cluster.local, "
-	    "Kubernetes).\n");
+	    "Kubernetes).\n"
+	    "--log-format: logfmt (default) or json, for every line. --log-level: LEVEL or\n"
+	    "SCOPE:LEVEL[,...] (error warn info debug trace off; scopes: ztunnel access hbone\n"
+	    "authz config identity enroll admin rt cni xds kube); POST /logging?level=SPEC on the\n"
+	    "admin port changes it at run time.\n");
 }
 
-static int zt_parse_int(const char *s, int lo, int hi, int *out)
-{
-	char *end;
-	long v = strtol(s, &end, 10);
-
-	if (!*s || *end || v < lo || v > hi)
-		return -EINVAL;
-	*out = (int)v;
-	return 0;
-}
+#define ZT_USAGE_LINE "ztunnel --config FILE --node NAME [OPTIONS] | ztunnel --check --config FILE"
 
 static int zt_parse_opts(int argc, char **argv, struct zt_opts *o)
 {
@@ -97,6 +116,13 @@ static int zt_parse_opts(int argc, char **argv, struct zt_opts *o)
 		O_NO_FASTPATH,
 		O_RUN_DIR,
 		O_CGROUP_ROOT,
+		O_XDS,
+		O_TOKEN,
+		O_CLUSTER,
+		O_CPNAME,
+		O_XDS_ROOT,
+		O_HANDOVER,
+		O_DRAIN,
 		O_KUBE,
 		O_KUBECONFIG,
 		O_KUBE_SA
@@ -119,15 +145,26 @@ static int zt_parse_opts(int argc, char **argv, struct zt_opts *o)
 					   {"no-fastpath", no_argument, NULL, O_NO_FASTPATH},
 					   {"run-dir", required_argument, NULL, O_RUN_DIR},
 					   {"cgroup-root", required_argument, NULL, O_CGROUP_ROOT},
+					   {"xds-address", required_argument, NULL, O_XDS},
+					   {"token-file", required_argument, NULL, O_TOKEN},
+					   {"cluster-id", required_argument, NULL, O_CLUSTER},
+					   {"istiod-name", required_argument, NULL, O_CPNAME},
+					   {"xds-root-cert", required_argument, NULL, O_XDS_ROOT},
+					   {"handover", required_argument, NULL, O_HANDOVER},
+					   {"drain-timeout", required_argument, NULL, O_DRAIN},
 					   {"kube", no_argument, NULL, O_KUBE},
 					   {"kubeconfig", required_argument, NULL, O_KUBECONFIG},
 					   {"kube-sa-dir", required_argument, NULL, O_KUBE_SA},
+					   OBS_LOG_OPTIONS,
 					   {"help", no_argument, NULL, 'h'},
 					   {"version", no_argument, NULL, 'V'},
 					   {0}};
+	const char *p = "ztunnel";
 	int c, bad = 0;
+	bool kube;
 
-	while ((c = getopt_long(argc, argv, "c:n:w:h", lo, NULL)) != -1) {
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":c:n:w:h", lo, NULL)) != -1) {
 		switch (c) {
 		case 'c':
 			o->config = optarg;
@@ -145,22 +182,31 @@ static int zt_parse_opts(int argc, char **argv, struct zt_opts *o)
 			o->ca_dir = optarg;
 			break;
 		case 'w':
-			bad |= zt_parse_int(optarg, 1, ZT_MAX_WORKERS, &o->workers);
+			bad |= zm_opt_int(p, "--workers", optarg, 1, ZT_MAX_WORKERS, &o->workers)
+				   ? 1
+				   : 0;
 			break;
 		case O_ADMIN:
-			bad |= zt_parse_int(optarg, 1, 65535, &o->admin_port);
+			bad |=
+			    zm_opt_int(p, "--admin-port", optarg, 1, 65535, &o->admin_port) ? 1 : 0;
 			break;
 		case O_METRICS:
-			bad |= zt_parse_int(optarg, 1, 65535, &o->metrics_port);
+			bad |= zm_opt_int(p, "--metrics-port", optarg, 1, 65535, &o->metrics_port)
+				   ? 1
+				   : 0;
 			break;
 		case O_READY:
-			bad |= zt_parse_int(optarg, 1, 65535, &o->ready_port);
+			bad |=
+			    zm_opt_int(p, "--ready-port", optarg, 1, 65535, &o->ready_port) ? 1 : 0;
 			break;
 		case O_POLL:
-			bad |= zt_parse_int(optarg, 50, 3600000, &o->poll_ms);
+			bad |= zm_opt_int(p, "--poll-ms", optarg, 50, 3600000, &o->poll_ms) ? 1 : 0;
 			break;
 		case O_POOL_IDLE:
-			bad |= zt_parse_int(optarg, 100, 86400000, &o->pool_idle_ms);
+			bad |=
+			    zm_opt_int(p, "--pool-idle-ms", optarg, 100, 86400000, &o->pool_idle_ms)
+				? 1
+				: 0;
 			break;
 		case O_NOENROLL:
 			o->no_enroll = true;
@@ -169,7 +215,11 @@ static int zt_parse_opts(int argc, char **argv, struct zt_opts *o)
 			o->ca_addr = optarg;
 			break;
 		case O_POLICY:
-			bad |= zt_authz_add_file(optarg) ? 1 : 0;
+			if (zt_authz_add_file(optarg)) {
+				fprintf(stderr, "ztunnel: --policy %s: more than %d policy files\n",
+					optarg, ZT_AUTHZ_MAX_FILES);
+				bad = 1;
+			}
 			break;
 		case O_NO_FASTPATH:
 			zt_authz_fastpath_off();
@@ -179,6 +229,30 @@ static int zt_parse_opts(int argc, char **argv, struct zt_opts *o)
 			break;
 		case O_CGROUP_ROOT:
 			o->cgroup_root = optarg;
+			break;
+		case O_XDS:
+			o->xds_address = optarg;
+			break;
+		case O_TOKEN:
+			o->token_file = optarg;
+			break;
+		case O_CLUSTER:
+			o->cluster_id = optarg;
+			break;
+		case O_CPNAME:
+			o->cp_name = optarg;
+			break;
+		case O_XDS_ROOT:
+			o->xds_root = optarg;
+			break;
+		case O_HANDOVER:
+			o->handover = optarg;
+			break;
+		case O_DRAIN:
+			bad |=
+			    zm_opt_int(p, "--drain-timeout", optarg, 0, 86400, &o->drain_timeout_s)
+				? 1
+				: 0;
 			break;
 		case O_KUBE:
 			o->kube = true;
@@ -196,37 +270,87 @@ static int zt_parse_opts(int argc, char **argv, struct zt_opts *o)
 			zt_usage(stdout);
 			exit(0);
 		case 'V':
-			printf("ztunnel (zmesh) 0.1.0\n");
+			zm_version_print(stdout, "ztunnel");
 			exit(0);
 		default:
-			return -EINVAL;
+			if (obs_log_getopt(p, c, optarg, argv))
+				return -EINVAL;
+			break;
 		}
 	}
-	if (bad || optind != argc) {
-		fprintf(stderr, "ztunnel: bad or unexpected argument\n");
+	if (bad)
+		return -EINVAL;
+	if (optind != argc) {
+		fprintf(stderr, "ztunnel: unexpected argument \"%s\" (options only)\n",
+			argv[optind]);
 		return -EINVAL;
 	}
+	kube = o->kube || o->kubeconfig;
+	if (!o->xds_address && !o->check && !kube)
+		o->xds_address = getenv("XDS_ADDRESS");
+	if (!o->config && !o->xds_address && !(kube && !o->check))
+		o->config = getenv("LOCAL_XDS_PATH");
 	if (!o->node)
 		o->node = getenv("NODE_NAME");
 	if (!o->run_dir)
 		o->run_dir = getenv("ZMESH_RUN_DIR");
-	if ((o->kube || o->kubeconfig) && !o->check) {
-		if (o->config) {
-			fprintf(stderr, "ztunnel: --config and the Kubernetes API are two sources: "
-					"pick one\n");
-			return -EINVAL;
-		}
-		if (o->node && *o->node)
-			return 0;
+	if (kube && !o->check && (o->config || o->xds_address)) {
+		fprintf(stderr, "ztunnel: --%s and the Kubernetes API are two sources: pick one\n",
+			o->config ? "config" : "xds-address");
+		return -EINVAL;
 	}
-	if (!o->config)
-		o->config = getenv("LOCAL_XDS_PATH");
+	if (o->xds_address && o->config) {
+		fprintf(stderr, "ztunnel: --xds-address and --config are two sources: pick one\n");
+		return -EINVAL;
+	}
+	if ((o->xds_address || kube) && !o->check && o->node && *o->node)
+		return 0;
 	if (!o->config || (!o->check && (!o->node || !*o->node))) {
 		fprintf(stderr, "ztunnel: --config FILE%s is required\n",
 			o->check ? "" : " and --node NAME");
 		return -EINVAL;
 	}
 	return 0;
+}
+
+/*
+ * Before any socket is made: take over from the ztunnel serving this node, or start fresh.
+ * 0, or the exit status (the message logged; a running ztunnel is never disturbed).
+ */
+static int zt_handover_begin(struct zt *zt, char *err, size_t len)
+{
+	static char path[256];
+	const char *p = zt->opts.handover;
+	pid_t old = 0;
+
+	if (p && !strcmp(p, "none"))
+		p = NULL;
+	else if (!p && zt->opts.run_dir)
+		p = snprintf(path, sizeof(path), "%s/ztunnel.handover", zt->opts.run_dir) <
+			    (int)sizeof(path)
+			? path
+			: NULL;
+	zt->opts.handover = p;
+	if (rt_handover_begin(p, "ztunnel", &old, err, len)) {
+		obs_log(OBS_ERROR, "ztunnel", "%s", err);
+		return 1;
+	}
+	if (old)
+		obs_log(OBS_INFO, "ztunnel", "taking over from the ztunnel running as pid %d (%s)",
+			(int)old, p);
+	return 0;
+}
+
+/* Serving now: the old process (if any) stops accepting; later ones can take over from us. */
+static void zt_handover_commit(struct zt *zt)
+{
+	const struct rt_handover_ops ops = {.release = zt_drain_handed_over, .ud = zt};
+	char err[512];
+
+	/* Keep serving either way: the inherited sockets are ours, dropping them would cut. */
+	if (rt_handover_commit(&zt->control.loop, &ops, err, sizeof(err)))
+		obs_log(OBS_WARN, "ztunnel", "%s; no hand-over to a later ztunnel possible", err);
+	rt_control_on_term(&zt->control, zt_drain_on_term);
 }
 
 static int zt_check(const char *path, const char *node)
@@ -247,92 +371,94 @@ static int zt_check(const char *path, const char *node)
 	return r;
 }
 
-/* Signals go to the control loop's signalfd; SIGPIPE never kills a relay. */
-static void zt_signals_block(void)
-{
-	sigset_t set;
-
-	signal(SIGPIPE, SIG_IGN);
-	sigemptyset(&set);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
-}
-
-static void zt_raise_nofile(void)
-{
-	struct rlimit rl;
-
-	/* Each relayed connection holds two sockets (and a pipe per busy direction). */
-	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
-	}
-}
+static const char *const zt_log_scopes[] = {"access",	"hbone",  "authz", "config",
+					    "identity", "enroll", "admin", "rt",
+					    "cni",	"xds",	  "kube",  NULL};
 
 int main(int argc, char **argv)
 {
 	static struct zt zt;
 	char err[8192];
-	long ncpu;
+	uint64_t nofile = 0;
 	int r;
 
-	zt.opts = (struct zt_opts){.admin_port = ZM_PORT_ADMIN,
+	zt.opts = (struct zt_opts){.drain_timeout_s = -1,
+				   .admin_port = ZM_PORT_ADMIN,
 				   .metrics_port = ZM_PORT_METRICS,
 				   .ready_port = ZM_PORT_READY,
 				   .poll_ms = 1000,
 				   .pool_idle_ms = ZT_POOL_IDLE_MS};
-	if (zt_parse_opts(argc, argv, &zt.opts)) {
-		zt_usage(stderr);
-		return 2;
-	}
+	obs_log_init("ztunnel", zt_log_scopes);
+	if (zt_parse_opts(argc, argv, &zt.opts))
+		return zm_opt_usage("ztunnel", ZT_USAGE_LINE);
 	if (zt.opts.check)
 		return zt_check(zt.opts.config, zt.opts.node);
 	if (zt.opts.netns && zm_netns_enter(zt.opts.netns, err, sizeof(err))) {
-		fprintf(stderr, "ztunnel: %s\n", err);
+		obs_log(OBS_ERROR, "ztunnel", "%s", err);
 		return 1;
 	}
+	r = zt_handover_begin(&zt, err, sizeof(err));
+	if (r)
+		return r;
 	zt_g = &zt;
 	/* libbpf's notes on replaced filters are expected during enrollment; errors come back
 	 * through zm_dp's own messages. */
 	zm_dp_set_debug(false);
-	zt_signals_block();
-	zt_raise_nofile();
-	if (zt_agent_init(&zt, err, sizeof(err))) {
-		fprintf(stderr, "ztunnel: %s\n", err);
+	/* Signals go to the control loop's signalfd; SIGPIPE never kills a relay. */
+	if (zt_control_init(&zt)) {
+		obs_log(OBS_ERROR, "ztunnel", "control loop: %s", strerror(errno));
 		return 1;
 	}
+	/* Each relayed connection holds two sockets (and a pipe per busy direction). */
+	if (rt_nofile_raise(&nofile))
+		obs_log(OBS_WARN, "ztunnel", "raising RLIMIT_NOFILE failed: %llu descriptors",
+			(unsigned long long)nofile);
+	if (zt_agent_init(&zt, err, sizeof(err))) {
+		obs_log(OBS_ERROR, "cni", "%s", err);
+		return 1;
+	}
+	/* After zt_control_init: the wait for the first list sees SIGTERM pending. */
 	if (zt_kube_enabled(&zt) && zt_kube_start(&zt, err, sizeof(err))) {
-		fprintf(stderr, "ztunnel: kube: %s\n", err);
+		obs_log(OBS_ERROR, "kube", "%s", err);
 		zt_kube_stop();
 		return 1;
 	}
-	if (zt_state_load(&zt, err, sizeof(err))) {
-		fprintf(stderr, "%s\n", err);
+	if (zt.opts.xds_address ? zt_xds_start(&zt, err, sizeof(err))
+				: zt_state_load(&zt, err, sizeof(err))) {
+		obs_log(OBS_ERROR, "config", "%s", err);
 		return 1;
 	}
 	if (zt_authz_init(err, sizeof(err))) {
-		fprintf(stderr, "%s\n", err);
+		obs_log(OBS_ERROR, "authz", "%s", err);
 		return 1;
 	}
 	if (zt_identity_init(&zt, err, sizeof(err))) {
-		fprintf(stderr, "ztunnel: identities from %s: %s\n", zt.opts.ca_dir, err);
+		obs_log(OBS_ERROR, "identity", "identities from %s: %s", zt.opts.ca_dir, err);
 		return 1;
 	}
-	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-	zt.n_workers = zt.opts.workers ? zt.opts.workers : (int)(ncpu > 0 ? ncpu : 1);
-	if (zt.n_workers > ZT_MAX_WORKERS)
-		zt.n_workers = ZT_MAX_WORKERS;
-	r = zt_workers_start(&zt);
+	if (zt_metrics_init(&zt.idp, &zt.pool_conns, &zt.hbone_inbound)) {
+		obs_log(OBS_ERROR, "ztunnel", "registering the metrics failed");
+		return 1;
+	}
+	zt.n_workers = zt.opts.workers ? zt.opts.workers : rt_workers_default();
+	r = rt_workers_start(&zt.rt, zt.n_workers, zt_worker_init, &zt);
+	zt.n_workers = zt.rt.n;
+	if (!r)
+		r = zt_admin_start(&zt);
 	if (!r)
 		r = zt_cni_server_start(&zt);
+	if (!r)
+		zt_handover_commit(&zt);
 	if (!r)
 		r = zt_control_run(&zt);
 	atomic_store(&zt.stop, true);
 	zt_cni_server_stop(&zt);
 	zt_kube_stop();
-	zt_workers_join(&zt);
-	fprintf(stderr, "ztunnel: stopped\n");
+	zt_xds_stop();
+	zt_admin_stop();
+	rt_handover_fini(&zt.control.loop);
+	rt_workers_stop(&zt.rt);
+	rt_control_fini(&zt.control);
+	obs_log(OBS_INFO, "ztunnel", "stopped");
 	return r ? 1 : 0;
 }

@@ -136,7 +136,7 @@ static void zt_plain_arm(struct zt_conn *c)
 		eb |= EPOLLIN;
 	if (c->ab.dst_blocked)
 		eb |= EPOLLOUT;
-	if (zt_ev_set(c->w, &c->a.ev, ea) || zt_ev_set(c->w, &c->b.ev, eb))
+	if (rt_ev_set(c->w->loop, &c->a.ev, ea) || rt_ev_set(c->w->loop, &c->b.ev, eb))
 		zt_conn_finish(c, ZT_OUT_INTERNAL, "epoll_ctl: %s", strerror(errno));
 }
 
@@ -193,7 +193,7 @@ static void zt_tunnel_arm(struct zt_conn *c)
 		e |= EPOLLIN;
 	if (c->st_paused)
 		e |= EPOLLOUT;
-	if (zt_ev_set(c->w, &c->a.ev, e))
+	if (rt_ev_set(c->w->loop, &c->a.ev, e))
 		zt_conn_finish(c, ZT_OUT_INTERNAL, "epoll_ctl: %s", strerror(errno));
 }
 

@@ -66,7 +66,8 @@ enum zt_route_kind {
 	X(NO_WORKLOAD, "no_local_workload", "no such workload on this node (503)")                 \
 	X(NO_IDENTITY, "no_identity", "no certificate for the workload identity")                  \
 	X(INTERNAL, "internal_error", "ztunnel ran out of a resource")                             \
-	X(DENIED, "denied", "denied by an authorization policy")
+	X(DENIED, "denied", "denied by an authorization policy")                                   \
+	X(PROXY_PORT, "proxy_port", "dialled a capture port directly: nothing to proxy to")
 
 enum zt_outcome {
 #define ZT_OUTCOME_ENUM(n, s, h) ZT_OUT_##n,

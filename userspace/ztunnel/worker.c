@@ -1,251 +1,164 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
- * Workers: one thread and one epoll loop per core, each with its own SO_REUSEPORT listeners
- * on 15001, 15006 and 15008 (IPv4 0.0.0.0 and IPv6 :: v6only, IP_TRANSPARENT so the capture
- * program's bpf_sk_assign() can hand them connections to any address; the kernel picks a
- * worker inside the reuseport group). Objects closed while a batch of events is being handled
- * are freed after the batch (zt_defer_free), so a later event of the same batch never touches
- * freed memory. A one-second tick drives dial timeouts, HBONE PINGs and pool idle release.
+ * The ztunnel's workers on the runtime (lib/rt): per worker, SO_REUSEPORT listeners on 15001,
+ * 15006 and 15008 (IPv4 0.0.0.0 and IPv6 :: v6only, IP_TRANSPARENT so the capture program's
+ * bpf_sk_assign() can hand them connections to any address; the kernel picks a worker inside
+ * the reuseport group) that hand accepted sockets to the outbound, inbound plaintext and HBONE
+ * paths, and the worker's HBONE connection set. Accept back-off, deferred release and timers
+ * are the runtime's; a wake-up from the control thread (policy or config changed) makes each
+ * worker re-check its live connections.
  */
 #include <errno.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
-#include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "obs/log.h"
+#include "rt/handover.h"
 #include "authz.h"
 #include "zt.h"
 #include "zmesh/ports.h"
 
-#define ZT_EVENTS 128
+static const struct {
+	unsigned int port;
+	enum zt_lis_kind kind;
+	const char *what;
+} zt_ports[] = {
+    {ZM_PORT_OUTBOUND, ZT_LIS_OUTBOUND, "outbound"},
+    {ZM_PORT_INBOUND_PLAIN, ZT_LIS_INBOUND_PLAIN, "inbound plaintext"},
+    {ZM_PORT_HBONE, ZT_LIS_HBONE, "HBONE"},
+};
 
-uint64_t zt_now_ms(void)
+static void zt_accept(struct rt_loop *l, struct rt_listener *li, int fd)
 {
-	struct timespec ts;
+	struct zt_worker *w = li->ud;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-int zt_ev_set(struct zt_worker *w, struct zt_ev *ev, uint32_t events)
-{
-	struct epoll_event e = {.events = events, .data.ptr = ev};
-	int op;
-
-	if (ev->armed == events && events)
-		return 0;
-	if (!events) {
-		zt_ev_del(w, ev);
-		return 0;
-	}
-	op = ev->armed ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
-	if (epoll_ctl(w->epfd, op, ev->fd, &e))
-		return -errno;
-	ev->armed = events;
-	return 0;
-}
-
-void zt_ev_del(struct zt_worker *w, struct zt_ev *ev)
-{
-	if (ev->armed && ev->fd >= 0)
-		epoll_ctl(w->epfd, EPOLL_CTL_DEL, ev->fd, NULL);
-	ev->armed = 0;
-}
-
-void zt_defer_free(struct zt_worker *w, void (*free_fn)(void *), void *p)
-{
-	struct zt_dead *d = malloc(sizeof(*d));
-
-	if (!d) {
-		/* Cannot defer: leaking is safer than a use-after-free in this batch. */
-		return;
-	}
-	*d = (struct zt_dead){w->dead, free_fn, p};
-	w->dead = d;
-}
-
-static void zt_reap(struct zt_worker *w)
-{
-	while (w->dead) {
-		struct zt_dead *d = w->dead;
-
-		w->dead = d->next;
-		d->free_fn(d->p);
-		free(d);
+	(void)l;
+	switch (w->lis_kind[li - w->lis]) {
+	case ZT_LIS_OUTBOUND:
+		zt_outbound_accept(w, fd);
+		break;
+	case ZT_LIS_INBOUND_PLAIN:
+		zt_inbound_plain_accept(w, fd);
+		break;
+	case ZT_LIS_HBONE:
+		zt_hbone_accept(w, fd);
+		break;
 	}
 }
 
-static void zt_listener_event(struct zt_worker *w, struct zt_ev *ev, uint32_t events)
+/* Start accepting on fd as listener kind; it is offered to a future process under name. */
+static int zt_worker_listen_fd(struct zt_worker *w, int fd, enum zt_lis_kind kind, const char *what,
+			       bool v6, const char *name)
 {
-	struct zt_listener *l = (struct zt_listener *)ev;
-	int i, fd, one = 1;
+	char *text = w->lis_name[w->n_lis];
+	int r;
 
-	(void)events;
-	/* Bounded so one busy listener cannot starve the relays of this worker. */
-	for (i = 0; i < 64; i++) {
-		fd = accept4(ev->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd < 0) {
-			if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
-				fprintf(stderr, "ztunnel: accept on port %s failed: %s\n",
-					l->kind == ZT_LIS_OUTBOUND ? "15001"
-					: l->kind == ZT_LIS_HBONE  ? "15008"
-								   : "15006",
-					strerror(errno));
-			return;
-		}
-		/*
-		 * No Nagle on any leg: HBONE writes small HTTP/2 frames (HEADERS, SETTINGS,
-		 * WINDOW_UPDATE) that would otherwise wait for the peer's delayed ACK (~40 ms
-		 * per connection set-up, measured by make bench).
-		 */
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		switch (l->kind) {
-		case ZT_LIS_OUTBOUND:
-			zt_outbound_accept(w, fd);
-			break;
-		case ZT_LIS_INBOUND_PLAIN:
-			zt_inbound_plain_accept(w, fd);
-			break;
-		case ZT_LIS_HBONE:
-			zt_hbone_accept(w, fd);
-			break;
-		}
+	if (w->n_lis == ZT_MAX_LIS) {
+		obs_log(OBS_ERROR, "ztunnel", "worker %d: more than %d listening sockets", w->id,
+			ZT_MAX_LIS);
+		close(fd);
+		return -ENOSPC;
 	}
-}
-
-static int zt_listen(int family, int port, int *out)
-{
-	struct zm_addr any = {.family = family == AF_INET ? ZM_AF_INET : ZM_AF_INET6};
-	struct sockaddr_storage ss;
-	socklen_t sl = zm_addr_to_sockaddr(&any, (unsigned int)port, &ss);
-	int one = 1, fd, r;
-
-	fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
-	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) ||
-	    (family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one))) ||
-	    setsockopt(fd, family == AF_INET ? SOL_IP : SOL_IPV6,
-		       family == AF_INET ? IP_TRANSPARENT : IPV6_TRANSPARENT, &one, sizeof(one)) ||
-	    bind(fd, (struct sockaddr *)&ss, sl) || listen(fd, 4096)) {
-		r = -errno;
+	snprintf(text, sizeof(w->lis_name[0]), "%s %s", what, v6 ? "[::]" : "0.0.0.0");
+	w->lis_kind[w->n_lis] = kind;
+	r = rt_listener_start(w->loop, &w->lis[w->n_lis], fd, text, zt_accept, w);
+	if (r) {
 		close(fd);
 		return r;
 	}
-	*out = fd;
-	return 0;
+	w->n_lis++;
+	return rt_export_add(name, fd);
+}
+
+/*
+ * One kind and family of listener for this worker: the sockets inherited from the process we
+ * took over from (spread so that every later worker still gets one, the rest kept here: none is
+ * closed, so no connection waiting in an accept queue is lost), else a new socket joining the
+ * SO_REUSEPORT group.
+ */
+static int zt_worker_listen(struct zt_worker *w, unsigned int i, bool v6)
+{
+	struct rt_listen_opts o = {.family = v6 ? AF_INET6 : AF_INET,
+				   .port = zt_ports[i].port,
+				   .reuseport = true,
+				   .transparent = true,
+				   .v6only = true};
+	unsigned int left = (unsigned int)(w->zt->n_workers - w->id), want, k;
+	char name[RT_HANDOVER_NAME_LEN], what[32];
+	int fd, r;
+
+	snprintf(name, sizeof(name), "ztunnel:%u:%d", zt_ports[i].port, v6 ? 6 : 4);
+	snprintf(what, sizeof(what), "%s :%u", zt_ports[i].what, zt_ports[i].port);
+	/* This worker's share of what is left, rounded up. */
+	want = (rt_inherit_count(name) + left - 1) / left;
+	for (k = 0; k < want; k++) {
+		fd = rt_inherit_take(name);
+		r = zt_worker_listen_fd(w, fd, zt_ports[i].kind, what, v6, name);
+		if (r)
+			return r;
+	}
+	if (want)
+		return 0;
+	fd = rt_listen(&o);
+	if (fd < 0) {
+		obs_log(OBS_ERROR, "ztunnel",
+			"listening on %s %s failed: %s (needs CAP_NET_ADMIN for IP_TRANSPARENT)",
+			what, v6 ? "[::]" : "0.0.0.0", strerror(-fd));
+		return fd;
+	}
+	return zt_worker_listen_fd(w, fd, zt_ports[i].kind, what, v6, name);
 }
 
 static int zt_worker_listeners(struct zt_worker *w)
 {
-	static const struct {
-		int port;
-		enum zt_lis_kind kind;
-	} ports[] = {{ZM_PORT_OUTBOUND, ZT_LIS_OUTBOUND},
-		     {ZM_PORT_INBOUND_PLAIN, ZT_LIS_INBOUND_PLAIN},
-		     {ZM_PORT_HBONE, ZT_LIS_HBONE}};
-	size_t i;
-	int fam, fd = -1, r;
+	unsigned int i;
+	int r;
 
-	for (i = 0; i < 3; i++) {
-		for (fam = 0; fam < 2; fam++) {
-			struct zt_listener *l = &w->lis[w->n_lis];
-
-			r = zt_listen(fam ? AF_INET6 : AF_INET, ports[i].port, &fd);
-			if (r) {
-				fprintf(stderr,
-					"ztunnel: listening on %s port %d failed: %s (needs "
-					"CAP_NET_ADMIN for IP_TRANSPARENT)\n",
-					fam ? "[::]" : "0.0.0.0", ports[i].port, strerror(-r));
-				return r;
-			}
-			*l = (struct zt_listener){.ev = {zt_listener_event, fd, 0},
-						  .kind = ports[i].kind};
-			w->n_lis++;
-			r = zt_ev_set(w, &l->ev, EPOLLIN);
-			if (r)
-				return r;
-		}
+	for (i = 0; i < sizeof(zt_ports) / sizeof(zt_ports[0]); i++) {
+		r = zt_worker_listen(w, i, false) ?: zt_worker_listen(w, i, true);
+		if (r)
+			return r;
 	}
 	return 0;
 }
 
-static void zt_worker_tick(struct zt_worker *w)
-{
-	zt_conn_tick(w);
-	zt_pool_tick(w);
-	zt_hsrv_tick(w);
-	zt_authz_recheck(w);
-}
-
-static void *zt_worker_main(void *arg)
-{
-	struct zt_worker *w = arg;
-	struct epoll_event evs[ZT_EVENTS];
-	uint64_t last_tick = zt_now_ms();
-	int n, i;
-
-	while (!atomic_load(&w->zt->stop)) {
-		n = epoll_wait(w->epfd, evs, ZT_EVENTS, 1000);
-		w->now_ms = zt_now_ms();
-		for (i = 0; i < n; i++) {
-			struct zt_ev *ev = evs[i].data.ptr;
-
-			ev->fn(w, ev, evs[i].events);
-		}
-		zt_hconn_after_batch(w);
-		zt_reap(w);
-		if (w->now_ms - last_tick >= 1000) {
-			last_tick = w->now_ms;
-			zt_worker_tick(w);
-			zt_reap(w);
-		}
-	}
-	return NULL;
-}
-
-int zt_workers_start(struct zt *zt)
-{
-	int i, r;
-
-	for (i = 0; i < zt->n_workers; i++) {
-		struct zt_worker *w = &zt->workers[i];
-
-		w->zt = zt;
-		w->id = i;
-		w->now_ms = zt_now_ms();
-		w->epfd = epoll_create1(EPOLL_CLOEXEC);
-		if (w->epfd < 0)
-			return -errno;
-		r = zt_worker_listeners(w);
-		if (r)
-			return r;
-		r = zt_pool_new(w);
-		if (r)
-			return r;
-	}
-	for (i = 0; i < zt->n_workers; i++) {
-		r = -pthread_create(&zt->workers[i].thread, NULL, zt_worker_main, &zt->workers[i]);
-		if (r) {
-			fprintf(stderr, "ztunnel: starting worker %d failed: %s\n", i,
-				strerror(-r));
-			return r;
-		}
-	}
-	return 0;
-}
-
-void zt_workers_join(struct zt *zt)
+void zt_worker_quiet(struct zt_worker *w)
 {
 	int i;
 
-	for (i = 0; i < zt->n_workers; i++)
-		if (zt->workers[i].thread)
-			pthread_join(zt->workers[i].thread, NULL);
+	if (!atomic_load(&w->zt->quiet) || w->quiet)
+		return;
+	w->quiet = true;
+	for (i = 0; i < w->n_lis; i++) {
+		rt_export_del(w->lis[i].ev.fd);
+		rt_listener_close(w->loop, &w->lis[i]);
+	}
+	w->n_lis = 0;
+	rt_hset_drain(&w->hset);
+	atomic_fetch_add(&w->zt->n_quiet, 1);
+}
+
+/* The control thread changed policies or the config: re-check live connections. */
+static void zt_worker_woken(struct rt_loop *l, void *ud)
+{
+	(void)l;
+	zt_worker_quiet(ud);
+	zt_authz_recheck(ud);
+}
+
+int zt_worker_init(struct rt_worker *rw, void *ud)
+{
+	struct zt *zt = ud;
+	struct zt_worker *w = &zt->workers[rw->id];
+	int r;
+
+	w->zt = zt;
+	w->id = rw->id;
+	w->loop = &rw->loop;
+	zm_list_init(&w->conns);
+	rw->ud = w;
+	rt_loop_on_wake(w->loop, zt_worker_woken, w);
+	r = zt_worker_listeners(w);
+	return r ? r : zt_hset_init(w);
 }

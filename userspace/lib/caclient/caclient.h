@@ -19,10 +19,11 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
+#include "zmesh/ports.h"
 #include "tls/tls.h"
 
 /* Default port of the CA service (istiod's). */
-#define ZM_CA_PORT_DEFAULT	   15012
+#define ZM_CA_PORT_DEFAULT	   ZM_PORT_CA
 /* File names inside a node directory written by `zmesh-ca issue-node`. */
 #define ZM_NODE_CERT_FILE	   "node-cert.pem"
 #define ZM_NODE_KEY_FILE	   "node-key.pem"
@@ -36,18 +37,39 @@
  */
 int zm_caclient_addr_parse(const char *text, struct sockaddr_storage *ss, socklen_t *sl);
 
+/* The host part of "host:port" / "[v6]:port" into buf (empty when it does not parse). */
+void zm_caclient_addr_host(const char *addr, char *buf, size_t len);
+
 /*
- * One CreateCertificate call: connect to addr, mutual TLS with node (roots verify the CA,
- * whose URI SAN must be server_id), send csr_pem for impersonated (may be NULL) with
- * validity_s (0: CA default). On success returns 0 and the chain (leaf first) as malloc'd PEM
- * strings in chain[0..*n). On a gRPC error returns -EACCES (PERMISSION_DENIED,
- * UNAUTHENTICATED), -EINVAL (INVALID_ARGUMENT, RESOURCE_EXHAUSTED) or -EPROTO (others) with
- * "CODE: message" in err; transport failures give -ECONNREFUSED, -ETIMEDOUT, -EIO, ...
+ * Read a Bearer token file (a Kubernetes projected token: one line) into buf without
+ * surrounding whitespace. Returns 0, or -errno / -EINVAL (empty, too long) with err.
  */
-int zm_caclient_call(const char *addr, struct zm_tls_roots *roots, struct zm_cert *node,
-		     const char *server_id, const char *csr_pem, const char *impersonated,
-		     long validity_s, int timeout_ms, char **chain, size_t max, size_t *n,
-		     char *err, size_t len);
+int zm_caclient_token_read(const char *path, char *buf, size_t len, char *err, size_t errlen);
+
+/*
+ * How a node proves itself to the CA: its certificate (zmesh-ca's mutual TLS), or a Bearer
+ * token (istiod's way: the ztunnel's Kubernetes service-account token; zmesh-ca accepts it
+ * with --tokens), or both. cluster_id, when set, goes in Istio's `clusterid` header.
+ */
+struct zm_caclient_auth {
+	struct zm_cert *node; /* may be NULL with a token */
+	const char *token;    /* may be NULL with a node certificate */
+	const char *cluster_id;
+};
+
+/*
+ * One CreateCertificate call: connect to addr, TLS with auth (roots verify the CA, named by
+ * server_id: a spiffe:// URI SAN or a DNS name), send csr_pem for impersonated (may be NULL:
+ * sent as the ImpersonatedIdentity metadata) with validity_s (0: CA default). On success returns 0
+ * and the chain (leaf first) as malloc'd PEM strings in chain[0..*n). On a gRPC error returns
+ * -EACCES (PERMISSION_DENIED, UNAUTHENTICATED), -EINVAL (INVALID_ARGUMENT, RESOURCE_EXHAUSTED) or
+ * -EPROTO (others) with "CODE: message" in err; transport failures give -ECONNREFUSED, -ETIMEDOUT,
+ * -EIO, ...
+ */
+int zm_caclient_call(const char *addr, struct zm_tls_roots *roots,
+		     const struct zm_caclient_auth *auth, const char *server_id,
+		     const char *csr_pem, const char *impersonated, long validity_s, int timeout_ms,
+		     char **chain, size_t max, size_t *n, char *err, size_t len);
 
 /*
  * Generate a P-256 key and a CSR for spiffe_id (URI SAN only, empty subject). *key_out and
@@ -73,13 +95,19 @@ typedef int (*zm_caclient_wanted_fn)(void *ud, void (*add)(void *ctx, const char
 struct zm_caclient_opts {
 	const char *addr;	    /* CA "host:port" (copied) */
 	struct zm_tls_roots *roots; /* trust bundle (a reference is taken) */
-	struct zm_cert *node;	    /* the node's client certificate (a reference is taken) */
-	const char
-	    *server_id;	 /* CA's expected SPIFFE id; NULL: spiffe://TD/ns/istio-system/sa/istiod */
-	long validity_s; /* requested lifetime; 0: $ZM_CERT_LIFETIME or the CA's default */
-	int timeout_ms;	 /* per CA call; 0: 5000 */
-	int wait_ms;	 /* get() wait on a miss; 0: 2000 */
-	int keep_unwanted_s;	      /* on-demand ids nobody lists are kept this long; 0: 60 */
+	struct zm_cert *node;	    /* the node's client certificate (a reference is taken); may be
+				     * NULL when token_file is set */
+	/* Bearer token file, read before every call (tokens rotate); NULL: none. */
+	const char *token_file;
+	const char *cluster_id;	  /* Istio's clusterid header; NULL: none */
+	const char *trust_domain; /* without a node certificate; NULL: cluster.local */
+	/* The CA's expected identity: NULL means spiffe://TD/ns/istio-system/sa/istiod with a
+	 * node certificate, else the host part of addr as a DNS name (istiod's serving cert). */
+	const char *server_id;
+	long validity_s;     /* requested lifetime; 0: $ZM_CERT_LIFETIME or the CA's default */
+	int timeout_ms;	     /* per CA call; 0: 5000 */
+	int wait_ms;	     /* get() wait on a miss; 0: 2000 */
+	int keep_unwanted_s; /* on-demand ids nobody lists are kept this long; 0: 60 */
 	zm_caclient_wanted_fn wanted; /* may be NULL: only on-demand identities */
 	void *wanted_ud;
 };

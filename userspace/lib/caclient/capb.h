@@ -3,9 +3,10 @@
  * The wire format of Istio's certificate API (istio.v1.auth.IstioCertificateService, see
  * userspace/zmesh-ca/ca.proto), shared by the zmesh-ca server and the ztunnel-side client:
  * the two protobuf messages, hand-coded because they are tiny (three fields and one repeated
- * string) and because the decoder must be strict about hostile input anyway, plus gRPC's
- * 5-byte message framing. Decoders never read past len, refuse groups, truncated fields and
- * overlong varints, and return pointers into the caller's buffer (not NUL-terminated).
+ * string) and because the decoder must be strict about hostile input anyway; gRPC's framing
+ * and status codes are lib/grpc's. Decoders never read past len, refuse groups, truncated
+ * fields and overlong varints, and return pointers into the caller's buffer (not
+ * NUL-terminated).
  */
 #ifndef ZMESH_CACLIENT_CAPB_H
 #define ZMESH_CACLIENT_CAPB_H
@@ -14,35 +15,19 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "grpc/grpc.h"
 #include "tls/tls.h"
 
 /* The one RPC we speak. */
 #define ZM_CA_GRPC_PATH	       "/istio.v1.auth.IstioCertificateService/CreateCertificate"
 /* Metadata key naming the identity a node asks for on behalf of a workload. */
 #define ZM_CA_META_IMPERSONATE "ImpersonatedIdentity"
-/* gRPC message prefix: 1 byte compressed flag + 4 bytes big-endian length. */
-#define ZM_GRPC_HDR	       5
 /* Largest request message the CA accepts (a P-256 CSR in PEM is ~600 bytes). */
 #define ZM_CA_MAX_REQUEST      (16u << 10)
 /* Largest response message a client accepts (a chain of a few certificates). */
 #define ZM_CA_MAX_RESPONSE     (256u << 10)
 /* Most certificates in a response chain. */
 #define ZM_CA_MAX_CHAIN	       8
-
-/* gRPC status codes (grpc/doc/statuscodes.md). */
-enum zm_grpc_status {
-	ZM_GRPC_OK = 0,
-	ZM_GRPC_INVALID_ARGUMENT = 3,
-	ZM_GRPC_PERMISSION_DENIED = 7,
-	ZM_GRPC_RESOURCE_EXHAUSTED = 8,
-	ZM_GRPC_UNIMPLEMENTED = 12,
-	ZM_GRPC_INTERNAL = 13,
-	ZM_GRPC_UNAVAILABLE = 14,
-	ZM_GRPC_UNAUTHENTICATED = 16,
-};
-
-/* "INVALID_ARGUMENT" etc.; "UNKNOWN" for codes we never send. */
-const char *zm_grpc_status_name(int code);
 
 /* IstioCertificateRequest, decoded. Strings point into the decoded buffer. */
 struct zm_capb_request {
@@ -79,9 +64,5 @@ int zm_capb_response_encode(const char *const *chain, size_t n, uint8_t **out, s
  */
 int zm_capb_response_decode(const uint8_t *buf, size_t len, const char **chain, size_t *lens,
 			    size_t max, char *err, size_t errlen);
-
-/* Write/parse a gRPC message header. Parse returns the compressed flag or -EINVAL. */
-void zm_grpc_hdr_put(uint8_t *hdr, uint32_t msg_len);
-int zm_grpc_hdr_get(const uint8_t *hdr, uint32_t *msg_len);
 
 #endif

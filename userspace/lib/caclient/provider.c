@@ -16,6 +16,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "obs/log.h"
 #include "caclient/caclient.h"
 #include "caclient/capb.h"
 
@@ -39,6 +40,7 @@ struct cac_provider {
 	struct zm_caclient_opts o;
 	char addr[256];
 	char server_id[ZM_SPIFFE_ID_MAX];
+	char token_file[512], cluster_id[128];
 	pthread_t thread;
 	pthread_mutex_t lock;
 	pthread_cond_t wake; /* refresh thread: work to do */
@@ -146,11 +148,21 @@ static int cac_fetch(struct cac_provider *p, const char *id, struct zm_tls_roots
 	size_t n = 0;
 	int r;
 
+	struct zm_caclient_auth auth = {.node = node, .cluster_id = p->cluster_id};
+	char token[4096];
+
+	if (p->token_file[0]) {
+		r = zm_caclient_token_read(p->token_file, token, sizeof(token), err, len);
+		if (r)
+			return r;
+		auth.token = token;
+	}
 	r = zm_caclient_csr_new(id, &key, &csr, err, len);
 	if (r)
 		return r;
-	r = zm_caclient_call(p->addr, roots, node, p->server_id, csr, id, p->o.validity_s,
+	r = zm_caclient_call(p->addr, roots, &auth, p->server_id, csr, id, p->o.validity_s,
 			     p->o.timeout_ms, chain, ZM_CA_MAX_CHAIN, &n, err, len);
+	explicit_bzero(token, sizeof(token));
 	if (!r)
 		r = zm_caclient_cert_build(key, chain, n, roots, out, err, len);
 	if (!r && strcmp(zm_cert_identity(*out), id)) {
@@ -199,9 +211,8 @@ static void cac_reconcile(struct cac_provider *p, bool have_set, time_t now)
 	while ((e = *pp)) {
 		if (!e->wanted && now - e->last_get > p->o.keep_unwanted_s) {
 			*pp = e->next;
-			fprintf(stderr,
-				"caclient: forgetting the certificate of %s: no local "
-				"workload needs it\n",
+			obs_log(OBS_INFO, "identity",
+				"forgetting the certificate of %s: no local workload needs it",
 				e->id);
 			zm_cert_put(e->cert);
 			free(e);
@@ -245,17 +256,16 @@ static void cac_refresh_one(struct cac_provider *p, struct cac_entry *e)
 		e->backoff_ms = ZM_CACLIENT_BACKOFF_MIN_MS;
 		e->next_try_ms = 0;
 		e->error[0] = '\0';
-		fprintf(stderr, "caclient: %s %s: serial %s, expires in %lld s\n",
+		obs_log(OBS_INFO, "identity", "%s %s: serial %s, expires in %lld s",
 			old ? "rotated" : "fetched", id,
 			zm_cert_serial(cert, serial, sizeof(serial)),
 			(long long)(zm_cert_not_after(cert) - now));
 	} else {
 		snprintf(e->error, sizeof(e->error), "%s", err);
 		e->next_try_ms = cac_now_ms() + (uint64_t)e->backoff_ms;
-		fprintf(stderr,
-			"caclient: certificate for %s from %s failed: %s; retry in %d ms%s\n", id,
-			p->addr, err, e->backoff_ms,
-			cac_valid(e, now) ? " (the current one stays in use)" : "");
+		obs_log(OBS_WARN, "identity",
+			"certificate for %s from %s failed: %s; retry in %d ms%s", id, p->addr, err,
+			e->backoff_ms, cac_valid(e, now) ? " (the current one stays in use)" : "");
 		e->backoff_ms = e->backoff_ms * 2 > ZM_CACLIENT_BACKOFF_MAX_MS
 				    ? ZM_CACLIENT_BACKOFF_MAX_MS
 				    : e->backoff_ms * 2;
@@ -312,6 +322,20 @@ static struct zm_tls_roots *cac_roots(struct zm_identity_provider *ip)
 	r = zm_tls_roots_ref(p->o.roots);
 	pthread_mutex_unlock(&p->lock);
 	return r;
+}
+
+/* The certificates fetched so far (entries still pending have none). */
+static int cac_each(struct zm_identity_provider *ip,
+		    void (*fn)(void *ud, const char *id, const struct zm_cert *cert), void *ud)
+{
+	struct cac_provider *p = (struct cac_provider *)ip;
+
+	pthread_mutex_lock(&p->lock);
+	for (struct cac_entry *e = p->entries; e; e = e->next)
+		if (e->cert)
+			fn(ud, e->id, e->cert);
+	pthread_mutex_unlock(&p->lock);
+	return 0;
 }
 
 static void cac_destroy(struct zm_identity_provider *ip)
@@ -395,11 +419,15 @@ int zm_caclient_provider_new(const struct zm_caclient_opts *o, struct zm_identit
 	struct cac_provider *p;
 	int r;
 
-	if (!o->addr || !o->roots || !o->node ||
-	    zm_spiffe_id_parse(zm_cert_identity(o->node), &node_id)) {
-		snprintf(err, len, "CA client needs an address, roots and a node certificate");
+	if (!o->addr || !o->roots || (!o->node && !o->token_file) ||
+	    (o->node && zm_spiffe_id_parse(zm_cert_identity(o->node), &node_id))) {
+		snprintf(err, len,
+			 "CA client needs an address, roots and a node certificate or a token");
 		return -EINVAL;
 	}
+	if (!o->node)
+		snprintf(node_id.trust_domain, sizeof(node_id.trust_domain), "%s",
+			 o->trust_domain ? o->trust_domain : "cluster.local");
 	p = calloc(1, sizeof(*p));
 	if (!p) {
 		snprintf(err, len, "out of memory");
@@ -408,15 +436,22 @@ int zm_caclient_provider_new(const struct zm_caclient_opts *o, struct zm_identit
 	p->ops.get = cac_get;
 	p->ops.roots = cac_roots;
 	p->ops.destroy = cac_destroy;
+	p->ops.each = cac_each;
 	p->o = *o;
 	snprintf(p->addr, sizeof(p->addr), "%s", o->addr);
 	p->o.addr = p->addr;
 	if (o->server_id)
 		snprintf(p->server_id, sizeof(p->server_id), "%s", o->server_id);
-	else
+	else if (o->node)
 		zm_spiffe_id_format(p->server_id, sizeof(p->server_id), node_id.trust_domain,
 				    "istio-system", "istiod");
+	else
+		zm_caclient_addr_host(o->addr, p->server_id, sizeof(p->server_id));
 	p->o.server_id = p->server_id;
+	snprintf(p->token_file, sizeof(p->token_file), "%s", o->token_file ? o->token_file : "");
+	snprintf(p->cluster_id, sizeof(p->cluster_id), "%s", o->cluster_id ? o->cluster_id : "");
+	p->o.token_file = p->token_file;
+	p->o.cluster_id = p->cluster_id;
 	p->o.timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 5000;
 	p->o.wait_ms = o->wait_ms > 0 ? o->wait_ms : 2000;
 	p->o.keep_unwanted_s = o->keep_unwanted_s > 0 ? o->keep_unwanted_s : 60;

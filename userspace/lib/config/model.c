@@ -504,6 +504,8 @@ static void zm_cfg_resolve_workload(struct zm_config *cfg, size_t i, struct zm_c
 			r->service = &cfg->services[k->owner];
 			continue;
 		}
+		if (cfg->lenient_refs)
+			continue;
 		zm_cfg_quote(r->key, strlen(r->key), q, sizeof(q));
 		snprintf(path, sizeof(path), "workloads[%zu].services[%s]", i, q);
 		zm_cfg_error(errs, r->line, path, "unknown service %s", q);
@@ -516,6 +518,8 @@ static void zm_cfg_resolve_workload(struct zm_config *cfg, size_t i, struct zm_c
 			r->policy = &cfg->policies[k->owner];
 			continue;
 		}
+		if (cfg->lenient_refs)
+			continue;
 		zm_cfg_quote(r->key, strlen(r->key), q, sizeof(q));
 		snprintf(path, sizeof(path), "workloads[%zu].authorizationPolicies[%zu]", i, j);
 		zm_cfg_error(errs, r->line, path, "unknown policy %s", q);

@@ -300,6 +300,14 @@ struct zm_config {
 	struct zm_cfg_policy *policies;
 	size_t n_policies;
 	bool workloads_empty; /* the source said "no workloads" explicitly (`workloads: []`) */
+	/*
+	 * Set by a source before finalize when a workload's `services` and
+	 * `authorizationPolicies` may name what has not arrived yet (xDS: istiod sends services,
+	 * workloads and policies in separate pushes, and the reference ztunnel resolves them
+	 * when they come). Such references stay unresolved (NULL) instead of being refused.
+	 * Waypoints must always resolve.
+	 */
+	bool lenient_refs;
 	/* private */
 	struct zm_cfg_arena_block *arena;
 	size_t arena_size; /* bytes held, bounded by ZM_CFG_MAX_MEMORY */

@@ -40,6 +40,11 @@ struct zm_dp {
 
 /* pin_dir NULL or "" selects ZM_PIN_DIR_DEFAULT. Never fails; a too-long path fails later. */
 void zm_dp_init(struct zm_dp *dp, const char *pin_dir);
+/*
+ * A datapath of our ABI is pinned and usable for writes: 0, or -errno with dp->err saying why
+ * (nothing pinned, bpffs missing, another ABI version: both named). Reads only zm_meta.
+ */
+int zm_dp_check(struct zm_dp *dp);
 void zm_dp_close(struct zm_dp *dp);
 
 /*

@@ -175,6 +175,11 @@ int dp_map_open(struct zm_dp *dp, const char *name, __u32 key_size, __u32 value_
 	return fd;
 }
 
+int zm_dp_check(struct zm_dp *dp)
+{
+	return dp_abi_check(dp, false);
+}
+
 int dp_abi_check(struct zm_dp *dp, bool reading)
 {
 	struct zm_meta meta;

@@ -28,6 +28,7 @@
 
 #include "common/errf.h"
 #include "kube/internal.h"
+#include "obs/log.h"
 
 #define ZM_KR_BACKOFF_MIN_MS 250
 #define ZM_KR_SLOW_MS	     60000 /* forbidden or not installed: ask again this often */
@@ -72,14 +73,14 @@ static uint64_t zm_kr_now(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-/* Print each line of text, prefixed. */
+/* Log each line of text (the store's notes on what it refused). */
 static void zm_kr_print(const char *text)
 {
 	const char *p = text, *nl;
 
 	while (p && *p) {
 		nl = strchr(p, '\n');
-		fprintf(stderr, "ztunnel: kube: %.*s\n", (int)(nl ? nl - p : (long)strlen(p)), p);
+		obs_log(OBS_WARN, "kube", "%.*s", (int)(nl ? nl - p : (long)strlen(p)), p);
 		p = nl ? nl + 1 : NULL;
 	}
 }
@@ -102,7 +103,7 @@ static void zm_kr_backoff(struct zm_kr *r, const char *fmt, ...)
 	r->next_ms =
 	    zm_kr_now() + r->backoff_ms / 2 + rand_r(&r->c->seed) % (r->backoff_ms / 2 + 1);
 	r->state = ZM_KR_WAIT;
-	fprintf(stderr, "ztunnel: kube: %s: %s; keeping the last state, retrying in %u ms\n",
+	obs_log(OBS_WARN, "kube", "%s: %s; keeping the last state, retrying in %u ms",
 		zm_kube_kind_resource(r->k), r->last_error, r->backoff_ms);
 }
 
@@ -270,7 +271,7 @@ static void zm_kr_start(struct zm_kr *r, enum zm_kr_state s)
 	pthread_mutex_lock(&c->lock);
 	err[0] = '\0';
 	if (zm_kube_conn_token_refresh(c->o.conn, false, err, sizeof(err)) < 0)
-		fprintf(stderr, "ztunnel: kube: %s (using the previous token)\n", err);
+		obs_log(OBS_WARN, "kube", "%s (using the previous token)", err);
 	ok = r->h && !zm_kube_client_setup_handle(c, r->h, &r->hdrs);
 	pthread_mutex_unlock(&c->lock);
 	if (!ok) {
@@ -313,15 +314,15 @@ static void zm_kr_refused(struct zm_kr *r, long code)
 			      "401 Unauthorized: the token was refused (expired? re-reading it)");
 	} else if (code == 403 || code == 404) {
 		if (!r->off)
-			fprintf(
-			    stderr,
-			    "ztunnel: kube: %s: %ld %s: %s; serving the model without it, asking "
-			    "again every %d s\n",
-			    res, code, code == 403 ? "Forbidden" : "Not Found",
-			    code == 403 ? "RBAC does not let this service account list and watch "
-					  "it (see the zmesh-node ClusterRole)"
-					: "the resource is not installed (its CRD?)",
-			    ZM_KR_SLOW_MS / 1000);
+			obs_log(OBS_WARN, "kube",
+				"%s: %ld %s: %s; serving the model without it, asking again every "
+				"%d s",
+				res, code, code == 403 ? "Forbidden" : "Not Found",
+				code == 403
+				    ? "RBAC does not let this service account list and watch "
+				      "it (see the zmesh-node ClusterRole)"
+				    : "the resource is not installed (its CRD?)",
+				ZM_KR_SLOW_MS / 1000);
 		snprintf(r->last_error, sizeof(r->last_error), "%ld %s", code,
 			 code == 403 ? "Forbidden" : "Not Found");
 		r->off = r->synced = true;
@@ -360,7 +361,7 @@ static void zm_kr_list_done(struct zm_kr *r)
 		return;
 	}
 	if (r->off || !r->synced)
-		fprintf(stderr, "ztunnel: kube: %s: listed %zu at resourceVersion %s\n",
+		obs_log(OBS_INFO, "kube", "%s: listed %zu at resourceVersion %s",
 			zm_kube_kind_resource(r->k), zm_kube_store_count(c->o.store, r->k), r->rv);
 	r->synced = true;
 	r->off = r->want_list = false;
@@ -372,9 +373,8 @@ static void zm_kr_list_done(struct zm_kr *r)
 static void zm_kr_watch_done(struct zm_kr *r, CURLcode res, long code)
 {
 	if (r->gone) {
-		fprintf(stderr,
-			"ztunnel: kube: %s: resourceVersion %s is too old (410 Gone): listing "
-			"again\n",
+		obs_log(OBS_INFO, "kube",
+			"%s: resourceVersion %s is too old (410 Gone): listing again",
 			zm_kube_kind_resource(r->k), r->rv);
 		r->want_list = true;
 		r->cont[0] = '\0';
@@ -487,9 +487,9 @@ static void zm_kr_schedule(struct zm_kube_client *c)
 		struct zm_kr *r = &c->r[k];
 
 		if (r->h && r->state == ZM_KR_WATCH && now - r->last_data_ms > stall) {
-			fprintf(stderr,
-				"ztunnel: kube: %s: the watch sent nothing for %u ms (not even a "
-				"bookmark): watching again from %s\n",
+			obs_log(OBS_WARN, "kube",
+				"%s: the watch sent nothing for %u ms (not even a bookmark): "
+				"watching again from %s",
 				zm_kube_kind_resource(r->k), stall, r->rv);
 			zm_kr_release(r);
 			zm_kr_start(r, ZM_KR_WATCH);

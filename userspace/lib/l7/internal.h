@@ -71,11 +71,26 @@ int l7_scalar(struct l7_ld *ld, yaml_node_t *n, void *out);
 int l7_kvmap_at(struct l7_ld *ld, yaml_node_t *map, const char *key, struct l7_kv **out, size_t *n);
 /* StringMatch {exact|prefix|regex: x} (exactly one) into the struct l7_strm at out. */
 int l7_strmatch(struct l7_ld *ld, yaml_node_t *n, void *out);
+/*
+ * Compile m->value (RE2 syntax as Istio validates it) with PCRE2 into m->re: anchored at both
+ * ends like Envoy's full match, "$" at the very end only (RE2's meaning), invalid UTF-8 in a
+ * subject simply not matching. The _search form is unanchored (regex_rewrite).
+ */
 int l7_regex_compile(struct l7_ld *ld, yaml_node_t *n, struct l7_strm *m);
+int l7_regex_compile_search(struct l7_ld *ld, yaml_node_t *n, struct l7_strm *m);
 /* Qualify a host in the current namespace into the arena. */
 const char *l7_qualify(struct l7_ld *ld, const char *host);
 
 int l7_load_vs(struct l7_ld *ld, yaml_node_t *spec, struct l7_vs *vs);
+/* A route destination {host, subset, port} into the struct l7_dest at out. */
+int l7_destination_load(struct l7_ld *ld, yaml_node_t *n, void *out);
+/* corsPolicy into the struct l7_cors at out. */
+int l7_cors_load(struct l7_ld *ld, yaml_node_t *n, void *out);
+/* Gateway API: an HTTPRoute / GRPCRoute spec (gr->kind, name set), a waypoint Gateway spec. */
+int l7_load_gw_route(struct l7_ld *ld, yaml_node_t *spec, struct l7_gw_route *gr);
+int l7_load_gateway(struct l7_ld *ld, yaml_node_t *spec, const char *name);
+/* Attach the Gateway API routes to their parents (l7_config.gw_vs). 0 or -ENOMEM. */
+int l7_gw_attach(struct l7_config *cfg);
 int l7_load_dr(struct l7_ld *ld, yaml_node_t *spec, struct l7_dr *dr);
 int l7_load_authz(struct l7_ld *ld, yaml_node_t *spec, struct l7_authz *az);
 /* Resolve destinations against the mesh and the loaded DestinationRules. */

@@ -30,6 +30,11 @@ enum l7_str_kind {
 	L7_STR_EXACT,
 	L7_STR_PREFIX,
 	L7_STR_REGEX, /* PCRE2, anchored at both ends like Envoy's RE2 full match */
+	/*
+	 * Envoy's path_separated_prefix (Gateway API PathPrefix): the path is the prefix, or
+	 * starts with it followed by "/".
+	 */
+	L7_STR_PATH_PREFIX,
 };
 
 struct l7_strm {
@@ -38,10 +43,13 @@ struct l7_strm {
 	void *re; /* pcre2_code * for L7_STR_REGEX */
 };
 
-/* A header or query parameter condition. */
+/*
+ * A header or query parameter condition, as Istio hands it to Envoy: a value match, or a
+ * presence match (an empty {} or the regex "*", which Istio turns into present_match).
+ */
 struct l7_kv_match {
-	const char *name; /* lower-cased for headers */
-	struct l7_strm m; /* L7_STR_NONE: present with any value */
+	const char *name; /* lower-cased for headers; ":method", ":path"... are pseudo-headers */
+	struct l7_strm m; /* L7_STR_NONE: present, with any value */
 };
 
 struct l7_http_match {
@@ -49,12 +57,28 @@ struct l7_http_match {
 	struct l7_strm uri, method, authority, scheme;
 	struct l7_kv_match *headers;
 	size_t n_headers;
-	struct l7_kv_match *without_headers; /* a request matching any of these is excluded */
+	/*
+	 * A request matching any of these is excluded. Istio inverts each with Envoy's
+	 * treat_missing_header_as_empty (a missing header is matched as ""), except a presence
+	 * match, which stays a plain inverted presence.
+	 */
+	struct l7_kv_match *without_headers;
 	size_t n_without_headers;
 	struct l7_kv_match *query_params;
 	size_t n_query_params;
 	unsigned int port; /* 0: any */
 	bool ignore_uri_case;
+	/*
+	 * sourceLabels / sourceNamespace / gateways: Istio decides them when it builds the proxy's
+	 * routes, against the proxy itself (for a waypoint: the waypoint's own labels and
+	 * namespace, and the gateway "mesh"); l7_match_request compares them with l7_request's
+	 * proxy_* fields.
+	 */
+	struct l7_kv *source_labels;
+	size_t n_source_labels;
+	const char *source_namespace;
+	const char **gateways;
+	size_t n_gateways;
 	unsigned int line;
 };
 
@@ -63,11 +87,18 @@ struct l7_kv {
 	const char *value;
 };
 
+/*
+ * Header operations of one level (route or destination) as Istio translates them for
+ * Envoy: set (overwrite) and add (append) sorted by name, then remove; ":authority" or
+ * "host" in set or add is the authority rewrite instead (set wins over add), and other
+ * pseudo-headers are dropped. Envoy applies a level's removes first, then its set and add.
+ */
 struct l7_header_ops {
 	struct l7_kv *set, *add;
 	size_t n_set, n_add;
 	const char **remove;
 	size_t n_remove;
+	const char *authority; /* NULL: none */
 };
 
 struct l7_dest {
@@ -75,7 +106,8 @@ struct l7_dest {
 	const char *subset; /* "" when none */
 	unsigned int port;  /* 0: the port the request came in on */
 	unsigned int weight;
-	const struct zm_cfg_service *service; /* resolved at load */
+	const struct zm_cfg_service *service;	/* resolved at load */
+	struct l7_header_ops req_ops, resp_ops; /* the destination's own headers */
 	unsigned int line;
 };
 
@@ -86,7 +118,63 @@ enum l7_retry_on {
 	L7_RETRY_RESET = 1u << 3,
 	L7_RETRY_REFUSED_STREAM = 1u << 4,
 	L7_RETRY_RETRIABLE_4XX = 1u << 5, /* 409 */
-	L7_RETRY_UNAVAILABLE = 1u << 6,	  /* 503 */
+	L7_RETRY_RETRIABLE_CODES = 1u << 6,
+	L7_RETRY_RESET_BEFORE_REQUEST = 1u << 7,
+	L7_RETRY_RETRIABLE_HEADERS = 1u << 8,
+	L7_RETRY_ENVOY_RATELIMITED = 1u << 9,
+	L7_RETRY_HTTP3_POST_CONNECT = 1u << 10,
+	/* gRPC, on the grpc-status of a trailers-only answer */
+	L7_RETRY_CANCELLED = 1u << 16,		/* 1 */
+	L7_RETRY_DEADLINE_EXCEEDED = 1u << 17,	/* 4 */
+	L7_RETRY_RESOURCE_EXHAUSTED = 1u << 18, /* 8 */
+	L7_RETRY_INTERNAL = 1u << 19,		/* 13 */
+	L7_RETRY_UNAVAILABLE = 1u << 20,	/* 14 */
+};
+
+/* Istio's default retryOn:
+ * connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes */
+#define L7_RETRY_DEFAULT                                                                           \
+	(L7_RETRY_CONNECT_FAILURE | L7_RETRY_REFUSED_STREAM | L7_RETRY_UNAVAILABLE |               \
+	 L7_RETRY_CANCELLED | L7_RETRY_RETRIABLE_CODES)
+#define L7_RETRY_MAX_CODES 16
+
+/* Why an exchange ended without a response, for retryOn. */
+enum l7_reset {
+	L7_RESET_CONNECT,	 /* no connection to the endpoint */
+	L7_RESET_REFUSED,	 /* the endpoint refused the stream */
+	L7_RESET_BEFORE_REQUEST, /* reset before the request was sent */
+	L7_RESET_AFTER_REQUEST,	 /* reset, or closed, before the response ended */
+	L7_RESET_TIMEOUT,	 /* perTryTimeout */
+};
+
+struct l7_retry {
+	unsigned int attempts; /* retries after the first try; 0 with set: none */
+	uint32_t per_try_timeout_ms;
+	uint32_t retry_on; /* enum l7_retry_on bits */
+	unsigned int codes[L7_RETRY_MAX_CODES];
+	size_t n_codes;
+};
+
+enum l7_port_rule {
+	L7_PORT_KEEP = 0,	 /* no redirect port: the request's Host as it is */
+	L7_PORT_FIXED,		 /* redirect.port */
+	L7_PORT_FROM_REQUEST,	 /* derivePort FROM_REQUEST_PORT: the service port */
+	L7_PORT_PROTOCOL_DEFAULT /* derivePort FROM_PROTOCOL_DEFAULT: no port */
+};
+
+struct l7_cors {
+	bool set;
+	struct l7_strm *origins; /* allowOrigins (or the deprecated allowOrigin, exact) */
+	size_t n_origins;
+	const char *methods, *headers, *expose; /* joined with "," as Envoy gets them; NULL none */
+	const char *max_age;			/* seconds, NULL none */
+	bool credentials;
+	bool forward_unmatched; /* unmatchedPreflights FORWARD (Istio's default) */
+};
+
+struct l7_mirror {
+	struct l7_dest dest;
+	double pct;
 };
 
 struct l7_http_route {
@@ -97,34 +185,36 @@ struct l7_http_route {
 	size_t n_dests;
 	unsigned int total_weight;
 	uint32_t timeout_ms; /* 0: none */
-	struct {
-		bool set;
-		unsigned int attempts;
-		uint32_t per_try_timeout_ms;
-		uint32_t retry_on; /* enum l7_retry_on bits */
-	} retries;
+	bool retries_set;    /* retries given; else Istio's default policy */
+	struct l7_retry retries;
 	struct {
 		uint32_t delay_ms;
 		double delay_pct;	   /* 0..100 */
 		unsigned int abort_status; /* 0: none */
+		int abort_grpc;		   /* grpcStatus code, -1: none */
 		double abort_pct;
 	} fault;
-	struct l7_dest mirror; /* host NULL: none */
-	double mirror_pct;
+	struct l7_mirror *mirrors; /* mirror + mirrorPercentage, then mirrors[] */
+	size_t n_mirrors;
 	struct l7_header_ops req_ops, resp_ops;
 	struct {
 		const char *uri; /* replaces the matched prefix (or the whole path) */
+		void *re;	 /* uriRegexRewrite: pcre2_code *, its substitution below */
+		const char *re_sub;
 		const char *authority;
 	} rewrite;
 	struct {
 		bool set;
-		const char *uri, *authority, *scheme;
-		unsigned int code; /* default 301 */
+		const char *uri, *prefix, *authority, *scheme;
+		enum l7_port_rule port_rule;
+		unsigned int port;
+		unsigned int code; /* 301 (default), 302, 303, 307, 308 */
 	} redirect;
 	struct {
 		unsigned int status; /* 0: none */
 		const char *body;
 	} direct;
+	struct l7_cors cors;
 	unsigned int line;
 };
 
@@ -132,6 +222,14 @@ struct l7_vs {
 	const char *name, *namespace;
 	const char **hosts; /* qualified; may start with "*." */
 	size_t n_hosts;
+	bool not_mesh; /* spec.gateways without "mesh": not applied by waypoints */
+	/*
+	 * Routes of Gateway API HTTPRoutes and GRPCRoutes (l7_config.gw_vs), Istio's "Gateway
+	 * semantics": per Service they attach to, or per waypoint Gateway (gw_parent "ns/name",
+	 * hosts from the route's hostnames, "*" when none).
+	 */
+	bool gateway_api;
+	const char *gw_parent;
 	struct l7_http_route *http;
 	size_t n_http;
 	struct l7_dest *tcp; /* first tcp route's destinations */
@@ -226,9 +324,30 @@ struct l7_authz {
 	enum l7_authz_action action;
 	const char **target_services; /* targetRefs kind Service (qualified); none: namespace */
 	size_t n_target_services;
-	bool targets_gateway; /* a targetRef of kind Gateway: every service through us */
-	bool has_selector;    /* spec.selector: a workload policy, enforced by ztunnel, not us */
+	const char **target_gateways; /* targetRefs kind Gateway: "ns/name" of a waypoint */
+	size_t n_target_gateways;
+	bool has_selector; /* spec.selector: a workload policy, enforced by ztunnel, not us */
 	struct l7_authz_rule *rules;
+	size_t n_rules;
+	const char *file;
+	unsigned int line;
+};
+
+/* A parentRef of a Gateway API route. */
+struct l7_gw_parent {
+	bool service; /* a Service (GAMMA), else a Gateway (a waypoint) */
+	const char *name, *namespace;
+	unsigned int port; /* 0: every port */
+};
+
+/* An HTTPRoute or GRPCRoute as read (its rules become routes of l7_config.gw_vs). */
+struct l7_gw_route {
+	const char *kind, *name, *namespace;
+	struct l7_gw_parent *parents;
+	size_t n_parents;
+	const char **hostnames; /* qualified */
+	size_t n_hostnames;
+	struct l7_http_route *rules; /* one per rule, with all its matches */
 	size_t n_rules;
 	const char *file;
 	unsigned int line;
@@ -239,6 +358,10 @@ struct l7_arena;
 struct l7_config {
 	struct l7_vs *vs;
 	size_t n_vs;
+	struct l7_gw_route *gw;
+	size_t n_gw;
+	struct l7_vs *gw_vs; /* the Gateway API routes by parent, sorted as istiod sorts them */
+	size_t n_gw_vs;
 	struct l7_dr *dr;
 	size_t n_dr;
 	struct l7_authz *authz;
@@ -281,21 +404,43 @@ struct l7_request {
 	size_t n_headers;
 	const char *source_principal; /* without spiffe://, "" when unknown */
 	const char *source_namespace;
+	/* the proxy deciding: sourceLabels, sourceNamespace and gateways compare with these */
+	const struct zm_cfg_label *proxy_labels;
+	size_t n_proxy_labels;
+	const char *proxy_namespace;
+	const char *proxy_gateway; /* the waypoint's Gateway name (its service account) */
 };
 
-/* First value of header name (lower case) or NULL. */
+/* First value of header name (lower case) or NULL; ":method" etc. are the request's. */
 const char *l7_request_header(const struct l7_request *req, const char *name);
+/*
+ * Every value of header name joined with "," (Envoy's view of a repeated header) into buf;
+ * NULL when absent.
+ */
+const char *l7_request_header_all(const struct l7_request *req, const char *name, char *buf,
+				  size_t len);
 
 /* The VirtualService whose hosts cover hostname (exact before wildcard); NULL when none. */
 const struct l7_vs *l7_vs_find(const struct l7_config *cfg, const char *hostname);
+/*
+ * The routes for a request to service hostname through the waypoint gw_ns/gw_name: Gateway
+ * API routes first (attached to the Service, then to the waypoint's Gateway), as Istio
+ * selects routes with Gateway semantics before VirtualServices; else the VirtualService.
+ */
+const struct l7_vs *l7_routes_for(const struct l7_config *cfg, const char *hostname,
+				  const char *gw_ns, const char *gw_name);
 /* The DestinationRule of hostname, or NULL. */
 const struct l7_dr *l7_dr_find(const struct l7_config *cfg, const char *hostname);
 const struct l7_subset *l7_dr_subset(const struct l7_dr *dr, const char *name);
 
 bool l7_strm_match(const struct l7_strm *m, const char *s);
 bool l7_match_request(const struct l7_http_match *m, const struct l7_request *req);
-/* The first route of vs matching req, or NULL (the caller answers 404). */
-const struct l7_http_route *l7_route_match(const struct l7_vs *vs, const struct l7_request *req);
+/*
+ * The first route of vs matching req, or NULL (the caller answers 404); *match (may be NULL)
+ * is the route's match that did, NULL for a route without matches.
+ */
+const struct l7_http_route *l7_route_match(const struct l7_vs *vs, const struct l7_request *req,
+					   const struct l7_http_match **match);
 /* Weighted choice among dests (weights 0 => equal share); rnd uniform. NULL when n is 0. */
 const struct l7_dest *l7_dest_pick(const struct l7_dest *dests, size_t n, uint32_t rnd);
 
@@ -306,16 +451,43 @@ const struct l7_dest *l7_dest_pick(const struct l7_dest *dests, size_t n, uint32
 bool l7_percent_hit(double pct, uint32_t rnd);
 
 /*
- * The path after rewrite.uri: the matched prefix (when the route matched by uri prefix) or the
- * whole path (exact/regex) is replaced; the query string is kept. Writes into buf.
+ * The path sent upstream (Envoy's prefix_rewrite and regex_rewrite): rewrite.uri replaces
+ * the prefix the request matched by (the whole path for an exact or regex match, "/" for a
+ * route without match); uriRegexRewrite substitutes every match of its pattern in the path.
+ * The query string is kept. Writes into buf; 0 or -ENOSPC.
  */
-int l7_rewrite_path(const struct l7_http_route *r, const struct l7_request *req, char *buf,
-		    size_t len);
+int l7_rewrite_path(const struct l7_http_route *r, const struct l7_http_match *m,
+		    const struct l7_request *req, char *buf, size_t len);
+
+/*
+ * The Location of the route's redirect, as Envoy builds it: scheme (redirect's or the
+ * request's), host (redirect's authority, or the request's Host with its port dropped when a
+ * port is given or the scheme changes away from that port's default), the port (dropped when
+ * it is the scheme's default, as Istio does), and the path (uri, or prefixRewrite of the
+ * matched prefix, else the request's), the request's query kept unless uri has its own.
+ */
+int l7_redirect_location(const struct l7_http_route *r, const struct l7_http_match *m,
+			 const struct l7_request *req, char *buf, size_t len);
+
+/* Does the CORS policy allow origin (exact, prefix, regex; an exact "*" allows all)? */
+bool l7_cors_origin_allowed(const struct l7_cors *c, const char *origin);
+
+/*
+ * Does retryOn cover a response (status, and the grpc-status of a trailers-only answer, -1
+ * none), or an exchange that ended without one?
+ */
+bool l7_retry_on_response(const struct l7_retry *rt, unsigned int status, int grpc_status);
+bool l7_retry_on_reset(const struct l7_retry *rt, enum l7_reset why);
+/* The policy in force for route r (NULL: no VirtualService): its own, or Istio's default. */
+const struct l7_retry *l7_route_retry(const struct l7_http_route *r);
 
 /*
  * L7 authorization of req to the service svc_host (qualified) in svc_ns: any matching DENY
- * refuses; with ALLOW policies in scope one must match; else allowed. Returns true to allow;
- * *policy names the deciding policy (or NULL).
+ * refuses; with ALLOW policies in scope one must match; else allowed. Policies in scope: those
+ * whose targetRefs name the service or this waypoint's Gateway (req->proxy_namespace and
+ * proxy_gateway), and those without targetRefs or selector of the service's namespace (or
+ * the root namespace, istio-system). Returns true to allow; *policy names the deciding
+ * policy (or NULL).
  */
 bool l7_authz_allows(const struct l7_config *cfg, const char *svc_host, const char *svc_ns,
 		     const struct l7_request *req, const struct l7_authz **policy);

@@ -72,6 +72,8 @@ void l7_config_free(struct l7_config *cfg)
 	free(cfg->vs);
 	free(cfg->dr);
 	free(cfg->authz);
+	free(cfg->gw);
+	free(cfg->gw_vs);
 	free(cfg);
 }
 
@@ -292,30 +294,39 @@ int l7_bool_at(struct l7_ld *ld, yaml_node_t *map, const char *key, bool *out)
 	return l7_at(ld, map, key, l7_bool, out);
 }
 
+/* "7s", "0.5s", "100ms", "2m", "1h", and Go's compound "1m30s" (Gateway API durations). */
 static int l7_duration(struct l7_ld *ld, yaml_node_t *v, void *out)
 {
 	const char *s = v->type == YAML_SCALAR_NODE ? (const char *)v->data.scalar.value : "";
+	static const struct {
+		const char *unit;
+		double mul;
+	} units[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}};
 	uint32_t *ms = out;
-	double x, mul;
+	double total = 0, x;
 	char *end;
+	size_t i, n;
+	bool any = false;
 
-	x = strtod(s, &end);
-	if (end == s || x < 0 || !isfinite(x))
+	while (*s) {
+		x = strtod(s, &end);
+		if (end == s || x < 0 || !isfinite(x) || *s == '+' || *s == '-')
+			goto bad;
+		for (i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+			n = strlen(units[i].unit);
+			if (!strncmp(end, units[i].unit, n) && (end[n] < 'a' || end[n] > 'z'))
+				break;
+		}
+		if (i == sizeof(units) / sizeof(units[0]))
+			goto bad;
+		total += x * units[i].mul;
+		s = end + strlen(units[i].unit);
+		any = true;
+	}
+	if (!any || total > 4e9)
 		goto bad;
-	if (!strcmp(end, "s"))
-		mul = 1000;
-	else if (!strcmp(end, "ms"))
-		mul = 1;
-	else if (!strcmp(end, "m"))
-		mul = 60000;
-	else if (!strcmp(end, "h"))
-		mul = 3600000;
-	else
-		goto bad;
-	if (x * mul > 4e9)
-		goto bad;
-	*ms = (uint32_t)(x * mul + 0.5);
-	if (!*ms && x > 0)
+	*ms = (uint32_t)(total + 0.5);
+	if (!*ms && total > 0)
 		*ms = 1;
 	return 0;
 bad:
@@ -385,15 +396,24 @@ int l7_kvmap_at(struct l7_ld *ld, yaml_node_t *map, const char *key, struct l7_k
 	return l7_at(ld, map, key, l7_kvmap, &kvs);
 }
 
-int l7_regex_compile(struct l7_ld *ld, yaml_node_t *n, struct l7_strm *m)
+#ifndef PCRE2_MATCH_INVALID_UTF
+#define PCRE2_MATCH_INVALID_UTF 0 /* older PCRE2: a subject that is not UTF-8 fails to match */
+#endif
+
+static int l7_regex_build(struct l7_ld *ld, yaml_node_t *n, struct l7_strm *m, uint32_t anchors)
 {
 	PCRE2_UCHAR msg[160];
 	PCRE2_SIZE off;
 	pcre2_code *re;
 	int code;
 
+	if (strlen(m->value) > 1024) {
+		zm_yl_error(&ld->yl, n, "regex is too large, max length allowed is 1024");
+		return -EINVAL;
+	}
 	re = pcre2_compile((PCRE2_SPTR)m->value, PCRE2_ZERO_TERMINATED,
-			   PCRE2_ANCHORED | PCRE2_ENDANCHORED | PCRE2_UTF, &code, &off, NULL);
+			   anchors | PCRE2_UTF | PCRE2_DOLLAR_ENDONLY | PCRE2_MATCH_INVALID_UTF,
+			   &code, &off, NULL);
 	if (!re) {
 		pcre2_get_error_message(code, msg, sizeof(msg));
 		zm_yl_error(&ld->yl, n, "invalid regex \"%s\" at offset %zu: %s", m->value,
@@ -407,6 +427,16 @@ int l7_regex_compile(struct l7_ld *ld, yaml_node_t *n, struct l7_strm *m)
 	}
 	m->re = re;
 	return 0;
+}
+
+int l7_regex_compile(struct l7_ld *ld, yaml_node_t *n, struct l7_strm *m)
+{
+	return l7_regex_build(ld, n, m, PCRE2_ANCHORED | PCRE2_ENDANCHORED);
+}
+
+int l7_regex_compile_search(struct l7_ld *ld, yaml_node_t *n, struct l7_strm *m)
+{
+	return l7_regex_build(ld, n, m, 0);
 }
 
 int l7_strmatch(struct l7_ld *ld, yaml_node_t *n, void *m)
@@ -487,6 +517,7 @@ static int l7_load_doc(struct l7_ld *ld, yaml_node_t *root)
 	static const char *const meta_known[] = {
 	    "name",	  "namespace",	       "labels", "annotations", "uid", "resourceVersion",
 	    "generation", "creationTimestamp", NULL};
+	/* kind points into the document; the Gateway API route keeps it: copy it. */
 	const char *api = NULL, *kind = NULL, *name = NULL, *ns = NULL;
 	yaml_node_t *meta, *spec;
 	int ret;
@@ -539,13 +570,29 @@ static int l7_load_doc(struct l7_ld *ld, yaml_node_t *root)
 		*az = (struct l7_authz){
 		    .name = name, .namespace = ld->ns, .file = ld->file, .line = zm_yl_line(root)};
 		ret = l7_load_authz(ld, spec, az) ?: ret;
+	} else if ((!strcmp(kind, "HTTPRoute") || !strcmp(kind, "GRPCRoute")) &&
+		   !strncmp(api, "gateway.networking.k8s.io/", 26)) {
+		struct l7_gw_route *gr =
+		    l7_grow((void **)&ld->cfg->gw, &ld->cfg->n_gw, sizeof(*gr));
+
+		if (!gr)
+			return -ENOMEM;
+		*gr = (struct l7_gw_route){.kind = kind,
+					   .name = name,
+					   .namespace = ld->ns,
+					   .file = ld->file,
+					   .line = zm_yl_line(root)};
+		ret = l7_load_gw_route(ld, spec, gr) ?: ret;
+	} else if (!strcmp(kind, "Gateway") && !strncmp(api, "gateway.networking.k8s.io/", 26)) {
+		ret = l7_load_gateway(ld, spec, name) ?: ret;
 	} else {
 		zm_yl_pop(&ld->yl, 0);
 		zm_yl_push_field(&ld->yl, "kind");
 		zm_yl_error(&ld->yl, root,
 			    "unsupported kind %s (apiVersion %s): want VirtualService, "
-			    "DestinationRule (networking.istio.io) or AuthorizationPolicy "
-			    "(security.istio.io)",
+			    "DestinationRule (networking.istio.io), AuthorizationPolicy "
+			    "(security.istio.io), HTTPRoute, GRPCRoute or the waypoint's Gateway "
+			    "(gateway.networking.k8s.io)",
 			    kind, api);
 		ret = -EINVAL;
 	}

@@ -403,20 +403,25 @@ int l7_load_authz(struct l7_ld *ld, yaml_node_t *spec, struct l7_authz *az)
 
 		old = zm_yl_push_field(&ld->yl, "targetRefs");
 		az->target_services = l7_alloc(ld->cfg, (n + 1) * sizeof(char *));
-		if (!az->target_services)
+		az->target_gateways = l7_alloc(ld->cfg, (n + 1) * sizeof(char *));
+		if (!az->target_services || !az->target_gateways)
 			return -ENOMEM;
 		for (i = 0; i < n; i++) {
 			yaml_node_t *it =
 			    seq->type == YAML_SEQUENCE_NODE
 				? zm_yl_node(&ld->yl, seq->data.sequence.items.start[i])
 				: seq;
-			const char *kind = NULL, *name = NULL;
+			const char *kind = NULL, *name = NULL, *ns = NULL;
+			char key[512];
 
 			ret = l7_map_check(ld, it, ref_known) ?: ret;
 			ret = l7_str_at(ld, it, "kind", &kind) ?: ret;
 			ret = l7_str_at(ld, it, "name", &name) ?: ret;
-			if (kind && !strcmp(kind, "Gateway")) {
-				az->targets_gateway = true;
+			ret = l7_str_at(ld, it, "namespace", &ns) ?: ret;
+			if (kind && !strcmp(kind, "Gateway") && name) {
+				snprintf(key, sizeof(key), "%s/%s", ns ? ns : ld->ns, name);
+				az->target_gateways[az->n_target_gateways++] =
+				    l7_strdup(ld->cfg, key);
 			} else if (kind && !strcmp(kind, "Service") && name) {
 				az->target_services[az->n_target_services++] = l7_qualify(ld, name);
 			} else {
@@ -478,9 +483,11 @@ int l7_config_check(struct l7_config *cfg, const struct zm_config *mesh, struct 
 					 "spec.http[%zu].route[%zu].destination", j, k);
 				ret = l7_dest_check(cfg, mesh, errs, &r->dests[k], path) ?: ret;
 			}
-			if (r->mirror.host) {
-				snprintf(path, sizeof(path), "spec.http[%zu].mirror", j);
-				ret = l7_dest_check(cfg, mesh, errs, &r->mirror, path) ?: ret;
+			for (k = 0; k < r->n_mirrors; k++) {
+				snprintf(path, sizeof(path), "spec.http[%zu].mirror%s", j,
+					 k ? "s" : "");
+				ret = l7_dest_check(cfg, mesh, errs, &r->mirrors[k].dest, path)
+					  ?: ret;
 			}
 		}
 		for (k = 0; k < vs->n_tcp; k++) {
@@ -488,5 +495,25 @@ int l7_config_check(struct l7_config *cfg, const struct zm_config *mesh, struct 
 			ret = l7_dest_check(cfg, mesh, errs, &vs->tcp[k], path) ?: ret;
 		}
 	}
-	return ret;
+	for (i = 0; i < cfg->n_gw; i++) {
+		const struct l7_gw_route *gr = &cfg->gw[i];
+
+		errs->source = gr->file;
+		for (j = 0; j < gr->n_rules; j++) {
+			for (k = 0; k < gr->rules[j].n_dests; k++) {
+				snprintf(path, sizeof(path), "spec.rules[%zu].backendRefs[%zu]", j,
+					 k);
+				ret = l7_dest_check(cfg, mesh, errs, &gr->rules[j].dests[k], path)
+					  ?: ret;
+			}
+			for (k = 0; k < gr->rules[j].n_mirrors; k++) {
+				snprintf(path, sizeof(path),
+					 "spec.rules[%zu].filters.requestMirror", j);
+				ret = l7_dest_check(cfg, mesh, errs, &gr->rules[j].mirrors[k].dest,
+						    path)
+					  ?: ret;
+			}
+		}
+	}
+	return ret ?: l7_gw_attach(cfg);
 }

@@ -15,14 +15,59 @@
 
 #include "l7/l7.h"
 
+/* The pseudo-headers Envoy matches on, from the request's fields. */
+static const char *l7_pseudo(const struct l7_request *req, const char *name)
+{
+	if (!strcmp(name, ":method"))
+		return req->method;
+	if (!strcmp(name, ":path"))
+		return req->path;
+	if (!strcmp(name, ":authority"))
+		return req->authority;
+	if (!strcmp(name, ":scheme"))
+		return req->scheme ? req->scheme : "http";
+	return NULL;
+}
+
 const char *l7_request_header(const struct l7_request *req, const char *name)
 {
 	size_t i;
 
+	if (name[0] == ':')
+		return l7_pseudo(req, name);
 	for (i = 0; i < req->n_headers; i++)
 		if (!strcmp(req->headers[i].name, name))
 			return req->headers[i].value;
 	return NULL;
+}
+
+const char *l7_request_header_all(const struct l7_request *req, const char *name, char *buf,
+				  size_t len)
+{
+	const char *first = NULL;
+	size_t i, o = 0, n = 0;
+
+	if (name[0] == ':')
+		return l7_pseudo(req, name);
+	for (i = 0; i < req->n_headers; i++) {
+		const char *v = req->headers[i].value;
+		size_t vl = strlen(v);
+
+		if (strcmp(req->headers[i].name, name))
+			continue;
+		if (!n++)
+			first = v;
+		if (o + vl + 2 > len)
+			continue; /* longer than buf: matched as far as it fits */
+		if (o)
+			buf[o++] = ',';
+		memcpy(buf + o, v, vl);
+		o += vl;
+	}
+	if (n <= 1)
+		return first;
+	buf[o] = '\0';
+	return buf;
 }
 
 static bool l7_host_covers(const char *pattern, const char *host)
@@ -44,6 +89,8 @@ const struct l7_vs *l7_vs_find(const struct l7_config *cfg, const char *hostname
 	if (!cfg)
 		return NULL;
 	for (i = 0; i < cfg->n_vs; i++) {
+		if (cfg->vs[i].not_mesh)
+			continue; /* bound to gateways only */
 		for (j = 0; j < cfg->vs[i].n_hosts; j++) {
 			const char *h = cfg->vs[i].hosts[j];
 
@@ -105,6 +152,10 @@ static bool l7_strm_match_len(const struct l7_strm *m, const char *s, size_t len
 	case L7_STR_PREFIX:
 		vl = strlen(m->value);
 		return vl <= len && !(icase ? strncasecmp : strncmp)(m->value, s, vl);
+	case L7_STR_PATH_PREFIX:
+		vl = strlen(m->value);
+		return vl <= len && !(icase ? strncasecmp : strncmp)(m->value, s, vl) &&
+		       (vl == len || s[vl] == '/' || (vl && m->value[vl - 1] == '/'));
 	case L7_STR_REGEX:
 		if (!m->re) { /* policy "*suffix" form */
 			vl = strlen(m->value);
@@ -152,11 +203,43 @@ static bool l7_query_get(const char *q, const char *name, char *buf, size_t len)
 	return false;
 }
 
-static bool l7_kv_headers_match(const struct l7_kv_match *km, const struct l7_request *req)
+/*
+ * Envoy's header matcher as Istio configures it: a presence match is true when the header is
+ * there; a value match is false on a missing header, unless inverted (withoutHeaders), where
+ * Istio sets treat_missing_header_as_empty and "" is matched instead.
+ */
+static bool l7_header_match(const struct l7_kv_match *km, const struct l7_request *req, bool invert)
 {
-	const char *v = l7_request_header(req, km->name);
+	char buf[4096];
+	const char *v = l7_request_header_all(req, km->name, buf, sizeof(buf));
 
-	return v && l7_strm_match(&km->m, v);
+	if (km->m.kind == L7_STR_NONE)
+		return (v != NULL) != invert;
+	if (!v && !invert)
+		return false;
+	return l7_strm_match(&km->m, v ? v : "") != invert;
+}
+
+/* sourceLabels, sourceNamespace and gateways name the proxy (Istio's sourceMatchHTTP). */
+static bool l7_match_proxy(const struct l7_http_match *m, const struct l7_request *req)
+{
+	size_t i, j;
+
+	if (m->source_namespace &&
+	    (!req->proxy_namespace || strcmp(m->source_namespace, req->proxy_namespace)))
+		return false;
+	for (i = 0; i < m->n_source_labels; i++) {
+		for (j = 0; j < req->n_proxy_labels; j++)
+			if (!strcmp(req->proxy_labels[j].key, m->source_labels[i].name) &&
+			    !strcmp(req->proxy_labels[j].value, m->source_labels[i].value))
+				break;
+		if (j == req->n_proxy_labels)
+			return false;
+	}
+	for (i = 0; i < m->n_gateways; i++)
+		if (!strcmp(m->gateways[i], "mesh"))
+			return true;
+	return !m->n_gateways;
 }
 
 bool l7_match_request(const struct l7_http_match *m, const struct l7_request *req)
@@ -167,6 +250,8 @@ bool l7_match_request(const struct l7_http_match *m, const struct l7_request *re
 
 	if (m->port && m->port != req->port)
 		return false;
+	if (!l7_match_proxy(m, req))
+		return false;
 	if (!l7_strm_match_len(&m->uri, req->path, plen, m->ignore_uri_case))
 		return false;
 	if (m->method.kind && !l7_strm_match(&m->method, req->method))
@@ -176,10 +261,11 @@ bool l7_match_request(const struct l7_http_match *m, const struct l7_request *re
 	if (m->scheme.kind && !l7_strm_match(&m->scheme, req->scheme ?: "http"))
 		return false;
 	for (i = 0; i < m->n_headers; i++)
-		if (!l7_kv_headers_match(&m->headers[i], req))
+		if (!l7_header_match(&m->headers[i], req, false))
 			return false;
+	/* Each withoutHeaders entry is an inverted matcher that must hold, as in Envoy. */
 	for (i = 0; i < m->n_without_headers; i++)
-		if (l7_kv_headers_match(&m->without_headers[i], req))
+		if (!l7_header_match(&m->without_headers[i], req, true))
 			return false;
 	for (i = 0; i < m->n_query_params; i++) {
 		if (!l7_query_get(q ? q + 1 : NULL, m->query_params[i].name, val, sizeof(val)))
@@ -190,18 +276,25 @@ bool l7_match_request(const struct l7_http_match *m, const struct l7_request *re
 	return true;
 }
 
-const struct l7_http_route *l7_route_match(const struct l7_vs *vs, const struct l7_request *req)
+const struct l7_http_route *l7_route_match(const struct l7_vs *vs, const struct l7_request *req,
+					   const struct l7_http_match **match)
 {
 	size_t i, j;
 
+	if (match)
+		*match = NULL;
 	for (i = 0; vs && i < vs->n_http; i++) {
 		const struct l7_http_route *r = &vs->http[i];
 
 		if (!r->n_matches)
 			return r;
-		for (j = 0; j < r->n_matches; j++)
-			if (l7_match_request(&r->matches[j], req))
+		for (j = 0; j < r->n_matches; j++) {
+			if (l7_match_request(&r->matches[j], req)) {
+				if (match)
+					*match = &r->matches[j];
 				return r;
+			}
+		}
 	}
 	return NULL;
 }
@@ -234,34 +327,6 @@ bool l7_percent_hit(double pct, uint32_t rnd)
 		return false;
 	/* Resolution of 1/10000 percent, like Envoy's fractional percent in millionths. */
 	return (double)(rnd % 1000000u) < pct * 10000.0;
-}
-
-int l7_rewrite_path(const struct l7_http_route *r, const struct l7_request *req, char *buf,
-		    size_t len)
-{
-	const char *q = strchr(req->path, '?');
-	size_t plen = q ? (size_t)(q - req->path) : strlen(req->path), i, keep = plen;
-	int n;
-
-	if (!r->rewrite.uri) {
-		n = snprintf(buf, len, "%s", req->path);
-		return n < 0 || (size_t)n >= len ? -ENOSPC : 0;
-	}
-	/* Replace the prefix the request matched by; exact and regex matches replace it all. */
-	for (i = 0; i < r->n_matches; i++) {
-		const struct l7_http_match *m = &r->matches[i];
-
-		if (!l7_match_request(m, req))
-			continue;
-		if (m->uri.kind == L7_STR_PREFIX)
-			keep = strlen(m->uri.value);
-		break;
-	}
-	if (!r->n_matches)
-		keep = plen;
-	n = snprintf(buf, len, "%s%.*s%s", r->rewrite.uri, (int)(plen - keep), req->path + keep,
-		     q ? q : "");
-	return n < 0 || (size_t)n >= len ? -ENOSPC : 0;
 }
 
 /* ---- authorization ---- */
@@ -374,20 +439,33 @@ static bool l7_rule_match(const struct l7_authz_rule *r, const struct l7_request
 	return true;
 }
 
-static bool l7_authz_in_scope(const struct l7_authz *az, const char *svc_host, const char *svc_ns)
+/* A targetRef to Gateway ns/name names this waypoint (any, when the caller did not say). */
+static bool l7_authz_our_gateway(const char *ref, const struct l7_request *req)
+{
+	size_t nl;
+
+	if (!req->proxy_gateway || !req->proxy_namespace)
+		return true;
+	nl = strlen(req->proxy_namespace);
+	return !strncmp(ref, req->proxy_namespace, nl) && ref[nl] == '/' &&
+	       !strcmp(ref + nl + 1, req->proxy_gateway);
+}
+
+static bool l7_authz_in_scope(const struct l7_authz *az, const char *svc_host, const char *svc_ns,
+			      const struct l7_request *req)
 {
 	size_t i;
 
 	if (az->has_selector)
 		return false;
-	if (az->targets_gateway)
-		return true;
-	if (az->n_target_services) {
-		for (i = 0; i < az->n_target_services; i++)
-			if (!strcasecmp(az->target_services[i], svc_host))
-				return true;
+	for (i = 0; i < az->n_target_gateways; i++)
+		if (l7_authz_our_gateway(az->target_gateways[i], req))
+			return true;
+	for (i = 0; i < az->n_target_services; i++)
+		if (!strcasecmp(az->target_services[i], svc_host))
+			return true;
+	if (az->n_target_services || az->n_target_gateways)
 		return false;
-	}
 	return !strcmp(az->namespace, svc_ns) || !strcmp(az->namespace, "istio-system");
 }
 
@@ -413,7 +491,7 @@ bool l7_authz_allows(const struct l7_config *cfg, const char *svc_host, const ch
 	for (i = 0; i < cfg->n_authz; i++) {
 		const struct l7_authz *az = &cfg->authz[i];
 
-		if (!l7_authz_in_scope(az, svc_host, svc_ns))
+		if (!l7_authz_in_scope(az, svc_host, svc_ns, req))
 			continue;
 		if (az->action == L7_AUTHZ_DENY && l7_authz_matches(az, req)) {
 			*policy = az;
@@ -426,7 +504,7 @@ bool l7_authz_allows(const struct l7_config *cfg, const char *svc_host, const ch
 	for (i = 0; i < cfg->n_authz; i++) {
 		const struct l7_authz *az = &cfg->authz[i];
 
-		if (az->action == L7_AUTHZ_ALLOW && l7_authz_in_scope(az, svc_host, svc_ns) &&
+		if (az->action == L7_AUTHZ_ALLOW && l7_authz_in_scope(az, svc_host, svc_ns, req) &&
 		    l7_authz_matches(az, req)) {
 			*policy = az;
 			return true;

@@ -244,6 +244,7 @@ struct zm_rbac_pass {
 	bool with_dry_run;
 	bool decided, allow, saw_dry_run;
 	size_t n_allow;
+	const struct zm_rbac_policy *l7_allow; /* an ALLOW in scope whose L7 rules were dropped */
 	char policy[ZM_RBAC_KEY_LEN];
 	char reason[ZM_RBAC_REASON_LEN];
 	char allow_keys[ZM_RBAC_REASON_LEN / 2];
@@ -282,16 +283,9 @@ static bool zm_rbac_visit_deny(const struct zm_rbac_policy *p, void *ctx)
 	struct zm_rbac_pass *ps = ctx;
 	const struct zm_cfg_workload *wl = ps->conn->dst;
 
+	(void)wl;
 	if (!zm_rbac_counts(p, ps))
 		return false;
-	/* ztunnel cannot see L7: without a waypoint to enforce it, fail closed. */
-	if (p->l7 && *p->l7 && !wl->waypoint.present) {
-		zm_rbac_decide(ps, false, p,
-			       "%s %s uses the L7 attribute %s but workload %s/%s has no waypoint "
-			       "to enforce it",
-			       p->kind, p->key, p->l7, wl->namespace, wl->name);
-		return true;
-	}
 	if (p->action != ZM_CFG_ACTION_DENY || !zm_rbac_matches(p, ps->conn, &ps->id))
 		return false;
 	zm_rbac_decide(ps, false, p, "denied by %s %s", p->kind, p->key);
@@ -329,6 +323,8 @@ static bool zm_rbac_visit_allow(const struct zm_rbac_policy *p, void *ctx)
 	if (p->action != ZM_CFG_ACTION_ALLOW || !zm_rbac_counts(p, ps))
 		return false;
 	ps->n_allow++;
+	if (p->l7 && *p->l7 && !ps->l7_allow)
+		ps->l7_allow = p;
 	if (used + strlen(p->key) + 8 < sizeof(ps->allow_keys))
 		snprintf(ps->allow_keys + used, sizeof(ps->allow_keys) - used, "%s%s",
 			 used ? ", " : "", p->key);
@@ -354,6 +350,13 @@ static void zm_rbac_pass_run(const struct zm_rbac_sources *src, struct zm_rbac_p
 	if (!ps->n_allow)
 		zm_rbac_decide(ps, true, NULL, "no allow policy applies to %s/%s", wl->namespace,
 			       wl->name);
+	else if (ps->l7_allow && !wl->waypoint.present)
+		/* istiod drops ALLOW rules ztunnel cannot see: without a waypoint, say so. */
+		zm_rbac_decide(ps, false, ps->l7_allow,
+			       "%s %s uses the L7 attribute %s but workload %s/%s has no waypoint "
+			       "to enforce it: no allow policy matched (%zu apply: %s)",
+			       ps->l7_allow->kind, ps->l7_allow->key, ps->l7_allow->l7,
+			       wl->namespace, wl->name, ps->n_allow, ps->allow_keys);
 	else
 		zm_rbac_decide(ps, false, NULL, "no allow policy matched (%zu apply: %s)",
 			       ps->n_allow, ps->allow_keys);

@@ -194,8 +194,6 @@ static const char *zm_fp_denies(const struct zm_fp_list *l, const struct zm_fp_r
 	for (i = 0; i < l->n; i++) {
 		const struct zm_rbac_policy *p = l->v[i];
 
-		if (*p->l7 && !r->wl->waypoint.present)
-			return p->key;
 		if (p->action == ZM_CFG_ACTION_DENY && zm_fp_policy(p, r) == T)
 			return p->key;
 	}

@@ -7,10 +7,13 @@
  * address (at L4 they are the same thing); ports may be written as strings, as Istio does.
  *
  * L7 attributes (paths, methods, hosts, requestPrincipals, request.* conditions) cannot be
- * seen by ztunnel. The policy records the first one (zm_rbac_policy.l7: the evaluator denies
- * when the workload has no waypoint); for a workload with a waypoint we follow istiod: an
- * ALLOW rule using one is dropped (it can never be proven to match), a DENY rule ignores the
- * L7 parts (denying more, never less).
+ * seen by ztunnel, and we follow istiod's translation for ztunnel (pilot/pkg/serviceregistry/
+ * ambient/authorization.go): an ALLOW rule using one is dropped (it can never be proven to
+ * match); a DENY rule loses its L7 parts, and a match group left empty by that never matches,
+ * so a DENY whose rules hold only L7 attributes has no effect at ztunnel. The policy records
+ * the first L7 attribute (zm_rbac_policy.l7) for the evaluator's reasons. A policy with
+ * targetRefs is bound to a waypoint, which enforces it: ztunnel skips it (istiod does not send
+ * it), so one file can feed both.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -47,6 +50,7 @@ struct zm_is_rule {
 
 struct zm_is_spec {
 	struct zm_is_meta *meta;
+	bool target_refs;
 	int action;
 	struct zm_is_rule *rules;
 	size_t n_rules;
@@ -437,13 +441,17 @@ static int zm_is_spec_selector(struct zm_yl *yl, yaml_node_t *n, void *obj)
 	return zm_is_selector(yl, n, s->meta);
 }
 
+/* targetRefs: the waypoint's policy; read for its shape only (a list of references). */
 static int zm_is_target_refs(struct zm_yl *yl, yaml_node_t *n, void *obj)
 {
-	(void)obj;
-	zm_yl_error(yl, n,
-		    "not supported: targetRefs bind a policy to a waypoint or gateway, which "
-		    "enforces it; ztunnel enforces selector and namespace policies only");
-	return -EINVAL;
+	struct zm_is_spec *s = obj;
+
+	if (n->type != YAML_SEQUENCE_NODE && n->type != YAML_MAPPING_NODE) {
+		zm_yl_error(yl, n, "want a list of {group, kind, name}");
+		return -EINVAL;
+	}
+	s->target_refs = true;
+	return 0;
 }
 
 static int zm_is_provider(struct zm_yl *yl, yaml_node_t *n, void *obj)
@@ -462,7 +470,7 @@ static const struct zm_yl_field zm_is_spec_fields[] = {
     ZM_YL_FUNC("provider", 0, zm_is_provider),
 };
 
-/* A clause from groups; a DENY group whose only attributes were L7 makes it match anything. */
+/* A clause from groups (a DENY group whose only attributes were L7 is empty: matches none). */
 static int zm_is_clause(struct zm_yl *yl, const struct zm_is_group *g, size_t n,
 			struct zm_cfg_rule *out)
 {
@@ -474,11 +482,9 @@ static int zm_is_clause(struct zm_yl *yl, const struct zm_is_group *g, size_t n,
 	c->matches = zm_config_calloc(yl->cfg, n, sizeof(*c->matches));
 	if (!c->matches)
 		return zm_yl_oom(yl);
-	for (i = 0; i < n; i++) {
+	/* A group left empty by dropping L7 attributes stays: an empty group never matches. */
+	for (i = 0; i < n; i++)
 		c->matches[i] = g[i].m;
-		if (g[i].l7 && !memcmp(&g[i].m, &(struct zm_cfg_match){0}, sizeof(g[i].m)))
-			return 0; /* clause left empty: matches every connection */
-	}
 	c->n_matches = n;
 	out->n_clauses++;
 	return 0;
@@ -528,6 +534,12 @@ int zm_is_authz_spec(struct zm_yl *yl, yaml_node_t *spec, struct zm_is_meta *m,
 		if (r)
 			return r;
 	}
+	if (s.target_refs && m->has_selector) {
+		zm_yl_error(yl, spec, "only one of targetRefs or selector can be set");
+		return -EINVAL;
+	}
+	if (s.target_refs)
+		return ZM_IS_SKIP; /* the waypoint's: istiod does not send it to ztunnel */
 	p->action = s.action == 1 ? ZM_CFG_ACTION_DENY : ZM_CFG_ACTION_ALLOW;
 	rules = zm_config_calloc(yl->cfg, s.n_rules ? s.n_rules : 1, sizeof(*rules));
 	if (!rules)

@@ -27,7 +27,9 @@ int zm_is_selector(struct zm_yl *yl, yaml_node_t *n, void *member);
 /* Fills scope (and the PeerAuthentication level) from namespace and selector. */
 void zm_is_scope(const struct zm_is_meta *m, struct zm_rbac_policy *p);
 
-/* Translates an AuthorizationPolicy spec (node may be NULL: no spec) into p. */
+#define ZM_IS_SKIP 2 /* a resource that is not ztunnel's (a policy with targetRefs) */
+
+/* Translates an AuthorizationPolicy spec (node may be NULL: no spec) into p; ZM_IS_SKIP. */
 int zm_is_authz_spec(struct zm_yl *yl, yaml_node_t *spec, struct zm_is_meta *m,
 		     struct zm_rbac_policy *p);
 

@@ -325,6 +325,10 @@ static int zm_is_document(struct zm_yl *yl, yaml_node_t *root, struct zm_is_buil
 	    !strcmp((const char *)d.kind->data.scalar.value, "AuthorizationPolicy")) {
 		p.kind = "AuthorizationPolicy";
 		r = zm_is_authz_spec(yl, d.spec, &d.meta, &p);
+		if (r == ZM_IS_SKIP) {
+			zm_yl_pop(yl, old);
+			return 0;
+		}
 		r = r ?: 1;
 	} else if (d.kind->type == YAML_SCALAR_NODE &&
 		   !strcmp((const char *)d.kind->data.scalar.value, "PeerAuthentication")) {

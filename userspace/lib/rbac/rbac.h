@@ -81,7 +81,9 @@ struct zm_rbac_policy {
 	size_t n_selector;
 	/*
 	 * First L7 attribute the policy uses ("to.operation.methods"), "" when none. ztunnel
-	 * cannot see L7: on a workload without a waypoint such a policy denies everything.
+	 * cannot see L7, and istiod translates accordingly: an ALLOW rule using one is dropped
+	 * (alone, such a policy denies everything), a DENY rule loses its L7 parts, and a match
+	 * group left empty never matches (a DENY with only L7 attributes has no effect).
 	 */
 	const char *l7;
 	enum zm_rbac_pa_level peer_auth;

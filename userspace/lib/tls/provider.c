@@ -163,6 +163,7 @@ int zm_dev_provider_new(struct zm_ca *ca, long lifetime_s, struct zm_identity_pr
 	p->ops.get = dev_get;
 	p->ops.roots = dev_roots;
 	p->ops.destroy = dev_destroy;
+	p->ops.each = zm_dev_provider_each;
 	p->ca = ca;
 	p->lifetime_s = dev_lifetime(lifetime_s);
 	pthread_mutex_init(&p->lock, NULL);

@@ -13,6 +13,7 @@
 #ifndef ZMESH_TLS_TLS_H
 #define ZMESH_TLS_TLS_H
 
+#include <errno.h>
 #include <openssl/ssl.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -199,12 +200,23 @@ struct zm_identity_provider {
 		   char *err, size_t len);
 	struct zm_tls_roots *(*roots)(struct zm_identity_provider *p);
 	void (*destroy)(struct zm_identity_provider *p);
+	/* Visit every certificate held (under the provider's lock: fn must not call back). */
+	int (*each)(struct zm_identity_provider *p,
+		    void (*fn)(void *ud, const char *id, const struct zm_cert *cert), void *ud);
 };
 
 static inline int zm_identity_get(struct zm_identity_provider *p, const char *spiffe_id,
 				  struct zm_cert **out, char *err, size_t len)
 {
 	return p->get(p, spiffe_id, out, err, len);
+}
+
+/* Every certificate the provider holds now (cert-expiry metrics); 0 or -errno. */
+static inline int zm_identity_each(struct zm_identity_provider *p,
+				   void (*fn)(void *ud, const char *id, const struct zm_cert *cert),
+				   void *ud)
+{
+	return p && p->each ? p->each(p, fn, ud) : -EOPNOTSUPP;
 }
 
 static inline void zm_identity_provider_free(struct zm_identity_provider *p)

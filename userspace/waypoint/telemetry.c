@@ -1,0 +1,160 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * The waypoint's access records and metrics, in Istio's names and labels so that dashboards
+ * and queries written for Istio work unchanged: istio_requests_total and the histograms
+ * istio_request_duration_milliseconds, istio_request_bytes and istio_response_bytes, with
+ * Istio's full label set (lib/obs/istio.h, reporter "waypoint"); zmesh_waypoint_streams_total
+ * by the protocol a tunnelled stream turned out to speak; process and certificate metrics.
+ * Every request is one access record (scope "access", msg "http") with Envoy's fields.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "obs/istio.h"
+#include "obs/metrics.h"
+#include "obs/process.h"
+#include "wp.h"
+
+/* Istio's default duration buckets (ms) and exponential byte buckets. */
+static const double wp_dur_le[] = {0.5,	  1,	  5,	  10,	   25,	   50,	  100,
+				   250,	  500,	  1000,	  2500,	   5000,   10000, 30000,
+				   60000, 300000, 600000, 1800000, 3600000};
+static const double wp_bytes_le[] = {1, 10, 100, 1000, 10000, 100000, 1e6, 1e7, 1e8, 1e9};
+
+/* The request families, in the order of their group's series. */
+enum { WP_M_REQUESTS, WP_M_DURATION, WP_M_REQ_BYTES, WP_M_RESP_BYTES, WP_M_N };
+
+struct wp_metrics {
+	struct obs_group *requests; /* [WP_M_...] */
+	struct obs_series *streams[3];
+};
+
+int wp_metrics_init(struct wp *wp)
+{
+	static const char *const proto[] = {"protocol", NULL};
+	struct obs_registry *reg = obs_metrics();
+	const char *const *l = OBS_ISTIO_HTTP_LABELS;
+	struct obs_family *streams, *f[WP_M_N];
+	struct wp_metrics *m = calloc(1, sizeof(*m));
+	int r;
+
+	if (!m || !reg) {
+		free(m);
+		return -ENOMEM;
+	}
+	f[WP_M_REQUESTS] =
+	    obs_family_new(reg, OBS_COUNTER, "istio_requests_total",
+			   "Total number of requests handled by the waypoint", l, NULL, 0);
+	f[WP_M_DURATION] = obs_family_new(reg, OBS_HISTOGRAM, "istio_request_duration_milliseconds",
+					  "Duration of requests in milliseconds", l, wp_dur_le,
+					  sizeof(wp_dur_le) / sizeof(wp_dur_le[0]));
+	f[WP_M_REQ_BYTES] = obs_family_new(reg, OBS_HISTOGRAM, "istio_request_bytes",
+					   "Sizes of HTTP request bodies", l, wp_bytes_le,
+					   sizeof(wp_bytes_le) / sizeof(wp_bytes_le[0]));
+	f[WP_M_RESP_BYTES] = obs_family_new(reg, OBS_HISTOGRAM, "istio_response_bytes",
+					    "Sizes of HTTP response bodies", l, wp_bytes_le,
+					    sizeof(wp_bytes_le) / sizeof(wp_bytes_le[0]));
+	m->requests = obs_group_new(f, WP_M_N);
+	streams = obs_family_new(reg, OBS_COUNTER, "zmesh_waypoint_streams_total",
+				 "Tunnelled streams by the protocol they carried", proto, NULL, 0);
+	m->streams[WP_STREAM_HTTP] = obs_series_get(streams, (const char *const[]){"http"});
+	m->streams[WP_STREAM_HTTP2] = obs_series_get(streams, (const char *const[]){"http2"});
+	m->streams[WP_STREAM_TCP] = obs_series_get(streams, (const char *const[]){"tcp"});
+	if (!m->requests || !streams) {
+		free(m);
+		return -EINVAL;
+	}
+	wp->m = m;
+	r = obs_process_metrics(reg, "waypoint");
+	return r ? r : obs_cert_metrics(reg, &wp->idp);
+}
+
+void wp_metric_stream(struct wp *wp, enum wp_stream_proto p)
+{
+	if (wp->m)
+		obs_counter_add(wp->m->streams[p], 1);
+}
+
+/* A principal as Istio prints it: the full SPIFFE URI ("" stays unknown). */
+static void wp_principal(char *out, size_t len, const char *p)
+{
+	snprintf(out, len, "%s%s", p && *p ? "spiffe://" : "", p ? p : "");
+}
+
+void wp_metric_request(struct wp *wp, const struct wp_mreq *r)
+{
+	struct obs_istio_traffic t = {.reporter = "waypoint",
+				      .request_protocol = r->protocol ? r->protocol : "http",
+				      .grpc_response_status = r->grpc_status ? r->grpc_status : "",
+				      .connection_security_policy = "mutual_tls",
+				      .response_flags = r->flags};
+	struct obs_series *const *s;
+	const char *v[OBS_ISTIO_HTTP_N];
+	char code[16];
+
+	if (!wp->m)
+		return;
+	/* Envoy's stats: app and version from the pods' labels. */
+	obs_istio_peer_fill(&t.src, r->src, false);
+	obs_istio_peer_fill(&t.dst, r->dst, false);
+	if (r->dst_workload && *r->dst_workload)
+		t.dst.workload = r->dst_workload;
+	wp_principal(t.src.principal, sizeof(t.src.principal), r->src_principal);
+	wp_principal(t.dst.principal, sizeof(t.dst.principal), r->dst_principal);
+	obs_istio_service_fill(&t, r->svc);
+	snprintf(code, sizeof(code), "%u", r->code);
+	t.response_code = code;
+	obs_istio_values(&t, true, v);
+	s = obs_group_get(wp->m->requests, v);
+	if (!s)
+		return;
+	obs_counter_add(s[WP_M_REQUESTS], 1);
+	obs_hist_observe(s[WP_M_DURATION], (double)r->duration_ms);
+	obs_hist_observe(s[WP_M_REQ_BYTES], (double)r->request_bytes);
+	obs_hist_observe(s[WP_M_RESP_BYTES], (double)r->response_bytes);
+}
+
+static const char *wp_dash(const char *s)
+{
+	return s && *s ? s : "-";
+}
+
+void wp_request_finish(struct wp *wp, const struct wp_mreq *r)
+{
+	struct obs_rec rec;
+
+	/* One access record per request, Envoy's fields in key=value form. */
+	obs_rec_begin(&rec, OBS_INFO, "access", "http");
+	obs_rec_str(&rec, "src.principal", wp_dash(r->src_principal));
+	obs_rec_str(&rec, "src.workload", r->src ? r->src->name : "-");
+	obs_rec_str(&rec, "method", wp_dash(r->method));
+	obs_rec_str(&rec, "path", wp_dash(r->path));
+	obs_rec_str(&rec, "authority", wp_dash(r->authority));
+	obs_rec_str(&rec, "dst.service", r->svc ? r->svc->hostname : "-");
+	obs_rec_str(&rec, "route", wp_dash(r->route));
+	obs_rec_strf(&rec, "upstream", "%s(%s)", wp_dash(r->upstream), wp_dash(r->upstream_name));
+	obs_rec_u64(&rec, "status", r->code);
+	obs_rec_str(&rec, "flags", wp_dash(r->flags));
+	obs_rec_str(&rec, "request_id", wp_dash(r->request_id));
+	obs_rec_u64(&rec, "bytes_received", r->request_bytes);
+	obs_rec_u64(&rec, "bytes_sent", r->response_bytes);
+	obs_rec_u64(&rec, "duration_ms", r->duration_ms);
+	obs_rec_str(&rec, "protocol", wp_dash(r->version));
+	if (r->grpc_status && *r->grpc_status)
+		obs_rec_str(&rec, "grpc_status", r->grpc_status);
+	obs_rec_emit(&rec);
+	wp_metric_request(wp, r);
+}
+
+void wp_access_tcp(const char *peer, const char *authority, const char *upstream, const char *name)
+{
+	struct obs_rec rec;
+
+	obs_rec_begin(&rec, OBS_INFO, "access", "tcp");
+	obs_rec_str(&rec, "src.principal", wp_dash(peer));
+	obs_rec_str(&rec, "authority", authority);
+	obs_rec_strf(&rec, "upstream", "%s(%s)", upstream, name);
+	obs_rec_emit(&rec);
+}

@@ -6,10 +6,12 @@
 #   bulk  long streams (tests/tools/zm-stream: every byte echoed and compared), IPv4 and IPv6,
 #         cross-node HBONE n1a -> n2a, same-node splice n1a -> n1b, inbound HBONE n2b -> n1b
 #   rr    a new connection per request (churn), n1a -> n2a over IPv4 and IPv6, ~15 a second
+#   bulk-wp, rr-wp  the same through the waypoint (in n2c) of service wpsvc (VIP 198.19.0.20,
+#         endpoint n2a): n1a -> ztunnel n1 => waypoint => ztunnel n2 -> n2a
 # Faults (each in its own window; certificates live 30 s, so rotations run all along):
-#   ztunnel upgrades on n1 and n2 (hand-over), a zmesh-ca restart, policy churn, config churn
-#   (promised: nothing lost), then SIGKILL of n1's ztunnel and a restart (not promised: what
-#   it carried is cut; reported, and traffic must come back).
+#   ztunnel upgrades on n1 and n2 and a waypoint upgrade (hand-over), a zmesh-ca restart,
+#   policy churn, config churn (promised: nothing lost), then SIGKILL of n1's ztunnel and a
+#   restart (not promised: what it carried is cut; reported, and traffic must come back).
 # Output: TAP, a table of faults with connections and bytes lost, and "N passed, N failed".
 # SOAK_WINDOW=S sets each fault window (default 60 s); the run is about 10 x that.
 # Everything lives in the harness's namespaces on 198.18.0.0/15 and 2001:2::/48 and is
@@ -19,15 +21,29 @@ cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 . tests/lib/mesh.sh
 CA=$BUILD/bin/zmesh-ca
+WP=$BUILD/bin/waypoint
 STREAM=$BUILD/tests/tools/zm-stream
-m_need "$CA" "$STREAM" python3 curl
+m_need "$CA" "$WP" "$STREAM" python3 curl
 WINDOW=${SOAK_WINDOW:-60}
 
-m_init 2 2
+m_init 2 3
 CA_ADDR=198.18.0.1:15012
-m_config_hbone n1a n1b n2a n2b
+WPVIP=198.19.0.20
+# The config: the workloads (n2a also behind wpsvc), then the services; config churn adds a
+# workload between the two.
+WL=$H_STATE/workloads.yaml
+SVC=$H_STATE/services.yaml
+{
+	echo "workloads:"
+	for p in n1a n1b n2b; do m_workload "$p" ns "sa-$p" HBONE; done
+	m_workload n2a ns sa-n2a HBONE "services: {ns/wpsvc.ns.svc.cluster.local: {7777: 7777, 7778: 7778}}"
+	echo "- {uid: Kubernetes//Pod/ns/waypoint, name: waypoint, namespace: ns, serviceAccount: waypoint, protocol: TCP, node: n2, workloadIps: [\"$(h_ip4 n2c)\"]}"
+} >"$WL"
+echo "services:
+- {name: wpsvc, namespace: ns, hostname: wpsvc.ns.svc.cluster.local, vips: [\"/$WPVIP\"], ports: {7777: 7777, 7778: 7778}, waypoint: {destination: \"/$(h_ip4 n2c)\", hboneMtlsPort: 15008}}" >"$SVC"
 GOOD=$H_STATE/good.yaml
-cp "$M_CFG" "$GOOD"
+cat "$WL" "$SVC" >"$GOOD"
+m_config_write <"$GOOD"
 : >"$M_POL"
 m_ca_init
 for n in n1 n2; do
@@ -59,6 +75,19 @@ for n in n1 n2; do
 done
 m_ztunnel_wait n1 n2
 m_echo_serve n1a n1b n2a n2b
+echo "# no routes: the waypoint relays wpsvc's TCP as the service" >"$H_STATE/routes.yaml"
+WP_LOGN=0
+wp_start() { # wp_start: a waypoint in n2c (hand-over from the running one, if any)
+	WP_LOGN=$((WP_LOGN + 1))
+	h_bg n2c "$WP" --config "$H_STATE/routes.yaml" --mesh-config "$M_CFG" \
+		--identity spiffe://cluster.local/ns/ns/sa/waypoint --ca-dir "$M_CA" \
+		--netns "/var/run/netns/$(h_ns n2c)" --handover "$H_STATE/wp.handover" \
+		2>"$H_STATE/wp-$WP_LOGN.log"
+	WP_PID=$H_LAST_PID
+}
+wp_start
+m_wait_for 10 bash -c "[ \"\$(ip netns exec $(h_ns n2c) curl -s -m 1 http://127.0.0.1:15021/healthz/ready)\" = ready ]" ||
+	t_fatal "waypoint not ready: $(cat "$H_STATE/wp-1.log")"
 
 # ---- traffic: every event a line "START_MS END_MS KIND ok|fail BYTES WHY" in $EV ----
 EV=$H_STATE/events
@@ -100,6 +129,8 @@ drive_streams same n1a "$(h_ip4 n1b)" & DRIVERS+=($!)
 drive_streams inbound n2b "$(h_ip4 n1b)" & DRIVERS+=($!)
 drive_rr rr4 n1a "$(h_ip4 n2a)" & DRIVERS+=($!)
 drive_rr rr6 n1a "$(h_ip6 n2a)" & DRIVERS+=($!)
+drive_streams bulk-wp n1a $WPVIP & DRIVERS+=($!)
+drive_rr rr-wp n1a $WPVIP & DRIVERS+=($!)
 
 # ---- faults: FAULTS holds "NAME START_MS END_MS PROMISED" ----
 FAULTS=$H_STATE/faults
@@ -119,6 +150,13 @@ upgrade() { # upgrade NODE: hand-over to a new ztunnel, the old one drains and e
 	m_wait_for 15 grep -q "handed over to pid ${M_ZT_PID[$1]}" "$H_STATE"/zt-"$1"-*.log ||
 		t_diag "no hand-over line on $1"
 	m_ztunnel_wait "$1"
+	UPGRADED+=("$old")
+}
+wp_upgrade() { # the same with the waypoint
+	local old=$WP_PID
+	wp_start
+	m_wait_for 15 grep -q "handed over to pid $WP_PID" "$H_STATE"/wp-*.log ||
+		t_diag "no hand-over line from the waypoint"
 	UPGRADED+=("$old")
 }
 ca_restart() {
@@ -141,7 +179,7 @@ policy_churn() { # allow-all and an unrelated deny, flipping every 2 s in the ba
 config_churn() { # an extra workload on n2 comes and goes every 2 s
 	(for i in $(seq 1 $((WINDOW / 2))); do
 		if ((i % 2)); then
-			{ cat "$GOOD"; echo "- {uid: Kubernetes//Pod/ns/extra, name: extra, namespace: ns, protocol: TCP, node: n2, workloadIps: [198.18.2.99]}"; } | m_config_write
+			{ cat "$WL"; echo "- {uid: Kubernetes//Pod/ns/extra, name: extra, namespace: ns, protocol: TCP, node: n2, workloadIps: [198.18.2.99]}"; cat "$SVC"; } | m_config_write
 		else
 			m_config_write <"$GOOD"
 		fi
@@ -158,6 +196,7 @@ UPGRADED=()
 sleep 10 # traffic first
 fault "ztunnel-upgrade-n1" yes upgrade n1
 fault "ztunnel-upgrade-n2" yes upgrade n2
+fault "waypoint-upgrade" yes wp_upgrade
 fault "zmesh-ca-restart" yes ca_restart
 fault "policy-churn" yes policy_churn
 fault "config-churn" yes config_churn
@@ -165,7 +204,7 @@ fault "ztunnel-sigkill-n1" no kill9
 touch "$STOP"
 for p in "${DRIVERS[@]}"; do wait "$p"; done
 for p in "${UPGRADED[@]}"; do
-	m_wait_for 20 bash -c "! kill -0 $p 2>/dev/null" || t_diag "old ztunnel $p still draining"
+	m_wait_for 20 bash -c "! kill -0 $p 2>/dev/null" || t_diag "old process $p still draining"
 done
 
 # ---- the reckoning ----

@@ -56,7 +56,7 @@ sleep 1.5
 kill -TERM "$ZPID"
 m_wait_for 8 bash -c "! kill -0 $ZPID 2>/dev/null"
 t_ok $? "--drain-timeout 2: ztunnel exits although a connection is open"
-t_like "$(cat "$H_STATE/zt-n1.log")" "drain timeout after [0-9]+ ms: cutting 1 connections still open" \
+t_like "$(cat "$H_STATE/zt-n1.log")" "drain timeout after [0-9]+ ms: cutting 1 connections and [0-9]+ HBONE connections still open" \
 	"one line says what was cut"
 wait "$S2"
 t_like "$(cat "$H_STATE/s2.out")" "^stream FAILED" "the cut stream saw it ($(cat "$H_STATE/s2.out"))"

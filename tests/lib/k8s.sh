@@ -27,6 +27,7 @@
 #   k8s_ztunnel_policy FILE...      (before k8s_start) ztunnel --policy files (Istio
 #                                   AuthorizationPolicy / PeerAuthentication YAML)
 #   K8S_WP_ARGS=(...)               (before k8s_start) more waypoint arguments
+#   k8s_waypoint_run LOG            start another waypoint process (K8S_WP_PID: its pid)
 #   k8s_start                       datapaths, ztunnels, waypoint; waits until all are ready
 #   k8s_pod NAME                    harness pod of a k8s pod ("reviews-v1-0") or deployment
 #   k8s_vip SERVICE                 a service's VIP; k8s_vip6 SERVICE its IPv6 VIP (dual stack)
@@ -169,6 +170,16 @@ k8s_routes() {
 }
 
 K8S_WP_ARGS=()
+# k8s_waypoint_run LOG: start a waypoint process in the waypoint pod (k8s_start does; an
+# upgrade test starts another), its stderr to LOG; K8S_WP_PID is its pid.
+k8s_waypoint_run() {
+	h_bg wp "$BUILD/bin/waypoint" --config "$K8S_DIR/routes.yaml" \
+		--mesh-config "$K8S_DIR/mesh.yaml" \
+		--identity spiffe://cluster.local/ns/default/sa/waypoint \
+		--ca-dir "$K8S_DIR/ca" --netns "/var/run/netns/$(h_ns wp)" \
+		"${K8S_WP_ARGS[@]}" 2>"$1"
+	K8S_WP_PID=$H_LAST_PID
+}
 K8S_ZT_ARGS=()
 k8s_ztunnel_policy() {
 	local f
@@ -187,13 +198,7 @@ k8s_start() {
 			--netns "/var/run/netns/$(h_ns "$n")" --pin-dir "$(h_pin_dir "$n")" \
 			--ca-dir "$K8S_DIR/ca" "${K8S_ZT_ARGS[@]}" 2>"$K8S_DIR/zt-$n.log"
 	done
-	if [ -f "$K8S_DIR/waypoint" ]; then
-		h_bg wp "$BUILD/bin/waypoint" --config "$K8S_DIR/routes.yaml" \
-			--mesh-config "$K8S_DIR/mesh.yaml" \
-			--identity spiffe://cluster.local/ns/default/sa/waypoint \
-			--ca-dir "$K8S_DIR/ca" --netns "/var/run/netns/$(h_ns wp)" \
-			"${K8S_WP_ARGS[@]}" 2>"$K8S_DIR/wp.log"
-	fi
+	[ -f "$K8S_DIR/waypoint" ] && k8s_waypoint_run "$K8S_DIR/wp.log"
 	for n in ${K8S_NODES//,/ }; do
 		h_wait_port "$n" 15008 10 || t_fatal "ztunnel on $n did not start: $(cat "$K8S_DIR/zt-$n.log")"
 	done

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "obs/log.h"
+#include "rt/drain.h"
 #include "rt/loop.h"
 #include "rt/workers.h"
 #include "tap.h"
@@ -369,6 +370,117 @@ static void test_nofile(void)
 	is_int(now, rl.rlim_max, "RLIMIT_NOFILE raised to the hard limit");
 }
 
+/* ---- drain ---- */
+
+static void test_drain_default(void)
+{
+	static const struct {
+		const char *deadline, *grace;
+		int want;
+		const char *what;
+	} t[] = {
+	    {NULL, NULL, 5, "nothing set: 5 s"},
+	    {"12", NULL, 12, "the daemon's variable in seconds"},
+	    {"7s", "100", 7, "... with an s, before the grace period"},
+	    {"1500ms", NULL, 2, "... in ms, rounded up"},
+	    {NULL, "30", 25, "grace period less 5 s"},
+	    {NULL, "3", 1, "a grace period under 5 s: 1 s"},
+	    {"soon", "30", 25, "a malformed variable is ignored"},
+	    {"-4", NULL, 5, "a negative one too"},
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		if (t[i].deadline)
+			setenv("ZM_TEST_DEADLINE", t[i].deadline, 1);
+		else
+			unsetenv("ZM_TEST_DEADLINE");
+		if (t[i].grace)
+			setenv("TERMINATION_GRACE_PERIOD_SECONDS", t[i].grace, 1);
+		else
+			unsetenv("TERMINATION_GRACE_PERIOD_SECONDS");
+		is_int(rt_drain_default_s("ZM_TEST_DEADLINE"), t[i].want, t[i].what);
+	}
+	unsetenv("ZM_TEST_DEADLINE");
+	unsetenv("TERMINATION_GRACE_PERIOD_SECONDS");
+}
+
+static struct rt_drain drain;
+static atomic_int drain_left, drain_unready;
+static bool drain_quiet[2];
+
+static void drain_woken(struct rt_loop *l, void *ud)
+{
+	bool *done = ud;
+
+	(void)l;
+	if (rt_drain_worker_should_quiet(&drain, done))
+		rt_drain_worker_quiet(&drain, done);
+}
+
+static int drain_worker_init(struct rt_worker *w, void *ud)
+{
+	(void)ud;
+	rt_loop_on_wake(&w->loop, drain_woken, &drain_quiet[w->id]);
+	return 0;
+}
+
+static void drain_unready_fn(void *ud)
+{
+	(void)ud;
+	atomic_fetch_add(&drain_unready, 1);
+}
+
+static unsigned int drain_left_fn(void *ud, char *what, size_t len)
+{
+	(void)ud;
+	snprintf(what, len, "%d things", atomic_load(&drain_left));
+	return (unsigned int)atomic_load(&drain_left);
+}
+
+/* A connection that closes after 300 ms: the control loop stops then, not at the deadline. */
+static void drain_close_one(struct rt_loop *l, struct rt_timer *t)
+{
+	(void)l;
+	(void)t;
+	atomic_store(&drain_left, 0);
+}
+
+static void test_drain(void)
+{
+	const struct rt_drain_ops ops = {
+	    .unready = drain_unready_fn, .left = drain_left_fn, .ud = NULL};
+	struct rt_control c;
+	struct rt_workers ws;
+	struct rt_timer close_one;
+	uint64_t t0;
+
+	if (rt_control_init(&c, 0, NULL, NULL, NULL) ||
+	    rt_workers_start(&ws, 2, drain_worker_init, NULL)) {
+		ok(0, "control loop and workers for the drain");
+		return;
+	}
+	rt_drain_init(&drain, "test", &c, &ws, -1, NULL, &ops);
+	rt_drain_attach(&drain);
+	ok(!rt_draining(&drain), "not draining before it begins");
+	atomic_store(&drain_left, 1);
+	rt_drain_begin(&drain, 10, "test");
+	ok(rt_draining(&drain), "draining once begun");
+	is_int(atomic_load(&drain_unready), 1, "unready first");
+	is_int(atomic_load(&drain.n_quiet), 2, "both workers went quiet before begin returned");
+	rt_drain_begin(&drain, 10, "again");
+	is_int(atomic_load(&drain_unready), 1, "a second begin does nothing");
+	rt_timer_init(&close_one, drain_close_one);
+	rt_timer_after(&c.loop, &close_one, 300);
+	t0 = rt_now_ms();
+	rt_control_run(&c);
+	ok(rt_now_ms() - t0 >= 250 && rt_now_ms() - t0 < 5000,
+	   "the control loop stopped once nothing was left (%llu ms), before the deadline",
+	   (unsigned long long)(rt_now_ms() - t0));
+	rt_workers_stop(&ws);
+	rt_control_fini(&c);
+}
+
 int main(void)
 {
 	obs_log_init("test", NULL);
@@ -379,5 +491,7 @@ int main(void)
 	test_workers();
 	test_accept_backoff();
 	test_nofile();
+	test_drain_default();
+	test_drain();
 	return tap_done();
 }

@@ -63,6 +63,7 @@ struct wp_conn *wp_conn_new(struct wp_worker *w, struct hb_stream *s, const stru
 	c->refs = 1;
 	c->w = w;
 	c->st = s;
+	zm_list_add(&w->conns, &c->link);
 	rt_timer_init(&c->tmr, wp_conn_timer_fired);
 	c->snap = wp_snap_get(w->wp);
 	c->vip = req->dst;
@@ -132,6 +133,26 @@ void wp_conn_reset(struct wp_conn *c, uint32_t code)
 {
 	if (c->st)
 		hb_stream_reset(c->st, code);
+}
+
+void wp_conn_unlink(struct wp_conn *c)
+{
+	c->st = NULL;
+	zm_list_del(&c->link);
+}
+
+void wp_conns_drain(struct wp_worker *w)
+{
+	struct zm_link *p, *n;
+
+	zm_list_each_safe(p, n, &w->conns)
+	{
+		struct wp_conn *c = zm_container_of(p, struct wp_conn, link);
+
+		/* Plain TCP relays (and connections not classified yet) run to their end. */
+		if (c->st && c->codec && c->codec->drain && !c->relay)
+			c->codec->drain(c);
+	}
 }
 
 void wp_conn_pause(struct wp_conn *c)

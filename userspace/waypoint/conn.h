@@ -32,11 +32,14 @@ struct wp_codec {
 	void (*timer)(struct wp_conn *c);
 	/* The stream is gone (c->st already NULL): let go of every request, free the state. */
 	void (*close)(struct wp_conn *c);
+	/* The process drains: finish what is in flight, take no new request, then end. */
+	void (*drain)(struct wp_conn *c);
 };
 
 struct wp_conn {
 	int refs;
 	struct wp_worker *w;
+	struct zm_link link;  /* in w->conns while the stream is open */
 	struct hb_stream *st; /* NULL once the stream closed */
 	struct wp_snap *snap;
 	const struct zm_cfg_service *svc;  /* the service the client dialed, or NULL */
@@ -68,6 +71,10 @@ void wp_conn_flush(struct wp_conn *c);
 void wp_conn_end(struct wp_conn *c);
 /* Abort the client's stream (RST_STREAM). */
 void wp_conn_reset(struct wp_conn *c, uint32_t code);
+/* The stream closed: off the worker's list (the references stay). */
+void wp_conn_unlink(struct wp_conn *c);
+/* The process drains: every open connection of worker w is told (wp_codec.drain). */
+void wp_conns_drain(struct wp_worker *w);
 /* Stop reading the client (c->in is full), and start again. */
 void wp_conn_pause(struct wp_conn *c);
 void wp_conn_resume(struct wp_conn *c);

@@ -215,7 +215,7 @@ static void wp_h1d_head(struct wp_h1d *d, const struct h1_head *h)
 			return;
 		}
 	}
-	d->close_after = m.close;
+	d->close_after = m.close || c->w->quiet; /* draining: the last on this connection */
 	d->head_req = h1_name_is(h->method, "head");
 	d->chunked = m.chunked;
 	d->left = m.content_length > 0 ? m.content_length : 0;
@@ -514,6 +514,20 @@ static void wp_h1d_timer(struct wp_conn *c)
 	wp_h1d_arm(d);
 }
 
+/* Draining: an idle connection ends now, a busy one after its response ("connection: close"). */
+static void wp_h1d_drain(struct wp_conn *c)
+{
+	struct wp_h1d *d = c->cx;
+
+	if (d->state == WP_H1D_HEAD && !d->r && !d->head_start_ms && !wp_q_size(&c->in)) {
+		d->state = WP_H1D_CLOSED;
+		wp_conn_end(c);
+		wp_h1d_arm(d);
+		return;
+	}
+	d->close_after = true;
+}
+
 static void wp_h1d_close(struct wp_conn *c)
 {
 	struct wp_h1d *d = c->cx;
@@ -533,4 +547,5 @@ const struct wp_codec wp_h1_codec = {
     .writable = wp_h1d_writable,
     .timer = wp_h1d_timer,
     .close = wp_h1d_close,
+    .drain = wp_h1d_drain,
 };

@@ -506,6 +506,19 @@ static void wp_h2d_timer(struct wp_conn *c)
 	wp_h2d_pump(d);
 }
 
+/* Draining: GOAWAY naming the last stream taken; the session ends when those are done. */
+static void wp_h2d_drain(struct wp_conn *c)
+{
+	struct wp_h2d *d = c->cx;
+
+	if (d->dead)
+		return;
+	nghttp2_submit_goaway(d->s, NGHTTP2_FLAG_NONE,
+			      nghttp2_session_get_last_proc_stream_id(d->s), NGHTTP2_NO_ERROR, NULL,
+			      0);
+	wp_h2d_pump(d);
+}
+
 static void wp_h2d_session_free(void *p)
 {
 	struct wp_h2d *d = p;
@@ -537,4 +550,5 @@ const struct wp_codec wp_h2_codec = {
     .writable = wp_h2d_writable,
     .timer = wp_h2d_timer,
     .close = wp_h2d_close,
+    .drain = wp_h2d_drain,
 };

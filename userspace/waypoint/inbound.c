@@ -189,7 +189,7 @@ void wp_in_on_close(struct hb_stream *s, uint32_t error)
 	(void)error;
 	if (!c)
 		return;
-	c->st = NULL;
+	wp_conn_unlink(c);
 	rt_timer_cancel(c->w->loop, &c->tmr);
 	wp_relay_close(c);
 	if (c->codec && c->codec->close)

@@ -7,7 +7,8 @@
  * contexts, config reload on SIGHUP or a changed file (snap.c), and the admin routes: admin
  * (15000, 127.0.0.1 only:
  * /config_dump, /logging, /quitquitquit), Prometheus metrics (15020) and readiness (15021),
- * served by lib/obs's responder on its own thread.
+ * served by lib/obs's responder on its own thread. Upgrades in place (--handover, rt/handover.h)
+ * and SIGTERM drain (rt/drain.h) as ztunnel does them.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -27,6 +28,7 @@
 #include "common/version.h"
 #include "obs/admin.h"
 #include "obs/log.h"
+#include "rt/handover.h"
 #include "tls/tls.h"
 #include "zmesh/ports.h"
 #include "pick.h"
@@ -55,6 +57,68 @@ static void wp_quit(void *ud)
 	struct wp *wp = ud;
 
 	rt_control_stop(&wp->control);
+}
+
+static struct obs_admin *wp_admin; /* the control loop's; NULL once handed over */
+
+static void wp_drain_unready(void *ud)
+{
+	struct wp *wp = ud;
+
+	atomic_store(&wp->ready, false);
+}
+
+static unsigned int wp_drain_left(void *ud, char *what, size_t len)
+{
+	struct wp *wp = ud;
+	int in = atomic_load(&wp->n_inbound);
+
+	snprintf(what, len, "%d HBONE connections from clients", in);
+	return in > 0 ? (unsigned int)in : 0;
+}
+
+/* A newer waypoint serves on our sockets (the admin ports too: it answers probes now). */
+static void wp_handed_over(void *ud)
+{
+	struct wp *wp = ud;
+
+	obs_admin_free(wp_admin);
+	wp_admin = NULL;
+	rt_drain_handed_over(&wp->drain, "handed over to a newer waypoint");
+}
+
+/* Before any socket is made: take over from the waypoint serving on --handover, or start. */
+static int wp_handover_begin(struct wp *wp, char *err, size_t len)
+{
+	pid_t old = 0;
+
+	if (wp->opts.handover && !strcmp(wp->opts.handover, "none"))
+		wp->opts.handover = NULL;
+	if (rt_handover_begin(wp->opts.handover, "waypoint", &old, err, len)) {
+		obs_log(OBS_ERROR, "waypoint", "%s", err);
+		return 1;
+	}
+	if (old)
+		obs_log(OBS_INFO, "waypoint",
+			"taking over from the waypoint running as pid %d (%s)", (int)old,
+			wp->opts.handover);
+	return 0;
+}
+
+/* Serving now: the old waypoint (if any) stops accepting; SIGTERM drains from now on. */
+static void wp_handover_commit(struct wp *wp)
+{
+	const struct rt_handover_ops ops = {.release = wp_handed_over, .ud = wp};
+	const struct rt_drain_ops dops = {
+	    .unready = wp_drain_unready, .left = wp_drain_left, .ud = wp};
+	char err[512];
+
+	rt_drain_init(&wp->drain, "waypoint", &wp->control, &wp->rt, wp->opts.drain_timeout_s,
+		      "TERMINATION_DRAIN_DURATION_SECONDS", &dops);
+	rt_drain_attach(&wp->drain);
+	/* Keep serving either way: the inherited sockets are ours, dropping them would cut. */
+	if (rt_handover_commit(&wp->control.loop, &ops, err, sizeof(err)))
+		obs_log(OBS_WARN, "waypoint", "%s; no hand-over to a later waypoint possible", err);
 }
 
 static struct obs_admin *wp_admin_start(struct wp *wp)
@@ -160,22 +224,32 @@ static int wp_identity_init(struct wp *wp, char *err, size_t len)
 static void wp_usage(FILE *f)
 {
 	fprintf(
-	    f, "usage: waypoint --config ISTIO_YAML [--config ...] --mesh-config ZMESH_CONFIG\n"
-	       "                --identity spiffe://TD/ns/NS/sa/SA --ca-dir DIR [--netns PATH]\n"
-	       "                [--workers N] [--port 15008] [--admin-port 15000]\n"
-	       "                [--metrics-port 15020] [--ready-port 15021]\n"
-	       "                [--request-head-timeout 30s] [--idle-timeout 60s]\n"
-	       "                [--log-format logfmt|json] [--log-level SPEC]\n"
-	       "       waypoint --check --config ISTIO_YAML ... --mesh-config ZMESH_CONFIG\n"
-	       "       waypoint --help | --version\n"
-	       "\n"
-	       "--request-head-timeout: an HTTP/1 request head not complete by then is answered\n"
-	       "408 and its connection closed; --idle-timeout: a connection without a request in\n"
-	       "flight that long is closed (0 turns either off).\n"
-	       "--log-format: logfmt (default) or json, for every line. --log-level: LEVEL or\n"
-	       "SCOPE:LEVEL[,...] (error warn info debug trace off; scopes: waypoint access\n"
-	       "hbone http h2 mirror upstream config identity admin rt); POST\n"
-	       "/logging?level=SPEC on the admin port (127.0.0.1:15000) changes it at run time.\n");
+	    f,
+	    "usage: waypoint --config ISTIO_YAML [--config ...] --mesh-config ZMESH_CONFIG\n"
+	    "                --identity spiffe://TD/ns/NS/sa/SA --ca-dir DIR [--netns PATH]\n"
+	    "                [--workers N] [--port 15008] [--admin-port 15000]\n"
+	    "                [--metrics-port 15020] [--ready-port 15021]\n"
+	    "                [--request-head-timeout 30s] [--idle-timeout 60s]\n"
+	    "                [--handover PATH|none] [--drain-timeout SECONDS]\n"
+	    "                [--log-format logfmt|json] [--log-level SPEC]\n"
+	    "       waypoint --check --config ISTIO_YAML ... --mesh-config ZMESH_CONFIG\n"
+	    "       waypoint --help | --version\n"
+	    "\n"
+	    "--request-head-timeout: an HTTP/1 request head not complete by then is answered\n"
+	    "408 and its connection closed; --idle-timeout: a connection without a request in\n"
+	    "flight that long is closed (0 turns either off).\n"
+	    "--handover PATH: a new waypoint started with the same PATH takes over the\n"
+	    "listening sockets of the running one, which stops accepting and drains, so an\n"
+	    "upgrade in place drops no connection (default: none).\n"
+	    "SIGTERM drains: no longer accepting, GOAWAY on HBONE and HTTP/2, \"connection:\n"
+	    "close\" on HTTP/1, exit when the last client connection closes or after\n"
+	    "--drain-timeout SECONDS (0: no limit; default after a hand-over: no limit; on\n"
+	    "SIGTERM: TERMINATION_DRAIN_DURATION_SECONDS, else TERMINATION_GRACE_PERIOD_SECONDS\n"
+	    "less 5, else 5). A second SIGTERM cuts what is left.\n"
+	    "--log-format: logfmt (default) or json, for every line. --log-level: LEVEL or\n"
+	    "SCOPE:LEVEL[,...] (error warn info debug trace off; scopes: waypoint access\n"
+	    "hbone http h2 mirror upstream config identity admin rt); POST\n"
+	    "/logging?level=SPEC on the admin port (127.0.0.1:15000) changes it at run time.\n");
 }
 
 #define WP_USAGE_LINE                                                                              \
@@ -218,6 +292,8 @@ static int wp_parse_opts(struct wp *wp, int argc, char **argv, bool *check)
 	    {"admin-port", required_argument, NULL, 'A'},
 	    {"request-head-timeout", required_argument, NULL, 'H'},
 	    {"idle-timeout", required_argument, NULL, 'I'},
+	    {"handover", required_argument, NULL, 'O'},
+	    {"drain-timeout", required_argument, NULL, 'D'},
 	    OBS_LOG_OPTIONS,
 	    {"check", no_argument, NULL, 'k'},
 	    {"help", no_argument, NULL, 'h'},
@@ -233,6 +309,7 @@ static int wp_parse_opts(struct wp *wp, int argc, char **argv, bool *check)
 	wp->opts.ready_port = ZM_PORT_READY;
 	wp->opts.head_timeout_ms = WP_HEAD_TIMEOUT_MS;
 	wp->opts.idle_timeout_ms = WP_IDLE_TIMEOUT_MS;
+	wp->opts.drain_timeout_s = -1;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
 		switch (c) {
@@ -282,6 +359,13 @@ static int wp_parse_opts(struct wp *wp, int argc, char **argv, bool *check)
 		case 'I':
 			bad |=
 			    wp_opt_duration(p, "--idle-timeout", optarg, &wp->opts.idle_timeout_ms);
+			break;
+		case 'O':
+			wp->opts.handover = optarg;
+			break;
+		case 'D':
+			bad |= zm_opt_int(p, "--drain-timeout", optarg, 0, 86400,
+					  &wp->opts.drain_timeout_s);
 			break;
 		case 'k':
 			*check = true;
@@ -333,7 +417,6 @@ int main(int argc, char **argv)
 	static struct wp wp;
 	char *err = calloc(1, WP_ERRLEN);
 	bool check = false;
-	struct obs_admin *admin;
 	uint64_t nofile = 0;
 
 	wp_g = &wp;
@@ -378,6 +461,8 @@ int main(int argc, char **argv)
 		obs_log(OBS_ERROR, "identity", "identity: %s", err);
 		return 1;
 	}
+	if (wp_handover_begin(&wp, err, WP_ERRLEN))
+		return 1;
 	if (rt_nofile_raise(&nofile))
 		obs_log(OBS_WARN, "waypoint", "raising RLIMIT_NOFILE failed: %llu descriptors",
 			(unsigned long long)nofile);
@@ -385,11 +470,13 @@ int main(int argc, char **argv)
 	if (wp_metrics_init(&wp) || rt_workers_start(&wp.rt, wp.n_workers, wp_worker_init, &wp))
 		return 1;
 	wp.n_workers = wp.rt.n;
-	admin = wp_admin_start(&wp);
-	if (!admin) {
+	wp_admin = wp_admin_start(&wp);
+	if (!wp_admin) {
+		rt_handover_fini(&wp.control.loop);
 		rt_workers_stop(&wp.rt);
 		return 1;
 	}
+	wp_handover_commit(&wp);
 	atomic_store(&wp.ready, true);
 	obs_log(OBS_INFO, "waypoint", "%s serving HBONE on %d with %d workers", wp.opts.identity,
 		wp.opts.port, wp.n_workers);
@@ -397,7 +484,9 @@ int main(int argc, char **argv)
 	rt_control_run(&wp.control);
 	atomic_store(&wp.ready, false);
 	atomic_store(&wp.stop, true);
-	obs_admin_free(admin);
+	obs_admin_free(wp_admin);
+	wp_admin = NULL;
+	rt_handover_fini(&wp.control.loop);
 	rt_workers_stop(&wp.rt);
 	rt_control_fini(&wp.control);
 	free(wp.stats);

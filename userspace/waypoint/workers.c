@@ -8,6 +8,11 @@
  * streams per connection, a new connection when all are full, health PINGs, GOAWAY and
  * release after five idle minutes, re-armed after every batch). Accept back-off, timers and
  * deferred release are the runtime's.
+ *
+ * Upgrades (rt/handover.h): the listening sockets are exported as "waypoint:PORT", and a
+ * starting waypoint takes those of the one it replaces instead of opening its own. Draining
+ * (rt/drain.h), each worker closes its listeners, sends GOAWAY on every HBONE connection and
+ * tells each HTTP connection to finish what is in flight (conn.c).
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -20,7 +25,9 @@
 
 #include "hbone/hbone.h"
 #include "obs/log.h"
+#include "rt/handover.h"
 #include "tls/tls.h"
+#include "conn.h"
 #include "inbound.h"
 #include "tunnel.h"
 #include "wp.h"
@@ -74,33 +81,93 @@ static void wp_accept(struct rt_loop *l, struct rt_listener *li, int fd)
 		obs_log(OBS_WARN, "hbone", "inbound connection dropped: %s", strerror(errno));
 }
 
+static int wp_worker_listen_fd(struct wp_worker *w, int fd, const char *name)
+{
+	int r;
+
+	if (w->n_lis == WP_MAX_LIS) {
+		obs_log(OBS_ERROR, "waypoint", "worker %d: more than %d listening sockets", w->id,
+			WP_MAX_LIS);
+		close(fd);
+		return -ENOSPC;
+	}
+	r = rt_listener_start(w->loop, &w->lis[w->n_lis], fd, w->lis_name, wp_accept, w);
+	if (r) {
+		close(fd);
+		return r;
+	}
+	w->n_lis++;
+	return rt_export_add(name, fd);
+}
+
+/* The sockets inherited from the waypoint we replace (this worker's share), else a new one. */
+static int wp_worker_listen(struct wp_worker *w)
+{
+	struct rt_listen_opts o = {.family = AF_INET6,
+				   .port = (unsigned int)w->wp->opts.port,
+				   .backlog = 1024,
+				   .reuseport = true};
+	char name[RT_HANDOVER_NAME_LEN];
+	unsigned int want, k;
+	int fd, r;
+
+	snprintf(name, sizeof(name), "waypoint:%d", w->wp->opts.port);
+	snprintf(w->lis_name, sizeof(w->lis_name), "HBONE [::]:%d", w->wp->opts.port);
+	want = rt_inherit_share(name, w->id, w->wp->n_workers);
+	for (k = 0; k < want; k++) {
+		r = wp_worker_listen_fd(w, rt_inherit_take(name), name);
+		if (r)
+			return r;
+	}
+	if (want)
+		return 0;
+	/* Dual stack: one socket takes IPv4 (mapped) and IPv6 connections. */
+	fd = rt_listen(&o);
+	if (fd < 0) {
+		obs_log(OBS_ERROR, "waypoint", "listen on port %d: %s", w->wp->opts.port,
+			strerror(-fd));
+		return fd;
+	}
+	return wp_worker_listen_fd(w, fd, name);
+}
+
+/* Draining: stop accepting, GOAWAY everywhere, HTTP connections finish and end. */
+static void wp_worker_woken(struct rt_loop *l, void *ud)
+{
+	struct wp_worker *w = ud;
+	int i;
+
+	if (!rt_drain_worker_should_quiet(&w->wp->drain, &w->quiet))
+		return;
+	for (i = 0; i < w->n_lis; i++) {
+		rt_export_del(w->lis[i].ev.fd);
+		rt_listener_close(l, &w->lis[i]);
+	}
+	w->n_lis = 0;
+	rt_hset_drain(&w->hset);
+	wp_conns_drain(w);
+	rt_drain_worker_quiet(&w->wp->drain, &w->quiet);
+}
+
 int wp_worker_init(struct rt_worker *rw, void *ud)
 {
 	struct wp *wp = ud;
 	struct wp_worker *w = &wp->workers[rw->id];
-	struct rt_listen_opts o = {.family = AF_INET6,
-				   .port = (unsigned int)wp->opts.port,
-				   .backlog = 1024,
-				   .reuseport = true};
 	struct rt_hset_ops ops = {
 	    .client = &wp_client_cbs,
 	    .server = &wp_server_cbs,
 	    .on_closed = wp_conn_closed,
+	    .n_client = &wp->n_upstream,
+	    .n_server = &wp->n_inbound,
 	};
-	int fd, r;
+	int r;
 
 	w->wp = wp;
 	w->id = rw->id;
 	w->loop = &rw->loop;
 	rw->ud = w;
-	/* Dual stack: one socket takes IPv4 (mapped) and IPv6 connections. */
-	fd = rt_listen(&o);
-	if (fd < 0) {
-		obs_log(OBS_ERROR, "waypoint", "listen on port %d: %s", wp->opts.port,
-			strerror(-fd));
-		return fd;
-	}
-	snprintf(w->lis_name, sizeof(w->lis_name), "HBONE [::]:%d", wp->opts.port);
-	r = rt_listener_start(w->loop, &w->lis, fd, w->lis_name, wp_accept, w);
+	zm_list_init(&w->conns);
+	rt_loop_on_wake(w->loop, wp_worker_woken, w);
+	r = wp_worker_listen(w);
 	return r ? r : rt_hset_init(&w->hset, w->loop, &ops, WP_POOL_IDLE_MS);
 }

@@ -29,13 +29,16 @@
 #include "obs/log.h"
 
 #include "common/addr.h"
+#include "common/list.h"
 #include "config/config.h"
 #include "l7/l7.h"
 #include "rt/control.h"
+#include "rt/drain.h"
 #include "rt/hbset.h"
 #include "rt/workers.h"
 
 #define WP_MAX_WORKERS	   RT_MAX_WORKERS
+#define WP_MAX_LIS	   8 /* listening sockets per worker (a hand-over may bring more) */
 #define WP_IN_HIGH	   (256u << 10) /* pause a stream's input above this */
 #define WP_RETRY_COPY_MAX  (64u << 10)	/* requests up to this size can be retried */
 #define WP_CONNECT_TIMEOUT 10000	/* ms: upstream dial + CONNECT 200 */
@@ -74,6 +77,8 @@ struct wp_opts {
 	const char *netns;
 	int workers;
 	int port, admin_port, metrics_port, ready_port;
+	const char *handover; /* --handover PATH (main.c); NULL: none */
+	int drain_timeout_s;  /* --drain-timeout; -1: not given (defaults apply), 0: unlimited */
 	uint32_t head_timeout_ms; /* --request-head-timeout; 0: none */
 	uint32_t idle_timeout_ms; /* --idle-timeout; 0: none */
 };
@@ -85,8 +90,11 @@ struct wp_worker {
 	struct wp *wp;
 	int id;
 	struct rt_loop *loop;
-	struct rt_listener lis;
+	struct rt_listener lis[WP_MAX_LIS];
+	int n_lis;
 	char lis_name[32];
+	bool quiet;			 /* draining: listeners closed, GOAWAYs sent */
+	struct zm_link conns;		 /* live downstream connections (wp_conn.link) */
 	struct rt_hset hset;		 /* server and client HBONE connections */
 	struct wp_h1c *h1_idle;		 /* HTTP/1 upstream connections waiting for a request */
 	struct wp_h2u *h2us;		 /* HTTP/2 upstream sessions (h2up.c) */
@@ -109,6 +117,9 @@ struct wp {
 	pthread_mutex_t snap_lock;
 	struct wp_snap *snap;
 	struct rt_control control; /* the main thread: signals, config polling */
+	struct rt_drain drain;	   /* SIGTERM or a hand-over (main.c) */
+	atomic_int n_inbound;	   /* HBONE connections from clients (all workers) */
+	atomic_int n_upstream;	   /* HBONE connections to endpoint pods */
 	time_t cfg_mtime;	   /* of the config files behind snap */
 	/* metrics: the process registry's families (metrics.c) */
 	struct wp_metrics *m;

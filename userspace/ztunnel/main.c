@@ -350,7 +350,7 @@ static void zt_handover_commit(struct zt *zt)
 	/* Keep serving either way: the inherited sockets are ours, dropping them would cut. */
 	if (rt_handover_commit(&zt->control.loop, &ops, err, sizeof(err)))
 		obs_log(OBS_WARN, "ztunnel", "%s; no hand-over to a later ztunnel possible", err);
-	rt_control_on_term(&zt->control, zt_drain_on_term);
+	zt_drain_init(zt);
 }
 
 static int zt_check(const char *path, const char *node)

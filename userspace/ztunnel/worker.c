@@ -84,14 +84,13 @@ static int zt_worker_listen(struct zt_worker *w, unsigned int i, bool v6)
 				   .reuseport = true,
 				   .transparent = true,
 				   .v6only = true};
-	unsigned int left = (unsigned int)(w->zt->n_workers - w->id), want, k;
+	unsigned int want, k;
 	char name[RT_HANDOVER_NAME_LEN], what[32];
 	int fd, r;
 
 	snprintf(name, sizeof(name), "ztunnel:%u:%d", zt_ports[i].port, v6 ? 6 : 4);
 	snprintf(what, sizeof(what), "%s :%u", zt_ports[i].what, zt_ports[i].port);
-	/* This worker's share of what is left, rounded up. */
-	want = (rt_inherit_count(name) + left - 1) / left;
+	want = rt_inherit_share(name, w->id, w->zt->n_workers);
 	for (k = 0; k < want; k++) {
 		fd = rt_inherit_take(name);
 		r = zt_worker_listen_fd(w, fd, zt_ports[i].kind, what, v6, name);
@@ -127,16 +126,15 @@ void zt_worker_quiet(struct zt_worker *w)
 {
 	int i;
 
-	if (!atomic_load(&w->zt->quiet) || w->quiet)
+	if (!rt_drain_worker_should_quiet(&w->zt->drain, &w->quiet))
 		return;
-	w->quiet = true;
 	for (i = 0; i < w->n_lis; i++) {
 		rt_export_del(w->lis[i].ev.fd);
 		rt_listener_close(w->loop, &w->lis[i]);
 	}
 	w->n_lis = 0;
 	rt_hset_drain(&w->hset);
-	atomic_fetch_add(&w->zt->n_quiet, 1);
+	rt_drain_worker_quiet(&w->zt->drain, &w->quiet);
 }
 
 /* The control thread changed policies or the config: re-check live connections. */

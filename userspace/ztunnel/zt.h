@@ -30,6 +30,7 @@
 #include "common/addr.h"
 #include "common/list.h"
 #include "rt/control.h"
+#include "rt/drain.h"
 #include "rt/hbset.h"
 #include "rt/workers.h"
 #include "route.h"
@@ -112,13 +113,8 @@ struct zt {
 	atomic_bool draining; /* /drain, SIGTERM or a hand-over: never ready again */
 	atomic_bool healthy;  /* health.c: datapath, enrollment and certificates all fine */
 	/* drain.c: stopping without cutting connections */
-	atomic_bool quiet;	    /* workers must stop accepting and send GOAWAYs */
-	atomic_int n_quiet;	    /* workers that did */
-	atomic_int n_conns;	    /* proxied connections (struct zt_conn) over all workers */
-	struct rt_timer drain_tick; /* in the control loop: done yet? deadline passed? */
-	uint64_t drain_deadline_ms; /* control loop clock; 0: no deadline */
-	uint64_t drain_started_ms;
-	unsigned int n_terms; /* SIGTERMs and SIGINTs seen (control loop) */
+	struct rt_drain drain;
+	atomic_int n_conns; /* proxied connections (struct zt_conn) over all workers */
 	/* identities: NULL when no --ca-dir (then HBONE destinations are refused) */
 	struct zm_identity_provider *idp;
 	struct zm_tls_ctx *tls_client;
@@ -281,16 +277,11 @@ void zt_ready_update(struct zt *zt);
 int zt_health_check(struct zt *zt, int enroll_failed);
 
 /* drain.c: stopping without cutting connections, and upgrades that hand sockets over */
-/* Drain after a plain SIGTERM: Istio's CONNECTION_TERMINATION_DEADLINE, or
- * TERMINATION_GRACE_PERIOD_SECONDS less 5 s, or 5 s (the reference ztunnel's rule). */
-int zt_drain_default_s(void);
-/* Stop accepting, GOAWAY, exit once no connection is left or after timeout_s (0: never). */
-void zt_drain_begin(struct zt *zt, int timeout_s, const char *why);
-/* SIGTERM/SIGINT: drain; a second one cuts what is left and stops. */
-void zt_drain_on_term(struct rt_control *c);
+/* SIGTERM/SIGINT drain from now on; a second one cuts what is left and stops. */
+void zt_drain_init(struct zt *zt);
 /* A newer ztunnel serves on our sockets (rt_handover_ops.release). */
 void zt_drain_handed_over(void *ud);
-/* In each worker after a wake-up: close its listeners and GOAWAY once zt->quiet is set. */
+/* In each worker after a wake-up: close its listeners and GOAWAY once draining. */
 void zt_worker_quiet(struct zt_worker *w);
 /* Before any thread starts: blocks the signals the control loop takes. */
 int zt_control_init(struct zt *zt);

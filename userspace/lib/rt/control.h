@@ -21,6 +21,7 @@ struct rt_control {
 	void (*on_hup)(struct rt_control *c);
 	void (*on_poll)(struct rt_control *c);
 	void (*on_term)(struct rt_control *c); /* NULL: SIGTERM/SIGINT stop the loop */
+	void *term_ud;			       /* on_term's own (rt/drain.h), beside ud */
 	void *ud;
 };
 

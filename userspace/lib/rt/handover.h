@@ -52,6 +52,17 @@ int rt_handover_begin(const char *path, const char *daemon, pid_t *old_pid, char
 int rt_inherit_take(const char *name);
 /* How many inherited sockets called name are left. */
 unsigned int rt_inherit_count(const char *name);
+/*
+ * How many of those worker id (of n, taking them in order) takes: its share of what is left,
+ * rounded up, so that every later worker still gets one and none is closed (a connection in
+ * an accept queue is never lost).
+ */
+static inline unsigned int rt_inherit_share(const char *name, int id, int n)
+{
+	unsigned int left = (unsigned int)(n - id);
+
+	return left ? (rt_inherit_count(name) + left - 1) / left : 0;
+}
 
 /*
  * We serve now: tell the old process (it stops accepting and releases the lock), take the lock,

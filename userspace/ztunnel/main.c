@@ -39,12 +39,12 @@ static void zt_usage(FILE *f)
 	    "               [--ready-port P] [--no-enroll] [--poll-ms MS] [--pool-idle-ms MS]\n"
 	    "               [--policy FILE]... [--no-fastpath]\n"
 	    "               [--run-dir DIR] [--cgroup-root DIR] [--handover PATH|none]\n"
-	    "               [--drain-timeout SECONDS]\n"
+	    "               [--drain-timeout SECONDS] [--log-format logfmt|json]\n"
+	    "               [--log-level SPEC]\n"
 	    "       ztunnel --xds-address HOST:PORT --node NAME [--token-file F] [--cluster-id C]\n"
 	    "               [--istiod-name NAME] [--xds-root-cert PEM] [options above]\n"
-	    "       ztunnel --kube | --kubeconfig FILE --node NAME [--kube-sa-dir DIR]\n"
+	    "       ztunnel (--kube | --kubeconfig FILE) --node NAME [--kube-sa-dir DIR]\n"
 	    "               [options above]\n"
-	    "               [--log-format logfmt|json] [--log-level SPEC]\n"
 	    "       ztunnel --check --config FILE [--policy FILE]... [--node NAME]\n"
 	    "       ztunnel --help | --version\n"
 	    "\n"
@@ -97,7 +97,9 @@ static void zt_usage(FILE *f)
 	    "admin port changes it at run time.\n");
 }
 
-#define ZT_USAGE_LINE "ztunnel --config FILE --node NAME [OPTIONS] | ztunnel --check --config FILE"
+#define ZT_USAGE_LINE                                                                              \
+	"ztunnel (--config FILE | --xds-address HOST:PORT | --kube | --kubeconfig FILE) --node "   \
+	"NAME [OPTIONS] | ztunnel --check --config FILE"
 
 static int zt_parse_opts(int argc, char **argv, struct zt_opts *o)
 {

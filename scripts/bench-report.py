@@ -56,12 +56,16 @@ FIGURES = [
     ("rss_held_mib", "ztunnel RSS (both nodes) holding them", "MiB", "lower"),
     ("rss_per_conn_n1_b", "ztunnel RSS per idle connection, node n1", "bytes", "lower"),
     ("rss_per_conn_n2_b", "ztunnel RSS per idle connection, node n2", "bytes", "lower"),
+    ("zt_rss_idle_mib", "RSS of the larger idle ztunnel", "MiB", "lower"),
+    ("scale_load_s", "config loaded and applied", "s", "lower"),
+    ("scale_rss_added_mib", "ztunnel RSS added by the config (both nodes)", "MiB", "lower"),
 ]
 MACHINE_FIGURES = [
     ("aes128gcm_16k_Bps", "AES-128-GCM, 16 KiB blocks, 1 core", "bytes/s", "higher"),
 ]
-SCENARIOS = ["direct", "direct-same", "relay", "stunnel", "haproxy-mtls", "zmesh-cross",
-             "zmesh-same", "zmesh-pol10", "zmesh-pol1000", "zmesh-waypoint", "zmesh-idle10k"]
+SCENARIOS = ["direct", "direct-same", "relay", "relay2", "stunnel", "haproxy-mtls", "zmesh-cross",
+             "zmesh-same", "zmesh-pol10", "zmesh-pol1000", "zmesh-scale", "zmesh-waypoint",
+             "zmesh-idle10k"]
 PLACEMENTS = ["unpinned", "pinned"]
 # Figures that only exist where there is a proxy process: "n/a" for the baselines.
 PROXY_ONLY = {"cpu_s_per_gib", "cpu_ms_per_1k_req", "rss_idle_mib", "rss_load_mib",
@@ -69,7 +73,8 @@ PROXY_ONLY = {"cpu_s_per_gib", "cpu_ms_per_1k_req", "rss_idle_mib", "rss_load_mi
 NO_PROXY = {"direct", "direct-same"}
 # Scenarios that measure only some figures (by prefix); the others are "-" (not measured).
 IDLE_FIGS = {"idle_conns", "rss_idle_mib", "rss_held_mib", "rss_per_conn_n1_b",
-             "rss_per_conn_n2_b"}
+             "rss_per_conn_n2_b", "zt_rss_idle_mib"}
+SCALE_FIGS = {"scale_load_s", "scale_rss_added_mib"}
 CONN_FIGS = {"conn_per_s", "conn_p50_us", "conn_p99_us"}
 RR_FIGS = {f + s for f in ("rr1k_", "rr5k_") for s in ("p50_us", "p90_us", "p99_us")} | {
     "rr5k_rps"}
@@ -84,6 +89,7 @@ ONLY_IN.update({f: {WAYPOINT} for f in WP_FIGS})
 ONLY_IN["cpu_ms_per_1k_req_zt"] = {ZT_ONLY, WAYPOINT}
 SCENARIO_FIGS = [
     ("zmesh-pol", CONN_FIGS | {"rss_idle_mib", "rss_load_mib"}),
+    ("zmesh-scale", CONN_FIGS | SCALE_FIGS | {"rss_idle_mib", "rss_load_mib"}),
     ("zmesh-waypoint", RR_FIGS | CONN_FIGS | MAX_FIGS | WP_FIGS | {
         "cpu_ms_per_1k_req", "cpu_ms_per_1k_req_zt", "rss_idle_mib", "rss_load_mib"}),
     ("zmesh-idle", IDLE_FIGS),
@@ -95,6 +101,116 @@ WAYPOINT_ROWS = ["rr1k_p50_us", "rr1k_p99_us", "rr5k_p50_us", "rr5k_p99_us", "ma
                  "wp_rss_load_mib"]
 
 
+# Issue 18's goals. Each is one number from the run's results, compared with a target:
+# ("ratio", scenario, figure, other scenario[, other figure]) is the ratio of the two medians in
+# the same placement; ("value", scenario, figure[, scale]) a median (times scale); ("max",
+# scenario, (figures...), scale) the largest of several medians. Rows: id, text, the number's
+# unit, how it is computed, ">=" or "<=", target.
+GOALS = [
+    ("tput1_haproxy", "cross-node, 1 stream, against haproxy mTLS", "x",
+     ("ratio", "zmesh-cross", "tput_1_gbps", "haproxy-mtls"), ">=", 1.5),
+    ("tput1_direct", "cross-node, 1 stream, against direct", "x",
+     ("ratio", "zmesh-cross", "tput_1_gbps", "direct"), ">=", 0.40),
+    ("tput4_haproxy", "cross-node, 4 streams, against haproxy mTLS", "x",
+     ("ratio", "zmesh-cross", "tput_4_gbps", "haproxy-mtls"), ">=", 2.0),
+    ("cpu_gib", "ztunnel CPU per GiB (both nodes)", "s",
+     ("value", "zmesh-cross", "cpu_s_per_gib"), "<=", 1.2),
+    ("cpu_1k_req", "ztunnel CPU per 1,000 requests (both nodes)", "ms",
+     ("value", "zmesh-cross", "cpu_ms_per_1k_req"), "<=", 60),
+    ("p50_relay", "latency p50 at 1,000 req/s, against the plaintext relay", "x",
+     ("ratio", "zmesh-cross", "rr1k_p50_us", "relay"), "<=", 1.15),
+    ("p99_relay", "latency p99 at 1,000 req/s, against the plaintext relay", "x",
+     ("ratio", "zmesh-cross", "rr1k_p99_us", "relay"), "<=", 1.0),
+    ("conn_relay", "new connections/s, against the plaintext relay", "x",
+     ("ratio", "zmesh-cross", "conn_per_s", "relay"), ">=", 0.8),
+    ("rss_conn", "ztunnel RSS per idle tunnelled connection (larger node)", "KiB",
+     ("max", "zmesh-idle10k", ("rss_per_conn_n1_b", "rss_per_conn_n2_b"), 1 / 1024), "<=", 4),
+    ("rss_idle", "idle ztunnel RSS (larger node)", "MiB",
+     ("value", "zmesh-idle10k", "zt_rss_idle_mib"), "<=", 8),
+    ("same_direct", "same-node, 1 stream, against direct same-node", "x",
+     ("ratio", "zmesh-same", "tput_1_gbps", "direct-same"), ">=", 0.80),
+    ("wp_cpu_1k", "waypoint CPU per 1,000 requests", "ms",
+     ("value", "zmesh-waypoint", "cpu_ms_per_1k_req_wp"), "<=", 35),
+    ("wp_max_rps", "waypoint keep-alive throughput, against ztunnel only", "x",
+     ("ratio", "zmesh-waypoint", "max_rps", "zmesh-cross"), ">=", 0.8),
+    ("scale_load", "scale: 50,000 workloads + 10,000 services loaded and applied", "s",
+     ("value", "zmesh-scale", "scale_load_s"), "<=", 2),
+    ("scale_rss", "scale: ztunnel RSS added by that config (both nodes)", "MiB",
+     ("value", "zmesh-scale", "scale_rss_added_mib"), "<=", 100),
+    ("scale_conn", "scale: new connections/s, against the small config", "x",
+     ("ratio", "zmesh-scale", "conn_per_s", "zmesh-cross"), ">=", 0.9),
+    ("pol1000_conn", "1,000 policies: new connections/s, against none", "x",
+     ("ratio", "zmesh-pol1000", "conn_per_s", "zmesh-cross"), ">=", 0.95),
+]
+
+
+def goal_value(table, how):
+    """(value, why): a goal's number from one placement's table, or None and what is missing."""
+    def med(sc, fig):
+        c = table.get(sc, {}).get(fig)
+        if c is None:
+            return None, "%s not run" % sc
+        if c.get("median") is None:
+            return None, "%s %s: %s" % (sc, fig, c.get("failed") or c.get("na") or "no value")
+        return c["median"], None
+    kind = how[0]
+    if kind == "ratio":
+        a, why = med(how[1], how[2])
+        if a is None:
+            return None, why
+        b, why = med(how[3], how[4] if len(how) > 4 else how[2])
+        if b is None:
+            return None, why
+        return (a / b, None) if b else (None, "%s median is 0" % how[3])
+    if kind == "value":
+        v, why = med(how[1], how[2])
+        return (v * (how[3] if len(how) > 3 else 1), None) if v is not None else (None, why)
+    vals = []
+    for fig in how[2]:
+        v, why = med(how[1], fig)
+        if v is None:
+            return None, why
+        vals.append(v)
+    return max(vals) * how[3], None
+
+
+def goals(res):
+    """Every goal in every placement: value, met (None when it could not be measured)."""
+    out = []
+    for gid, text, unit, how, op, target in GOALS:
+        g = {"id": gid, "goal": text, "unit": unit, "op": op, "target": target,
+             "placements": {}}
+        for p, pr in res["placements"].items():
+            v, why = goal_value(pr["table"], how)
+            met = None if v is None else (v >= target if op == ">=" else v <= target)
+            g["placements"][p] = {"value": None if v is None else round(v, 4), "met": met,
+                                  "missing": why}
+        out.append(g)
+    return out
+
+
+def goals_md(res):
+    places = list(res["placements"])
+    out = ["", "## goals (issue 18)", "",
+           "Each goal's number from this run: a ratio of two medians in the same placement, "
+           "or a median; \"met\" compares it with the target. \"not measured\": a scenario "
+           "or figure it needs was not run or failed (the reason is in the tables above).", ""]
+    rows = []
+    for g in res.get("goals", []):
+        row = [g["goal"], "%s %s%s" % (g["op"], fmt_num(g["target"]),
+                                        "" if g["unit"] == "x" else " " + g["unit"])]
+        for p in places:
+            c = g["placements"].get(p, {})
+            if c.get("value") is None:
+                row.append("not measured")
+                continue
+            v = ("x%.2f" % c["value"]) if g["unit"] == "x" else (
+                "%s %s" % (fmt_num(c["value"]), g["unit"]))
+            row.append("%s %s" % (v, "met" if c["met"] else "NOT met"))
+        rows.append(row)
+    return out + md_table(["goal", "target"] + places, rows)
+
+
 def measured(sc, fig):
     """Whether scenario sc measures figure fig at all."""
     if fig in ONLY_IN and sc not in ONLY_IN[fig]:
@@ -102,7 +218,7 @@ def measured(sc, fig):
     for prefix, figs in SCENARIO_FIGS:
         if sc.startswith(prefix):
             return fig in figs
-    return fig not in IDLE_FIGS or fig == "rss_idle_mib"
+    return (fig not in IDLE_FIGS or fig == "rss_idle_mib") and fig not in SCALE_FIGS
 
 
 def die(msg):
@@ -287,6 +403,7 @@ def build_results(samples, meta):
         if ("-", "crypto", fid) in cells or ("-", "crypto") in whole:
             machine[fid] = cell_stats(cells, whole, "-", "crypto", fid)
     res["machine"] = machine
+    res["goals"] = goals(res)
     return res
 
 
@@ -441,6 +558,8 @@ def render_md(res):
         out += [""] + ["[%d] failed: %s" % (i + 1, w) for i, w in enumerate(notes)]
     for p, rows in res.get("waypoint", {}).items():
         out += waypoint_md(p, res["placements"][p]["table"], rows, labels)
+    if res.get("goals") and res["placements"]:
+        out += goals_md(res)
     if res.get("machine"):
         out += ["", "## machine", ""]
         rows, notes = [], []

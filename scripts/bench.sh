@@ -6,6 +6,8 @@
 # server n1b. Scenarios:
 #   direct, direct-same   pod to pod, nothing in between (the baselines)
 #   relay                 one plaintext userspace hop (haproxy mode tcp in node n1)
+#   relay2                two plaintext hops, haproxy in n1 -> haproxy in n2: what any pair
+#                         of proxies costs before TLS (the floor of a two-node tunnel)
 #   stunnel               stunnel client in n1 + stunnel server in n2, mutual TLS 1.3, P-256
 #   haproxy-mtls          haproxy in n1 + haproxy in n2, mutual TLS 1.3, P-256
 #   zmesh-cross           n1a -> n2a captured by the zmesh datapath through both ztunnels
@@ -13,6 +15,9 @@
 #   zmesh-same            n1a -> n1b through node n1's ztunnel
 #   zmesh-pol10/-pol1000  zmesh-cross with 10 / 1,000 Istio AuthorizationPolicies (ALLOW, all
 #                         letting the client through) loaded: connection rate and time only
+#   zmesh-scale           a config of 50,000 workloads and 10,000 services swapped in: the
+#                         time both ztunnels take to load and apply it, the RSS it adds, and
+#                         the connection figures with it in force
 #   zmesh-waypoint        n1a -> service VIP -> ztunnel n1 -> waypoint (pod n2b) -> ztunnel
 #                         n2 -> n2a: request/response, maximum rate and connection figures,
 #                         the waypoint's own CPU and RSS beside the ztunnels'; compared with
@@ -33,7 +38,10 @@
 # with its reason, never left out.
 # BENCH_ONLY="SCENARIO..." runs only the named scenarios ("zmesh": all zmesh ones, "crypto":
 # the openssl ceiling), e.g. BENCH_ONLY="direct zmesh-cross zmesh-waypoint" for the waypoint
-# comparison.
+# comparison. In the first placement, perf profiles of both ztunnels go to
+# build/bench/profile-zt-*.txt (BENCH_PROFILE=0: none). For A/B runs: BENCH_ZTUNNEL (another
+# ztunnel build), BENCH_IPERF_ARGS (extra iperf3 client arguments, e.g. "-b 2000M"),
+# BENCH_REPS, BENCH_PLACEMENTS. The report ends with issue 18's goals table.
 # All traffic stays inside the harness's namespaces; configs, certificates and pid files live
 # in the run's state directory and go with it.
 set -u # not -e: every step reports its own failure into the results
@@ -46,7 +54,7 @@ REPORT="$PY scripts/bench-report.py"
 report() { $REPORT "$@" 2>&1 | sed "s/^bench-report: //"; return "${PIPESTATUS[0]}"; }
 RR=$BUILD/tests/tools/zm-rr
 ZMESHCTL=$BUILD/bin/zmeshctl
-ZTUNNEL=$BUILD/bin/ztunnel
+ZTUNNEL=${BENCH_ZTUNNEL:-$BUILD/bin/ztunnel} # BENCH_ZTUNNEL: another build, for A/B runs
 WAYPOINT=$BUILD/bin/waypoint
 # Extra ztunnel flags (certificates, log level...) until its command line settles.
 ZTUNNEL_ARGS=${ZTUNNEL_ARGS:-}
@@ -74,8 +82,9 @@ want() { # want SCENARIO: whether this run measures it (BENCH_ONLY)
 }
 
 [ -x "$PY" ] || die "$PY not found (Debian package python3)"
-ALL_SCENARIOS="direct direct-same relay stunnel haproxy-mtls zmesh-cross zmesh-same"
-ALL_SCENARIOS+=" zmesh-pol10 zmesh-pol1000 zmesh-waypoint zmesh-idle$((IDLE_CONNS / 1000))k"
+ALL_SCENARIOS="direct direct-same relay relay2 stunnel haproxy-mtls zmesh-cross zmesh-same"
+ALL_SCENARIOS+=" zmesh-pol10 zmesh-pol1000 zmesh-scale zmesh-waypoint"
+ALL_SCENARIOS+=" zmesh-idle$((IDLE_CONNS / 1000))k"
 for sc in $BENCH_ONLY; do
 	case " $ALL_SCENARIOS zmesh crypto " in
 	*" $sc "*) ;;
@@ -246,7 +255,7 @@ measure() {
 		fi
 		c0=$(cpu_ticks "${pids[@]}")
 		# shellcheck disable=SC2046
-		h_exec n1a timeout $((T_IPERF + 20)) $(pin 0) iperf3 -c "$host" -p "$iport" \
+		h_exec n1a timeout $((T_IPERF + 20)) $(pin 0) iperf3 -c "$host" -p "$iport" ${BENCH_IPERF_ARGS:-} \
 			-t "$T_IPERF" -P "$n" -J >"$raw.iperf$n.json" 2>"$raw.iperf$n.err"
 		c1=$(cpu_ticks "${pids[@]}")
 		if out=$(report parse-iperf "$raw.iperf$n.json" 2>&1); then
@@ -494,6 +503,36 @@ start_relay() {
 	fi
 }
 
+start_relay2() {
+	local c1=$H_STATE/bench/relay2-n1.cfg c2=$H_STATE/bench/relay2-n2.cfg t p2
+	t=$(printf '\t')
+	haproxy_conf "$c1" <<-EOF
+		listen iperf
+		${t}bind $GW1:45201
+		${t}server s $WIRE2:45443
+		listen rr
+		${t}bind $GW1:48080
+		${t}server s $WIRE2:48444
+	EOF
+	haproxy_conf "$c2" <<-EOF
+		listen iperf
+		${t}bind $WIRE2:45443
+		${t}server s $SRV:5201
+		listen rr
+		${t}bind $WIRE2:48444
+		${t}server s $SRV:8080
+	EOF
+	if start_proxy relay2-n2 n2 1 48444 haproxy -db -f "$c2"; then
+		p2=$PROXY_PID
+		if start_proxy relay2-n1 n1 0 48080 haproxy -db -f "$c1"; then
+			SC_PIDS[relay2]="$PROXY_PID $p2"
+			return
+		fi
+		h_stop "$p2"
+	fi
+	SC_FAIL[relay2]=$PROXY_ERR
+}
+
 start_stunnel() {
 	local d=$H_STATE/bench cs=$H_STATE/bench/stunnel-n1.conf ss=$H_STATE/bench/stunnel-n2.conf
 	local a b common="sslVersionMin = TLSv1.3
@@ -573,6 +612,13 @@ start_baselines() {
 	else
 		start_relay
 	fi
+	if ! want relay2; then
+		:
+	elif m=$(missing haproxy); then
+		SC_FAIL[relay2]=$m
+	else
+		start_relay2
+	fi
 	if ! want stunnel; then
 		:
 	elif m=$(missing stunnel4 openssl); then
@@ -597,7 +643,7 @@ start_baselines() {
 # drift of the machine spreads over all of them instead of biasing one.
 run_baselines() {
 	local rep sc
-	for sc in relay stunnel haproxy-mtls; do
+	for sc in relay relay2 stunnel haproxy-mtls; do
 		[ -n "${SC_FAIL[$sc]:-}" ] && fail_all "$PLACE" "$sc" "${SC_FAIL[$sc]}"
 	done
 	for ((rep = 1; rep <= REPS; rep++)); do
@@ -609,13 +655,16 @@ run_baselines() {
 		[ -n "${SC_PIDS[relay]:-}" ] &&
 			measure "$PLACE" relay "$rep" "$GW1" 15201 18080 ${SC_PIDS[relay]}
 		# shellcheck disable=SC2086
+		[ -n "${SC_PIDS[relay2]:-}" ] &&
+			measure "$PLACE" relay2 "$rep" "$GW1" 45201 48080 ${SC_PIDS[relay2]}
+		# shellcheck disable=SC2086
 		[ -n "${SC_PIDS[stunnel]:-}" ] &&
 			measure "$PLACE" stunnel "$rep" "$GW1" 25201 28080 ${SC_PIDS[stunnel]}
 		# shellcheck disable=SC2086
 		[ -n "${SC_PIDS[haproxy-mtls]:-}" ] &&
 			measure "$PLACE" haproxy-mtls "$rep" "$GW1" 35201 38080 ${SC_PIDS[haproxy-mtls]}
 	done
-	for sc in relay stunnel haproxy-mtls; do
+	for sc in relay relay2 stunnel haproxy-mtls; do
 		# shellcheck disable=SC2086
 		[ -n "${SC_PIDS[$sc]:-}" ] && stop_pids ${SC_PIDS[$sc]}
 	done
@@ -808,6 +857,80 @@ run_policies() {
 	set_policies 0 || log "ztunnel did not reload the empty policy file"
 }
 
+# scale_config SMALL OUT: the bench's config (SMALL, zmesh_config) plus SCALE_WL workloads on
+# other nodes and SCALE_SVC services of SCALE_WL / SCALE_SVC endpoints each, none of them
+# receiving traffic (IPv6 addresses of 2001:2:0:5::/64 and VIPs of 2001:2:0:6::/64): what a
+# large cluster's config costs to load, hold and route against.
+SCALE_WL=${BENCH_SCALE_WORKLOADS:-50000} SCALE_SVC=${BENCH_SCALE_SERVICES:-10000}
+scale_config() {
+	$PY - "$1" "$2" "$SCALE_WL" "$SCALE_SVC" <<-'EOF'
+		import sys
+		small, out, nwl, nsvc = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+		lines = open(small).read().splitlines()
+		cut = lines.index("services:")
+		wl = ["- {uid: Kubernetes//Pod/scale/w%d, name: w%d, namespace: scale, "
+		      "serviceAccount: sa%d, protocol: HBONE, node: far%d, "
+		      'workloadIps: ["2001:2:0:5::%x"], '
+		      "services: {scale/s%d.scale.svc.cluster.local: {80: 8080}}}"
+		      % (i, i, i % 100, i % 500, i + 1, i % nsvc) for i in range(nwl)]
+		svc = ["- {name: s%d, namespace: scale, hostname: s%d.scale.svc.cluster.local, "
+		       'vips: ["/2001:2:0:6::%x"], ports: {80: 8080}}' % (j, j, j + 1)
+		       for j in range(nsvc)]
+		with open(out, "w") as f:
+		    f.write("\n".join(lines[:cut] + wl + lines[cut:] + svc) + "\n")
+	EOF
+}
+
+# set_config FILE: FILE becomes both ztunnels' config (renamed over it: they poll its mtime);
+# waits for both to say it is applied and prints the larger "applied in" time in ms.
+set_config() {
+	local l1=$OUT/logs/ztunnel-n1-$PLACE.log l2=$OUT/logs/ztunnel-n2-$PLACE.log n1 n2 i
+	n1=$(grep -c " applied in " "$l1") n2=$(grep -c " applied in " "$l2")
+	mv "$1" "$H_STATE/zmesh/config.yaml" || return 1
+	for ((i = 0; i < 600; i++)); do
+		if [ "$(grep -c " applied in " "$l1")" -gt "$n1" ] &&
+			[ "$(grep -c " applied in " "$l2")" -gt "$n2" ]; then
+			cat "$l1" "$l2" | sed -n 's/.* applied in \([0-9]*\) ms.*/\1/p' |
+				tail -n +"$((n1 + n2 + 1))" | sort -n | tail -1
+			return 0
+		fi
+		sleep 0.1
+	done
+	return 1
+}
+
+# run_scale: the scale scenario. The ztunnels' RSS before, the time both take to load and
+# apply a config of SCALE_WL workloads and SCALE_SVC services (their own log line), the RSS
+# that config added, then the connection figures with it in force (against zmesh-cross's,
+# measured with the small config); the small config is put back afterwards.
+run_scale() {
+	local sc=zmesh-scale d=$H_STATE/zmesh rep b a ms c0
+	if ! scale_config "$d/config.yaml" "$d/config-scale.yaml" 2>"$OUT/logs/scale-gen.log"; then
+		fail_all "$PLACE" $sc "generating the config: $(why "$OUT/logs/scale-gen.log" "?")"
+		return
+	fi
+	b=$(rss_kib "${ZM_PIDS[@]}")
+	log "$PLACE: scale, $SCALE_WL workloads and $SCALE_SVC services"
+	if ! ms=$(set_config "$d/config-scale.yaml"); then
+		fail_all "$PLACE" $sc "ztunnel did not apply the config in 60 s: $(why "$OUT/logs/ztunnel-n1-$PLACE.log" "?")"
+	else
+		sleep 1
+		a=$(rss_kib "${ZM_PIDS[@]}")
+		sample "$PLACE" $sc scale_load_s 1 "$(awk -v m="$ms" 'BEGIN { printf "%.3f", m / 1000 }')"
+		sample "$PLACE" $sc scale_rss_added_mib 1 "$(kib_to_mib $((a - b)))"
+		c0=$(captured n1)
+		FIGS="conn"
+		for ((rep = 1; rep <= REPS; rep++)); do
+			measure "$PLACE" $sc "$rep" "$SRV" 5201 8080 "${ZM_PIDS[@]}"
+		done
+		FIGS="iperf rr conn"
+		[ "$(captured n1)" = "$c0" ] &&
+			fail_all "$PLACE" $sc "traffic was not captured (zmeshctl stats unchanged)"
+	fi
+	zmesh_config "$d/config-small.yaml"
+	set_config "$d/config-small.yaml" >/dev/null || log "ztunnel did not take the small config back"
+}
+
 run_waypoint() {
 	local d=$H_STATE/zmesh sc=zmesh-waypoint rep wp i c0 log=$OUT/logs/waypoint-$PLACE.log
 	[ -x "$WAYPOINT" ] || { fail_all "$PLACE" $sc "waypoint not built"; return; }
@@ -842,6 +965,14 @@ run_waypoint() {
 	done
 	[ "$(grep -c "dst.identity=$WP_ID" "$OUT/logs/ztunnel-n1-$PLACE.log")" -gt "$c0" ] ||
 		fail_all "$PLACE" $sc "ztunnel n1 never tunnelled to the waypoint (access log)"
+	# Where the waypoint's CPU goes at 1,000 req/s and at the closed-loop maximum (for the
+	# waypoint's own work, issue 14's; measured here, changed there).
+	if [ "${BENCH_PROFILE:-1}" = 1 ]; then
+		profile wp-rr1k "$wp" -- h_exec n1a timeout $((T_RR + 20)) "$RR" client "$VIP" 8080 \
+			--rate 1000 --duration "$T_RR"
+		profile wp-max "$wp" -- h_exec n1a timeout $((T_RR + 20)) "$RR" load "$VIP" 8080 \
+			--duration "$T_RR" --conns "$LOAD_CONNS"
+	fi
 	h_stop "$wp"
 	wait "$wp" 2>/dev/null
 }
@@ -862,8 +993,15 @@ run_idle() {
 		"$RR" >"$OUT/logs/zm-rr-hold-$PLACE.log" 2>&1
 	srv=$H_LAST_PID
 	h_wait_port n2a 8090 || { fail_all "$PLACE" "$sc" "holding server did not start"; h_stop "$srv"; return; }
-	sleep 1
+	# Idle: quiet for two of lib/rt's trim periods (RT_HSET_TRIM_MS), so buffers a busy
+	# worker kept from the scenarios before are given back, as on an idle node.
+	sleep 5
 	b1=$(rss_kib "${ZM_PIDS[0]}") b2=$(rss_kib "${ZM_PIDS[1]}")
+	for i in 0 1; do # where an idle ztunnel's RSS is: KiB per mapping, largest first
+		awk '/^[0-9a-f]+-[0-9a-f]+ / { m = $6 ? $6 : "[anon]" } /^Rss:/ { r[m] += $2 }
+			END { for (m in r) if (r[m]) print r[m], m }' "/proc/${ZM_PIDS[$i]}/smaps" |
+			sort -rn >"$OUT/raw/$PLACE-idle-rss-n$((i + 1)).txt" 2>/dev/null
+	done
 	h_bg n1a bash -c "ulimit -n \$(ulimit -Hn) && exec \"\$0\" hold $SRV 8090 --conns $IDLE_CONNS --seconds 300" \
 		"$RR" >"$res" 2>"$res.err"
 	cli=$H_LAST_PID
@@ -882,12 +1020,69 @@ run_idle() {
 		sample "$PLACE" "$sc" idle_conns 1 "$held"
 		sample "$PLACE" "$sc" rss_idle_mib 1 "$(awk -v k=$((b1 + b2)) 'BEGIN { printf "%.2f", k / 1024 }')"
 		sample "$PLACE" "$sc" rss_held_mib 1 "$(awk -v k=$((a1 + a2)) 'BEGIN { printf "%.2f", k / 1024 }')"
+		sample "$PLACE" "$sc" zt_rss_idle_mib 1 "$(kib_to_mib $((b1 > b2 ? b1 : b2)))"
 		sample_ratio "$PLACE" "$sc" rss_per_conn_n1_b 1 $(((a1 - b1) * 1024)) "$held"
 		sample_ratio "$PLACE" "$sc" rss_per_conn_n2_b 1 $(((a2 - b2) * 1024)) "$held"
 	fi
 	h_stop "$cli"
 	h_stop "$srv"
 	wait "$cli" "$srv" 2>/dev/null
+}
+
+# profile NAME PID... -- CMD...: CMD (a load) while `perf record -g` samples the PIDs (software
+# clock: this machine has no hardware counters), then CMD again under `perf trace -s` (system
+# calls by thread). The top of both goes to $OUT/profile-NAME.txt: CPU by shared object, the
+# symbols above 0.7%, and each thread's most frequent system calls. Evidence for where the
+# proxies' CPU goes; never a figure. Skipped with a note when perf is missing.
+profile() {
+	local name=$1 pids='' perf_pid data=$OUT/raw/$1.perf.data txt=$OUT/profile-$1.txt
+	shift
+	while [ "$1" != -- ]; do pids+=${pids:+,}$1 && shift; done
+	shift
+	if ! command -v perf >/dev/null; then
+		echo "perf missing (Debian package linux-perf): no profile" >"$txt"
+		return 0
+	fi
+	perf record -q -e cpu-clock -F 999 -g -p "$pids" -o "$data" >/dev/null 2>&1 &
+	perf_pid=$!
+	sleep 0.3
+	"$@" >/dev/null 2>&1
+	kill -INT "$perf_pid" 2>/dev/null
+	wait "$perf_pid" 2>/dev/null
+	perf trace -s -p "$pids" -o "$OUT/raw/$name.trace.txt" >/dev/null 2>&1 &
+	perf_pid=$!
+	sleep 0.3
+	"$@" >/dev/null 2>&1
+	kill -INT "$perf_pid" 2>/dev/null
+	wait "$perf_pid" 2>/dev/null
+	{
+		echo "# $name: perf record -e cpu-clock -g -p $pids"
+		echo "## CPU by shared object"
+		perf report -i "$data" --stdio --no-children --sort dso -g none 2>/dev/null |
+			grep -v '^#' | grep -v '^$' | head -8
+		echo "## symbols >= 0.7%"
+		perf report -i "$data" --stdio --no-children --sort dso,sym -g none \
+			--percent-limit 0.7 2>/dev/null | grep -v '^#' | grep -v '^$' | head -30
+		echo "## system calls (perf trace -s, the same load again): calls per thread"
+		awk '/events,/ { print } / (calls|---)/ { next }
+			$2 ~ /^[0-9]+$/ && NF >= 8 { if (++n[t] <= 6) print }
+			/events,/ { t++ }' "$OUT/raw/$name.trace.txt" 2>/dev/null
+	} >"$txt"
+}
+
+# run_profiles: where the two ztunnels spend their CPU under bulk throughput (iperf3, one
+# stream) and under the request load (1,000 req/s and the closed-loop maximum), cross-node.
+run_profiles() {
+	[ "${BENCH_PROFILE:-1}" = 1 ] || return 0
+	log "$PLACE: profiles of both ztunnels (perf record)"
+	profile zt-iperf1 "${ZM_PIDS[@]}" -- h_exec n1a timeout $((T_IPERF + 20)) \
+		iperf3 -c "$SRV" -p 5201 -t "$T_IPERF" -P 1
+	profile zt-iperf4 "${ZM_PIDS[@]}" -- h_exec n1a timeout $((T_IPERF + 20)) \
+		iperf3 -c "$SRV" -p 5201 -t "$T_IPERF" -P 4
+	profile zt-rr1k "${ZM_PIDS[@]}" -- h_exec n1a timeout $((T_RR + 20)) "$RR" client \
+		"$SRV" 8080 --rate 1000 --duration "$T_RR"
+	profile zt-conn "${ZM_PIDS[@]}" -- h_exec n1a timeout $((T_CONN + 20)) "$RR" connect \
+		"$SRV" 8080 --duration "$T_CONN"
 }
 
 run_zmesh() {
@@ -918,7 +1113,9 @@ run_zmesh() {
 	done
 	# The extra scenarios run in the first placement only (time budget).
 	if [ "$PLACE" = "${PLACEMENTS%% *}" ]; then
+		want zmesh-cross && run_profiles
 		want zmesh-pol10 || want zmesh-pol1000 && run_policies
+		want zmesh-scale && run_scale
 		want zmesh-waypoint && run_waypoint
 		want "zmesh-idle$((IDLE_CONNS / 1000))k" && run_idle
 	fi
@@ -941,7 +1138,7 @@ if want crypto; then
 	crypto_ceiling
 fi
 # The scenarios measured in every placement (the others: in the first one only).
-MAIN_SCENARIOS=$(for sc in direct direct-same relay stunnel haproxy-mtls zmesh-cross zmesh-same; do
+MAIN_SCENARIOS=$(for sc in direct direct-same relay relay2 stunnel haproxy-mtls zmesh-cross zmesh-same; do
 	want "$sc" && echo "$sc"
 done)
 for PLACE in $PLACEMENTS; do

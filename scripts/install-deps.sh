@@ -29,7 +29,7 @@ packages=(
 	# Kubernetes: images (make image), the CNI plugin's tests, the manifests' schema test
 	buildah podman skopeo runc conmon catatonit containernetworking-plugins python3-kubernetes
 	# benchmarks
-	iperf3 stunnel4 haproxy wrk
+	iperf3 stunnel4 haproxy wrk linux-perf
 	# lint
 	clang-format
 )

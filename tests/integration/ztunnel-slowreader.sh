@@ -12,9 +12,10 @@
 # The bound, per slow connection, from the HBONE windows (userspace/lib/hbone/README.md and
 # hbone.h): the reader's ztunnel holds at most what the stream window lets the peer send
 # unread (HB_STREAM_WINDOW, 4 MiB: WINDOW_UPDATEs follow what the client takes); the
-# sender's ztunnel holds its relay buffer (256 KiB) and the stream's send queue
-# (HB_SEND_BUFFER, 256 KiB); TLS records and HTTP/2 frames add well under 1 MiB. So 5 MiB per
-# connection on either side, plus 8 MiB for the allocator and the first use of code paths.
+# sender's ztunnel holds the stream's send queue (HB_SEND_BUFFER, 256 KiB; it reads its socket
+# straight into it, no buffer of its own); TLS records and HTTP/2 frames add well under 1 MiB.
+# So 5 MiB per connection on either side, plus 8 MiB for the allocator and the first use of
+# code paths.
 # Spliced same-node connections hold their bytes in kernel pipes and socket buffers, not in
 # ztunnel's memory: 8 MiB in all. Without flow control the push would fill GiBs in seconds.
 set -u

@@ -202,6 +202,49 @@ t_like "$md" '\[2\] failed: zm-rr connect completed no connections \(5909 errors
 t_like "$md" '\| latency p50 @1000/s \(us, lower\) +\| not run +\| not run +\| 250 \[250\.\.250\] +\| - +\| - +\|' \
 	"markdown: a comparison scenario that did not run in the placement says so"
 
+# --- issue 18's goals: ratios of medians in the same placement, values, maxima, met or not ---
+
+{
+	s unpinned haproxy-mtls tput_1_gbps 1 4
+	s unpinned zmesh-cross tput_1_gbps 1 7
+	s unpinned direct tput_1_gbps 1 20
+	s pinned haproxy-mtls tput_1_gbps 1 5
+	s pinned zmesh-cross tput_1_gbps 1 5
+	r unpinned zmesh-cross cpu_s_per_gib 1 3 2
+	s unpinned relay rr1k_p50_us 1 100
+	s unpinned zmesh-cross rr1k_p50_us 1 115
+	s unpinned zmesh-idle10k zt_rss_idle_mib 1 7.5
+	r unpinned zmesh-idle10k rss_per_conn_n1_b 1 40960000 10000
+	r unpinned zmesh-idle10k rss_per_conn_n2_b 1 30720000 10000
+	s unpinned zmesh-cross conn_per_s 1 1000
+	s unpinned zmesh-scale conn_per_s 1 850
+	s unpinned zmesh-scale scale_load_s 1 1.5
+	echo '{"placement": "unpinned", "scenario": "zmesh-scale", "figure": "scale_rss_added_mib", "rep": 1, "failed": "no RSS sample"}'
+} >"$D/goals.jsonl"
+md=$($R report "$D/goals.jsonl" "$D/goals.json" "$D/goals.md" "$D/meta.json")
+t_is $? 0 "report with goals runs"
+gq() { $PY -c 'import json, sys; r = json.load(open(sys.argv[1])); g = {x["id"]: x for x in r["goals"]}; print(eval(sys.argv[2]))' "$D/goals.json" "$1"; }
+t_is "$(gq 'g["tput1_haproxy"]["placements"]["unpinned"]["value"], g["tput1_haproxy"]["placements"]["unpinned"]["met"], g["tput1_haproxy"]["placements"]["pinned"]["value"], g["tput1_haproxy"]["placements"]["pinned"]["met"]')" \
+	"(1.75, True, 1.0, False)" "goal: ratio of two medians per placement, met at >= 1.5"
+t_is "$(gq 'g["tput1_direct"]["placements"]["unpinned"]["value"], g["tput1_direct"]["placements"]["unpinned"]["met"]')" \
+	"(0.35, False)" "goal: against direct, not met below 0.40"
+t_is "$(gq 'g["tput1_direct"]["placements"]["pinned"]["value"], g["tput1_direct"]["placements"]["pinned"]["met"], g["tput1_direct"]["placements"]["pinned"]["missing"]')" \
+	"(None, None, 'direct not run')" "goal: a missing comparison scenario leaves it unmeasured, with the reason"
+t_is "$(gq 'g["cpu_gib"]["placements"]["unpinned"]["value"], g["cpu_gib"]["placements"]["unpinned"]["met"]')" \
+	"(1.5, False)" "goal: a value (num/den sample) against a ceiling"
+t_is "$(gq 'g["p50_relay"]["placements"]["unpinned"]["value"], g["p50_relay"]["placements"]["unpinned"]["met"]')" \
+	"(1.15, True)" "goal: a ratio exactly at the ceiling is met"
+t_is "$(gq 'g["rss_conn"]["placements"]["unpinned"]["value"], g["rss_conn"]["placements"]["unpinned"]["met"], g["rss_idle"]["placements"]["unpinned"]["met"]')" \
+	"(4.0, True, True)" "goal: the larger node's bytes per idle connection, in KiB"
+t_is "$(gq 'g["scale_conn"]["placements"]["unpinned"]["value"], g["scale_conn"]["placements"]["unpinned"]["met"], g["scale_load"]["placements"]["unpinned"]["met"]')" \
+	"(0.85, False, True)" "goal: scale connection rate against the small config, load time"
+t_is "$(gq 'g["scale_rss"]["placements"]["unpinned"]["value"], g["scale_rss"]["placements"]["unpinned"]["missing"]')" \
+	"(None, 'zmesh-scale scale_rss_added_mib: no RSS sample')" "goal: a failed figure leaves it unmeasured, with the failure"
+t_like "$md" '\| cross-node, 1 stream, against haproxy mTLS +\| >= 1\.50 +\| x1\.75 met +\| x1\.00 NOT met +\|' \
+	"markdown: the goals table shows each placement's figure and whether it is met"
+t_like "$md" '\| ztunnel CPU per GiB \(both nodes\) +\| <= 1\.20 s +\| 1\.50 s NOT met +\| not measured +\|' \
+	"markdown: values carry their unit; a goal without its figures is not measured"
+
 printf '{"placement": "x"}\n' >"$D/bad.jsonl"
 out=$($R report "$D/bad.jsonl" "$D/o.json" "$D/o.md" 2>&1)
 t_is "$?:$out" "1:bench-report: $D/bad.jsonl:1: missing 'scenario'" "malformed samples are refused with file and line"

@@ -146,6 +146,11 @@ static void test_tunnel(void)
 	is_str(hb_conn_peer_identity(p.c.conn), TH_SERVER_ID, "client sees the server identity");
 	is_str(hb_conn_peer_identity(p.s.conn), TH_CLIENT_ID, "server sees the client identity");
 	is_int(hb_conn_streams_available(p.c.conn), 100, "100 streams available");
+	ok(p.c.conn->own_bio && p.s.conn->own_bio, "both sides run on wire.c's BIO");
+	id = hb_ktls_probe();
+	ok(id == 0 || id == -ENOENT, "kTLS probe says yes (0) or no (-ENOENT): %d", id);
+	is_int(SSL_get_fd(p.s.conn->ssl), p.s.conn->fd,
+	       "SSL_get_fd() still finds the socket (lib/tls picks certificates by it)");
 
 	cr = th_open(&p, "127.0.0.1:8080");
 	ok(cr != NULL, "open CONNECT stream");
@@ -416,6 +421,9 @@ static void th_raw_bytes(struct th_pair *p, const uint8_t *buf, size_t len)
 			tap_bail("raw SSL_write: %d", SSL_get_error(p->c.conn->ssl, n));
 		off += (size_t)n;
 	}
+	/* The records wait in the client's wire buffer (wire.c) until flushed. */
+	if (hb_wire_flush(p->c.conn))
+		tap_bail("raw bytes: flushing the client's records failed");
 }
 
 static void th_frame_hdr(uint8_t *b, size_t len, uint8_t type, uint8_t flags, uint32_t id)

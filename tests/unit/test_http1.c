@@ -182,7 +182,8 @@ static const char *chunked(const char *body, size_t step, int *rc)
 		*rc = h1_chunked_step(&c, body + off, avail, &used, &data, &dlen);
 		if (*rc < 0)
 			return NULL;
-		memcpy(out + o, data, dlen);
+		if (dlen)
+			memcpy(out + o, data, dlen);
 		o += dlen;
 		off += used;
 		avail -= used;

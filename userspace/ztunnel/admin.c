@@ -13,6 +13,7 @@
  */
 #include <errno.h>
 #include <json-c/json.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -109,7 +110,7 @@ void zt_admin_stop(void)
 /* Reload (forced or on change) and enroll what the new snapshot says. */
 static int zt_control_reload(struct zt *zt, bool force, bool retry_enroll)
 {
-	uint64_t gen = zt_authz_generation();
+	uint64_t gen = zt_authz_generation(), t0 = rt_now_ms();
 	struct zt_snap *s;
 	int r = zt_state_reload_if_changed(zt, force), failed = 0;
 
@@ -122,6 +123,20 @@ static int zt_control_reload(struct zt *zt, bool force, bool retry_enroll)
 	if (r == 1 || retry_enroll) {
 		s = zt_state_get();
 		failed = zt_enroll_sync(zt, s);
+		/* make bench's scale scenario reads this line: parse, index, policies, enroll */
+		/*
+		 * Parsing a large config builds the whole YAML tree and frees it again: give
+		 * those pages back now (50,000 workloads: ~280 MiB at the peak), or they stay in
+		 * the process's RSS until the heap happens to shrink.
+		 */
+		if (r == 1)
+			malloc_trim(0);
+		if (r == 1 && s->cfg)
+			obs_log(OBS_INFO, "config",
+				"generation %llu applied in %llu ms (%zu workloads, %zu services)",
+				(unsigned long long)s->generation,
+				(unsigned long long)(rt_now_ms() - t0), s->cfg->n_workloads,
+				s->cfg->n_services);
 		zt_state_put(s);
 	}
 	return failed;

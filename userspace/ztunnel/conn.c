@@ -51,7 +51,6 @@ static void zt_conn_free(void *p)
 	struct zt_conn *c = p;
 
 	atomic_fetch_sub(&c->w->zt->n_conns, 1);
-	free(c->buf);
 	free(c);
 }
 
@@ -464,7 +463,7 @@ static void zt_leg_event(struct rt_loop *l, struct rt_ev *ev, uint32_t events)
 			zt_conn_connected(c, leg);
 		return;
 	}
-	if (c->state != ZT_CS_RELAY)
+	if (c->state != ZT_CS_RELAY && !(c->tunnel && c->state == ZT_CS_WAIT_RESPONSE))
 		return;
 	if (c->tunnel)
 		zt_relay_tunnel_event(c, events);

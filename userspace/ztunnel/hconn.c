@@ -160,6 +160,7 @@ int zt_hbone_connect(struct zt_conn *c, const struct zt_route *r)
 	const struct zm_cfg_workload *peer = r->waypoint ? r->waypoint : r->dst;
 	struct hb_request req;
 	struct rt_hconn *h;
+	bool early;
 	int err;
 
 	if (!w->zt->idp) {
@@ -188,16 +189,26 @@ int zt_hbone_connect(struct zt_conn *c, const struct zt_route *r)
 	req = (struct hb_request){
 	    .authority = auth, .forwarded = fwd, .baggage = bag, .traceparent = tp};
 	c->tunnel = true;
+	early = w->zt->opts.early_data;
+	if (early)
+		hb_conn_cork(h->hc); /* the CONNECT and the client's first bytes in one record */
 	c->st = hb_stream_open(h->hc, &req, c);
 	if (!c->st) {
+		err = errno;
+		if (early)
+			hb_conn_uncork(h->hc);
 		zt_conn_finish(c, ZT_OUT_TLS_FAILED, "opening a stream on %s: %s", key,
-			       strerror(errno));
+			       strerror(err));
 		return -EIO;
 	}
 	c->pool_conn = h;
 	rt_hconn_used(h); /* idle time counts from the last use */
 	c->state = ZT_CS_WAIT_RESPONSE;
 	zt_conn_deadline_start(c);
+	if (early) {
+		zt_relay_tunnel_early(c);
+		hb_conn_uncork(h->hc);
+	}
 	return 0;
 }
 

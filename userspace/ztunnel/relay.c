@@ -6,8 +6,9 @@
  * come from a small per-worker pool and go back as soon as they are empty, so an idle relayed
  * connection costs its two sockets and nothing else (2 fds, not 6), and the fd limit, not
  * pipes, bounds how many same-node connections a node carries. A tunnel leg (socket <-> HBONE
- * stream) reads into a buffer that starts at 1 KiB and grows to 16 KiB and 256 KiB only while the
- * peer keeps filling it, so idle connections stay small. Both keep TCP semantics: EOF on one side
+ * stream) reads straight into the stream's send queue (hb_stream_write_space): reads start at
+ * 1 KiB and grow to 16 KiB and 256 KiB only while the peer keeps filling them, and an idle
+ * connection holds no buffer at all. Both keep TCP semantics: EOF on one side
  * becomes a half-close (shutdown(SHUT_WR) or END_STREAM) on the other; a reset on either side
  * resets the other. Backpressure: a direction stops reading while its pipe or buffer cannot drain.
  */
@@ -183,13 +184,38 @@ void zt_relay_plain_event(struct zt_conn *c, int side, uint32_t events)
 
 /* ---- tunnel legs: socket a <-> HBONE stream ---- */
 
+/*
+ * Whether socket a is read into the stream now: in the relay, and, with --hbone-early-data,
+ * outbound already while the CONNECT waits for its answer (the client's first bytes ride
+ * right behind the HEADERS instead of waiting a round trip for the 200; the server holds
+ * them, uncredited, until its upstream is connected, and drops them with any other answer,
+ * which resets the client as without early data). Off by default: Istio's ztunnel waits
+ * for the 200, and a peer may refuse a CONNECT that carries data before its answer.
+ */
+static bool zt_tunnel_reading(const struct zt_conn *c)
+{
+	return c->state == ZT_CS_RELAY || (c->state == ZT_CS_WAIT_RESPONSE && c->tunnel &&
+					   !c->connect_on_a && c->st && c->w->zt->opts.early_data);
+}
+
+/* Bytes socket a may still give the stream now: unlimited in the relay, ZT_EARLY_MAX before. */
+static size_t zt_tunnel_allowance(const struct zt_conn *c, size_t want)
+{
+	size_t left;
+
+	if (c->state == ZT_CS_RELAY)
+		return want;
+	left = c->early < ZT_EARLY_MAX ? ZT_EARLY_MAX - c->early : 0;
+	return want < left ? want : left;
+}
+
 static void zt_tunnel_arm(struct zt_conn *c)
 {
 	uint32_t e = 0;
 
-	if (c->state != ZT_CS_RELAY)
+	if (!zt_tunnel_reading(c))
 		return;
-	if (!c->a_eof && !c->buf_len)
+	if (!c->a_eof && !c->st_full && zt_tunnel_allowance(c, 1))
 		e |= EPOLLIN;
 	if (c->st_paused)
 		e |= EPOLLOUT;
@@ -203,84 +229,78 @@ static void zt_tunnel_check_done(struct zt_conn *c)
 		zt_conn_finish(c, ZT_OUT_OK, NULL);
 }
 
-/* Hand buffered socket bytes to the stream. false when the connection ended. */
-static bool zt_tunnel_flush(struct zt_conn *c)
+/* The socket reached EOF: END_STREAM once the queued bytes are out. */
+static void zt_tunnel_eof(struct zt_conn *c)
 {
-	ssize_t n;
-
-	while (c->buf_len) {
-		n = hb_stream_write(c->st, c->buf + c->buf_off, c->buf_len);
-		if (n < 0) {
-			zt_conn_finish(
-			    c, c->a_is_client ? ZT_OUT_UPSTREAM_RESET : ZT_OUT_DOWNSTREAM_RESET,
-			    "stream write: %s", strerror((int)-n));
-			return false;
-		}
-		if (!n)
-			return true; /* on_writable resumes */
-		zt_conn_count(c, true, (size_t)n);
-		c->buf_off += (size_t)n;
-		c->buf_len -= (size_t)n;
-	}
-	c->buf_off = 0;
-	if (c->a_eof && !c->st_shut) {
+	c->a_eof = true;
+	if (!c->st_shut) {
 		hb_stream_shutdown(c->st);
 		c->st_shut = true;
 	}
-	return true;
 }
 
-/* Grow 1 KiB -> 16 KiB -> 256 KiB when the last read filled the buffer. */
-static int zt_tunnel_buf(struct zt_conn *c, bool filled)
-{
-	size_t want = c->buf_cap;
-	char *nb;
-
-	if (!c->buf_cap)
-		want = ZT_BUF_MIN;
-	else if (filled && c->buf_cap < ZT_BUF_MAX)
-		want = c->buf_cap == ZT_BUF_MIN ? ZT_BUF_MID : ZT_BUF_MAX;
-	if (want == c->buf_cap)
-		return 0;
-	nb = realloc(c->buf, want);
-	if (!nb)
-		return -ENOMEM;
-	c->buf = nb;
-	c->buf_cap = want;
-	return 0;
-}
-
+/*
+ * Read socket a straight into the stream's send queue (no buffer of ours, no copy) until the
+ * socket is drained, the queue is full (on_writable resumes) or 16 reads. A read that comes
+ * back short means the socket is empty: no further read() just to hear EAGAIN. The read size
+ * starts at 1 KiB and grows to 16 KiB and 256 KiB only while reads fill it, so an
+ * interactive connection never asks for a big buffer.
+ */
 static void zt_tunnel_read(struct zt_conn *c)
 {
-	bool filled = false;
-	ssize_t n;
-	int i;
+	ssize_t room, n;
+	int i, rerr;
+	size_t want;
+	void *p;
 
-	for (i = 0; i < 16 && !c->a_eof && !c->buf_len && c->st; i++) {
-		if (zt_tunnel_buf(c, filled)) {
-			zt_conn_finish(c, ZT_OUT_INTERNAL, "out of memory");
+	for (i = 0; i < 16 && !c->a_eof && c->st; i++) {
+		if (!c->rd_want)
+			c->rd_want = ZT_BUF_MIN;
+		want = zt_tunnel_allowance(c, c->rd_want);
+		if (!want)
+			break; /* early data used up: the rest waits for the 200 */
+		room = hb_stream_write_space(c->st, want, &p);
+		if (room <= 0) {
+			if (!room) {
+				c->st_full = true; /* on_writable resumes */
+				break;
+			}
+			zt_conn_finish(
+			    c, c->a_is_client ? ZT_OUT_UPSTREAM_RESET : ZT_OUT_DOWNSTREAM_RESET,
+			    "stream write: %s", strerror((int)-room));
 			return;
 		}
-		n = read(c->a.ev.fd, c->buf, c->buf_cap);
-		if (n < 0 && errno == EAGAIN)
+		n = read(c->a.ev.fd, p, (size_t)room);
+		/* The commit may free or send: read()'s errno is kept before it. */
+		rerr = n < 0 ? errno : 0;
+		hb_stream_write_commit(c->st, n > 0 ? (size_t)n : 0);
+		if (n < 0 && rerr == EAGAIN)
 			break;
 		if (n < 0) {
 			zt_conn_finish(
 			    c, c->a_is_client ? ZT_OUT_DOWNSTREAM_RESET : ZT_OUT_UPSTREAM_RESET,
-			    "read: %s", strerror(errno));
+			    "read: %s", strerror(rerr));
 			return;
 		}
-		if (n == 0)
-			c->a_eof = true;
-		filled = (size_t)n == c->buf_cap;
-		c->buf_off = 0;
-		c->buf_len = (size_t)n;
-		if (!zt_tunnel_flush(c))
-			return;
+		if (n == 0) {
+			zt_tunnel_eof(c);
+			break;
+		}
+		zt_conn_count(c, true, (size_t)n);
+		if (c->state != ZT_CS_RELAY)
+			c->early += (size_t)n;
+		if (n < room)
+			break;
+		if (c->rd_want < ZT_BUF_MAX)
+			c->rd_want = c->rd_want == ZT_BUF_MIN ? ZT_BUF_MID : ZT_BUF_MAX;
 	}
 	zt_tunnel_check_done(c);
-	if (c->state == ZT_CS_RELAY)
-		zt_tunnel_arm(c);
+	zt_tunnel_arm(c);
+}
+
+void zt_relay_tunnel_early(struct zt_conn *c)
+{
+	zt_tunnel_read(c);
 }
 
 int zt_relay_tunnel_start(struct zt_conn *c)
@@ -303,7 +323,8 @@ void zt_relay_tunnel_event(struct zt_conn *c, uint32_t events)
 		if (c->state != ZT_CS_RELAY)
 			return;
 	}
-	zt_tunnel_read(c);
+	if (zt_tunnel_reading(c))
+		zt_tunnel_read(c);
 }
 
 size_t zt_tunnel_on_data(struct hb_stream *s, const uint8_t *buf, size_t len)
@@ -351,10 +372,9 @@ void zt_tunnel_on_writable(struct hb_stream *s)
 {
 	struct zt_conn *c = hb_stream_ud(s);
 
-	if (!c || c->state != ZT_CS_RELAY)
+	if (!c || !zt_tunnel_reading(c))
 		return;
-	if (!zt_tunnel_flush(c))
-		return;
+	c->st_full = false;
 	zt_tunnel_read(c);
 }
 

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "hbone/hbone.h"
 #include "obs/log.h"
 #include "rt/handover.h"
 #include "authz.h"
@@ -157,6 +158,11 @@ int zt_worker_init(struct rt_worker *rw, void *ud)
 	zm_list_init(&w->conns);
 	rw->ud = w;
 	rt_loop_on_wake(w->loop, zt_worker_woken, w);
+	if (!w->id) {
+		r = hb_ktls_probe();
+		obs_log(OBS_INFO, "hbone", "kTLS %s: TLS records are made in userspace",
+			r ? "not in this kernel" : "available but not used yet");
+	}
 	r = zt_worker_listeners(w);
 	return r ? r : zt_hset_init(w);
 }

@@ -40,9 +40,16 @@
 #define ZT_MAX_WORKERS	      RT_MAX_WORKERS
 #define ZT_CONNECT_TIMEOUT_MS 10000	      /* upstream dial */
 #define ZT_POOL_IDLE_MS	      (5 * 60 * 1000) /* default --pool-idle-ms (section 3) */
-#define ZT_BUF_MIN	      1024
-#define ZT_BUF_MID	      (16 * 1024)
-#define ZT_BUF_MAX	      (256 * 1024)
+#define ZT_BUF_MIN	      1024	      /* tunnel reads: the first size */
+#define ZT_BUF_MID	      (16 * 1024)     /* after a read filled the first */
+#define ZT_BUF_MAX	      (256 * 1024)    /* after a read filled the second */
+/*
+ * --hbone-early-data: most bytes of a client sent before the CONNECT's answer. The server
+ * holds them uncredited (connection window too) until its upstream is up: kept small so
+ * streams waiting on a slow dial cannot fill a pooled connection's window (16 MiB) and
+ * stall its other streams (HB_MAX_STREAMS x 16 KiB = 1.6 MiB at most).
+ */
+#define ZT_EARLY_MAX	      (16 * 1024)
 
 struct zt;
 struct zt_worker;
@@ -82,6 +89,7 @@ struct zt_opts {
 	/* drain.c: hand-over and drain */
 	const char *handover; /* --handover PATH; default RUN_DIR/ztunnel.handover; NULL: none */
 	int drain_timeout_s;  /* --drain-timeout; -1: not given (defaults apply), 0: unlimited */
+	bool early_data;      /* --hbone-early-data: outbound bytes before the 200 (relay.c) */
 };
 
 enum zt_lis_kind { ZT_LIS_OUTBOUND, ZT_LIS_INBOUND_PLAIN, ZT_LIS_HBONE };
@@ -152,9 +160,10 @@ struct zt_conn {
 	struct zt_leg a, b;
 	struct zt_dir ab, ba; /* plain relay */
 	struct hb_stream *st;
-	/* tunnel relay, socket a -> stream: */
-	char *buf;
-	size_t buf_cap, buf_len, buf_off;
+	/* tunnel relay, socket a -> stream (read straight into the stream's queue): */
+	size_t rd_want; /* the next read's size: ZT_BUF_MIN, _MID or _MAX */
+	bool st_full;	/* the stream's queue is full: reading waits for on_writable */
+	size_t early;	/* bytes sent before the CONNECT's answer (at most ZT_EARLY_MAX) */
 	bool a_eof, a_wr_shut, st_eof, st_shut, st_paused;
 	struct rt_timer deadline;    /* dial or CONNECT answer, armed until the relay starts */
 	struct obs_series *const *m; /* its istio_tcp_* series, [ZT_M_...] */
@@ -195,6 +204,8 @@ void zt_conn_count(struct zt_conn *c, bool from_a, size_t n);
 /* relay.c */
 int zt_relay_plain_start(struct zt_conn *c);
 int zt_relay_tunnel_start(struct zt_conn *c);
+/* Outbound, CONNECT sent, --hbone-early-data: read the client into the stream before the 200. */
+void zt_relay_tunnel_early(struct zt_conn *c);
 void zt_relay_plain_event(struct zt_conn *c, int side, uint32_t events);
 /* Give a direction's pipe back to the worker's pool (closed if it still holds bytes). */
 void zt_relay_pipe_put(struct zt_dir *d);

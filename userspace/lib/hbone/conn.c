@@ -37,6 +37,8 @@ struct hb_conn *hb_conn_new(enum hb_role role, int fd, SSL *ssl, const struct hb
 		goto err_h2;
 	/* Partial writes let hb_conn_write() queue large batches and resume where TLS stopped. */
 	SSL_set_mode(ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	if (hb_wire_attach(conn, ssl))
+		goto err_h2;
 	conn->ssl = ssl;
 	conn->ssl_want = role == HB_ROLE_CLIENT ? EPOLLOUT : EPOLLIN;
 	return conn;
@@ -63,6 +65,7 @@ void hb_conn_free(struct hb_conn *conn)
 	nghttp2_session_del(conn->h2);
 	SSL_free(conn->ssl);
 	hb_buf_free(&conn->out);
+	hb_buf_free(&conn->wire);
 	free(conn);
 }
 
@@ -158,9 +161,9 @@ uint32_t hb_conn_want(const struct hb_conn *conn)
 	if (conn->pending_err || conn->notify)
 		return EPOLLIN | EPOLLOUT; /* EPOLLOUT fires at once: report it on the next io */
 	if (conn->state == HB_CONN_HANDSHAKE)
-		return (uint32_t)conn->ssl_want;
+		return (uint32_t)conn->ssl_want | (conn->wire.len ? EPOLLOUT : 0);
 	w = EPOLLIN | ((uint32_t)conn->ssl_want & EPOLLOUT);
-	if (conn->out.len || nghttp2_session_want_write(conn->h2))
+	if (conn->out.len || conn->wire.len || nghttp2_session_want_write(conn->h2))
 		w |= EPOLLOUT;
 	return w;
 }
@@ -193,6 +196,17 @@ int hb_conn_tick(struct hb_conn *conn, uint64_t now_ms)
 			return hb_conn_finish(conn, conn->pending_err, conn->pending_reason);
 	}
 	return 0;
+}
+
+void hb_conn_cork(struct hb_conn *conn)
+{
+	conn->corked++;
+}
+
+void hb_conn_uncork(struct hb_conn *conn)
+{
+	if (conn->corked && !--conn->corked)
+		hb_conn_soft_flush(conn);
 }
 
 int hb_conn_shutdown(struct hb_conn *conn)

@@ -166,6 +166,14 @@ uint32_t hb_conn_want(const struct hb_conn *conn);
 int hb_conn_tick(struct hb_conn *conn, uint64_t now_ms);
 
 /*
+ * Hold what stream calls queue on conn until the matching hb_conn_uncork() (they nest), so
+ * that calls made in a row (open a stream, then write its first bytes) leave in one TLS
+ * record and one send() instead of one each. hb_conn_io() still sends as usual.
+ */
+void hb_conn_cork(struct hb_conn *conn);
+void hb_conn_uncork(struct hb_conn *conn);
+
+/*
  * Stop taking new streams (GOAWAY); the connection finishes once its streams are done.
  * Returns 0 or -errno.
  */
@@ -194,7 +202,8 @@ uint64_t hb_conn_bytes_received(const struct hb_conn *conn);
 /*
  * Client: open a CONNECT stream (no :scheme/:path; req->authority, optional forwarded,
  * baggage, traceparent). Allowed once ready (or before: the request waits for the
- * handshake). Bytes may be written at once; they flow after the server's 200. Returns the
+ * handshake). Bytes may be written at once and follow the request right away (early data:
+ * a server holds them until it answers and drops them with any answer but 200). Returns the
  * stream, or NULL with errno (EAGAIN: no stream slot, EINVAL bad request, EPIPE conn closed).
  */
 struct hb_stream *hb_stream_open(struct hb_conn *conn, const struct hb_request *req, void *ud);
@@ -213,6 +222,17 @@ int hb_stream_respond(struct hb_stream *s, int status);
  * or once the stream is closing, -EINVAL on a non-200 server stream.
  */
 ssize_t hb_stream_write(struct hb_stream *s, const void *buf, size_t len);
+
+/*
+ * Zero-copy variant of hb_stream_write(): room for up to want bytes straight in the stream's
+ * send queue, so a proxy can read() its socket into it. Returns the room (0..want; 0 when the
+ * queue is full: on_writable follows) with *buf pointing at it, or the errors of
+ * hb_stream_write() (-ENOMEM too). Nothing is queued until hb_stream_write_commit(s, n) says
+ * how many bytes (<= the room) were put there (0 when the read found nothing: an empty queue
+ * then gives its buffer back); no other call on s may come in between.
+ */
+ssize_t hb_stream_write_space(struct hb_stream *s, size_t want, void **buf);
+int hb_stream_write_commit(struct hb_stream *s, size_t n);
 
 /* Bytes queued by hb_stream_write() and not yet handed to TLS. */
 size_t hb_stream_unsent(const struct hb_stream *s);
@@ -243,6 +263,19 @@ void hb_stream_set_ud(struct hb_stream *s, void *ud);
 struct hb_conn *hb_stream_conn(const struct hb_stream *s);
 /* The HTTP/2 stream id (odd, client-initiated), for logs. */
 int32_t hb_stream_id(const struct hb_stream *s);
+
+/*
+ * Whether this kernel has kTLS (the "tls" TCP ULP): 0 when it has, -ENOENT (or another
+ * -errno) when not. lib/hbone does TLS in userspace either way; this is the runtime check a
+ * kTLS record layer (in place of wire.c's BIO) would sit behind.
+ */
+int hb_ktls_probe(void);
+
+/*
+ * Give back the calling thread's spare buffers (the pool of drained 256 KiB buffers and the
+ * read batch buffer). For a thread that has gone quiet; they are made again when needed.
+ */
+void hb_thread_trim(void);
 
 /* ---- header builders and parsers (section 3) ---- */
 

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Private state of lib/hbone shared by its files: conn.c (the public connection calls,
- * timers), tlsio.c (handshake, TLS reads and writes, closing), session.c (the nghttp2 session
- * and its callbacks, the server's own 400s) and stream.c (tunnel buffers, stream calls).
+ * timers), tlsio.c (handshake, TLS reads and writes, closing), wire.c (the socket BIO under
+ * TLS: gathered writes, read-ahead), session.c (the nghttp2 session and its callbacks, the
+ * server's own 400s) and stream.c (tunnel buffers, stream calls).
  * Nothing here is part of the API; the unit tests and fuzz targets include it to reach what
  * the public API hides.
  */
@@ -13,6 +14,9 @@
 
 #include "hbone.h"
 
+#define HB_OUT_BATCH	  (64u << 10)  /* frames gathered before SSL_write: full 16 KiB records */
+#define HB_DATA_FRAME_MAX (256u << 10) /* our DATA frames' payload, when the peer allows it */
+
 /* A byte queue: data[off, off + len) is live; compacted or freed as it drains. */
 struct hb_buf {
 	uint8_t *data;
@@ -21,6 +25,8 @@ struct hb_buf {
 	size_t cap;
 };
 
+/* Room for n more bytes at data + off + len (not counted in len yet); NULL when out of memory. */
+uint8_t *hb_buf_reserve(struct hb_buf *b, size_t n);
 int hb_buf_append(struct hb_buf *b, const void *p, size_t n);
 void hb_buf_drop(struct hb_buf *b, size_t n);
 void hb_buf_free(struct hb_buf *b);
@@ -79,7 +85,12 @@ struct hb_conn {
 	unsigned int nstreams; /* live, announced or not */
 	int in_h2;	       /* depth of nghttp2 calls on the stack: no mem_send inside */
 	bool soft_flushing;    /* sending from a stream call: stream closes wait for io */
+	int corked;	       /* hb_conn_cork() depth: stream calls do not send */
 	struct hb_buf out;     /* serialized frames not yet taken by SSL_write */
+	struct hb_buf wire;    /* TLS records not yet taken by send() (wire.c) */
+	bool own_bio;	       /* the SSL reads and writes through wire.c's BIO */
+	bool rd_drained;       /* the last read() from the socket came back short */
+	int wire_err;	       /* send() failed: -errno, the connection is lost */
 	int ssl_want;	       /* EPOLLIN/EPOLLOUT the last SSL call asked for */
 	bool ready;	       /* handshake done, peer SETTINGS received */
 	bool settings_rx;
@@ -105,8 +116,18 @@ void hb_stream_deliver(struct hb_stream *s);
 void hb_stream_finish(struct hb_stream *s, uint32_t code);
 ssize_t hb_data_read_cb(nghttp2_session *h2, int32_t id, uint8_t *buf, size_t length,
 			uint32_t *flags, nghttp2_data_source *src, void *ud);
+int hb_data_send_cb(nghttp2_session *h2, nghttp2_frame *frame, const uint8_t *framehd,
+		    size_t length, nghttp2_data_source *src, void *ud);
+ssize_t hb_data_len_cb(nghttp2_session *h2, uint8_t type, int32_t id, int32_t conn_window,
+		       int32_t stream_window, uint32_t peer_max_frame, void *ud);
+
+/* wire.c: install the BIO on ssl when it is a socket BIO on conn->fd (0 or -ENOMEM); send
+ * gathered records (0, -EAGAIN with EPOLLOUT in ssl_want, or the send error). */
+int hb_wire_attach(struct hb_conn *conn, SSL *ssl);
+int hb_wire_flush(struct hb_conn *conn);
 
 /* tlsio.c */
+void hb_tlsio_trim(void); /* free the calling thread's read batch buffer */
 int hb_conn_finish(struct hb_conn *conn, int err, const char *reason);
 int hb_conn_fail(struct hb_conn *conn, int err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

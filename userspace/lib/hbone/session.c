@@ -407,6 +407,8 @@ nghttp2_session *hb_h2_new(struct hb_conn *conn)
 	nghttp2_session_callbacks_set_on_stream_close_callback(cb, hb_on_stream_close);
 	nghttp2_session_callbacks_set_on_frame_send_callback(cb, hb_on_frame_send);
 	nghttp2_session_callbacks_set_error_callback2(cb, hb_on_h2_error);
+	nghttp2_session_callbacks_set_send_data_callback(cb, hb_data_send_cb);
+	nghttp2_session_callbacks_set_data_source_read_length_callback(cb, hb_data_len_cb);
 	if (nghttp2_option_new(&opt))
 		goto out;
 	/* WINDOW_UPDATEs follow what the consumer took, never what merely arrived. */

@@ -13,32 +13,95 @@
 
 #include "internal.h"
 
-#define HB_BUF_MIN	(16u << 10)
-#define HB_BUF_KEEP_MAX (64u << 10) /* a drained buffer bigger than this is released */
+#define HB_BUF_MIN  (16u << 10)
+#define HB_BUF_BIG  (256u << 10) /* the size a busy buffer jumps to, pooled when drained */
+#define HB_POOL_MAX 8		 /* drained buffers a thread keeps per size, for the next user */
 
-int hb_buf_append(struct hb_buf *b, const void *p, size_t n)
+/*
+ * The calling thread's spare big buffers. A bulk transfer drains and refills its buffers
+ * many times a second; parking a drained one here (instead of free() and a fresh malloc()
+ * grown by doubling, which copied the live bytes each time) keeps that cheap, and a buffer
+ * of an idle stream or connection is never kept by its owner. lib/hbone's objects belong to
+ * one thread (hbone.h), so a buffer never changes threads while in use.
+ */
+struct hb_pool {
+	uint8_t *p[HB_POOL_MAX];
+	int n;
+};
+
+/* Big buffers (bulk), and small ones: a request/response stream fills and drains one each way
+ * per request, and a malloc()/free() pair per request showed in its profile (3%). */
+static __thread struct hb_pool hb_pool, hb_spool;
+
+static uint8_t *hb_pool_get(struct hb_pool *pool, size_t size)
+{
+	return pool->n ? pool->p[--pool->n] : malloc(size);
+}
+
+static void hb_pool_put(struct hb_pool *pool, uint8_t *p)
+{
+	if (pool->n < HB_POOL_MAX)
+		pool->p[pool->n++] = p;
+	else
+		free(p);
+}
+
+uint8_t *hb_buf_reserve(struct hb_buf *b, size_t n)
 {
 	size_t need, cap;
 	uint8_t *d;
 
-	if (n == 0)
-		return 0;
 	if (b->off && b->off + b->len + n > b->cap) {
 		memmove(b->data, b->data + b->off, b->len);
 		b->off = 0;
 	}
 	need = b->off + b->len + n;
 	if (need > b->cap) {
-		cap = b->cap ? b->cap : HB_BUF_MIN;
+		cap = need <= HB_BUF_MIN ? HB_BUF_MIN : HB_BUF_BIG;
 		while (cap < need)
 			cap *= 2;
-		d = realloc(b->data, cap);
+		if (cap == HB_BUF_MIN && !b->data) {
+			d = hb_pool_get(&hb_spool, HB_BUF_MIN);
+		} else if (cap == HB_BUF_BIG) {
+			d = hb_pool_get(&hb_pool, HB_BUF_BIG);
+			if (d && b->len)
+				memcpy(d, b->data + b->off, b->len);
+			if (d && b->cap == HB_BUF_MIN)
+				hb_pool_put(&hb_spool, b->data);
+			else if (d)
+				free(b->data);
+			if (d)
+				b->off = 0;
+		} else {
+			d = realloc(b->data, cap);
+		}
 		if (!d)
-			return -ENOMEM;
+			return NULL;
 		b->data = d;
 		b->cap = cap;
 	}
-	memcpy(b->data + b->off + b->len, p, n);
+	return b->data + b->off + b->len;
+}
+
+void hb_thread_trim(void)
+{
+	while (hb_pool.n)
+		free(hb_pool.p[--hb_pool.n]);
+	while (hb_spool.n)
+		free(hb_spool.p[--hb_spool.n]);
+	hb_tlsio_trim();
+}
+
+int hb_buf_append(struct hb_buf *b, const void *p, size_t n)
+{
+	uint8_t *d;
+
+	if (n == 0)
+		return 0;
+	d = hb_buf_reserve(b, n);
+	if (!d)
+		return -ENOMEM;
+	memcpy(d, p, n);
 	b->len += n;
 	return 0;
 }
@@ -46,10 +109,8 @@ int hb_buf_append(struct hb_buf *b, const void *p, size_t n)
 void hb_buf_drop(struct hb_buf *b, size_t n)
 {
 	if (n >= b->len) {
-		b->off = 0;
-		b->len = 0;
-		if (b->cap > HB_BUF_KEEP_MAX)
-			hb_buf_free(b);
+		/* Drained: nothing is kept per object (idle streams cost no buffer). */
+		hb_buf_free(b);
 		return;
 	}
 	b->off += n;
@@ -58,7 +119,12 @@ void hb_buf_drop(struct hb_buf *b, size_t n)
 
 void hb_buf_free(struct hb_buf *b)
 {
-	free(b->data);
+	if (b->cap == HB_BUF_BIG)
+		hb_pool_put(&hb_pool, b->data);
+	else if (b->cap == HB_BUF_MIN)
+		hb_pool_put(&hb_spool, b->data);
+	else
+		free(b->data);
 	memset(b, 0, sizeof(*b));
 }
 
@@ -174,6 +240,11 @@ void hb_stream_deliver(struct hb_stream *s)
 	}
 }
 
+/*
+ * nghttp2 asks for a DATA frame's payload: we only say how much (NO_COPY) and hand the bytes
+ * over in hb_data_send_cb, straight from the stream's queue into the connection's frame
+ * batch. One copy instead of two (into nghttp2's frame buffer, then out of it).
+ */
 ssize_t hb_data_read_cb(nghttp2_session *h2, int32_t id, uint8_t *buf, size_t length,
 			uint32_t *flags, nghttp2_data_source *src, void *ud)
 {
@@ -182,26 +253,54 @@ ssize_t hb_data_read_cb(nghttp2_session *h2, int32_t id, uint8_t *buf, size_t le
 
 	(void)h2;
 	(void)id;
+	(void)buf;
 	(void)ud;
-	if (n) {
-		memcpy(buf, s->tx.data + s->tx.off, n);
-		hb_buf_drop(&s->tx, n);
-		s->conn->bytes_sent += n;
-	}
-	if (!s->tx.len && s->tx_eof) {
+	if (n)
+		*flags |= NGHTTP2_DATA_FLAG_NO_COPY;
+	if (s->tx.len == n && s->tx_eof) {
 		*flags |= NGHTTP2_DATA_FLAG_EOF;
 		s->tx_done = true;
 	} else if (!n) {
 		s->deferred = true;
 		return NGHTTP2_ERR_DEFERRED;
 	}
+	return (ssize_t)n;
+}
+
+int hb_data_send_cb(nghttp2_session *h2, nghttp2_frame *frame, const uint8_t *framehd,
+		    size_t length, nghttp2_data_source *src, void *ud)
+{
+	struct hb_conn *conn = ud;
+	struct hb_stream *s = src->ptr;
+
+	(void)h2;
+	(void)frame; /* no padding: we never ask for it */
+	if (length > s->tx.len || hb_buf_append(&conn->out, framehd, 9) ||
+	    hb_buf_append(&conn->out, s->tx.data + s->tx.off, length))
+		return NGHTTP2_ERR_CALLBACK_FAILURE;
+	hb_buf_drop(&s->tx, length);
+	conn->bytes_sent += length;
 	/* Wake the writer once half the buffer is free, not per frame. */
 	if (s->want_writable && s->tx.len <= HB_SEND_BUFFER / 2) {
 		s->want_writable = false;
 		s->tell_writable = true;
-		s->conn->notify = true;
+		conn->notify = true;
 	}
-	return (ssize_t)n;
+	/* A full batch goes to TLS before nghttp2 packs the next frame. */
+	return conn->out.len >= HB_OUT_BATCH ? NGHTTP2_ERR_PAUSE : 0;
+}
+
+/* DATA frames as large as the peer allows, up to HB_DATA_FRAME_MAX (nghttp2: 16 KiB). */
+ssize_t hb_data_len_cb(nghttp2_session *h2, uint8_t type, int32_t id, int32_t conn_window,
+		       int32_t stream_window, uint32_t peer_max_frame, void *ud)
+{
+	(void)h2;
+	(void)type;
+	(void)id;
+	(void)conn_window;
+	(void)stream_window;
+	(void)ud;
+	return peer_max_frame < HB_DATA_FRAME_MAX ? (ssize_t)peer_max_frame : HB_DATA_FRAME_MAX;
 }
 
 static void hb_stream_kick(struct hb_stream *s)
@@ -303,15 +402,56 @@ int hb_stream_respond(struct hb_stream *s, int status)
 	return 0;
 }
 
-ssize_t hb_stream_write(struct hb_stream *s, const void *buf, size_t len)
+/* Whether the stream takes bytes now: 0, -EINVAL or -EPIPE (see hb_stream_write). */
+static int hb_stream_writable(const struct hb_stream *s)
 {
-	size_t room, n;
-
 	if (s->conn->role == HB_ROLE_SERVER && s->status && s->status != 200)
 		return -EINVAL;
 	if (s->reset || s->h2_closed || s->tx_eof || s->conn->state == HB_CONN_CLOSED ||
 	    (s->conn->role == HB_ROLE_CLIENT && s->status && s->status != 200))
 		return -EPIPE;
+	return 0;
+}
+
+ssize_t hb_stream_write_space(struct hb_stream *s, size_t want, void **buf)
+{
+	size_t room = HB_SEND_BUFFER > s->tx.len ? HB_SEND_BUFFER - s->tx.len : 0;
+	int err = hb_stream_writable(s);
+
+	if (err)
+		return err;
+	if (want < room)
+		room = want;
+	if (!room) {
+		s->want_writable = true;
+		return 0;
+	}
+	*buf = hb_buf_reserve(&s->tx, room);
+	return *buf ? (ssize_t)room : -ENOMEM;
+}
+
+int hb_stream_write_commit(struct hb_stream *s, size_t n)
+{
+	if (!n) {
+		if (!s->tx.len)
+			hb_buf_free(&s->tx); /* nothing came: an idle stream keeps no buffer */
+		return 0;
+	}
+	if (s->tx.off + s->tx.len + n > s->tx.cap)
+		return -EINVAL;
+	s->tx.len += n;
+	hb_stream_kick(s);
+	hb_conn_soft_flush(s->conn);
+	return 0;
+}
+
+ssize_t hb_stream_write(struct hb_stream *s, const void *buf, size_t len)
+{
+	size_t room, n;
+	int err = hb_stream_writable(s);
+
+	if (err)
+		return err;
 	room = HB_SEND_BUFFER > s->tx.len ? HB_SEND_BUFFER - s->tx.len : 0;
 	n = len < room ? len : room;
 	if (n < len)

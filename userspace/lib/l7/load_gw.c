@@ -260,7 +260,8 @@ static void l7_gw_kv_fold(struct l7_kv *kv, size_t *n, const char **authority)
 		kv[k++] = kv[i];
 	}
 	*n = k;
-	qsort(kv, k, sizeof(*kv), l7_kv_name_cmp);
+	if (k)
+		qsort(kv, k, sizeof(*kv), l7_kv_name_cmp);
 }
 
 /* requestHeaderModifier / responseHeaderModifier: {set, add, remove}. */

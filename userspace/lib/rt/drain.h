@@ -23,7 +23,7 @@
 #include "rt/control.h"
 #include "rt/workers.h"
 
-#define RT_DRAIN_TICK_MS      100
+#define RT_DRAIN_TICK_MS       100
 #define RT_DRAIN_QUIET_WAIT_MS 2000 /* workers close their listeners within this */
 
 struct rt_drain_ops {
@@ -38,7 +38,7 @@ struct rt_drain_ops {
 };
 
 struct rt_drain {
-	const char *daemon;	 /* log scope and name */
+	const char *daemon; /* log scope and name */
 	struct rt_control *control;
 	struct rt_workers *workers; /* woken to go quiet */
 	struct rt_drain_ops ops;

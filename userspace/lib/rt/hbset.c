@@ -6,6 +6,7 @@
 #include "rt/hbset.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,6 +91,7 @@ static void rt_hconn_event(struct rt_loop *l, struct rt_ev *ev, uint32_t events)
 	(void)l;
 	if (h->dead)
 		return;
+	h->set->io++;
 	if (h->connecting) {
 		if (getsockopt(ev->fd, SOL_SOCKET, SO_ERROR, &err, &sl))
 			err = errno;
@@ -173,6 +175,21 @@ static void rt_hset_conn_closed(struct hb_conn *conn, int err, const char *reaso
 		h->set->ops.on_closed(h, err, reason);
 }
 
+static void rt_hset_trim(struct rt_loop *l, struct rt_timer *t)
+{
+	struct rt_hset *s = zm_container_of(t, struct rt_hset, trim);
+
+	if (s->io != s->io_seen) {
+		s->io_seen = s->io;
+		s->trimmed = false;
+	} else if (!s->trimmed) {
+		s->trimmed = true;
+		hb_thread_trim();
+		malloc_trim(0);
+	}
+	rt_timer_after(l, &s->trim, RT_HSET_TRIM_MS);
+}
+
 int rt_hset_init(struct rt_hset *s, struct rt_loop *l, const struct rt_hset_ops *ops,
 		 uint64_t idle_ms)
 {
@@ -189,11 +206,15 @@ int rt_hset_init(struct rt_hset *s, struct rt_loop *l, const struct rt_hset_ops 
 	s->server_cbs.on_conn_close = rt_hset_conn_closed;
 	s->client_cbs.on_ready = rt_hset_conn_ready;
 	s->server_cbs.on_ready = rt_hset_conn_ready;
+	rt_timer_init(&s->trim, rt_hset_trim);
+	if (rt_timer_after(l, &s->trim, RT_HSET_TRIM_MS))
+		return -ENOMEM;
 	return rt_loop_add_hook(l, rt_hset_after_batch, s);
 }
 
 void rt_hset_fini(struct rt_hset *s)
 {
+	rt_timer_cancel(s->loop, &s->trim);
 	while (!zm_list_empty(&s->conns))
 		rt_hconn_drop(zm_container_of(s->conns.next, struct rt_hconn, link));
 }

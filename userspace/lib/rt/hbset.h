@@ -17,6 +17,9 @@
  *    quiet connection is never dropped for being quiet.
  *  - Release: through the loop's deferred release; hb_conn_free() runs after the batch and
  *    reports CANCEL to live streams then, while the struct rt_hconn is still readable.
+ *  - Trim: when no connection of the set had any I/O for RT_HSET_TRIM_MS, the worker's spare
+ *    HBONE buffers go back (hb_thread_trim) and so does the heap's free memory (malloc_trim),
+ *    once per quiet period: a node that carried a bulk transfer returns to its idle RSS.
  * The daemon keeps its stream handlers (struct hb_callbacks); hb_conn_ud() of any connection
  * is its struct rt_hconn.
  */
@@ -34,6 +37,7 @@
 
 #define RT_HCONN_KEY_LEN 640
 #define RT_HCONN_TICK_MS 1000
+#define RT_HSET_TRIM_MS	 2000
 
 struct rt_hset;
 
@@ -71,6 +75,9 @@ struct rt_hset {
 	bool draining; /* rt_hset_drain(): a connection without streams is closed at once */
 	struct rt_hset_ops ops;
 	struct hb_callbacks client_cbs, server_cbs; /* ops' with on_conn_close wrapped */
+	struct rt_timer trim;			    /* every RT_HSET_TRIM_MS: quiet? trim */
+	uint64_t io, io_seen; /* connection events, and at the last trim tick */
+	bool trimmed;	      /* trimmed since the last I/O */
 };
 
 /* Attach a set to loop l (adds its end-of-batch hook). 0 or -errno. */

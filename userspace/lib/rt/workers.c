@@ -13,6 +13,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "hbone/hbone.h"
 #include "obs/log.h"
 
 /* One line a second for the whole process: N workers hitting EMFILE together log once. */
@@ -23,6 +24,8 @@ static void *rt_worker_main(void *arg)
 	struct rt_worker *w = arg;
 
 	rt_loop_run(&w->loop);
+	/* lib/hbone's spare buffers are thread-local: freed here, or lost when the thread ends. */
+	hb_thread_trim();
 	return NULL;
 }
 

@@ -11,7 +11,11 @@ missing=()
 hint="run: sudo ./scripts/install-deps.sh"
 
 need_cmd() { command -v "$1" >/dev/null 2>&1 || missing+=("command '$1' (Debian package $2)"); }
-need_hdr() { [ -e "/usr/include/$1" ] || missing+=("header <$1> (Debian package $2)"); }
+# Headers live in /usr/include or its multiarch directory (libcurl's do).
+need_hdr() {
+	[ -e "/usr/include/$1" ] || compgen -G "/usr/include/*/$1" >/dev/null ||
+		missing+=("header <$1> (Debian package $2)")
+}
 
 need_cmd clang clang
 need_cmd bpftool bpftool
@@ -24,6 +28,7 @@ need_hdr openssl/ssl.h libssl-dev
 need_hdr nghttp2/nghttp2.h libnghttp2-dev
 need_hdr yaml.h libyaml-dev
 need_hdr json-c/json.h libjson-c-dev
+need_hdr curl/curl.h libcurl4-openssl-dev
 need_hdr libmnl/libmnl.h libmnl-dev
 need_hdr pcre2.h libpcre2-dev
 need_hdr protobuf-c/protobuf-c.h libprotobuf-c-dev

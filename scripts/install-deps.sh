@@ -21,7 +21,7 @@ packages=(
 	# build
 	make gcc clang llvm pkg-config bpftool libbpf-dev libelf-dev zlib1g-dev
 	libssl-dev libnghttp2-dev libyaml-dev libjson-c-dev libmnl-dev libpcre2-dev
-	libprotobuf-c-dev protobuf-c-compiler
+	libprotobuf-c-dev protobuf-c-compiler libcurl4-openssl-dev
 	libclang-rt-14-dev
 	# tests and harness
 	iproute2 iptables nftables perl procps psmisc tcpdump jq curl openssl

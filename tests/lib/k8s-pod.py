@@ -21,7 +21,11 @@
 #   - containerPorts are dropped: podman 4.3 makes them port mappings, which it refuses on the
 #     host network (Kubernetes treats them as documentation there);
 #   - pods that are not hostNetwork get it (no pod network or Service in the harness for
-#     zmesh-ca) and "--ca-addr HOST:PORT" replaces the Service name (no cluster DNS).
+#     zmesh-ca) and "--ca-addr HOST:PORT" replaces the Service name (no cluster DNS);
+#   - there is no Kubernetes API server either: "--kube" (ztunnel, zmesh-ca) becomes
+#     "--config /etc/zmesh/config/ztunnel.yaml" with the zmesh-config ConfigMap mounted there,
+#     and the projected service account token volume (kube-api-access) is dropped
+#     (tests/integration/ztunnel-kube.sh shows the API source against a stand-in server).
 #
 #   k8s-pod.py FILE KIND/NAME POD_NAME NODE MAP SECRETS CA_ADDR
 import sys
@@ -36,6 +40,17 @@ doc = next(d for d in yaml.safe_load_all(open(path))
            if d and d["kind"] == kind and d["metadata"]["name"] == name)
 tmpl = doc["spec"]["template"]
 spec = tmpl["spec"]
+dropped = {v["name"] for v in spec.get("volumes", []) if "projected" in v}
+spec["volumes"] = [v for v in spec.get("volumes", []) if v["name"] not in dropped]
+for c in spec.get("initContainers", []) + spec.get("containers", []):
+    c["volumeMounts"] = [m for m in c.get("volumeMounts", []) if m["name"] not in dropped]
+    if "--kube" in (c.get("args") or []):
+        i = c["args"].index("--kube")
+        c["args"][i:i + 1] = ["--config", "/etc/zmesh/config/ztunnel.yaml"]
+        c["volumeMounts"].append({"name": "kube-config", "mountPath": "/etc/zmesh/config",
+                                  "readOnly": True})
+        if not any(v["name"] == "kube-config" for v in spec["volumes"]):
+            spec["volumes"].append({"name": "kube-config", "configMap": {"name": "zmesh-config"}})
 for v in spec.get("volumes", []):
     if "hostPath" in v:
         v["hostPath"]["path"] = hostmap[v["hostPath"]["path"]]

@@ -90,6 +90,12 @@ ru = s["updateStrategy"]["rollingUpdate"]
 print("update", s["updateStrategy"]["type"], ru["maxSurge"], ru["maxUnavailable"])
 print("selector", all(p and s["template"]["metadata"]["labels"].get(k) == v for k, v in s["selector"]["matchLabels"].items()))
 print("init", ",".join(c["name"] for c in p["initContainers"]))
+print("source", "--kube" in zt["args"] and "--config" not in zt["args"], env.get("TRUST_DOMAIN", {}).get("value"))
+tok = {v["name"] for v in p["volumes"] if "projected" in v}
+print("token", p.get("automountServiceAccountToken"),
+      ",".join(c["name"] for c in p["initContainers"] + p["containers"]
+               if any(m["name"] in tok for m in c["volumeMounts"])),
+      ",".join(m["mountPath"] for m in zt["volumeMounts"] if m["name"] in tok))
 EOF
 t_ok $? "the DaemonSet's pod template reads back"
 g() { sed -n "s/^$1 //p" "$tmp/ds.txt"; }
@@ -104,4 +110,32 @@ t_is "$(g ports)" "False" "no containerPorts (hostPorts would keep the surge pod
 t_is "$(g update)" "RollingUpdate 1 0" "rolling update with surge: the new pod takes the sockets over"
 t_is "$(g selector)" "True" "the selector matches the pod template"
 t_is "$(g init)" "install-cni,node-cert,load-datapath" "init: chain the CNI, node certificate, load or adopt the datapath"
+t_is "$(g source)" "True cluster.local" "ztunnel takes its model from the Kubernetes API (--kube), in the trust domain"
+t_is "$(g token)" "False ztunnel /var/run/secrets/kubernetes.io/serviceaccount" \
+	"only the ztunnel container mounts a (projected) service account token, where --kube looks"
+
+# RBAC: read-only, exactly what the API sources use.
+$PY - "$K/05-rbac.yaml" "$K/00-namespace.yaml" >"$tmp/rbac.txt" <<'EOF'
+import sys, yaml
+for d in yaml.safe_load_all(open(sys.argv[1])):
+    if d["kind"] == "ClusterRole":
+        for r in d["rules"]:
+            print(d["metadata"]["name"], ",".join(r["apiGroups"]) or "core",
+                  ",".join(sorted(r["resources"])), ",".join(sorted(r["verbs"])))
+    else:
+        s = d["subjects"][0]
+        print("binding", d["metadata"]["name"], d["roleRef"]["name"], s["kind"], s["name"])
+print("automount", sorted({d["metadata"]["name"]: d.get("automountServiceAccountToken")
+                           for d in yaml.safe_load_all(open(sys.argv[2]))
+                           if d["kind"] == "ServiceAccount"}.items()))
+EOF
+t_is "$(cat "$tmp/rbac.txt")" "zmesh-node core namespaces,pods get,list,watch
+zmesh-node core services list,watch
+zmesh-node discovery.k8s.io endpointslices list,watch
+zmesh-node security.istio.io authorizationpolicies,peerauthentications list,watch
+binding zmesh-node zmesh-node ServiceAccount zmesh-node
+zmesh-ca core namespaces,pods list,watch
+binding zmesh-ca zmesh-ca ServiceAccount zmesh-ca
+automount [('zmesh-ca', False), ('zmesh-node', False), ('zmesh-waypoint', False)]" \
+	"ClusterRoles: get/list/watch only, on exactly the resources the API sources read; no account automounts a token"
 t_done

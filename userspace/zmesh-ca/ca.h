@@ -113,7 +113,7 @@ struct zca {
 	struct zm_link handshaking, idle;
 	struct obs_ratelimit drop_rl[ZCA_DROP__N];
 	atomic_ulong dropped[ZCA_DROP__N];
-	/* the local config naming which workload runs on which node */
+	/* the local config naming which workload runs on which node (NULL: from the API) */
 	const char *config_path;
 	const char *tokens_path; /* --tokens: Bearer tokens of nodes (tokens.c); NULL: none */
 	pthread_mutex_t cfg_lock;
@@ -137,6 +137,14 @@ struct zca_caller {
  * edits apply at once; compared in constant time.
  */
 int zca_token_caller(struct zca *z, const char *token, struct zca_caller *out);
+
+/*
+ * kube.c: the Kubernetes API instead of config_path (kubeconfig NULL: in-cluster settings).
+ * Waits for the first list of pods, then keeps z->cfg current from a thread until
+ * zca_kube_stop(). 0 or -errno.
+ */
+int zca_kube_start(struct zca *z, const char *kubeconfig, char *err, size_t len);
+void zca_kube_stop(void);
 
 /* sign.c */
 int zca_load(struct zca *z, const char *dir, const char *config, char *err, size_t len);

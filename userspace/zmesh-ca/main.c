@@ -36,7 +36,8 @@ static void zca_usage(FILE *f)
 {
 	fprintf(
 	    f,
-	    "usage: zmesh-ca [serve] --dir CADIR --config FILE [--listen HOST:PORT]\n"
+	    "usage: zmesh-ca [serve] --dir CADIR (--config FILE | --kube | --kubeconfig FILE)\n"
+	    "                [--listen HOST:PORT]\n"
 	    "                [--default-ttl S] [--max-ttl S] [--workers N]\n"
 	    "                [--max-conns N] [--max-conns-per-peer N] [--handshake-timeout-ms MS]\n"
 	    "                [--request-timeout-ms MS] [--idle-timeout-ms MS] [--metrics-port P]\n"
@@ -49,7 +50,9 @@ static void zca_usage(FILE *f)
 	    "serve: CreateCertificate on HOST:PORT (default 127.0.0.1:%d; port 0 picks one,\n"
 	    "logged as \"listening on\"). A caller authenticates with a node certificate; it gets\n"
 	    "an identity only when FILE (ztunnel's local config) has a workload with that\n"
-	    "identity and `node: <its CN>`. TTL defaults: 86400 s, max 7 days.\n"
+	    "identity and `node: <its CN>`; with --kube (in a pod) or --kubeconfig FILE, only\n"
+	    "while a pod of that namespace and service account runs on that node (Kubernetes\n"
+	    "API: list and watch of pods and namespaces). TTL defaults: 86400 s, max 7 days.\n"
 	    "--tokens FILE: also accept `authorization: Bearer TOKEN` (istiod's form) from\n"
 	    "clients without a certificate; FILE lines are \"TOKEN NODE\", the caller then\n"
 	    "counts as NODE's node account (ImpersonatedIdentity asks for a workload).\n"
@@ -172,7 +175,7 @@ static int zca_serve(struct zca *z, const char *addr, int workers, int metrics_p
 	obs_log(OBS_INFO, "ca", "listening on %s",
 		zm_addr_port_format(&a, port, text, sizeof(text)));
 	obs_log(OBS_INFO, "ca", "trust domain %s, node account %s, config %s, %d workers", z->td,
-		z->node_account, z->config_path, ws.n);
+		z->node_account, z->config_path ? z->config_path : "(Kubernetes API)", ws.n);
 	obs_log(OBS_INFO, "ca",
 		"limits: %d connections, %d per peer; deadlines: handshake %d ms, request %d ms, "
 		"idle %d ms",
@@ -184,10 +187,12 @@ static int zca_serve(struct zca *z, const char *addr, int workers, int metrics_p
 	return 0;
 }
 
-static const char *const zca_log_scopes[] = {"ca", "rpc", "config", "rt", NULL};
+static const char *const zca_log_scopes[] = {"ca", "rpc", "config", "rt", "kube", NULL};
 
 struct zca_opts {
 	const char *cmd, *dir, *config, *listen, *out, *node;
+	const char *kubeconfig; /* --kubeconfig FILE; NULL with --kube: in-cluster settings */
+	bool kube;		/* --kube or --kubeconfig: the API instead of --config */
 	long dttl, mttl, conns, life;
 	int workers, metrics_port; /* metrics_port -1: none */
 	char listen_default[32];
@@ -200,6 +205,8 @@ enum {
 	O_REQUEST_MS,
 	O_IDLE_MS,
 	O_METRICS_PORT,
+	O_KUBE,
+	O_KUBECONFIG,
 };
 
 /* The value checks: each names the option and its value. 0, or -EINVAL (printed). */
@@ -252,9 +259,10 @@ static int zca_opts_check(const struct zca_opts *o, int argc, char **argv)
 		fprintf(stderr, "zmesh-ca: unknown command \"%s\" (serve or issue-node)\n", o->cmd);
 	else if (optind != argc)
 		fprintf(stderr, "zmesh-ca: unexpected argument \"%s\"\n", argv[optind]);
-	else if (!o->dir || (serve && !o->config) || (!serve && (!o->out || !o->node)))
+	else if (!o->dir || (serve && !o->config == !o->kube) || (!serve && (!o->out || !o->node)))
 		fprintf(stderr, "zmesh-ca: %s needs --dir%s\n", o->cmd,
-			serve ? " and --config" : ", --out and --node");
+			serve ? " and one of --config, --kube, --kubeconfig"
+			      : ", --out and --node");
 	else
 		return 0;
 	return -EINVAL;
@@ -281,6 +289,8 @@ static int zca_parse_opts(struct zca *z, struct zca_opts *o, int argc, char **ar
 	    {"lifetime", required_argument, NULL, 'f'},
 	    {"workers", required_argument, NULL, 'W'},
 	    {"tokens", required_argument, NULL, 'T'},
+	    {"kube", no_argument, NULL, O_KUBE},
+	    {"kubeconfig", required_argument, NULL, O_KUBECONFIG},
 	    OBS_LOG_OPTIONS,
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, 'V'},
@@ -308,6 +318,13 @@ static int zca_parse_opts(struct zca *z, struct zca_opts *o, int argc, char **ar
 		case 'T':
 			z->tokens_path = optarg;
 			break;
+		case O_KUBE:
+			o->kube = true;
+			break;
+		case O_KUBECONFIG:
+			o->kubeconfig = optarg;
+			o->kube = true;
+			break;
 		case 'h':
 			zca_usage(stdout);
 			return -1;
@@ -319,9 +336,9 @@ static int zca_parse_opts(struct zca *z, struct zca_opts *o, int argc, char **ar
 		}
 	}
 	if (bad || zca_opts_check(o, argc, argv))
-		return zm_opt_usage("zmesh-ca", "zmesh-ca [serve] --dir CADIR --config FILE "
-						"[OPTIONS] | zmesh-ca issue-node --dir CADIR "
-						"--out DIR --node NAME");
+		return zm_opt_usage("zmesh-ca", "zmesh-ca [serve] --dir CADIR (--config FILE | "
+						"--kube | --kubeconfig FILE) [OPTIONS] | zmesh-ca "
+						"issue-node --dir CADIR --out DIR --node NAME");
 	return 0;
 }
 
@@ -371,8 +388,15 @@ int main(int argc, char **argv)
 		snprintf(o.listen_default, sizeof(o.listen_default), "127.0.0.1:%d", ZM_PORT_CA);
 		o.listen = o.listen_default;
 	}
+	if (o.kube && zca_kube_start(&z, o.kubeconfig, err, sizeof(err))) {
+		obs_log(OBS_ERROR, "kube", "%s", err);
+		zca_kube_stop();
+		zca_fini(&z);
+		return 1;
+	}
 	rt_nofile_raise(NULL);
 	r = zca_serve(&z, o.listen, o.workers, o.metrics_port);
+	zca_kube_stop();
 	zca_limits_fini(&z);
 	zca_fini(&z);
 	return r;

@@ -314,6 +314,8 @@ static void zca_config_refresh(struct zca *z)
 	char err[1024];
 	struct stat st;
 
+	if (!z->config_path)
+		return; /* the Kubernetes API keeps z->cfg (kube.c) */
 	if (stat(z->config_path, &st)) {
 		if (!z->cfg)
 			obs_log(OBS_WARN, "config", "config %s: %s", z->config_path,

@@ -58,7 +58,8 @@ static void zt_h_certs(void *ud, const struct obs_http_req *rq, struct obs_http_
 void zt_ready_update(struct zt *zt)
 {
 	atomic_store(&zt->ready, atomic_load(&zt->running) && atomic_load(&zt->healthy) &&
-				     !atomic_load(&zt->draining) && zt_xds_synced());
+				     !atomic_load(&zt->draining) && zt_xds_synced() &&
+				     zt_kube_synced());
 }
 
 static void zt_h_drain(void *ud, const struct obs_http_req *rq, struct obs_http_resp *rs)

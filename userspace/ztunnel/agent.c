@@ -217,7 +217,8 @@ static int zt_agent_merge(struct zm_config *cfg, struct zm_cfg_workload *w, cons
 	ips = zm_config_calloc(cfg, w->n_ips + p->n_addrs, sizeof(*ips));
 	if (!ips)
 		return -ENOMEM;
-	memcpy(ips, w->ips, w->n_ips * sizeof(*ips));
+	if (w->n_ips) /* a source may leave ips NULL when there are none */
+		memcpy(ips, w->ips, w->n_ips * sizeof(*ips));
 	for (i = 0; i < p->n_addrs; i++) {
 		const struct zm_cfg_workload *owner =
 		    zm_config_workload_by_ip(cfg, w->network, &p->addrs[i]);

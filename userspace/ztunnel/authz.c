@@ -27,8 +27,15 @@
 #include "rbac/rbac.h"
 #include "zt.h"
 
+/* One loaded set, shared by the sets in force and the next ones (refs under zt_authz_lock). */
+struct zt_authz_ref {
+	struct zm_rbac_set *set;
+	int refs;
+};
+
+/* The policy files' sets, then the Kubernetes API's (zt_authz_set_api), if any. */
 struct zt_authz_sets {
-	struct zm_rbac_set *v[ZT_AUTHZ_MAX_FILES];
+	struct zt_authz_ref *v[ZT_AUTHZ_MAX_FILES + 1];
 	size_t n;
 	int refs; /* guarded by zt_authz_lock */
 };
@@ -38,6 +45,7 @@ static struct stat zt_authz_st[ZT_AUTHZ_MAX_FILES];
 static size_t zt_authz_n_files;
 static pthread_mutex_t zt_authz_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct zt_authz_sets *zt_authz_cur;
+static struct zt_authz_ref *zt_authz_api; /* the API's set, NULL without one */
 static atomic_uint_fast64_t zt_authz_gen = 1;
 static uint_fast64_t zt_authz_seen[ZT_MAX_WORKERS]; /* per worker, touched by that worker only */
 
@@ -49,13 +57,60 @@ int zt_authz_add_file(const char *path)
 	return 0;
 }
 
+static struct zt_authz_ref *zt_authz_ref_new(struct zm_rbac_set *set)
+{
+	struct zt_authz_ref *r = calloc(1, sizeof(*r));
+
+	if (!r) {
+		zm_rbac_set_free(set);
+		return NULL;
+	}
+	r->set = set;
+	r->refs = 1;
+	return r;
+}
+
+static void zt_authz_ref_put(struct zt_authz_ref *r)
+{
+	bool last;
+
+	if (!r)
+		return;
+	pthread_mutex_lock(&zt_authz_lock);
+	last = --r->refs == 0;
+	pthread_mutex_unlock(&zt_authz_lock);
+	if (last) {
+		zm_rbac_set_free(r->set);
+		free(r);
+	}
+}
+
 static void zt_authz_sets_free(struct zt_authz_sets *s)
 {
 	size_t i;
 
 	for (i = 0; s && i < s->n; i++)
-		zm_rbac_set_free(s->v[i]);
+		zt_authz_ref_put(s->v[i]);
 	free(s);
+}
+
+/* The sets as lib/rbac takes them; returns how many. */
+static size_t zt_authz_view(const struct zt_authz_sets *s, const struct zm_rbac_set **v)
+{
+	size_t i;
+
+	for (i = 0; s && i < s->n; i++)
+		v[i] = s->v[i]->set;
+	return s ? s->n : 0;
+}
+
+/* Append the API's set to s (under zt_authz_lock). */
+static void zt_authz_add_api_locked(struct zt_authz_sets *s)
+{
+	if (!zt_authz_api)
+		return;
+	zt_authz_api->refs++;
+	s->v[s->n++] = zt_authz_api;
 }
 
 static struct zt_authz_sets *zt_authz_get(void)
@@ -94,14 +149,24 @@ static struct zt_authz_sets *zt_authz_load(struct stat *st, char *err, size_t le
 		return NULL;
 	}
 	for (i = 0; i < zt_authz_n_files; i++) {
+		struct zm_rbac_set *set;
+
 		if (stat(zt_authz_files[i], &st[i]))
 			memset(&st[i], 0, sizeof(st[i]));
-		if (zm_rbac_load_file(zt_authz_files[i], &s->v[i], err, len)) {
+		if (zm_rbac_load_file(zt_authz_files[i], &set, err, len)) {
+			zt_authz_sets_free(s);
+			return NULL;
+		}
+		if (!(s->v[s->n] = zt_authz_ref_new(set))) {
+			snprintf(err, len, "policy files: out of memory");
 			zt_authz_sets_free(s);
 			return NULL;
 		}
 		s->n++;
 	}
+	pthread_mutex_lock(&zt_authz_lock);
+	zt_authz_add_api_locked(s);
+	pthread_mutex_unlock(&zt_authz_lock);
 	s->refs = 1;
 	return s;
 }
@@ -116,6 +181,37 @@ static void zt_authz_swap(struct zt_authz_sets *s)
 	pthread_mutex_unlock(&zt_authz_lock);
 	zt_authz_put(old);
 	atomic_fetch_add(&zt_authz_gen, 1);
+}
+
+void zt_authz_set_api(struct zm_rbac_set *set)
+{
+	struct zt_authz_ref *r = set ? zt_authz_ref_new(set) : NULL, *old;
+	struct zt_authz_sets *s = calloc(1, sizeof(*s));
+	size_t i;
+
+	if ((set && !r) || !s) {
+		obs_log(OBS_ERROR, "authz",
+			"policies from the Kubernetes API: out of memory, keeping the previous "
+			"ones");
+		zt_authz_ref_put(r);
+		free(s);
+		return;
+	}
+	s->refs = 1;
+	pthread_mutex_lock(&zt_authz_lock);
+	old = zt_authz_api;
+	zt_authz_api = r;
+	/* The files' sets in force stay; the API's is replaced. */
+	for (i = 0; zt_authz_cur && i < zt_authz_cur->n; i++) {
+		if (zt_authz_cur->v[i] == old)
+			continue;
+		zt_authz_cur->v[i]->refs++;
+		s->v[s->n++] = zt_authz_cur->v[i];
+	}
+	zt_authz_add_api_locked(s);
+	pthread_mutex_unlock(&zt_authz_lock);
+	zt_authz_ref_put(old);
+	zt_authz_swap(s);
 }
 
 /* ---- the kernel fast path (control thread only) ---- */
@@ -152,13 +248,10 @@ static int zt_fp_compile(struct zm_dp_policy_rule **rules, size_t *n)
 {
 	struct zt_snap *s = zt_state_get();
 	struct zt_authz_sets *sets = zt_authz_get();
-	const struct zm_rbac_set *v[ZT_AUTHZ_MAX_FILES];
-	struct zm_rbac_sources src = {s ? s->cfg : NULL, v, sets ? sets->n : 0};
-	size_t i;
+	const struct zm_rbac_set *v[ZT_AUTHZ_MAX_FILES + 1];
+	struct zm_rbac_sources src = {s ? s->cfg : NULL, v, zt_authz_view(sets, v)};
 	int err;
 
-	for (i = 0; sets && i < sets->n; i++)
-		v[i] = sets->v[i];
 	err = zm_rbac_compile_fastpath(&src, zt_g->opts.node, rules, n);
 	zt_authz_put(sets);
 	zt_state_put(s);
@@ -286,7 +379,7 @@ int zt_authz_init(char *err, size_t len)
 	if (!s)
 		return -EINVAL;
 	for (i = 0; i < s->n; i++)
-		n += s->v[i]->n_policies;
+		n += s->v[i]->set->n_policies;
 	if (zt_authz_n_files)
 		obs_log(OBS_INFO, "authz", "%zu policies from %zu --policy files", n, s->n);
 	zt_authz_swap(s);
@@ -393,17 +486,14 @@ static int zt_authz_eval_to(struct zt_conn *c, const struct zt_snap *s,
 {
 	struct zt_authz_sets *sets = zt_authz_get();
 	struct zm_rbac_sources src = {s->cfg, NULL, 0};
-	const struct zm_rbac_set *v[ZT_AUTHZ_MAX_FILES];
+	const struct zm_rbac_set *v[ZT_AUTHZ_MAX_FILES + 1];
 	struct zm_rbac_conn rc = {c->info.src, *dst_addr, dport, peer_id, dst};
 	struct zm_rbac_result r;
 	char a[ZM_ADDR_STRLEN];
 	struct obs_rec rec;
-	size_t i;
 
-	for (i = 0; sets && i < sets->n; i++)
-		v[i] = sets->v[i];
 	src.sets = v;
-	src.n_sets = sets ? sets->n : 0;
+	src.n_sets = zt_authz_view(sets, v);
 	if (!dst) {
 		zt_authz_put(sets);
 		return -ENOENT;
@@ -432,14 +522,11 @@ enum zm_mtls_mode zt_authz_mtls_mode(const struct zt_snap *s, const struct zm_cf
 				     __u16 port, char *by, size_t len)
 {
 	struct zt_authz_sets *sets = zt_authz_get();
-	const struct zm_rbac_set *v[ZT_AUTHZ_MAX_FILES];
-	struct zm_rbac_sources src = {s ? s->cfg : NULL, v, sets ? sets->n : 0};
+	const struct zm_rbac_set *v[ZT_AUTHZ_MAX_FILES + 1];
+	struct zm_rbac_sources src = {s ? s->cfg : NULL, v, zt_authz_view(sets, v)};
 	const struct zm_rbac_policy *p;
 	enum zm_mtls_mode m;
-	size_t i;
 
-	for (i = 0; sets && i < sets->n; i++)
-		v[i] = sets->v[i];
 	m = zm_rbac_mtls_mode(&src, wl, port, &p, NULL);
 	if (by && len)
 		snprintf(by, len, "%s", p ? p->key : "");

@@ -26,6 +26,14 @@ int zt_authz_add_file(const char *path);
 void zt_authz_fastpath_off(void);
 
 /*
+ * Policies from the Kubernetes API (kube_source.c): set replaces the previous API set (NULL:
+ * none) beside the --policy files, taking ownership; live connections are re-checked as after
+ * a file reload. Any thread.
+ */
+struct zm_rbac_set;
+void zt_authz_set_api(struct zm_rbac_set *set);
+
+/*
  * Load every policy file once at startup (-errno with the messages in err), then compile the
  * kernel fast path for this node into the datapath, when it is loaded.
  */

@@ -124,6 +124,10 @@ static int zt_cni_add(struct zt *zt, json_object *req, json_object *reply, char 
 	if (zt_agent_addr_taken(&p, who, sizeof(who)))
 		return zm_errf(err, len, -EEXIST, "an address of %s/%s is held by pod %s",
 			       p.namespace, p.name, who);
+	/* With the Kubernetes API: the verdict below must see this pod (and its namespace). */
+	r = zt_kube_cni_pod(p.namespace, p.name, err, len);
+	if (r)
+		return r;
 	had_old = zt_agent_get(p.container_id, &old);
 	r = zt_agent_add(&p);
 	if (r)

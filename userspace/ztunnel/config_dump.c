@@ -4,8 +4,9 @@
  * `policies` and `certificates` use the reference ztunnel's names and shapes (camelCase:
  * workloadIps, serviceAccount, trustDomain, vips, endpoints, certChain with serialNumber,
  * validFrom, expirationTime...), so tools written for its dump read ours; `xds` holds the
- * istiod connection (connected, last ACKed version and nonce per type, NACKs); the rest
- * (generation, enrolled, pool sizes) is zmesh's own.
+ * istiod connection (connected, last ACKed version and nonce per type, NACKs), `kubernetes`
+ * the API server's (per kind: synced, resourceVersion, objects, relists; model builds and
+ * convergence); the rest (generation, enrolled, pool sizes) is zmesh's own.
  */
 #include <json-c/json.h>
 #include <stdio.h>
@@ -255,11 +256,11 @@ char *zt_config_dump(struct zt *zt)
 	struct zt_snap *s = zt_state_get();
 	json_object *o = json_object_new_object(), *wls = json_object_new_array(),
 		    *svcs = json_object_new_array(), *pols = json_object_new_array();
-	char *enrolled = zt_enroll_dump(), *xds = zt_xds_dump(), *out;
+	char *enrolled = zt_enroll_dump(), *xds = zt_xds_dump(), *kube = zt_kube_dump(), *out;
 	size_t i;
 
 	JADD(o, "node", JS(zt->opts.node));
-	JADD(o, "config", JS(zt->opts.config ? zt->opts.config : zt->opts.xds_address));
+	JADD(o, "config", JS(zt->opts.config ?: zt->opts.xds_address ?: "kubernetes"));
 	JADD(o, "generation", json_object_new_int64((int64_t)s->generation));
 	JADD(o, "workers", json_object_new_int(zt->n_workers));
 	JADD(o, "mtls", json_object_new_boolean(zt->idp != NULL));
@@ -278,10 +279,13 @@ char *zt_config_dump(struct zt *zt)
 	JADD(o, "certificates", cd_certs(zt));
 	JADD(o, "enrolled", enrolled ? json_tokener_parse(enrolled) : NULL);
 	JADD(o, "xds", xds ? json_tokener_parse(xds) : NULL);
+	if (zt_kube_enabled(zt))
+		JADD(o, "kubernetes", kube ? json_tokener_parse(kube) : NULL);
 	out = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY));
 	json_object_put(o);
 	free(enrolled);
 	free(xds);
+	free(kube);
 	zt_state_put(s);
 	return out;
 }

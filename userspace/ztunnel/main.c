@@ -40,9 +40,11 @@ static void zt_usage(FILE *f)
 	    "               [--policy FILE]... [--no-fastpath]\n"
 	    "               [--run-dir DIR] [--cgroup-root DIR] [--handover PATH|none]\n"
 	    "               [--drain-timeout SECONDS] [--hbone-early-data]\n"
+	    "               [--log-format logfmt|json] [--log-level SPEC]\n"
 	    "       ztunnel --xds-address HOST:PORT --node NAME [--token-file F] [--cluster-id C]\n"
 	    "               [--istiod-name NAME] [--xds-root-cert PEM] [options above]\n"
-	    "               [--log-format logfmt|json] [--log-level SPEC]\n"
+	    "       ztunnel (--kube | --kubeconfig FILE) --node NAME [--kube-sa-dir DIR]\n"
+	    "               [options above]\n"
 	    "       ztunnel --check --config FILE [--policy FILE]... [--node NAME]\n"
 	    "       ztunnel --help | --version\n"
 	    "\n"
@@ -87,13 +89,22 @@ static void zt_usage(FILE *f)
 	    "connection). Off by default: Istio's ztunnel waits for the 200, and a peer may\n"
 	    "refuse CONNECTs that carry data before their answer (Envoy's\n"
 	    "reject_connect_request_early_data answers 400).\n"
+	    "--kube (in a pod: KUBERNETES_SERVICE_HOST/_PORT, the service account token and CA\n"
+	    "in --kube-sa-dir, default /var/run/secrets/kubernetes.io/serviceaccount) or\n"
+	    "--kubeconfig FILE: workloads, services and Istio policies from the Kubernetes API\n"
+	    "instead of --config (pods in the mesh by istio.io/dataplane-mode=ambient on their\n"
+	    "namespace or themselves); not ready before the first list of everything.\n"
+	    "TRUST_DOMAIN, CLUSTER_DOMAIN, CLUSTER_ID (cluster.local, cluster.local, "
+	    "Kubernetes).\n"
 	    "--log-format: logfmt (default) or json, for every line. --log-level: LEVEL or\n"
 	    "SCOPE:LEVEL[,...] (error warn info debug trace off; scopes: ztunnel access hbone\n"
-	    "authz config identity enroll admin rt); POST /logging?level=SPEC on the admin\n"
-	    "port changes it at run time.\n");
+	    "authz config identity enroll admin rt cni xds kube); POST /logging?level=SPEC on the\n"
+	    "admin port changes it at run time.\n");
 }
 
-#define ZT_USAGE_LINE "ztunnel --config FILE --node NAME [OPTIONS] | ztunnel --check --config FILE"
+#define ZT_USAGE_LINE                                                                              \
+	"ztunnel (--config FILE | --xds-address HOST:PORT | --kube | --kubeconfig FILE) --node "   \
+	"NAME [OPTIONS] | ztunnel --check --config FILE"
 
 static int zt_parse_opts(int argc, char **argv, struct zt_opts *o)
 {
@@ -119,6 +130,9 @@ static int zt_parse_opts(int argc, char **argv, struct zt_opts *o)
 		O_XDS_ROOT,
 		O_HANDOVER,
 		O_DRAIN,
+		O_KUBE,
+		O_KUBECONFIG,
+		O_KUBE_SA,
 		O_EARLY
 	};
 	static const struct option lo[] = {{"config", required_argument, NULL, 'c'},
@@ -146,6 +160,9 @@ static int zt_parse_opts(int argc, char **argv, struct zt_opts *o)
 					   {"xds-root-cert", required_argument, NULL, O_XDS_ROOT},
 					   {"handover", required_argument, NULL, O_HANDOVER},
 					   {"drain-timeout", required_argument, NULL, O_DRAIN},
+					   {"kube", no_argument, NULL, O_KUBE},
+					   {"kubeconfig", required_argument, NULL, O_KUBECONFIG},
+					   {"kube-sa-dir", required_argument, NULL, O_KUBE_SA},
 					   {"hbone-early-data", no_argument, NULL, O_EARLY},
 					   OBS_LOG_OPTIONS,
 					   {"help", no_argument, NULL, 'h'},
@@ -153,6 +170,7 @@ static int zt_parse_opts(int argc, char **argv, struct zt_opts *o)
 					   {0}};
 	const char *p = "ztunnel";
 	int c, bad = 0;
+	bool kube;
 
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":c:n:w:h", lo, NULL)) != -1) {
@@ -245,6 +263,15 @@ static int zt_parse_opts(int argc, char **argv, struct zt_opts *o)
 				? 1
 				: 0;
 			break;
+		case O_KUBE:
+			o->kube = true;
+			break;
+		case O_KUBECONFIG:
+			o->kubeconfig = optarg;
+			break;
+		case O_KUBE_SA:
+			o->kube_sa_dir = optarg;
+			break;
 		case O_EARLY:
 			o->early_data = true;
 			break;
@@ -270,19 +297,25 @@ static int zt_parse_opts(int argc, char **argv, struct zt_opts *o)
 			argv[optind]);
 		return -EINVAL;
 	}
-	if (!o->xds_address && !o->check)
+	kube = o->kube || o->kubeconfig;
+	if (!o->xds_address && !o->check && !kube)
 		o->xds_address = getenv("XDS_ADDRESS");
-	if (!o->config && !o->xds_address)
+	if (!o->config && !o->xds_address && !(kube && !o->check))
 		o->config = getenv("LOCAL_XDS_PATH");
 	if (!o->node)
 		o->node = getenv("NODE_NAME");
 	if (!o->run_dir)
 		o->run_dir = getenv("ZMESH_RUN_DIR");
+	if (kube && !o->check && (o->config || o->xds_address)) {
+		fprintf(stderr, "ztunnel: --%s and the Kubernetes API are two sources: pick one\n",
+			o->config ? "config" : "xds-address");
+		return -EINVAL;
+	}
 	if (o->xds_address && o->config) {
 		fprintf(stderr, "ztunnel: --xds-address and --config are two sources: pick one\n");
 		return -EINVAL;
 	}
-	if (o->xds_address && !o->check && o->node && *o->node)
+	if ((o->xds_address || kube) && !o->check && o->node && *o->node)
 		return 0;
 	if (!o->config || (!o->check && (!o->node || !*o->node))) {
 		fprintf(stderr, "ztunnel: --config FILE%s is required\n",
@@ -350,8 +383,9 @@ static int zt_check(const char *path, const char *node)
 	return r;
 }
 
-static const char *const zt_log_scopes[] = {
-    "access", "hbone", "authz", "config", "identity", "enroll", "admin", "rt", "cni", "xds", NULL};
+static const char *const zt_log_scopes[] = {"access",	"hbone",  "authz", "config",
+					    "identity", "enroll", "admin", "rt",
+					    "cni",	"xds",	  "kube",  NULL};
 
 int main(int argc, char **argv)
 {
@@ -395,6 +429,12 @@ int main(int argc, char **argv)
 		obs_log(OBS_ERROR, "cni", "%s", err);
 		return 1;
 	}
+	/* After zt_control_init: the wait for the first list sees SIGTERM pending. */
+	if (zt_kube_enabled(&zt) && zt_kube_start(&zt, err, sizeof(err))) {
+		obs_log(OBS_ERROR, "kube", "%s", err);
+		zt_kube_stop();
+		return 1;
+	}
 	if (zt.opts.xds_address ? zt_xds_start(&zt, err, sizeof(err))
 				: zt_state_load(&zt, err, sizeof(err))) {
 		obs_log(OBS_ERROR, "config", "%s", err);
@@ -425,6 +465,7 @@ int main(int argc, char **argv)
 		r = zt_control_run(&zt);
 	atomic_store(&zt.stop, true);
 	zt_cni_server_stop(&zt);
+	zt_kube_stop();
 	zt_xds_stop();
 	zt_admin_stop();
 	rt_handover_fini(&zt.control.loop);

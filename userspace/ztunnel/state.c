@@ -5,7 +5,10 @@
  * the pointer under a short lock, so connections already established keep running untouched.
  * A reload that fails to parse keeps the old snapshot and logs every error. Reloads come from
  * SIGHUP and from polling the file's mtime/size (control thread only); with --xds-address the
- * xDS thread installs whole snapshots instead (zt_state_install).
+ * xDS thread installs whole snapshots instead (zt_state_install); with the Kubernetes API as
+ * the source (kube_source.c) snapshots are built from its store, overlaid with the CNI's pods
+ * like the file's, by its thread and by the CNI thread, and the control loop sees each one as
+ * a reload.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -69,6 +72,29 @@ __u64 zt_state_generation(void)
 	return g;
 }
 
+/*
+ * The source's config: the Kubernetes API's store, or the file (its stat in *st). 1 when there
+ * is nothing to load here: with xDS snapshots come whole from the xDS thread
+ * (zt_state_install), which carries the pods' addresses from istiod itself.
+ */
+static int zt_state_base(struct zt *zt, struct zm_config **cfg, struct stat *st, char *err,
+			 size_t len)
+{
+	int r;
+
+	memset(st, 0, sizeof(*st));
+	if (zt_kube_enabled(zt))
+		return zt_kube_config(cfg, err, len);
+	if (!zt->opts.config)
+		return 1;
+	if (stat(zt->opts.config, st)) {
+		r = -errno;
+		snprintf(err, len, "%s: %s", zt->opts.config, strerror(errno));
+		return r;
+	}
+	return zm_config_load_file(zt->opts.config, cfg, err, len);
+}
+
 int zt_state_install(struct zt *zt, struct zm_config *cfg, char *err, size_t len)
 {
 	struct zt_snap *s = zt_snap_build(cfg, zt->opts.node), *old;
@@ -122,7 +148,11 @@ static void zt_state_refused(const char *reason)
  * Fail safe: a config that would unenroll every mesh workload of this node is refused unless
  * it says so explicitly (`workloads: []`). A file truncated at a line boundary, or a source that
  * lost its workloads, reads as "no workloads", and obeying it would send every pod's traffic
- * out in plaintext within a second. 0, or -ECANCELED with err set.
+ * out in plaintext within a second. 0, or -ECANCELED with err set. Only the file is guarded:
+ * the Kubernetes API's model comes from complete lists (the reflector never hands over a
+ * partial one, and keeps the last good store while the API server is away), so "no mesh pod
+ * on this node" is what the cluster says (a namespace unlabelled, the last pod deleted), and
+ * istiod's snapshots are installed whole (zt_state_install).
  */
 static int zt_state_guard(struct zt *zt, const struct zm_config *cfg, char *err, size_t len)
 {
@@ -140,7 +170,10 @@ static int zt_state_guard(struct zt *zt, const struct zm_config *cfg, char *err,
 	return -ECANCELED;
 }
 
-/* guard: a file reload (zt_state_guard); CNI pods coming and going are not guarded. */
+/*
+ * guard: a file reload (zt_state_guard); CNI pods coming and going, and the Kubernetes API's
+ * builds, are not guarded.
+ */
 static int zt_state_load_locked(struct zt *zt, bool guard, char *err, size_t len)
 {
 	struct zm_config *cfg;
@@ -148,18 +181,9 @@ static int zt_state_load_locked(struct zt *zt, bool guard, char *err, size_t len
 	struct stat st;
 	int r;
 
-	/*
-	 * With xDS there is no file: snapshots come whole from the xDS thread
-	 * (zt_state_install), which carries the pods' addresses from istiod itself.
-	 */
-	if (!zt->opts.config)
+	r = zt_state_base(zt, &cfg, &st, err, len);
+	if (r > 0)
 		return 0;
-	if (stat(zt->opts.config, &st)) {
-		r = -errno;
-		snprintf(err, len, "%s: %s", zt->opts.config, strerror(errno));
-		return r;
-	}
-	r = zm_config_load_file(zt->opts.config, &cfg, err, len);
 	if (r)
 		return r;
 	/* Pods announced by the CNI plugin bring the addresses the file leaves out. */
@@ -172,8 +196,8 @@ static int zt_state_load_locked(struct zt *zt, bool guard, char *err, size_t len
 	}
 	s = zt_snap_build(cfg, zt->opts.node);
 	if (!s) {
+		snprintf(err, len, "building indexes of %s: out of memory", cfg->source);
 		zm_config_free(cfg);
-		snprintf(err, len, "building indexes of %s: out of memory", zt->opts.config);
 		return -ENOMEM;
 	}
 	s->refs = 1; /* the state's own reference */
@@ -214,7 +238,8 @@ int zt_state_reload_if_changed(struct zt *zt, bool force)
 	bool changed;
 	int r;
 
-	if (!zt->opts.config) /* xDS: installed by its thread, seen here once */
+	/* xDS or the Kubernetes API: installed by their threads, seen here once */
+	if (!zt->opts.config)
 		return atomic_exchange(&zt_state_news, false) ? 1 : 0;
 	if (stat(zt->opts.config, &st))
 		return force ? -errno : 0;

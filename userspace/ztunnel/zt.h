@@ -10,7 +10,8 @@
  * Files: main.c (options, start-up), worker.c (listeners, accept paths), conn.c (a proxied
  * connection's life), relay.c (moving bytes), hconn.c (HBONE client pool and 15008 server),
  * authz.c (L4 policy), route.c (pure routing), telemetry.c (access log, istio_tcp_*),
- * admin.c (control loop and admin routes), identity.c, state.c, enroll.c.
+ * admin.c (control loop and admin routes), identity.c, state.c, enroll.c; the model's other
+ * sources: xds_source.c (istiod) and kube_source.c (the Kubernetes API).
  *
  * A proxied connection (struct zt_conn) is either two sockets relayed with splice() (plain
  * legs: same node, plain TCP, passthrough, inbound plaintext) or one socket and an HBONE
@@ -74,6 +75,10 @@ struct zt_opts {
 	const char *run_dir;	 /* --run-dir: cni.sock and pods.json (agent.h), NULL: none */
 	const char *cgroup_root; /* --cgroup-root: where pods' cgroup paths start */
 	int poll_ms;		 /* config mtime poll interval */
+	/* The Kubernetes API as the source (kube_source.c), instead of config */
+	bool kube;		 /* --kube: in-cluster settings */
+	const char *kubeconfig;	 /* --kubeconfig FILE */
+	const char *kube_sa_dir; /* --kube-sa-dir: in-cluster token and CA, default the kubelet's */
 	int pool_idle_ms;	 /* release a pooled HBONE connection idle this long */
 	/* istiod (xds_source.c): workloads, services and policies over delta ADS */
 	const char *xds_address; /* --xds-address / XDS_ADDRESS; NULL: the config file */
@@ -254,12 +259,26 @@ void zt_enroll_last_error(char *buf, size_t len);
  */
 int zt_enroll_missing(struct zt *zt, char *why, size_t len);
 
+/*
+ * kube_source.c: the Kubernetes API source (--kube, --kubeconfig). start waits for the first
+ * list of everything; config builds a snapshot's config from the store (state.c); cni_pod makes
+ * sure the store knows a pod before the CNI verdict (-EAGAIN with err: ask again later); dump
+ * is JSON text (malloc'd); synced is true without the API, else once the first list is in.
+ */
+bool zt_kube_enabled(const struct zt *zt);
+int zt_kube_start(struct zt *zt, char *err, size_t len);
+void zt_kube_stop(void);
+int zt_kube_config(struct zm_config **out, char *err, size_t len);
+int zt_kube_cni_pod(const char *ns, const char *name, char *err, size_t len);
+char *zt_kube_dump(void);
+bool zt_kube_synced(void);
+
 /* admin.c: the admin routes and the control loop */
 int zt_admin_start(struct zt *zt);
 void zt_admin_stop(void);
 /*
  * ready = running && healthy && !draining && (without xDS, or xDS had both types' first
- * answer).
+ * answer) && (without the Kubernetes API, or its first list is in).
  */
 void zt_ready_update(struct zt *zt);
 /*

@@ -225,4 +225,20 @@ t_like "$(cat "$H_STATE/zt-n1.log")" "the server stalled: no answer to a PING" "
 t_like "$(send n1a "$(h_ip4 n2a)" 7777)" "hi-n1a" "through all of it: traffic flows"
 t_run "ztunnel n1 still running" -- kill -0 "${M_ZT_PID[n1]}"
 t_run "ztunnel n2 still running" -- kill -0 "${M_ZT_PID[n2]}"
+
+# A ztunnel (re)started while istiod does not answer holds an empty model: the pods its
+# predecessor enrolled must stay captured until the first answer, not be unenrolled as stale.
+kill -STOP "$CP_PID"
+kill -TERM "${M_ZT_PID[n1]}"
+m_wait_for 15 bash -c "! kill -0 ${M_ZT_PID[n1]} 2>/dev/null" || t_fatal "ztunnel n1 did not stop"
+zt_start n1 --ca-dir "$M_CA"
+m_wait_for 10 h_exec n1 curl -s -m 1 -o /dev/null http://127.0.0.1:15000/config_dump
+sleep 1.5 # several enrollment polls (--poll-ms 100)
+t_like "$(m_zctl n1 -j workload list)" "$(h_ip4 n1a)" \
+	"istiod silent at start: n1a stays enrolled (no stale removal from an empty model)"
+t_is "$(h_exec n1 curl -s -m 2 -o /dev/null -w '%{http_code}' http://127.0.0.1:15021/healthz/ready)" 503 \
+	"and ztunnel is not ready"
+kill -CONT "$CP_PID"
+m_ztunnel_wait n1
+t_like "$(send n1a "$(h_ip4 n2a)" 7777)" "hi-n1a" "istiod answers: traffic flows through the new ztunnel"
 t_done

@@ -10,7 +10,8 @@
  * The datapath itself is loaded by `zmeshctl datapath load` (it owns the uplink choice and
  * the policy route); when it is not loaded yet the ztunnel says so and retries every second,
  * so start order does not matter. Entries of this node left in the maps by an earlier ztunnel
- * and absent from the config are removed on the first sync. Pods announced by the CNI plugin
+ * and absent from the config are removed on the first sync of a complete model (with istiod
+ * or the Kubernetes API as the source: once it answered). Pods announced by the CNI plugin
  * (agent.h) are enrolled on the veth and cgroup it reported rather than the routed interface
  * (behind a bridge the route names the bridge). Runs on the control thread and on the CNI
  * thread, one sync at a time.
@@ -232,7 +233,10 @@ int zt_enroll_sync(struct zt *zt, const struct zt_snap *s)
 	for (i = 0; i < zt_n_enrolled; i++)
 		if (!zt_addr_in(&zt_enrolled[i], want, n_want))
 			zm_dp_unenroll(&dp, &zt_enrolled[i], NULL, &nr);
-	if (!zt_enroll_reconciled && !failed) {
+	/* Stale entries go only once the model is complete: before istiod's (or the API
+	 * server's) first answer the model is empty, and a restarted ztunnel would unenroll
+	 * every pod its predecessor enrolled, leaving their traffic uncaptured meanwhile. */
+	if (!zt_enroll_reconciled && !failed && zt_xds_synced() && zt_kube_synced()) {
 		struct zt_stale st = {.node = zt->opts.node, .keep = want, .n_keep = n_want};
 
 		if (!zm_dp_map_walk(&dp, ZM_STR(ZM_MAP_WL_INFO), zt_stale_cb, &st, NULL)) {

@@ -141,7 +141,8 @@ static ssize_t wp_h2d_read_resp(nghttp2_session *ss, int32_t sid, uint8_t *buf, 
 	if (!s)
 		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
 	n = wp_q_size(&s->rbody) < len ? wp_q_size(&s->rbody) : len;
-	memcpy(buf, wp_q_data(&s->rbody), n);
+	if (n)
+		memcpy(buf, wp_q_data(&s->rbody), n);
 	wp_q_drop(&s->rbody, n);
 	if (n && s->r)
 		wp_req_drained(s->r, n);

@@ -159,7 +159,8 @@ static ssize_t wp_h2u_read_body(nghttp2_session *s, int32_t sid, uint8_t *buf, s
 	if (!r)
 		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
 	n = wp_q_size(&r->body) < len ? wp_q_size(&r->body) : len;
-	memcpy(buf, wp_q_data(&r->body), n);
+	if (n)
+		memcpy(buf, wp_q_data(&r->body), n);
 	wp_q_drop(&r->body, n);
 	if (!wp_q_size(&r->body) && r->body_eof) {
 		*flags |= NGHTTP2_DATA_FLAG_EOF;

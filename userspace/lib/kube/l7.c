@@ -6,7 +6,8 @@
  * exactly as it reads a --config file. An object is reduced to apiVersion (the version the
  * collection was read at), kind, metadata name/namespace/labels, and spec: the server's
  * bookkeeping (managedFields, status, uid...) is no part of the user's resource, and the
- * kubectl last-applied annotation alone can be larger than the spec. Nothing is judged here:
+ * kubectl last-applied annotation alone can be larger than the spec. Gateways of a class other
+ * than istio-waypoint (ingress gateways) are not kept. Nothing else is judged here:
  * the waypoint loads each object with lib/l7 and names the broken ones (kube_source.c).
  */
 #include <errno.h>
@@ -19,9 +20,16 @@
 void *zm_kube_l7_parse(enum zm_kube_kind k, json_object *o, json_object *meta, const char *ns,
 		       const char *name, struct zm_kube_log *log)
 {
-	struct zm_kube_pol *r = calloc(1, sizeof(*r));
-	json_object *s = zm_kube_pol_slim(k, o, meta, ns, name, false);
+	json_object *spec = zm_kj_get(o, "spec", json_type_object);
+	const char *cls = zm_kj_str(spec, "gatewayClassName");
+	struct zm_kube_pol *r;
+	json_object *s;
 
+	/* Ingress and other classes' Gateways are not the waypoint's: not kept, nothing said. */
+	if (k == ZM_KUBE_GATEWAYS && (!cls || strcmp(cls, "istio-waypoint")))
+		return NULL;
+	r = calloc(1, sizeof(*r));
+	s = zm_kube_pol_slim(k, o, meta, ns, name, false);
 	if (r && s) {
 		r->created = strdup(zm_kj_str(meta, "creationTimestamp") ?: "");
 		r->yaml = zm_kube_json_text(s);

@@ -52,13 +52,7 @@ done
 k_ctl forbid '{"resource":"peerauthentications"}'
 
 # 2. zmesh: CNI chained, datapaths, CA, ztunnels from the API.
-for n in n1 n2; do
-	c_install $n --agent-wait 2 >/dev/null 2>&1 || t_fatal "zmesh-cni install on $n failed"
-	m_datapath_load $n
-done
-m_ca_init
-for n in n1 n2; do k_ztunnel_start $n --ca-dir "$M_CA" --poll-ms 100; done
-m_ztunnel_wait n1 n2
+k_zmesh_up n1 n2
 t_like "$(cat "$H_STATE/zt-n1.log")" "scope=kube msg=\"workloads from the Kubernetes API at https://198.18.0.1:6443" \
 	"n1 takes its model from the API (kubeconfig)"
 t_like "$(cat "$H_STATE/zt-n2.log")" "scope=kube msg=\"peerauthentications: 403 Forbidden: RBAC does not let" \

@@ -8,7 +8,7 @@
 #
 #   k_init NODES                 c_init NODES, a CA and server certificate, the token, a service
 #                                account directory (token, ca.crt) and a kubeconfig for ztunnel
-#   k_api_start [ARGS...]        the API server (ARGS: --restart-gap N...), waits for its port
+#   k_api_start [ARGS...]        the API server (ARGS: --restart-gap N, --forbid RES...), waits for its port
 #   k_api_stop                   stop it (its state file stays for the next start)
 #   k_req METHOD PATH [JSON]     one request (curl from n1); prints the answer
 #   k_put RES NS NAME JSON       create or replace an object (NS "" for namespaces)
@@ -22,6 +22,8 @@
 #                                the address the CNI gave it; fails with the ADD's output
 #   k_ztunnel_start NODE [ARGS]  ztunnel on NODE with the API as source (n1: --kubeconfig,
 #                                others: in-cluster environment and --kube-sa-dir)
+#   k_zmesh_up NODES...          zmesh on each node: zmesh-cni chained, the datapath, a CA
+#                                (M_CA), ztunnel from the API; waits until they are ready
 #
 # Variables: K_API (https://198.18.0.1:6443), K_DIR ($H_STATE/kube: certs, token, state).
 
@@ -91,6 +93,8 @@ k__path() {
 	case $1 in
 	endpointslices) pre=/apis/discovery.k8s.io/v1 ;;
 	authorizationpolicies | peerauthentications) pre=/apis/security.istio.io/v1 ;;
+	virtualservices | destinationrules) pre=/apis/networking.istio.io/v1 ;;
+	httproutes | grpcroutes | gateways) pre=/apis/gateway.networking.k8s.io/v1 ;;
 	esac
 	if [ -z "$2" ]; then echo "$pre/$1/$3"; else echo "$pre/namespaces/$2/$1/$3"; fi
 }
@@ -148,4 +152,15 @@ k_ztunnel_start() {
 		2>>"$H_STATE/zt-$node.log" &
 	M_ZT_PID[$node]=$!
 	echo "$! $(h__starttime $!)" >>"$H_STATE/pids"
+}
+
+k_zmesh_up() {
+	local n
+	for n in "$@"; do
+		c_install "$n" --agent-wait 2 >/dev/null 2>&1 || t_fatal "zmesh-cni install on $n failed"
+		m_datapath_load "$n"
+	done
+	m_ca_init
+	for n in "$@"; do k_ztunnel_start "$n" --ca-dir "$M_CA" --poll-ms 100; done
+	m_ztunnel_wait "$@"
 }

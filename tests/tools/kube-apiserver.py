@@ -2,7 +2,9 @@
 # SPDX-License-Identifier: Apache-2.0
 """A stand-in Kubernetes API server for the tests (python3 stdlib only).
 
-It serves what ztunnel's Kubernetes source uses, the way the API documents it
+It serves what ztunnel's and the waypoint's Kubernetes sources use (the core kinds,
+EndpointSlices, and the Istio and Gateway API CRDs: security.istio.io, networking.istio.io,
+gateway.networking.k8s.io), the way the API documents it
 (api-concepts: "Efficient detection of changes"): HTTPS with a bearer token; GET of a
 collection as a List with metadata.resourceVersion, in pages (limit / continue); GET with
 watch=1 from a resourceVersion as a chunked stream of {"type", "object"} lines (ADDED,
@@ -22,6 +24,7 @@ Test controls, POST /zmt/<what> with a JSON body: compact {} (drop the history),
 (only that token is accepted from now; open watches are closed). GET /zmt/state: counts.
 
 Usage: kube-apiserver.py --listen IP:PORT --cert PEM --key PEM --token-file F --state F
+                         [--restart-gap N] [--forbid RESOURCE]...
 """
 import argparse
 import base64
@@ -42,10 +45,15 @@ RES = {  # resource -> (api prefix, kind, namespaced)
     "endpointslices": ("/apis/discovery.k8s.io/v1", "EndpointSlice", True),
     "authorizationpolicies": ("/apis/security.istio.io/v1", "AuthorizationPolicy", True),
     "peerauthentications": ("/apis/security.istio.io/v1", "PeerAuthentication", True),
+    "virtualservices": ("/apis/networking.istio.io/v1", "VirtualService", True),
+    "destinationrules": ("/apis/networking.istio.io/v1", "DestinationRule", True),
+    "httproutes": ("/apis/gateway.networking.k8s.io/v1", "HTTPRoute", True),
+    "grpcroutes": ("/apis/gateway.networking.k8s.io/v1", "GRPCRoute", True),
+    "gateways": ("/apis/gateway.networking.k8s.io/v1", "Gateway", True),
 }
 HISTORY_MAX = 20000
-API_VERSION = {"/api/v1": "v1", "/apis/discovery.k8s.io/v1": "discovery.k8s.io/v1",
-               "/apis/security.istio.io/v1": "security.istio.io/v1"}
+API_VERSION = {prefix: prefix.split("/", 2)[-1] if prefix.startswith("/apis/") else "v1"
+               for prefix, _, _ in RES.values()}
 
 
 class Store:
@@ -393,6 +401,8 @@ def main():
     ap.add_argument("--restart-gap", type=int, default=0)
     ap.add_argument("--bookmark-s", type=float, default=1.0)
     ap.add_argument("--no-save", action="store_true", help="load --state, never write it (bench)")
+    ap.add_argument("--forbid", action="append", default=[], metavar="RESOURCE",
+                    help="answer 403 for RESOURCE from the start (as the forbid control)")
     ap.add_argument("-v", action="store_true")
     a = ap.parse_args()
     host, _, port = a.listen.rpartition(":")
@@ -405,6 +415,7 @@ def main():
     srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
     srv.store = Store(a.state, a.restart_gap)
     srv.store.no_save = a.no_save
+    srv.store.faults["forbid"].update(a.forbid)
     srv.token_file = a.token_file
     srv.bookmark_s = a.bookmark_s
     srv.verbose = a.v

@@ -114,6 +114,22 @@ t_is "$(g source)" "True cluster.local" "ztunnel takes its model from the Kubern
 t_is "$(g token)" "False ztunnel /var/run/secrets/kubernetes.io/serviceaccount" \
 	"only the ztunnel container mounts a (projected) service account token, where --kube looks"
 
+# The waypoint Deployment: its model from the API, a projected token only it mounts.
+$PY - "$K/40-waypoint.yaml" >"$tmp/wp.txt" <<'EOF'
+import sys, yaml
+d = next(d for d in yaml.safe_load_all(open(sys.argv[1])) if d["kind"] == "Deployment")
+p = d["spec"]["template"]["spec"]
+c = p["containers"][0]
+tok = {v["name"] for v in p["volumes"] if "projected" in v}
+print("source", "--kube" in c["args"], "--mesh-config" in c["args"], "--config" in c["args"])
+print("token", p.get("automountServiceAccountToken"),
+      ",".join(m["mountPath"] for m in c["volumeMounts"] if m["name"] in tok))
+EOF
+t_is "$(sed -n 's/^source //p' "$tmp/wp.txt")" "True False True" \
+	"the waypoint reads the API (--kube) instead of --mesh-config, its routes file beside"
+t_is "$(sed -n 's/^token //p' "$tmp/wp.txt")" "False /var/run/secrets/kubernetes.io/serviceaccount" \
+	"and mounts a projected token where --kube looks"
+
 # RBAC: read-only, exactly what the API sources use.
 $PY - "$K/05-rbac.yaml" "$K/00-namespace.yaml" >"$tmp/rbac.txt" <<'EOF'
 import sys, yaml
@@ -136,6 +152,12 @@ zmesh-node security.istio.io authorizationpolicies,peerauthentications list,watc
 binding zmesh-node zmesh-node ServiceAccount zmesh-node
 zmesh-ca core namespaces,pods list,watch
 binding zmesh-ca zmesh-ca ServiceAccount zmesh-ca
+zmesh-waypoint core namespaces,pods,services list,watch
+zmesh-waypoint discovery.k8s.io endpointslices list,watch
+zmesh-waypoint networking.istio.io destinationrules,virtualservices list,watch
+zmesh-waypoint security.istio.io authorizationpolicies list,watch
+zmesh-waypoint gateway.networking.k8s.io gateways,grpcroutes,httproutes list,watch
+binding zmesh-waypoint zmesh-waypoint ServiceAccount zmesh-waypoint
 automount [('zmesh-ca', False), ('zmesh-node', False), ('zmesh-waypoint', False)]" \
 	"ClusterRoles: get/list/watch only, on exactly the resources the API sources read; no account automounts a token"
 t_done

@@ -4,7 +4,8 @@
  * applies Istio VirtualService / DestinationRule / AuthorizationPolicy (lib/l7) to HTTP/1.1
  * and HTTP/2 inside each tunnel (other bytes are relayed as plain TCP), and originates HBONE to
  * the chosen endpoint pods. This file: options, the network namespace, identity and TLS
- * contexts, config reload on SIGHUP or a changed file (snap.c), and the admin routes: admin
+ * contexts, config reload on SIGHUP or a changed file (snap.c) or from the Kubernetes API
+ * (kube_source.c), and the admin routes: admin
  * (15000, 127.0.0.1 only:
  * /config_dump, /logging, /quitquitquit), Prometheus metrics (15020) and readiness (15021),
  * served by lib/obs's responder on its own thread. Upgrades in place (--handover, rt/handover.h)
@@ -40,15 +41,19 @@ static void wp_h_config_dump(void *ud, const struct obs_http_req *rq, struct obs
 {
 	struct wp *wp = ud;
 	struct wp_snap *sn = wp_snap_get(wp);
+	char *kube = wp_kube_dump();
 
 	(void)rq;
 	obs_http_text(rs, 200,
 		      "{\"identity\": \"%s\", \"workers\": %d, \"virtual_services\": %zu, "
 		      "\"destination_rules\": %zu, \"authorization_policies\": %zu, "
-		      "\"workloads\": %zu, \"services\": %zu}\n",
+		      "\"gateway_routes\": %zu, \"workloads\": %zu, \"services\": %zu, "
+		      "\"kubernetes\": %s}\n",
 		      wp->opts.identity, wp->n_workers, sn->l7->n_vs, sn->l7->n_dr, sn->l7->n_authz,
-		      sn->mesh->n_workloads, sn->mesh->n_services);
+		      sn->l7->n_gw, sn->mesh->n_workloads, sn->mesh->n_services,
+		      kube ? kube : "null");
 	rs->ctype = "application/json";
+	free(kube);
 	wp_snap_put(sn);
 }
 
@@ -144,7 +149,7 @@ static time_t wp_configs_mtime(struct wp *wp)
 	struct stat st;
 	int i;
 
-	if (!stat(wp->opts.mesh_config, &st))
+	if (wp->opts.mesh_config && !stat(wp->opts.mesh_config, &st))
 		t = st.st_mtime ^ st.st_size;
 	for (i = 0; i < wp->opts.n_configs; i++)
 		if (!stat(wp->opts.configs[i], &st))
@@ -227,6 +232,8 @@ static void wp_usage(FILE *f)
 	    f,
 	    "usage: waypoint --config ISTIO_YAML [--config ...] --mesh-config ZMESH_CONFIG\n"
 	    "                --identity spiffe://TD/ns/NS/sa/SA --ca-dir DIR [--netns PATH]\n"
+	    "       waypoint --kube [--kube-sa-dir DIR] | --kubeconfig FILE  [--config ...]\n"
+	    "                --identity spiffe://TD/ns/NS/sa/SA --ca-dir DIR [OPTIONS]\n"
 	    "                [--workers N] [--port 15008] [--admin-port 15000]\n"
 	    "                [--metrics-port 15020] [--ready-port 15021]\n"
 	    "                [--request-head-timeout 30s] [--idle-timeout 60s]\n"
@@ -235,6 +242,12 @@ static void wp_usage(FILE *f)
 	    "       waypoint --check --config ISTIO_YAML ... --mesh-config ZMESH_CONFIG\n"
 	    "       waypoint --help | --version\n"
 	    "\n"
+	    "--kube (in a pod: its service account) or --kubeconfig FILE: the mesh (Pods,\n"
+	    "Namespaces, Services, EndpointSlices) from the Kubernetes API instead of\n"
+	    "--mesh-config, and VirtualServices, DestinationRules, AuthorizationPolicies,\n"
+	    "HTTPRoutes, GRPCRoutes and Gateways watched through their CRDs, with any --config\n"
+	    "files loaded beside them; changes apply live, an object refused is logged and\n"
+	    "its last good version kept.\n"
 	    "--request-head-timeout: an HTTP/1 request head not complete by then is answered\n"
 	    "408 and its connection closed; --idle-timeout: a connection without a request in\n"
 	    "flight that long is closed (0 turns either off).\n"
@@ -248,7 +261,7 @@ static void wp_usage(FILE *f)
 	    "less 5, else 5). A second SIGTERM cuts what is left.\n"
 	    "--log-format: logfmt (default) or json, for every line. --log-level: LEVEL or\n"
 	    "SCOPE:LEVEL[,...] (error warn info debug trace off; scopes: waypoint access\n"
-	    "hbone http h2 mirror upstream config identity admin rt); POST\n"
+	    "hbone http h2 mirror upstream config identity admin rt kube); POST\n"
 	    "/logging?level=SPEC on the admin port (127.0.0.1:15000) changes it at run time.\n");
 }
 
@@ -282,6 +295,9 @@ static int wp_parse_opts(struct wp *wp, int argc, char **argv, bool *check)
 	static const struct option longopts[] = {
 	    {"config", required_argument, NULL, 'c'},
 	    {"mesh-config", required_argument, NULL, 'm'},
+	    {"kube", no_argument, NULL, 'K'},
+	    {"kubeconfig", required_argument, NULL, 'C'},
+	    {"kube-sa-dir", required_argument, NULL, 'S'},
 	    {"identity", required_argument, NULL, 'i'},
 	    {"ca-dir", required_argument, NULL, 'a'},
 	    {"netns", required_argument, NULL, 'n'},
@@ -323,6 +339,15 @@ static int wp_parse_opts(struct wp *wp, int argc, char **argv, bool *check)
 			break;
 		case 'm':
 			wp->opts.mesh_config = optarg;
+			break;
+		case 'K':
+			wp->opts.kube = true;
+			break;
+		case 'C':
+			wp->opts.kubeconfig = optarg;
+			break;
+		case 'S':
+			wp->opts.kube_sa_dir = optarg;
 			break;
 		case 'i':
 			wp->opts.identity = optarg;
@@ -389,8 +414,18 @@ static int wp_parse_opts(struct wp *wp, int argc, char **argv, bool *check)
 			argv[optind]);
 		return 2;
 	}
-	if (!wp->opts.mesh_config || (!*check && (!wp->opts.identity || !wp->opts.ca_dir))) {
-		fprintf(stderr, "waypoint: --mesh-config%s required\n",
+	if (wp_kube_enabled(wp) && wp->opts.mesh_config) {
+		fprintf(stderr, "waypoint: --mesh-config and --kube/--kubeconfig: the API is the "
+				"mesh model, give one or the other\n");
+		return 2;
+	}
+	if (wp->opts.kube && wp->opts.kubeconfig) {
+		fprintf(stderr, "waypoint: --kube and --kubeconfig: give one\n");
+		return 2;
+	}
+	if ((!wp->opts.mesh_config && !wp_kube_enabled(wp)) ||
+	    (!*check && (!wp->opts.identity || !wp->opts.ca_dir))) {
+		fprintf(stderr, "waypoint: --mesh-config (or --kube)%s required\n",
 			*check ? " is" : ", --identity and --ca-dir are");
 		return 2;
 	}
@@ -399,7 +434,7 @@ static int wp_parse_opts(struct wp *wp, int argc, char **argv, bool *check)
 
 static const char *const wp_log_scopes[] = {"access", "hbone",	  "http",   "h2",
 					    "mirror", "upstream", "config", "identity",
-					    "admin",  "rt",	  NULL};
+					    "admin",  "rt",	  "kube",   NULL};
 
 /* Who the waypoint is, for routes that name the proxy (sourceLabels, sourceNamespace). */
 static void wp_self_init(struct wp *wp)
@@ -441,6 +476,10 @@ int main(int argc, char **argv)
 	if (!wp.stats)
 		return 1;
 	pthread_mutex_init(&wp.stats->lock, NULL);
+	if (wp_kube_enabled(&wp) && wp_kube_start(&wp, err, WP_ERRLEN)) {
+		obs_log(OBS_ERROR, "kube", "%s", err);
+		return 1;
+	}
 	wp.snap = wp_snap_load(&wp, err, WP_ERRLEN);
 	if (!wp.snap) {
 		if (check)
@@ -450,6 +489,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (check) {
+		wp_kube_stop();
 		printf("ok: %zu VirtualService, %zu DestinationRule, %zu AuthorizationPolicy, "
 		       "%zu HTTPRoute/GRPCRoute\n",
 		       wp.snap->l7->n_vs, wp.snap->l7->n_dr, wp.snap->l7->n_authz,
@@ -477,6 +517,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	wp_handover_commit(&wp);
+	if (wp_kube_enabled(&wp) && wp_kube_watch())
+		return 1;
 	atomic_store(&wp.ready, true);
 	obs_log(OBS_INFO, "waypoint", "%s serving HBONE on %d with %d workers", wp.opts.identity,
 		wp.opts.port, wp.n_workers);
@@ -488,6 +530,7 @@ int main(int argc, char **argv)
 	wp_admin = NULL;
 	rt_handover_fini(&wp.control.loop);
 	rt_workers_stop(&wp.rt);
+	wp_kube_stop();
 	rt_control_fini(&wp.control);
 	free(wp.stats);
 	free(err);

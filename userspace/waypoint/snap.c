@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
- * Config snapshots: the mesh config and the Istio resources loaded together into one
+ * Config snapshots: the mesh config and the Istio resources (from the files, or from the
+ * Kubernetes API with the --config files beside: kube_source.c) loaded together into one
  * refcounted, immutable pair (struct wp_snap). Connections take a reference when they start
  * and keep the snapshot they started with; a reload swaps in a new one whole, and a broken
  * update keeps the previous one in service. Also the process's random numbers for routing
@@ -74,10 +75,14 @@ struct wp_snap *wp_snap_load(struct wp *wp, char *err, size_t len)
 		return NULL;
 	}
 	atomic_init(&s->refs, 1);
-	if (zm_config_load_file(wp->opts.mesh_config, &s->mesh, err, len))
+	if (wp_kube_enabled(wp)) {
+		if (wp_kube_mesh(&s->mesh, err, len) || wp_kube_l7(wp, s->mesh, &s->l7, err, len))
+			goto err;
+	} else if (zm_config_load_file(wp->opts.mesh_config, &s->mesh, err, len) ||
+		   l7_config_load(wp->opts.configs, (size_t)wp->opts.n_configs, s->mesh, &s->l7,
+				  err, len)) {
 		goto err;
-	if (l7_config_load(wp->opts.configs, (size_t)wp->opts.n_configs, s->mesh, &s->l7, err, len))
-		goto err;
+	}
 	s->self = wp_snap_self(s->mesh, wp->self_ns, wp->self_sa);
 	return s;
 err:
@@ -87,13 +92,17 @@ err:
 
 void wp_snap_reload(struct wp *wp)
 {
+	/* The control loop (files, SIGHUP) and the Kubernetes thread both reload. */
+	static pthread_mutex_t reload_lock = PTHREAD_MUTEX_INITIALIZER;
 	char *err = malloc(WP_ERRLEN);
 	struct wp_snap *s, *old;
 
 	if (!err)
 		return;
+	pthread_mutex_lock(&reload_lock);
 	s = wp_snap_load(wp, err, WP_ERRLEN);
 	if (!s) {
+		pthread_mutex_unlock(&reload_lock);
 		obs_log(OBS_WARN, "config", "config reload refused, keeping the previous one:\n%s",
 			err);
 		free(err);
@@ -104,9 +113,11 @@ void wp_snap_reload(struct wp *wp)
 	old = wp->snap;
 	wp->snap = s;
 	pthread_mutex_unlock(&wp->snap_lock);
+	pthread_mutex_unlock(&reload_lock);
 	wp_snap_put(old);
 	obs_log(OBS_INFO, "config",
 		"config reloaded: %zu VirtualService, %zu DestinationRule, "
-		"%zu AuthorizationPolicy, %zu HTTPRoute/GRPCRoute",
-		s->l7->n_vs, s->l7->n_dr, s->l7->n_authz, s->l7->n_gw);
+		"%zu AuthorizationPolicy, %zu HTTPRoute/GRPCRoute, %zu workloads, %zu services",
+		s->l7->n_vs, s->l7->n_dr, s->l7->n_authz, s->l7->n_gw, s->mesh->n_workloads,
+		s->mesh->n_services);
 }

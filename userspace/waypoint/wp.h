@@ -4,7 +4,7 @@
  * one struct wp_worker per runtime worker (lib/rt), each with its own SO_REUSEPORT listener on
  * 15008 and its own HBONE connection set (nghttp2 sessions are single-threaded). Admin
  * (15000), metrics (15020) and readiness (15021) are lib/obs's responder; the main thread
- * reloads the config files (snap.c).
+ * reloads the config files (snap.c), a thread of kube_source.c the Kubernetes API's objects.
  *
  * The files, from the client's bytes to the endpoint's (each uses only those after it):
  *   workers.c   listeners and the HBONE callbacks of every stream
@@ -15,6 +15,7 @@
  *   h1up.c, h2up.c       the upstream codecs: an exchange with an endpoint
  *   relay.c, tunnel.c    plain TCP; CONNECT streams to endpoint pods
  *   conn.c, pick.c, telemetry.c, msg.c, snap.c   what they all share
+ *   kube_source.c        the snapshot's source with --kube / --kubeconfig
  */
 #ifndef WAYPOINT_WP_H
 #define WAYPOINT_WP_H
@@ -72,6 +73,9 @@ struct wp_opts {
 	const char *configs[16];
 	int n_configs;
 	const char *mesh_config;
+	bool kube;		 /* --kube: the in-cluster API (kube_source.c) */
+	const char *kubeconfig;	 /* --kubeconfig FILE: the API of its current context */
+	const char *kube_sa_dir; /* --kube-sa-dir: the token and CA (default: the kubelet's) */
 	const char *identity;
 	const char *ca_dir;
 	const char *netns;
@@ -134,6 +138,21 @@ struct wp_snap *wp_snap_load(struct wp *wp, char *err, size_t len);
 /* A changed or signalled config: a new snapshot, or the old one kept (logged). */
 void wp_snap_reload(struct wp *wp);
 uint32_t wp_rand(void);
+
+/*
+ * kube_source.c: the Kubernetes API instead of --mesh-config, beside --config. start connects
+ * and waits for the first list of every kind (0 or -errno with err); watch starts the thread
+ * that rebuilds the snapshot after changes; mesh and l7 build a snapshot's halves from the
+ * store (0 or -errno with err); dump is the reflector's state as JSON (malloc'd) or NULL.
+ */
+bool wp_kube_enabled(const struct wp *wp);
+int wp_kube_start(struct wp *wp, char *err, size_t len);
+int wp_kube_watch(void);
+void wp_kube_stop(void);
+int wp_kube_mesh(struct zm_config **out, char *err, size_t len);
+int wp_kube_l7(struct wp *wp, const struct zm_config *mesh, struct l7_config **out, char *err,
+	       size_t len);
+char *wp_kube_dump(void);
 
 /* telemetry.c: one finished request, in Istio's metric names and labels. */
 struct wp_mreq {

@@ -77,7 +77,6 @@ static void *zca_kube_thread(void *arg)
 int zca_kube_start(struct zca *z, const char *kubeconfig, char *err, size_t len)
 {
 	struct zm_kube_client_opts co = {0};
-	time_t said = time(NULL);
 	sigset_t all, old;
 	int r;
 
@@ -93,17 +92,13 @@ int zca_kube_start(struct zca *z, const char *kubeconfig, char *err, size_t len)
 	co.conn = &zck.conn;
 	co.store = zck.store;
 	co.kinds = 1u << ZM_KUBE_PODS | 1u << ZM_KUBE_NAMESPACES;
+	co.who = "zmesh-ca";
 	zck.client = zm_kube_client_new(&co, err, len);
 	if (!zck.client)
 		return -ENOMEM;
-	while (!zm_kube_client_synced(zck.client)) {
-		zm_kube_client_step(zck.client, 100);
-		if (time(NULL) - said >= 5) {
-			obs_log(OBS_INFO, "kube", "waiting for the first list of pods from %s",
-				zck.conn.server);
-			said = time(NULL);
-		}
-	}
+	r = zm_kube_client_wait(zck.client, zck.conn.server, err, len);
+	if (r)
+		return r;
 	zca_kube_build();
 	obs_log(OBS_INFO, "kube", "identities by node from the Kubernetes API at %s",
 		zck.conn.server);

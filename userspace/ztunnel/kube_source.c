@@ -74,29 +74,6 @@ bool zt_kube_enabled(const struct zt *zt)
 	return zt->opts.kube || zt->opts.kubeconfig;
 }
 
-static unsigned int zt_kube_env(const char *name, unsigned int def)
-{
-	const char *v = getenv(name);
-
-	return v && *v ? (unsigned int)strtoul(v, NULL, 10) : def;
-}
-
-/* Log the lines of the build's notes that the previous build did not have. */
-static void zt_kube_say_new(const char *log)
-{
-	const char *p = log, *nl;
-
-	for (; p && *p; p = nl ? nl + 1 : NULL) {
-		nl = strchr(p, '\n');
-		int n = (int)(nl ? nl - p : (long)strlen(p));
-
-		if (n && !(zk.last_log && memmem(zk.last_log, strlen(zk.last_log), p, (size_t)n)))
-			obs_log(OBS_WARN, "kube", "%.*s", n, p);
-	}
-	free(zk.last_log);
-	zk.last_log = strdup(log);
-}
-
 int zt_kube_config(struct zm_config **out, char *err, size_t len)
 {
 	uint64_t t0 = zt_kube_now_us();
@@ -106,7 +83,7 @@ int zt_kube_config(struct zm_config **out, char *err, size_t len)
 	atomic_store(&zk.built_serial, (unsigned long)zm_kube_store_serial(zk.store));
 	r = zm_kube_store_build(zk.store, &zk.opts, out, zk.log, ZT_KUBE_LOG_LEN, err, len);
 	zm_kube_client_unlock(zk.client);
-	zt_kube_say_new(zk.log);
+	zm_kube_say_new(zk.log, &zk.last_log);
 	/* Lists, events and the previous model were freed: give the pages back (measured: a
 	 * 5,000-pod cluster under churn holds ~1.3x more RSS without this, bench-kube.sh). */
 	malloc_trim(0);
@@ -210,13 +187,6 @@ static void *zt_kube_thread(void *arg)
 	return NULL;
 }
 
-static bool zt_kube_signalled(void)
-{
-	sigset_t p;
-
-	return !sigpending(&p) && (sigismember(&p, SIGTERM) || sigismember(&p, SIGINT));
-}
-
 static int zt_kube_connect(struct zt *zt, char *err, size_t len)
 {
 	const struct zt_opts *o = &zt->opts;
@@ -229,12 +199,11 @@ static int zt_kube_connect(struct zt *zt, char *err, size_t len)
 int zt_kube_start(struct zt *zt, char *err, size_t len)
 {
 	struct zm_kube_client_opts co = {0};
-	time_t said = time(NULL);
 	int r;
 
 	zk.zt = zt;
 	atomic_store(&zk.waiting, true);
-	zk.build_ms = zt_kube_env("ZMESH_KUBE_BUILD_MS", 100);
+	zk.build_ms = zm_kube_env("ZMESH_KUBE_BUILD_MS", 100);
 	zk.opts = (struct zm_kube_opts){.node = zt->opts.node,
 					.trust_domain = getenv("TRUST_DOMAIN"),
 					.cluster_domain = getenv("CLUSTER_DOMAIN"),
@@ -246,32 +215,19 @@ int zt_kube_start(struct zt *zt, char *err, size_t len)
 	zk.log = malloc(ZT_KUBE_LOG_LEN);
 	if (!zk.store || !zk.log)
 		return zm_errf(err, len, -ENOMEM, "out of memory");
-	co = (struct zm_kube_client_opts){
-	    .conn = &zk.conn,
-	    .store = zk.store,
-	    .page_size = zt_kube_env("ZMESH_KUBE_PAGE_SIZE", 0),
-	    .watch_timeout_s = zt_kube_env("ZMESH_KUBE_WATCH_TIMEOUT_S", 0),
-	    .stall_ms = zt_kube_env("ZMESH_KUBE_STALL_MS", 0),
-	    .backoff_max_ms = zt_kube_env("ZMESH_KUBE_BACKOFF_MAX_MS", 0),
-	};
+	co = (struct zm_kube_client_opts){.conn = &zk.conn,
+					  .store = zk.store,
+					  .kinds = ZM_KUBE_KINDS_ZTUNNEL,
+					  .who = "zmesh-node"};
+	zm_kube_client_opts_env(&co);
 	zk.client = zm_kube_client_new(&co, err, len);
 	if (!zk.client)
 		return -ENOMEM;
 	obs_log(OBS_INFO, "kube", "workloads from the Kubernetes API at %s (node %s)",
 		zk.conn.server, zt->opts.node);
-	while (!zm_kube_client_synced(zk.client)) {
-		if (zt_kube_signalled())
-			return zm_errf(err, len, -EINTR,
-				       "stopped while waiting for the API server");
-		zm_kube_client_step(zk.client, 100);
-		if (time(NULL) - said >= 5) {
-			obs_log(OBS_INFO, "kube",
-				"still waiting for the first list of every resource from %s (not "
-				"ready until then)",
-				zk.conn.server);
-			said = time(NULL);
-		}
-	}
+	r = zm_kube_client_wait(zk.client, zk.conn.server, err, len);
+	if (r)
+		return r;
 	atomic_store(&zk.waiting, false);
 	zt_kube_policies();
 	r = pthread_create(&zk.thread, NULL, zt_kube_thread, NULL);

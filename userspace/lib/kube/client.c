@@ -315,14 +315,15 @@ static void zm_kr_refused(struct zm_kr *r, long code)
 	} else if (code == 403 || code == 404) {
 		if (!r->off)
 			obs_log(OBS_WARN, "kube",
-				"%s: %ld %s: %s; serving the model without it, asking again every "
-				"%d s",
+				"%s: %ld %s: %s%s%s; serving the model without it, asking again "
+				"every %d s",
 				res, code, code == 403 ? "Forbidden" : "Not Found",
 				code == 403
 				    ? "RBAC does not let this service account list and watch "
-				      "it (see the zmesh-node ClusterRole)"
+				      "it (see the "
 				    : "the resource is not installed (its CRD?)",
-				ZM_KR_SLOW_MS / 1000);
+				code == 403 ? r->c->o.who ?: "zmesh-node" : "",
+				code == 403 ? " ClusterRole)" : "", ZM_KR_SLOW_MS / 1000);
 		snprintf(r->last_error, sizeof(r->last_error), "%ld %s", code,
 			 code == 403 ? "Forbidden" : "Not Found");
 		r->off = r->synced = true;
@@ -557,7 +558,11 @@ char *zm_kube_client_dump(struct zm_kube_client *c)
 	pthread_mutex_lock(&c->lock);
 	for (k = 0; k < ZM_KUBE_N_KINDS; k++) {
 		struct zm_kr *r = &c->r[k];
-		json_object *e = json_object_new_object();
+		json_object *e;
+
+		if (c->o.kinds && !(c->o.kinds & (1u << k)))
+			continue; /* never asked for */
+		e = json_object_new_object();
 
 		json_object_object_add(e, "state", json_object_new_string(states[r->state]));
 		json_object_object_add(e, "resource_version", json_object_new_string(r->rv));

@@ -76,6 +76,7 @@ struct zm_kube_slice {
 struct zm_kube_pol {
 	char *created;
 	char *yaml; /* the object reduced to apiVersion, kind, metadata, spec (JSON is YAML) */
+	char *l7;   /* the same as written, unchecked, for the waypoint (l7.c); NULL: yaml */
 };
 
 /* One object in a table. */
@@ -134,6 +135,14 @@ bool zm_kube_kind_namespaced(enum zm_kube_kind k);
 void *zm_kube_pol_parse(enum zm_kube_kind k, json_object *o, json_object *meta, const char *ns,
 			const char *name, struct zm_kube_log *log);
 void zm_kube_pol_free(void *rec);
+/* The user's part of o as a new object (NULL on ENOMEM): apiVersion, kind, metadata, spec. */
+json_object *zm_kube_pol_slim(enum zm_kube_kind k, json_object *o, json_object *meta,
+			      const char *ns, const char *name, bool deny_all);
+/* s as JSON text (malloc'd; JSON is YAML), NULL on ENOMEM. */
+char *zm_kube_json_text(json_object *s);
+/* The waypoint's L7 kinds (l7.c): a struct zm_kube_pol whose yaml is the slim object. */
+void *zm_kube_l7_parse(enum zm_kube_kind k, json_object *o, json_object *meta, const char *ns,
+		       const char *name, struct zm_kube_log *log);
 
 /* JSON readers: member of o, NULL when absent, null or of another type. */
 json_object *zm_kj_get(json_object *o, const char *key, json_type type);

@@ -13,10 +13,12 @@
  *   the server offers it, every watch multiplexed on one connection): list in pages, watch from
  *   the list's resourceVersion with bookmarks, re-list on 410 Gone, back off on errors, and keep
  *   the last good store while the API server is away;
- * and the translation (build.c, policy.c): the store as one struct zm_config snapshot
- * (workloads, services, their endpoints) plus the Istio security resources as one rbac set.
+ * and the translation (build.c, policy.c, l7.c): the store as one struct zm_config snapshot
+ * (workloads, services, their endpoints) plus the Istio security resources as one rbac set,
+ * and the waypoint's L7 resources as the YAML lib/l7 loads.
  *
- * Nothing here knows ztunnel: userspace/ztunnel/kube_source.c drives it.
+ * Nothing here knows ztunnel or the waypoint: userspace/ztunnel/kube_source.c and
+ * userspace/waypoint/kube_source.c drive it.
  */
 #ifndef ZMESH_KUBE_KUBE_H
 #define ZMESH_KUBE_KUBE_H
@@ -83,8 +85,25 @@ enum zm_kube_kind {
 	ZM_KUBE_SLICES,
 	ZM_KUBE_AUTHZ,
 	ZM_KUBE_PEERAUTH,
+	/* the waypoint's L7 resources (l7.c), kept as their user-written YAML */
+	ZM_KUBE_VIRTSVC,
+	ZM_KUBE_DESTRULE,
+	ZM_KUBE_HTTPROUTES,
+	ZM_KUBE_GRPCROUTES,
+	ZM_KUBE_GATEWAYS,
 	ZM_KUBE_N_KINDS,
 };
+
+/* What ztunnel's model needs (zm_kube_client_opts.kinds). */
+#define ZM_KUBE_KINDS_MESH                                                                         \
+	(1u << ZM_KUBE_PODS | 1u << ZM_KUBE_NAMESPACES | 1u << ZM_KUBE_SERVICES |                  \
+	 1u << ZM_KUBE_SLICES)
+#define ZM_KUBE_KINDS_ZTUNNEL (ZM_KUBE_KINDS_MESH | 1u << ZM_KUBE_AUTHZ | 1u << ZM_KUBE_PEERAUTH)
+/* What the waypoint reads: the mesh, and the resources lib/l7 loads. */
+#define ZM_KUBE_KINDS_L7                                                                           \
+	(1u << ZM_KUBE_AUTHZ | 1u << ZM_KUBE_VIRTSVC | 1u << ZM_KUBE_DESTRULE |                    \
+	 1u << ZM_KUBE_HTTPROUTES | 1u << ZM_KUBE_GRPCROUTES | 1u << ZM_KUBE_GATEWAYS)
+#define ZM_KUBE_KINDS_WAYPOINT (ZM_KUBE_KINDS_MESH | ZM_KUBE_KINDS_L7)
 
 /* Kind name as the API spells it ("Pod"), and the resource ("pods"), for messages. */
 const char *zm_kube_kind_name(enum zm_kube_kind k);
@@ -184,6 +203,24 @@ int zm_kube_store_pod_meshed(const struct zm_kube_store *st, const char *ns, con
  */
 char *zm_kube_store_policies(const struct zm_kube_store *st, size_t *n);
 
+/*
+ * The waypoint's resources (the kinds of mask, of ZM_KUBE_KINDS_L7) as Istio YAML documents
+ * the way users write them (apiVersion, kind, metadata name/namespace/labels, spec), one per
+ * object, oldest first (creationTimestamp, then namespace and name: Istio's order for equal
+ * precedence). Nothing is checked here: lib/l7's loader is the one judge of the semantics
+ * (an AuthorizationPolicy is given as written, not as ztunnel's fail-closed stand-in).
+ * Returns a malloc'd array (zm_kube_docs_free) and its length in *n; NULL with *n 0 when
+ * there is none or on ENOMEM (errno).
+ */
+struct zm_kube_doc {
+	enum zm_kube_kind kind;
+	char *ns, *name, *yaml;
+	char label[160]; /* "VirtualService demo/reviews": the loader's error lines start so */
+};
+struct zm_kube_doc *zm_kube_store_docs(const struct zm_kube_store *st, unsigned int mask,
+				       size_t *n);
+void zm_kube_docs_free(struct zm_kube_doc *v, size_t n);
+
 /* ---- the reflector (client.c) ---- */
 
 struct zm_kube_client;
@@ -196,7 +233,8 @@ struct zm_kube_client_opts {
 	unsigned int watch_timeout_s; /* timeoutSeconds of a watch, 0: 300..600 at random */
 	unsigned int stall_ms;	      /* a watch silent this long is restarted, 0: 120000 */
 	unsigned int backoff_max_ms;  /* 0: 30000 */
-	unsigned int kinds;	      /* (1u << enum zm_kube_kind) of the kinds to watch; 0: all */
+	unsigned int kinds;	      /* (1u << enum zm_kube_kind) to watch; 0: all */
+	const char *who; /* names the caller's ClusterRole in messages ("zmesh-node") */
 };
 
 /* NULL with a sentence in err. */
@@ -227,5 +265,19 @@ int zm_kube_client_fetch(struct zm_kube_client *c, enum zm_kube_kind k, const ch
 
 /* JSON object text (malloc'd) describing each kind's state, for /config_dump. */
 char *zm_kube_client_dump(struct zm_kube_client *c);
+
+/* ---- for the daemons (daemon.c) ---- */
+
+/* An unsigned environment setting, def when unset or empty. */
+unsigned int zm_kube_env(const char *name, unsigned int def);
+/* page_size, watch_timeout_s, stall_ms, backoff_max_ms from ZMESH_KUBE_* (tests shorten them). */
+void zm_kube_client_opts_env(struct zm_kube_client_opts *o);
+/*
+ * Step c until every kind has been listed once, saying every 5 s what it waits for.
+ * 0, or -EINTR (err) when SIGTERM or SIGINT is pending (blocked for a signalfd).
+ */
+int zm_kube_client_wait(struct zm_kube_client *c, const char *server, char *err, size_t len);
+/* Log (scope kube, warn) the lines of notes *said lacks; *said becomes a copy of notes. */
+void zm_kube_say_new(const char *notes, char **said);
 
 #endif

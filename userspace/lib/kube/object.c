@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
  * Kubernetes objects to lib/kube's compact records (internal.h): Pods, Namespaces, Services
- * and EndpointSlices here, the Istio security resources in policy.c. Each parser reads only
+ * and EndpointSlices here, the Istio security resources in policy.c, the waypoint's L7
+ * resources in l7.c. Each parser reads only
  * what the model needs and checks it: a field of the wrong type or value is reported as
  * "Kind ns/name: field.path: problem" and left out (the object is kept without it); an object
  * without a name or namespace cannot be kept at all. Istio's derivations live here too: the
@@ -32,6 +33,16 @@ static const struct zm_kube_kind_info zm_kube_kinds[ZM_KUBE_N_KINDS] = {
 		       "/apis/security.istio.io/v1/authorizationpolicies", true},
     [ZM_KUBE_PEERAUTH] = {"PeerAuthentication", "peerauthentications",
 			  "/apis/security.istio.io/v1/peerauthentications", true},
+    [ZM_KUBE_VIRTSVC] = {"VirtualService", "virtualservices",
+			 "/apis/networking.istio.io/v1/virtualservices", true},
+    [ZM_KUBE_DESTRULE] = {"DestinationRule", "destinationrules",
+			  "/apis/networking.istio.io/v1/destinationrules", true},
+    [ZM_KUBE_HTTPROUTES] = {"HTTPRoute", "httproutes",
+			    "/apis/gateway.networking.k8s.io/v1/httproutes", true},
+    [ZM_KUBE_GRPCROUTES] = {"GRPCRoute", "grpcroutes",
+			    "/apis/gateway.networking.k8s.io/v1/grpcroutes", true},
+    [ZM_KUBE_GATEWAYS] = {"Gateway", "gateways", "/apis/gateway.networking.k8s.io/v1/gateways",
+			  true},
 };
 
 const char *zm_kube_kind_name(enum zm_kube_kind k)
@@ -679,6 +690,12 @@ void *zm_kube_obj_parse(enum zm_kube_kind k, json_object *o, const char **ns, co
 	case ZM_KUBE_AUTHZ:
 	case ZM_KUBE_PEERAUTH:
 		return zm_kube_pol_parse(k, o, meta, p.ns, p.name, log);
+	case ZM_KUBE_VIRTSVC:
+	case ZM_KUBE_DESTRULE:
+	case ZM_KUBE_HTTPROUTES:
+	case ZM_KUBE_GRPCROUTES:
+	case ZM_KUBE_GATEWAYS:
+		return zm_kube_l7_parse(k, o, meta, p.ns, p.name, log);
 	default:
 		return NULL;
 	}

@@ -20,9 +20,16 @@
 #include "kube/internal.h"
 #include "rbac/rbac.h"
 
-/* The user's part of o as a new object (NULL on ENOMEM). */
-static json_object *zm_kube_pol_slim(enum zm_kube_kind k, json_object *o, json_object *meta,
-				     const char *ns, const char *name, bool deny_all)
+/* "security.istio.io/v1" from the kind's collection path "/apis/security.istio.io/v1/...". */
+static json_object *zm_kube_api_version(enum zm_kube_kind k)
+{
+	const char *p = zm_kube_kind_path(k) + strlen("/apis/"), *end = strrchr(p, '/');
+
+	return json_object_new_string_len(p, (int)(end - p));
+}
+
+json_object *zm_kube_pol_slim(enum zm_kube_kind k, json_object *o, json_object *meta,
+			      const char *ns, const char *name, bool deny_all)
 {
 	json_object *s = json_object_new_object(), *m = json_object_new_object(), *v;
 	json_object *labels = zm_kj_get(meta, "labels", json_type_object);
@@ -35,7 +42,7 @@ static json_object *zm_kube_pol_slim(enum zm_kube_kind k, json_object *o, json_o
 		json_object_put(m);
 		return NULL;
 	}
-	json_object_object_add(s, "apiVersion", json_object_new_string("security.istio.io/v1"));
+	json_object_object_add(s, "apiVersion", zm_kube_api_version(k));
 	json_object_object_add(s, "kind", json_object_new_string(zm_kube_kind_name(k)));
 	json_object_object_add(m, "name", json_object_new_string(name));
 	json_object_object_add(m, "namespace", json_object_new_string(ns));
@@ -61,6 +68,12 @@ static json_object *zm_kube_pol_slim(enum zm_kube_kind k, json_object *o, json_o
 	json_object_array_add(json_object_object_get(v, "rules"), json_object_new_object());
 	json_object_object_add(s, "spec", v);
 	return s;
+}
+
+char *zm_kube_json_text(json_object *s)
+{
+	return strdup(json_object_to_json_string_ext(s, JSON_C_TO_STRING_SPACED |
+							    JSON_C_TO_STRING_NOSLASHESCAPE));
 }
 
 /* s's text when lib/rbac accepts it, else NULL with its messages in log. */
@@ -93,6 +106,9 @@ void *zm_kube_pol_parse(enum zm_kube_kind k, json_object *o, json_object *meta, 
 	r->created = strdup(zm_kj_str(meta, "creationTimestamp") ?: "");
 	s = zm_kube_pol_slim(k, o, meta, ns, name, false);
 	r->yaml = s ? zm_kube_pol_check(s, label, log) : NULL;
+	/* The waypoint judges it with lib/l7, which reads targetRefs and L7 fields itself. */
+	if (s && k == ZM_KUBE_AUTHZ && !r->yaml)
+		r->l7 = zm_kube_json_text(s);
 	json_object_put(s);
 	if (!r->yaml && k == ZM_KUBE_AUTHZ) {
 		s = zm_kube_pol_slim(k, o, meta, ns, name, true);
@@ -130,6 +146,7 @@ void zm_kube_pol_free(void *rec)
 		return;
 	free(r->created);
 	free(r->yaml);
+	free(r->l7);
 	free(r);
 }
 

@@ -97,4 +97,11 @@ int l7_load_authz(struct l7_ld *ld, yaml_node_t *spec, struct l7_authz *az);
 int l7_config_check(struct l7_config *cfg, const struct zm_config *mesh,
 		    struct zm_cfg_errors *errs);
 
+/*
+ * The files, then the documents not marked bad (each its own source: errors name it), into one
+ * snapshot as l7_config_load does (load.c; load_docs.c drives it).
+ */
+int l7_load_set(const char *const *files, size_t n_files, const struct l7_doc *docs, size_t n_docs,
+		const struct zm_config *mesh, struct l7_config **out, char *err, size_t errlen);
+
 #endif

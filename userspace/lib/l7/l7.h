@@ -382,6 +382,25 @@ int l7_config_load(const char *const *files, size_t n_files, const struct zm_con
 /* Same from memory: one named buffer. */
 int l7_config_load_buf(const char *name, const char *buf, size_t len, const struct zm_config *mesh,
 		       struct l7_config **out, char *err, size_t errlen);
+/*
+ * The files and named in-memory documents (the waypoint's objects from the Kubernetes API)
+ * together (load_docs.c). A document with errors of its own ("NAME:LINE: field: problem", or a
+ * destination, subset or service it names that is missing) is replaced by its fallback (the
+ * last version of it that loaded) when it has one, else left out, and the rest is loaded
+ * again; an error in a file fails the load as l7_config_load does. Returns 0 with *out, and
+ * in notes the refused documents' error lines and what became of each ("" when none); or
+ * -errno with the last round's errors in notes.
+ */
+struct l7_doc {
+	const char *name;     /* "VirtualService demo/reviews": no ':' */
+	const char *text;     /* YAML (JSON is YAML) */
+	const char *fallback; /* NULL: none */
+	bool bad;	      /* out: left out */
+	bool fell_back;	      /* out: fallback loaded instead of text */
+};
+int l7_config_load_docs(const char *const *files, size_t n_files, struct l7_doc *docs,
+			size_t n_docs, const struct zm_config *mesh, struct l7_config **out,
+			char *notes, size_t len);
 void l7_config_free(struct l7_config *cfg);
 
 /* "reviews" in namespace ns -> "reviews.ns.svc.cluster.local"; names with a dot unchanged. */

@@ -657,13 +657,13 @@ int l7_config_load_buf(const char *name, const char *buf, size_t len, const stru
 	return l7_finish(cfg, mesh, &errs, ret, out);
 }
 
-int l7_config_load(const char *const *files, size_t n_files, const struct zm_config *mesh,
-		   struct l7_config **out, char *err, size_t errlen)
+int l7_load_set(const char *const *files, size_t n_files, const struct l7_doc *docs, size_t n_docs,
+		const struct zm_config *mesh, struct l7_config **out, char *err, size_t errlen)
 {
 	struct l7_config *cfg = calloc(1, sizeof(*cfg));
 	struct zm_cfg_errors errs;
 	size_t i;
-	int ret = 0;
+	int ret = 0, r;
 
 	*out = NULL;
 	zm_cfg_errors_init(&errs, "", err, errlen);
@@ -672,19 +672,26 @@ int l7_config_load(const char *const *files, size_t n_files, const struct zm_con
 	for (i = 0; i < n_files && ret != -ENOMEM; i++) {
 		char *buf = NULL;
 		size_t len = 0;
-		int r;
 
 		errs.source = files[i];
 		r = zm_yl_read_file(files[i], &buf, &len, &errs);
-		if (r) {
-			ret = ret ?: r;
-			continue;
-		}
-		r = l7_load_one(cfg, mesh, &errs, files[i], buf, len);
+		if (!r)
+			r = l7_load_one(cfg, mesh, &errs, files[i], buf, len);
 		free(buf);
-		ret = ret ?: r;
-		if (r == -ENOMEM)
-			ret = r;
+		ret = r == -ENOMEM ? r : ret ?: r;
+	}
+	for (i = 0; i < n_docs && ret != -ENOMEM; i++) {
+		if (docs[i].bad)
+			continue;
+		errs.source = docs[i].name;
+		r = l7_load_one(cfg, mesh, &errs, docs[i].name, docs[i].text, strlen(docs[i].text));
+		ret = r == -ENOMEM ? r : ret ?: r;
 	}
 	return l7_finish(cfg, mesh, &errs, ret, out);
+}
+
+int l7_config_load(const char *const *files, size_t n_files, const struct zm_config *mesh,
+		   struct l7_config **out, char *err, size_t errlen)
+{
+	return l7_load_set(files, n_files, NULL, 0, mesh, out, err, errlen);
 }

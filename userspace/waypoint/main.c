@@ -450,13 +450,11 @@ static void wp_self_init(struct wp *wp)
 int main(int argc, char **argv)
 {
 	static struct wp wp;
-	char *err = calloc(1, WP_ERRLEN);
+	static char err[WP_ERRLEN];
 	bool check = false;
 	uint64_t nofile = 0;
 
 	wp_g = &wp;
-	if (!err)
-		return 1;
 	obs_log_init("waypoint", wp_log_scopes);
 	if (wp_parse_opts(&wp, argc, argv, &check))
 		return zm_opt_usage("waypoint", WP_USAGE_LINE);
@@ -494,7 +492,6 @@ int main(int argc, char **argv)
 		       "%zu HTTPRoute/GRPCRoute\n",
 		       wp.snap->l7->n_vs, wp.snap->l7->n_dr, wp.snap->l7->n_authz,
 		       wp.snap->l7->n_gw);
-		free(err);
 		return 0;
 	}
 	if (wp_identity_init(&wp, err, WP_ERRLEN)) {
@@ -533,6 +530,5 @@ int main(int argc, char **argv)
 	wp_kube_stop();
 	rt_control_fini(&wp.control);
 	free(wp.stats);
-	free(err);
 	return 0;
 }

@@ -134,7 +134,7 @@ static int zca_serve(struct zca *z, const char *addr, int workers, int metrics_p
 {
 	static struct zca_serve sv;
 	struct obs_admin *adm = NULL;
-	struct rt_control ctl;
+	struct rt_control ctl = {0};
 	struct rt_workers ws;
 	char err[512], text[ZM_ADDR_STRLEN];
 	struct zm_addr a;

@@ -63,6 +63,8 @@ int rt_control_init(struct rt_control *c, uint64_t poll_ms, void (*on_hup)(struc
 	c->poll_ms = poll_ms;
 	c->on_hup = on_hup;
 	c->on_poll = on_poll;
+	c->on_term = NULL; /* SIGTERM stops the loop until a daemon sets a drain */
+	c->term_ud = NULL;
 	c->ud = ud;
 	rt_ev_init(&c->sig, fd, rt_control_signal);
 	rt_timer_init(&c->poll, rt_control_poll);

@@ -19,7 +19,6 @@
  */
 #include <errno.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,13 +39,8 @@ struct wp_kube_good {
 
 static struct {
 	struct wp *wp;
-	struct zm_kube_conn conn;
-	struct zm_kube_store *store;
-	struct zm_kube_client *client;
+	struct zm_kube_src src;
 	struct zm_kube_opts opts;
-	pthread_t thread;
-	bool started;
-	atomic_bool stop;
 	atomic_ulong built_serial; /* the store's serial behind the last snapshot */
 	unsigned int build_ms;
 	char *log, *said_mesh, *said_l7; /* notes, and the previous build's (said once) */
@@ -71,10 +65,10 @@ int wp_kube_mesh(struct zm_config **out, char *err, size_t len)
 {
 	int r;
 
-	zm_kube_client_lock(wk.client);
-	atomic_store(&wk.built_serial, (unsigned long)zm_kube_store_serial(wk.store));
-	r = zm_kube_store_build(wk.store, &wk.opts, out, wk.log, WP_KUBE_LOG_LEN, err, len);
-	zm_kube_client_unlock(wk.client);
+	zm_kube_client_lock(wk.src.client);
+	atomic_store(&wk.built_serial, (unsigned long)zm_kube_store_serial(wk.src.store));
+	r = zm_kube_store_build(wk.src.store, &wk.opts, out, wk.log, WP_KUBE_LOG_LEN, err, len);
+	zm_kube_client_unlock(wk.src.client);
 	zm_kube_say_new(wk.log, &wk.said_mesh);
 	return r;
 }
@@ -138,9 +132,9 @@ int wp_kube_l7(struct wp *wp, const struct zm_config *mesh, struct l7_config **o
 	size_t n, i;
 	int r;
 
-	zm_kube_client_lock(wk.client);
-	kd = zm_kube_store_docs(wk.store, ZM_KUBE_KINDS_L7, &n);
-	zm_kube_client_unlock(wk.client);
+	zm_kube_client_lock(wk.src.client);
+	kd = zm_kube_store_docs(wk.src.store, ZM_KUBE_KINDS_L7, &n);
+	zm_kube_client_unlock(wk.src.client);
 	if (!kd && errno == ENOMEM)
 		return zm_errf(err, len, -ENOMEM, "out of memory");
 	d = calloc(n ? n : 1, sizeof(*d));
@@ -170,11 +164,11 @@ static void *wp_kube_thread(void *arg)
 	uint64_t last = 0, now, serial;
 
 	(void)arg;
-	while (!atomic_load(&wk.stop)) {
-		zm_kube_client_step(wk.client, 50);
-		zm_kube_client_lock(wk.client);
-		serial = zm_kube_store_serial(wk.store);
-		zm_kube_client_unlock(wk.client);
+	while (!atomic_load(&wk.src.stop)) {
+		zm_kube_client_step(wk.src.client, 50);
+		zm_kube_client_lock(wk.src.client);
+		serial = zm_kube_store_serial(wk.src.store);
+		zm_kube_client_unlock(wk.src.client);
 		if (serial == atomic_load(&wk.built_serial))
 			continue;
 		now = wp_kube_now_ms();
@@ -188,57 +182,32 @@ static void *wp_kube_thread(void *arg)
 
 int wp_kube_start(struct wp *wp, char *err, size_t len)
 {
-	struct zm_kube_client_opts co;
-	int r;
-
 	wk.wp = wp;
 	wk.build_ms = zm_kube_env("ZMESH_KUBE_BUILD_MS", 100);
 	wk.opts = (struct zm_kube_opts){.trust_domain = getenv("TRUST_DOMAIN"),
 					.cluster_domain = getenv("CLUSTER_DOMAIN"),
 					.cluster_id = getenv("CLUSTER_ID")};
-	r = wp->opts.kubeconfig ? zm_kube_conn_kubeconfig(&wk.conn, wp->opts.kubeconfig, err, len)
-				: zm_kube_conn_incluster(&wk.conn, wp->opts.kube_sa_dir, err, len);
-	if (r)
-		return r;
-	wk.store = zm_kube_store_new();
 	wk.log = malloc(WP_KUBE_LOG_LEN);
-	if (!wk.store || !wk.log)
+	if (!wk.log)
 		return zm_errf(err, len, -ENOMEM, "out of memory");
-	co = (struct zm_kube_client_opts){.conn = &wk.conn,
-					  .store = wk.store,
-					  .kinds = ZM_KUBE_KINDS_WAYPOINT,
-					  .who = "zmesh-waypoint"};
-	zm_kube_client_opts_env(&co);
-	wk.client = zm_kube_client_new(&co, err, len);
-	if (!wk.client)
-		return -ENOMEM;
-	obs_log(OBS_INFO, "kube", "mesh and L7 resources from the Kubernetes API at %s",
-		wk.conn.server);
-	return zm_kube_client_wait(wk.client, wk.conn.server, err, len);
+	return zm_kube_src_open(&wk.src, wp->opts.kubeconfig, wp->opts.kube_sa_dir,
+				ZM_KUBE_KINDS_WAYPOINT, "zmesh-waypoint", "mesh and L7 resources",
+				err, len);
 }
 
 int wp_kube_watch(void)
 {
-	int r = pthread_create(&wk.thread, NULL, wp_kube_thread, NULL);
+	char err[256];
+	int r = zm_kube_src_run(&wk.src, wp_kube_thread, err, sizeof(err));
 
-	if (r) {
-		obs_log(OBS_ERROR, "kube", "starting the Kubernetes thread: %s", strerror(r));
-		return -r;
-	}
-	wk.started = true;
-	return 0;
+	if (r)
+		obs_log(OBS_ERROR, "kube", "%s", err);
+	return r;
 }
 
 void wp_kube_stop(void)
 {
-	if (wk.started) {
-		atomic_store(&wk.stop, true);
-		pthread_join(wk.thread, NULL);
-		wk.started = false;
-	}
-	zm_kube_client_free(wk.client);
-	zm_kube_store_free(wk.store);
-	zm_kube_conn_free(&wk.conn);
+	zm_kube_src_close(&wk.src);
 	wp_kube_good_free(wk.good, wk.n_good);
 	free(wk.log);
 	free(wk.said_mesh);
@@ -248,5 +217,5 @@ void wp_kube_stop(void)
 
 char *wp_kube_dump(void)
 {
-	return wk.client ? zm_kube_client_dump(wk.client) : NULL;
+	return wk.src.client ? zm_kube_client_dump(wk.src.client) : NULL;
 }

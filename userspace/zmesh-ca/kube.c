@@ -24,14 +24,9 @@
 
 static struct {
 	struct zca *z;
-	struct zm_kube_conn conn;
-	struct zm_kube_store *store;
-	struct zm_kube_client *client;
+	struct zm_kube_src src;
 	struct zm_kube_opts opts;
 	uint64_t built;
-	pthread_t thread;
-	bool started;
-	atomic_bool stop;
 	char log[16384];
 } zck;
 
@@ -42,11 +37,11 @@ static void zca_kube_build(void)
 	char err[1024];
 	int r;
 
-	zm_kube_client_lock(zck.client);
-	zck.built = zm_kube_store_serial(zck.store);
-	r = zm_kube_store_build(zck.store, &zck.opts, &cfg, zck.log, sizeof(zck.log), err,
+	zm_kube_client_lock(zck.src.client);
+	zck.built = zm_kube_store_serial(zck.src.store);
+	r = zm_kube_store_build(zck.src.store, &zck.opts, &cfg, zck.log, sizeof(zck.log), err,
 				sizeof(err));
-	zm_kube_client_unlock(zck.client);
+	zm_kube_client_unlock(zck.src.client);
 	if (r) {
 		obs_log(OBS_WARN, "kube", "building the model failed, keeping the last: %s", err);
 		return;
@@ -63,11 +58,11 @@ static void *zca_kube_thread(void *arg)
 	uint64_t serial;
 
 	(void)arg;
-	while (!atomic_load(&zck.stop)) {
-		zm_kube_client_step(zck.client, 200);
-		zm_kube_client_lock(zck.client);
-		serial = zm_kube_store_serial(zck.store);
-		zm_kube_client_unlock(zck.client);
+	while (!atomic_load(&zck.src.stop)) {
+		zm_kube_client_step(zck.src.client, 200);
+		zm_kube_client_lock(zck.src.client);
+		serial = zm_kube_store_serial(zck.src.store);
+		zm_kube_client_unlock(zck.src.client);
 		if (serial != zck.built)
 			zca_kube_build();
 	}
@@ -76,52 +71,20 @@ static void *zca_kube_thread(void *arg)
 
 int zca_kube_start(struct zca *z, const char *kubeconfig, char *err, size_t len)
 {
-	struct zm_kube_client_opts co = {0};
-	sigset_t all, old;
 	int r;
 
 	zck.z = z;
 	zck.opts.trust_domain = z->td;
-	r = kubeconfig ? zm_kube_conn_kubeconfig(&zck.conn, kubeconfig, err, len)
-		       : zm_kube_conn_incluster(&zck.conn, getenv("ZMESH_KUBE_SA_DIR"), err, len);
-	if (r)
-		return r;
-	zck.store = zm_kube_store_new();
-	if (!zck.store)
-		return zm_errf(err, len, -ENOMEM, "out of memory");
-	co.conn = &zck.conn;
-	co.store = zck.store;
-	co.kinds = 1u << ZM_KUBE_PODS | 1u << ZM_KUBE_NAMESPACES;
-	co.who = "zmesh-ca";
-	zck.client = zm_kube_client_new(&co, err, len);
-	if (!zck.client)
-		return -ENOMEM;
-	r = zm_kube_client_wait(zck.client, zck.conn.server, err, len);
+	r = zm_kube_src_open(&zck.src, kubeconfig, getenv("ZMESH_KUBE_SA_DIR"),
+			     1u << ZM_KUBE_PODS | 1u << ZM_KUBE_NAMESPACES, "zmesh-ca",
+			     "identities by node", err, len);
 	if (r)
 		return r;
 	zca_kube_build();
-	obs_log(OBS_INFO, "kube", "identities by node from the Kubernetes API at %s",
-		zck.conn.server);
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
-	r = pthread_create(&zck.thread, NULL, zca_kube_thread, NULL);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (r)
-		return zm_errf(err, len, -r, "starting the Kubernetes thread: %s", strerror(r));
-	zck.started = true;
-	return 0;
+	return zm_kube_src_run(&zck.src, zca_kube_thread, err, len);
 }
 
 void zca_kube_stop(void)
 {
-	if (zck.started) {
-		atomic_store(&zck.stop, true);
-		pthread_join(zck.thread, NULL);
-		zck.started = false;
-	}
-	zm_kube_client_free(zck.client);
-	zm_kube_store_free(zck.store);
-	zm_kube_conn_free(&zck.conn);
-	zck.client = NULL;
-	zck.store = NULL;
+	zm_kube_src_close(&zck.src);
 }

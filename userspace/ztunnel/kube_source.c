@@ -24,7 +24,6 @@
 #include <errno.h>
 #include <malloc.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,13 +42,8 @@
 
 static struct {
 	struct zt *zt;
-	struct zm_kube_conn conn;
-	struct zm_kube_store *store;
-	struct zm_kube_client *client;
+	struct zm_kube_src src;
 	struct zm_kube_opts opts;
-	pthread_t thread;
-	bool started;
-	atomic_bool stop;
 	atomic_bool waiting; /* for the first list of every kind: not ready (zt_kube_synced) */
 	atomic_ulong built_serial; /* the store's serial behind the last build */
 	unsigned int build_ms;
@@ -79,10 +73,10 @@ int zt_kube_config(struct zm_config **out, char *err, size_t len)
 	uint64_t t0 = zt_kube_now_us();
 	int r;
 
-	zm_kube_client_lock(zk.client);
-	atomic_store(&zk.built_serial, (unsigned long)zm_kube_store_serial(zk.store));
-	r = zm_kube_store_build(zk.store, &zk.opts, out, zk.log, ZT_KUBE_LOG_LEN, err, len);
-	zm_kube_client_unlock(zk.client);
+	zm_kube_client_lock(zk.src.client);
+	atomic_store(&zk.built_serial, (unsigned long)zm_kube_store_serial(zk.src.store));
+	r = zm_kube_store_build(zk.src.store, &zk.opts, out, zk.log, ZT_KUBE_LOG_LEN, err, len);
+	zm_kube_client_unlock(zk.src.client);
 	zm_kube_say_new(zk.log, &zk.last_log);
 	/* Lists, events and the previous model were freed: give the pages back (measured: a
 	 * 5,000-pod cluster under churn holds ~1.3x more RSS without this, bench-kube.sh). */
@@ -99,9 +93,9 @@ static void zt_kube_policies(void)
 	char err[4096], *text;
 	size_t n;
 
-	zm_kube_client_lock(zk.client);
-	text = zm_kube_store_policies(zk.store, &n);
-	zm_kube_client_unlock(zk.client);
+	zm_kube_client_lock(zk.src.client);
+	text = zm_kube_store_policies(zk.src.store, &n);
+	zm_kube_client_unlock(zk.src.client);
 	if (!text || (zk.last_policies && !strcmp(text, zk.last_policies))) {
 		free(text);
 		return;
@@ -165,11 +159,11 @@ static void *zt_kube_thread(void *arg)
 	uint64_t last = 0, now, serial, first_change = 0;
 
 	(void)arg;
-	while (!atomic_load(&zk.stop)) {
-		zm_kube_client_step(zk.client, 50);
-		zm_kube_client_lock(zk.client);
-		serial = zm_kube_store_serial(zk.store);
-		zm_kube_client_unlock(zk.client);
+	while (!atomic_load(&zk.src.stop)) {
+		zm_kube_client_step(zk.src.client, 50);
+		zm_kube_client_lock(zk.src.client);
+		serial = zm_kube_store_serial(zk.src.store);
+		zm_kube_client_unlock(zk.src.client);
 		if (serial == atomic_load(&zk.built_serial)) {
 			first_change = 0;
 			continue;
@@ -187,18 +181,8 @@ static void *zt_kube_thread(void *arg)
 	return NULL;
 }
 
-static int zt_kube_connect(struct zt *zt, char *err, size_t len)
-{
-	const struct zt_opts *o = &zt->opts;
-
-	if (o->kubeconfig)
-		return zm_kube_conn_kubeconfig(&zk.conn, o->kubeconfig, err, len);
-	return zm_kube_conn_incluster(&zk.conn, o->kube_sa_dir, err, len);
-}
-
 int zt_kube_start(struct zt *zt, char *err, size_t len)
 {
-	struct zm_kube_client_opts co = {0};
 	int r;
 
 	zk.zt = zt;
@@ -208,50 +192,26 @@ int zt_kube_start(struct zt *zt, char *err, size_t len)
 					.trust_domain = getenv("TRUST_DOMAIN"),
 					.cluster_domain = getenv("CLUSTER_DOMAIN"),
 					.cluster_id = getenv("CLUSTER_ID")};
-	r = zt_kube_connect(zt, err, len);
-	if (r)
-		return r;
-	zk.store = zm_kube_store_new();
 	zk.log = malloc(ZT_KUBE_LOG_LEN);
-	if (!zk.store || !zk.log)
+	if (!zk.log)
 		return zm_errf(err, len, -ENOMEM, "out of memory");
-	co = (struct zm_kube_client_opts){.conn = &zk.conn,
-					  .store = zk.store,
-					  .kinds = ZM_KUBE_KINDS_ZTUNNEL,
-					  .who = "zmesh-node"};
-	zm_kube_client_opts_env(&co);
-	zk.client = zm_kube_client_new(&co, err, len);
-	if (!zk.client)
-		return -ENOMEM;
-	obs_log(OBS_INFO, "kube", "workloads from the Kubernetes API at %s (node %s)",
-		zk.conn.server, zt->opts.node);
-	r = zm_kube_client_wait(zk.client, zk.conn.server, err, len);
+	r = zm_kube_src_open(&zk.src, zt->opts.kubeconfig, zt->opts.kube_sa_dir,
+			     ZM_KUBE_KINDS_ZTUNNEL, "zmesh-node", "workloads", err, len);
 	if (r)
 		return r;
 	atomic_store(&zk.waiting, false);
 	zt_kube_policies();
-	r = pthread_create(&zk.thread, NULL, zt_kube_thread, NULL);
-	if (r)
-		return zm_errf(err, len, -r, "starting the Kubernetes thread: %s", strerror(r));
-	zk.started = true;
-	return 0;
+	return zm_kube_src_run(&zk.src, zt_kube_thread, err, len);
 }
 
 void zt_kube_stop(void)
 {
-	if (zk.started) {
-		atomic_store(&zk.stop, true);
-		pthread_join(zk.thread, NULL);
-		zk.started = false;
-	}
-	zm_kube_client_free(zk.client);
-	zm_kube_store_free(zk.store);
-	zm_kube_conn_free(&zk.conn);
+	zm_kube_src_close(&zk.src);
 	free(zk.log);
 	free(zk.last_log);
 	free(zk.last_policies);
-	zk.client = NULL;
-	zk.store = NULL;
+	zk.src.client = NULL;
+	zk.src.store = NULL;
 }
 
 bool zt_kube_synced(void)
@@ -264,16 +224,16 @@ int zt_kube_cni_pod(const char *ns, const char *name, char *err, size_t len)
 	bool have_ns, have_pod;
 	int r = 0;
 
-	if (!zk.client)
+	if (!zk.src.client)
 		return 0;
-	zm_kube_client_lock(zk.client);
-	have_ns = zm_kube_store_has(zk.store, ZM_KUBE_NAMESPACES, "", ns);
-	have_pod = zm_kube_store_has(zk.store, ZM_KUBE_PODS, ns, name);
-	zm_kube_client_unlock(zk.client);
+	zm_kube_client_lock(zk.src.client);
+	have_ns = zm_kube_store_has(zk.src.store, ZM_KUBE_NAMESPACES, "", ns);
+	have_pod = zm_kube_store_has(zk.src.store, ZM_KUBE_PODS, ns, name);
+	zm_kube_client_unlock(zk.src.client);
 	if (!have_ns)
-		r = zm_kube_client_fetch(zk.client, ZM_KUBE_NAMESPACES, "", ns, 2000, err, len);
+		r = zm_kube_client_fetch(zk.src.client, ZM_KUBE_NAMESPACES, "", ns, 2000, err, len);
 	if (!r && !have_pod)
-		r = zm_kube_client_fetch(zk.client, ZM_KUBE_PODS, ns, name, 2000, err, len);
+		r = zm_kube_client_fetch(zk.src.client, ZM_KUBE_PODS, ns, name, 2000, err, len);
 	if (r == -ENOENT && have_ns)
 		return 0; /* no such pod in the API: not ours to mesh (a static pod's sandbox?) */
 	if (r)
@@ -307,7 +267,7 @@ char *zt_kube_dump(void)
 	char *d, *out = NULL;
 	size_t n;
 
-	if (!zk.client || !(d = zm_kube_client_dump(zk.client)))
+	if (!zk.src.client || !(d = zm_kube_client_dump(zk.src.client)))
 		return NULL;
 	n = strlen(d);
 	/* Append the build figures to the client's object. */

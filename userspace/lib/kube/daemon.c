@@ -3,10 +3,11 @@
  * What every daemon reading the API does the same way around the reflector (ztunnel, the
  * waypoint, zmesh-ca): the ZMESH_KUBE_* tunables of the client, the wait for the first list of
  * every kind at startup (interruptible by a pending SIGTERM or SIGINT, which the daemons route
- * to a signalfd), and the build notes logged once per distinct line rather than on every
- * rebuild.
+ * to a signalfd), the build notes logged once per distinct line rather than on every
+ * rebuild, and the connection, store, client and thread of each (struct zm_kube_src).
  */
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,4 +73,56 @@ void zm_kube_say_new(const char *notes, char **said)
 	}
 	free(*said);
 	*said = strdup(notes ? notes : "");
+}
+
+int zm_kube_src_open(struct zm_kube_src *src, const char *kubeconfig, const char *sa_dir,
+		     unsigned int kinds, const char *who, const char *what, char *err, size_t len)
+{
+	struct zm_kube_client_opts co;
+	int r;
+
+	r = kubeconfig ? zm_kube_conn_kubeconfig(&src->conn, kubeconfig, err, len)
+		       : zm_kube_conn_incluster(&src->conn, sa_dir, err, len);
+	if (r)
+		return r;
+	src->store = zm_kube_store_new();
+	if (!src->store)
+		return zm_errf(err, len, -ENOMEM, "out of memory");
+	co = (struct zm_kube_client_opts){
+	    .conn = &src->conn, .store = src->store, .kinds = kinds, .who = who};
+	zm_kube_client_opts_env(&co);
+	src->client = zm_kube_client_new(&co, err, len);
+	if (!src->client)
+		return -ENOMEM;
+	obs_log(OBS_INFO, "kube", "%s from the Kubernetes API at %s", what, src->conn.server);
+	return zm_kube_client_wait(src->client, src->conn.server, err, len);
+}
+
+int zm_kube_src_run(struct zm_kube_src *src, void *(*fn)(void *), char *err, size_t len)
+{
+	sigset_t all, old;
+	int r;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	r = pthread_create(&src->thread, NULL, fn, NULL);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (r)
+		return zm_errf(err, len, -r, "starting the Kubernetes thread: %s", strerror(r));
+	src->started = true;
+	return 0;
+}
+
+void zm_kube_src_close(struct zm_kube_src *src)
+{
+	if (src->started) {
+		atomic_store(&src->stop, true);
+		pthread_join(src->thread, NULL);
+		src->started = false;
+	}
+	zm_kube_client_free(src->client);
+	zm_kube_store_free(src->store);
+	zm_kube_conn_free(&src->conn);
+	src->client = NULL;
+	src->store = NULL;
 }

@@ -23,6 +23,8 @@
 #ifndef ZMESH_KUBE_KUBE_H
 #define ZMESH_KUBE_KUBE_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -279,5 +281,26 @@ void zm_kube_client_opts_env(struct zm_kube_client_opts *o);
 int zm_kube_client_wait(struct zm_kube_client *c, const char *server, char *err, size_t len);
 /* Log (scope kube, warn) the lines of notes *said lacks; *said becomes a copy of notes. */
 void zm_kube_say_new(const char *notes, char **said);
+
+/*
+ * A daemon's connection to the API: conn, store and reflector, and the thread that steps it.
+ * zm_kube_src_open connects (kubeconfig FILE, else in-cluster with sa_dir), makes the store and
+ * the client for kinds (ZMESH_KUBE_* tunables applied), logs "WHAT from the Kubernetes API at
+ * SERVER" and waits for the first list of every kind (zm_kube_client_wait). zm_kube_src_run
+ * starts fn on its own thread with every signal blocked (the daemon's signalfd takes them);
+ * fn loops until src->stop. zm_kube_src_close stops and joins it and frees everything.
+ */
+struct zm_kube_src {
+	struct zm_kube_conn conn;
+	struct zm_kube_store *store;
+	struct zm_kube_client *client;
+	pthread_t thread;
+	bool started;
+	atomic_bool stop;
+};
+int zm_kube_src_open(struct zm_kube_src *src, const char *kubeconfig, const char *sa_dir,
+		     unsigned int kinds, const char *who, const char *what, char *err, size_t len);
+int zm_kube_src_run(struct zm_kube_src *src, void *(*fn)(void *), char *err, size_t len);
+void zm_kube_src_close(struct zm_kube_src *src);
 
 #endif

@@ -23,27 +23,10 @@ tally() { sort | uniq -c | sort -k2 | awk '{printf "    %-14s %s\n", $2, $1}'; }
 say "bookinfo through a waypoint ($K8S_SAMPLES): three nodes, its Deployments as pods"
 k8s_init 3 2
 k8s_apply "$K8S_SAMPLES/bookinfo/platform/kube/bookinfo.yaml" "$K8S_SAMPLES/sleep/sleep.yaml"
-cat >"$K8S_DIR/waypoint-gateway.yaml" <<'YAML'
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata:
-  name: waypoint
-  namespace: default
-  labels: {istio.io/waypoint-for: service}
-spec:
-  gatewayClassName: istio-waypoint
-  listeners:
-  - {name: mesh, port: 15008, protocol: HBONE}
----
-apiVersion: v1
-kind: Namespace
-metadata:
-  name: default
-  labels: {istio.io/use-waypoint: waypoint}
-YAML
+GW=tests/data/l7/waypoint-gateway.yaml
 echo "the waypoint, as istioctl waypoint apply --enroll-namespace makes it:"
-sed 's/^/    /' "$K8S_DIR/waypoint-gateway.yaml"
-k8s_apply "$K8S_DIR/waypoint-gateway.yaml"
+grep -v '^#' "$GW" | sed 's/^/    /'
+k8s_apply "$GW"
 k8s_waypoint
 k8s_routes "$NET/destination-rule-all.yaml" "$NET/virtual-service-reviews-test-v2.yaml"
 k8s_start

@@ -126,27 +126,7 @@ k8s_waypoint() {
 	echo "wp $(h_ip4 wp) $node $(h_ip6 wp)" >"$K8S_DIR/waypoint"
 	mapfile -t files <"$K8S_DIR/files"
 	if [ ${#files[@]} = 0 ] || ! grep -qs 'gatewayClassName: *istio-waypoint' "${files[@]}"; then
-		cat >"$K8S_DIR/waypoint.yaml" <<'YAML'
-# What `istioctl waypoint apply --enroll-namespace` creates: the waypoint's Gateway, and its
-# namespace labelled so that every service in it uses the waypoint.
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata:
-  name: waypoint
-  namespace: default
-  labels: {istio.io/waypoint-for: service}
-spec:
-  gatewayClassName: istio-waypoint
-  listeners:
-  - {name: mesh, port: 15008, protocol: HBONE}
----
-apiVersion: v1
-kind: Namespace
-metadata:
-  name: default
-  labels: {istio.io/use-waypoint: waypoint}
-YAML
-		realpath "$K8S_DIR/waypoint.yaml" >>"$K8S_DIR/files"
+		realpath "$K8S_LIB/../data/l7/waypoint-gateway.yaml" >>"$K8S_DIR/files"
 	fi
 	k8s__mesh
 }

@@ -49,7 +49,7 @@ static void wp_in_tcp(struct wp_conn *c)
 			      .pod = c->pod,
 			      .port = c->port,
 			      .family = c->vip.family};
-	struct wp_tcp_obs *obs;
+	struct wp_tcp_obs obs;
 	struct wp_tun *tun;
 
 	wp_metric_stream(c->w->wp, WP_STREAM_TCP);
@@ -72,16 +72,13 @@ static void wp_in_tcp(struct wp_conn *c)
 		wp_conn_reset(c, HB_ERR_CONNECT_ERROR);
 		return;
 	}
-	obs = tun ? calloc(1, sizeof(*obs)) : NULL;
-	if (obs) {
-		*obs = (struct wp_tcp_obs){.peer = c->peer,
-					   .authority = c->authority,
-					   .src = c->src_wl,
-					   .dst = t.ep.wl,
-					   .svc = c->svc};
-		snprintf(obs->upstream, sizeof(obs->upstream), "%s", t.ep_key);
-	}
-	if (!tun || wp_relay_start(c, tun, obs)) {
+	obs = (struct wp_tcp_obs){.peer = c->peer,
+				  .authority = c->authority,
+				  .src = c->src_wl,
+				  .dst = t.ep.wl,
+				  .svc = c->svc};
+	snprintf(obs.upstream, sizeof(obs.upstream), "%s", t.ep_key);
+	if (!tun || wp_relay_start(c, tun, &obs)) {
 		obs_log(OBS_WARN, "waypoint", "tcp stream to %s: no endpoint reachable, resetting",
 			c->authority);
 		wp_conn_reset(c, HB_ERR_CONNECT_ERROR);

@@ -20,8 +20,8 @@ static void wp_relay_to_up(struct wp_relay *rl)
 		if (wp_tun_write(rl->t, wp_q_data(&c->in), n))
 			return;
 		wp_q_drop(&c->in, n);
-		if (rl->obs)
-			wp_tcp_bytes(rl->obs, n, 0);
+		if (rl->observed)
+			wp_tcp_bytes(&rl->obs, n, 0);
 	}
 	if (c->in_eof && !wp_q_size(&c->in) && !rl->sent_eof) {
 		rl->sent_eof = true;
@@ -41,8 +41,8 @@ static size_t wp_relay_data(struct wp_tun *t, void *ud, const uint8_t *buf, size
 	if (wp_q_size(&rl->c->out) >= WP_IN_HIGH)
 		return 0; /* resumed from wp_relay_writable() */
 	wp_conn_send(rl->c, buf, len);
-	if (rl->obs)
-		wp_tcp_bytes(rl->obs, 0, len);
+	if (rl->observed)
+		wp_tcp_bytes(&rl->obs, 0, len);
 	return len;
 }
 
@@ -80,21 +80,22 @@ static const struct wp_tun_ops wp_relay_tun_ops = {
     .closed = wp_relay_closed,
 };
 
-int wp_relay_start(struct wp_conn *c, struct wp_tun *t, struct wp_tcp_obs *obs)
+int wp_relay_start(struct wp_conn *c, struct wp_tun *t, const struct wp_tcp_obs *obs)
 {
 	struct wp_relay *rl = calloc(1, sizeof(*rl));
 
 	if (!rl) {
 		wp_tun_abort(t);
-		free(obs);
 		return -ENOMEM;
 	}
 	wp_conn_ref(c);
 	rl->c = c;
 	rl->t = t;
-	rl->obs = obs;
-	if (obs)
-		wp_tcp_open(c->w->wp, obs);
+	if (obs) {
+		rl->obs = *obs;
+		rl->observed = true;
+		wp_tcp_open(c->w->wp, &rl->obs);
+	}
 	c->relay = rl;
 	wp_tun_own(t, &wp_relay_tun_ops, rl);
 	if (wp_q_size(&t->held)) {
@@ -129,15 +130,14 @@ void wp_relay_close(struct wp_conn *c, uint32_t error)
 	if (!rl)
 		return;
 	c->relay = NULL;
-	if (rl->obs) {
+	if (rl->observed) {
 		if (rl->up_error)
 			snprintf(why, sizeof(why), "endpoint reset (%u)", rl->up_error);
 		else if (error)
 			snprintf(why, sizeof(why), "client reset (%u)", error);
 		else
 			snprintf(why, sizeof(why), "%s", rl->t ? "client closed" : "closed");
-		wp_tcp_close(rl->obs, why);
-		free(rl->obs);
+		wp_tcp_close(&rl->obs, why);
 	}
 	if (rl->t)
 		wp_tun_abort(rl->t);

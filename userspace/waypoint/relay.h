@@ -15,15 +15,16 @@ struct wp_relay {
 	struct wp_conn *c; /* a reference */
 	struct wp_tun *t;  /* NULL once closed */
 	bool sent_eof;
-	uint32_t up_error;	/* the endpoint's stream ended with this error (0: none) */
-	struct wp_tcp_obs *obs; /* plain TCP streams: telemetry (NULL after a WebSocket 101) */
+	uint32_t up_error; /* the endpoint's stream ended with this error (0: none) */
+	bool observed;	   /* a plain TCP stream: obs is its telemetry (not after a 101) */
+	struct wp_tcp_obs obs;
 };
 
 /*
  * Relay c and t from now on: what c->in holds goes first, then t's held bytes to c. With obs
- * (a plain TCP stream; taken over, freed with the relay), its open and close are recorded.
+ * (a plain TCP stream; copied), its open and close are recorded.
  */
-int wp_relay_start(struct wp_conn *c, struct wp_tun *t, struct wp_tcp_obs *obs);
+int wp_relay_start(struct wp_conn *c, struct wp_tun *t, const struct wp_tcp_obs *obs);
 /* c->in has more, or the client half-closed (c->in_eof). */
 void wp_relay_input(struct wp_conn *c);
 /* c->out drained. */

@@ -13,7 +13,6 @@
  */
 #include <errno.h>
 #include <json-c/json.h>
-#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +20,7 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
+#include "common/heap.h"
 #include "config/config.h"
 #include "obs/admin.h"
 #include "obs/log.h"
@@ -130,7 +130,7 @@ static int zt_control_reload(struct zt *zt, bool force, bool retry_enroll)
 		 * the process's RSS until the heap happens to shrink.
 		 */
 		if (r == 1)
-			malloc_trim(0);
+			zm_heap_trim();
 		if (r == 1 && s->cfg)
 			obs_log(OBS_INFO, "config",
 				"generation %llu applied in %llu ms (%zu workloads, %zu services)",

@@ -22,7 +22,6 @@
  * not a truncated file (state.c, zt_state_guard).
  */
 #include <errno.h>
-#include <malloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -31,6 +30,7 @@
 #include <time.h>
 
 #include "common/errf.h"
+#include "common/heap.h"
 #include "kube/kube.h"
 #include "obs/log.h"
 #include "rbac/rbac.h"
@@ -80,7 +80,7 @@ int zt_kube_config(struct zm_config **out, char *err, size_t len)
 	zm_kube_say_new(zk.log, &zk.last_log);
 	/* Lists, events and the previous model were freed: give the pages back (measured: a
 	 * 5,000-pod cluster under churn holds ~1.3x more RSS without this, bench-kube.sh). */
-	malloc_trim(0);
+	zm_heap_trim();
 	atomic_store(&zk.last_build_us, (unsigned long)(zt_kube_now_us() - t0));
 	atomic_fetch_add(&zk.builds, 1);
 	return r;

@@ -6,7 +6,6 @@
 #include "rt/hbset.h"
 
 #include <errno.h>
-#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +13,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "common/heap.h"
 #include "obs/log.h"
 
 static void rt_hconn_free(void *p)
@@ -185,7 +185,7 @@ static void rt_hset_trim(struct rt_loop *l, struct rt_timer *t)
 	} else if (!s->trimmed) {
 		s->trimmed = true;
 		hb_thread_trim();
-		malloc_trim(0);
+		zm_heap_trim();
 	}
 	rt_timer_after(l, &s->trim, RT_HSET_TRIM_MS);
 }

@@ -31,20 +31,34 @@ h__kill_pid() {
 	kill -KILL "$pid" 2>/dev/null
 }
 
-# h__cleanup_state DIR: undo everything recorded in DIR, then remove DIR.
-h__cleanup_state() {
-	local dir=$1 pid st ns cg m p
-	[ -d "$dir" ] || return 0
+# h__stop_procs DIR: stop every process the run of DIR started: the recorded PIDs, then what
+# is still inside its namespaces or pod cgroups. The namespaces and cgroups stay.
+h__stop_procs() {
+	local dir=$1 pid st ns cg p
 	if [ -f "$dir/pids" ]; then
 		while read -r pid st; do h__kill_pid "$pid" "$st"; done <"$dir/pids"
 	fi
 	if [ -f "$dir/netns" ]; then
-		# Processes still inside our namespaces were started by this run.
 		while read -r ns; do
 			for p in $(ip netns pids "$ns" 2>/dev/null); do
 				h__kill_pid "$p" "$(h__starttime "$p")"
 			done
 		done <"$dir/netns"
+	fi
+	cg=$(cat "$dir/cgroup" 2>/dev/null)
+	if [ -n "$cg" ] && [ -d "$cg" ]; then
+		for p in $(cat "$cg"/*/cgroup.procs "$cg"/cgroup.procs 2>/dev/null); do
+			h__kill_pid "$p" "$(h__starttime "$p")"
+		done
+	fi
+}
+
+# h__cleanup_state DIR: undo everything recorded in DIR, then remove DIR.
+h__cleanup_state() {
+	local dir=$1 ns cg m
+	[ -d "$dir" ] || return 0
+	h__stop_procs "$dir"
+	if [ -f "$dir/netns" ]; then
 		while read -r ns; do
 			ip netns del "$ns" 2>/dev/null
 		done <"$dir/netns"
@@ -52,9 +66,6 @@ h__cleanup_state() {
 	if [ -f "$dir/cgroup" ]; then
 		cg=$(cat "$dir/cgroup")
 		if [ -n "$cg" ] && [ -d "$cg" ]; then
-			for p in $(cat "$cg"/*/cgroup.procs "$cg"/cgroup.procs 2>/dev/null); do
-				h__kill_pid "$p" "$(h__starttime "$p")"
-			done
 			find "$cg" -depth -type d -exec rmdir {} \; 2>/dev/null
 		fi
 	fi

@@ -242,6 +242,26 @@ h_wait_port() {
 	return 1
 }
 
+# h_sanitized: whether this run's daemons are the sanitizer build (make SANITIZE=1).
+h_sanitized() { grep -qa __asan_init "${BUILD:-build}/bin/ztunnel" 2>/dev/null; }
+
+# h_final_checks: called by t_done before the plan. Under the sanitizer build it stops every
+# process the run started, so reports written at exit (leaks, a crash while stopping) land in
+# their logs, and fails one test point if any log under $H_STATE holds a sanitizer report: an
+# abort already fails a check, but a leak or a fault on SIGTERM would pass unseen otherwise.
+h_final_checks() {
+	local re='ERROR: (Address|Leak)Sanitizer|runtime error:' hits
+	[ -n "${H_STATE:-}" ] && [ -d "$H_STATE" ] && h_sanitized || return 0
+	h__stop_procs "$H_STATE"
+	hits=$(grep -rlE --include='*.log' "$re" "$H_STATE" 2>/dev/null)
+	t_is "$hits" "" "no sanitizer report in the logs of this run's processes" && return 0
+	for f in $hits; do
+		echo "# $f:"
+		grep -hE -A8 "$re" "$f" | head -24 | sed 's/^/#   /'
+	done
+	return 1
+}
+
 h_cleanup() {
 	local rc=$?
 	trap - EXIT INT TERM

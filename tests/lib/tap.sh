@@ -64,6 +64,8 @@ t_fatal() {
 }
 
 t_done() {
+	# The harness's last checks (sanitizer reports), when the test runs under it.
+	if declare -F h_final_checks >/dev/null; then h_final_checks; fi
 	echo "1..$T_N"
 	[ "$T_FAILED" = 0 ]
 }

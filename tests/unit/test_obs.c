@@ -8,6 +8,7 @@
  * a readiness probe, slowloris and garbage get their 408/400, /logging reads and sets levels.
  */
 #include <errno.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
@@ -205,6 +206,68 @@ static void test_log_render(void)
 	obs_rec_begin(&r, OBS_INFO, "unregistered", "m");
 	obs_rec_render(&r, line, sizeof(line));
 	ok(has(line, "scope=unregistered msg=m"), "an unregistered scope still prints its name");
+}
+
+/* One write(2) of the logger, if there is one now (a non-blocking SOCK_SEQPACKET keeps them apart).
+ */
+static size_t drain(int fd, char *buf, size_t len)
+{
+	ssize_t n = read(fd, buf, len - 1);
+
+	buf[n > 0 ? n : 0] = '\0';
+	return n > 0 ? (size_t)n : 0;
+}
+
+static void test_log_batch(void)
+{
+	int p[2], saved = dup(STDERR_FILENO), i, lines = 0, writes = 0, whole = 1;
+	static char buf[64 * 1024];
+	char err[128];
+	size_t n;
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK, 0, p) || saved < 0 ||
+	    dup2(p[1], STDERR_FILENO) < 0)
+		tap_bail("socketpair/dup2: %s", strerror(errno));
+	obs_log_set_levels("info", err, sizeof(err));
+	obs_log_set_format("logfmt");
+
+	obs_log(OBS_INFO, "access", "unbatched");
+	drain(p[0], buf, sizeof(buf));
+	ok(has(buf, "msg=unbatched"), "without batching a line is written at once");
+	obs_log_batch(true);
+	obs_log(OBS_INFO, "access", "first");
+	obs_log(OBS_DEBUG, "access", "below the level");
+	obs_log(OBS_INFO, "access", "second");
+	ok(drain(p[0], buf, sizeof(buf)) == 0, "batched info lines wait for the flush");
+	obs_log(OBS_WARN, "access", "third");
+	n = drain(p[0], buf, sizeof(buf));
+	n += drain(p[0], buf + n, sizeof(buf) - n);
+	ok(has(buf, "msg=first") && has(buf, "msg=third") &&
+	       strstr(buf, "msg=first") < strstr(buf, "msg=second") &&
+	       strstr(buf, "msg=second") < strstr(buf, "msg=third") && !has(buf, "below the level"),
+	   "a warning goes out at once, after the lines batched before it, in order");
+	obs_log(OBS_INFO, "access", "fourth");
+	obs_log_flush();
+	ok(has(buf + 0 * drain(p[0], buf, sizeof(buf)), "msg=fourth"),
+	   "obs_log_flush writes the batch");
+
+	/* Many lines: every write(2) is whole lines of at most PIPE_BUF bytes. */
+	for (i = 0; i < 100; i++)
+		obs_log(OBS_INFO, "access", "line %d of a batch that outgrows one pipe write", i);
+	obs_log_batch(false);
+	while ((n = drain(p[0], buf, sizeof(buf))) > 0) {
+		writes++;
+		whole &= n <= PIPE_BUF && buf[n - 1] == '\n';
+		for (size_t k = 0; k < n; k++)
+			lines += buf[k] == '\n';
+	}
+	ok(lines == 100 && whole && writes > 1 && writes < 100,
+	   "100 batched lines: all there, in %d writes of whole lines under PIPE_BUF", writes);
+
+	dup2(saved, STDERR_FILENO);
+	close(saved);
+	close(p[0]);
+	close(p[1]);
 }
 
 static void test_ratelimit(void)
@@ -475,6 +538,7 @@ int main(void)
 	test_istio_derivation();
 	test_scrape_hook();
 	test_log_render();
+	test_log_batch();
 	test_ratelimit();
 	test_http_parse();
 	test_responder();

@@ -119,6 +119,16 @@ void obs_rec_bool(struct obs_rec *r, const char *key, bool v);
 /* Write the record (when its level is on). The record may not be used afterwards. */
 void obs_rec_emit(struct obs_rec *r);
 
+/*
+ * Batching for the calling thread: with it on, info and less severe lines wait in a
+ * per-thread buffer (PIPE_BUF bytes, written atomically) until obs_log_flush() or a full buffer;
+ * warnings and errors flush it and go out at once. rt_loop_run() turns it on for its thread and
+ * flushes after every round of events, so a line waits at most for the end of the round it was
+ * logged in. Turning it off flushes.
+ */
+void obs_log_batch(bool on);
+void obs_log_flush(void);
+
 /* The common case: a message alone. */
 void obs_log(enum obs_level lvl, const char *scope, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

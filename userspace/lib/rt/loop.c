@@ -354,12 +354,15 @@ int rt_loop_run_once(struct rt_loop *l, int max_wait_ms)
 			break;
 		rt_reap(l);
 	}
+	obs_log_flush(); /* the round's log lines, batched (rt_loop_run), in one write */
 	return n;
 }
 
 void rt_loop_run(struct rt_loop *l)
 {
+	obs_log_batch(true);
 	while (!atomic_load(&l->stop))
 		if (rt_loop_run_once(l, -1) < 0)
 			break;
+	obs_log_batch(false);
 }

@@ -98,6 +98,11 @@ t_is "$(pods_of 5 -H 'end-user: bob' | sort -u | tr '\n' ' ')" "reviews-v1 " "en
 # Keep-alive: several requests on one client connection, each routed on its own.
 out=$(h_exec n1a curl -s -m 5 -H 'end-user: jason' "http://$VIP:9080/a" "http://$VIP:9080/b" "http://$VIP:9080/c" | grep -c '^pod=reviews-v2')
 t_is "$out" 3 "three keep-alive requests on one connection all answered"
+# ... and the waypoint kept its upstream connection for the next request (Envoy's connection
+# pool): the endpoint saw them as requests 1, 2 and 3 of one connection, not three connections.
+out=$(h_exec n1a curl -s -m 5 -H 'end-user: jason' "http://$VIP:9080/d" "http://$VIP:9080/e" "http://$VIP:9080/f" | sed -n 's/^conn_req=//p' | tr '\n' ' ')
+t_like "$out" "^([0-9]+) $(($(cut -d' ' -f1 <<<"${out:-0}") + 1)) $(($(cut -d' ' -f1 <<<"${out:-0}") + 2)) $" \
+	"the waypoint reuses its upstream connection for the next keep-alive request"
 
 # Weighted split after a live reload (mtime poll): bookinfo's 50/50 v1/v3.
 cp "$SAMPLES/virtual-service-reviews-50-v3.yaml" "$ROUTES"

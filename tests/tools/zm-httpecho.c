@@ -4,7 +4,8 @@
  * with prior knowledge on the same port. Answers every request with its pod name (--name, or
  * $POD_NAME), the request line ("request=METHOD TARGET HTTP/1.1", or "HTTP/2" for h2c) and
  * the headers it saw, one per line ("header=name: value"; for h2c the authority is shown as
- * a host header); keeps connections alive; reads Content-Length and chunked bodies and
+ * a host header); keeps connections alive (HTTP/1.1 answers say "conn_req=N", the request's
+ * number on its connection, so a test sees reuse); reads Content-Length and chunked bodies and
  * reports their size. The path /status/NNN answers with status NNN. One thread per connection.
  *
  * Per-request behaviour for timeout, retry, outlier and header tests, chosen by request
@@ -81,6 +82,7 @@ struct req {
 	long delay_ms, fail_n, slow_n, body;
 	int status;
 	char key[128];
+	int conn_req; /* this request's number on its connection (1 for the first) */
 };
 
 /* The answer. */
@@ -220,6 +222,9 @@ static void answer(struct req *q, struct resp *a)
 		o += q->lines_len;
 	}
 	o += (size_t)snprintf(a->body + o, sizeof(a->body) - o, "body_bytes=%ld\n", q->body);
+	if (q->conn_req)
+		o += (size_t)snprintf(a->body + o, sizeof(a->body) - o, "conn_req=%d\n",
+				      q->conn_req);
 	a->len = o;
 	a->status = q->status;
 }
@@ -284,6 +289,7 @@ static void *serve(void *arg)
 	static __thread struct req q;
 	static __thread struct resp a;
 	size_t len = 0;
+	int nreq = 0;
 
 	for (;;) {
 		char *end, *line, *save;
@@ -350,6 +356,7 @@ static void *serve(void *arg)
 		}
 		memmove(buf, buf + off, len - off);
 		len -= off;
+		q.conn_req = ++nreq;
 		answer(&q, &a);
 		{
 			char hdr[4096];

@@ -185,13 +185,22 @@ void wp_req_release(struct wp_req *r, bool client_gone)
 
 /* ---- answers made here ---- */
 
-/* The response is complete: the exchange (if any) may keep its connection. */
-static void wp_req_complete(struct wp_req *r)
+/*
+ * The upstream's response is complete: the exchange (if any) may keep its connection. Done
+ * before the downstream hears of the end, which may release the request at once (the next
+ * request of a keep-alive client): the connection would otherwise be cancelled, not kept.
+ */
+static void wp_req_up_done(struct wp_req *r)
 {
 	r->resp_done = true;
 	if (r->up)
 		r->up_ops->release(r);
 	r->up = NULL;
+}
+
+static void wp_req_complete(struct wp_req *r)
+{
+	wp_req_up_done(r);
 	wp_req_finish(r);
 }
 
@@ -633,6 +642,8 @@ static void wp_ev_head(struct wp_req *r, struct wp_resp *resp, bool end)
 	r->resp_started = true;
 	r->resp_bytes += wp_resp_head_size(resp);
 	wp_route_response(r, resp, true);
+	if (end)
+		wp_req_up_done(r);
 	r->down->head(r, resp, end);
 	if (end)
 		wp_req_complete(r);
@@ -654,6 +665,7 @@ static void wp_ev_end(struct wp_req *r, const struct wp_hdrs *trailers)
 		return;
 	if (gs)
 		snprintf(r->grpc_status, sizeof(r->grpc_status), "%.7s", gs);
+	wp_req_up_done(r);
 	r->down->end(r, trailers);
 	wp_req_complete(r);
 }

@@ -174,6 +174,17 @@ void hb_conn_cork(struct hb_conn *conn);
 void hb_conn_uncork(struct hb_conn *conn);
 
 /*
+ * Batching, for an owner that runs rounds of events: with it on, stream calls (write,
+ * shutdown, reset, respond, resume, uncork) only note that the connection has frames to send,
+ * and the owner calls hb_conn_flush() once at the end of each round. The frames that many
+ * streams queued in one round (16 keep-alive clients answered, a waypoint forwarding a batch
+ * of requests) then leave in one batch of TLS records and one send() instead of one each.
+ * hb_conn_io() and hb_conn_tick() still send at once.
+ */
+void hb_conn_set_batching(struct hb_conn *conn, bool on);
+void hb_conn_flush(struct hb_conn *conn);
+
+/*
  * Stop taking new streams (GOAWAY); the connection finishes once its streams are done.
  * Returns 0 or -errno.
  */

@@ -86,6 +86,8 @@ struct hb_conn {
 	int in_h2;	       /* depth of nghttp2 calls on the stack: no mem_send inside */
 	bool soft_flushing;    /* sending from a stream call: stream closes wait for io */
 	int corked;	       /* hb_conn_cork() depth: stream calls do not send */
+	bool batching;	       /* hb_conn_set_batching(): stream calls wait for hb_conn_flush() */
+	bool flush_due;	       /* batching: a stream call queued frames since the last flush */
 	struct hb_buf out;     /* serialized frames not yet taken by SSL_write */
 	struct hb_buf wire;    /* TLS records not yet taken by send() (wire.c) */
 	bool own_bio;	       /* the SSL reads and writes through wire.c's BIO */
@@ -137,6 +139,9 @@ int hb_conn_handshake(struct hb_conn *conn);
 int hb_conn_read(struct hb_conn *conn);
 int hb_conn_write(struct hb_conn *conn);
 void hb_conn_soft_flush(struct hb_conn *conn);
+/* After a stream write that left @queued bytes in its buffer: batched unless that is a bulk
+ * (HB_OUT_BATCH or more), which goes now so one round never holds a stream's whole buffer. */
+void hb_conn_soft_flush_data(struct hb_conn *conn, size_t queued);
 int hb_conn_feed(struct hb_conn *conn, const uint8_t *buf, size_t len);
 
 /* session.c */

@@ -441,7 +441,7 @@ int hb_stream_write_commit(struct hb_stream *s, size_t n)
 		return -EINVAL;
 	s->tx.len += n;
 	hb_stream_kick(s);
-	hb_conn_soft_flush(s->conn);
+	hb_conn_soft_flush_data(s->conn, s->tx.len);
 	return 0;
 }
 
@@ -461,7 +461,7 @@ ssize_t hb_stream_write(struct hb_stream *s, const void *buf, size_t len)
 	if (hb_buf_append(&s->tx, buf, n))
 		return s->want_writable = false, -ENOMEM;
 	hb_stream_kick(s);
-	hb_conn_soft_flush(s->conn);
+	hb_conn_soft_flush_data(s->conn, s->tx.len);
 	return (ssize_t)n;
 }
 

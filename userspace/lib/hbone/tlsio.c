@@ -181,7 +181,7 @@ int hb_conn_write(struct hb_conn *conn)
  * this closes are finished on the next hb_conn_io(), not here: the caller still holds the
  * stream, and on_stream_close may only run where the API says callbacks run.
  */
-void hb_conn_soft_flush(struct hb_conn *conn)
+static void hb_conn_soft_flush_now(struct hb_conn *conn)
 {
 	if (conn->in_h2 || conn->soft_flushing || conn->corked || conn->state != HB_CONN_H2 ||
 	    conn->pending_err)
@@ -189,6 +189,37 @@ void hb_conn_soft_flush(struct hb_conn *conn)
 	conn->soft_flushing = true;
 	hb_conn_write(conn);
 	conn->soft_flushing = false;
+}
+
+void hb_conn_soft_flush(struct hb_conn *conn)
+{
+	if (conn->batching)
+		conn->flush_due = true;
+	else
+		hb_conn_soft_flush_now(conn);
+}
+
+void hb_conn_soft_flush_data(struct hb_conn *conn, size_t queued)
+{
+	if (conn->batching && queued < HB_OUT_BATCH)
+		conn->flush_due = true;
+	else
+		hb_conn_soft_flush_now(conn);
+}
+
+void hb_conn_set_batching(struct hb_conn *conn, bool on)
+{
+	conn->batching = on;
+	if (!on)
+		hb_conn_flush(conn);
+}
+
+void hb_conn_flush(struct hb_conn *conn)
+{
+	if (!conn->flush_due)
+		return;
+	conn->flush_due = false;
+	hb_conn_soft_flush_now(conn);
 }
 
 /*

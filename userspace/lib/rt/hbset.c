@@ -59,14 +59,21 @@ static void rt_hconn_arm(struct rt_hconn *h)
 		rt_hconn_drop(h);
 }
 
+/* End of a round: what the round's stream calls queued leaves, one send() per connection. */
 static void rt_hset_after_batch(struct rt_loop *l, void *ud)
 {
 	struct rt_hset *s = ud;
 	struct zm_link *pos, *tmp;
+	struct rt_hconn *h;
 
 	(void)l;
 	zm_list_each_safe(pos, tmp, &s->conns)
-	    rt_hconn_arm(zm_container_of(pos, struct rt_hconn, link));
+	{
+		h = zm_container_of(pos, struct rt_hconn, link);
+		if (h->hc && !h->dead)
+			hb_conn_flush(h->hc);
+		rt_hconn_arm(h);
+	}
 }
 
 /* A dial that failed before TLS: reported like any other end of a connection. */
@@ -270,6 +277,7 @@ static struct rt_hconn *rt_hset_add(struct rt_hset *s, bool server, const char *
 		err = errno;
 		goto fail;
 	}
+	hb_conn_set_batching(h->hc, true); /* flushed by rt_hset_after_batch */
 	rt_ev_init(&h->ev, fd, rt_hconn_event);
 	rt_timer_init(&h->tick, rt_hconn_tick);
 	h->set = s;

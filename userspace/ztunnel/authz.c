@@ -249,7 +249,7 @@ static int zt_fp_compile(struct zm_dp_policy_rule **rules, size_t *n)
 	struct zt_snap *s = zt_state_get();
 	struct zt_authz_sets *sets = zt_authz_get();
 	const struct zm_rbac_set *v[ZT_AUTHZ_MAX_FILES + 1];
-	struct zm_rbac_sources src = {s ? s->cfg : NULL, v, zt_authz_view(sets, v)};
+	struct zm_rbac_sources src = {s ? s->cfg : NULL, v, zt_authz_view(sets, v), NULL};
 	int err;
 
 	err = zm_rbac_compile_fastpath(&src, zt_g->opts.node, rules, n);
@@ -391,7 +391,7 @@ int zt_authz_check(const struct zm_config *cfg, const char *node)
 {
 	const struct zm_rbac_set *v[ZT_AUTHZ_MAX_FILES];
 	struct zm_rbac_set *sets[ZT_AUTHZ_MAX_FILES] = {0};
-	struct zm_rbac_sources src = {cfg, v, 0};
+	struct zm_rbac_sources src = {cfg, v, 0, NULL};
 	struct zm_dp_policy_rule *rules;
 	char err[8192];
 	size_t i, n;
@@ -485,7 +485,7 @@ static int zt_authz_eval_to(struct zt_conn *c, const struct zt_snap *s,
 			    __u16 dport, const char *peer_id, char *why, size_t len)
 {
 	struct zt_authz_sets *sets = zt_authz_get();
-	struct zm_rbac_sources src = {s->cfg, NULL, 0};
+	struct zm_rbac_sources src = {s->cfg, NULL, 0, NULL};
 	const struct zm_rbac_set *v[ZT_AUTHZ_MAX_FILES + 1];
 	struct zm_rbac_conn rc = {c->info.src, *dst_addr, dport, peer_id, dst};
 	struct zm_rbac_result r;
@@ -523,7 +523,7 @@ enum zm_mtls_mode zt_authz_mtls_mode(const struct zt_snap *s, const struct zm_cf
 {
 	struct zt_authz_sets *sets = zt_authz_get();
 	const struct zm_rbac_set *v[ZT_AUTHZ_MAX_FILES + 1];
-	struct zm_rbac_sources src = {s ? s->cfg : NULL, v, zt_authz_view(sets, v)};
+	struct zm_rbac_sources src = {s ? s->cfg : NULL, v, zt_authz_view(sets, v), NULL};
 	const struct zm_rbac_policy *p;
 	enum zm_mtls_mode m;
 

@@ -13,7 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "rbac/peerauth_internal.h"
+#include "rbac/index_internal.h"
 
 /* The parts of the peer identity the matchers look at, as spans of conn->identity. */
 struct zm_rbac_id {
@@ -240,6 +240,7 @@ static void zm_rbac_walk(const struct zm_rbac_sources *src, const struct zm_cfg_
 /* One evaluation pass: enforced policies only, or with the dry-run ones added. */
 struct zm_rbac_pass {
 	const struct zm_rbac_conn *conn;
+	const struct zm_rbac_applied *applied; /* the index's entry for conn->dst, NULL: walk */
 	struct zm_rbac_id id;
 	bool with_dry_run;
 	bool decided, allow, saw_dry_run;
@@ -334,6 +335,32 @@ static bool zm_rbac_visit_allow(const struct zm_rbac_policy *p, void *ctx)
 	return true;
 }
 
+/*
+ * The Deny walk over the index's list. The walk proper also passes every other applicable
+ * policy through zm_rbac_counts, which notes dry-run ones up to the Deny that decides: the
+ * positions say which of them the walk would have seen.
+ */
+static void zm_rbac_scan_deny(struct zm_rbac_pass *ps)
+{
+	const struct zm_rbac_applied *a = ps->applied;
+	size_t i;
+
+	for (i = 0; i < a->n_deny; i++)
+		if (zm_rbac_visit_deny(a->deny[i], ps))
+			break;
+	if (a->first_dry < (i < a->n_deny ? a->deny_pos[i] : ZM_RBAC_NO_POS))
+		ps->saw_dry_run = true;
+}
+
+static void zm_rbac_scan_allow(struct zm_rbac_pass *ps)
+{
+	size_t i;
+
+	for (i = 0; i < ps->applied->n_allow; i++)
+		if (zm_rbac_visit_allow(ps->applied->allow[i], ps))
+			return;
+}
+
 static void zm_rbac_pass_run(const struct zm_rbac_sources *src, struct zm_rbac_pass *ps)
 {
 	const struct zm_cfg_workload *wl = ps->conn->dst;
@@ -341,10 +368,16 @@ static void zm_rbac_pass_run(const struct zm_rbac_sources *src, struct zm_rbac_p
 	zm_rbac_pass_mtls(src, ps);
 	if (ps->decided)
 		return;
-	zm_rbac_walk(src, wl, zm_rbac_visit_deny, ps);
+	if (ps->applied)
+		zm_rbac_scan_deny(ps);
+	else
+		zm_rbac_walk(src, wl, zm_rbac_visit_deny, ps);
 	if (ps->decided)
 		return;
-	zm_rbac_walk(src, wl, zm_rbac_visit_allow, ps);
+	if (ps->applied)
+		zm_rbac_scan_allow(ps);
+	else
+		zm_rbac_walk(src, wl, zm_rbac_visit_allow, ps);
 	if (ps->decided)
 		return;
 	if (!ps->n_allow)
@@ -365,6 +398,7 @@ static void zm_rbac_pass_run(const struct zm_rbac_sources *src, struct zm_rbac_p
 int zm_rbac_evaluate(const struct zm_rbac_sources *src, const struct zm_rbac_conn *conn,
 		     struct zm_rbac_result *r)
 {
+	const struct zm_rbac_index *idx = zm_rbac_index_of(src);
 	struct zm_rbac_pass enforced = {.conn = conn}, shadow;
 
 	memset(r, 0, sizeof(*r));
@@ -372,6 +406,7 @@ int zm_rbac_evaluate(const struct zm_rbac_sources *src, const struct zm_rbac_con
 		snprintf(r->reason, sizeof(r->reason), "no destination workload");
 		return -EINVAL;
 	}
+	enforced.applied = idx ? zm_rbac_index_find(idx, conn->dst) : NULL;
 	zm_rbac_id_parse(conn->identity && *conn->identity ? conn->identity : NULL, &enforced.id);
 	zm_rbac_pass_run(src, &enforced);
 	r->allow = enforced.allow;
@@ -379,7 +414,8 @@ int zm_rbac_evaluate(const struct zm_rbac_sources *src, const struct zm_rbac_con
 	memcpy(r->reason, enforced.reason, sizeof(r->reason));
 	if (!enforced.saw_dry_run)
 		return 0;
-	shadow = (struct zm_rbac_pass){.conn = conn, .id = enforced.id, .with_dry_run = true};
+	shadow = (struct zm_rbac_pass){
+	    .conn = conn, .applied = enforced.applied, .id = enforced.id, .with_dry_run = true};
 	zm_rbac_pass_run(src, &shadow);
 	r->dry_run_differs = shadow.allow != enforced.allow;
 	snprintf(r->dry_run, sizeof(r->dry_run), "with dry-run policies: %s (%.400s)",

@@ -562,6 +562,96 @@ static void test_fastpath(void)
 	}
 }
 
+/*
+ * Long principal and namespace lists (the index splits those of 8 entries or more into sorted
+ * Exact values and the rest): every kind of entry still matches where it should, positive and
+ * negative, first and last, through the index and walked alike.
+ */
+static void test_long_lists(void)
+{
+	static char istio[8192];
+	static const struct {
+		const char *id;
+		unsigned int port;
+		const char *policy; /* deciding policy, "" for "no allow policy matched" */
+	} conns[] = {
+	    {"spiffe://cluster.local/ns/n-0/sa/c", 8080, "ns1/a"},
+	    {"spiffe://cluster.local/ns/n-39/sa/c", 8080, "ns1/a"},
+	    {"spiffe://cluster.local/ns/n-40/sa/c", 8080, ""},
+	    {"spiffe://cluster.local/ns/n-3/sa/cc", 8080, ""},
+	    {"spiffe://cluster.local/ns/pre-x/sa/y", 8080, "ns1/a"},
+	    {"spiffe://cluster.local/ns/q/sa/suffix", 8080, "ns1/a"},
+	    {"spiffe://cluster.local/ns/bad-18/sa/c", 8080, "ns1/d"},
+	    {"spiffe://cluster.local/ns/bad-19/sa/c", 8080, ""},
+	    {"spiffe://cluster.local/ns/evil-1/sa/c", 8080, "ns1/d"},
+	    {"spiffe://cluster.local/ns/x-3/sa/c", 9090, ""},
+	    {"spiffe://cluster.local/ns/x-10/sa/c", 9090, "ns1/a"},
+	    {"spiffe://cluster.local/ns/n-1/sa/c", 9090, "ns1/a"},
+	    {NULL, 9090, ""},
+	};
+	struct zm_rbac_sources src = {0};
+	const struct zm_rbac_set *sets[1];
+	struct zm_rbac_set *set = NULL;
+	struct zm_rbac_index_stats st;
+	struct zm_rbac_result r, w;
+	struct zm_config *cfg = NULL;
+	char text[1024], err[ERRLEN];
+	size_t i;
+
+	snprintf(istio, sizeof(istio), "%s",
+		 "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\n"
+		 "metadata: {name: d, namespace: ns1}\nspec:\n  action: DENY\n  rules:\n"
+		 "  - from:\n    - source:\n        namespaces: [");
+	for (i = 0; i < 19; i++)
+		snprintf(istio + strlen(istio), sizeof(istio) - strlen(istio), "bad-%zu, ", i);
+	snprintf(istio + strlen(istio), sizeof(istio) - strlen(istio), "%s",
+		 "\"evil-*\"]\n---\napiVersion: security.istio.io/v1\n"
+		 "kind: AuthorizationPolicy\nmetadata: {name: a, namespace: ns1}\nspec:\n"
+		 "  rules:\n  - from:\n    - source:\n        principals: [\"*/sa/suffix\", ");
+	for (i = 0; i < 40; i++)
+		snprintf(istio + strlen(istio), sizeof(istio) - strlen(istio),
+			 "cluster.local/ns/n-%zu/sa/c, ", i);
+	snprintf(istio + strlen(istio), sizeof(istio) - strlen(istio), "%s",
+		 "\"cluster.local/ns/pre-*\"]\n    to: [{operation: {ports: [\"8080\"]}}]\n"
+		 "  - from:\n    - source:\n        principals: [\"*\"]\n"
+		 "        notPrincipals: [");
+	for (i = 0; i < 10; i++)
+		snprintf(istio + strlen(istio), sizeof(istio) - strlen(istio),
+			 "%scluster.local/ns/x-%zu/sa/c", i ? ", " : "", i);
+	snprintf(istio + strlen(istio), sizeof(istio) - strlen(istio), "%s",
+		 "]\n    to: [{operation: {ports: [\"9090\"]}}]\n");
+	snprintf(text, sizeof(text), workloads, "");
+	if (!ok(!zm_config_load_buf("cfg.yaml", text, strlen(text), &cfg, err, sizeof(err)) &&
+		    !zm_rbac_load_buf("long.yaml", istio, strlen(istio), &set, err, sizeof(err)),
+		"long lists: inputs load")) {
+		printf("#   %s\n", err);
+		goto out;
+	}
+	sets[0] = set;
+	src = (struct zm_rbac_sources){cfg, sets, 1, NULL};
+	src.index = zm_rbac_index_build(&src, NULL);
+	zm_rbac_index_stats(src.index, &st);
+	ok(st.long_lists == 3,
+	   "long lists: the namespaces, principals and notPrincipals split (%zu)", st.long_lists);
+	for (i = 0; i < sizeof(conns) / sizeof(conns[0]); i++) {
+		struct zm_rbac_conn c = {A("198.18.1.1"), A("198.18.0.10"), (__u16)conns[i].port,
+					 conns[i].id, zm_config_workload_by_uid(cfg, "s")};
+		struct zm_rbac_sources walk = src;
+
+		walk.index = NULL;
+		zm_rbac_evaluate(&src, &c, &r);
+		zm_rbac_evaluate(&walk, &c, &w);
+		ok(index_result_same(&r, &w) && !strcmp(r.policy, conns[i].policy) &&
+		       r.allow == !strcmp(conns[i].policy, "ns1/a"),
+		   "long lists: %s port %u: %s", conns[i].id ? conns[i].id : "plaintext",
+		   conns[i].port, r.reason);
+	}
+out:
+	zm_rbac_index_free((struct zm_rbac_index *)src.index);
+	zm_rbac_set_free(set);
+	zm_config_free(cfg);
+}
+
 int main(void)
 {
 	size_t i;
@@ -573,5 +663,6 @@ int main(void)
 	test_bad_inputs();
 	test_fastpath();
 	test_index();
+	test_long_lists();
 	tap_done();
 }

@@ -239,8 +239,8 @@ static void zt_authz_index_sync(void)
 		zm_rbac_index_stats(ix->idx, &st);
 		obs_log(OBS_DEBUG, "authz",
 			"policy index: %zu workloads of node %s, %zu policy references, %zu "
-			"PeerAuthentication",
-			st.workloads, zt_g->opts.node, st.policy_refs, st.peer_auth);
+			"PeerAuthentication, %zu long principal or namespace lists",
+			st.workloads, zt_g->opts.node, st.policy_refs, st.peer_auth, st.long_lists);
 	}
 	pthread_mutex_lock(&zt_authz_lock);
 	old = zt_authz_idx;

@@ -28,6 +28,19 @@ struct zm_rbac_applied {
 	    pa[2]; /* zm_rbac_pa_find's answer: [0] enforced, [1] with dry-run */
 };
 
+/*
+ * A long principal or namespace list (at least ZM_RBAC_STRSET_MIN entries), split for lookup:
+ * its Exact entries sorted by value, then every other entry in list order. Whether any entry
+ * matches does not depend on the order, so a binary search over the first part plus a scan of
+ * the rest answers what the scan of the whole list does.
+ */
+#define ZM_RBAC_STRSET_MIN 8
+struct zm_rbac_strset {
+	const struct zm_cfg_str_match *list; /* the key: the list's entries (v) */
+	const struct zm_cfg_str_match **v;   /* n_exact sorted Exact entries, then n_rest others */
+	size_t n_exact, n_rest;
+};
+
 struct zm_rbac_index {
 	/* What it was built from: the evaluator uses it only for these exact sources. */
 	const struct zm_config *cfg;
@@ -41,6 +54,10 @@ struct zm_rbac_index {
 	struct zm_rbac_applied **slots; /* open addressing on the workload's address */
 	size_t mask;			/* slots - 1; 0 with no slots */
 	size_t policy_refs;
+	struct zm_rbac_strset *strsets; /* every long list of every policy */
+	size_t n_strsets;
+	struct zm_rbac_strset **strslots; /* open addressing on the list's address */
+	size_t strmask;
 };
 
 /* src's index when it was built from exactly src's config and sets, else NULL. */
@@ -49,6 +66,13 @@ const struct zm_rbac_index *zm_rbac_index_of(const struct zm_rbac_sources *src);
 /* wl's entry (NULL: wl is not one of the indexed workloads). */
 const struct zm_rbac_applied *zm_rbac_index_find(const struct zm_rbac_index *idx,
 						 const struct zm_cfg_workload *wl);
+
+/* The split form of the list whose entries are at v (NULL: not a long list of idx's policies). */
+const struct zm_rbac_strset *zm_rbac_index_strset(const struct zm_rbac_index *idx,
+						  const struct zm_cfg_str_match *v);
+
+/* Is the span s, len one of set's Exact values? */
+bool zm_rbac_strset_has_exact(const struct zm_rbac_strset *set, const char *s, size_t len);
 
 /* zm_rbac_pa_find over a list of policies (only PeerAuthentication ones count). */
 void zm_rbac_pa_find_in(const struct zm_rbac_policy *const *v, size_t n,

@@ -196,7 +196,8 @@ void zm_rbac_index_free(struct zm_rbac_index *idx);
 struct zm_rbac_index_stats {
 	size_t workloads;   /* workloads with a precomputed entry */
 	size_t policy_refs; /* Deny and Allow references over all of them */
-	size_t peer_auth; /* PeerAuthentication policies (the list every workload falls back on) */
+	size_t peer_auth;   /* PeerAuthentication policies, the list every workload falls back on */
+	size_t long_lists;  /* principal and namespace lists split for binary search */
 };
 void zm_rbac_index_stats(const struct zm_rbac_index *idx, struct zm_rbac_index_stats *st);
 

@@ -847,6 +847,10 @@ run_policies() {
 			log "$PLACE: $n policies, repetition $rep/$REPS"
 			measure "$PLACE" "$sc" "$rep" "$SRV" 5201 8080 "${ZM_PIDS[@]}"
 		done
+		# Where the ztunnels' CPU goes per new connection with the policies loaded.
+		[ "$n" = 1000 ] && [ "${BENCH_PROFILE:-1}" = 1 ] &&
+			profile "zt-conn-pol$n" "${ZM_PIDS[@]}" -- h_exec n1a timeout $((T_CONN + 20)) \
+				"$RR" connect "$SRV" 8080 --duration "$T_CONN"
 		FIGS="iperf rr conn"
 		if [ "$(captured n1)" = "$c0" ]; then
 			fail_all "$PLACE" "$sc" "traffic was not captured (zmeshctl stats unchanged)"

@@ -9,7 +9,8 @@
 #   n1b 198.18.1.12 bad-ns/other     (HBONE) --+ n1 === wire0 == n2 +-- n2b 198.18.2.12 legacy (TCP)
 #   n1a also serves (srv/server labels): n2b -> n1a:7777 is plaintext, through n1's 15006.
 #
-# Checks: allow by principal (n1b refused, 401 in n1's log, DENY series on n2), deny by
+# Checks: allow by principal (n1b refused, 401 in n1's log, DENY series on n2), a workload's
+# labels changing under a selector policy (decided through the rebuilt policy index), deny by
 # namespace, ipBlocks + ports, a deny applied while a connection is open closes it, dry-run only
 # logs, an L7-attribute policy denies, plaintext is reset by STRICT, a broken file keeps the
 # previous policies.
@@ -72,6 +73,33 @@ t_like "$m2" 'istio_tcp_connections_closed_total\{reporter="destination",source_
 out=$(send n2b n1a 7777)
 t_like "$out" "reset|Connection reset|failed" "plaintext n2b -> n1a:7777 reset by 15006 ($out)"
 t_like "$(cat "$H_STATE/zt-n1.log")" "scope=access msg=close dir=inbound_plain via=tcp src.addr=198\.18\.2\.12:[0-9]+ .*outcome=denied" "n1 access log: inbound_plain denied"
+
+# 1b. a workload's labels change: the policies its new labels select are the ones that apply,
+# and back again; ztunnel's policy index follows the new config (its decisions stay indexed)
+indexed() { # indexed NODE: zmesh_authz_decisions_total{path="indexed"} on NODE
+	h_exec "$1" curl -s -m 2 http://127.0.0.1:15020/metrics |
+		sed -n 's/^zmesh_authz_decisions_total{path="indexed"} \([0-9]*\)$/\1/p'
+}
+i0=$(indexed n2)
+config() { # config N2A_APP: the workloads, n2a labelled app=N2A_APP
+	{
+		echo "workloads:"
+		m_workload -4 n1a srv client HBONE "labels: {app: server}"
+		m_workload -4 n1b bad-ns other HBONE "labels: {app: other}"
+		m_workload -4 n2a srv server HBONE "labels: {app: $1}"
+		m_workload -4 n2b legacy legacy TCP "labels: {app: legacy}"
+	} | m_config_write
+	sleep 1.5
+}
+config other
+t_like "$(send n1b n2a 7777)" "hi-n1b" "labels changed to app=other: allow-client no longer applies, n1b allowed"
+config server
+out=$(send n1b n2a 7777)
+t_ok "$(! echo "$out" | grep -q hi-n1b; echo $?)" "labels back to app=server: n1b refused again ($out)"
+t_like "$(send n1a n2a 7777)" "hi-n1a" "labels back to app=server: srv/client still allowed"
+i1=$(indexed n2)
+[ "$((${i1:-0} - ${i0:-0}))" -ge 3 ]
+t_ok $? "n2 decided all three through the rebuilt policy index (indexed decisions ${i0:-none} -> ${i1:-none})"
 
 # 2. deny by namespace
 m_policy_set "$DENY_BAD"

@@ -18,6 +18,7 @@
 #include "datapath/datapath.h"
 #include "rbac/rbac.h"
 #include "../../userspace/ztunnel/route.c"
+#include "test_rbac_index.h"
 
 #define ERRLEN 4096
 
@@ -187,6 +188,8 @@ static void test_modes(void)
 		is_str(by ? by->key : "", mode_cases[i].by, "%s: decided by", mode_cases[i].name);
 		is_int(pl, mode_cases[i].port_level, "%s: port-level %s", mode_cases[i].name,
 		       mode_cases[i].port_level ? "entry" : "not used");
+		index_same_mode(&f.src, zm_config_workload_by_uid(cfg, mode_cases[i].wl),
+				mode_cases[i].port, m, by, pl, mode_cases[i].name);
 		files_free(&f);
 	}
 	is_str(zm_mtls_mode_name(ZM_MTLS_UNSET), "UNSET", "mode names: UNSET");
@@ -249,6 +252,7 @@ static void test_evaluator(void)
 		    !ok(strstr(r.reason, eval_cases[i].reason) != NULL, "eval %s: reason",
 			eval_cases[i].name))
 			printf("#   reason: %s\n", r.reason);
+		index_same(&f.src, &c, &r, eval_cases[i].name);
 		files_free(&f);
 	}
 
@@ -268,6 +272,7 @@ static void test_evaluator(void)
 	   "dry-run PERMISSIVE over STRICT: still denied, reported as differing");
 	is_str(r.dry_run, "with dry-run policies: allow (no allow policy applies to ns1/server)",
 	       "dry-run text");
+	index_same(&f.src, &c, &r, "dry-run PERMISSIVE over STRICT");
 	files_free(&f);
 }
 

@@ -17,6 +17,7 @@
 #include "config/config.h"
 #include "datapath/datapath.h"
 #include "rbac/rbac.h"
+#include "test_rbac_index.h"
 
 #define ERRLEN 4096
 
@@ -279,7 +280,7 @@ run_case(const struct eval_case *t)
 		return;
 	}
 	sets[0] = set;
-	src = (struct zm_rbac_sources){cfg, sets, set ? 1 : 0};
+	src = (struct zm_rbac_sources){cfg, sets, set ? 1 : 0, NULL};
 	c = (struct zm_rbac_conn){A(t->src), A("198.18.0.10"), (__u16)t->port, t->id,
 				  zm_config_workload_by_uid(cfg, t->dst)};
 	c.dst_ip = c.dst->ips[0].addr;
@@ -288,6 +289,7 @@ run_case(const struct eval_case *t)
 	    !is_str(r.policy, t->policy, "%s: policy", t->name) ||
 	    !ok(strstr(r.reason, t->reason) != NULL, "%s: reason", t->name))
 		printf("#   reason: %s\n", r.reason);
+	index_same(&src, &c, &r, t->name);
 	zm_rbac_set_free(set);
 	zm_config_free(cfg);
 }
@@ -316,6 +318,7 @@ static void test_dry_run_report(void)
 	zm_rbac_evaluate(&src, &c, &r);
 	ok(r.allow && r.dry_run_differs, "dry-run deny: enforced allow, differs");
 	is_str(r.dry_run, "with dry-run policies: deny (denied by policy ns1/d)", "dry-run text");
+	index_same(&src, &c, &r, "dry-run deny");
 	c.dst = NULL;
 	is_int(zm_rbac_evaluate(&src, &c, &r), -EINVAL, "no destination workload: -EINVAL");
 	ok(!r.allow, "no destination workload: deny");
@@ -323,6 +326,152 @@ static void test_dry_run_report(void)
 }
 
 #include "test_rbac_yaml.h"
+
+/* Evaluate CLIENT (or id) to workload uid of cfg at port 8080 through src. */
+static void eval_to(const struct zm_rbac_sources *src, const struct zm_config *cfg, const char *uid,
+		    const char *id, struct zm_rbac_result *r)
+{
+	struct zm_rbac_conn c = {A("198.18.1.1"), A("198.18.0.10"), 8080, id,
+				 zm_config_workload_by_uid(cfg, uid)};
+
+	zm_rbac_evaluate(src, &c, r);
+}
+
+/*
+ * The policy index as ztunnel uses it: built per config snapshot, for one node's workloads. A
+ * workload whose labels change is judged by the policies its new labels select once the index
+ * is rebuilt for the new config; an index of the old config is ignored, not trusted; workloads
+ * of other nodes are not indexed yet decided the same; and with the bench's 1,000 ALLOW
+ * policies (every one selecting the server) and one DENY after them, the entry holds all of
+ * them in order.
+ */
+static void test_index(void)
+{
+	static const char *const istio =
+	    "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\n"
+	    "metadata: {name: a, namespace: ns1}\n"
+	    "spec: {selector: {matchLabels: {app: server}}, rules: [{from: [{source: "
+	    "{principals: [cluster.local/ns/ns1/sa/client]}}]}]}\n---\n"
+	    "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\n"
+	    "metadata: {name: d, namespace: ns1}\n"
+	    "spec: {selector: {matchLabels: {app: locked}}, action: DENY, rules: [{}]}\n";
+	static const char *const wl_fmt =
+	    "workloads:\n"
+	    "- {uid: s, name: server, namespace: ns1, node: n1, workloadIps: [198.18.0.10],\n"
+	    "   labels: {app: %s}}\n"
+	    "- {uid: o, name: other, namespace: ns1, node: n2, workloadIps: [198.18.0.20],\n"
+	    "   labels: {app: server}}\n";
+	struct zm_config *before = NULL, *after = NULL;
+	const struct zm_rbac_set *sets[1];
+	struct zm_rbac_index *ib = NULL, *ia = NULL;
+	struct zm_rbac_index_stats st;
+	struct zm_rbac_sources src;
+	struct zm_rbac_result r, w;
+	struct zm_rbac_set *set = NULL;
+	char text[1024], err[ERRLEN], *big;
+	size_t i, used;
+
+	snprintf(text, sizeof(text), wl_fmt, "server");
+	if (!ok(!zm_config_load_buf("a.yaml", text, strlen(text), &before, err, sizeof(err)),
+		"index: first config loads"))
+		return;
+	snprintf(text, sizeof(text), wl_fmt, "locked");
+	if (!ok(!zm_config_load_buf("b.yaml", text, strlen(text), &after, err, sizeof(err)) &&
+		    !zm_rbac_load_buf("p.yaml", istio, strlen(istio), &set, err, sizeof(err)),
+		"index: second config and policies load"))
+		goto out;
+	sets[0] = set;
+	src = (struct zm_rbac_sources){before, sets, 1, NULL};
+	ib = zm_rbac_index_build(&src, "n1");
+	zm_rbac_index_stats(ib, &st);
+	ok(ib && st.workloads == 1 && st.policy_refs == 1 && st.peer_auth == 0,
+	   "index: node n1's one workload, one policy applies to it (%zu, %zu)", st.workloads,
+	   st.policy_refs);
+	src.index = ib;
+	eval_to(&src, before, "s", CLIENT, &r);
+	ok(r.allow && !strcmp(r.policy, "ns1/a"), "index: app=server allowed by ns1/a");
+	eval_to(&src, before, "o", ALIEN, &r);
+	ok(!r.allow && strstr(r.reason, "no allow policy matched (1 apply: ns1/a)"),
+	   "index: a workload of another node, not indexed, still decided: %s", r.reason);
+
+	/* The labels change: a new config, the same policies. */
+	src = (struct zm_rbac_sources){after, sets, 1, ib};
+	eval_to(&src, after, "s", CLIENT, &r);
+	ok(!r.allow && !strcmp(r.policy, "ns1/d"),
+	   "index: the old config's index is ignored for the new config: %s", r.reason);
+	ia = zm_rbac_index_build(&src, "n1");
+	src.index = ia;
+	eval_to(&src, after, "s", CLIENT, &r);
+	ok(!r.allow && !strcmp(r.policy, "ns1/d"), "index: app=locked now denied by ns1/d: %s",
+	   r.reason);
+	src.index = NULL;
+	eval_to(&src, after, "s", CLIENT, &w);
+	ok(index_result_same(&r, &w), "index: rebuilt index decides as the walk");
+	zm_rbac_index_free(ia);
+	ia = NULL;
+	zm_rbac_set_free(set);
+	set = NULL;
+
+	/* The bench's policy file, then one DENY for a principal none of them allows. */
+	big = malloc(1024 * 1024);
+	if (!ok(big != NULL, "index: memory for 1,000 policies"))
+		goto out;
+	used = 0;
+	for (i = 1; i <= 1000; i++)
+		used += (size_t)snprintf(
+		    big + used, 1024 * 1024 - used,
+		    "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\n"
+		    "metadata: {name: allow-%zu, namespace: ns1}\n"
+		    "spec:\n  selector: {matchLabels: {app: server}}\n  action: ALLOW\n"
+		    "  rules:\n  - from:\n    - source: {principals: [cluster.local/ns/o-%zu/sa/c, "
+		    "cluster.local/ns/ns1/sa/client]}\n    to:\n    - operation: {ports: "
+		    "[\"8080\"]}\n"
+		    "---\n",
+		    i, i);
+	snprintf(big + used, 1024 * 1024 - used,
+		 "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\n"
+		 "metadata: {name: deny, namespace: ns1}\n"
+		 "spec: {action: DENY, rules: [{from: [{source: {principals: "
+		 "[cluster.local/ns/o-7/sa/c]}}]}]}\n");
+	if (!ok(!zm_rbac_load_buf("big.yaml", big, strlen(big), &set, err, sizeof(err)),
+		"index: 1,001 policies load")) {
+		printf("#   %s\n", err);
+		free(big);
+		goto out;
+	}
+	free(big);
+	sets[0] = set;
+	src = (struct zm_rbac_sources){before, sets, 1, NULL};
+	ia = zm_rbac_index_build(&src, NULL);
+	zm_rbac_index_stats(ia, &st);
+	/* server and other (ns1, app=server too): the 1,000 ALLOW and the DENY each. */
+	ok(ia && st.workloads == 2 && st.policy_refs == 2 * 1001,
+	   "index: both workloads hold the 1,000 ALLOW and the DENY (%zu references)",
+	   st.policy_refs);
+	{
+		static const char *const ids[] = {CLIENT, "spiffe://cluster.local/ns/o-7/sa/c",
+						  "spiffe://cluster.local/ns/o-999/sa/c", ALIEN,
+						  NULL};
+		static const char *const want[] = {"ns1/allow-1", "ns1/deny", "ns1/allow-999", "",
+						   ""};
+
+		for (i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
+			src.index = NULL;
+			eval_to(&src, before, "s", ids[i], &w);
+			src.index = ia;
+			eval_to(&src, before, "s", ids[i], &r);
+			ok(index_result_same(&r, &w) && !strcmp(r.policy, want[i]),
+			   "index: 1,001 policies, %s: %s", ids[i] ? ids[i] : "plaintext",
+			   r.reason);
+		}
+	}
+out:
+	zm_rbac_index_free(ia);
+	zm_rbac_index_free(ib);
+	zm_rbac_set_free(set);
+	zm_config_free(after);
+	zm_config_free(before);
+}
 
 /* Fast-path compiler: what it drops, and that the evaluator denies each dropped region. */
 static const struct {
@@ -379,7 +528,7 @@ static void test_fastpath(void)
 			continue;
 		}
 		sets[0] = set;
-		src = (struct zm_rbac_sources){cfg, sets, set ? 1 : 0};
+		src = (struct zm_rbac_sources){cfg, sets, set ? 1 : 0, NULL};
 		if (!ok(!zm_rbac_compile_fastpath(&src, NULL, &rules, &n), "fastpath %s: compiles",
 			fp_cases[i].name))
 			n = 0, rules = NULL;
@@ -413,6 +562,96 @@ static void test_fastpath(void)
 	}
 }
 
+/*
+ * Long principal and namespace lists (the index splits those of 8 entries or more into sorted
+ * Exact values and the rest): every kind of entry still matches where it should, positive and
+ * negative, first and last, through the index and walked alike.
+ */
+static void test_long_lists(void)
+{
+	static char istio[8192];
+	static const struct {
+		const char *id;
+		unsigned int port;
+		const char *policy; /* deciding policy, "" for "no allow policy matched" */
+	} conns[] = {
+	    {"spiffe://cluster.local/ns/n-0/sa/c", 8080, "ns1/a"},
+	    {"spiffe://cluster.local/ns/n-39/sa/c", 8080, "ns1/a"},
+	    {"spiffe://cluster.local/ns/n-40/sa/c", 8080, ""},
+	    {"spiffe://cluster.local/ns/n-3/sa/cc", 8080, ""},
+	    {"spiffe://cluster.local/ns/pre-x/sa/y", 8080, "ns1/a"},
+	    {"spiffe://cluster.local/ns/q/sa/suffix", 8080, "ns1/a"},
+	    {"spiffe://cluster.local/ns/bad-18/sa/c", 8080, "ns1/d"},
+	    {"spiffe://cluster.local/ns/bad-19/sa/c", 8080, ""},
+	    {"spiffe://cluster.local/ns/evil-1/sa/c", 8080, "ns1/d"},
+	    {"spiffe://cluster.local/ns/x-3/sa/c", 9090, ""},
+	    {"spiffe://cluster.local/ns/x-10/sa/c", 9090, "ns1/a"},
+	    {"spiffe://cluster.local/ns/n-1/sa/c", 9090, "ns1/a"},
+	    {NULL, 9090, ""},
+	};
+	struct zm_rbac_sources src = {0};
+	const struct zm_rbac_set *sets[1];
+	struct zm_rbac_set *set = NULL;
+	struct zm_rbac_index_stats st;
+	struct zm_rbac_result r, w;
+	struct zm_config *cfg = NULL;
+	char text[1024], err[ERRLEN];
+	size_t i;
+
+	snprintf(istio, sizeof(istio), "%s",
+		 "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\n"
+		 "metadata: {name: d, namespace: ns1}\nspec:\n  action: DENY\n  rules:\n"
+		 "  - from:\n    - source:\n        namespaces: [");
+	for (i = 0; i < 19; i++)
+		snprintf(istio + strlen(istio), sizeof(istio) - strlen(istio), "bad-%zu, ", i);
+	snprintf(istio + strlen(istio), sizeof(istio) - strlen(istio), "%s",
+		 "\"evil-*\"]\n---\napiVersion: security.istio.io/v1\n"
+		 "kind: AuthorizationPolicy\nmetadata: {name: a, namespace: ns1}\nspec:\n"
+		 "  rules:\n  - from:\n    - source:\n        principals: [\"*/sa/suffix\", ");
+	for (i = 0; i < 40; i++)
+		snprintf(istio + strlen(istio), sizeof(istio) - strlen(istio),
+			 "cluster.local/ns/n-%zu/sa/c, ", i);
+	snprintf(istio + strlen(istio), sizeof(istio) - strlen(istio), "%s",
+		 "\"cluster.local/ns/pre-*\"]\n    to: [{operation: {ports: [\"8080\"]}}]\n"
+		 "  - from:\n    - source:\n        principals: [\"*\"]\n"
+		 "        notPrincipals: [");
+	for (i = 0; i < 10; i++)
+		snprintf(istio + strlen(istio), sizeof(istio) - strlen(istio),
+			 "%scluster.local/ns/x-%zu/sa/c", i ? ", " : "", i);
+	snprintf(istio + strlen(istio), sizeof(istio) - strlen(istio), "%s",
+		 "]\n    to: [{operation: {ports: [\"9090\"]}}]\n");
+	snprintf(text, sizeof(text), workloads, "");
+	if (!ok(!zm_config_load_buf("cfg.yaml", text, strlen(text), &cfg, err, sizeof(err)) &&
+		    !zm_rbac_load_buf("long.yaml", istio, strlen(istio), &set, err, sizeof(err)),
+		"long lists: inputs load")) {
+		printf("#   %s\n", err);
+		goto out;
+	}
+	sets[0] = set;
+	src = (struct zm_rbac_sources){cfg, sets, 1, NULL};
+	src.index = zm_rbac_index_build(&src, NULL);
+	zm_rbac_index_stats(src.index, &st);
+	ok(st.long_lists == 3,
+	   "long lists: the namespaces, principals and notPrincipals split (%zu)", st.long_lists);
+	for (i = 0; i < sizeof(conns) / sizeof(conns[0]); i++) {
+		struct zm_rbac_conn c = {A("198.18.1.1"), A("198.18.0.10"), (__u16)conns[i].port,
+					 conns[i].id, zm_config_workload_by_uid(cfg, "s")};
+		struct zm_rbac_sources walk = src;
+
+		walk.index = NULL;
+		zm_rbac_evaluate(&src, &c, &r);
+		zm_rbac_evaluate(&walk, &c, &w);
+		ok(index_result_same(&r, &w) && !strcmp(r.policy, conns[i].policy) &&
+		       r.allow == !strcmp(conns[i].policy, "ns1/a"),
+		   "long lists: %s port %u: %s", conns[i].id ? conns[i].id : "plaintext",
+		   conns[i].port, r.reason);
+	}
+out:
+	zm_rbac_index_free((struct zm_rbac_index *)src.index);
+	zm_rbac_set_free(set);
+	zm_config_free(cfg);
+}
+
 int main(void)
 {
 	size_t i;
@@ -423,5 +662,7 @@ int main(void)
 	test_all_fields();
 	test_bad_inputs();
 	test_fastpath();
+	test_index();
+	test_long_lists();
 	tap_done();
 }

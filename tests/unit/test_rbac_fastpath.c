@@ -7,7 +7,9 @@
  * never satisfy), every plaintext connection the compiled rules would drop under the kernel's
  * matching rules (datapath.h) must be one the evaluator denies. A fixed seed keeps failures
  * reproducible; the offending inputs are printed. Also checks that the compiler is not vacuous
- * (it drops something in a good share of the cases).
+ * (it drops something in a good share of the cases), and, on the same random sets, that the
+ * policy index (zm_rbac_index_build) changes no decision and no PeerAuthentication mode, with
+ * and without a peer identity.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -19,6 +21,7 @@
 #include "config/config.h"
 #include "datapath/datapath.h"
 #include "rbac/rbac.h"
+#include "test_rbac_index.h"
 
 #define ROUNDS 3000
 
@@ -250,6 +253,62 @@ static bool check_grid(const struct zm_rbac_sources *src, const struct zm_config
 	return true;
 }
 
+static const char *const peer_ids[] = {NULL, "spiffe://cluster.local/ns/ns1/sa/client",
+				       "spiffe://cluster.local/ns/ns2/sa/x"};
+
+#define N_OF(v) (sizeof(v) / sizeof(v[0]))
+
+/* Connection n of the grid (source, port, identity) to wl at dst, walked and indexed. */
+static bool same_decision(const struct zm_rbac_sources *src, const struct zm_rbac_sources *is,
+			  const struct zm_cfg_workload *wl, const struct zm_addr *dst, size_t n)
+{
+	const char *from = srcs[n / (N_OF(tports) * N_OF(peer_ids))];
+	const char *id = peer_ids[n % N_OF(peer_ids)];
+	__u16 port = tports[n / N_OF(peer_ids) % N_OF(tports)];
+	struct zm_rbac_conn c = {.dst_ip = *dst, .dst_port = port, .identity = id, .dst = wl};
+	struct zm_rbac_result r1, r2;
+
+	zm_addr_parse(from, &c.src_ip);
+	zm_rbac_evaluate(src, &c, &r1);
+	zm_rbac_evaluate(is, &c, &r2);
+	if (index_result_same(&r1, &r2))
+		return true;
+	printf("# indexed differs: %s -> %s port %u id %s\n#   walked: %s [%s]\n#   indexed: %s "
+	       "[%s]\n",
+	       from, wl->name, port, id ? id : "-", r1.reason, r1.dry_run, r2.reason, r2.dry_run);
+	return false;
+}
+
+/*
+ * Every (dst, src, port, identity) of the grid, and every workload's mode at every port,
+ * through an index of every workload and walked: false (the difference printed) when any
+ * differs.
+ */
+static bool check_index(const struct zm_rbac_sources *src, const struct zm_config *cfg)
+{
+	struct zm_rbac_sources is = *src;
+	const struct zm_rbac_policy *b1, *b2;
+	bool same = true, pl1, pl2;
+	size_t w, i, n;
+
+	is.index = zm_rbac_index_build(src, NULL);
+	if (!is.index)
+		return false;
+	for (w = 0; w < cfg->n_workloads && same; w++) {
+		const struct zm_cfg_workload *wl = &cfg->workloads[w];
+
+		for (n = 0; n < N_OF(tports) && same; n++)
+			same = zm_rbac_mtls_mode(src, wl, tports[n], &b1, &pl1) ==
+				   zm_rbac_mtls_mode(&is, wl, tports[n], &b2, &pl2) &&
+			       b1 == b2 && pl1 == pl2;
+		for (i = 0; i < wl->n_ips && same; i++)
+			for (n = 0; n < N_OF(srcs) * N_OF(tports) * N_OF(peer_ids) && same; n++)
+				same = same_decision(src, &is, wl, &wl->ips[i].addr, n);
+	}
+	zm_rbac_index_free((struct zm_rbac_index *)is.index);
+	return same;
+}
+
 int main(void)
 {
 	static char cfg_text[32768], istio[32768];
@@ -284,12 +343,16 @@ int main(void)
 			continue;
 		}
 		sets[0] = set;
-		src = (struct zm_rbac_sources){cfg, sets, set ? 1 : 0};
+		src = (struct zm_rbac_sources){cfg, sets, set ? 1 : 0, NULL};
 		if (zm_rbac_compile_fastpath(&src, NULL, &rules, &n)) {
 			ok(0, "round %zu: compiles", round);
 			bad++;
 		} else if (!check_grid(&src, cfg, rules, n, &drops)) {
 			ok(0, "round %zu: every kernel drop is an evaluator deny", round);
+			printf("# config:\n%s# istio:\n%s", cfg_text, istio);
+			bad++;
+		} else if (!check_index(&src, cfg)) {
+			ok(0, "round %zu: the index decides as the walk", round);
 			printf("# config:\n%s# istio:\n%s", cfg_text, istio);
 			bad++;
 		}
@@ -298,7 +361,10 @@ int main(void)
 		zm_rbac_set_free(set);
 		zm_config_free(cfg);
 	}
-	ok(!bad, "%zu random policy sets: no kernel drop the evaluator would allow", round);
+	ok(!bad,
+	   "%zu random policy sets: no kernel drop the evaluator would allow, and the index "
+	   "decides every connection as the walk",
+	   round);
 	ok(rounds_dropping > ROUNDS / 10,
 	   "the compiler drops something in %zu of %zu sets (%zu drops)", rounds_dropping, round,
 	   drops);

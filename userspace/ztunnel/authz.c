@@ -23,6 +23,7 @@
 #include "authz.h"
 #include "config/config.h"
 #include "obs/log.h"
+#include "obs/metrics.h"
 #include "datapath/datapath.h"
 #include "rbac/rbac.h"
 #include "zt.h"
@@ -40,12 +41,30 @@ struct zt_authz_sets {
 	int refs; /* guarded by zt_authz_lock */
 };
 
+/*
+ * The policy index (zm_rbac_index_build) of one config snapshot and one policy sets pair, for
+ * this node's workloads, holding both so its pointers stay valid. Rebuilt by whoever changes
+ * either (zt_authz_index_sync); a decision uses it only when it was built from the very snapshot
+ * and sets that decision holds, and otherwise walks the policies, which is slower, never wrong.
+ */
+struct zt_authz_index {
+	struct zt_snap *snap;	    /* a reference (zt_state_put) */
+	struct zt_authz_sets *sets; /* a reference (zt_authz_put) */
+	struct zm_rbac_index *idx;
+	int refs; /* guarded by zt_authz_lock */
+};
+
 static const char *zt_authz_files[ZT_AUTHZ_MAX_FILES];
 static struct stat zt_authz_st[ZT_AUTHZ_MAX_FILES];
 static size_t zt_authz_n_files;
 static pthread_mutex_t zt_authz_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct zt_authz_sets *zt_authz_cur;
-static struct zt_authz_ref *zt_authz_api; /* the API's set, NULL without one */
+static struct zt_authz_ref *zt_authz_api;   /* the API's set, NULL without one */
+static struct zt_authz_index *zt_authz_idx; /* NULL: none yet, or building it failed */
+/* Serialises index builds (control thread, Kubernetes API thread); taken before the lock. */
+static pthread_mutex_t zt_authz_idx_lock = PTHREAD_MUTEX_INITIALIZER;
+/* zmesh_authz_decisions_total{path}: set up by zt_authz_init, before any worker runs. */
+static struct obs_series *zt_authz_m_indexed, *zt_authz_m_walked;
 static atomic_uint_fast64_t zt_authz_gen = 1;
 static uint_fast64_t zt_authz_seen[ZT_MAX_WORKERS]; /* per worker, touched by that worker only */
 
@@ -138,6 +157,99 @@ static void zt_authz_put(struct zt_authz_sets *s)
 		zt_authz_sets_free(s);
 }
 
+static void zt_authz_index_put(struct zt_authz_index *ix)
+{
+	bool last;
+
+	if (!ix)
+		return;
+	pthread_mutex_lock(&zt_authz_lock);
+	last = --ix->refs == 0;
+	pthread_mutex_unlock(&zt_authz_lock);
+	if (!last)
+		return;
+	zm_rbac_index_free(ix->idx);
+	zt_authz_put(ix->sets);
+	zt_state_put(ix->snap);
+	free(ix);
+}
+
+/*
+ * The sets in force (a reference, NULL: none) and, when the current index was built from them
+ * and from snapshot s, that index (a reference in *ix, else NULL), under one lock.
+ */
+static struct zt_authz_sets *zt_authz_get_indexed(const struct zt_snap *s,
+						  struct zt_authz_index **ix)
+{
+	struct zt_authz_sets *sets;
+
+	pthread_mutex_lock(&zt_authz_lock);
+	sets = zt_authz_cur;
+	if (sets)
+		sets->refs++;
+	*ix = zt_authz_idx;
+	if (*ix && (*ix)->snap == s && (*ix)->sets == sets)
+		(*ix)->refs++;
+	else
+		*ix = NULL;
+	pthread_mutex_unlock(&zt_authz_lock);
+	return sets;
+}
+
+/*
+ * Make the index match the current snapshot and policy sets. Any thread; cheap when it already
+ * does. Building costs one pass over every policy per workload of this node; a failure leaves
+ * no index (every decision walks) and says so.
+ */
+static void zt_authz_index_sync(void)
+{
+	const struct zm_rbac_set *v[ZT_AUTHZ_MAX_FILES + 1];
+	struct zt_authz_index *ix, *old;
+	struct zm_rbac_index_stats st;
+	struct zm_rbac_sources src;
+	struct zt_authz_sets *sets;
+	struct zt_snap *s;
+
+	pthread_mutex_lock(&zt_authz_idx_lock);
+	s = zt_state_get();
+	sets = zt_authz_get_indexed(s, &ix);
+	if (ix || !s) {
+		zt_authz_index_put(ix);
+		zt_authz_put(sets);
+		zt_state_put(s);
+		pthread_mutex_unlock(&zt_authz_idx_lock);
+		return;
+	}
+	src = (struct zm_rbac_sources){s->cfg, v, zt_authz_view(sets, v), NULL};
+	ix = calloc(1, sizeof(*ix));
+	if (ix)
+		ix->idx = zm_rbac_index_build(&src, zt_g->opts.node ? zt_g->opts.node : "");
+	if (!ix || !ix->idx) {
+		obs_log(OBS_WARN, "authz",
+			"indexing the policies: out of memory; every connection walks all of "
+			"them until the next change");
+		free(ix);
+		ix = NULL;
+		zt_authz_put(sets);
+		zt_state_put(s);
+	} else {
+		ix->snap = s;
+		ix->sets = sets;
+		ix->refs = 1;
+		zm_rbac_index_stats(ix->idx, &st);
+		obs_log(OBS_DEBUG, "authz",
+			"policy index: %zu workloads of node %s, %zu policy references, %zu "
+			"PeerAuthentication, %zu long principal or namespace lists",
+			st.workloads, zt_g->opts.node, st.policy_refs, st.peer_auth, st.long_lists);
+	}
+	pthread_mutex_lock(&zt_authz_lock);
+	old = zt_authz_idx;
+	zt_authz_idx = ix;
+	pthread_mutex_unlock(&zt_authz_lock);
+	zt_authz_index_put(old);
+	pthread_mutex_unlock(&zt_authz_idx_lock);
+}
+
 /* Load every file into a new set; NULL with the messages in err on any failure. */
 static struct zt_authz_sets *zt_authz_load(struct stat *st, char *err, size_t len)
 {
@@ -212,6 +324,7 @@ void zt_authz_set_api(struct zm_rbac_set *set)
 	pthread_mutex_unlock(&zt_authz_lock);
 	zt_authz_ref_put(old);
 	zt_authz_swap(s);
+	zt_authz_index_sync();
 }
 
 /* ---- the kernel fast path (control thread only) ---- */
@@ -249,7 +362,7 @@ static int zt_fp_compile(struct zm_dp_policy_rule **rules, size_t *n)
 	struct zt_snap *s = zt_state_get();
 	struct zt_authz_sets *sets = zt_authz_get();
 	const struct zm_rbac_set *v[ZT_AUTHZ_MAX_FILES + 1];
-	struct zm_rbac_sources src = {s ? s->cfg : NULL, v, zt_authz_view(sets, v)};
+	struct zm_rbac_sources src = {s ? s->cfg : NULL, v, zt_authz_view(sets, v), NULL};
 	int err;
 
 	err = zm_rbac_compile_fastpath(&src, zt_g->opts.node, rules, n);
@@ -371,6 +484,22 @@ out:
 	zm_dp_close(&dp);
 }
 
+static void zt_authz_metrics_init(void)
+{
+	static const char *const labels[] = {"path", NULL};
+	static const char *const indexed[] = {"indexed"}, *const walked[] = {"walked"};
+	struct obs_family *f;
+
+	f = obs_family_new(
+	    obs_metrics(), OBS_COUNTER, "zmesh_authz_decisions_total",
+	    "L4 authorization decisions by how the destination's policies were found "
+	    "(path: indexed, precomputed at the last policy or config change; walked, "
+	    "every policy asked, until the index catches up with a change)",
+	    labels, NULL, 0);
+	zt_authz_m_indexed = f ? obs_series_get(f, indexed) : NULL;
+	zt_authz_m_walked = f ? obs_series_get(f, walked) : NULL;
+}
+
 int zt_authz_init(char *err, size_t len)
 {
 	struct zt_authz_sets *s = zt_authz_load(zt_authz_st, err, len);
@@ -378,11 +507,13 @@ int zt_authz_init(char *err, size_t len)
 
 	if (!s)
 		return -EINVAL;
+	zt_authz_metrics_init();
 	for (i = 0; i < s->n; i++)
 		n += s->v[i]->set->n_policies;
 	if (zt_authz_n_files)
 		obs_log(OBS_INFO, "authz", "%zu policies from %zu --policy files", n, s->n);
 	zt_authz_swap(s);
+	zt_authz_index_sync();
 	zt_fp_sync();
 	return 0;
 }
@@ -391,7 +522,7 @@ int zt_authz_check(const struct zm_config *cfg, const char *node)
 {
 	const struct zm_rbac_set *v[ZT_AUTHZ_MAX_FILES];
 	struct zm_rbac_set *sets[ZT_AUTHZ_MAX_FILES] = {0};
-	struct zm_rbac_sources src = {cfg, v, 0};
+	struct zm_rbac_sources src = {cfg, v, 0, NULL};
 	struct zm_dp_policy_rule *rules;
 	char err[8192];
 	size_t i, n;
@@ -462,6 +593,8 @@ void zt_authz_reload(bool force, bool config_changed)
 	}
 	if (config_changed)
 		atomic_fetch_add(&zt_authz_gen, 1);
+	/* Every poll: snapshots also come from the xDS, API and CNI threads. */
+	zt_authz_index_sync();
 	zt_fp_dirty |= config_changed;
 	zt_fp_sync();
 }
@@ -484,21 +617,23 @@ static int zt_authz_eval_to(struct zt_conn *c, const struct zt_snap *s,
 			    const struct zm_cfg_workload *dst, const struct zm_addr *dst_addr,
 			    __u16 dport, const char *peer_id, char *why, size_t len)
 {
-	struct zt_authz_sets *sets = zt_authz_get();
-	struct zm_rbac_sources src = {s->cfg, NULL, 0};
 	const struct zm_rbac_set *v[ZT_AUTHZ_MAX_FILES + 1];
 	struct zm_rbac_conn rc = {c->info.src, *dst_addr, dport, peer_id, dst};
+	struct zm_rbac_sources src = {s->cfg, v, 0, NULL};
+	struct zt_authz_sets *sets;
+	struct zt_authz_index *ix;
 	struct zm_rbac_result r;
 	char a[ZM_ADDR_STRLEN];
 	struct obs_rec rec;
 
-	src.sets = v;
-	src.n_sets = zt_authz_view(sets, v);
-	if (!dst) {
-		zt_authz_put(sets);
+	if (!dst)
 		return -ENOENT;
-	}
+	sets = zt_authz_get_indexed(s, &ix);
+	src.n_sets = zt_authz_view(sets, v);
+	src.index = ix ? ix->idx : NULL;
 	zm_rbac_evaluate(&src, &rc, &r);
+	obs_counter_add(ix ? zt_authz_m_indexed : zt_authz_m_walked, 1);
+	zt_authz_index_put(ix);
 	zt_authz_put(sets);
 	if (r.dry_run_differs) {
 		obs_rec_begin(&rec, OBS_INFO, "authz", "dry-run");
@@ -521,16 +656,21 @@ static int zt_authz_eval_to(struct zt_conn *c, const struct zt_snap *s,
 enum zm_mtls_mode zt_authz_mtls_mode(const struct zt_snap *s, const struct zm_cfg_workload *wl,
 				     __u16 port, char *by, size_t len)
 {
-	struct zt_authz_sets *sets = zt_authz_get();
 	const struct zm_rbac_set *v[ZT_AUTHZ_MAX_FILES + 1];
-	struct zm_rbac_sources src = {s ? s->cfg : NULL, v, zt_authz_view(sets, v)};
+	struct zm_rbac_sources src = {s ? s->cfg : NULL, v, 0, NULL};
 	const struct zm_rbac_policy *p;
+	struct zt_authz_sets *sets;
+	struct zt_authz_index *ix;
 	enum zm_mtls_mode m;
 
+	sets = zt_authz_get_indexed(s, &ix);
+	src.n_sets = zt_authz_view(sets, v);
+	src.index = ix ? ix->idx : NULL;
 	m = zm_rbac_mtls_mode(&src, wl, port, &p, NULL);
 	if (by && len)
 		snprintf(by, len, "%s", p ? p->key : "");
 	/* p points into the sets: use it before letting them go. */
+	zt_authz_index_put(ix);
 	zt_authz_put(sets);
 	return m;
 }

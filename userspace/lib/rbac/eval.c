@@ -13,7 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "rbac/peerauth_internal.h"
+#include "rbac/index_internal.h"
 
 /* The parts of the peer identity the matchers look at, as spans of conn->identity. */
 struct zm_rbac_id {
@@ -107,8 +107,39 @@ bool zm_rbac_match_empty(const struct zm_cfg_match *m)
 	       !m->not_destination_ips.n && !m->destination_ports.n && !m->not_destination_ports.n;
 }
 
+/* Does any entry of l match s? A long list of idx's policies: through its split form. */
+static bool zm_rbac_strs_any(const struct zm_cfg_str_list *l, const char *s, size_t len,
+			     const struct zm_rbac_index *idx)
+{
+	const struct zm_rbac_strset *set =
+	    idx && l->n >= ZM_RBAC_STRSET_MIN ? zm_rbac_index_strset(idx, l->v) : NULL;
+	size_t i;
+
+	if (!set) {
+		for (i = 0; i < l->n; i++)
+			if (zm_rbac_str_match(&l->v[i], s, len))
+				return true;
+		return false;
+	}
+	if (zm_rbac_strset_has_exact(set, s, len))
+		return true;
+	for (i = set->n_exact; i < set->n_exact + set->n_rest; i++)
+		if (zm_rbac_str_match(set->v[i], s, len))
+			return true;
+	return false;
+}
+
+/* ZM_RBAC_ATTR for string lists; usable says whether s can match at all (no identity: no). */
+static bool zm_rbac_strs_attr(const struct zm_cfg_str_list *pos, const struct zm_cfg_str_list *neg,
+			      bool usable, const char *s, size_t len,
+			      const struct zm_rbac_index *idx)
+{
+	return (!pos->n || (usable && zm_rbac_strs_any(pos, s, len, idx))) &&
+	       !(usable && neg->n && zm_rbac_strs_any(neg, s, len, idx));
+}
+
 static bool zm_rbac_group_matches(const struct zm_cfg_match *m, const struct zm_rbac_conn *c,
-				  const struct zm_rbac_id *id)
+				  const struct zm_rbac_id *id, const struct zm_rbac_index *idx)
 {
 	size_t plen = strlen(id->principal);
 
@@ -120,14 +151,14 @@ static bool zm_rbac_group_matches(const struct zm_cfg_match *m, const struct zm_
 			    id->parsed && strlen(e_->namespace) == id->ns_len &&
 				!memcmp(e_->namespace, id->ns, id->ns_len) &&
 				!strcmp(e_->service_account, id->sa)) &&
-	       ZM_RBAC_ATTR(m->principals, m->not_principals,
-			    id->principal_ok && zm_rbac_str_match(e_, id->principal, plen)) &&
-	       ZM_RBAC_ATTR(m->namespaces, m->not_namespaces,
-			    zm_rbac_str_match(e_, id->ns, id->ns_len));
+	       zm_rbac_strs_attr(&m->principals, &m->not_principals, id->principal_ok,
+				 id->principal, plen, idx) &&
+	       zm_rbac_strs_attr(&m->namespaces, &m->not_namespaces, true, id->ns, id->ns_len, idx);
 }
 
+/* idx: the index of the sources p comes from (its long lists), or NULL. */
 static bool zm_rbac_matches(const struct zm_rbac_policy *p, const struct zm_rbac_conn *c,
-			    const struct zm_rbac_id *id)
+			    const struct zm_rbac_id *id, const struct zm_rbac_index *idx)
 {
 	size_t r, k, g;
 
@@ -141,7 +172,7 @@ static bool zm_rbac_matches(const struct zm_rbac_policy *p, const struct zm_rbac
 
 			for (g = 0; g < cl->n_matches && !clause_ok; g++)
 				clause_ok = !zm_rbac_match_empty(&cl->matches[g]) &&
-					    zm_rbac_group_matches(&cl->matches[g], c, id);
+					    zm_rbac_group_matches(&cl->matches[g], c, id, idx);
 			rule_ok = clause_ok;
 		}
 		if (rule_ok)
@@ -155,7 +186,7 @@ bool zm_rbac_policy_matches(const struct zm_rbac_policy *p, const struct zm_rbac
 	struct zm_rbac_id id;
 
 	zm_rbac_id_parse(conn->identity && *conn->identity ? conn->identity : NULL, &id);
-	return zm_rbac_matches(p, conn, &id);
+	return zm_rbac_matches(p, conn, &id, NULL);
 }
 
 static bool zm_rbac_labels_match(const struct zm_rbac_policy *p, const struct zm_cfg_workload *wl)
@@ -240,6 +271,8 @@ static void zm_rbac_walk(const struct zm_rbac_sources *src, const struct zm_cfg_
 /* One evaluation pass: enforced policies only, or with the dry-run ones added. */
 struct zm_rbac_pass {
 	const struct zm_rbac_conn *conn;
+	const struct zm_rbac_index *index;     /* the sources' index, NULL: none */
+	const struct zm_rbac_applied *applied; /* the index's entry for conn->dst, NULL: walk */
 	struct zm_rbac_id id;
 	bool with_dry_run;
 	bool decided, allow, saw_dry_run;
@@ -286,7 +319,7 @@ static bool zm_rbac_visit_deny(const struct zm_rbac_policy *p, void *ctx)
 	(void)wl;
 	if (!zm_rbac_counts(p, ps))
 		return false;
-	if (p->action != ZM_CFG_ACTION_DENY || !zm_rbac_matches(p, ps->conn, &ps->id))
+	if (p->action != ZM_CFG_ACTION_DENY || !zm_rbac_matches(p, ps->conn, &ps->id, ps->index))
 		return false;
 	zm_rbac_decide(ps, false, p, "denied by %s %s", p->kind, p->key);
 	return true;
@@ -328,10 +361,36 @@ static bool zm_rbac_visit_allow(const struct zm_rbac_policy *p, void *ctx)
 	if (used + strlen(p->key) + 8 < sizeof(ps->allow_keys))
 		snprintf(ps->allow_keys + used, sizeof(ps->allow_keys) - used, "%s%s",
 			 used ? ", " : "", p->key);
-	if (!zm_rbac_matches(p, ps->conn, &ps->id))
+	if (!zm_rbac_matches(p, ps->conn, &ps->id, ps->index))
 		return false;
 	zm_rbac_decide(ps, true, p, "allowed by %s %s", p->kind, p->key);
 	return true;
+}
+
+/*
+ * The Deny walk over the index's list. The walk proper also passes every other applicable
+ * policy through zm_rbac_counts, which notes dry-run ones up to the Deny that decides: the
+ * positions say which of them the walk would have seen.
+ */
+static void zm_rbac_scan_deny(struct zm_rbac_pass *ps)
+{
+	const struct zm_rbac_applied *a = ps->applied;
+	size_t i;
+
+	for (i = 0; i < a->n_deny; i++)
+		if (zm_rbac_visit_deny(a->deny[i], ps))
+			break;
+	if (a->first_dry < (i < a->n_deny ? a->deny_pos[i] : ZM_RBAC_NO_POS))
+		ps->saw_dry_run = true;
+}
+
+static void zm_rbac_scan_allow(struct zm_rbac_pass *ps)
+{
+	size_t i;
+
+	for (i = 0; i < ps->applied->n_allow; i++)
+		if (zm_rbac_visit_allow(ps->applied->allow[i], ps))
+			return;
 }
 
 static void zm_rbac_pass_run(const struct zm_rbac_sources *src, struct zm_rbac_pass *ps)
@@ -341,10 +400,16 @@ static void zm_rbac_pass_run(const struct zm_rbac_sources *src, struct zm_rbac_p
 	zm_rbac_pass_mtls(src, ps);
 	if (ps->decided)
 		return;
-	zm_rbac_walk(src, wl, zm_rbac_visit_deny, ps);
+	if (ps->applied)
+		zm_rbac_scan_deny(ps);
+	else
+		zm_rbac_walk(src, wl, zm_rbac_visit_deny, ps);
 	if (ps->decided)
 		return;
-	zm_rbac_walk(src, wl, zm_rbac_visit_allow, ps);
+	if (ps->applied)
+		zm_rbac_scan_allow(ps);
+	else
+		zm_rbac_walk(src, wl, zm_rbac_visit_allow, ps);
 	if (ps->decided)
 		return;
 	if (!ps->n_allow)
@@ -365,6 +430,7 @@ static void zm_rbac_pass_run(const struct zm_rbac_sources *src, struct zm_rbac_p
 int zm_rbac_evaluate(const struct zm_rbac_sources *src, const struct zm_rbac_conn *conn,
 		     struct zm_rbac_result *r)
 {
+	const struct zm_rbac_index *idx = zm_rbac_index_of(src);
 	struct zm_rbac_pass enforced = {.conn = conn}, shadow;
 
 	memset(r, 0, sizeof(*r));
@@ -372,6 +438,8 @@ int zm_rbac_evaluate(const struct zm_rbac_sources *src, const struct zm_rbac_con
 		snprintf(r->reason, sizeof(r->reason), "no destination workload");
 		return -EINVAL;
 	}
+	enforced.index = idx;
+	enforced.applied = idx ? zm_rbac_index_find(idx, conn->dst) : NULL;
 	zm_rbac_id_parse(conn->identity && *conn->identity ? conn->identity : NULL, &enforced.id);
 	zm_rbac_pass_run(src, &enforced);
 	r->allow = enforced.allow;
@@ -379,7 +447,11 @@ int zm_rbac_evaluate(const struct zm_rbac_sources *src, const struct zm_rbac_con
 	memcpy(r->reason, enforced.reason, sizeof(r->reason));
 	if (!enforced.saw_dry_run)
 		return 0;
-	shadow = (struct zm_rbac_pass){.conn = conn, .id = enforced.id, .with_dry_run = true};
+	shadow = (struct zm_rbac_pass){.conn = conn,
+				       .index = idx,
+				       .applied = enforced.applied,
+				       .id = enforced.id,
+				       .with_dry_run = true};
 	zm_rbac_pass_run(src, &shadow);
 	r->dry_run_differs = shadow.allow != enforced.allow;
 	snprintf(r->dry_run, sizeof(r->dry_run), "with dry-run policies: %s (%.400s)",

@@ -10,7 +10,7 @@
  */
 #include <string.h>
 
-#include "rbac/peerauth_internal.h"
+#include "rbac/index_internal.h"
 
 const char *zm_mtls_mode_name(enum zm_mtls_mode m)
 {
@@ -19,31 +19,55 @@ const char *zm_mtls_mode_name(enum zm_mtls_mode m)
 	return (unsigned int)m < sizeof(names) / sizeof(names[0]) ? names[m] : "?";
 }
 
+static void zm_rbac_pa_consider(const struct zm_rbac_policy *p, const struct zm_cfg_workload *wl,
+				bool with_dry_run, struct zm_rbac_pa_levels *out)
+{
+	if (!p->peer_auth || p->peer_auth >= ZM_RBAC_PA_LEVELS || !zm_rbac_policy_applies(p, wl))
+		return;
+	if (p->dry_run) {
+		out->saw_dry_run = true;
+		if (!with_dry_run)
+			return;
+	}
+	/* Istio keeps the oldest of several; load order is ours. */
+	if (!out->v[p->peer_auth])
+		out->v[p->peer_auth] = p;
+}
+
+void zm_rbac_pa_find_in(const struct zm_rbac_policy *const *v, size_t n,
+			const struct zm_cfg_workload *wl, bool with_dry_run,
+			struct zm_rbac_pa_levels *out)
+{
+	size_t i;
+
+	memset(out, 0, sizeof(*out));
+	for (i = 0; i < n; i++)
+		zm_rbac_pa_consider(v[i], wl, with_dry_run, out);
+}
+
 void zm_rbac_pa_find(const struct zm_rbac_sources *src, const struct zm_cfg_workload *wl,
 		     bool with_dry_run, struct zm_rbac_pa_levels *out)
 {
+	const struct zm_rbac_index *idx = zm_rbac_index_of(src);
+	const struct zm_rbac_applied *a = idx ? zm_rbac_index_find(idx, wl) : NULL;
 	size_t i, j;
 
+	/* Indexed: worked out already, or at least only the PeerAuthentication ones to look at. */
+	if (a) {
+		*out = a->pa[with_dry_run];
+		return;
+	}
+	if (idx) {
+		zm_rbac_pa_find_in(idx->pa, idx->n_pa, wl, with_dry_run, out);
+		return;
+	}
 	memset(out, 0, sizeof(*out));
 	/* Only Istio files carry PeerAuthentication; the config's policies never do. */
 	for (i = 0; i < src->n_sets; i++) {
 		const struct zm_rbac_set *s = src->sets[i];
 
-		for (j = 0; s && j < s->n_policies; j++) {
-			const struct zm_rbac_policy *p = &s->policies[j];
-
-			if (!p->peer_auth || p->peer_auth >= ZM_RBAC_PA_LEVELS ||
-			    !zm_rbac_policy_applies(p, wl))
-				continue;
-			if (p->dry_run) {
-				out->saw_dry_run = true;
-				if (!with_dry_run)
-					continue;
-			}
-			/* Istio keeps the oldest of several; load order is ours. */
-			if (!out->v[p->peer_auth])
-				out->v[p->peer_auth] = p;
-		}
+		for (j = 0; s && j < s->n_policies; j++)
+			zm_rbac_pa_consider(&s->policies[j], wl, with_dry_run, out);
 	}
 }
 

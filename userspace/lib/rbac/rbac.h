@@ -108,11 +108,18 @@ struct zm_rbac_set {
 	size_t n_policies;
 };
 
-/* Everything that can apply: the config's policies plus any number of Istio sets. */
+/*
+ * Everything that can apply: the config's policies plus any number of Istio sets. index
+ * (zm_rbac_index_build, NULL: none) is a precomputed view of exactly these cfg and sets; the
+ * evaluator uses it only when it was built from the same pointers, so a stale one is ignored,
+ * never trusted.
+ */
+struct zm_rbac_index;
 struct zm_rbac_sources {
 	const struct zm_config *cfg; /* NULL: none */
 	const struct zm_rbac_set *const *sets;
 	size_t n_sets;
+	const struct zm_rbac_index *index;
 };
 
 /*
@@ -171,6 +178,28 @@ bool zm_rbac_policy_applies(const struct zm_rbac_policy *p, const struct zm_cfg_
 /* The model view of a config policy (no allocation: points into cp). */
 void zm_rbac_policy_from_cfg(const struct zm_cfg_policy *cp, const char *source,
 			     struct zm_rbac_policy *out);
+
+/*
+ * The policy index (index.c): what zm_rbac_evaluate would walk for every connection, worked out
+ * once per policy or config change. For each workload of node (NULL: every workload; "": none)
+ * it keeps the applicable Deny and Allow policies in evaluation order and the PeerAuthentication
+ * in force at each level; for every other workload, the PeerAuthentication policies alone, so
+ * zm_rbac_mtls_mode never walks the AuthorizationPolicies. A connection to an indexed workload
+ * then costs what its deciding policies cost, whatever else is loaded. The index points into
+ * src's config and sets: free it before them, and rebuild it when either changes (a workload's
+ * labels, namespace or named policies are read at build time). NULL with errno on ENOMEM.
+ */
+struct zm_rbac_index *zm_rbac_index_build(const struct zm_rbac_sources *src, const char *node);
+void zm_rbac_index_free(struct zm_rbac_index *idx);
+
+/* What an index holds, for logs and tests. */
+struct zm_rbac_index_stats {
+	size_t workloads;   /* workloads with a precomputed entry */
+	size_t policy_refs; /* Deny and Allow references over all of them */
+	size_t peer_auth;   /* PeerAuthentication policies, the list every workload falls back on */
+	size_t long_lists;  /* principal and namespace lists split for binary search */
+};
+void zm_rbac_index_stats(const struct zm_rbac_index *idx, struct zm_rbac_index_stats *st);
 
 /*
  * Istio YAML: any number of `---` separated documents of kind AuthorizationPolicy

@@ -50,7 +50,7 @@ ARCH := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
 CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE $(SANFLAGS) $(EXTRA_CFLAGS)
 CPPFLAGS := -Iinclude -Iuserspace/lib -I$(BUILD)/bpf -I$(BUILD) -I$(BUILD)/proto -Itests/lib
 LDFLAGS := $(SANFLAGS)
-LDLIBS := -lbpf -lelf -lz -lssl -lcrypto -Wl,--as-needed -lcurl -Wl,--no-as-needed -lnghttp2 -lyaml -ljson-c -lmnl -lpcre2-8 -lprotobuf-c -lpthread -lm
+LDLIBS := -lbpf -lelf -lz -lssl -lcrypto -lnghttp2 -lyaml -ljson-c -lmnl -lpcre2-8 -lprotobuf-c -lpthread -lm
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
 	-I$(BUILD) -Iinclude -Ibpf
 

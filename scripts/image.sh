@@ -4,9 +4,10 @@
 # make image: the OCI images of zmesh, built with buildah FROM scratch (no base image, nothing
 # pulled) and written as OCI archives that `podman load`, `skopeo inspect oci-archive:` and
 # `skopeo copy` (to a registry) accept. Each image holds exactly our binaries, the shared
-# libraries they load (resolved with ldd on this machine, plus the dynamic loader), an
-# /etc/passwd with root and the non-root user zmesh (65532), and OCI labels (version, source
-# revision). Must run as root (buildah mounts); its storage is private and thrown away.
+# libraries they load (resolved with ldd on this machine, plus the dynamic loader) or open at
+# run time (libcurl and its own), an /etc/passwd with root and the non-root user zmesh
+# (65532), and OCI labels (version, source revision). Must run as root (buildah mounts); its
+# storage is private and thrown away.
 #
 #   zmesh-node      ztunnel (entrypoint), zmeshctl, zmesh-cni, the BPF objects
 #                   (/usr/lib/zmesh/bpf; the binaries embed them too); runs as root: it
@@ -47,19 +48,41 @@ trap cleanup EXIT
 # Private storage: nothing lands in the machine's /var/lib/containers.
 bah() { buildah --root "$work/storage" --runroot "$work/run" --storage-driver vfs "$@"; }
 
-# stage DIR BIN...: BINs and every library they load, at the paths the loader looks for them.
+# Libraries the daemons open with dlopen() when they need them, which ldd cannot see:
+# libcurl for the Kubernetes API (userspace/lib/kube/libcurl.h). Every image's daemon can
+# read the API, so every image gets them.
+DLOPENED="libcurl.so.4"
+dlopen_paths=()
+for so in $DLOPENED; do
+	p=$(realpath -s "$(${CC:-cc} -print-file-name="$so")")
+	[ "${p#/}" != "$p" ] && [ -e "$p" ] || die "$so not found (Debian package libcurl4)"
+	dlopen_paths+=("$p")
+done
+
+# stage_libs DIR FILE: every library FILE loads, at the paths the loader looks for them.
+stage_libs() {
+	local dir=$1 lib
+	for lib in $(ldd "$2" | awk '/=> \// { print $3 } /^\t\/[^ ]+ \(/ { print $1 }'); do
+		[ -e "$dir$lib" ] && continue
+		mkdir -p "$dir$(dirname "$lib")"
+		cp -L "$lib" "$dir$lib"
+	done
+}
+
+# stage DIR BIN...: BINs, the libraries they load and those they open (DLOPENED).
 stage() {
-	local dir=$1 b lib
+	local dir=$1 b p
 	shift
 	mkdir -p "$dir/usr/bin" "$dir/etc" "$dir/tmp"
 	chmod 1777 "$dir/tmp"
 	for b in "$@"; do
 		install -m 0755 "$BUILD/bin/$b" "$dir/usr/bin/$b"
-		for lib in $(ldd "$BUILD/bin/$b" | awk '/=> \// { print $3 } /^\t\/[^ ]+ \(/ { print $1 }'); do
-			[ -e "$dir$lib" ] && continue
-			mkdir -p "$dir$(dirname "$lib")"
-			cp -L "$lib" "$dir$lib"
-		done
+		stage_libs "$dir" "$BUILD/bin/$b"
+	done
+	for p in "${dlopen_paths[@]}"; do
+		mkdir -p "$dir$(dirname "$p")"
+		[ -e "$dir$p" ] || cp -L "$p" "$dir$p"
+		stage_libs "$dir" "$p"
 	done
 	printf 'root:x:0:0:root:/:/sbin/nologin\nzmesh:x:65532:65532:zmesh:/:/sbin/nologin\n' \
 		>"$dir/etc/passwd"

@@ -2,7 +2,8 @@
 /*
  * The reflector: for each kind, Kubernetes' list-then-watch (api-concepts, "Efficient
  * detection of changes") over one libcurl multi handle, so every request shares one HTTP/2
- * connection when the server speaks HTTP/2 (one HTTP/1.1 connection each otherwise):
+ * connection when the server speaks HTTP/2 (one HTTP/1.1 connection each otherwise). libcurl
+ * is loaded when the first client starts (libcurl.h) and called through zm_curl:
  *
  *   list (limit=N pages, continue tokens) -> commit the whole list into the store ->
  *   watch from the list's resourceVersion (allowWatchBookmarks, timeoutSeconds) -> each line
@@ -17,7 +18,6 @@
  * (it rotates); 403 is RBAC refusing the resource and 404 a CRD not installed: the kind
  * counts as synced (empty) so the rest of the model is served, and is retried slowly.
  */
-#include <curl/curl.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -28,6 +28,7 @@
 
 #include "common/errf.h"
 #include "kube/internal.h"
+#include "kube/libcurl.h"
 #include "obs/log.h"
 
 #define ZM_KR_BACKOFF_MIN_MS 250
@@ -154,7 +155,7 @@ static long zm_kr_status(struct zm_kr *r)
 {
 	long code = 0;
 
-	curl_easy_getinfo(r->h, CURLINFO_RESPONSE_CODE, &code);
+	zm_curl.easy_getinfo(r->h, CURLINFO_RESPONSE_CODE, &code);
 	return code;
 }
 
@@ -200,7 +201,7 @@ static void zm_kr_url(struct zm_kr *r, char *url, size_t len)
 		char f[600];
 
 		snprintf(f, sizeof(f), "spec.nodeName=%s", c->o.node);
-		sel = curl_easy_escape(NULL, f, 0);
+		sel = zm_curl.easy_escape(NULL, f, 0);
 	}
 	n = snprintf(url, len, "%s%s?", c->o.conn->server, zm_kube_kind_path(r->k));
 	if (sel)
@@ -208,15 +209,15 @@ static void zm_kr_url(struct zm_kr *r, char *url, size_t len)
 	if (r->state == ZM_KR_LIST) {
 		n += snprintf(url + n, len - (size_t)n, "limit=%u",
 			      c->o.page_size ? c->o.page_size : 500);
-		if (r->cont[0] && (cont = curl_easy_escape(NULL, r->cont, 0)))
+		if (r->cont[0] && (cont = zm_curl.easy_escape(NULL, r->cont, 0)))
 			snprintf(url + n, len - (size_t)n, "&continue=%s", cont);
 	} else {
 		snprintf(url + n, len - (size_t)n,
 			 "watch=1&allowWatchBookmarks=true&resourceVersion=%s&timeoutSeconds=%u",
 			 r->rv, t);
 	}
-	curl_free(sel);
-	curl_free(cont);
+	zm_curl.free(sel);
+	zm_curl.free(cont);
 }
 
 /* The TLS and authentication settings of every request (either thread, under c->lock). */
@@ -225,33 +226,33 @@ static int zm_kube_client_setup_handle(struct zm_kube_client *c, CURL *h, struct
 	struct zm_kube_conn *k = c->o.conn;
 	char auth[sizeof(k->token) + 32];
 
-	*hdrs = curl_slist_append(NULL, "Accept: application/json");
+	*hdrs = zm_curl.slist_append(NULL, "Accept: application/json");
 	if (k->token[0]) {
 		snprintf(auth, sizeof(auth), "Authorization: Bearer %s", k->token);
-		*hdrs = curl_slist_append(*hdrs, auth);
+		*hdrs = zm_curl.slist_append(*hdrs, auth);
 		explicit_bzero(auth, sizeof(auth));
 	}
 	if (!*hdrs)
 		return -ENOMEM;
-	curl_easy_setopt(h, CURLOPT_HTTPHEADER, *hdrs);
-	curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
-	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
-	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+	zm_curl.easy_setopt(h, CURLOPT_HTTPHEADER, *hdrs);
+	zm_curl.easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+	zm_curl.easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	zm_curl.easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
+	zm_curl.easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
 	if (k->ca_pem) {
 		struct curl_blob b = {k->ca_pem, strlen(k->ca_pem), CURL_BLOB_COPY};
 
-		curl_easy_setopt(h, CURLOPT_CAINFO_BLOB, &b);
+		zm_curl.easy_setopt(h, CURLOPT_CAINFO_BLOB, &b);
 	} else if (k->ca_file[0]) {
-		curl_easy_setopt(h, CURLOPT_CAINFO, k->ca_file);
+		zm_curl.easy_setopt(h, CURLOPT_CAINFO, k->ca_file);
 	}
 	if (k->insecure) {
-		curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
-		curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
+		zm_curl.easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
+		zm_curl.easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
 	}
 	if (k->cert_file[0]) {
-		curl_easy_setopt(h, CURLOPT_SSLCERT, k->cert_file);
-		curl_easy_setopt(h, CURLOPT_SSLKEY, k->key_file[0] ? k->key_file : k->cert_file);
+		zm_curl.easy_setopt(h, CURLOPT_SSLCERT, k->cert_file);
+		zm_curl.easy_setopt(h, CURLOPT_SSLKEY, k->key_file[0] ? k->key_file : k->cert_file);
 	}
 	return 0;
 }
@@ -267,7 +268,7 @@ static void zm_kr_start(struct zm_kr *r, enum zm_kr_state s)
 	r->len = 0;
 	r->abort = r->gone = r->broken = r->got = false;
 	r->last_data_ms = zm_kr_now();
-	r->h = curl_easy_init();
+	r->h = zm_curl.easy_init();
 	pthread_mutex_lock(&c->lock);
 	err[0] = '\0';
 	if (zm_kube_conn_token_refresh(c->o.conn, false, err, sizeof(err)) < 0)
@@ -279,23 +280,23 @@ static void zm_kr_start(struct zm_kr *r, enum zm_kr_state s)
 		return;
 	}
 	zm_kr_url(r, url, sizeof(url));
-	curl_easy_setopt(r->h, CURLOPT_URL, url);
-	curl_easy_setopt(r->h, CURLOPT_WRITEFUNCTION, zm_kr_write);
-	curl_easy_setopt(r->h, CURLOPT_WRITEDATA, r);
-	curl_easy_setopt(r->h, CURLOPT_PRIVATE, r);
-	curl_easy_setopt(r->h, CURLOPT_PIPEWAIT, 1L); /* wait to share the HTTP/2 connection */
+	zm_curl.easy_setopt(r->h, CURLOPT_URL, url);
+	zm_curl.easy_setopt(r->h, CURLOPT_WRITEFUNCTION, zm_kr_write);
+	zm_curl.easy_setopt(r->h, CURLOPT_WRITEDATA, r);
+	zm_curl.easy_setopt(r->h, CURLOPT_PRIVATE, r);
+	zm_curl.easy_setopt(r->h, CURLOPT_PIPEWAIT, 1L); /* wait to share the HTTP/2 connection */
 	if (s == ZM_KR_LIST)
-		curl_easy_setopt(r->h, CURLOPT_TIMEOUT_MS, 120000L);
-	curl_multi_add_handle(c->m, r->h);
+		zm_curl.easy_setopt(r->h, CURLOPT_TIMEOUT_MS, 120000L);
+	zm_curl.multi_add_handle(c->m, r->h);
 }
 
 static void zm_kr_release(struct zm_kr *r)
 {
 	if (r->h) {
-		curl_multi_remove_handle(r->c->m, r->h);
-		curl_easy_cleanup(r->h);
+		zm_curl.multi_remove_handle(r->c->m, r->h);
+		zm_curl.easy_cleanup(r->h);
 	}
-	curl_slist_free_all(r->hdrs);
+	zm_curl.slist_free_all(r->hdrs);
 	r->h = NULL;
 	r->hdrs = NULL;
 }
@@ -396,7 +397,7 @@ static void zm_kr_watch_done(struct zm_kr *r, CURLcode res, long code)
 	if (r->got)
 		r->backoff_ms = 0; /* it worked for a while: start the backoff over */
 	zm_kr_backoff(r, "watch ended: %s",
-		      res == CURLE_OK ? "no HTTP status" : curl_easy_strerror(res));
+		      res == CURLE_OK ? "no HTTP status" : zm_curl.easy_strerror(res));
 }
 
 static void zm_kr_done(struct zm_kr *r, CURLcode res)
@@ -417,7 +418,7 @@ static void zm_kr_done(struct zm_kr *r, CURLcode res)
 	if (res != CURLE_OK && !code) {
 		if (s == ZM_KR_LIST)
 			r->want_list = true;
-		zm_kr_backoff(r, "%s", curl_easy_strerror(res));
+		zm_kr_backoff(r, "%s", zm_curl.easy_strerror(res));
 		return;
 	}
 	if (code != 200) {
@@ -438,12 +439,10 @@ struct zm_kube_client *zm_kube_client_new(const struct zm_kube_client_opts *o, c
 	struct zm_kube_client *c;
 	int k;
 
-	if (curl_global_init(CURL_GLOBAL_DEFAULT)) {
-		zm_errf(err, len, -EIO, "libcurl would not initialise");
+	if (zm_curl_open(err, len))
 		return NULL;
-	}
 	c = calloc(1, sizeof(*c));
-	if (!c || !(c->m = curl_multi_init())) {
+	if (!c || !(c->m = zm_curl.multi_init())) {
 		free(c);
 		zm_errf(err, len, -ENOMEM, "out of memory");
 		return NULL;
@@ -451,7 +450,7 @@ struct zm_kube_client *zm_kube_client_new(const struct zm_kube_client_opts *o, c
 	c->o = *o;
 	c->seed = (unsigned int)time(NULL) ^ (unsigned int)(uintptr_t)c;
 	pthread_mutex_init(&c->lock, NULL);
-	curl_multi_setopt(c->m, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
+	zm_curl.multi_setopt(c->m, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
 	for (k = 0; k < ZM_KUBE_N_KINDS; k++) {
 		c->r[k] = (struct zm_kr){.c = c, .k = k, .want_list = true};
 		if (o->kinds && !(o->kinds & (1u << k))) { /* not wanted: never asked for */
@@ -472,7 +471,7 @@ void zm_kube_client_free(struct zm_kube_client *c)
 		zm_kr_release(&c->r[k]);
 		free(c->r[k].buf);
 	}
-	curl_multi_cleanup(c->m);
+	zm_curl.multi_cleanup(c->m);
 	pthread_mutex_destroy(&c->lock);
 	free(c);
 }
@@ -512,14 +511,14 @@ int zm_kube_client_step(struct zm_kube_client *c, int timeout_ms)
 	int running, left;
 
 	zm_kr_schedule(c);
-	curl_multi_poll(c->m, NULL, 0, timeout_ms, NULL);
-	curl_multi_perform(c->m, &running);
-	while ((msg = curl_multi_info_read(c->m, &left))) {
+	zm_curl.multi_poll(c->m, NULL, 0, timeout_ms, NULL);
+	zm_curl.multi_perform(c->m, &running);
+	while ((msg = zm_curl.multi_info_read(c->m, &left))) {
 		struct zm_kr *r = NULL;
 
 		if (msg->msg != CURLMSG_DONE)
 			continue;
-		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&r);
+		zm_curl.easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&r);
 		if (r)
 			zm_kr_done(r, msg->data.result);
 	}
@@ -624,9 +623,9 @@ int zm_kube_client_fetch(struct zm_kube_client *c, enum zm_kube_kind k, const ch
 {
 	struct zm_kf_buf b = {0};
 	struct curl_slist *hdrs = NULL;
-	char path[1024], url[2048], *ens = curl_easy_escape(NULL, ns, 0),
-				    *enm = curl_easy_escape(NULL, name, 0);
-	CURL *h = curl_easy_init();
+	char path[1024], url[2048], *ens = zm_curl.easy_escape(NULL, ns, 0),
+				    *enm = zm_curl.easy_escape(NULL, name, 0);
+	CURL *h = zm_curl.easy_init();
 	long code = 0;
 	CURLcode res;
 	int r;
@@ -638,16 +637,16 @@ int zm_kube_client_fetch(struct zm_kube_client *c, enum zm_kube_kind k, const ch
 		goto out;
 	zm_kf_path(k, ens, enm, path, sizeof(path));
 	snprintf(url, sizeof(url), "%s%s", c->o.conn->server, path);
-	curl_easy_setopt(h, CURLOPT_URL, url);
-	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, zm_kf_write);
-	curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
-	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
-	res = curl_easy_perform(h);
-	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
+	zm_curl.easy_setopt(h, CURLOPT_URL, url);
+	zm_curl.easy_setopt(h, CURLOPT_WRITEFUNCTION, zm_kf_write);
+	zm_curl.easy_setopt(h, CURLOPT_WRITEDATA, &b);
+	zm_curl.easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
+	res = zm_curl.easy_perform(h);
+	zm_curl.easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
 	if (res != CURLE_OK || code != 200) {
 		r = code == 404 ? -ENOENT : code == 401 || code == 403 ? -EACCES : -EIO;
 		zm_errf(err, len, r, "GET %s: %s", path,
-			res != CURLE_OK ? curl_easy_strerror(res)
+			res != CURLE_OK ? zm_curl.easy_strerror(res)
 			: code == 404	? "not found"
 			: code == 401	? "401 Unauthorized"
 			: code == 403	? "403 Forbidden"
@@ -663,11 +662,11 @@ int zm_kube_client_fetch(struct zm_kube_client *c, enum zm_kube_kind k, const ch
 out:
 	if (r == -ENOMEM)
 		zm_errf(err, len, r, "out of memory");
-	curl_slist_free_all(hdrs);
+	zm_curl.slist_free_all(hdrs);
 	if (h)
-		curl_easy_cleanup(h);
-	curl_free(ens);
-	curl_free(enm);
+		zm_curl.easy_cleanup(h);
+	zm_curl.free(ens);
+	zm_curl.free(enm);
 	free(b.p);
 	return r;
 }

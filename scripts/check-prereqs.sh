@@ -8,7 +8,7 @@
 set -u
 mode=${1:-build}
 missing=()
-hint="run: sudo ./scripts/install-deps.sh"
+hint="run, as root: ./scripts/install-deps.sh"
 
 need_cmd() { command -v "$1" >/dev/null 2>&1 || missing+=("command '$1' (Debian package $2)"); }
 # Headers live in /usr/include or its multiarch directory (libcurl's do).

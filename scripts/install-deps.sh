@@ -3,7 +3,7 @@
 #
 # Installs, from Debian packages only, everything zmesh needs to build, test, benchmark and
 # run its demo. Idempotent: packages already present are left as they are. Must run as root.
-# Usage: sudo ./scripts/install-deps.sh [--no-demo]
+# Usage (as root): ./scripts/install-deps.sh [--no-demo]
 #   The README's first command: installs, builds and runs the demo (make demo) unless
 #   --no-demo is given (CI uses --no-demo and then runs make test).
 set -euo pipefail

@@ -182,6 +182,18 @@ static void test_log_render(void)
 	ok(obs_log_set_format("yaml") == -EINVAL && obs_log_format() == OBS_FMT_JSON,
 	   "an unknown format is refused and changes nothing");
 	obs_log_set_format("logfmt");
+	obs_rec_begin(&r, OBS_INFO, "access", "n");
+	obs_rec_u64(&r, "z", 0);
+	obs_rec_u64(&r, "max", UINT64_MAX);
+	obs_rec_i64(&r, "neg", -7);
+	obs_rec_i64(&r, "min", INT64_MIN);
+	obs_rec_i64(&r, "pos", 1234567890123);
+	obs_rec_render(&r, line, sizeof(line));
+	ok(has(line, " z=0 max=18446744073709551615 neg=-7 min=-9223372036854775808 "
+		     "pos=1234567890123"),
+	   "numbers: zero, the extremes of both types, negatives (%s)", line);
+	ok(strlen(line) > 32 && line[24] == '.' && line[31] == 'Z' && line[32] == ' ',
+	   "the time has six digits of microseconds, then Z (%.40s)", line);
 
 	obs_rec_begin(&r, OBS_DEBUG, "access", "x");
 	ok(!r.on, "debug is off at info");

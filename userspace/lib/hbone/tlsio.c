@@ -193,10 +193,7 @@ static void hb_conn_soft_flush_now(struct hb_conn *conn)
 
 void hb_conn_soft_flush(struct hb_conn *conn)
 {
-	if (conn->batching)
-		conn->flush_due = true;
-	else
-		hb_conn_soft_flush_now(conn);
+	hb_conn_soft_flush_data(conn, 0);
 }
 
 void hb_conn_soft_flush_data(struct hb_conn *conn, size_t queued)

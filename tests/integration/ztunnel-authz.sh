@@ -19,13 +19,16 @@ cd "$(dirname "$0")/../.."
 . tests/lib/mesh.sh
 
 m_init 2 2
-{
-	echo "workloads:"
-	m_workload -4 n1a srv client HBONE "labels: {app: server}"
-	m_workload -4 n1b bad-ns other HBONE "labels: {app: other}"
-	m_workload -4 n2a srv server HBONE "labels: {app: server}"
-	m_workload -4 n2b legacy legacy TCP "labels: {app: legacy}"
-} | m_config_write
+config() { # config N2A_APP: the workloads, n2a labelled app=N2A_APP
+	{
+		echo "workloads:"
+		m_workload -4 n1a srv client HBONE "labels: {app: server}"
+		m_workload -4 n1b bad-ns other HBONE "labels: {app: other}"
+		m_workload -4 n2a srv server HBONE "labels: {app: $1}"
+		m_workload -4 n2b legacy legacy TCP "labels: {app: legacy}"
+	} | m_config_write
+}
+config server
 # n1a's identity is srv/client: a principal distinct from n2a's own.
 m_ca_init
 
@@ -81,19 +84,11 @@ indexed() { # indexed NODE: zmesh_authz_decisions_total{path="indexed"} on NODE
 		sed -n 's/^zmesh_authz_decisions_total{path="indexed"} \([0-9]*\)$/\1/p'
 }
 i0=$(indexed n2)
-config() { # config N2A_APP: the workloads, n2a labelled app=N2A_APP
-	{
-		echo "workloads:"
-		m_workload -4 n1a srv client HBONE "labels: {app: server}"
-		m_workload -4 n1b bad-ns other HBONE "labels: {app: other}"
-		m_workload -4 n2a srv server HBONE "labels: {app: $1}"
-		m_workload -4 n2b legacy legacy TCP "labels: {app: legacy}"
-	} | m_config_write
-	sleep 1.5
-}
 config other
+sleep 1.5
 t_like "$(send n1b n2a 7777)" "hi-n1b" "labels changed to app=other: allow-client no longer applies, n1b allowed"
 config server
+sleep 1.5
 out=$(send n1b n2a 7777)
 t_ok "$(! echo "$out" | grep -q hi-n1b; echo $?)" "labels back to app=server: n1b refused again ($out)"
 t_like "$(send n1a n2a 7777)" "hi-n1a" "labels back to app=server: srv/client still allowed"

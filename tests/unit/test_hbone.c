@@ -308,6 +308,47 @@ static void test_many_streams(void)
 	th_pair_close(&p);
 }
 
+/* hb_conn_set_batching(): stream writes wait for hb_conn_flush(), a bulk goes at once. */
+static void test_batching(void)
+{
+	static uint8_t bulk[HB_OUT_BATCH];
+	struct th_rec *cr[3], *sr;
+	struct th_pair p;
+	uint64_t sent;
+	int i;
+
+	th_pair_open(&p, TH_SERVER_ACCEPT);
+	ok(th_pump_until(&p, p.c.ready && p.s.ready), "batching: ready");
+	for (i = 0; i < 3; i++) {
+		cr[i] = th_open(&p, "127.0.0.1:8080");
+		if (!cr[i] || !th_pump_until(&p, cr[i]->status == 200))
+			tap_bail("batching: stream %d did not open", i);
+	}
+	hb_conn_set_batching(p.c.conn, true);
+	sent = hb_conn_bytes_sent(p.c.conn);
+	for (i = 0; i < 3; i++)
+		hb_stream_write(cr[i]->s, "abc", 3);
+	ok(hb_conn_bytes_sent(p.c.conn) == sent && p.c.conn->flush_due,
+	   "three streams' small writes wait for the flush");
+	hb_conn_flush(p.c.conn);
+	ok(hb_conn_bytes_sent(p.c.conn) == sent + 9 && !p.c.conn->flush_due,
+	   "hb_conn_flush sends all three at once");
+	sr = th_peer(&p, cr[2], hb_stream_id(cr[2]->s));
+	ok(sr && th_pump_until(&p, sr->len == 3), "and the server gets them");
+
+	sent = hb_conn_bytes_sent(p.c.conn);
+	is_int(hb_stream_write(cr[0]->s, bulk, sizeof(bulk)), (int)sizeof(bulk),
+	       "a bulk write (HB_OUT_BATCH) is taken");
+	ok(hb_conn_bytes_sent(p.c.conn) > sent && !p.c.conn->flush_due,
+	   "a bulk goes at once, without waiting for the flush");
+	hb_stream_write(cr[1]->s, "d", 1);
+	sent = hb_conn_bytes_sent(p.c.conn);
+	hb_conn_set_batching(p.c.conn, false);
+	ok(hb_conn_bytes_sent(p.c.conn) > sent && !p.c.conn->flush_due,
+	   "turning batching off sends what waited");
+	th_pair_close(&p);
+}
+
 static uint8_t th_pattern(size_t i)
 {
 	return (uint8_t)(i * 31 + (i >> 12));
@@ -523,6 +564,7 @@ int main(void)
 	test_tunnel();
 	test_bad_requests();
 	test_many_streams();
+	test_batching();
 	test_flow_control();
 	test_ping_and_goaway();
 	test_protocol_errors();

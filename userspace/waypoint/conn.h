@@ -58,6 +58,7 @@ struct wp_conn {
 	void *cx;		      /* the codec's state */
 	struct wp_relay *relay;	      /* plain TCP, or after a WebSocket upgrade */
 	struct rt_timer tmr;	      /* the codec's timeouts */
+	struct wp_mcache mcache;      /* its requests' metric series (telemetry.c) */
 };
 
 /* A new connection for stream s, from the CONNECT req; one reference. NULL on no memory. */

@@ -112,20 +112,15 @@ static void wp_req_uncount(struct wp_req *r)
 static void wp_req_log(struct wp_req *r)
 {
 	const struct zm_cfg_workload *wl = r->tgt.ep.wl;
-	char dst_id[ZM_SPIFFE_ID_MAX] = "";
 	struct wp_conn *c = r->c;
 	struct wp_mreq mr;
 
-	if (wl)
-		zm_cfg_workload_identity(wl, dst_id, sizeof(dst_id));
 	mr = (struct wp_mreq){
+	    .snap = c->snap,
+	    .cache = &c->mcache,
 	    .src_principal = c->peer,
-	    .dst_principal = zm_spiffe_principal(dst_id),
 	    .src = c->src_wl,
 	    .dst = wl,
-	    .dst_workload =
-		wl ? (wl->workload_name && wl->workload_name[0] ? wl->workload_name : wl->name)
-		   : NULL,
 	    .svc = c->svc,
 	    .protocol = r->grpc ? "grpc" : "http",
 	    .code = r->status,

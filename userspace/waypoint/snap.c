@@ -68,6 +68,7 @@ static const struct zm_cfg_workload *wp_snap_self(const struct zm_config *mesh, 
 
 struct wp_snap *wp_snap_load(struct wp *wp, char *err, size_t len)
 {
+	static atomic_uint_fast64_t serial; /* the control loop and the Kubernetes thread load */
 	struct wp_snap *s = calloc(1, sizeof(*s));
 
 	if (!s) {
@@ -75,6 +76,7 @@ struct wp_snap *wp_snap_load(struct wp *wp, char *err, size_t len)
 		return NULL;
 	}
 	atomic_init(&s->refs, 1);
+	s->serial = atomic_fetch_add(&serial, 1) + 1;
 	if (wp_kube_enabled(wp)) {
 		if (wp_kube_mesh(&s->mesh, err, len) || wp_kube_l7(wp, s->mesh, &s->l7, err, len))
 			goto err;

@@ -6,6 +6,8 @@
  * Istio's full label set (lib/obs/istio.h, reporter "waypoint"); zmesh_waypoint_streams_total
  * by the protocol a tunnelled stream turned out to speak; process and certificate metrics.
  * Every request is one access record (scope "access", msg "http") with Envoy's fields.
+ * A connection's requests find their series through its cache (struct wp_mcache, wp.h):
+ * formatting and looking up the 25 label values was most of the metrics' cost per request.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -85,33 +87,117 @@ static void wp_principal(char *out, size_t len, const char *p)
 	snprintf(out, len, "%s%s", p && *p ? "spiffe://" : "", p ? p : "");
 }
 
-void wp_metric_request(struct wp *wp, const struct wp_mreq *r)
+static const char *wp_mreq_protocol(const struct wp_mreq *r)
+{
+	return r->protocol ? r->protocol : "http";
+}
+
+/* The request series of r's labels, looked up in the group. */
+static struct obs_series *const *wp_metric_series(struct wp *wp, const struct wp_mreq *r)
 {
 	struct obs_istio_traffic t = {.reporter = "waypoint",
-				      .request_protocol = r->protocol ? r->protocol : "http",
+				      .request_protocol = wp_mreq_protocol(r),
 				      .grpc_response_status = r->grpc_status ? r->grpc_status : "",
 				      .connection_security_policy = "mutual_tls",
 				      .response_flags = r->flags};
-	struct obs_series *const *s;
 	const char *v[OBS_ISTIO_HTTP_N];
 	char code[16];
 
-	if (!wp->m)
-		return;
-	/* Envoy's stats: app and version from the pods' labels. */
+	/* Envoy's stats: app and version from the pods' labels; the principals in full. */
 	obs_istio_peer_fill(&t.src, r->src, false);
 	obs_istio_peer_fill(&t.dst, r->dst, false);
-	if (r->dst_workload && *r->dst_workload)
-		t.dst.workload = r->dst_workload;
 	wp_principal(t.src.principal, sizeof(t.src.principal), r->src_principal);
-	wp_principal(t.dst.principal, sizeof(t.dst.principal), r->dst_principal);
 	obs_istio_service_fill(&t, r->svc);
 	snprintf(code, sizeof(code), "%u", r->code);
 	t.response_code = code;
 	obs_istio_values(&t, true, v);
-	s = obs_group_get(wp->m->requests, v);
-	if (!s)
+	return obs_group_get(wp->m->requests, v);
+}
+
+/* s (NULL as "") copied into a key field of n bytes; false when it does not fit. */
+static bool wp_mkey_set(char *out, size_t n, const char *s)
+{
+	size_t len = s ? strlen(s) : 0;
+
+	if (len >= n)
+		return false;
+	memcpy(out, s ? s : "", len + 1);
+	return true;
+}
+
+static bool wp_mkey_eq(const char *key, const char *s)
+{
+	return !strcmp(key, s ? s : "");
+}
+
+/* Does the cache hold r's connection-level labels (same snapshot, client and service)? */
+static bool wp_mcache_conn_eq(const struct wp_mcache *mc, const struct wp_mreq *r)
+{
+	return mc->serial && mc->serial == r->snap->serial && mc->src == r->src &&
+	       mc->svc == r->svc && wp_mkey_eq(mc->src_principal, r->src_principal);
+}
+
+static struct obs_series *const *wp_mcache_find(const struct wp_mcache *mc, const struct wp_mreq *r)
+{
+	const struct wp_mcache_ent *e;
+	unsigned int i;
+
+	if (!wp_mcache_conn_eq(mc, r))
+		return NULL;
+	for (i = 0; i < mc->n; i++) {
+		e = &mc->e[i];
+		if (e->dst == r->dst && e->code == r->code &&
+		    wp_mkey_eq(e->protocol, wp_mreq_protocol(r)) &&
+		    wp_mkey_eq(e->grpc_status, r->grpc_status) && wp_mkey_eq(e->flags, r->flags))
+			return e->s;
+	}
+	return NULL;
+}
+
+/* Remember s for r's labels; a label too long for the key is simply not cached. */
+static void wp_mcache_add(struct wp_mcache *mc, const struct wp_mreq *r,
+			  struct obs_series *const *s)
+{
+	struct wp_mcache_ent e;
+
+	if (!wp_mcache_conn_eq(mc, r)) {
+		mc->serial = 0;
+		mc->n = mc->next = 0;
+		if (!wp_mkey_set(mc->src_principal, sizeof(mc->src_principal), r->src_principal))
+			return;
+		mc->src = r->src;
+		mc->svc = r->svc;
+		mc->serial = r->snap->serial;
+	}
+	/* Filled aside: a label that does not fit leaves the entry in place as it was. */
+	if (!wp_mkey_set(e.protocol, sizeof(e.protocol), wp_mreq_protocol(r)) ||
+	    !wp_mkey_set(e.grpc_status, sizeof(e.grpc_status), r->grpc_status) ||
+	    !wp_mkey_set(e.flags, sizeof(e.flags), r->flags))
 		return;
+	e.dst = r->dst;
+	e.code = r->code;
+	e.s = s;
+	mc->e[mc->next] = e;
+	mc->next = (mc->next + 1) % WP_MCACHE_N;
+	if (mc->n < WP_MCACHE_N)
+		mc->n++;
+}
+
+void wp_metric_request(struct wp *wp, const struct wp_mreq *r)
+{
+	struct wp_mcache *mc = r->snap && r->snap->serial ? r->cache : NULL;
+	struct obs_series *const *s;
+
+	if (!wp->m)
+		return;
+	s = mc ? wp_mcache_find(mc, r) : NULL;
+	if (!s) {
+		s = wp_metric_series(wp, r);
+		if (!s)
+			return;
+		if (mc)
+			wp_mcache_add(mc, r, s);
+	}
 	obs_counter_add(s[WP_M_REQUESTS], 1);
 	obs_hist_observe(s[WP_M_DURATION], (double)r->duration_ms);
 	obs_hist_observe(s[WP_M_REQ_BYTES], (double)r->request_bytes);

@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <time.h>
 
+#include "obs/istio.h"
 #include "obs/log.h"
 
 #include "common/addr.h"
@@ -64,6 +65,7 @@ struct wp_stats;
 /* An immutable pair of configs, refcounted; swapped whole on reload. */
 struct wp_snap {
 	atomic_int refs;
+	uint64_t serial; /* unique per snapshot of the process, from 1 (wp_snap_load) */
 	struct zm_config *mesh;
 	struct l7_config *l7;
 	const struct zm_cfg_workload *self; /* the waypoint's own workload, if the mesh has it */
@@ -154,11 +156,39 @@ int wp_kube_l7(struct wp *wp, const struct zm_config *mesh, struct l7_config **o
 	       size_t len);
 char *wp_kube_dump(void);
 
+/*
+ * telemetry.c: the request series a downstream connection used last, so that its requests
+ * find their istio_requests_* series without formatting and looking up 25 label values each
+ * time. Most labels are fixed by the connection (the client workload and principal, the
+ * service), which is the cache's own key: a request that differs there empties it. The rest
+ * (endpoint workload, protocol, code, gRPC status, flags) take few values per connection:
+ * WP_MCACHE_N entries, replaced in turn. Workloads and services are compared by address
+ * within one snapshot only (wp_snap.serial): a request of another snapshot empties the cache
+ * first, so an address freed with an old snapshot and reused by a new one never matches.
+ * Zeroed is empty; nothing to free.
+ */
+#define WP_MCACHE_N 4
+struct wp_mcache {
+	uint64_t serial; /* of the snapshot the pointers come from; 0: empty */
+	const struct zm_cfg_workload *src;
+	const struct zm_cfg_service *svc;
+	char src_principal[OBS_ISTIO_ID_MAX];
+	unsigned int n, next; /* entries in use; the one replaced next */
+	struct wp_mcache_ent {
+		const struct zm_cfg_workload *dst;
+		unsigned int code;
+		char protocol[8], grpc_status[8], flags[8];
+		struct obs_series *const *s; /* the group's series (the registry's) */
+	} e[WP_MCACHE_N];
+};
+
 /* telemetry.c: one finished request, in Istio's metric names and labels. */
 struct wp_mreq {
-	const char *src_principal, *dst_principal; /* without spiffe:// ("" unknown) */
-	const struct zm_cfg_workload *src, *dst;   /* NULL when unknown */
-	const char *dst_workload;
+	const struct wp_snap *snap; /* where src, dst and svc come from */
+	struct wp_mcache *cache;    /* the connection's; NULL: none */
+	const char *src_principal;  /* without spiffe:// ("" unknown) */
+	/* NULL when unknown; dst's workload name and identity are the destination's labels */
+	const struct zm_cfg_workload *src, *dst;
 	const struct zm_cfg_service *svc;
 	const char *protocol; /* "http", "grpc" */
 	unsigned int code;

@@ -220,6 +220,64 @@ static void test_log_render(void)
 	ok(has(line, "scope=unregistered msg=m"), "an unregistered scope still prints its name");
 }
 
+/* The rendered record of one field, from obs_rec_join or obs_rec_strf ("%s" per part). */
+static void join_line(bool join, const char *const *parts, size_t n, char *line, size_t len)
+{
+	struct obs_rec r;
+
+	obs_rec_begin(&r, OBS_INFO, "access", "j");
+	if (join)
+		obs_rec_join(&r, "v", parts, n);
+	else if (n == 0)
+		obs_rec_strf(&r, "v", "%s", "");
+	else if (n == 1)
+		obs_rec_strf(&r, "v", "%s", parts[0]);
+	else
+		obs_rec_strf(&r, "v", "%s%s%s%s", parts[0], parts[1], parts[2], parts[3]);
+	obs_rec_u64(&r, "after", 1);
+	obs_rec_render(&r, line, len);
+	/* The timestamps may differ: compare from the level on. */
+	memmove(line, strstr(line, "level"), strlen(strstr(line, "level")) + 1);
+}
+
+static void test_log_join(void)
+{
+	static char big[1100], edge[1023];
+	const char *cases[][4] = {
+	    {"10.0.0.1:80", "(", "web-0", ")"},
+	    {"-", "(", "-", ")"},
+	    {"", "", "", ""},
+	    {"with space", "(", "q\"x", ")"},
+	    {big, "(", "w", ")"},
+	    {edge, "(", "w", ")"},
+	    {"a", "(", big, ")"},
+	};
+	char want[8192], got[8192];
+	size_t i;
+
+	memset(big, 'b', sizeof(big) - 1);
+	memset(edge, 'e', sizeof(edge) - 1);
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		join_line(false, cases[i], 4, want, sizeof(want));
+		join_line(true, cases[i], 4, got, sizeof(got));
+		ok(!strcmp(want, got),
+		   "obs_rec_join gives what obs_rec_strf gives, case %zu (%.60s)", i, got);
+	}
+	join_line(false, cases[0], 0, want, sizeof(want));
+	join_line(true, cases[0], 0, got, sizeof(got));
+	ok(!strcmp(want, got) && has(got, "v=\"\" after=1"), "no parts: an empty value (%s)", got);
+	join_line(true, (const char *const[]){"x", NULL, "y"}, 3, got, sizeof(got));
+	ok(has(got, " v=xy after=1"), "a NULL part is empty (%s)", got);
+	join_line(false, (const char *const[]){big}, 1, want, sizeof(want));
+	ok(has(want, "v=bbb") && strlen(strstr(want, "v=")) == 2 + 1023 + 8,
+	   "both cut at 1,023 bytes");
+	obs_log_set_format("json");
+	join_line(false, cases[3], 4, want, sizeof(want));
+	join_line(true, cases[3], 4, got, sizeof(got));
+	ok(!strcmp(want, got), "json: the same (%s)", got);
+	obs_log_set_format("logfmt");
+}
+
 /* One write(2) of the logger, if there is one now (a non-blocking SOCK_SEQPACKET keeps them apart).
  */
 static size_t drain(int fd, char *buf, size_t len)
@@ -550,6 +608,7 @@ int main(void)
 	test_istio_derivation();
 	test_scrape_hook();
 	test_log_render();
+	test_log_join();
 	test_log_batch();
 	test_ratelimit();
 	test_http_parse();

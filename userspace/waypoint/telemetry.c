@@ -222,7 +222,9 @@ void wp_request_finish(struct wp *wp, const struct wp_mreq *r)
 	obs_rec_str(&rec, "authority", wp_dash(r->authority));
 	obs_rec_str(&rec, "dst.service", r->svc ? r->svc->hostname : "-");
 	obs_rec_str(&rec, "route", wp_dash(r->route));
-	obs_rec_strf(&rec, "upstream", "%s(%s)", wp_dash(r->upstream), wp_dash(r->upstream_name));
+	obs_rec_join(
+	    &rec, "upstream",
+	    (const char *const[]){wp_dash(r->upstream), "(", wp_dash(r->upstream_name), ")"}, 4);
 	obs_rec_u64(&rec, "status", r->code);
 	obs_rec_str(&rec, "flags", wp_dash(r->flags));
 	obs_rec_str(&rec, "request_id", wp_dash(r->request_id));
@@ -243,7 +245,8 @@ static void wp_tcp_rec(struct obs_rec *rec, const struct wp_tcp_obs *o, const ch
 	obs_rec_str(rec, "src.workload", o->src ? o->src->name : "-");
 	obs_rec_str(rec, "authority", o->authority);
 	obs_rec_str(rec, "dst.service", o->svc ? o->svc->hostname : "-");
-	obs_rec_strf(rec, "upstream", "%s(%s)", o->upstream, o->dst ? o->dst->name : "-");
+	obs_rec_join(rec, "upstream",
+		     (const char *const[]){o->upstream, "(", o->dst ? o->dst->name : "-", ")"}, 4);
 }
 
 void wp_tcp_open(struct wp *wp, struct wp_tcp_obs *o)

@@ -326,6 +326,23 @@ void obs_rec_strf(struct obs_rec *r, const char *key, const char *fmt, ...)
 	obs_rec_add(r, key, tmp, strlen(tmp), false);
 }
 
+void obs_rec_join(struct obs_rec *r, const char *key, const char *const *parts, size_t n)
+{
+	char tmp[1024]; /* obs_rec_strf's */
+	size_t len = 0, m, i;
+
+	if (!r->on)
+		return;
+	for (i = 0; i < n && len < sizeof(tmp) - 1; i++) {
+		m = parts[i] ? strlen(parts[i]) : 0;
+		if (m > sizeof(tmp) - 1 - len)
+			m = sizeof(tmp) - 1 - len;
+		memcpy(tmp + len, parts[i] ? parts[i] : "", m);
+		len += m;
+	}
+	obs_rec_add(r, key, tmp, len, false);
+}
+
 /*
  * Decimal digits of v at the end of buf[24] (with a '-' first when neg); returns where they
  * start. By hand: a waypoint's access line has a dozen numbers, and vsnprintf per number was

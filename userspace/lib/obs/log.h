@@ -113,6 +113,11 @@ void obs_rec_msgf(struct obs_rec *r, const char *fmt, ...) __attribute__((format
 void obs_rec_str(struct obs_rec *r, const char *key, const char *val);
 void obs_rec_strf(struct obs_rec *r, const char *key, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/*
+ * A value joined from n parts (a NULL part is ""), as obs_rec_strf with "%s%s..." would give
+ * it (cut at the same 1,023 bytes), without a format to parse: for fields of every request.
+ */
+void obs_rec_join(struct obs_rec *r, const char *key, const char *const *parts, size_t n);
 void obs_rec_u64(struct obs_rec *r, const char *key, uint64_t v);
 void obs_rec_i64(struct obs_rec *r, const char *key, int64_t v);
 void obs_rec_bool(struct obs_rec *r, const char *key, bool v);

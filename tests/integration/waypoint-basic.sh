@@ -104,6 +104,18 @@ out=$(h_exec n1a curl -s -m 5 -H 'end-user: jason' "http://$VIP:9080/d" "http://
 t_like "$out" "^([0-9]+) $(($(cut -d' ' -f1 <<<"${out:-0}") + 1)) $(($(cut -d' ' -f1 <<<"${out:-0}") + 2)) $" \
 	"the waypoint reuses its upstream connection for the next keep-alive request"
 
+# Fields and a path longer than any fixed buffer go through whole, both ways (HTTP/1 on both
+# legs): a 5,000-byte request field, a 3,000-byte path, a 3,000-byte response field.
+long=$(printf "%05000d" 0 | tr 0 a)
+big=$(printf "%03000d" 0 | tr 0 b)
+lpath=/long/$(printf "%03000d" 0 | tr 0 p)
+out=$(h_exec n1a curl -s -m 5 -D - -H "x-long: $long" -H "x-echo-resp-header: x-big: $big" \
+	"http://$VIP:9080$lpath" | tr -d '\r')
+t_like "$(head -1 <<<"$out")" "^HTTP/1.1 200" "a 3,000-byte path and a 5,000-byte field: answered 200"
+t_is "$(grep -c "^request=GET ${lpath:0:1000}" <<<"$out")" 1 "the endpoint got the request line"
+t_is "$(grep -cx "header=x-long: $long" <<<"$out")" 1 "the endpoint got the 5,000-byte field whole"
+t_is "$(grep -cx "x-big: $big" <<<"$out")" 1 "the client got the 3,000-byte response field whole"
+
 # Weighted split after a live reload (mtime poll): bookinfo's 50/50 v1/v3.
 cp "$SAMPLES/virtual-service-reviews-50-v3.yaml" "$ROUTES"
 for i in $(seq 40); do grep -q "config reloaded" "$H_STATE/wp.log" && break; sleep 0.1; done

@@ -75,7 +75,7 @@ static int fail_next(const char *key, long limit)
 /* One request, whatever protocol brought it. */
 struct req {
 	char method[32], target[1024], version[16], host[256];
-	char hdrs[8][2][256]; /* the x-echo-resp-header fields */
+	char hdrs[8][2][3072]; /* the x-echo-resp-header fields */
 	int n_hdrs;
 	char lines[OUT_MAX]; /* "header=..." lines */
 	size_t lines_len;
@@ -114,10 +114,11 @@ static void req_header(struct req *q, const char *name, const char *value)
 		const char *colon = strchr(value, ':');
 
 		if (colon) {
-			snprintf(q->hdrs[q->n_hdrs][0], 256, "%.*s", (int)(colon - value), value);
+			snprintf(q->hdrs[q->n_hdrs][0], sizeof(q->hdrs[0][0]), "%.*s",
+				 (int)(colon - value), value);
 			for (colon++; *colon == ' '; colon++)
 				;
-			snprintf(q->hdrs[q->n_hdrs][1], 256, "%s", colon);
+			snprintf(q->hdrs[q->n_hdrs][1], sizeof(q->hdrs[0][1]), "%s", colon);
 			q->n_hdrs++;
 		}
 	}
@@ -359,7 +360,7 @@ static void *serve(void *arg)
 		q.conn_req = ++nreq;
 		answer(&q, &a);
 		{
-			char hdr[4096];
+			char hdr[sizeof(q.hdrs) + 4096];
 			int hn =
 			    snprintf(hdr, sizeof(hdr),
 				     "HTTP/1.1 %d X\r\ncontent-type: text/plain\r\nx-pod: %s\r\n",

@@ -339,14 +339,17 @@ static void wp_h1d_input(struct wp_conn *c)
 
 /* ---- the response ---- */
 
+static void wp_h1d_resp_reset(struct wp_req *r);
+
 static void wp_h1d_resp_head(struct wp_req *r, const struct wp_resp *resp, bool end)
 {
 	struct wp_h1d *d = r->cx;
 	struct wp_q q = {0};
 	bool body = h1_resp_has_body(r->method, resp->status);
 	size_t i;
+	int err;
 
-	wp_q_printf(&q, "HTTP/1.1 %u %s\r\n", resp->status, wp_reason(resp->status));
+	err = wp_q_printf(&q, "HTTP/1.1 %u %s\r\n", resp->status, wp_reason(resp->status));
 	for (i = 0; i < resp->h.n; i++) {
 		const struct l7_header *f = &resp->h.h[i];
 
@@ -354,24 +357,29 @@ static void wp_h1d_resp_head(struct wp_req *r, const struct wp_resp *resp, bool 
 		    !strcmp(f->name, "content-length") || !strcmp(f->name, "keep-alive") ||
 		    strpbrk(f->value, "\r\n"))
 			continue;
-		wp_q_printf(&q, "%s: %s\r\n", f->name, f->value);
+		err = err ?: wp_q_field(&q, f->name, f->value);
 	}
 	d->resp_chunked = false;
 	if (resp->len >= 0 && (body || d->head_req)) {
-		wp_q_printf(&q, "content-length: %lld\r\n", (long long)resp->len);
+		err = err ?: wp_q_printf(&q, "content-length: %lld\r\n", (long long)resp->len);
 	} else if (body && end) {
-		wp_q_printf(&q, "content-length: 0\r\n");
+		err = err ?: wp_q_field(&q, "content-length", "0");
 	} else if (body && r->minor >= 1) {
 		d->resp_chunked = true;
-		wp_q_printf(&q, "transfer-encoding: chunked\r\n");
+		err = err ?: wp_q_field(&q, "transfer-encoding", "chunked");
 	} else if (body) {
 		d->close_after = true; /* an HTTP/1.0 client: the close ends the body */
 	}
 	if (d->state == WP_H1D_BODY && end)
 		d->close_after = true; /* answered before the request was read: no reuse */
 	if (d->close_after)
-		wp_q_printf(&q, "connection: close\r\n");
-	wp_q_put(&q, "\r\n", 2);
+		err = err ?: wp_q_field(&q, "connection", "close");
+	err = err ?: wp_q_put(&q, "\r\n", 2);
+	if (err) { /* out of memory: no head at all rather than a cut one */
+		wp_q_free(&q);
+		wp_h1d_resp_reset(r);
+		return;
+	}
 	wp_conn_send(d->c, wp_q_data(&q), wp_q_size(&q));
 	wp_q_free(&q);
 	if (end) {
@@ -442,13 +450,17 @@ static void wp_h1d_upgraded(struct wp_req *r, const struct wp_resp *resp, struct
 	struct wp_conn *c = d->c;
 	struct wp_q q = {0};
 	size_t i;
+	int err;
 
-	wp_q_printf(&q, "HTTP/1.1 101 Switching Protocols\r\n");
+	err = wp_q_printf(&q, "HTTP/1.1 101 Switching Protocols\r\n");
 	for (i = 0; i < resp->h.n; i++)
 		if (!strpbrk(resp->h.h[i].value, "\r\n"))
-			wp_q_printf(&q, "%s: %s\r\n", resp->h.h[i].name, resp->h.h[i].value);
-	wp_q_printf(&q, "connection: upgrade\r\nupgrade: websocket\r\n\r\n");
-	wp_conn_send(c, wp_q_data(&q), wp_q_size(&q));
+			err = err ?: wp_q_field(&q, resp->h.h[i].name, resp->h.h[i].value);
+	err = err ?: wp_q_printf(&q, "connection: upgrade\r\nupgrade: websocket\r\n\r\n");
+	if (err)
+		wp_conn_reset(c, HB_ERR_CONNECT_ERROR);
+	else
+		wp_conn_send(c, wp_q_data(&q), wp_q_size(&q));
 	wp_q_free(&q);
 	d->r = NULL;
 	d->state = WP_H1D_CLOSED;

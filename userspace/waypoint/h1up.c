@@ -125,26 +125,30 @@ static int wp_h1c_send_head(struct wp_h1c *c, struct wp_req *r)
 	size_t i;
 	int err;
 
-	wp_q_printf(&q, "%s %s HTTP/1.1\r\nhost: %s\r\n", r->method, r->up_path, r->up_authority);
+	/* Put piece by piece: a path or field of any length goes out whole. */
+	err = wp_q_put(&q, r->method, strlen(r->method)) ?: wp_q_put(&q, " ", 1)
+	      ?: wp_q_put(&q, r->up_path, strlen(r->up_path)) ?: wp_q_put(&q, " HTTP/1.1\r\n", 11)
+	      ?: wp_q_field(&q, "host", r->up_authority);
 	for (i = 0; i < r->up_h.n; i++) {
 		const struct l7_header *h = &r->up_h.h[i];
 
 		if (h->name[0] == ':' || wp_h1_framing_field(h->name) ||
 		    !wp_h1_field_ok(h->name, h->value))
 			continue;
-		wp_q_printf(&q, "%s: %s\r\n", h->name, h->value);
+		err = err ?: wp_q_field(&q, h->name, h->value);
 	}
 	/* WebSocket: the hop-by-hop Upgrade pair is the one thing passed on, as Envoy does. */
 	if (r->websocket)
-		wp_q_printf(&q, "connection: upgrade\r\nupgrade: websocket\r\n");
+		err = err ?: wp_q_field(&q, "connection", "upgrade")
+			  ?: wp_q_field(&q, "upgrade", "websocket");
 	c->body_chunked = false;
 	if (r->body_len >= 0) {
-		wp_q_printf(&q, "content-length: %lld\r\n", (long long)r->body_len);
+		err = err ?: wp_q_printf(&q, "content-length: %lld\r\n", (long long)r->body_len);
 	} else if (!(r->body_eof && !r->req_bytes)) {
 		c->body_chunked = true;
-		wp_q_printf(&q, "transfer-encoding: chunked\r\n");
+		err = err ?: wp_q_field(&q, "transfer-encoding", "chunked");
 	}
-	err = wp_q_put(&q, "\r\n", 2) ?: wp_tun_write(c->t, wp_q_data(&q), wp_q_size(&q));
+	err = err ?: wp_q_put(&q, "\r\n", 2) ?: wp_tun_write(c->t, wp_q_data(&q), wp_q_size(&q));
 	wp_q_free(&q);
 	c->sent_head = true;
 	return err;

@@ -63,6 +63,12 @@ int wp_q_printf(struct wp_q *q, const char *fmt, ...)
 	return wp_q_put(q, buf, (size_t)n);
 }
 
+int wp_q_field(struct wp_q *q, const char *name, const char *value)
+{
+	return wp_q_put(q, name, strlen(name)) ?: wp_q_put(q, ": ", 2)
+		?: wp_q_put(q, value, strlen(value)) ?: wp_q_put(q, "\r\n", 2);
+}
+
 void wp_q_drop(struct wp_q *q, size_t n)
 {
 	q->off += n;

@@ -354,6 +354,59 @@ static uint8_t th_pattern(size_t i)
 	return (uint8_t)(i * 31 + (i >> 12));
 }
 
+/*
+ * lib/hbone's byte queues: a drained queue holds no buffer and the next one gets it back from
+ * the thread's pool; a queue kept nearly full while it drains (a connection's ciphertext with
+ * the socket full) keeps its bytes in order and moves at most three bytes per byte appended,
+ * growing once instead of moving its whole content for every record.
+ */
+static void test_buffers(void)
+{
+	static uint8_t src[4u << 20];
+	size_t i, in = 0, out = 0, moved = 0, grew = 0, off, good = 1;
+	struct hb_buf b = {0};
+	const uint8_t *first;
+
+	for (i = 0; i < sizeof(src); i++)
+		src[i] = th_pattern(i);
+	ok(!hb_buf_append(&b, src, 1000) && b.cap == 16u << 10,
+	   "buffers: a small queue has 16 KiB");
+	first = b.data;
+	hb_buf_drop(&b, 1000);
+	ok(!b.data && !b.cap && !b.len, "a drained queue holds no buffer");
+	hb_buf_append(&b, src, 10);
+	ok(b.data == first, "the next queue gets the drained one back from the thread's pool");
+	hb_buf_free(&b);
+
+	in = 250u << 10;
+	hb_buf_append(&b, src, in);
+	is_int((int)b.cap, 256 << 10, "250 KiB queued: 256 KiB");
+	while (in + (16u << 10) <= sizeof(src)) {
+		off = b.off;
+		first = b.data;
+		hb_buf_drop(&b, 16u << 10);
+		out += 16u << 10;
+		hb_buf_append(&b, src + in, 16u << 10);
+		in += 16u << 10;
+		if (b.data != first)
+			grew++;
+		else if (b.off != off + (16u << 10))
+			moved += b.len - (16u << 10);
+		good &= b.len == in - out && !memcmp(b.data + b.off, src + out, b.len);
+	}
+	ok(good, "4 MiB through a nearly full queue, every byte in order");
+	is_int((int)grew, 1, "it grew once");
+	is_int((int)b.cap, 512 << 10, "to 512 KiB");
+	ok(moved <= 3 * (in - (250u << 10)),
+	   "moved %zu bytes for %zu appended (at most 3 per byte)", moved, in - (250u << 10));
+	hb_buf_free(&b);
+	hb_thread_trim();
+	ok(!hb_buf_append(&b, src, 600u << 10) && b.cap == 1u << 20,
+	   "after a trim, 600 KiB: 1 MiB");
+	hb_buf_free(&b);
+	hb_thread_trim();
+}
+
 static void test_flow_control(void)
 {
 	const size_t total = 12u << 20;
@@ -565,6 +618,7 @@ int main(void)
 	test_bad_requests();
 	test_many_streams();
 	test_batching();
+	test_buffers();
 	test_flow_control();
 	test_ping_and_goaway();
 	test_protocol_errors();

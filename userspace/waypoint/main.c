@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "common/cliopt.h"
+#include "common/heap.h"
 #include "common/netns.h"
 #include "common/version.h"
 #include "obs/admin.h"
@@ -455,6 +456,7 @@ int main(int argc, char **argv)
 	uint64_t nofile = 0;
 
 	wp_g = &wp;
+	zm_heap_init();
 	obs_log_init("waypoint", wp_log_scopes);
 	if (wp_parse_opts(&wp, argc, argv, &check))
 		return zm_opt_usage("waypoint", WP_USAGE_LINE);

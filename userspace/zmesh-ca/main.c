@@ -24,6 +24,7 @@
 #include "caclient/caclient.h"
 #include "common/addr.h"
 #include "common/cliopt.h"
+#include "common/heap.h"
 #include "common/version.h"
 #include "obs/admin.h"
 #include "obs/log.h"
@@ -359,6 +360,7 @@ int main(int argc, char **argv)
 		argv++;
 		argc--;
 	}
+	zm_heap_init();
 	obs_log_init("zmesh-ca", zca_log_scopes);
 	z.peer_conns = ZCA_PEER_CONNS_DEFAULT;
 	z.handshake_ms = ZCA_HANDSHAKE_MS_DEFAULT;

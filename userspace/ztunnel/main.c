@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "common/cliopt.h"
+#include "common/heap.h"
 #include "common/netns.h"
 #include "common/version.h"
 #include "config/config.h"
@@ -400,6 +401,7 @@ int main(int argc, char **argv)
 				   .ready_port = ZM_PORT_READY,
 				   .poll_ms = 1000,
 				   .pool_idle_ms = ZT_POOL_IDLE_MS};
+	zm_heap_init();
 	obs_log_init("ztunnel", zt_log_scopes);
 	if (zt_parse_opts(argc, argv, &zt.opts))
 		return zm_opt_usage("ztunnel", ZT_USAGE_LINE);

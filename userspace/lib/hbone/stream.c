@@ -13,34 +13,56 @@
 
 #include "internal.h"
 
-#define HB_BUF_MIN  (16u << 10)
-#define HB_BUF_BIG  (256u << 10) /* the size a busy buffer jumps to, pooled when drained */
-#define HB_POOL_MAX 8		 /* drained buffers a thread keeps per size, for the next user */
+#define HB_BUF_MIN	(16u << 10)
+#define HB_BUF_BIG	(256u << 10) /* the size a busy buffer jumps to; then it doubles */
+#define HB_POOL_CLASSES 4	     /* pooled sizes: 16 KiB, then 256 KiB, 512 KiB and 1 MiB */
+#define HB_POOL_MAX	8 /* drained buffers a thread keeps per size, for the next user */
 
 /*
- * The calling thread's spare big buffers. A bulk transfer drains and refills its buffers
- * many times a second; parking a drained one here (instead of free() and a fresh malloc()
- * grown by doubling, which copied the live bytes each time) keeps that cheap, and a buffer
- * of an idle stream or connection is never kept by its owner. lib/hbone's objects belong to
- * one thread (hbone.h), so a buffer never changes threads while in use.
+ * The calling thread's spare buffers, one pool per size. A bulk transfer drains and refills
+ * its buffers many times a second (a connection's frames and records grow past 256 KiB each
+ * time the socket is full); parking a drained one here instead of free() and a fresh malloc()
+ * keeps that cheap and, above all, keeps big blocks from going back and forth between the
+ * heap and the kernel (lib/common/heap.h fixes the allocator's thresholds, so a big block is
+ * its own mapping). A request/response stream fills and drains a small one each way per
+ * request, and a malloc()/free() pair per request showed in its profile (3%). A buffer of an
+ * idle stream or connection is never kept by its owner, and a quiet thread gives the pools
+ * back (hb_thread_trim). lib/hbone's objects belong to one thread (hbone.h), so a buffer never
+ * changes threads while in use.
  */
 struct hb_pool {
 	uint8_t *p[HB_POOL_MAX];
 	int n;
 };
 
-/* Big buffers (bulk), and small ones: a request/response stream fills and drains one each way
- * per request, and a malloc()/free() pair per request showed in its profile (3%). */
-static __thread struct hb_pool hb_pool, hb_spool;
+static __thread struct hb_pool hb_pools[HB_POOL_CLASSES];
 
-static uint8_t *hb_pool_get(struct hb_pool *pool, size_t size)
+/* The pool of buffers of size cap, or NULL for a size that is not pooled. */
+static struct hb_pool *hb_pool_of(size_t cap)
 {
-	return pool->n ? pool->p[--pool->n] : malloc(size);
+	size_t size = HB_BUF_BIG;
+	int c;
+
+	if (cap == HB_BUF_MIN)
+		return &hb_pools[0];
+	for (c = 1; c < HB_POOL_CLASSES; c++, size *= 2)
+		if (cap == size)
+			return &hb_pools[c];
+	return NULL;
 }
 
-static void hb_pool_put(struct hb_pool *pool, uint8_t *p)
+static uint8_t *hb_pool_get(size_t cap)
 {
-	if (pool->n < HB_POOL_MAX)
+	struct hb_pool *pool = hb_pool_of(cap);
+
+	return pool && pool->n ? pool->p[--pool->n] : malloc(cap);
+}
+
+static void hb_pool_put(uint8_t *p, size_t cap)
+{
+	struct hb_pool *pool = hb_pool_of(cap);
+
+	if (pool && pool->n < HB_POOL_MAX)
 		pool->p[pool->n++] = p;
 	else
 		free(p);
@@ -48,47 +70,46 @@ static void hb_pool_put(struct hb_pool *pool, uint8_t *p)
 
 uint8_t *hb_buf_reserve(struct hb_buf *b, size_t n)
 {
-	size_t need, cap;
+	size_t need = b->len + n, cap;
 	uint8_t *d;
 
-	if (b->off && b->off + b->len + n > b->cap) {
+	if (b->off + need <= b->cap)
+		return b->data + b->off + b->len;
+	/*
+	 * Move the live bytes to the front only when that leaves a quarter of the buffer free:
+	 * then the bytes moved are at most three times the bytes appended before the next move.
+	 * A nearly full buffer that moved its bytes for every record appended (a connection's
+	 * ciphertext while the socket is full) copied its whole content per 16 KiB.
+	 */
+	if (b->off && need <= b->cap - b->cap / 4) {
 		memmove(b->data, b->data + b->off, b->len);
 		b->off = 0;
+		return b->data + b->len;
 	}
-	need = b->off + b->len + n;
-	if (need > b->cap) {
-		cap = need <= HB_BUF_MIN ? HB_BUF_MIN : HB_BUF_BIG;
-		while (cap < need)
-			cap *= 2;
-		if (cap == HB_BUF_MIN && !b->data) {
-			d = hb_pool_get(&hb_spool, HB_BUF_MIN);
-		} else if (cap == HB_BUF_BIG) {
-			d = hb_pool_get(&hb_pool, HB_BUF_BIG);
-			if (d && b->len)
-				memcpy(d, b->data + b->off, b->len);
-			if (d && b->cap == HB_BUF_MIN)
-				hb_pool_put(&hb_spool, b->data);
-			else if (d)
-				free(b->data);
-			if (d)
-				b->off = 0;
-		} else {
-			d = realloc(b->data, cap);
-		}
-		if (!d)
-			return NULL;
-		b->data = d;
-		b->cap = cap;
-	}
-	return b->data + b->off + b->len;
+	/* The next size that holds it, and bigger than now: moving is what was refused. */
+	cap = need <= HB_BUF_MIN ? HB_BUF_MIN : HB_BUF_BIG;
+	while (cap < need || cap <= b->cap)
+		cap = cap == HB_BUF_MIN ? HB_BUF_BIG : cap * 2;
+	d = hb_pool_get(cap);
+	if (!d)
+		return NULL;
+	if (b->len)
+		memcpy(d, b->data + b->off, b->len);
+	if (b->data)
+		hb_pool_put(b->data, b->cap);
+	b->data = d;
+	b->off = 0;
+	b->cap = cap;
+	return b->data + b->len;
 }
 
 void hb_thread_trim(void)
 {
-	while (hb_pool.n)
-		free(hb_pool.p[--hb_pool.n]);
-	while (hb_spool.n)
-		free(hb_spool.p[--hb_spool.n]);
+	struct hb_pool *pool;
+
+	for (pool = hb_pools; pool < hb_pools + HB_POOL_CLASSES; pool++)
+		while (pool->n)
+			free(pool->p[--pool->n]);
 	hb_tlsio_trim();
 }
 
@@ -119,12 +140,8 @@ void hb_buf_drop(struct hb_buf *b, size_t n)
 
 void hb_buf_free(struct hb_buf *b)
 {
-	if (b->cap == HB_BUF_BIG)
-		hb_pool_put(&hb_pool, b->data);
-	else if (b->cap == HB_BUF_MIN)
-		hb_pool_put(&hb_spool, b->data);
-	else
-		free(b->data);
+	if (b->data)
+		hb_pool_put(b->data, b->cap);
 	memset(b, 0, sizeof(*b));
 }
 

@@ -166,6 +166,7 @@ run_wl() { # run_wl NODE NAME: a zm-echo container on the node's chained CNI net
 run_wl n1 a1
 t_ok $? "podman runs container a1 on n1's chained network" || echo "# $(cat "$H_STATE/run-a1.err")"
 run_wl n1 a2
+t_ok $? "and a2 on n1's" || echo "# $(cat "$H_STATE/run-a2.err")"
 run_wl n2 b1
 t_ok $? "and b1 on n2's" || echo "# $(cat "$H_STATE/run-b1.err")"
 ipof() { pm "$1" inspect "$2" --format '{{.NetworkSettings.Networks.zmt.IPAddress}}'; }

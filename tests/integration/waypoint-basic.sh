@@ -105,14 +105,15 @@ t_like "$out" "^([0-9]+) $(($(cut -d' ' -f1 <<<"${out:-0}") + 1)) $(($(cut -d' '
 	"the waypoint reuses its upstream connection for the next keep-alive request"
 
 # Fields and a path longer than any fixed buffer go through whole, both ways (HTTP/1 on both
-# legs): a 5,000-byte request field, a 3,000-byte path, a 3,000-byte response field.
+# legs): a 5,000-byte request field, a 6,000-byte path, a 3,000-byte response field.
 long=$(printf "%05000d" 0 | tr 0 a)
 big=$(printf "%03000d" 0 | tr 0 b)
-lpath=/long/$(printf "%03000d" 0 | tr 0 p)
+lpath=/long/$(printf "%05994d" 0 | tr 0 p)
 out=$(h_exec n1a curl -s -m 5 -D - -H "x-long: $long" -H "x-echo-resp-header: x-big: $big" \
 	"http://$VIP:9080$lpath" | tr -d '\r')
-t_like "$(head -1 <<<"$out")" "^HTTP/1.1 200" "a 3,000-byte path and a 5,000-byte field: answered 200"
-t_is "$(grep -c "^request=GET ${lpath:0:1000}" <<<"$out")" 1 "the endpoint got the request line"
+t_like "$(head -1 <<<"$out")" "^HTTP/1.1 200" "a 6,000-byte path and a 5,000-byte field: answered 200"
+t_is "$(grep -c "^request=GET ${lpath:0:1000}" <<<"$out")$(sed -n 's/^target_len=//p' <<<"$out")" 16000 \
+	"the endpoint got the request line with the whole path"
 t_is "$(grep -cx "header=x-long: $long" <<<"$out")" 1 "the endpoint got the 5,000-byte field whole"
 t_is "$(grep -cx "x-big: $big" <<<"$out")" 1 "the client got the 3,000-byte response field whole"
 

@@ -171,8 +171,14 @@ spec:
   - match: [{uri: {exact: /auth}}]
     rewrite: {authority: new-authority}
     route: [{destination: {host: b}}]
+  - match: [{uri: {prefix: /longrw/}}]
+    rewrite: {uri: /r/}
+    route: [{destination: {host: b}}]
 YAML
+tail=$(printf "%06000d" 0 | tr 0 p)
 for P in h1 h2; do
+	t_is "$(call $P "http://$B/longrw/$tail" | sed -n 's/^target_len=//p')" 6003 \
+		"$P: a 6,000-byte path rewritten (prefix /longrw/ -> /r/) reaches the endpoint whole"
 	t_is "$(code $P "http://$B/weird")" 404 "$P: weird header absent: no route, 404"
 	t_is "$(code $P -H "a!#\$%&'*+-.^_\`|~z: why" "http://$B/weird")" 200 "$P: weird header present: 200"
 	t_is "$(code $P -X POST "http://$B/pseudo")" 404 "$P: :method GET does not match a POST"

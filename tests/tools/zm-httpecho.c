@@ -75,6 +75,7 @@ static int fail_next(const char *key, long limit)
 /* One request, whatever protocol brought it. */
 struct req {
 	char method[32], target[1024], version[16], host[256];
+	size_t target_len;     /* the whole target's, which target may hold only the start of */
 	char hdrs[8][2][3072]; /* the x-echo-resp-header fields */
 	int n_hdrs;
 	char lines[OUT_MAX]; /* "header=..." lines */
@@ -210,6 +211,7 @@ static void answer(struct req *q, struct resp *a)
 	o += (size_t)snprintf(a->body + o, sizeof(a->body) - o, "pod=%s\n", pod_name);
 	o += (size_t)snprintf(a->body + o, sizeof(a->body) - o, "request=%s %s %s\n", q->method,
 			      q->target, q->version);
+	o += (size_t)snprintf(a->body + o, sizeof(a->body) - o, "target_len=%zu\n", q->target_len);
 	for (i = 0; i < n_labels; i++)
 		o += (size_t)snprintf(a->body + o, sizeof(a->body) - o, "label=%s\n", labels[i]);
 	if (call_url) {
@@ -320,6 +322,9 @@ static void *serve(void *arg)
 			/* Not a request line (bytes relayed as TCP): echoed as they came. */
 			snprintf(q.target, sizeof(q.target), "%.1023s", line);
 			q.method[0] = q.version[0] = '\0';
+			q.target_len = strlen(line);
+		} else {
+			q.target_len = strcspn(line + strlen(q.method) + 1, " ");
 		}
 		if (!strcmp(q.version, "HTTP/1.0"))
 			close_after = 1;
@@ -462,9 +467,10 @@ static int h2_on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_
 	snprintf(v, sizeof(v), "%.*s", (int)vlen, value);
 	if (!strcmp(n, ":method"))
 		snprintf(st->q.method, sizeof(st->q.method), "%.31s", v);
-	else if (!strcmp(n, ":path"))
+	else if (!strcmp(n, ":path")) {
 		snprintf(st->q.target, sizeof(st->q.target), "%s", v);
-	else if (!strcmp(n, ":authority"))
+		st->q.target_len = vlen;
+	} else if (!strcmp(n, ":authority"))
 		req_header(&st->q, "host", v);
 	else if (n[0] != ':')
 		req_header(&st->q, n, v);

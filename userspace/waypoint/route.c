@@ -207,16 +207,34 @@ static const char *wp_route_authority(const struct wp_req *r, const char *req_au
 	return req_auth;
 }
 
+#define WP_PATH_MAX (256u << 10) /* a rewritten path: a head is at most 32 KiB (lib/http1) */
+
+/*
+ * The path sent upstream, rewritten, whatever its length (a regex rewrite can make it longer
+ * than the head it came in); the path as it came when there is no route or the rewrite fails
+ * (the regex engine gave up, or the result is over WP_PATH_MAX). NULL when out of memory.
+ */
+static char *wp_route_path(struct wp_req *r, const struct l7_request *req)
+{
+	size_t len;
+	char *buf;
+
+	for (len = 4096; r->route && len <= WP_PATH_MAX; len *= 4) {
+		buf = malloc(len);
+		if (!buf || !l7_rewrite_path(r->route, r->match, req, buf, len))
+			return buf;
+		free(buf);
+	}
+	return strdup(r->path);
+}
+
 int wp_route_upstream_head(struct wp_req *r)
 {
 	struct l7_request req;
-	char path[4096];
 	int err;
 
 	wp_route_view(r, &req);
-	if (!r->route || l7_rewrite_path(r->route, r->match, &req, path, sizeof(path)))
-		snprintf(path, sizeof(path), "%s", r->path);
-	r->up_path = strdup(path);
+	r->up_path = wp_route_path(r, &req);
 	r->up_authority = strdup(wp_route_authority(r, req.authority));
 	if (!r->up_path || !r->up_authority)
 		return -ENOMEM;

@@ -1,9 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
  * The socket zmesh-cni talks to: RUN_DIR/cni.sock (mode 0600: root only), served on a thread
- * of its own while ztunnel is ready (listeners up, first enrollment done, no /drain yet);
- * otherwise the socket does not exist, which the plugin reads as "ztunnel is not up yet" and fails
- * the ADD so the pod never starts outside the mesh. One request per connection: a JSON
+ * of its own from the moment ztunnel is first ready (listeners up, first enrollment done)
+ * until /drain or the stop; otherwise the socket does not exist, which the plugin reads as
+ * "ztunnel is not up yet" and fails the ADD so the pod never starts outside the mesh. Being
+ * unready for a while later (a new pod's certificate not issued yet, an address still to
+ * enroll) does not take the socket away: that would refuse every other new pod on the node
+ * meanwhile, and an ADD that cannot be carried out fails on its own (below). One request per connection: a JSON
  * object ending in a newline (at most 64 KiB, 2 s to arrive), one JSON line back:
  *
  *   {"op":"add","containerId":..,"namespace":..,"name":..,"uid":..,"veth":..,"cgroup":..,
@@ -289,8 +292,8 @@ static void *zt_cni_main(void *arg)
 		return NULL;
 	}
 	obs_log(OBS_INFO, "cni", "accepting pods on %s", zt_cni_path);
-	/* Unready again (preStop's /drain, or stopping): new pods wait for the next ztunnel. */
-	while (!atomic_load(&zt->stop) && atomic_load(&zt->ready)) {
+	/* Draining (preStop's /drain) or stopping: new pods wait for the next ztunnel. */
+	while (!atomic_load(&zt->stop) && !atomic_load(&zt->draining)) {
 		if (poll(&p, 1, 250) <= 0)
 			continue;
 		c = accept4(p.fd, NULL, NULL, SOCK_CLOEXEC);

@@ -6,8 +6,9 @@
  * "ztunnel is not up yet" and fails the ADD so the pod never starts outside the mesh. Being
  * unready for a while later (a new pod's certificate not issued yet, an address still to
  * enroll) does not take the socket away: that would refuse every other new pod on the node
- * meanwhile, and an ADD that cannot be carried out fails on its own (below). One request per connection: a JSON
- * object ending in a newline (at most 64 KiB, 2 s to arrive), one JSON line back:
+ * meanwhile, and an ADD that cannot be carried out fails on its own (below). One request per
+ * connection: a JSON object ending in a newline (at most 64 KiB, 2 s to arrive), one JSON line
+ * back:
  *
  *   {"op":"add","containerId":..,"namespace":..,"name":..,"uid":..,"veth":..,"cgroup":..,
  *    "addresses":[..]}        -> {"ok":true,"mesh":true,"identity":"spiffe://..",

@@ -126,9 +126,8 @@ static int wp_h1c_send_head(struct wp_h1c *c, struct wp_req *r)
 	int err;
 
 	/* Put piece by piece: a path or field of any length goes out whole. */
-	err = wp_q_put(&q, r->method, strlen(r->method)) ?: wp_q_put(&q, " ", 1)
-	      ?: wp_q_put(&q, r->up_path, strlen(r->up_path)) ?: wp_q_put(&q, " HTTP/1.1\r\n", 11)
-	      ?: wp_q_field(&q, "host", r->up_authority);
+	err = wp_q_puts(&q, r->method) ?: wp_q_puts(&q, " ") ?: wp_q_puts(&q, r->up_path)
+	      ?: wp_q_puts(&q, " HTTP/1.1\r\n") ?: wp_q_field(&q, "host", r->up_authority);
 	for (i = 0; i < r->up_h.n; i++) {
 		const struct l7_header *h = &r->up_h.h[i];
 

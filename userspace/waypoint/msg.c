@@ -63,10 +63,15 @@ int wp_q_printf(struct wp_q *q, const char *fmt, ...)
 	return wp_q_put(q, buf, (size_t)n);
 }
 
+int wp_q_puts(struct wp_q *q, const char *s)
+{
+	return wp_q_put(q, s, strlen(s));
+}
+
 int wp_q_field(struct wp_q *q, const char *name, const char *value)
 {
-	return wp_q_put(q, name, strlen(name)) ?: wp_q_put(q, ": ", 2)
-		?: wp_q_put(q, value, strlen(value)) ?: wp_q_put(q, "\r\n", 2);
+	return wp_q_puts(q, name) ?: wp_q_puts(q, ": ") ?: wp_q_puts(q, value)
+		?: wp_q_puts(q, "\r\n");
 }
 
 void wp_q_drop(struct wp_q *q, size_t n)

@@ -27,6 +27,8 @@ size_t wp_q_size(const struct wp_q *q);
 /* Append; 0 or -ENOMEM. */
 int wp_q_put(struct wp_q *q, const void *buf, size_t len);
 int wp_q_printf(struct wp_q *q, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A NUL-terminated string appended, without its NUL. */
+int wp_q_puts(struct wp_q *q, const char *s);
 /* "name: value\r\n", whatever their length (a long cookie or URL is never cut or dropped). */
 int wp_q_field(struct wp_q *q, const char *name, const char *value);
 void wp_q_drop(struct wp_q *q, size_t n);
